@@ -1,0 +1,68 @@
+package journal
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the journal's Prometheus metrics.
+type Metrics struct {
+	AppendDuration prometheus.Histogram
+	CommitDuration prometheus.Histogram
+	GroupSize      prometheus.Histogram
+	Fsyncs         prometheus.Counter
+	AppendedBytes  prometheus.Counter
+	AppendedEvents prometheus.Counter
+	Bytes          prometheus.Gauge
+	MaxBytes       prometheus.Gauge
+	Entries        prometheus.Gauge
+	Writable       prometheus.Gauge
+	Compacted      prometheus.Counter
+	RecoveryCut    prometheus.Counter
+	ChainSequence  *prometheus.GaugeVec
+	// EventsLost counts events that should exist but could not be journaled, by reason. It must
+	// stay at zero; the proxy increments it too (fail_open losses).
+	EventsLost *prometheus.CounterVec
+}
+
+// NewMetrics creates the journal metrics and registers them on reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	const ns, sub = "flowker_audit", "journal"
+	m := &Metrics{
+		AppendDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "append_duration_seconds",
+			Help:    "Time from an append request to its event being durable (includes waiting for the group commit).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}),
+		CommitDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "commit_duration_seconds",
+			Help:    "Duration of one group commit transaction, fsync included.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}),
+		GroupSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "group_commit_events",
+			Help:    "Number of events made durable by one group commit.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
+		Fsyncs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "fsyncs_total",
+			Help: "Group commits written with fsync."}),
+		AppendedBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "appended_bytes_total",
+			Help: "Bytes of event records appended to the journal."}),
+		AppendedEvents: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "appended_events_total",
+			Help: "Events appended to the journal."}),
+		Bytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "bytes",
+			Help: "Bytes of event records currently retained in the journal (bounded by journal.max_bytes)."}),
+		MaxBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "max_bytes",
+			Help: "Configured bound on retained journal bytes; audited requests are refused (fail_closed) at the bound."}),
+		Entries: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "entries",
+			Help: "Events currently retained in the journal (not yet acknowledged by every sink, or not yet compacted)."}),
+		Writable: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "writable",
+			Help: "1 when the journal accepts appends, 0 when it is full or failing."}),
+		Compacted: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "compacted_events_total",
+			Help: "Events removed from the journal after every sink acknowledged them."}),
+		RecoveryCut: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "recovery_cut_records_total",
+			Help: "Corrupt records cut from the journal tail during recovery at startup."}),
+		ChainSequence: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "chain", Name: "sequence",
+			Help: "Sequence number of the last event appended to the chain."}, []string{"chain"}),
+		EventsLost: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_lost_total",
+			Help: "Audit events that could not be journaled (must stay 0), by reason."}, []string{"reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.AppendDuration, m.CommitDuration, m.GroupSize, m.Fsyncs, m.AppendedBytes, m.AppendedEvents,
+			m.Bytes, m.MaxBytes, m.Entries, m.Writable, m.Compacted, m.RecoveryCut, m.ChainSequence, m.EventsLost)
+	}
+	return m
+}
