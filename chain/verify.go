@@ -9,14 +9,13 @@ type Reason string
 
 // Verification failure reasons.
 const (
-	ReasonHashMismatch Reason = "hash mismatch"   // the stored hash is not the hash of the stored fields
-	ReasonBrokenLink   Reason = "broken link"     // previousHash differs from the previous event's hash
-	ReasonGap          Reason = "gap"             // a sequence number is missing
-	ReasonDuplicate    Reason = "duplicate"       // a sequence number appears twice
-	ReasonWrongChain   Reason = "wrong chain"     // an event of another chain was handed in
-	ReasonOutOfOrder   Reason = "out of order"    // sequence went backwards
-	ReasonBadGenesis   Reason = "bad genesis"     // the first event of a chain links to something
-	ReasonBadTimestamp Reason = "timestamp order" // timestamps went backwards within the chain
+	ReasonHashMismatch Reason = "hash mismatch" // the stored hash is not the hash of the stored fields
+	ReasonBrokenLink   Reason = "broken link"   // previousHash differs from the previous event's hash
+	ReasonGap          Reason = "gap"           // a sequence number is missing
+	ReasonDuplicate    Reason = "duplicate"     // a sequence number appears twice
+	ReasonWrongChain   Reason = "wrong chain"   // an event of another chain was handed in
+	ReasonOutOfOrder   Reason = "out of order"  // sequence went backwards
+	ReasonBadGenesis   Reason = "bad genesis"   // the first event of a chain links to something
 )
 
 // Problem is the first defect a Verifier found.
@@ -39,7 +38,6 @@ type Verifier struct {
 	chainID  string
 	next     uint64 // sequence expected next
 	prevHash string // hash of the event before next ("" before the genesis)
-	prevTS   int64
 	checked  uint64
 	problem  *Problem
 	buf      []byte
@@ -85,11 +83,6 @@ func (v *Verifier) Add(e *Event) error {
 	if e.PreviousHash != v.prevHash {
 		return fail(ReasonBrokenLink, "previousHash %s, previous event's hash %s", e.PreviousHash, v.prevHash)
 	}
-	ts := e.Timestamp.UnixMicro()
-	if v.checked > 0 && ts < v.prevTS {
-		return fail(ReasonBadTimestamp, "timestamp %s before the previous event's", e.Timestamp.UTC().Format(TimestampLayout))
-	}
-	v.prevTS = ts
 	v.prevHash = e.Hash
 	v.next++
 	v.checked++

@@ -1,0 +1,495 @@
+package journal
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/flowker-audit/flowker-audit/chain"
+)
+
+func TestMain(m *testing.M) {
+	// Crash-test child: append as fast as possible and print each acknowledged event.
+	if dir := os.Getenv("JOURNAL_CRASH_CHILD"); dir != "" {
+		crashChild(dir)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func open(t *testing.T, path string, mut ...func(*Options)) (*Journal, *Recovery) {
+	t.Helper()
+	o := Options{Path: path, Metrics: NewMetrics(prometheus.NewRegistry())}
+	for _, f := range mut {
+		f(&o)
+	}
+	j, rec, err := Open(o)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return j, rec
+}
+
+func draft(i int) Draft {
+	return Draft{
+		EventID: uuid.NewString(), EventType: chain.WorkflowCreated, Action: chain.ActionCreate, Result: chain.ResultSuccess,
+		ResourceID: uuid.NewString(), ResourceType: chain.ResourceWorkflow,
+		Actor:    chain.Actor{Type: chain.ActorAPIKey, ID: "key:0123456789ab", IPAddress: "203.0.113.9"},
+		Context:  []byte(fmt.Sprintf(`{"n": %d, "path": "/v1/workflows"}`, i)),
+		Metadata: []byte(`{"workflow.name": "w"}`),
+	}
+}
+
+func verifyAll(t *testing.T, j *Journal) uint64 {
+	t.Helper()
+	v := chain.NewVerifier(j.ChainID(), 1, "")
+	err := j.ReadRange(context.Background(), 1, 0, func(e *chain.Event) error { return v.Add(e) })
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	return v.Checked()
+}
+
+func TestAppendReadVerify(t *testing.T) {
+	j, rec := open(t, filepath.Join(t.TempDir(), "j.db"))
+	defer j.Close()
+	if !rec.Fresh || rec.Last != 0 {
+		t.Fatalf("fresh journal: %+v", rec)
+	}
+	ctx := context.Background()
+	var prev chain.Event
+	for i := 0; i < 10; i++ {
+		e, err := j.Append(ctx, draft(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Sequence != uint64(i+1) || e.ChainID != j.ChainID() || e.PreviousHash != prev.Hash {
+			t.Fatalf("event %d: seq %d chain %q prev %q", i, e.Sequence, e.ChainID, e.PreviousHash)
+		}
+		if i > 0 && !e.Timestamp.After(prev.Timestamp) {
+			t.Fatalf("timestamps must strictly increase: %v then %v", prev.Timestamp, e.Timestamp)
+		}
+		prev = e
+	}
+	if n := verifyAll(t, j); n != 10 {
+		t.Fatalf("verified %d, want 10", n)
+	}
+	got, err := j.Read(ctx, 4, 3, 1<<20)
+	if err != nil || len(got) != 3 || got[0].Sequence != 4 || got[2].Sequence != 6 {
+		t.Fatalf("read: %v %v", err, got)
+	}
+	// maxBytes bounds the read but always returns at least one event.
+	got, _ = j.Read(ctx, 1, 100, 1)
+	if len(got) != 1 {
+		t.Fatalf("read with tiny maxBytes returned %d events", len(got))
+	}
+}
+
+func TestConcurrentWritersNeverFork(t *testing.T) {
+	j, _ := open(t, filepath.Join(t.TempDir(), "j.db"))
+	defer j.Close()
+	const writers, each = 64, 40
+	var wg sync.WaitGroup
+	seen := make(chan uint64, writers*each)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				e, err := j.Append(context.Background(), draft(i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				seen <- e.Sequence
+			}
+		}()
+	}
+	wg.Wait()
+	close(seen)
+	got := map[uint64]bool{}
+	for s := range seen {
+		if got[s] {
+			t.Fatalf("sequence %d handed out twice", s)
+		}
+		got[s] = true
+	}
+	if n := verifyAll(t, j); n != writers*each {
+		t.Fatalf("verified %d, want %d", n, writers*each)
+	}
+}
+
+func TestOnceIsAtomic(t *testing.T) {
+	j, _ := open(t, filepath.Join(t.TempDir(), "j.db"))
+	defer j.Close()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, dup := 0, 0
+	for i := 0; i < 32; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := draft(0)
+			d.Once = "exec-start:same"
+			_, err := j.Append(context.Background(), d)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, ErrDuplicate):
+				dup++
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 1 || dup != 31 {
+		t.Fatalf("once: %d appended, %d duplicates; want 1 and 31", ok, dup)
+	}
+	// Survives a restart.
+	path := j.opts.Path
+	j.Close()
+	j2, _ := open(t, path)
+	defer j2.Close()
+	d := draft(0)
+	d.Once = "exec-start:same"
+	if _, err := j2.Append(context.Background(), d); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("after restart: %v, want ErrDuplicate", err)
+	}
+}
+
+func TestWatchListInSameTransaction(t *testing.T) {
+	j, _ := open(t, filepath.Join(t.TempDir(), "j.db"))
+	defer j.Close()
+	d := draft(0)
+	d.Watch = &Watch{ExecutionID: "e1", WorkflowID: "w1", Since: time.Unix(1, 0).UTC()}
+	if _, err := j.Append(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := j.Watches()
+	if err != nil || len(ws) != 1 || ws[0].ExecutionID != "e1" || ws[0].WorkflowID != "w1" {
+		t.Fatalf("watches: %v %+v", err, ws)
+	}
+	d = draft(1)
+	d.Unwatch = "e1"
+	if _, err := j.Append(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	if ws, _ := j.Watches(); len(ws) != 0 {
+		t.Fatalf("watch not removed: %+v", ws)
+	}
+}
+
+func TestSizeBoundAndCompaction(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	j, _ := open(t, filepath.Join(t.TempDir(), "j.db"), func(o *Options) { o.MaxBytes = reserve + 64<<10; o.Metrics = m })
+	defer j.Close()
+	ctx := context.Background()
+	n := 0
+	for ; ; n++ {
+		if err := j.Accepting(); err != nil {
+			if !errors.Is(err, ErrFull) {
+				t.Fatalf("accepting: %v", err)
+			}
+			break
+		}
+		if _, err := j.Append(ctx, draft(n)); err != nil {
+			t.Fatalf("append %d: %v", n, err)
+		}
+	}
+	if n == 0 || testutil.ToFloat64(m.Writable) != 0 {
+		t.Fatalf("expected some appends then a full, unwritable journal (n=%d)", n)
+	}
+	// Appends beyond the hard bound fail with ErrFull and journal nothing.
+	big := draft(0)
+	big.Context = []byte(`{"pad": "` + strings.Repeat("x", reserve) + `"}`)
+	if _, err := j.Append(ctx, big); !errors.Is(err, ErrFull) {
+		t.Fatalf("oversized append: %v, want ErrFull", err)
+	}
+	last := j.Last()
+	// One sink acknowledges everything: compaction frees the space.
+	if err := j.Ack(ctx, "store", last); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := j.Cursor("store"); c != last {
+		t.Fatalf("cursor %d, want %d", c, last)
+	}
+	removed, err := j.Compact(ctx, last)
+	if err != nil || removed != n {
+		t.Fatalf("compact: removed %d of %d: %v", removed, n, err)
+	}
+	if err := j.Accepting(); err != nil {
+		t.Fatalf("after compaction: %v", err)
+	}
+	e, err := j.Append(ctx, draft(0))
+	if err != nil || e.Sequence != last+1 {
+		t.Fatalf("append after compaction: seq %d err %v", e.Sequence, err)
+	}
+	entries, _, first := j.Stats()
+	if entries != 1 || first != last+1 {
+		t.Fatalf("stats: entries %d first %d", entries, first)
+	}
+	// The chain still links across the compacted range.
+	v := chain.NewVerifier(j.ChainID(), last+1, e.PreviousHash)
+	if err := j.ReadRange(ctx, 1, 0, func(e *chain.Event) error { return v.Add(e) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestChainIDPersistsAndConflicts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, rec := open(t, path)
+	id := j.ChainID()
+	if id == "" || !rec.Fresh {
+		t.Fatal("expected a generated chain id")
+	}
+	j.Close()
+	j, rec = open(t, path)
+	if j.ChainID() != id || rec.Fresh {
+		t.Fatalf("chain id changed across restart: %q -> %q", id, j.ChainID())
+	}
+	j.Close()
+	_, _, err := Open(Options{Path: path, ChainID: "other"})
+	if err == nil || !strings.Contains(err.Error(), "belongs to chain") {
+		t.Fatalf("configured chain id conflict: %v", err)
+	}
+}
+
+func TestSecondProcessIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, _ := open(t, path)
+	defer j.Close()
+	_, _, err := Open(Options{Path: path})
+	if err == nil || !strings.Contains(err.Error(), "locked by another process") {
+		t.Fatalf("second open: %v", err)
+	}
+}
+
+// corrupt flips one byte inside the stored record of the event with the given id (in every copy
+// of it: bbolt's copy-on-write pages may still hold stale copies in free pages).
+func corrupt(t *testing.T, path, eventID string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Count(b, []byte(eventID)) == 0 {
+		t.Fatal("event id not found in the file")
+	}
+	for off := 0; ; {
+		i := bytes.Index(b[off:], []byte(eventID))
+		if i < 0 {
+			break
+		}
+		b[off+i+3] ^= 0x20
+		off += i + len(eventID)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecoveryCutsCorruptTail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	j, _ := open(t, path)
+	var events []chain.Event
+	for i := 0; i < 20; i++ {
+		e, err := j.Append(context.Background(), draft(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, e)
+	}
+	j.Close()
+	corrupt(t, path, events[19].EventID) // the last record: a damaged tail
+
+	j, rec := open(t, path, func(o *Options) { o.Metrics = m })
+	defer j.Close()
+	if rec.CutCount != 1 || rec.CutFrom != 20 || rec.Last != 19 {
+		t.Fatalf("recovery: %+v", rec)
+	}
+	if got := testutil.ToFloat64(m.RecoveryCut); got != 1 {
+		t.Fatalf("recovery_cut_records_total = %v", got)
+	}
+	if got := testutil.ToFloat64(m.EventsLost.WithLabelValues("journal_corrupt")); got != 1 {
+		t.Fatalf("events_lost_total{journal_corrupt} = %v", got)
+	}
+	// The chain resumes from the last good record.
+	e, err := j.Append(context.Background(), draft(99))
+	if err != nil || e.Sequence != 20 || e.PreviousHash != events[18].Hash {
+		t.Fatalf("resume: seq %d prev %s err %v", e.Sequence, e.PreviousHash, err)
+	}
+	if n := verifyAll(t, j); n != 20 {
+		t.Fatalf("verified %d", n)
+	}
+}
+
+func TestRecoveryCutsDamagedMiddleRecordOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, _ := open(t, path)
+	var events []chain.Event
+	for i := 0; i < 10; i++ {
+		e, _ := j.Append(context.Background(), draft(i))
+		events = append(events, e)
+	}
+	j.Close()
+	corrupt(t, path, events[4].EventID)
+	j, rec := open(t, path)
+	defer j.Close()
+	if rec.CutCount != 1 || rec.CutFrom != 5 || rec.Last != 10 {
+		t.Fatalf("recovery: %+v", rec)
+	}
+	// Sound records after the damage are kept; verification reports the gap honestly.
+	v := chain.NewVerifier(j.ChainID(), 1, "")
+	err := j.ReadRange(context.Background(), 1, 0, func(e *chain.Event) error { return v.Add(e) })
+	var p *chain.Problem
+	if !errors.As(err, &p) || p.Reason != chain.ReasonGap || p.Sequence != 5 {
+		t.Fatalf("verify after cut: %v", err)
+	}
+}
+
+func TestRebase(t *testing.T) {
+	j, _ := open(t, filepath.Join(t.TempDir(), "j.db"))
+	defer j.Close()
+	ctx := context.Background()
+	if err := j.Rebase(ctx, 41, strings.Repeat("a", 64), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e, err := j.Append(ctx, draft(0))
+	if err != nil || e.Sequence != 42 || e.PreviousHash != strings.Repeat("a", 64) {
+		t.Fatalf("after rebase: %d %s %v", e.Sequence, e.PreviousHash, err)
+	}
+	if err := j.Rebase(ctx, 10, "x", time.Now()); err == nil {
+		t.Fatal("rebase backwards must fail")
+	}
+}
+
+func TestAppendAfterClose(t *testing.T) {
+	j, _ := open(t, filepath.Join(t.TempDir(), "j.db"))
+	j.Close()
+	if _, err := j.Append(context.Background(), draft(0)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: %v", err)
+	}
+	if err := j.Accepting(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("accepting after close: %v", err)
+	}
+}
+
+// crashChild appends from 16 goroutines until killed, printing "ack <seq> <eventId>" after each
+// Append returned (the moment a proxy would release the client's response).
+func crashChild(dir string) {
+	j, _, err := Open(Options{Path: filepath.Join(dir, "j.db")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	out := bufio.NewWriter(os.Stdout)
+	var mu sync.Mutex
+	fmt.Fprintln(out, "ready")
+	out.Flush()
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				d := draft(i)
+				e, err := j.Append(context.Background(), d)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(3)
+				}
+				mu.Lock()
+				fmt.Fprintf(out, "ack %d %s\n", e.Sequence, e.EventID)
+				out.Flush()
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestKill9DuringWriteBurst kills a real child process mid-burst (SIGKILL) and checks that every
+// event whose Append returned is present exactly once after recovery and the chain verifies.
+func TestKill9DuringWriteBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a child process")
+	}
+	for round := 0; round < 3; round++ {
+		dir := t.TempDir()
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "JOURNAL_CRASH_CHILD="+dir)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		acked := map[uint64]string{}
+		killAt := 300 + round*700
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) == 3 && f[0] == "ack" {
+				seq, _ := strconv.ParseUint(f[1], 10, 64)
+				acked[seq] = f[2]
+				if len(acked) == killAt {
+					_ = cmd.Process.Signal(syscall.SIGKILL)
+				}
+			}
+		}
+		_ = cmd.Wait()
+		if len(acked) < killAt {
+			t.Fatalf("child died early after %d acks: %s", len(acked), stderr.String())
+		}
+		j, rec := open(t, filepath.Join(dir, "j.db"))
+		if rec.CutCount != 0 {
+			t.Errorf("round %d: bbolt commits are atomic, yet recovery cut %d records (%s)", round, rec.CutCount, rec.CutReason)
+		}
+		stored := map[string]int{}
+		err = j.ReadRange(context.Background(), 1, 0, func(e *chain.Event) error {
+			stored[e.EventID]++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq, id := range acked {
+			if stored[id] != 1 {
+				t.Fatalf("round %d: acknowledged event seq %d (%s) stored %d times", round, seq, id, stored[id])
+			}
+		}
+		if n := verifyAll(t, j); n != rec.Last {
+			t.Fatalf("round %d: verified %d of %d", round, n, rec.Last)
+		}
+		t.Logf("round %d: killed after %d acknowledged appends; recovered %d events (the rest were in flight)", round, len(acked), rec.Last)
+		// The chain continues after the crash.
+		if e, err := j.Append(context.Background(), draft(0)); err != nil || e.Sequence != rec.Last+1 {
+			t.Fatalf("append after recovery: %v %d", err, e.Sequence)
+		}
+		j.Close()
+	}
+}

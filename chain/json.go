@@ -1,0 +1,94 @@
+package chain
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// AppendJSON appends the JSON form of e to dst with Context and Metadata written verbatim —
+// exactly the canonical bytes that were hashed — so anyone can recompute the hash from the API
+// output alone. HTTP responses must use it: encoding/json compacts raw messages (and the output
+// of any Marshaler) and escapes <, > and &, which would change those bytes.
+func (e *Event) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"eventId":`...)
+	dst = appendString(dst, e.EventID)
+	dst = append(dst, `,"eventType":`...)
+	dst = appendString(dst, e.EventType)
+	dst = append(dst, `,"action":`...)
+	dst = appendString(dst, e.Action)
+	dst = append(dst, `,"result":`...)
+	dst = appendString(dst, e.Result)
+	dst = append(dst, `,"resourceId":`...)
+	dst = appendString(dst, e.ResourceID)
+	dst = append(dst, `,"resourceType":`...)
+	dst = appendString(dst, e.ResourceType)
+	dst = append(dst, `,"actor":{"type":`...)
+	dst = appendString(dst, e.Actor.Type)
+	dst = append(dst, `,"id":`...)
+	dst = appendString(dst, e.Actor.ID)
+	dst = append(dst, `,"ipAddress":`...)
+	dst = appendString(dst, e.Actor.IPAddress)
+	dst = append(dst, `},"context":`...)
+	dst = appendJSONField(dst, e.Context)
+	dst = append(dst, `,"metadata":`...)
+	dst = appendJSONField(dst, e.Metadata)
+	dst = append(dst, `,"timestamp":"`...)
+	dst = e.Timestamp.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","hash":`...)
+	dst = appendString(dst, e.Hash)
+	if e.PreviousHash != "" {
+		dst = append(dst, `,"previousHash":`...)
+		dst = appendString(dst, e.PreviousHash)
+	}
+	dst = append(dst, `,"chainId":`...)
+	dst = appendString(dst, e.ChainID)
+	dst = append(dst, `,"sequence":`...)
+	dst = strconv.AppendUint(dst, e.Sequence, 10)
+	return append(dst, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string, escaping only what JSON requires (and invalid UTF-8
+// as U+FFFD).
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
