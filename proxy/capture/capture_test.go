@@ -1,0 +1,157 @@
+package capture
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+func redactor(t testing.TB, paths ...string) *Redactor {
+	t.Helper()
+	r, err := NewRedactor([]string{`^x-internal-`}, paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRender(t *testing.T) {
+	r := redactor(t, "config.*", "nodes.*.data.endpoint")
+	tests := []struct {
+		name     string
+		in       string
+		complete bool
+		budget   int
+		want     string
+		trunc    bool
+		invalid  bool
+	}{
+		{"plain", `{"name": "w", "n": 1.50, "ok": true, "z": null}`, true, 1 << 20, `{"name":"w","n":1.50,"ok":true,"z":null}`, false, false},
+		{"secret keys", `{"password":"p","apiKey":"k","X-API-Key":"k2","client_secret":{"a":1},"name":"ok","Authorization":"Bearer x","verify_token":"t"}`, true, 1 << 20,
+			`{"password":"[REDACTED]","apiKey":"[REDACTED]","X-API-Key":"[REDACTED]","client_secret":"[REDACTED]","name":"ok","Authorization":"[REDACTED]","verify_token":"[REDACTED]"}`, false, false},
+		{"configured key pattern", `{"x-internal-ref":"v","x-other":"w"}`, true, 1 << 20, `{"x-internal-ref":"[REDACTED]","x-other":"w"}`, false, false},
+		{"path wildcard", `{"name":"pc","config":{"base_url":"http://x","api_key":"k","nested":{"a":[1,2]}},"providerId":"tracer"}`, true, 1 << 20,
+			`{"name":"pc","config":{"base_url":"[REDACTED]","api_key":"[REDACTED]","nested":"[REDACTED]"},"providerId":"tracer"}`, false, false},
+		{"path through arrays", `{"nodes":[{"id":"a","data":{"endpoint":"e","x":1}},{"id":"b","data":{"endpoint":"f"}}]}`, true, 1 << 20,
+			`{"nodes":[{"id":"a","data":{"endpoint":"[REDACTED]","x":1}},{"id":"b","data":{"endpoint":"[REDACTED]"}}]}`, false, false},
+		{"top-level array", `[{"token":"t"},2,"s"]`, true, 1 << 20, `[{"token":"[REDACTED]"},2,"s"]`, false, false},
+		{"scalar", `"just a string"`, true, 1 << 20, `"just a string"`, false, false},
+		{"numbers keep their text", `{"a":1e400,"b":-0.0,"c":123456789012345678901234567890}`, true, 1 << 20, `{"a":1e400,"b":-0.0,"c":123456789012345678901234567890}`, false, false},
+		{"NUL and invalid UTF-8 sanitised", "{\"s\":\"a\\u0000b\",\"t\":\"\xff\"}", true, 1 << 20, `{"s":"a` + "\uFFFD" + `b","t":"` + "\uFFFD" + `"}`, false, false},
+		{"output budget", `{"a":"` + strings.Repeat("x", 50) + `","b":"` + strings.Repeat("y", 50) + `"}`, true, 80, `{"a":"` + strings.Repeat("x", 50) + `"}`, true, false},
+		{"input prefix cut mid-string", `{"a":"x","b":{"c":"unfinis`, false, 1 << 20, `{"a":"x","b":{}}`, true, false},
+		{"input prefix cut after key", `{"a":[1,2,{"secret":"s`, false, 1 << 20, `{"a":[1,2,{"secret":"[REDACTED]"}]}`, true, false},
+		{"malformed mid-way", `{"description": "half`, true, 1 << 20, `{}`, false, true},
+		{"garbage after value", `{"a":1} trailing`, true, 1 << 20, `{"a":1}`, false, true},
+		{"bad escape", `{"name":"bad \q escape","secret":"s"}`, true, 1 << 20, `{}`, false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := r.Render([]byte(tc.in), tc.complete, tc.budget)
+			if err != nil {
+				t.Fatalf("error: %v", err)
+			}
+			if string(got.JSON) != tc.want || got.Truncated != tc.trunc || got.Invalid != tc.invalid {
+				t.Fatalf("got %s (truncated=%v invalid=%v)\nwant %s (truncated=%v invalid=%v)", got.JSON, got.Truncated, got.Invalid, tc.want, tc.trunc, tc.invalid)
+			}
+			if !json.Valid(got.JSON) {
+				t.Fatalf("output is not valid JSON: %s", got.JSON)
+			}
+		})
+	}
+}
+
+func TestRenderNotJSON(t *testing.T) {
+	r := redactor(t)
+	for _, in := range []string{"", "   ", "name=x&password=y", "<xml/>", "}"} {
+		if _, err := r.Render([]byte(in), true, 1024); !errors.Is(err, ErrNotJSON) {
+			t.Errorf("Render(%q): %v, want ErrNotJSON", in, err)
+		}
+	}
+}
+
+func TestLooksJSON(t *testing.T) {
+	for _, tc := range []struct {
+		ct, body string
+		want     bool
+	}{{"application/json", "x", true}, {"application/problem+json; charset=utf-8", "", true},
+		{"text/plain", ` {"a":1}`, true}, {"text/plain", `[1]`, true}, {"text/plain", `hello`, false},
+		{"application/x-www-form-urlencoded", `a=b`, false}} {
+		if got := LooksJSON(tc.ct, []byte(tc.body)); got != tc.want {
+			t.Errorf("LooksJSON(%q, %q) = %v", tc.ct, tc.body, got)
+		}
+	}
+}
+
+func TestQuery(t *testing.T) {
+	r := redactor(t)
+	got := r.Query("limit=5&api_key=s3cret&access_token=t&status=draft&status=active")
+	if got["api_key"][0] != Redacted || got["access_token"][0] != Redacted || len(got["status"]) != 2 || got["limit"][0] != "5" {
+		t.Fatalf("query: %v", got)
+	}
+	if r.Query("") != nil {
+		t.Fatal("empty query must be nil")
+	}
+}
+
+func TestTee(t *testing.T) {
+	body := strings.Repeat("abcdefghij", 1000)
+	tee := NewTee(io.NopCloser(strings.NewReader(body)), 64)
+	got, err := io.ReadAll(iotest.OneByteReader(tee))
+	if err != nil || string(got) != body {
+		t.Fatalf("passthrough changed the body: %v", err)
+	}
+	s := tee.Summary()
+	sum := sha256.Sum256([]byte(body))
+	if s.Bytes != 10000 || !s.Complete || !s.Truncated || len(s.Captured) != 64 || s.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("summary: %+v", s)
+	}
+	// A body cut short: no digest, the error kept.
+	tee = NewTee(io.NopCloser(iotest.ErrReader(errors.New("client went away"))), 64)
+	_, _ = io.ReadAll(tee)
+	if s := tee.Summary(); s.Complete || s.SHA256 != "" || s.Err == nil {
+		t.Fatalf("broken body summary: %+v", s)
+	}
+	// No body at all.
+	tee = NewTee(nil, 64)
+	_, _ = io.ReadAll(tee)
+	if s := tee.Summary(); !s.Complete || s.Bytes != 0 {
+		t.Fatalf("nil body: %+v", s)
+	}
+}
+
+// FuzzRender: never panics, always valid JSON within budget, and no value of a secret-looking
+// key survives.
+func FuzzRender(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `{"password":"hunter2","x":[1,{"token":"abc"}]}`, `[`, `{"a":"\u0000"}`, `{"config":{"k":"v"}}`, `"x"`, `{"a":{"b":{"c":[[[]]]}}}`} {
+		f.Add([]byte(s), true, 200)
+	}
+	r, _ := NewRedactor(nil, []string{"config.*"})
+	f.Fuzz(func(t *testing.T, body []byte, complete bool, budget int) {
+		if budget < 0 || budget > 1<<16 {
+			return
+		}
+		out, err := r.Render(body, complete, budget)
+		if err != nil {
+			return
+		}
+		if out.JSON == nil {
+			return
+		}
+		if !json.Valid(out.JSON) {
+			t.Fatalf("invalid output %q for %q", out.JSON, body)
+		}
+		if len(out.JSON) > budget && budget > 0 {
+			t.Fatalf("output %d bytes over budget %d", len(out.JSON), budget)
+		}
+		if bytes.Contains(body, []byte("hunter2")) && bytes.Contains(out.JSON, []byte("hunter2")) && bytes.Contains(body, []byte(`"password":"hunter2"`)) {
+			t.Fatalf("secret leaked: %s", out.JSON)
+		}
+	})
+}

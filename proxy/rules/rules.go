@@ -1,0 +1,298 @@
+// Package rules maps Flowker routes to audit event specifications.
+//
+// Matching follows Flowker's router (Fiber v2 with its default configuration): the path used for
+// route detection is the raw request path as received — not percent-decoded and with repeated
+// slashes kept — lower-cased, with trailing slashes removed. So /V1/Workflows/ is the workflow
+// create route (Flowker executes it), while //v1/workflows and /v1/work%66lows match nothing here
+// exactly as they match nothing in Flowker (which answers 404). Path parameters keep their raw
+// text. Because the proxy records every mutating request that matches no rule as an
+// UNCLASSIFIED_MUTATION event, no spelling of a path can make a state change escape the trail.
+package rules
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/config"
+)
+
+// SourceKind says where a value comes from.
+type SourceKind string
+
+// Source kinds.
+const (
+	FromPath           SourceKind = "path"
+	FromRequest        SourceKind = "request"
+	FromResponse       SourceKind = "response"
+	FromResponseHeader SourceKind = "response_header"
+	FromLiteral        SourceKind = "literal"
+)
+
+// Source is one place a value can come from, e.g. response:workflowId.
+type Source struct {
+	Kind SourceKind
+	Name string // parameter, dot path into the JSON body, header name, or the literal value
+}
+
+func (s Source) String() string { return string(s.Kind) + ":" + s.Name }
+
+// ParseSource parses "kind:name".
+func ParseSource(s string) (Source, error) {
+	k, n, ok := strings.Cut(s, ":")
+	if !ok || n == "" {
+		return Source{}, fmt.Errorf("source %q: want kind:name", s)
+	}
+	switch SourceKind(k) {
+	case FromPath, FromRequest, FromResponse, FromResponseHeader, FromLiteral:
+		return Source{Kind: SourceKind(k), Name: n}, nil
+	}
+	return Source{}, fmt.Errorf("source %q: unknown kind %q", s, k)
+}
+
+// MetaField is one metadata key and where its value comes from (first non-empty source wins).
+type MetaField struct {
+	Key     string
+	Sources []Source
+}
+
+// Rule is the audit specification of one route.
+type Rule struct {
+	Name         string
+	Method       string // upper case, or "*" for any method
+	Path         string // template: literal segments, {param}, and a trailing /* wildcard
+	Audit        bool
+	Kind         string // config.KindStandard, KindExecutionStart or KindExecutionStatus
+	EventType    string
+	Action       string
+	ResourceType string
+	ResourceID   []Source
+	Metadata     []MetaField
+	Redact       []string // dot paths redacted in captured bodies
+	FailMode     string   // "" = the journal's default
+	Builtin      bool
+
+	segs     []string // lower-cased template segments
+	params   []string // parameter name of each segment ("" for a literal)
+	wildcard bool
+}
+
+// Match is a matched rule with the path parameters (raw text).
+type Match struct {
+	Rule   *Rule
+	Params map[string]string
+}
+
+// Param returns a path parameter.
+func (m *Match) Param(name string) string { return m.Params[name] }
+
+// Table is an ordered set of rules: configured rules first, then the built-in ones.
+type Table struct {
+	rules []*Rule
+}
+
+func (r *Rule) compile() error {
+	if !strings.HasPrefix(r.Path, "/") {
+		return fmt.Errorf("rule %q: path %q must start with /", r.Name, r.Path)
+	}
+	p := strings.ToLower(strings.TrimRight(r.Path, "/"))
+	if strings.HasSuffix(p, "/*") {
+		r.wildcard = true
+		p = strings.TrimSuffix(p, "/*")
+	}
+	r.segs = strings.Split(p, "/")[1:]
+	orig := strings.Split(strings.TrimSuffix(strings.TrimRight(r.Path, "/"), "/*"), "/")[1:]
+	r.params = make([]string, len(r.segs))
+	for i, s := range r.segs {
+		if s == "" || s == "*" {
+			return fmt.Errorf("rule %q: path %q has an empty or inner * segment", r.Name, r.Path)
+		}
+		if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
+			r.params[i] = strings.TrimSuffix(strings.TrimPrefix(orig[i], "{"), "}")
+		}
+	}
+	r.Method = strings.ToUpper(r.Method)
+	return nil
+}
+
+// New builds the table from the built-in rules and the configured ones. A configured rule with
+// the same method and path as a built-in one replaces it; others are matched first.
+func New(configured []config.Rule) (*Table, error) {
+	t := &Table{}
+	replaced := map[string]bool{}
+	for i, c := range configured {
+		r := Rule{
+			Name: c.Name, Method: c.Method, Path: c.Path, Audit: c.Audit == nil || *c.Audit, Kind: c.Kind,
+			EventType: c.EventType, Action: c.Action, ResourceType: c.ResourceType, Redact: c.Redact, FailMode: c.FailMode,
+		}
+		if r.Name == "" {
+			r.Name = fmt.Sprintf("config.rules[%d]", i)
+		}
+		for _, s := range c.ResourceID {
+			src, err := ParseSource(s)
+			if err != nil {
+				return nil, fmt.Errorf("rules[%d].resource_id: %w", i, err)
+			}
+			r.ResourceID = append(r.ResourceID, src)
+		}
+		for _, k := range sortedKeys(c.Metadata) {
+			f := MetaField{Key: k}
+			for _, s := range c.Metadata[k] {
+				src, err := ParseSource(s)
+				if err != nil {
+					return nil, fmt.Errorf("rules[%d].metadata.%s: %w", i, k, err)
+				}
+				f.Sources = append(f.Sources, src)
+			}
+			r.Metadata = append(r.Metadata, f)
+		}
+		if err := r.compile(); err != nil {
+			return nil, err
+		}
+		replaced[r.key()] = true
+		rr := r
+		t.rules = append(t.rules, &rr)
+	}
+	for _, b := range Builtin() {
+		if err := b.compile(); err != nil {
+			return nil, err
+		}
+		if replaced[b.key()] {
+			continue
+		}
+		bb := b
+		t.rules = append(t.rules, &bb)
+	}
+	return t, nil
+}
+
+func (r *Rule) key() string {
+	return r.Method + " " + strings.Join(r.segs, "/") + map[bool]string{true: "/*"}[r.wildcard]
+}
+
+// Rules returns the rules in match order.
+func (t *Table) Rules() []*Rule { return t.rules }
+
+// DetectionPath returns the path Flowker's router matches on: the raw path, ASCII lower-cased,
+// trailing slashes removed (the root stays "/").
+func DetectionPath(rawPath string) string {
+	p := rawPath
+	for len(p) > 1 && p[len(p)-1] == '/' {
+		p = p[:len(p)-1]
+	}
+	return asciiLower(p)
+}
+
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// Match finds the first rule for method and the raw (escaped) request path, or nil.
+func (t *Table) Match(method, rawPath string) *Match {
+	trimmed := rawPath
+	for len(trimmed) > 1 && trimmed[len(trimmed)-1] == '/' {
+		trimmed = trimmed[:len(trimmed)-1]
+	}
+	if !strings.HasPrefix(trimmed, "/") {
+		return nil
+	}
+	lower := asciiLower(trimmed)
+	segs := strings.Split(lower, "/")[1:]
+	raw := strings.Split(trimmed, "/")[1:]
+	method = strings.ToUpper(method)
+	for _, r := range t.rules {
+		if r.Method != "*" && r.Method != method {
+			continue
+		}
+		if params, ok := r.match(segs, raw); ok {
+			return &Match{Rule: r, Params: params}
+		}
+	}
+	return nil
+}
+
+func (r *Rule) match(segs, raw []string) (map[string]string, bool) {
+	if len(segs) < len(r.segs) || (!r.wildcard && len(segs) != len(r.segs)) {
+		return nil, false
+	}
+	var params map[string]string
+	for i, s := range r.segs {
+		if name := r.params[i]; name != "" {
+			if segs[i] == "" {
+				return nil, false
+			}
+			if params == nil {
+				params = map[string]string{}
+			}
+			params[name] = raw[i]
+			continue
+		}
+		if s != segs[i] {
+			return nil, false
+		}
+	}
+	if r.wildcard {
+		if params == nil {
+			params = map[string]string{}
+		}
+		params["*"] = "/" + strings.Join(raw[len(r.segs):], "/")
+	}
+	return params, true
+}
+
+// Mutating reports whether a request with method can change state when no rule says otherwise.
+// CORS preflights are never mutating.
+func Mutating(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return false
+	case http.MethodOptions:
+		return r.Header.Get("Access-Control-Request-Method") == ""
+	}
+	return true
+}
+
+// CanonicalID returns the canonical lower-case form of a UUID in any form Flowker accepts
+// (upper case, braces, urn:uuid:), or s unchanged (capped at 255 bytes) when it is not a UUID.
+func CanonicalID(s string) string {
+	if u, err := uuid.Parse(s); err == nil {
+		return u.String()
+	}
+	if len(s) > 255 {
+		return s[:255]
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+// Unclassified is the rule applied to a mutating request that matched no rule.
+var Unclassified = &Rule{
+	Name: "unclassified", Method: "*", Path: "/*", Audit: true,
+	EventType: chain.UnclassifiedMutation, Action: chain.ActionUnknown, ResourceType: chain.ResourceUnknown,
+}
