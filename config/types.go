@@ -20,22 +20,22 @@ const CurrentVersion = 1
 // Config is the whole configuration. Field comments are the reference documentation; config.yaml
 // at the repository root repeats them for operators.
 type Config struct {
-	Version         int       `yaml:"version"`
-	Upstream        Upstream  `yaml:"upstream"`
-	Listen          Listen    `yaml:"listen"`
-	Admin           Admin     `yaml:"admin"`
-	DataDir         string    `yaml:"data_dir"`
-	Chain           Chain     `yaml:"chain"`
-	Journal         Journal   `yaml:"journal"`
-	Auth            Auth      `yaml:"auth"`
-	Identity        Identity  `yaml:"identity"`
-	TrustedProxies  []string  `yaml:"trusted_proxies"`
-	Capture         Capture   `yaml:"capture"`
-	Rules           []Rule    `yaml:"rules"`
-	Watcher         Watcher   `yaml:"watcher"`
-	Sinks           []Sink    `yaml:"sinks"`
-	Log             Log       `yaml:"log"`
-	ShutdownTimeout Duration  `yaml:"shutdown_timeout"`
+	Version         int      `yaml:"version"`
+	Upstream        Upstream `yaml:"upstream"`
+	Listen          Listen   `yaml:"listen"`
+	Admin           Admin    `yaml:"admin"`
+	DataDir         string   `yaml:"data_dir"`
+	Chain           Chain    `yaml:"chain"`
+	Journal         Journal  `yaml:"journal"`
+	Auth            Auth     `yaml:"auth"`
+	Identity        Identity `yaml:"identity"`
+	TrustedProxies  []string `yaml:"trusted_proxies"`
+	Capture         Capture  `yaml:"capture"`
+	Rules           []Rule   `yaml:"rules"`
+	Watcher         Watcher  `yaml:"watcher"`
+	Sinks           []Sink   `yaml:"sinks"`
+	Log             Log      `yaml:"log"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 }
 
 // Upstream is the Flowker API the sidecar forwards to.

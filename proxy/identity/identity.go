@@ -151,7 +151,9 @@ func Fingerprint(key []byte, apiKey string) string {
 }
 
 // Fingerprint returns the actor id this resolver gives apiKey.
-func (r *Resolver) Fingerprint(apiKey string) string { return Fingerprint(r.opts.FingerprintKey, apiKey) }
+func (r *Resolver) Fingerprint(apiKey string) string {
+	return Fingerprint(r.opts.FingerprintKey, apiKey)
+}
 
 func (r *Resolver) isTrusted(a netip.Addr) bool {
 	a = a.Unmap()

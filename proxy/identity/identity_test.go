@@ -44,7 +44,7 @@ func TestClientIP(t *testing.T) {
 	r := resolver(t)
 	tests := []struct {
 		name, peer, xff, want string
-		trusted             bool
+		trusted               bool
 	}{
 		{"untrusted peer, spoofed XFF ignored", "203.0.113.9:5555", "1.2.3.4", "203.0.113.9", false},
 		{"trusted peer, one hop", "10.1.2.3:80", "198.51.100.7", "198.51.100.7", true},
