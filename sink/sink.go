@@ -158,8 +158,9 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
-// Permanent marks err as not worth retrying (bad configuration, an event the sink can never
-// accept). The host stops delivery to that sink and reports it instead of retrying forever.
+// Permanent marks err as not worth retrying soon (bad configuration, an event the sink can never
+// accept). The host marks the sink failed (metrics, readiness) and retries only every max
+// backoff, so that an operator's fix is picked up.
 func Permanent(err error) error {
 	if err == nil {
 		return nil

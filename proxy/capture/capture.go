@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -416,6 +417,7 @@ func encodeString(s string) []byte {
 // Tee wraps a body: it passes every byte through, keeps the first Limit bytes, and hashes and
 // counts everything.
 type Tee struct {
+	mu    sync.Mutex // Summary may run while the transport still reads
 	rc    io.ReadCloser
 	limit int
 	buf   []byte
@@ -433,10 +435,14 @@ func NewTee(rc io.ReadCloser, limit int) *Tee {
 // Read implements io.Reader.
 func (t *Tee) Read(p []byte) (int, error) {
 	if t.rc == nil {
+		t.mu.Lock()
 		t.eof = true
+		t.mu.Unlock()
 		return 0, io.EOF
 	}
 	n, err := t.rc.Read(p)
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if n > 0 {
 		t.h.Write(p[:n])
 		t.n += int64(n)
@@ -472,7 +478,9 @@ type Summary struct {
 
 // Summary reports what passed through so far.
 func (t *Tee) Summary() Summary {
-	s := Summary{Bytes: t.n, Complete: t.eof, Captured: t.buf, Truncated: t.n > int64(len(t.buf)), Err: t.err}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := Summary{Bytes: t.n, Complete: t.eof, Captured: t.buf[:len(t.buf):len(t.buf)], Truncated: t.n > int64(len(t.buf)), Err: t.err}
 	if t.eof {
 		s.SHA256 = hex.EncodeToString(t.h.Sum(nil))
 	}

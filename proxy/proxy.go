@@ -1,0 +1,522 @@
+// Package proxy is the sidecar's request path: a reverse proxy in front of Flowker that forwards
+// every request unchanged and turns each mutating one into an audit event.
+//
+// For an audited request the proxy checks that the journal can accept an event (if not, and the
+// route is fail_closed, it answers 503 before Flowker sees anything), forwards the request while
+// teeing its body, holds the response (up to capture.max_hold_bytes), infers the event from the
+// rule, the request and the response, appends it to the journal and waits for the fsync, and only
+// then releases the response with the event id in X-Audit-Id. Reads and routes that are not
+// audited stream straight through with no buffering.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/journal"
+	"github.com/flowker-audit/flowker-audit/config"
+	"github.com/flowker-audit/flowker-audit/proxy/capture"
+	"github.com/flowker-audit/flowker-audit/proxy/identity"
+	"github.com/flowker-audit/flowker-audit/proxy/rules"
+)
+
+// Journal is where events go; *journal.Journal implements it.
+type Journal interface {
+	Append(ctx context.Context, d journal.Draft) (chain.Event, error)
+	Accepting() error
+}
+
+// Observer learns about executions (the execution watcher implements it). Both methods must
+// return quickly.
+type Observer interface {
+	// Started is called after an EXECUTION_STARTED event (and its watch entry) was journaled.
+	Started(executionID, workflowID string)
+	// Seen is called with the body of a GET /v1/executions/{id} response that passed through.
+	Seen(executionID string, body []byte)
+}
+
+// Local is a route the sidecar answers itself (audit API, Audit Trail page).
+type Local struct {
+	Name    string
+	Match   func(*http.Request) bool
+	Handler http.Handler
+}
+
+// Options configure a Proxy.
+type Options struct {
+	Upstream      *url.URL
+	Transport     http.RoundTripper
+	Rules         *rules.Table
+	Identity      *identity.Resolver
+	Redactor      *capture.Redactor
+	MaxBodyBytes  int  // cap of a rendered body in an event
+	MaxHoldBytes  int  // cap of a response held before its event is durable
+	CaptureBodies bool // render bodies (false: sizes and digests only)
+	FailMode      string
+	Journal       Journal
+	Observer      Observer
+	Local         []Local
+	Metrics       *Metrics
+	// Lost counts events that could not be journaled (shared with the journal's metrics).
+	Lost   *prometheus.CounterVec
+	Logger *slog.Logger
+	Now    func() time.Time
+	// AppendTimeout bounds the wait for the journal (default 30 s).
+	AppendTimeout time.Duration
+}
+
+// Proxy is the sidecar's main HTTP handler.
+type Proxy struct {
+	opts      Options
+	rp        *httputil.ReverseProxy
+	log       *slog.Logger
+	m         *Metrics
+	redactors map[*rules.Rule]*capture.Redactor
+	mu        sync.RWMutex
+}
+
+type ctxKey struct{}
+
+// exchange is the per-request state of an audited (or observed) request.
+type exchange struct {
+	match    *rules.Match
+	rule     *rules.Rule
+	route    string
+	start    time.Time
+	upstream time.Time // response headers received
+	mode     string
+	eventID  string
+	id       identity.Identity
+	reqTee   *capture.Tee
+	observe  bool // execution status read: watch the response body
+	audited  bool
+	failed   bool // ModifyResponse failed to journal (fail_closed)
+	upStatus int
+	method   string
+	rawPath  string
+	query    string
+	hdr      http.Header
+}
+
+// New builds the proxy.
+func New(opts Options) (*Proxy, error) {
+	if opts.Upstream == nil || opts.Journal == nil || opts.Rules == nil || opts.Identity == nil || opts.Redactor == nil {
+		return nil, errors.New("proxy: upstream, journal, rules, identity and redactor are required")
+	}
+	if opts.Transport == nil {
+		opts.Transport = NewTransport(config.Default().Upstream)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.Lost == nil {
+		opts.Lost = journal.NewMetrics(nil).EventsLost
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.FailMode == "" {
+		opts.FailMode = config.FailClosed
+	}
+	if opts.MaxHoldBytes <= 0 {
+		opts.MaxHoldBytes = 8 << 20
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 64 << 10
+	}
+	if opts.AppendTimeout <= 0 {
+		opts.AppendTimeout = 30 * time.Second
+	}
+	p := &Proxy{opts: opts, log: opts.Logger, m: opts.Metrics, redactors: map[*rules.Rule]*capture.Redactor{}}
+	for _, r := range opts.Rules.Rules() {
+		p.redactors[r] = opts.Redactor.With(r.Redact)
+	}
+	p.redactors[rules.Unclassified] = opts.Redactor
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      &timedTransport{next: opts.Transport, m: opts.Metrics},
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		BufferPool:     bufferPool{},
+		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	}
+	return p, nil
+}
+
+// NewTransport returns the upstream transport for the given settings.
+func NewTransport(u config.Upstream) *http.Transport {
+	d := &net.Dialer{Timeout: u.DialTimeout.D(), KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil, // never route Flowker traffic through an environment proxy
+		DialContext:           d.DialContext,
+		MaxIdleConns:          u.MaxIdleConns,
+		MaxIdleConnsPerHost:   u.MaxIdleConns,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: u.ResponseHeaderTimeout.D(),
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+// timedTransport measures the upstream time to response headers.
+type timedTransport struct {
+	next http.RoundTripper
+	m    *Metrics
+}
+
+func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(r)
+	route := "unmatched"
+	if x, ok := r.Context().Value(ctxKey{}).(*exchange); ok {
+		route = x.route
+		x.upstream = time.Now()
+	} else if rt, ok := r.Context().Value(routeKey{}).(string); ok {
+		route = rt
+	}
+	t.m.UpstreamDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	return resp, err
+}
+
+type routeKey struct{}
+
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(p.opts.Upstream)
+	// Forwarding headers are rebuilt: kept from the client only when the peer is a trusted proxy.
+	if _, _, _, trusted := p.opts.Identity.ClientIP(pr.In); trusted {
+		if v := pr.In.Header.Values("X-Forwarded-For"); len(v) > 0 {
+			pr.Out.Header["X-Forwarded-For"] = append([]string(nil), v...)
+		}
+	}
+	pr.SetXForwarded()
+	if _, _, _, trusted := p.opts.Identity.ClientIP(pr.In); trusted {
+		if v := pr.In.Header.Get("X-Forwarded-Proto"); v == "https" || v == "http" {
+			pr.Out.Header.Set("X-Forwarded-Proto", v)
+		}
+		if v := pr.In.Header.Get("X-Forwarded-Host"); v != "" {
+			pr.Out.Header.Set("X-Forwarded-Host", v)
+		}
+	}
+}
+
+// ServeHTTP routes a request: local routes, then audited, observed or plain forwarding.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := p.opts.Now()
+	p.m.InFlight.Inc()
+	defer p.m.InFlight.Dec()
+	rec := &statusRecorder{ResponseWriter: w}
+	route := "unmatched"
+	defer func() {
+		method := metricMethod(r.Method)
+		p.m.Requests.WithLabelValues(route, method, strconv.Itoa(rec.code())).Inc()
+		p.m.Duration.WithLabelValues(route, method).Observe(rec.headerTime(start, p.opts.Now).Seconds())
+	}()
+	for _, l := range p.opts.Local {
+		if l.Match(r) {
+			route = l.Name
+			l.Handler.ServeHTTP(rec, r)
+			return
+		}
+	}
+	m := p.opts.Rules.Match(r.Method, r.URL.EscapedPath())
+	var rule *rules.Rule
+	switch {
+	case m != nil && m.Rule.Kind == config.KindExecutionStatus:
+		route = m.Rule.Name
+		if p.opts.Observer != nil && r.Method == http.MethodGet {
+			x := &exchange{match: m, rule: m.Rule, route: route, start: start, observe: true}
+			p.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), ctxKey{}, x)))
+			return
+		}
+	case m != nil && m.Rule.Audit:
+		rule, route = m.Rule, m.Rule.Name
+	case m != nil:
+		route = m.Rule.Name
+	case rules.Mutating(r):
+		rule, route = rules.Unclassified, rules.Unclassified.Name
+		p.m.Unclassified.WithLabelValues(metricMethod(r.Method)).Inc()
+	}
+	if rule == nil {
+		p.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, route)))
+		return
+	}
+	p.serveAudited(rec, r, m, rule, start)
+}
+
+func (p *Proxy) serveAudited(w http.ResponseWriter, r *http.Request, m *rules.Match, rule *rules.Rule, start time.Time) {
+	mode := rule.FailMode
+	if mode == "" {
+		mode = p.opts.FailMode
+	}
+	if err := p.opts.Journal.Accepting(); err != nil {
+		reason := "journal_failed"
+		if errors.Is(err, journal.ErrFull) {
+			reason = "journal_full"
+		}
+		if mode == config.FailClosed {
+			p.m.Refused.WithLabelValues(reason).Inc()
+			p.log.Error("audited request refused before reaching Flowker: the journal cannot accept events (fail_closed)",
+				"method", r.Method, "route", rule.Name, "err", err)
+			writeError(w, http.StatusServiceUnavailable, "FLKAUD-0503", "Service Unavailable",
+				"the audit journal cannot record this request, so it was not forwarded; retry later")
+			return
+		}
+		p.log.Warn("journal cannot accept events; forwarding anyway (fail_open), the event will be counted lost if it cannot be written",
+			"route", rule.Name, "err", err)
+	}
+	x := &exchange{match: m, rule: rule, route: rule.Name, start: start, mode: mode, audited: true,
+		eventID: newEventID(), id: p.opts.Identity.Resolve(r),
+		method: r.Method, rawPath: r.URL.EscapedPath(), query: r.URL.RawQuery, hdr: r.Header}
+	if m == nil {
+		x.match = &rules.Match{Rule: rule}
+	}
+	out := r.WithContext(context.WithValue(r.Context(), ctxKey{}, x))
+	if r.Body != nil && r.Body != http.NoBody {
+		x.reqTee = capture.NewTee(r.Body, p.opts.MaxHoldBytes)
+		out.Body = x.reqTee
+	} else {
+		x.reqTee = capture.NewTee(nil, 0)
+	}
+	p.rp.ServeHTTP(w, out)
+}
+
+func newEventID() string {
+	if u, err := uuid.NewV7(); err == nil {
+		return u.String()
+	}
+	return uuid.NewString()
+}
+
+// modifyResponse holds an audited response until its event is durable.
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	x, ok := resp.Request.Context().Value(ctxKey{}).(*exchange)
+	if !ok {
+		return nil
+	}
+	if x.observe {
+		if resp.StatusCode == http.StatusOK {
+			resp.Body = &observeBody{rc: resp.Body, limit: 256 << 10, done: func(b []byte) {
+				p.opts.Observer.Seen(rules.CanonicalID(x.match.Param("id")), b)
+			}}
+		}
+		return nil
+	}
+	holdStart := time.Now()
+	x.upStatus = resp.StatusCode
+	respTee := capture.NewTee(resp.Body, p.opts.MaxHoldBytes)
+	held, readErr := io.ReadAll(io.LimitReader(respTee, int64(p.opts.MaxHoldBytes)+1))
+	sum := respTee.Summary()
+	if readErr != nil && sum.Err == nil {
+		sum.Err = readErr
+	}
+	d, record := p.infer(x, resp.StatusCode, resp.Header, sum, nil)
+	if record {
+		ev, err := p.append(resp.Request.Context(), x, d)
+		switch {
+		case err == nil:
+			resp.Header.Set("X-Audit-Id", ev.EventID)
+		case x.mode == config.FailClosed:
+			x.failed = true
+			return fmt.Errorf("audit record not written: %w", err)
+		}
+	}
+	p.m.HoldDuration.Observe(time.Since(holdStart).Seconds())
+	// Release the response: the held bytes, then whatever was beyond the hold limit.
+	rest := io.Reader(bytes.NewReader(nil))
+	if int64(len(held)) > int64(p.opts.MaxHoldBytes) {
+		rest = respTee // beyond the hold limit the body streams on after the event
+	}
+	resp.Body = &heldBody{Reader: io.MultiReader(bytes.NewReader(held), rest), closer: respTee}
+	if readErr != nil {
+		resp.Body = &heldBody{Reader: io.MultiReader(bytes.NewReader(held), errReader{readErr}), closer: respTee}
+	}
+	return nil
+}
+
+type heldBody struct {
+	io.Reader
+	closer io.Closer
+}
+
+func (h *heldBody) Close() error { return h.closer.Close() }
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// append journals d. Losses are counted and logged with enough detail to reconstruct the event.
+func (p *Proxy) append(ctx context.Context, x *exchange, d journal.Draft) (chain.Event, error) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.AppendTimeout)
+	defer cancel()
+	ev, err := p.opts.Journal.Append(actx, d)
+	switch {
+	case err == nil:
+		p.m.Events.WithLabelValues(ev.EventType, ev.Result).Inc()
+		if d.Watch != nil && p.opts.Observer != nil {
+			p.opts.Observer.Started(d.Watch.ExecutionID, d.Watch.WorkflowID)
+		}
+		p.log.Debug("audited", "event_id", ev.EventID, "sequence", ev.Sequence, "event_type", ev.EventType,
+			"result", ev.Result, "resource_id", ev.ResourceID, "actor", ev.Actor.ID, "route", x.route)
+	case errors.Is(err, journal.ErrDuplicate):
+		p.m.Replays.Inc()
+		p.log.Debug("idempotent replay: no new event", "route", x.route, "once", d.Once)
+	default:
+		reason := "journal_failed"
+		if errors.Is(err, journal.ErrFull) {
+			reason = "journal_full"
+		}
+		p.opts.Lost.WithLabelValues(reason).Inc()
+		p.log.Error("audit event could not be journaled", "event_id", d.EventID, "event_type", d.EventType,
+			"result", d.Result, "resource_id", d.ResourceID, "actor", d.Actor.ID, "route", x.route,
+			"fail_mode", x.mode, "err", err)
+	}
+	return ev, err
+}
+
+// errorHandler answers upstream failures like a well-behaved gateway and audits the attempt.
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	x, _ := r.Context().Value(ctxKey{}).(*exchange)
+	if x != nil && x.failed {
+		writeError(w, http.StatusInternalServerError, "FLKAUD-0500", "Audit Record Failed",
+			fmt.Sprintf("the request reached Flowker (status %d) but its audit record could not be written; the change may have been applied", x.upStatus))
+		return
+	}
+	status, code, title, msg := http.StatusBadGateway, "FLKAUD-0502", "Bad Gateway", "upstream Flowker could not be reached"
+	clientGone := r.Context().Err() != nil
+	var ne net.Error
+	switch {
+	case clientGone:
+		status, code, title, msg = 499, "FLKAUD-0499", "Client Closed Request", "the client went away before the response"
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		status, code, title, msg = http.StatusGatewayTimeout, "FLKAUD-0504", "Gateway Timeout", "upstream Flowker did not answer in time"
+	case x != nil && x.reqTee != nil && x.reqTee.Summary().Err != nil:
+		status, code, title, msg = http.StatusBadRequest, "FLKAUD-0400", "Bad Request", "the request body could not be read completely"
+	}
+	p.log.Warn("upstream request failed", "method", r.Method, "path", r.URL.EscapedPath(), "status", status, "err", err)
+	if x != nil && x.audited {
+		d, record := p.infer(x, status, nil, capture.Summary{}, err)
+		if record {
+			if ev, aerr := p.append(r.Context(), x, d); aerr == nil {
+				w.Header().Set("X-Audit-Id", ev.EventID)
+			}
+		}
+	}
+	if clientGone {
+		return
+	}
+	writeError(w, status, code, title, msg)
+}
+
+// writeError writes Flowker's error format {code, title, message}.
+func writeError(w http.ResponseWriter, status int, code, title, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	b := []byte(`{"code":`)
+	b = strconv.AppendQuote(b, code)
+	b = append(b, `,"title":`...)
+	b = strconv.AppendQuote(b, title)
+	b = append(b, `,"message":`...)
+	b = strconv.AppendQuote(b, msg)
+	b = append(b, "}\n"...)
+	_, _ = w.Write(b)
+}
+
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
+}
+
+// statusRecorder remembers the status code and when headers were written.
+type statusRecorder struct {
+	http.ResponseWriter
+	status  int
+	written time.Time
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 && code >= 200 {
+		s.status, s.written = code, time.Now()
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status, s.written = http.StatusOK, time.Now()
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the real writer (hijacking for upgrades, deadlines).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusRecorder) code() int {
+	if s.status == 0 {
+		return 499 // nothing was written: the client went away
+	}
+	return s.status
+}
+
+func (s *statusRecorder) headerTime(start time.Time, now func() time.Time) time.Duration {
+	if s.written.IsZero() {
+		return now().Sub(start)
+	}
+	return s.written.Sub(start)
+}
+
+// observeBody hands the first bytes of a fully read body to done (asynchronously).
+type observeBody struct {
+	rc    io.ReadCloser
+	limit int
+	buf   []byte
+	done  func([]byte)
+	fired bool
+}
+
+func (o *observeBody) Read(p []byte) (int, error) {
+	n, err := o.rc.Read(p)
+	if room := o.limit - len(o.buf); n > 0 && room > 0 {
+		o.buf = append(o.buf, p[:min(n, room)]...)
+	}
+	if err == io.EOF && !o.fired && len(o.buf) < o.limit {
+		o.fired = true
+		go o.done(o.buf)
+	}
+	return n, err
+}
+
+func (o *observeBody) Close() error { return o.rc.Close() }
