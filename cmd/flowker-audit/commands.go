@@ -1,0 +1,462 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/journal"
+	"github.com/flowker-audit/flowker-audit/config"
+	"github.com/flowker-audit/flowker-audit/fakeflowker"
+	"github.com/flowker-audit/flowker-audit/internal/app"
+	"github.com/flowker-audit/flowker-audit/plugins"
+	"github.com/flowker-audit/flowker-audit/plugins/clickhouse"
+	"github.com/flowker-audit/flowker-audit/proxy/identity"
+	"github.com/flowker-audit/flowker-audit/sink"
+)
+
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path, config.Options{ValidatePlugin: plugins.ValidateConfig})
+	if err != nil {
+		if es, ok := config.IsErrors(err); ok {
+			return nil, exitError{code: 1, msg: fmt.Sprintf("%s: %s", path, es.Error())}
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	path := fs.String("config", "config.yaml", "configuration file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	a, err := app.New(ctx, app.Options{Config: cfg, Logger: log, Version: version})
+	if err != nil {
+		return err
+	}
+	// A second signal while shutting down exits at once.
+	go func() {
+		<-ctx.Done()
+		again, stop := signalContext()
+		defer stop()
+		<-again.Done()
+		if again.Err() != nil && ctx.Err() != nil {
+			log.Error("second signal: exiting without waiting")
+			os.Exit(1)
+		}
+	}()
+	return a.Run(ctx, nil)
+}
+
+func checkConfigCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check-config", stderr)
+	path := fs.String("config", "config.yaml", "configuration file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path, config.Options{ValidatePlugin: plugins.ValidateConfig})
+	if err != nil {
+		if es, ok := config.IsErrors(err); ok {
+			fmt.Fprintf(stderr, "%s: %d problem(s):\n", *path, len(es))
+			for _, e := range es {
+				fmt.Fprintf(stderr, "  %s\n", e.Error())
+			}
+			return exitError{code: 1}
+		}
+		return err
+	}
+	sinks := make([]string, len(cfg.Sinks))
+	for i, s := range cfg.Sinks {
+		sinks[i] = fmt.Sprintf("%s (%s%s)", s.Name, s.Plugin, map[bool]string{true: ", query"}[s.Query])
+	}
+	fmt.Fprintf(stdout, "%s: OK\n  listen %s -> upstream %s\n  admin %s, data_dir %s\n  sinks: %s\n  audit API auth: %s\n",
+		*path, cfg.Listen.Addr, cfg.Upstream.URL, cfg.Admin.Addr, cfg.DataDir, strings.Join(sinks, ", "), authSummary(cfg.Auth))
+	return nil
+}
+
+func authSummary(a config.Auth) string {
+	var parts []string
+	if len(a.APIKeys) > 0 {
+		parts = append(parts, fmt.Sprintf("%d API key(s)", len(a.APIKeys)))
+	}
+	if a.Delegate {
+		parts = append(parts, "delegated to Flowker")
+	}
+	if len(parts) == 0 {
+		return "NONE CONFIGURED (the audit API answers 401)"
+	}
+	return strings.Join(parts, " + ")
+}
+
+func pluginCmd(args []string) error {
+	if len(args) != 1 {
+		return exitError{code: 2, msg: "usage: flowker-audit plugin NAME (started by the sidecar itself)"}
+	}
+	return plugins.Serve(args[0])
+}
+
+func fakeFlowkerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("fake-flowker", stderr)
+	listen := fs.String("listen", "127.0.0.1:4021", "address to listen on (Flowker's default port is 4021)")
+	key := fs.String("api-key", os.Getenv("FAKE_FLOWKER_API_KEY"), "require this X-API-Key on /v1 routes (empty: no auth)")
+	delay := fs.Duration("execution-delay", 2*time.Second, "time until an execution completes or fails")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return fakeflowker.Run(ctx, *listen, fakeflowker.Options{APIKey: *key, ExecutionDelay: *delay, Logger: log}, func(a net.Addr) {
+		fmt.Fprintf(stdout, "fake Flowker listening on http://%s\n", a)
+	})
+}
+
+func fingerprintCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("fingerprint", stderr)
+	path := fs.String("config", "config.yaml", "configuration file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return exitError{code: 2, msg: "usage: flowker-audit fingerprint [--config FILE] API_KEY"}
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	key := []byte(cfg.Identity.FingerprintKey)
+	if len(key) == 0 {
+		b, err := os.ReadFile(filepath.Join(cfg.DataDir, "fingerprint.key"))
+		if err != nil {
+			return fmt.Errorf("no identity.fingerprint_key and no %s yet (start the sidecar once): %w", filepath.Join(cfg.DataDir, "fingerprint.key"), err)
+		}
+		key = []byte(strings.TrimSpace(string(b)))
+	}
+	fmt.Fprintln(stdout, identity.Fingerprint(key, fs.Arg(0)))
+	return nil
+}
+
+func schemaCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "clickhouse" {
+		return exitError{code: 2, msg: "usage: flowker-audit schema clickhouse [--server-version V] [--database DB]"}
+	}
+	fs := newFlags("schema clickhouse", stderr)
+	ver := fs.String("server-version", clickhouse.Legacy.String(), "ClickHouse server version the DDL is for (18.16.1 = portable; 23+ = modern)")
+	db := fs.String("database", "audit", "database name")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	v, err := clickhouse.ParseVersion(*ver)
+	if err != nil {
+		return exitError{code: 2, msg: err.Error()}
+	}
+	fmt.Fprintf(stdout, "-- flowker-audit ClickHouse schema v%d for server %s (%s variant)\n", clickhouse.SchemaVersion, v, v.Variant())
+	for _, stmt := range clickhouse.DDL(v, *db) {
+		fmt.Fprintf(stdout, "%s;\n\n", strings.TrimSpace(stmt))
+	}
+	return nil
+}
+
+// openQuerySink starts the configured query sink's plugin on its own (for verify and export).
+func openQuerySink(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sink.Client, error) {
+	for _, s := range cfg.Sinks {
+		if !s.Query {
+			continue
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		launch := sink.LaunchOptions{Name: s.Name, Path: exe, Args: []string{"plugin", s.Plugin}, Logger: log, SHA256: s.SHA256}
+		if !contains(config.BundledPlugins, s.Plugin) {
+			launch.Path, launch.Args = s.Plugin, nil
+		}
+		for k, v := range s.Config {
+			if name, ok := v.(string); ok && strings.HasSuffix(k, "_env") {
+				if val, ok := os.LookupEnv(name); ok {
+					launch.Env = append(launch.Env, name+"="+val)
+				}
+			}
+		}
+		c, err := sink.Open(ctx, launch)
+		if err != nil {
+			return nil, fmt.Errorf("starting sink %s: %w", s.Name, err)
+		}
+		raw, _ := json.Marshal(s.Config)
+		if err := c.Configure(ctx, raw); err != nil {
+			c.Kill()
+			return nil, fmt.Errorf("configuring sink %s: %w", s.Name, err)
+		}
+		return c, nil
+	}
+	return nil, errors.New("no sink has query: true")
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+type verifyResult struct {
+	chainID string
+	checked uint64
+	first   uint64
+	problem *chain.Problem
+}
+
+func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("verify", stderr)
+	path := fs.String("config", "config.yaml", "configuration file")
+	source := fs.String("source", "sink", "where to read the chain: sink (the query sink), journal (the local journal; the sidecar must be stopped), or the path of an NDJSON file")
+	chainID := fs.String("chain", "", "verify only this chain (default: every chain)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	start := time.Now()
+	var results []verifyResult
+	var err error
+	switch *source {
+	case "sink", "journal":
+		cfg, lerr := loadConfig(*path)
+		if lerr != nil {
+			return lerr
+		}
+		if *source == "journal" {
+			results, err = verifyJournal(ctx, cfg)
+		} else {
+			results, err = verifySink(ctx, cfg, *chainID, newLogger(config.Log{Format: "text", Level: "warn"}, stderr))
+		}
+	default:
+		results, err = verifyNDJSON(*source, *chainID)
+	}
+	if err != nil {
+		return err
+	}
+	bad := false
+	var total uint64
+	for _, r := range results {
+		total += r.checked
+		if r.problem != nil {
+			bad = true
+			fmt.Fprintf(stdout, "chain %s: INVALID at sequence %d (%s): %s — %d events verified before it\n",
+				r.chainID, r.problem.Sequence, r.problem.Reason, r.problem.Detail, r.checked)
+			continue
+		}
+		fmt.Fprintf(stdout, "chain %s: valid — %d events verified (sequence %d to %d)\n", r.chainID, r.checked, r.first, r.first+r.checked-1)
+	}
+	el := time.Since(start)
+	fmt.Fprintf(stdout, "%d chain(s), %d events in %s (%.0f events/s)\n", len(results), total, el.Round(time.Millisecond), float64(total)/el.Seconds())
+	if len(results) == 0 {
+		return exitError{code: 1, msg: "no events found"}
+	}
+	if bad {
+		return exitError{code: 1}
+	}
+	return nil
+}
+
+func verifySink(ctx context.Context, cfg *config.Config, only string, log *slog.Logger) ([]verifyResult, error) {
+	c, err := openQuerySink(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Kill()
+	chains, err := c.Chains(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing chains: %w", err)
+	}
+	var out []verifyResult
+	for _, ch := range chains {
+		if only != "" && ch.ChainID != only {
+			continue
+		}
+		r := verifyResult{chainID: ch.ChainID, first: 1}
+		v := chain.NewVerifier(ch.ChainID, 1, "")
+		err := c.ReadChain(ctx, ch.ChainID, 1, 0, v.Add)
+		r.checked = v.Checked()
+		var p *chain.Problem
+		switch {
+		case errors.As(err, &p):
+			r.problem = p
+		case err != nil:
+			return nil, fmt.Errorf("reading chain %s: %w", ch.ChainID, err)
+		case v.Checked() < ch.Count:
+			// ReadChain ended early: the events after it are missing.
+			last, _ := v.Last()
+			r.problem = &chain.Problem{ChainID: ch.ChainID, Sequence: last + 1, Reason: chain.ReasonGap,
+				Detail: fmt.Sprintf("the sink holds %d events but only %d link up from the genesis", ch.Count, v.Checked())}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func verifyJournal(ctx context.Context, cfg *config.Config) ([]verifyResult, error) {
+	j, _, err := journal.Open(journal.Options{Path: filepath.Join(cfg.DataDir, "journal.db")})
+	if err != nil {
+		return nil, err
+	}
+	defer j.Close()
+	_, _, first := j.Stats()
+	r := verifyResult{chainID: j.ChainID(), first: first}
+	var v *chain.Verifier
+	err = j.ReadRange(ctx, 1, 0, func(e *chain.Event) error {
+		if v == nil {
+			// The journal keeps only what sinks have not all acknowledged: start from the first
+			// retained event, trusting its link (verify the whole chain against the query sink).
+			v = chain.NewVerifier(j.ChainID(), e.Sequence, e.PreviousHash)
+			r.first = e.Sequence
+		}
+		return v.Add(e)
+	})
+	if v != nil {
+		r.checked = v.Checked()
+	}
+	var p *chain.Problem
+	if errors.As(err, &p) {
+		r.problem = p
+	} else if err != nil {
+		return nil, err
+	}
+	return []verifyResult{r}, nil
+}
+
+func verifyNDJSON(path, only string) ([]verifyResult, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	verifiers := map[string]*chain.Verifier{}
+	results := map[string]*verifyResult{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		if len(strings.TrimSpace(sc.Text())) == 0 {
+			continue
+		}
+		var e chain.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		if only != "" && e.ChainID != only {
+			continue
+		}
+		v, ok := verifiers[e.ChainID]
+		if !ok {
+			// An export may start mid-chain: trust the first event's link.
+			v = chain.NewVerifier(e.ChainID, e.Sequence, e.PreviousHash)
+			verifiers[e.ChainID] = v
+			results[e.ChainID] = &verifyResult{chainID: e.ChainID, first: e.Sequence}
+		}
+		if err := v.Add(&e); err != nil {
+			var p *chain.Problem
+			if errors.As(err, &p) && results[e.ChainID].problem == nil {
+				results[e.ChainID].problem = p
+			}
+		}
+		results[e.ChainID].checked = v.Checked()
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var out []verifyResult
+	for _, r := range results {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].chainID < out[j].chainID })
+	return out, nil
+}
+
+func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("export", stderr)
+	path := fs.String("config", "config.yaml", "configuration file")
+	chainID := fs.String("chain", "", "chain to export (required; see verify for the list)")
+	from := fs.Uint64("from", 1, "first sequence")
+	to := fs.Uint64("to", 0, "last sequence (0: the end)")
+	out := fs.String("out", "-", "output file (- for stdout)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	c, err := openQuerySink(ctx, cfg, newLogger(config.Log{Format: "text", Level: "warn"}, stderr))
+	if err != nil {
+		return err
+	}
+	defer c.Kill()
+	if *chainID == "" {
+		chains, err := c.Chains(ctx)
+		if err != nil {
+			return err
+		}
+		if len(chains) != 1 {
+			ids := make([]string, len(chains))
+			for i, ch := range chains {
+				ids[i] = ch.ChainID
+			}
+			return exitError{code: 2, msg: fmt.Sprintf("--chain is required when the sink holds %d chains: %s", len(chains), strings.Join(ids, ", "))}
+		}
+		*chainID = chains[0].ChainID
+	}
+	w := stdout
+	if *out != "-" {
+		f, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	n := 0
+	buf := make([]byte, 0, 4096)
+	err = c.ReadChain(ctx, *chainID, *from, *to, func(e *chain.Event) error {
+		buf = append(e.AppendJSON(buf[:0]), '\n')
+		n++
+		_, err := bw.Write(buf)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "exported %d events of chain %s\n", n, *chainID)
+	return nil
+}

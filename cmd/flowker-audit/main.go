@@ -1,0 +1,135 @@
+// Command flowker-audit is an audit sidecar for the Flowker workflow API: a reverse proxy that
+// turns every mutating request into a hash-chained audit event, journals it durably, delivers it
+// to sink plugins and serves Flowker's audit API and the Audit Trail page.
+//
+// Usage:
+//
+//	flowker-audit serve [--config FILE]          run the sidecar (default config.yaml)
+//	flowker-audit check-config [--config FILE]   validate the configuration, listing every problem
+//	flowker-audit verify [--config FILE] [--source sink|journal|FILE.ndjson] [--chain ID]
+//	flowker-audit export [--config FILE] --chain ID [--from N] [--to N] [--out FILE]
+//	flowker-audit fingerprint [--config FILE] API_KEY
+//	flowker-audit schema clickhouse [--server-version V] [--database DB]
+//	flowker-audit fake-flowker [--listen ADDR] [--api-key KEY] [--execution-delay D]
+//	flowker-audit plugin NAME                    (internal: serve a bundled sink plugin)
+//	flowker-audit version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		var ex exitError
+		if errors.As(err, &ex) {
+			if ex.msg != "" {
+				fmt.Fprintln(os.Stderr, ex.msg)
+			}
+			os.Exit(ex.code)
+		}
+		fmt.Fprintln(os.Stderr, "flowker-audit:", err)
+		os.Exit(1)
+	}
+}
+
+// exitError ends the program with a specific status.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d: %s", e.code, e.msg) }
+
+const usage = `flowker-audit — audit sidecar for the Flowker workflow API
+
+Usage:
+  flowker-audit serve [--config FILE]          run the sidecar (default config.yaml)
+  flowker-audit check-config [--config FILE]   validate the configuration, listing every problem
+  flowker-audit verify [--config FILE] [--source sink|journal|FILE.ndjson] [--chain ID]
+                                               recompute every hash and link of the chain(s)
+  flowker-audit export [--config FILE] --chain ID [--from N] [--to N] [--out FILE]
+                                               write a chain as NDJSON from the query sink
+  flowker-audit fingerprint [--config FILE] API_KEY
+                                               print the actor id an API key is recorded as
+  flowker-audit schema clickhouse [--server-version V] [--database DB]
+                                               print the ClickHouse DDL (dry run)
+  flowker-audit fake-flowker [--listen ADDR] [--api-key KEY] [--execution-delay D]
+                                               run the in-memory fake Flowker (tests, demos)
+  flowker-audit version
+
+Environment overrides: FLOWKER_AUDIT_<KEY_PATH>, e.g. FLOWKER_AUDIT_UPSTREAM_URL,
+FLOWKER_AUDIT_AUTH_API_KEYS (comma-separated).
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError{code: 2}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return serveCmd(ctx, rest, stderr)
+	case "check-config":
+		return checkConfigCmd(rest, stdout, stderr)
+	case "verify":
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return verifyCmd(ctx, rest, stdout, stderr)
+	case "export":
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return exportCmd(ctx, rest, stdout, stderr)
+	case "fingerprint":
+		return fingerprintCmd(rest, stdout, stderr)
+	case "schema":
+		return schemaCmd(rest, stdout, stderr)
+	case "fake-flowker":
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return fakeFlowkerCmd(ctx, rest, stdout, stderr)
+	case "plugin":
+		return pluginCmd(rest)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "flowker-audit %s\n", version)
+		return nil
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+	return exitError{code: 2}
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitError{code: 0}
+		}
+		return exitError{code: 2}
+	}
+	return nil
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}

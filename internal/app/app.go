@@ -1,0 +1,599 @@
+// Package app wires the sidecar together from its configuration: journal, sink supervisors,
+// proxy, audit API, Audit Trail page, execution watcher, admin listener, and their lifecycle.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/journal"
+	"github.com/flowker-audit/flowker-audit/config"
+	"github.com/flowker-audit/flowker-audit/proxy"
+	"github.com/flowker-audit/flowker-audit/proxy/auditapi"
+	"github.com/flowker-audit/flowker-audit/proxy/capture"
+	"github.com/flowker-audit/flowker-audit/proxy/identity"
+	"github.com/flowker-audit/flowker-audit/proxy/rules"
+	"github.com/flowker-audit/flowker-audit/proxy/ui"
+	"github.com/flowker-audit/flowker-audit/proxy/watcher"
+	"github.com/flowker-audit/flowker-audit/sink"
+	"github.com/flowker-audit/flowker-audit/sink/host"
+)
+
+// Options configure an App.
+type Options struct {
+	Config *config.Config
+	Logger *slog.Logger
+	// Version is reported by flowker_audit_build_info.
+	Version string
+	// PluginCommand returns how to start a bundled plugin. Default: this executable with the
+	// arguments "plugin NAME" (so operators see which process is which).
+	PluginCommand func(name string) (path string, args []string, err error)
+	// Registry receives every metric; default a fresh registry with Go and process collectors.
+	Registry *prometheus.Registry
+	// SinkTuning adjusts each sink's supervisor settings (tests shorten backoffs).
+	SinkTuning func(*host.SinkConfig)
+}
+
+// App is the running sidecar.
+type App struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	journal  *journal.Journal
+	jm       *journal.Metrics
+	sups     []*host.Supervisor
+	query    *host.Supervisor
+	proxy    *proxy.Proxy
+	api      *auditapi.API
+	watcher  *watcher.Watcher
+	resolver *identity.Resolver
+	main     *http.Server
+	admin    *http.Server
+	recovery *journal.Recovery
+
+	mu         sync.Mutex
+	proxyAddr  net.Addr
+	adminAddr  net.Addr
+	compactErr error
+}
+
+// New builds the sidecar: it opens the journal (recovering its tail) and prepares every
+// component. Nothing listens or runs until Run.
+func New(ctx context.Context, o Options) (*App, error) {
+	cfg := o.Config
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+		o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if o.PluginCommand == nil {
+		o.PluginCommand = selfPlugin
+	}
+	a := &App{cfg: cfg, log: o.Logger, reg: o.Registry}
+	buildInfo(o.Registry, o.Version)
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating data_dir %s: %w", cfg.DataDir, err)
+	}
+	fpKey, err := secret(cfg.Identity.FingerprintKey, filepath.Join(cfg.DataDir, "fingerprint.key"))
+	if err != nil {
+		return nil, err
+	}
+	cursorKey, err := secret(cfg.Auth.CursorKey, filepath.Join(cfg.DataDir, "cursor.key"))
+	if err != nil {
+		return nil, err
+	}
+
+	a.jm = journal.NewMetrics(o.Registry)
+	j, rec, err := journal.Open(journal.Options{
+		Path: filepath.Join(cfg.DataDir, "journal.db"), ChainID: cfg.Chain.ID, MaxBytes: int64(cfg.Journal.MaxBytes),
+		NoSync: !cfg.Journal.Fsync, MaxBatch: cfg.Journal.GroupCommitMax, Logger: o.Logger.With("component", "journal"), Metrics: a.jm,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.journal, a.recovery = j, rec
+	o.Logger.Info("journal open", "chain_id", rec.ChainID, "last_sequence", rec.Last, "retained", rec.Retained,
+		"fresh", rec.Fresh, "tail_checked", rec.Checked, "records_cut", rec.CutCount)
+	if !cfg.Journal.Fsync {
+		o.Logger.Warn("journal.fsync is off: events acknowledged just before a crash can be lost")
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = j.Close()
+		}
+	}()
+
+	// Sinks.
+	sm := host.NewMetrics(o.Registry)
+	for _, s := range cfg.Sinks {
+		config.SinkDefaults(&s)
+		raw, err := json.Marshal(s.Config)
+		if err != nil {
+			return nil, fmt.Errorf("sink %s: config: %w", s.Name, err)
+		}
+		launch := sink.LaunchOptions{Name: s.Name, SHA256: s.SHA256, Env: passEnv(s.Config)}
+		if slicesContains(config.BundledPlugins, s.Plugin) {
+			path, args, err := o.PluginCommand(s.Plugin)
+			if err != nil {
+				return nil, fmt.Errorf("sink %s: %w", s.Name, err)
+			}
+			launch.Path, launch.Args = path, args
+		} else {
+			launch.Path = s.Plugin
+		}
+		sc := host.SinkConfig{Name: s.Name, Plugin: s.Plugin, Launch: launch, Config: raw, Query: s.Query,
+			BatchSize: s.BatchSize, BatchBytes: int(s.BatchBytes), BatchInterval: s.BatchInterval.D(), WriteTimeout: s.WriteTimeout.D()}
+		if o.SinkTuning != nil {
+			o.SinkTuning(&sc)
+		}
+		sup := host.NewSupervisor(sc, j, sm, o.Logger.With("component", "sink"))
+		a.sups = append(a.sups, sup)
+		if s.Query {
+			a.query = sup
+		}
+	}
+
+	upstream, err := url.Parse(cfg.Upstream.URL)
+	if err != nil {
+		return nil, fmt.Errorf("upstream.url: %w", err)
+	}
+	a.resolver, err = identity.New(ctx, identity.Options{
+		FingerprintKey: fpKey, Names: cfg.Identity.APIKeyNames, TrustedProxies: cfg.TrustedProxies,
+		TrustedHeader: cfg.Identity.TrustedHeader, Logger: o.Logger.With("component", "identity"),
+		JWT: identity.JWTOptions{JWKSURL: cfg.Identity.JWT.JWKSURL, PublicKeyFile: cfg.Identity.JWT.PublicKeyFile,
+			HMACSecret: cfg.Identity.JWT.HMACSecret, Issuer: cfg.Identity.JWT.Issuer, Audience: cfg.Identity.JWT.Audience,
+			Refresh: cfg.Identity.JWT.JWKSRefresh.D()},
+	})
+	if err != nil {
+		return nil, err
+	}
+	table, err := rules.New(cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+	redactor, err := capture.NewRedactor(cfg.Capture.RedactKeys, cfg.Capture.RedactPaths)
+	if err != nil {
+		return nil, err
+	}
+
+	// Audit API authentication: static keys and/or delegation to Flowker; never open.
+	var auths []auditapi.Authenticator
+	if len(cfg.Auth.APIKeys) > 0 {
+		sk, err := auditapi.NewStaticKeys(cfg.Auth.APIKeys)
+		if err != nil {
+			return nil, fmt.Errorf("auth.api_keys: %w", err)
+		}
+		auths = append(auths, sk)
+	}
+	if cfg.Auth.Delegate {
+		d, err := auditapi.NewDelegate(auditapi.DelegateOptions{Upstream: upstream, TTL: cfg.Auth.DelegateCacheTTL.D(),
+			Logger: o.Logger.With("component", "audit-auth")})
+		if err != nil {
+			return nil, err
+		}
+		auths = append(auths, d)
+	}
+	var auth auditapi.Authenticator = auditapi.NoneConfigured{}
+	switch len(auths) {
+	case 0:
+		o.Logger.Warn("the audit API and the Audit Trail page answer 401 to everyone: set auth.api_keys (FLOWKER_AUDIT_AUTH_API_KEYS) or auth.delegate")
+	case 1:
+		auth = auths[0]
+	default:
+		auth = auditapi.AnyOf(auths...)
+	}
+	names := map[string]string{}
+	for k, v := range cfg.Identity.APIKeyNames {
+		names[k] = v
+	}
+	a.api, err = auditapi.New(auditapi.Options{
+		Querier: a.querier, Auth: auth, CursorKey: cursorKey, Registerer: o.Registry,
+		Logger: o.Logger.With("component", "audit-api"), ActorNames: names,
+	})
+	if err != nil {
+		return nil, err
+	}
+	page, err := ui.New(ui.Options{AuthMode: a.api.AuthMode()})
+	if err != nil {
+		return nil, err
+	}
+
+	transport := proxy.NewTransport(cfg.Upstream)
+	pm := proxy.NewMetrics(o.Registry)
+	var observer proxy.Observer
+	if cfg.Watcher.Enabled {
+		a.watcher = watcher.New(watcher.Options{
+			Upstream: upstream, Client: &http.Client{Transport: transport, Timeout: 15 * time.Second},
+			APIKey: cfg.Watcher.APIKey, Authorization: cfg.Watcher.Authorization,
+			Interval: cfg.Watcher.Interval.D(), MaxInterval: cfg.Watcher.MaxInterval.D(), GiveUpAfter: cfg.Watcher.GiveUpAfter.D(),
+			MaxInFlight: cfg.Watcher.MaxInFlight, Journal: j, Registerer: o.Registry, Logger: o.Logger.With("component", "watcher"),
+			OnEvent: func(ev chain.Event) { pm.Events.WithLabelValues(ev.EventType, ev.Result).Inc() },
+		})
+		observer = a.watcher
+	}
+	a.proxy, err = proxy.New(proxy.Options{
+		Upstream: upstream, Transport: transport, Rules: table, Identity: a.resolver, Redactor: redactor,
+		MaxBodyBytes: int(cfg.Capture.MaxBodyBytes), MaxHoldBytes: int(cfg.Capture.MaxHoldBytes), CaptureBodies: cfg.Capture.Bodies,
+		FailMode: cfg.Journal.FailMode, Journal: j, Observer: observer, Metrics: pm, Lost: a.jm.EventsLost,
+		Logger: o.Logger.With("component", "proxy"),
+		Local: []proxy.Local{
+			{Name: "audit_api", Match: a.api.Match, Handler: a.api},
+			{Name: "audit_trail_page", Match: page.Match, Handler: page},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.main = &http.Server{Addr: cfg.Listen.Addr, Handler: a.proxy, ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout.D(),
+		IdleTimeout: cfg.Listen.IdleTimeout.D(), ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn), MaxHeaderBytes: 1 << 20}
+	if cfg.Admin.Addr != "" {
+		a.admin = &http.Server{Addr: cfg.Admin.Addr, Handler: a.adminHandler(), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)}
+	}
+	ok = true
+	return a, nil
+}
+
+// ErrQuerySinkDown is returned while no query sink is configured or it is down.
+var ErrQuerySinkDown = errors.New("query sink unavailable")
+
+func (a *App) querier(context.Context) (sink.Querier, error) {
+	if a.query == nil {
+		return nil, ErrQuerySinkDown
+	}
+	return a.query.Querier()
+}
+
+// Journal returns the journal (tests, verify).
+func (a *App) Journal() *journal.Journal { return a.journal }
+
+// Registry returns the metrics registry.
+func (a *App) Registry() *prometheus.Registry { return a.reg }
+
+// Addrs returns the bound listener addresses (nil before Run bound them).
+func (a *App) Addrs() (proxyAddr, adminAddr net.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.proxyAddr, a.adminAddr
+}
+
+// Run starts the listeners, the sink supervisors, the watcher and the compaction loop, and
+// blocks until ctx ends; then it stops accepting, finishes in-flight requests, lets the sinks
+// catch up, stops the plugins and closes the journal, all within shutdown_timeout.
+func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)) error {
+	defer a.journal.Close()
+	ln, err := net.Listen("tcp", a.cfg.Listen.Addr)
+	if err != nil {
+		return fmt.Errorf("listen.addr: %w", err)
+	}
+	var aln net.Listener
+	if a.admin != nil {
+		if aln, err = net.Listen("tcp", a.cfg.Admin.Addr); err != nil {
+			ln.Close()
+			return fmt.Errorf("admin.addr: %w", err)
+		}
+	}
+	a.mu.Lock()
+	a.proxyAddr = ln.Addr()
+	if aln != nil {
+		a.adminAddr = aln.Addr()
+	}
+	a.mu.Unlock()
+
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	var wg sync.WaitGroup
+	sinkCtx, stopSinks := context.WithCancel(context.WithoutCancel(ctx))
+	var sinkWG sync.WaitGroup
+	for _, s := range a.sups {
+		sinkWG.Add(1)
+		go func(s *host.Supervisor) {
+			defer sinkWG.Done()
+			if err := s.Run(sinkCtx); err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Error("sink supervisor stopped", "sink", s.Name(), "err", err)
+			}
+		}(s)
+	}
+	if a.watcher != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.watcher.Run(bg); err != nil {
+				a.log.Error("execution watcher stopped", "err", err)
+			}
+		}()
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); a.compactLoop(bg) }()
+	go func() { defer wg.Done(); a.resolver.RefreshLoop(bg) }()
+
+	errc := make(chan error, 2)
+	go func() { errc <- serve(a.main, ln) }()
+	if a.admin != nil {
+		go func() { errc <- serve(a.admin, aln) }()
+	}
+	a.log.Info("flowker-audit listening", "proxy", ln.Addr().String(), "admin", addrString(aln), "upstream", a.cfg.Upstream.URL,
+		"chain_id", a.journal.ChainID())
+	if ready != nil {
+		ready(ln.Addr(), a.adminAddrOrNil())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	a.log.Info("shutting down: no new connections; finishing in-flight requests")
+	deadline := time.Now().Add(a.cfg.ShutdownTimeout.D())
+	sctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := a.main.Shutdown(sctx); err != nil {
+		a.log.Warn("in-flight requests did not finish before the shutdown deadline", "err", err)
+	}
+	stopBG()
+	wg.Wait()
+	// Give the sinks until a little before the deadline to deliver what the journal holds; what
+	// they do not get is delivered after the next start (the journal keeps it).
+	drain, cancelDrain := context.WithDeadline(context.Background(), deadline.Add(-a.cfg.ShutdownTimeout.D()/4))
+	a.waitDelivered(drain)
+	cancelDrain()
+	stopSinks()
+	sinkWG.Wait()
+	if a.admin != nil {
+		_ = a.admin.Shutdown(sctx)
+	}
+	if err := a.journal.Close(); err != nil {
+		a.log.Error("closing the journal", "err", err)
+	}
+	a.log.Info("stopped", "last_sequence", a.journal.Last())
+	return runErr
+}
+
+func serve(s *http.Server, ln net.Listener) error {
+	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func addrString(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}
+
+func (a *App) adminAddrOrNil() net.Addr {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.adminAddr
+}
+
+// waitDelivered waits until every sink acknowledged the journal's last sequence, or ctx ends.
+func (a *App) waitDelivered(ctx context.Context) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		done := true
+		for _, s := range a.sups {
+			if s.Lag() > 0 {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// compactLoop removes what every sink acknowledged.
+func (a *App) compactLoop(ctx context.Context) {
+	t := time.NewTicker(a.cfg.Journal.CompactEvery.D())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		upTo := uint64(0)
+		for i, s := range a.sups {
+			c, err := a.journal.Cursor(s.Name())
+			if err != nil {
+				a.log.Warn("reading a sink cursor", "sink", s.Name(), "err", err)
+				upTo = 0
+				break
+			}
+			if i == 0 || c < upTo {
+				upTo = c
+			}
+		}
+		if upTo == 0 {
+			continue
+		}
+		if n, err := a.journal.Compact(ctx, upTo); err != nil {
+			a.log.Warn("journal compaction failed", "err", err)
+		} else if n > 0 {
+			a.log.Debug("journal compacted", "removed", n, "up_to", upTo)
+		}
+	}
+}
+
+// Readiness is the /readyz body.
+type Readiness struct {
+	Status string                 `json:"status"`
+	Checks map[string]CheckResult `json:"checks"`
+}
+
+// CheckResult is one readiness check.
+type CheckResult struct {
+	Status string `json:"status"` // up, down
+	Error  string `json:"error,omitempty"`
+	Query  bool   `json:"query,omitempty"`
+	Lag    uint64 `json:"lagEvents,omitempty"`
+}
+
+// Ready reports readiness: the journal accepts events and the query sink is up. Other sinks
+// are listed but do not make the sidecar unready (the journal buffers for them).
+func (a *App) Ready() (bool, Readiness) {
+	r := Readiness{Status: "ready", Checks: map[string]CheckResult{}}
+	ready := true
+	if err := a.journal.Accepting(); err != nil {
+		r.Checks["journal"] = CheckResult{Status: "down", Error: err.Error()}
+		ready = false
+	} else {
+		r.Checks["journal"] = CheckResult{Status: "up"}
+	}
+	for _, s := range a.sups {
+		ok, why := s.Ready()
+		c := CheckResult{Status: "up", Query: s == a.query, Lag: s.Lag()}
+		if !ok {
+			c.Status, c.Error = "down", why
+			if s == a.query {
+				ready = false
+			}
+		}
+		r.Checks["sink:"+s.Name()] = c
+	}
+	if !ready {
+		r.Status = "not ready"
+	}
+	return ready, r
+}
+
+func (a *App) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg, EnableOpenMetrics: true}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ok, body := a.Ready()
+		code := http.StatusOK
+		if !ok {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, body)
+	})
+	if a.cfg.Admin.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// secret returns the configured value, or the one persisted in path (created on first use).
+func secret(configured, path string) ([]byte, error) {
+	if configured != "" {
+		return []byte(configured), nil
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		k := strings.TrimSpace(string(b))
+		if len(k) >= 32 {
+			return []byte(k), nil
+		}
+		return nil, fmt.Errorf("%s is damaged (expected 64 hex characters); remove it to generate a new one", path)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	k := hex.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(k+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return []byte(k), nil
+}
+
+// passEnv forwards the environment variables a sink's config names in *_env keys (such as
+// ClickHouse's password_env) to its plugin process, which otherwise gets a minimal environment.
+func passEnv(cfg map[string]any) []string {
+	var out []string
+	for k, v := range cfg {
+		name, ok := v.(string)
+		if !ok || !strings.HasSuffix(k, "_env") || name == "" {
+			continue
+		}
+		if val, ok := os.LookupEnv(name); ok {
+			out = append(out, name+"="+val)
+		}
+	}
+	return out
+}
+
+func selfPlugin(name string) (string, []string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil, fmt.Errorf("locating the flowker-audit executable to start plugin %s: %w", name, err)
+	}
+	return exe, []string{"plugin", name}, nil
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func buildInfo(reg prometheus.Registerer, version string) {
+	rev := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				rev = s.Value[:12]
+			}
+		}
+	}
+	if version == "" {
+		version = "dev"
+	}
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "flowker_audit", Name: "build_info",
+		Help: "Build information of the running sidecar (always 1)."}, []string{"version", "revision", "goversion"})
+	g.WithLabelValues(version, rev, runtime.Version()).Set(1)
+	reg.MustRegister(g)
+}
