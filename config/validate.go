@@ -42,7 +42,7 @@ func validate(cfg *Config, plugin func(string, []byte) (bool, error)) Errors {
 	checkAddr(&errs, "listen.addr", cfg.Listen.Addr)
 	if cfg.Admin.Addr != "" {
 		checkAddr(&errs, "admin.addr", cfg.Admin.Addr)
-		if cfg.Admin.Addr == cfg.Listen.Addr {
+		if cfg.Admin.Addr == cfg.Listen.Addr && !strings.HasSuffix(cfg.Admin.Addr, ":0") {
 			errs.add("admin.addr", "must differ from listen.addr (metrics and health are on a separate listener)")
 		}
 	}

@@ -401,3 +401,44 @@ func TestNoSecretsReachTheJournal(t *testing.T) {
 	}
 }
 
+
+// Recording seq 38/39: a replay while the execution is still running answers 201 with the same
+// executionId; it must not produce a second EXECUTION_STARTED.
+func TestReplayWhileRunningIsNotASecondStart(t *testing.T) {
+	rec := loadRecording(t)
+	first, replayed := rec[38], rec[39]
+	n := 0
+	stub := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r := first
+		if n > 0 {
+			r = replayed
+		}
+		n++
+		_, _ = io.ReadAll(req.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(r.Status)
+		_, _ = w.Write(body(r.ResponseBody, nil))
+	})
+	h := newHarness(t, stub)
+	for _, r := range []recorded{first, replayed} {
+		req, _ := http.NewRequest(r.Method, h.front.URL+r.Path, bytes.NewReader(body(r.RequestBody, r.RequestIsJSON)))
+		for k, v := range r.RequestHeaders {
+			req.Header.Set(k, strings.ReplaceAll(v, "<API_KEY>", testAPIKey))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	evs := h.events()
+	if len(evs) != 1 || evs[0].EventType != chain.ExecutionStarted {
+		t.Fatalf("events: %+v", evs)
+	}
+	if len(h.observer.started) != 1 {
+		t.Fatalf("watcher told about %d starts", len(h.observer.started))
+	}
+}

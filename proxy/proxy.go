@@ -339,6 +339,8 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		switch {
 		case err == nil:
 			resp.Header.Set("X-Audit-Id", ev.EventID)
+		case errors.Is(err, journal.ErrDuplicate):
+			// An idempotent replay of an execution already recorded: nothing new happened.
 		case x.mode == config.FailClosed:
 			x.failed = true
 			return fmt.Errorf("audit record not written: %w", err)

@@ -1,0 +1,50 @@
+# flowker-audit — the two commands a newcomer needs:
+#   make demo   fake Flowker + the sidecar, with URLs and curl lines to try
+#   make test   every test (unit, integration, race detector) with real ClickHouse and Chromium
+#
+# Other targets: run (the sidecar on config.yaml), build, bench, lint, generate, deps, clean.
+
+GO      ?= go
+BIN     := bin/flowker-audit
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+# Tests run under the race detector; CI machines have 2 cores.
+TESTFLAGS ?= -race -timeout 25m
+
+.PHONY: all build run demo test deps lint bench generate clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/flowker-audit
+
+# The sidecar on the shipped config.yaml (SQLite under ./data, Flowker on 127.0.0.1:4021).
+run: build
+	./$(BIN) serve --config config.yaml
+
+# Fake Flowker on 127.0.0.1:4021 + the sidecar on :4020, with demo keys; Ctrl-C stops both.
+demo: build
+	./scripts/demo.sh ./$(BIN)
+
+# Installs what the tests need when missing (Debian packages as root, chdb from npm).
+deps:
+	./scripts/test-deps.sh
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test $(TESTFLAGS) ./...
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Benchmarks (not tests): measures and rewrites docs/BENCHMARKS.md.
+bench: deps build
+	./scripts/bench.sh
+
+# Regenerates the sink protocol's Go code (needs protoc: apt-get install protobuf-compiler).
+generate:
+	$(GO) generate ./sink/...
+
+clean:
+	rm -rf bin

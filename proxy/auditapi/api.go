@@ -1,0 +1,511 @@
+package auditapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/sink"
+)
+
+// Options configures the audit API.
+type Options struct {
+	// Querier returns the query sink; an error means it is unavailable (answered 503 FLK-0612,
+	// the cause is logged). Called once per request. Required.
+	Querier func(ctx context.Context) (sink.Querier, error)
+	// Auth decides who may query. Nil means NoneConfigured: every request is refused with 401.
+	Auth Authenticator
+	// CursorKey authenticates cursors (HMAC-SHA256); at least MinCursorKeyLen bytes. Keep it
+	// stable across restarts and identical on replicas behind one address, or outstanding
+	// cursors are rejected (400 FLK-0610). Required.
+	CursorKey []byte
+	// Registerer receives the metrics; nil registers on a private registry (metrics unseen).
+	Registerer prometheus.Registerer
+	// Logger receives store failures and bugs; nil discards.
+	Logger *slog.Logger
+	// Now is the clock used for request durations; default time.Now.
+	Now func() time.Time
+	// MaxVerify bounds how many events one verify call recomputes: when the event's sequence is
+	// above it, only the last MaxVerify events up to it are recomputed, linked to the stored hash
+	// of the event before them (fromSequence in the answer says so). 0 checks the whole chain.
+	MaxVerify uint64
+	// ActorNames maps actor ids, exactly as they appear in events (for API keys, the fingerprint
+	// "key:..."), to display names for the Audit Trail page. Served by /audit-trail/config.json.
+	ActorNames map[string]string
+}
+
+// API answers the audit endpoints. Create it with New.
+type API struct {
+	querier   func(ctx context.Context) (sink.Querier, error)
+	auth      Authenticator
+	codec     cursorCodec
+	log       *slog.Logger
+	now       func() time.Time
+	maxVerify uint64
+	metrics   *metrics
+	uiConfig  []byte
+}
+
+// New validates opts and returns the API.
+func New(opts Options) (*API, error) {
+	if opts.Querier == nil {
+		return nil, errors.New("audit api: Querier is required")
+	}
+	if len(opts.CursorKey) < MinCursorKeyLen {
+		return nil, fmt.Errorf("audit api: CursorKey must be at least %d bytes, got %d", MinCursorKeyLen, len(opts.CursorKey))
+	}
+	a := &API{
+		querier:   opts.Querier,
+		auth:      opts.Auth,
+		codec:     cursorCodec{key: append([]byte(nil), opts.CursorKey...)},
+		log:       opts.Logger,
+		now:       opts.Now,
+		maxVerify: opts.MaxVerify,
+	}
+	if a.auth == nil {
+		a.auth = NoneConfigured{}
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	a.metrics = m
+	mode := AuthModeNone
+	if m, ok := a.auth.(AuthModer); ok {
+		mode = m.AuthMode()
+	}
+	a.uiConfig, err = json.Marshal(buildUIConfig(opts.ActorNames, mode))
+	if err != nil {
+		return nil, fmt.Errorf("audit api: encode ui config: %w", err)
+	}
+	return a, nil
+}
+
+// AuthMode is the mode reported to the Audit Trail page ("api_key", "delegate" or "none").
+func (a *API) AuthMode() string {
+	if m, ok := a.auth.(AuthModer); ok {
+		return m.AuthMode()
+	}
+	return AuthModeNone
+}
+
+type route uint8
+
+const (
+	routeNone route = iota
+	routeList
+	routeGet
+	routeVerify
+	routeUIConfig
+)
+
+func (r route) endpoint() string {
+	switch r {
+	case routeList:
+		return "list"
+	case routeGet:
+		return "get"
+	case routeVerify:
+		return "verify"
+	case routeUIConfig:
+		return "ui-config"
+	}
+	return "none"
+}
+
+// UIConfigPath is the Audit Trail page's configuration, served by the API (authenticated).
+const UIConfigPath = "/audit-trail/config.json"
+
+// matchRoute matches like Flowker's router: case-insensitive, one trailing slash ignored.
+func matchRoute(path string) (route, string) {
+	if len(path) > 1 && path[len(path)-1] == '/' {
+		path = path[:len(path)-1]
+	}
+	if strings.EqualFold(path, UIConfigPath) {
+		return routeUIConfig, ""
+	}
+	const base = "/v1/audit-events"
+	if len(path) < len(base) || !strings.EqualFold(path[:len(base)], base) {
+		return routeNone, ""
+	}
+	rest := path[len(base):]
+	if rest == "" {
+		return routeList, ""
+	}
+	if rest[0] != '/' {
+		return routeNone, ""
+	}
+	id, tail, more := strings.Cut(rest[1:], "/")
+	switch {
+	case id == "":
+		return routeNone, ""
+	case !more:
+		return routeGet, id
+	case strings.EqualFold(tail, "verify"):
+		return routeVerify, id
+	}
+	return routeNone, ""
+}
+
+// Match reports whether r is for the audit API (any method); everything else goes to Flowker.
+func (a *API) Match(r *http.Request) bool {
+	rt, _ := matchRoute(r.URL.Path)
+	return rt != routeNone
+}
+
+// statusWriter records the status for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// statusClientClosed is recorded (never sent usefully) when the client went away mid-request.
+const statusClientClosed = 499
+
+// ServeHTTP answers a request that Match accepted.
+func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	rt, id := matchRoute(r.URL.Path)
+	if rt == routeNone {
+		writeJSON(rw, http.StatusNotFound, frameworkError{Code: http.StatusNotFound, Title: frameworkTitle,
+			Message: "Cannot " + r.Method + " " + r.URL.Path})
+		return
+	}
+	start := a.now()
+	w := &statusWriter{ResponseWriter: rw}
+	defer func() {
+		if rec := recover(); rec != nil {
+			if rec == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value
+				panic(rec)
+			}
+			a.log.Error("audit api: panic", "endpoint", rt.endpoint(), "panic", fmt.Sprint(rec))
+			if w.status == 0 {
+				writeError(w, errInternal)
+			}
+		}
+		ep := rt.endpoint()
+		a.metrics.requests.WithLabelValues(ep, strconv.Itoa(w.status)).Inc()
+		a.metrics.duration.WithLabelValues(ep).Observe(a.now().Sub(start).Seconds())
+	}()
+
+	if err := a.auth.Authenticate(r.Context(), r); err != nil {
+		var d *DeniedError
+		if errors.As(err, &d) {
+			writeError(w, &apiError{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Title: titleUnauthorized, Message: d.Message})
+			return
+		}
+		if r.Context().Err() != nil {
+			w.WriteHeader(statusClientClosed)
+			return
+		}
+		a.log.Warn("audit api: cannot check credentials", "err", err)
+		writeError(w, errAuthUnavailable)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeJSON(w, http.StatusMethodNotAllowed, frameworkError{Code: http.StatusMethodNotAllowed, Title: frameworkTitle, Message: "Method Not Allowed"})
+		return
+	}
+	if rt == routeUIConfig {
+		writeJSONBytes(w, http.StatusOK, a.uiConfig)
+		return
+	}
+	// Validate the request before touching the store, so bad input is 400 even when it is down.
+	var (
+		search searchRequest
+		evID   string
+	)
+	switch rt {
+	case routeList:
+		var apiErr *apiError
+		if search, apiErr = parseSearch(r.URL.RawQuery, a.codec); apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
+	case routeGet, routeVerify:
+		u, err := uuid.Parse(id)
+		if err != nil {
+			writeError(w, badRequest(CodeInvalidID, "invalid audit event ID"))
+			return
+		}
+		evID = u.String()
+	}
+	q, err := a.querier(r.Context())
+	if err != nil {
+		a.log.Error("audit api: query sink unavailable", "endpoint", rt.endpoint(), "err", err)
+		writeError(w, errStoreUnavailable)
+		return
+	}
+	switch rt {
+	case routeList:
+		a.list(w, r, q, search)
+	case routeGet:
+		a.get(w, r, q, evID)
+	case routeVerify:
+		a.verify(w, r, q, evID)
+	}
+}
+
+// storeError answers a failed sink call: 499 when the client went away, else 503 (logged).
+func (a *API) storeError(w http.ResponseWriter, r *http.Request, op string, err error) {
+	if r.Context().Err() != nil {
+		a.log.Debug("audit api: client went away", "op", op)
+		w.WriteHeader(statusClientClosed)
+		return
+	}
+	a.log.Error("audit api: query sink failed", "op", op, "err", err)
+	writeError(w, errStoreUnavailable)
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s searchRequest) {
+	var page sink.Page
+	if !s.Empty {
+		var err error
+		page, err = q.Search(r.Context(), sink.Query{Filter: s.Filter, Order: s.Order, After: s.After, Limit: s.Limit})
+		if err != nil {
+			a.storeError(w, r, "search", err)
+			return
+		}
+	}
+	if len(page.Events) > s.Limit { // a sink that ignored Limit: cut, and there is more
+		page.Events, page.More = page.Events[:s.Limit], true
+	}
+	next := ""
+	if page.More && len(page.Events) > 0 {
+		var err error
+		next, err = a.codec.encode(cursorState{Pos: sink.PositionOf(&page.Events[len(page.Events)-1]), Order: s.Order, Filter: digestFilter(s.Filter)})
+		if err != nil {
+			a.log.Error("audit api: cannot encode cursor", "err", err)
+			writeError(w, errInternal)
+			return
+		}
+	}
+	b := make([]byte, 0, 256+len(page.Events)*900)
+	b = append(b, `{"items":[`...)
+	for i := range page.Events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendEvent(b, &page.Events[i])
+	}
+	b = append(b, `],"nextCursor":`...)
+	b = appendString(b, next)
+	b = append(b, `,"hasMore":`...)
+	b = strconv.AppendBool(b, next != "")
+	b = append(b, "}\n"...)
+	writeJSONBytes(w, http.StatusOK, b)
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) {
+	ev, err := q.Get(r.Context(), id)
+	if errors.Is(err, sink.ErrNotFound) {
+		writeError(w, errNotFound)
+		return
+	}
+	if err != nil {
+		a.storeError(w, r, "get", err)
+		return
+	}
+	writeJSONBytes(w, http.StatusOK, append(appendEvent(nil, &ev), '\n'))
+}
+
+// VerifyOutput is the answer of GET /v1/audit-events/{id}/verify: Flowker's
+// HashChainVerificationOutput (isValid, firstInvalidId, totalChecked, message) plus what was
+// checked. FirstInvalidID is a chain sequence number (Flowker: its internal row id).
+type VerifyOutput struct {
+	IsValid        bool    `json:"isValid"`
+	FirstInvalidID *uint64 `json:"firstInvalidId,omitempty"`
+	TotalChecked   uint64  `json:"totalChecked"`
+	Message        string  `json:"message"`
+	ChainID        string  `json:"chainId"`
+	FromSequence   uint64  `json:"fromSequence"`
+	ToSequence     uint64  `json:"toSequence"`
+	Reason         string  `json:"reason,omitempty"`
+	Detail         string  `json:"detail,omitempty"`
+}
+
+// errStopScan ends a chain scan at the first problem.
+var errStopScan = errors.New("stop scan")
+
+func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) {
+	ctx := r.Context()
+	ev, err := q.Get(ctx, id)
+	if errors.Is(err, sink.ErrNotFound) {
+		writeError(w, errNotFound)
+		return
+	}
+	if err != nil {
+		a.storeError(w, r, "get", err)
+		return
+	}
+	out := VerifyOutput{ChainID: ev.ChainID, FromSequence: 1, ToSequence: ev.Sequence}
+	fail := func(seq uint64, reason chain.Reason, detail string) {
+		out.IsValid = false
+		out.FirstInvalidID = &seq
+		out.Reason = string(reason)
+		out.Detail = detail
+		out.Message = fmt.Sprintf("hash chain broken at sequence %d: %s", seq, reason)
+	}
+	if ev.Sequence == 0 {
+		fail(0, chain.ReasonOutOfOrder, "the event has no sequence number")
+		a.finishVerify(w, out)
+		return
+	}
+	prevHash := ""
+	if a.maxVerify > 0 && ev.Sequence > a.maxVerify {
+		out.FromSequence = ev.Sequence - a.maxVerify + 1
+		found := false
+		err := q.ReadChain(ctx, ev.ChainID, out.FromSequence-1, out.FromSequence-1, func(e *chain.Event) error {
+			if e.Sequence == out.FromSequence-1 {
+				prevHash, found = e.Hash, true
+			}
+			return nil
+		})
+		if err != nil {
+			a.storeError(w, r, "read chain", err)
+			return
+		}
+		if !found {
+			fail(out.FromSequence-1, chain.ReasonGap, fmt.Sprintf("sequence %d missing", out.FromSequence-1))
+			a.finishVerify(w, out)
+			return
+		}
+	}
+	v := chain.NewVerifier(ev.ChainID, out.FromSequence, prevHash)
+	err = q.ReadChain(ctx, ev.ChainID, out.FromSequence, ev.Sequence, func(e *chain.Event) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if v.Add(e) != nil {
+			return errStopScan
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		a.storeError(w, r, "read chain", err)
+		return
+	}
+	out.TotalChecked = v.Checked()
+	last, lastHash := v.Last()
+	switch p := v.Problem(); {
+	case p != nil:
+		fail(p.Sequence, p.Reason, p.Detail)
+	case last < ev.Sequence:
+		fail(last+1, chain.ReasonGap, fmt.Sprintf("sequence %d..%d missing", last+1, ev.Sequence))
+	case lastHash != ev.Hash:
+		fail(ev.Sequence, chain.ReasonHashMismatch, fmt.Sprintf("the event found by id has hash %s, the chain has %s at its sequence", ev.Hash, lastHash))
+	default:
+		out.IsValid = true
+		out.Message = "hash chain is valid"
+	}
+	a.finishVerify(w, out)
+}
+
+func (a *API) finishVerify(w http.ResponseWriter, out VerifyOutput) {
+	if !out.IsValid {
+		a.metrics.verifyFailures.Inc()
+		a.log.Warn("audit api: hash chain verification failed", "chainId", out.ChainID, "sequence", *out.FirstInvalidID, "reason", out.Reason)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// EventTypeOption is one event type of the Audit Trail page's Event Type filter.
+type EventTypeOption struct {
+	Value  string `json:"value"`  // the API value, e.g. WORKFLOW_CREATED
+	Label  string `json:"label"`  // e.g. "Workflow Created"
+	Family string `json:"family"` // workflow, execution, provider or other (badge colour)
+}
+
+// EventTypeGroup is one <optgroup> of the Event Type filter.
+type EventTypeGroup struct {
+	Group string            `json:"group"`
+	Types []EventTypeOption `json:"types"`
+}
+
+// UIConfig is the answer of GET /audit-trail/config.json.
+type UIConfig struct {
+	ActorNames    map[string]string `json:"actorNames"`
+	EventTypes    []EventTypeGroup  `json:"eventTypes"`
+	Results       []string          `json:"results"`
+	ResourceTypes []string          `json:"resourceTypes"`
+	AuthMode      string            `json:"authMode"`
+}
+
+// EventFamily returns the badge family of an event type: workflow, execution, provider or other.
+func EventFamily(eventType string) string {
+	switch {
+	case strings.HasPrefix(eventType, "WORKFLOW_"):
+		return "workflow"
+	case strings.HasPrefix(eventType, "EXECUTION_"):
+		return "execution"
+	case strings.HasPrefix(eventType, "PROVIDER_"):
+		return "provider"
+	}
+	return "other"
+}
+
+// EventLabel renders an event type as the seed names it: WORKFLOW_CREATED -> "Workflow Created".
+func EventLabel(eventType string) string {
+	words := strings.Split(strings.ToLower(eventType), "_")
+	for i, w := range words {
+		if w != "" {
+			words[i] = strings.ToUpper(w[:1]) + w[1:]
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+func buildUIConfig(names map[string]string, mode string) UIConfig {
+	cfg := UIConfig{ActorNames: map[string]string{}, Results: chain.Results, ResourceTypes: chain.ResourceTypes, AuthMode: mode}
+	for k, v := range names {
+		cfg.ActorNames[k] = v
+	}
+	groups := []EventTypeGroup{{Group: "Workflow"}, {Group: "Execution"}, {Group: "Provider"}, {Group: "Other"}}
+	index := map[string]int{"workflow": 0, "execution": 1, "provider": 2, "other": 3}
+	for _, t := range chain.EventTypes {
+		fam := EventFamily(t)
+		g := &groups[index[fam]]
+		g.Types = append(g.Types, EventTypeOption{Value: t, Label: EventLabel(t), Family: fam})
+	}
+	cfg.EventTypes = groups[:0]
+	for _, g := range groups {
+		if len(g.Types) > 0 {
+			cfg.EventTypes = append(cfg.EventTypes, g)
+		}
+	}
+	return cfg
+}

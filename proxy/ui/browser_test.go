@@ -1,0 +1,712 @@
+package ui_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/plugins/sqlite"
+	"github.com/flowker-audit/flowker-audit/proxy/auditapi"
+	"github.com/flowker-audit/flowker-audit/proxy/auditapi/auditapitest"
+	"github.com/flowker-audit/flowker-audit/proxy/ui"
+	"github.com/flowker-audit/flowker-audit/sink"
+)
+
+const browserKey = "browser-test-key-0123456789"
+
+// browserTZ is the browser's time zone: UTC-3 all year, so local times differ from UTC.
+const browserTZ = "America/Sao_Paulo"
+
+var saoPaulo = time.FixedZone("-03", -3*3600)
+
+// site is the sidecar's audit API and page over a query sink, as the proxy mounts them.
+type site struct {
+	srv    *httptest.Server
+	q      sink.Querier
+	dbPath string
+	down   atomic.Bool
+}
+
+// openSQLite stores events in a fresh database of the sqlite plugin, in batches of 5000.
+func openSQLite(t *testing.T, events []chain.Event) (sink.Querier, string) {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	s := sqlite.New()
+	cfg, _ := json.Marshal(map[string]string{"path": path, "synchronous": "normal"})
+	if err := s.Configure(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(ctx) })
+	for i := 0; i < len(events); i += 5000 {
+		if err := s.Write(ctx, events[i:min(i+5000, len(events))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s.(sink.Querier), path
+}
+
+// tamper rewrites the stored metadata of an event behind the sink's back (as an intruder with
+// file access would) and returns a function that puts the original back.
+func (s *site) tamper(t *testing.T, ev chain.Event, metadata string) (restore func()) {
+	t.Helper()
+	db, err := sql.Open("sqlite", s.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(v string) {
+		if _, err := db.Exec(`PRAGMA busy_timeout = 5000`); err != nil {
+			t.Fatal(err)
+		}
+		res, err := db.Exec(`UPDATE events SET metadata = ? WHERE event_id = ?`, v, ev.EventID)
+		if n, _ := res.RowsAffected(); err != nil || n != 1 {
+			t.Fatalf("tamper %s: %v (%d rows)", ev.EventID, err, n)
+		}
+	}
+	exec(metadata)
+	return func() { exec(string(ev.Metadata)); db.Close() }
+}
+
+func newSite(t *testing.T, q sink.Querier, dbPath string, names map[string]string) *site {
+	t.Helper()
+	s := &site{q: q, dbPath: dbPath}
+	keys, err := auditapi.NewStaticKeys([]string{browserKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := auditapi.New(auditapi.Options{
+		Querier: func(context.Context) (sink.Querier, error) {
+			if s.down.Load() {
+				return nil, errors.New("query sink stopped by the test")
+			}
+			return q, nil
+		},
+		Auth:       keys,
+		CursorKey:  []byte("browser-test-cursor-key-32-bytes"),
+		Registerer: prometheus.NewRegistry(),
+		ActorNames: names,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := ui.New(ui.Options{AuthMode: api.AuthMode()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case api.Match(r):
+			api.ServeHTTP(w, r)
+		case page.Match(r):
+			page.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+type apiList struct {
+	Items      []chain.Event `json:"items"`
+	NextCursor string        `json:"nextCursor"`
+	HasMore    bool          `json:"hasMore"`
+}
+
+// getJSON queries the audit API directly (what the page must show).
+func (s *site) getJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.srv.URL+path, nil)
+	req.Header.Set(auditapi.HeaderAPIKey, browserKey)
+	resp, err := s.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", path, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *site) list(t *testing.T, q url.Values) apiList {
+	t.Helper()
+	var l apiList
+	s.getJSON(t, "/v1/audit-events?"+q.Encode(), &l)
+	return l
+}
+
+func ids(events []chain.Event) []string {
+	out := make([]string, len(events))
+	for i := range events {
+		out[i] = events[i].EventID
+	}
+	return out
+}
+
+// chromiumPath finds Chromium, installs it when missing and running as root, or fails with the
+// command to run. FLOWKER_AUDIT_SKIP_BROWSER=1 skips explicitly.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("FLOWKER_AUDIT_SKIP_BROWSER") == "1" {
+		t.Skip("FLOWKER_AUDIT_SKIP_BROWSER=1: browser test skipped")
+	}
+	find := func() string {
+		for _, name := range []string{"chromium", "chromium-browser"} {
+			if p, err := exec.LookPath(name); err == nil {
+				return p
+			}
+		}
+		return ""
+	}
+	if p := find(); p != "" {
+		return p
+	}
+	const install = "apt-get install -y chromium"
+	if os.Geteuid() == 0 {
+		t.Logf("chromium is missing; running apt-get update && %s", install)
+		for _, args := range [][]string{{"apt-get", "update"}, {"apt-get", "install", "-y", "chromium"}} {
+			cmd := exec.Command(args[0], args[1:]...)
+			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+		if p := find(); p != "" {
+			return p
+		}
+	}
+	t.Fatalf("Chromium is not installed. Install it with: sudo %s (or set FLOWKER_AUDIT_SKIP_BROWSER=1 to skip this test)", install)
+	return ""
+}
+
+// newBrowser starts headless Chromium with a fresh profile; the context lives until the test ends.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1440, 1000),
+		chromedp.Env("TZ="+browserTZ, "LANG=en_US.UTF-8"),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// run runs steps with a deadline (the browser context itself has none).
+func run(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, steps...); err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+}
+
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(c, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+func waitFor(t *testing.T, ctx context.Context, what, js string) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(c, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(25*time.Second))); err != nil {
+		state := eval[string](t, ctx, `[document.body.dataset.state, document.getElementById('status').textContent, location.search,
+			'dialog open: ' + document.getElementById('details').open, 'verify: ' + document.getElementById('verify-result').className + ' ' + document.getElementById('verify-result').textContent,
+			'verify button disabled: ' + document.getElementById('verify-btn').disabled, 'focus: ' + (document.activeElement && (document.activeElement.id || document.activeElement.tagName))].join(' | ')`)
+		t.Fatalf("waiting for %s: %v (page: %s)", what, err, state)
+	}
+}
+
+func loads(t *testing.T, ctx context.Context) int {
+	return eval[int](t, ctx, `Number(document.body.dataset.loads || 0)`)
+}
+
+// waitLoaded waits until the page finished a load after the given count.
+func waitLoaded(t *testing.T, ctx context.Context, after int) {
+	t.Helper()
+	waitFor(t, ctx, "the page to load", fmt.Sprintf(`Number(document.body.dataset.loads || 0) > %d && document.body.dataset.state !== 'loading'`, after))
+}
+
+func rowIDs(t *testing.T, ctx context.Context) []string {
+	return eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#rows tr.event-row')).map(r => r.dataset.id)`)
+}
+
+// setControl changes filter controls the way a user's change does (value, then change event);
+// pairs are id, value, id, value... All change in one task, so the page ends with one load.
+func setControl(t *testing.T, ctx context.Context, pairs ...string) {
+	t.Helper()
+	b, _ := json.Marshal(pairs)
+	eval[bool](t, ctx, fmt.Sprintf(`(() => { const p = %s; for (let i = 0; i < p.length; i += 2) { const e = document.getElementById(p[i]); e.value = p[i+1]; e.dispatchEvent(new Event('change', {bubbles: true})); } return true; })()`, b))
+}
+
+func pageQuery(t *testing.T, ctx context.Context) url.Values {
+	q, err := url.ParseQuery(strings.TrimPrefix(eval[string](t, ctx, `location.search`), "?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+// setCacheDisabled turns the browser cache off or on for the tab.
+func setCacheDisabled(off bool) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, network.SetCacheDisabled, network.SetCacheDisabledParams{CacheDisabled: off})
+		return err
+	})
+}
+
+// viewportScreenshot saves what the window shows (a modal dialog is as tall as the window).
+func viewportScreenshot(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(c, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// closeDialog closes the details dialog if a failed step left it open.
+func closeDialog(t *testing.T, ctx context.Context) {
+	t.Helper()
+	eval[bool](t, ctx, `(() => { const d = document.getElementById('details'); if (d.open) d.close(); return true; })()`)
+}
+
+// pressEnter presses Enter on the focused element the way a keyboard does: keydown carrying the
+// text, then keyup. (chromedp.KeyEvent also sends a separate char event, which a real keyboard
+// does not send once keydown was prevented; it would reach whatever took the focus.)
+func pressEnter() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeKeyDown, input.DispatchKeyEventTypeKeyUp} {
+			p := input.DispatchKeyEventParams{Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13}
+			if typ == input.DispatchKeyEventTypeKeyDown {
+				p.Text, p.UnmodifiedText = "\r", "\r"
+			}
+			if _, err := cdp.Call(ctx, tg, input.DispatchKeyEvent, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func screenshot(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+func testEvents() []chain.Event {
+	start := time.Now().UTC().Add(-72 * time.Hour).Truncate(time.Hour)
+	a := auditapitest.Generate(auditapitest.GenOptions{ChainID: "0c1d6a52-chain-a", Count: 360, Start: start, Step: 7 * time.Minute, Seed: 1})
+	b := auditapitest.Generate(auditapitest.GenOptions{ChainID: "7f3e9b10-chain-b", Count: 240, Start: start.Add(90 * time.Second), Step: 11 * time.Minute, Seed: 2})
+	return append(a, b...)
+}
+
+// TestAuditTrailInBrowser drives the page in headless Chromium against the API over the sqlite
+// plugin's query sink, comparing what the page shows with what the API answers.
+func TestAuditTrailInBrowser(t *testing.T) {
+	events := testEvents()
+	names := map[string]string{auditapitest.APIKeyActors[0]: "ci-bot", auditapitest.APIKeyActors[1]: "release-pipeline"}
+	q, dbPath := openSQLite(t, events)
+	s := newSite(t, q, dbPath, names)
+	ctx := newBrowser(t)
+	pageURL := s.srv.URL + "/audit-trail"
+
+	t.Run("asks for the key, refuses a wrong one", func(t *testing.T) {
+		run(t, ctx, chromedp.Navigate(pageURL))
+		waitFor(t, ctx, "the key form", `document.body.dataset.state === 'auth' && !document.getElementById('auth-panel').hidden`)
+		if msg := eval[string](t, ctx, `document.getElementById('auth-message').textContent`); !strings.Contains(msg, "Enter the audit API key") {
+			t.Fatalf("first message %q", msg)
+		}
+		n := loads(t, ctx)
+		run(t, ctx, chromedp.SendKeys(chromedp.ID("auth-key"), "wrong-key"), chromedp.Click(chromedp.ID("auth-submit")))
+		waitLoaded(t, ctx, n)
+		if st := eval[string](t, ctx, `document.body.dataset.state`); st != "auth" {
+			t.Fatalf("state %s after a wrong key", st)
+		}
+		msg := eval[string](t, ctx, `document.getElementById('auth-message').textContent`)
+		if !strings.Contains(msg, "The key was refused (API Key missing or invalid)") {
+			t.Fatalf("401 message %q", msg)
+		}
+		if eval[bool](t, ctx, `document.getElementById('auth-form').hidden || document.getElementById('auth-key').value !== ''`) {
+			t.Fatal("no way to re-enter the key")
+		}
+	})
+
+	t.Run("right key shows the API's first page", func(t *testing.T) {
+		n := loads(t, ctx)
+		run(t, ctx, chromedp.SendKeys(chromedp.ID("auth-key"), browserKey), chromedp.KeyEvent("\r"))
+		waitLoaded(t, ctx, n)
+		want := s.list(t, url.Values{"limit": {"20"}})
+		if got := rowIDs(t, ctx); !slices.Equal(got, ids(want.Items)) {
+			t.Fatalf("rows %v\nwant %v", got, ids(want.Items))
+		}
+		// The key is in sessionStorage only, never in the URL or localStorage.
+		if eval[bool](t, ctx, fmt.Sprintf(`location.href.includes(%q) || localStorage.length !== 0 || !sessionStorage.getItem('flowker-audit.credential').includes(%q)`, browserKey, browserKey)) {
+			t.Fatal("key stored in the wrong place")
+		}
+		// Timestamp in local time with the UTC value on hover.
+		first := want.Items[0]
+		title := eval[string](t, ctx, `document.querySelector('#rows tr.event-row time').title`)
+		wantTitle := strings.Replace(strings.TrimSuffix(first.Timestamp.UTC().Format(time.RFC3339Nano), "Z"), "T", " ", 1) + " UTC"
+		if title != wantTitle {
+			t.Fatalf("timestamp title %q, want %q", title, wantTitle)
+		}
+		shown := eval[string](t, ctx, `document.querySelector('#rows tr.event-row time').textContent`)
+		if !strings.Contains(shown, first.Timestamp.In(saoPaulo).Format("15:04:05")) {
+			t.Fatalf("timestamp %q is not local time %s", shown, first.Timestamp.In(saoPaulo).Format("15:04:05"))
+		}
+		// Failed results are marked with text, not only colour; configured actor names are shown.
+		failed := 0
+		named := 0
+		for _, e := range want.Items {
+			if e.Result == chain.ResultFailed {
+				failed++
+			}
+			if names[e.Actor.ID] != "" {
+				named++
+			}
+		}
+		if got := eval[int](t, ctx, `document.querySelectorAll('#rows tr.event-row.failed .result-failed').length`); got != failed {
+			t.Fatalf("%d rows marked failed, want %d", got, failed)
+		}
+		if got := eval[int](t, ctx, `Array.from(document.querySelectorAll('#rows .cell-actor .actor-name')).filter(e => ['ci-bot','release-pipeline'].includes(e.textContent)).length`); got != named {
+			t.Fatalf("%d actor names shown, want %d", got, named)
+		}
+		if eval[bool](t, ctx, `Array.from(document.querySelectorAll('#f-event-type, #f-from, #f-to, #f-result, #f-resource')).some(e => e.disabled)`) {
+			t.Fatal("filters still disabled")
+		}
+		if got := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#f-event-type optgroup')).map(g => g.label)`); !slices.Equal(got, []string{"Workflow", "Execution", "Provider", "Other"}) {
+			t.Fatalf("event type groups %v", got)
+		}
+	})
+
+	unfiltered := ids(s.list(t, url.Values{"limit": {"20"}}).Items)
+	checkFilter := func(t *testing.T, apply func(), want url.Values) {
+		t.Helper()
+		n := loads(t, ctx)
+		apply()
+		waitLoaded(t, ctx, n)
+		if got := pageQuery(t, ctx); got.Encode() != want.Encode() {
+			t.Fatalf("URL query %s, want %s", got.Encode(), want.Encode())
+		}
+		q := url.Values{"limit": {"20"}}
+		for k, v := range want {
+			q[k] = v
+		}
+		api := ids(s.list(t, q).Items)
+		got := rowIDs(t, ctx)
+		if !slices.Equal(got, api) {
+			t.Fatalf("rows %v\nAPI %v", got, api)
+		}
+		if len(got) == 0 || slices.Equal(got, unfiltered) {
+			t.Fatalf("the filter did not narrow the rows (%d rows)", len(got))
+		}
+		n = loads(t, ctx)
+		run(t, ctx, chromedp.Click(chromedp.ID("clear-filters")))
+		waitLoaded(t, ctx, n)
+		if got := rowIDs(t, ctx); !slices.Equal(got, unfiltered) {
+			t.Fatal("clearing the filter did not restore the rows")
+		}
+	}
+	ref := events[200] // chain a, in the middle of the time range
+	t.Run("event type filter", func(t *testing.T) {
+		checkFilter(t, func() { setControl(t, ctx, "f-event-type", chain.WorkflowUpdated) }, url.Values{"eventType": {chain.WorkflowUpdated}})
+	})
+	t.Run("from date filter", func(t *testing.T) {
+		local := ref.Timestamp.In(saoPaulo).Format("2006-01-02T15:04:05")
+		checkFilter(t, func() { setControl(t, ctx, "f-from", local, "f-sort", "ASC") },
+			url.Values{"dateFrom": {ref.Timestamp.Truncate(time.Second).UTC().Format(time.RFC3339)}, "sortOrder": {"ASC"}})
+	})
+	t.Run("to date filter", func(t *testing.T) {
+		local := ref.Timestamp.In(saoPaulo).Format("2006-01-02T15:04:05")
+		checkFilter(t, func() { setControl(t, ctx, "f-to", local) },
+			url.Values{"dateTo": {ref.Timestamp.Truncate(time.Second).UTC().Format("2006-01-02T15:04:05") + ".999999Z"}})
+	})
+	t.Run("result filter", func(t *testing.T) {
+		checkFilter(t, func() { setControl(t, ctx, "f-result", chain.ResultFailed) }, url.Values{"result": {chain.ResultFailed}})
+	})
+	t.Run("resource id filter (typed)", func(t *testing.T) {
+		checkFilter(t, func() { run(t, ctx, chromedp.SendKeys(chromedp.ID("f-resource"), strings.ToUpper(ref.ResourceID))) },
+			url.Values{"resourceId": {strings.ToUpper(ref.ResourceID)}})
+	})
+	t.Run("shared URL restores the filters", func(t *testing.T) {
+		q := url.Values{"eventType": {chain.ExecutionFailed}, "limit": {"50"}}
+		run(t, ctx, chromedp.Navigate(pageURL+"?"+q.Encode()))
+		waitFor(t, ctx, "the shared view", `document.body.dataset.state === 'ready'`)
+		api := ids(s.list(t, q).Items)
+		if got := rowIDs(t, ctx); !slices.Equal(got, api) || len(got) == 0 {
+			t.Fatalf("rows %v\nAPI %v", got, api)
+		}
+		if v := eval[string](t, ctx, `document.getElementById('f-event-type').value + ' ' + document.getElementById('page-size').value`); v != chain.ExecutionFailed+" 50" {
+			t.Fatalf("controls %q", v)
+		}
+		n := loads(t, ctx)
+		setControl(t, ctx, "page-size", "20")
+		waitLoaded(t, ctx, n)
+		n = loads(t, ctx)
+		run(t, ctx, chromedp.Click(chromedp.ID("clear-filters")))
+		waitLoaded(t, ctx, n)
+	})
+
+	t.Run("paging forward and back", func(t *testing.T) {
+		var pages [][]string
+		q := url.Values{"limit": {"20"}}
+		for range 3 {
+			l := s.list(t, q)
+			pages = append(pages, ids(l.Items))
+			q.Set("cursor", l.NextCursor)
+		}
+		check := func(i int) {
+			t.Helper()
+			if got := rowIDs(t, ctx); !slices.Equal(got, pages[i]) {
+				t.Fatalf("page %d: rows %v\nwant %v", i+1, got, pages[i])
+			}
+		}
+		check(0)
+		for i, btn := range []string{"next", "next", "prev", "prev"} {
+			n := loads(t, ctx)
+			run(t, ctx, chromedp.Click(chromedp.ID(btn)))
+			waitLoaded(t, ctx, n)
+			check([]int{1, 2, 1, 0}[i])
+		}
+		if !eval[bool](t, ctx, `document.getElementById('prev').disabled`) {
+			t.Fatal("previous enabled on the first page")
+		}
+	})
+
+	screenshotPath := os.Getenv("FLOWKER_AUDIT_SCREENSHOT")
+	if screenshotPath == "" {
+		screenshotPath = filepath.Join(t.TempDir(), "audit-trail.png")
+	}
+	screenshot(t, ctx, screenshotPath)
+
+	first := s.list(t, url.Values{"limit": {"20"}}).Items
+	t.Run("details panel and verify", func(t *testing.T) {
+		row := first[1]
+		eval[bool](t, ctx, `(() => { document.querySelectorAll('#rows tr.event-row')[1].focus(); return true; })()`)
+		run(t, ctx, pressEnter())
+		waitFor(t, ctx, "the details dialog", `document.getElementById('details').open`)
+		if got := eval[string](t, ctx, `document.getElementById('d-hash').textContent`); got != row.Hash {
+			t.Fatalf("hash %q, want %q", got, row.Hash)
+		}
+		for id, want := range map[string]string{"d-event-id": row.EventID, "d-chain-id": row.ChainID, "d-sequence": fmt.Sprint(row.Sequence), "d-previous-hash": row.PreviousHash} {
+			if got := eval[string](t, ctx, fmt.Sprintf(`document.getElementById(%q).textContent`, id)); got != want {
+				t.Fatalf("%s %q, want %q", id, got, want)
+			}
+		}
+		var meta map[string]any
+		if err := json.Unmarshal([]byte(eval[string](t, ctx, `document.querySelector('#d-metadata pre').textContent`)), &meta); err != nil {
+			t.Fatalf("metadata not shown as JSON: %v", err)
+		}
+		var wantMeta map[string]any
+		_ = json.Unmarshal(row.Metadata, &wantMeta)
+		if fmt.Sprint(meta) != fmt.Sprint(wantMeta) {
+			t.Fatalf("metadata %v, want %v", meta, wantMeta)
+		}
+		if eval[bool](t, ctx, `!document.getElementById('details').contains(document.activeElement)`) {
+			t.Fatal("focus is not in the dialog")
+		}
+		run(t, ctx, chromedp.Focus(chromedp.ID("verify-btn")), pressEnter())
+		waitFor(t, ctx, "the verify result", `document.querySelector('#verify-result.valid, #verify-result.invalid') !== null`)
+		var v auditapi.VerifyOutput
+		s.getJSON(t, "/v1/audit-events/"+row.EventID+"/verify", &v)
+		want := fmt.Sprintf("Chain valid — %d events checked (sequence 1–%d of chain %s)", v.TotalChecked, v.ToSequence, v.ChainID)
+		if got := eval[string](t, ctx, `document.querySelector('#verify-result strong').textContent`); got != want || !v.IsValid {
+			t.Fatalf("verify shows %q, want %q", got, want)
+		}
+		run(t, ctx, chromedp.KeyEvent(kb.Escape))
+		waitFor(t, ctx, "the dialog to close", `!document.getElementById('details').open`)
+		if got := eval[string](t, ctx, `document.activeElement.dataset.id || document.activeElement.tagName`); got != row.EventID {
+			t.Fatalf("focus returned to %q, want the row %s", got, row.EventID)
+		}
+	})
+
+	t.Run("verify names the tampered sequence", func(t *testing.T) {
+		row := first[0]
+		var victim chain.Event
+		for _, e := range events {
+			if e.ChainID == row.ChainID && e.Sequence == row.Sequence-5 {
+				victim = e
+			}
+		}
+		defer s.tamper(t, victim, `{"workflow.name": "rewritten"}`)()
+		eval[bool](t, ctx, `(() => { document.querySelectorAll('#rows tr.event-row')[0].click(); return true; })()`)
+		waitFor(t, ctx, "the details dialog", `document.getElementById('details').open`)
+		run(t, ctx, chromedp.Focus(chromedp.ID("verify-btn")), pressEnter())
+		waitFor(t, ctx, "the verify result", `document.querySelector('#verify-result.valid, #verify-result.invalid') !== null`)
+		want := fmt.Sprintf("Chain broken at sequence %d: hash mismatch", victim.Sequence)
+		if got := eval[string](t, ctx, `document.querySelector('#verify-result.invalid strong').textContent`); got != want {
+			t.Fatalf("verify shows %q, want %q", got, want)
+		}
+		if role := eval[string](t, ctx, `document.getElementById('verify-result').getAttribute('role')`); role != "alert" {
+			t.Fatalf("broken chain announced with role %q", role)
+		}
+		eval[bool](t, ctx, `(() => { document.getElementById('verify-result').scrollIntoView({block: 'end'}); return true; })()`)
+		viewportScreenshot(t, ctx, strings.TrimSuffix(screenshotPath, ".png")+"-verify-broken.png")
+		run(t, ctx, chromedp.Click(chromedp.ID("details-close")))
+		waitFor(t, ctx, "the dialog to close", `!document.getElementById('details').open`)
+	})
+
+	t.Run("store unavailable", func(t *testing.T) {
+		closeDialog(t, ctx)
+		s.down.Store(true)
+		defer s.down.Store(false)
+		n := loads(t, ctx)
+		run(t, ctx, chromedp.Click(chromedp.ID("refresh")))
+		waitLoaded(t, ctx, n)
+		if st := eval[string](t, ctx, `document.body.dataset.state`); st != "unavailable" {
+			t.Fatalf("state %s", st)
+		}
+		if got := eval[string](t, ctx, `document.getElementById('rows').textContent`); !strings.Contains(got, "Audit store unavailable") {
+			t.Fatalf("rows show %q", got)
+		}
+		s.down.Store(false)
+		n = loads(t, ctx)
+		run(t, ctx, chromedp.Click(chromedp.ID("state-retry")))
+		waitLoaded(t, ctx, n)
+		if got := rowIDs(t, ctx); !slices.Equal(got, unfiltered) {
+			t.Fatal("retry did not bring the rows back")
+		}
+	})
+
+	t.Run("a key revoked later shows the 401 message", func(t *testing.T) {
+		closeDialog(t, ctx)
+		eval[bool](t, ctx, `(() => { sessionStorage.setItem('flowker-audit.credential', JSON.stringify({kind: 'apikey', value: 'revoked'})); return true; })()`)
+		n := loads(t, ctx)
+		run(t, ctx, chromedp.Click(chromedp.ID("refresh")))
+		waitLoaded(t, ctx, n)
+		if got := eval[string](t, ctx, `document.body.dataset.state + ': ' + document.getElementById('auth-message').textContent`); !strings.Contains(got, "auth: The key was refused (API Key missing or invalid)") {
+			t.Fatalf("page shows %q", got)
+		}
+	})
+}
+
+// TestFirstScreenTiming measures, with 100,000 events in the store, the time from navigation
+// start to the first screen being usable (first page rendered, filters enabled: the page's
+// performance mark "audit-first-screen"). It is logged, and written to FLOWKER_AUDIT_UI_TIMING
+// when set; nothing is asserted about it.
+func TestFirstScreenTiming(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	const n = 100_000
+	start := time.Now()
+	q, dbPath := seedSQLite(t, n)
+	const kind = "SQLite (plugins/sqlite)"
+	t.Logf("%d events generated and written to the %s store in %v (race detector: %v)", n, kind, time.Since(start).Round(time.Millisecond), raceEnabled)
+	s := newSite(t, q, dbPath, nil)
+	ctx := newBrowser(t)
+	run(t, ctx, chromedp.Navigate(s.srv.URL+"/audit-trail"))
+	waitFor(t, ctx, "the key form", `document.body.dataset.state === 'auth'`)
+	eval[bool](t, ctx, fmt.Sprintf(`(() => { sessionStorage.setItem('flowker-audit.credential', JSON.stringify({kind: 'apikey', value: %q})); return true; })()`, browserKey))
+	var samples []float64
+	for i := range 3 {
+		// The first sample ignores the browser cache (a first visit); the others reuse it.
+		run(t, ctx, setCacheDisabled(i == 0))
+		run(t, ctx, chromedp.Navigate(s.srv.URL+"/audit-trail"))
+		waitFor(t, ctx, "the first screen", `performance.getEntriesByName('audit-first-screen').length > 0`)
+		samples = append(samples, eval[float64](t, ctx, `performance.getEntriesByName('audit-first-screen')[0].startTime`))
+		if got := len(rowIDs(t, ctx)); got != 20 {
+			t.Fatalf("%d rows on the first screen", got)
+		}
+	}
+	report := fmt.Sprintf("first screen usable (rows rendered, filters enabled) with %d events in the %s store: %.0f ms with the browser cache disabled, then %.0f ms and %.0f ms with it (reloads); time from navigation start to the page's performance mark\n",
+		n, kind, samples[0], samples[1], samples[2])
+	t.Log(strings.TrimSpace(report))
+	if p := os.Getenv("FLOWKER_AUDIT_UI_TIMING"); p != "" {
+		if err := os.WriteFile(p, []byte(report), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// seedSQLite returns a sqlite plugin store holding auditapitest.GenerateSpread(n, now). Under
+// the race detector SQLite writes are about ten times slower, so the data is then written by
+// ./internal/seeddb in a process built without it.
+func seedSQLite(t *testing.T, n int) (sink.Querier, string) {
+	t.Helper()
+	if !raceEnabled {
+		return openSQLite(t, auditapitest.GenerateSpread(n, time.Now().UTC()))
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	path := filepath.Join(t.TempDir(), "audit.db")
+	cmd := exec.Command(goTool, "run", "./internal/seeddb", "-n", fmt.Sprint(n), "-out", path)
+	cmd.Env = append(os.Environ(), "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("seed %s: %v\n%s", path, err, out)
+	}
+	ctx := context.Background()
+	st := sqlite.New()
+	cfg, _ := json.Marshal(map[string]string{"path": path})
+	if err := st.Configure(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(ctx) })
+	return st.(sink.Querier), path
+}
