@@ -401,7 +401,6 @@ func TestNoSecretsReachTheJournal(t *testing.T) {
 	}
 }
 
-
 // Recording seq 38/39: a replay while the execution is still running answers 201 with the same
 // executionId; it must not produce a second EXECUTION_STARTED.
 func TestReplayWhileRunningIsNotASecondStart(t *testing.T) {

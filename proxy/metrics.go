@@ -27,7 +27,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "proxy", Name: "requests_total",
 			Help: "Requests handled by the sidecar, by route rule, method and status code."}, []string{"route", "method", "code"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: "proxy", Name: "request_duration_seconds",
-			Help: "Time from receiving a request to the end of its response headers, by route rule and method (audited requests include the journal commit).",
+			Help:    "Time from receiving a request to the end of its response headers, by route rule and method (audited requests include the journal commit).",
 			Buckets: latencyBuckets}, []string{"route", "method"}),
 		UpstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: "upstream", Name: "request_duration_seconds",
 			Help: "Time Flowker took to answer with response headers, by route rule.", Buckets: latencyBuckets}, []string{"route"}),
