@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -30,9 +31,9 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `,"ipAddress":`...)
 	dst = appendString(dst, e.Actor.IPAddress)
 	dst = append(dst, `},"context":`...)
-	dst = appendJSONField(dst, e.Context)
+	dst = appendRawObject(dst, e.Context)
 	dst = append(dst, `,"metadata":`...)
-	dst = appendJSONField(dst, e.Metadata)
+	dst = appendRawObject(dst, e.Metadata)
 	dst = append(dst, `,"timestamp":"`...)
 	dst = e.Timestamp.UTC().AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","hash":`...)
@@ -48,17 +49,32 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	return append(dst, '}')
 }
 
+// appendRawObject writes stored canonical JSON verbatim ({} when empty). A stored value that is
+// not valid JSON (a damaged store) is written as a JSON string holding its text, so the output
+// stays valid JSON and the damage stays visible (its hash will not verify).
+func appendRawObject(dst, raw []byte) []byte {
+	switch {
+	case len(raw) == 0:
+		return append(dst, "{}"...)
+	case json.Valid(raw):
+		return append(dst, raw...)
+	default:
+		return appendString(dst, string(raw))
+	}
+}
+
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string, escaping only what JSON requires (and invalid UTF-8
-// as U+FFFD).
+// appendString appends s as a JSON string escaped exactly like encoding/json (and so like
+// Flowker's own responses): HTML-safe (<, > and & as \u003c...), U+2028 and U+2029 escaped,
+// invalid UTF-8 as U+FFFD.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
 				i++
 				continue
 			}
@@ -83,6 +99,13 @@ func appendString(dst []byte, s string) []byte {
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
 			i += size
 			start = i
 			continue

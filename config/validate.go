@@ -281,20 +281,33 @@ func validateSinks(errs *Errors, sinks []Sink, plugin func(string, []byte) (bool
 				continue
 			}
 			if known, err := plugin(s.Plugin, raw); known && err != nil {
-				for _, line := range strings.Split(err.Error(), "\n") {
-					if line = strings.TrimSpace(line); line != "" {
-						// Plugins report "key: problem"; fold the key into the path.
-						if k, msg, ok := strings.Cut(line, ": "); ok && pluginKey.MatchString(k) {
-							errs.add(p+".config."+k, "%s", msg)
-						} else {
-							errs.add(p+".config", "%s", line)
-						}
-					}
-				}
+				addPluginErrors(errs, p+".config", err)
 			}
 		}
 	}
 	if queries != 1 {
 		errs.add("sinks", "exactly one sink must have query: true (it answers the audit API), found %d", queries)
 	}
+}
+
+// addPluginErrors folds a plugin's "key: problem" lines into field paths under prefix. A summary
+// line without a key (e.g. "invalid clickhouse sink configuration") is dropped when keyed lines
+// follow it.
+func addPluginErrors(errs *Errors, prefix string, err error) {
+	var keyed, plain []FieldError
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if k, msg, ok := strings.Cut(line, ": "); ok && pluginKey.MatchString(k) {
+			keyed = append(keyed, FieldError{Path: prefix + "." + k, Msg: msg})
+		} else {
+			plain = append(plain, FieldError{Path: prefix, Msg: line})
+		}
+	}
+	if len(keyed) == 0 {
+		keyed = plain
+	}
+	*errs = append(*errs, keyed...)
 }

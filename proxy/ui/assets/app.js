@@ -566,7 +566,21 @@
     el.dialogClose.focus();
   }
 
-  function closeDetails() { if (el.dialog.open) el.dialog.close(); }
+  // closeDetails closes the dialog and returns the focus to the row it was opened from, at once:
+  // the dialog's 'close' event comes later, possibly after the dialog was opened again.
+  function closeDetails() {
+    if (!el.dialog.open) return;
+    el.dialog.close();
+    afterClose();
+  }
+  function afterClose() {
+    const id = state.openRowId;
+    state.openRowId = null;
+    let target = state.returnFocus && state.returnFocus.isConnected ? state.returnFocus : null;
+    if (!target && id) target = el.rows.querySelector('tr[data-id="' + CSS.escape(id) + '"]');
+    state.returnFocus = null;
+    if (target) target.focus();
+  }
 
   function verifyShow(kind, title, lines, alarm) {
     el.verifyResult.hidden = false;
@@ -679,12 +693,8 @@
       if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
       else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
     });
-    el.dialog.addEventListener('close', () => {
-      const id = state.openRowId;
-      state.openRowId = null;
-      let target = state.returnFocus && state.returnFocus.isConnected ? state.returnFocus : null;
-      if (!target && id) target = el.rows.querySelector('tr[data-id="' + CSS.escape(id) + '"]');
-      if (target) target.focus();
+    el.dialog.addEventListener('close', () => { // a close that did not go through closeDetails
+      if (!el.dialog.open && state.openRowId) afterClose();
     });
 
     el.authForm.addEventListener('submit', (e) => {
