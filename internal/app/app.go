@@ -130,6 +130,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 
 	// Sinks.
 	sm := host.NewMetrics(o.Registry)
+	var sinkConfigs []host.SinkConfig
 	for _, s := range cfg.Sinks {
 		config.SinkDefaults(&s)
 		raw, err := json.Marshal(s.Config)
@@ -151,10 +152,19 @@ func New(ctx context.Context, o Options) (*App, error) {
 		if o.SinkTuning != nil {
 			o.SinkTuning(&sc)
 		}
+		sinkConfigs = append(sinkConfigs, sc)
 		sup := host.NewSupervisor(sc, j, sm, o.Logger.With("component", "sink"))
 		a.sups = append(a.sups, sup)
 		if s.Query {
 			a.query = sup
+		}
+	}
+
+	// A journal that lost its tail (or a configured chain whose journal is new) must not reuse
+	// sequence numbers a sink already holds: continue after the highest head the sinks report.
+	if rec.CutCount > 0 || (rec.Fresh && cfg.Chain.ID != "") {
+		if err := a.rebaseFromSinks(ctx, sinkConfigs); err != nil {
+			return nil, err
 		}
 	}
 
@@ -257,6 +267,49 @@ func New(ctx context.Context, o Options) (*App, error) {
 	}
 	ok = true
 	return a, nil
+}
+
+// rebaseFromSinks asks every sink for its head of this chain and, when one is ahead of the
+// journal, continues the chain after it. A sink that cannot be reached is skipped with a warning.
+func (a *App) rebaseFromSinks(ctx context.Context, sinks []host.SinkConfig) error {
+	chainID := a.journal.ChainID()
+	var best sink.Head
+	for _, sc := range sinks {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		h, err := sinkHead(cctx, sc, chainID, a.log)
+		cancel()
+		if err != nil {
+			a.log.Warn("could not read a sink's head to check the journal against it", "sink", sc.Name, "err", err)
+			continue
+		}
+		if h.Found && h.Sequence > best.Sequence {
+			best = h
+		}
+	}
+	if best.Sequence > a.journal.Last() {
+		a.log.Warn("the journal is behind the sinks (its file was replaced or its tail was damaged): continuing the chain after the sinks' head",
+			"journal_last", a.journal.Last(), "sink_head", best.Sequence)
+		if err := a.journal.Rebase(ctx, best.Sequence, best.Hash, time.Now()); err != nil {
+			return fmt.Errorf("continuing the chain after sequence %d: %w", best.Sequence, err)
+		}
+	}
+	return nil
+}
+
+func sinkHead(ctx context.Context, sc host.SinkConfig, chainID string, log *slog.Logger) (sink.Head, error) {
+	launch := sc.Launch
+	if launch.Logger == nil {
+		launch.Logger = log.With("sink", sc.Name)
+	}
+	c, err := sink.Open(ctx, launch)
+	if err != nil {
+		return sink.Head{}, err
+	}
+	defer c.Kill()
+	if err := c.Configure(ctx, sc.Config); err != nil {
+		return sink.Head{}, err
+	}
+	return c.Head(ctx, chainID)
 }
 
 // ErrQuerySinkDown is returned while no query sink is configured or it is down.
