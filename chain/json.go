@@ -8,8 +8,9 @@ import (
 )
 
 // AppendJSON appends the JSON form of e to dst with Context and Metadata written verbatim —
-// exactly the canonical bytes that were hashed — so anyone can recompute the hash from the API
-// output alone. HTTP responses must use it: encoding/json compacts raw messages (and the output
+// exactly the canonical bytes that were hashed — and the timestamp as RFC 3339 in UTC with
+// trailing zeros trimmed, like Flowker's own output (the same microsecond instant the hash input
+// renders with six digits), so anyone can recompute the hash from the output alone. HTTP responses must use it: encoding/json compacts raw messages (and the output
 // of any Marshaler) and escapes <, > and &, which would change those bytes.
 func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"eventId":`...)
