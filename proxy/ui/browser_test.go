@@ -19,9 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/input"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,15 +28,14 @@ import (
 	"github.com/flowker-audit/flowker-audit/proxy/auditapi"
 	"github.com/flowker-audit/flowker-audit/proxy/auditapi/auditapitest"
 	"github.com/flowker-audit/flowker-audit/proxy/ui"
+	"github.com/flowker-audit/flowker-audit/proxy/ui/uitest"
 	"github.com/flowker-audit/flowker-audit/sink"
 )
 
 const browserKey = "browser-test-key-0123456789"
 
-// browserTZ is the browser's time zone: UTC-3 all year, so local times differ from UTC.
-const browserTZ = "America/Sao_Paulo"
-
-var saoPaulo = time.FixedZone("-03", -3*3600)
+// saoPaulo is the browser's time zone (uitest.TimeZone).
+var saoPaulo = uitest.Zone()
 
 // site is the sidecar's audit API and page over a query sink, as the proxy mounts them.
 type site struct {
@@ -168,195 +164,6 @@ func ids(events []chain.Event) []string {
 	return out
 }
 
-// chromiumPath finds Chromium, installs it when missing and running as root, or fails with the
-// command to run. FLOWKER_AUDIT_SKIP_BROWSER=1 skips explicitly.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if os.Getenv("FLOWKER_AUDIT_SKIP_BROWSER") == "1" {
-		t.Skip("FLOWKER_AUDIT_SKIP_BROWSER=1: browser test skipped")
-	}
-	find := func() string {
-		for _, name := range []string{"chromium", "chromium-browser"} {
-			if p, err := exec.LookPath(name); err == nil {
-				return p
-			}
-		}
-		return ""
-	}
-	if p := find(); p != "" {
-		return p
-	}
-	const install = "apt-get install -y chromium"
-	if os.Geteuid() == 0 {
-		t.Logf("chromium is missing; running apt-get update && %s", install)
-		for _, args := range [][]string{{"apt-get", "update"}, {"apt-get", "install", "-y", "chromium"}} {
-			cmd := exec.Command(args[0], args[1:]...)
-			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-			}
-		}
-		if p := find(); p != "" {
-			return p
-		}
-	}
-	t.Fatalf("Chromium is not installed. Install it with: sudo %s (or set FLOWKER_AUDIT_SKIP_BROWSER=1 to skip this test)", install)
-	return ""
-}
-
-// newBrowser starts headless Chromium with a fresh profile; the context lives until the test ends.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 1000),
-		chromedp.Env("TZ="+browserTZ, "LANG=en_US.UTF-8"),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-// run runs steps with a deadline (the browser context itself has none).
-func run(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(c, steps...); err != nil {
-		t.Fatalf("browser: %v", err)
-	}
-}
-
-func eval[T any](t *testing.T, ctx context.Context, js string) T {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(c, chromedp.Evaluate[T](js))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", js, err)
-	}
-	return v
-}
-
-func waitFor(t *testing.T, ctx context.Context, what, js string) {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(c, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(25*time.Second))); err != nil {
-		state := eval[string](t, ctx, `[document.body.dataset.state, document.getElementById('status').textContent, location.search,
-			'dialog open: ' + document.getElementById('details').open, 'verify: ' + document.getElementById('verify-result').className + ' ' + document.getElementById('verify-result').textContent,
-			'verify button disabled: ' + document.getElementById('verify-btn').disabled, 'focus: ' + (document.activeElement && (document.activeElement.id || document.activeElement.tagName))].join(' | ')`)
-		t.Fatalf("waiting for %s: %v (page: %s)", what, err, state)
-	}
-}
-
-func loads(t *testing.T, ctx context.Context) int {
-	return eval[int](t, ctx, `Number(document.body.dataset.loads || 0)`)
-}
-
-// waitLoaded waits until the page finished a load after the given count.
-func waitLoaded(t *testing.T, ctx context.Context, after int) {
-	t.Helper()
-	waitFor(t, ctx, "the page to load", fmt.Sprintf(`Number(document.body.dataset.loads || 0) > %d && document.body.dataset.state !== 'loading'`, after))
-}
-
-func rowIDs(t *testing.T, ctx context.Context) []string {
-	return eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#rows tr.event-row')).map(r => r.dataset.id)`)
-}
-
-// setControl changes filter controls the way a user's change does (value, then change event);
-// pairs are id, value, id, value... All change in one task, so the page ends with one load.
-func setControl(t *testing.T, ctx context.Context, pairs ...string) {
-	t.Helper()
-	b, _ := json.Marshal(pairs)
-	eval[bool](t, ctx, fmt.Sprintf(`(() => { const p = %s; for (let i = 0; i < p.length; i += 2) { const e = document.getElementById(p[i]); e.value = p[i+1]; e.dispatchEvent(new Event('change', {bubbles: true})); } return true; })()`, b))
-}
-
-func pageQuery(t *testing.T, ctx context.Context) url.Values {
-	q, err := url.ParseQuery(strings.TrimPrefix(eval[string](t, ctx, `location.search`), "?"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return q
-}
-
-// setCacheDisabled turns the browser cache off or on for the tab.
-func setCacheDisabled(off bool) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
-			return err
-		}
-		_, err := cdp.Call(ctx, tg, network.SetCacheDisabled, network.SetCacheDisabledParams{CacheDisabled: off})
-		return err
-	})
-}
-
-// viewportScreenshot saves what the window shows (a modal dialog is as tall as the window).
-func viewportScreenshot(t *testing.T, ctx context.Context, path string) {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(c, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
-}
-
-// closeDialog closes the details dialog if a failed step left it open.
-func closeDialog(t *testing.T, ctx context.Context) {
-	t.Helper()
-	eval[bool](t, ctx, `(() => { const d = document.getElementById('details'); if (d.open) d.close(); return true; })()`)
-}
-
-// pressEnter presses Enter on the focused element the way a keyboard does: keydown carrying the
-// text, then keyup. (chromedp.KeyEvent also sends a separate char event, which a real keyboard
-// does not send once keydown was prevented; it would reach whatever took the focus.)
-func pressEnter() chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeKeyDown, input.DispatchKeyEventTypeKeyUp} {
-			p := input.DispatchKeyEventParams{Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13}
-			if typ == input.DispatchKeyEventTypeKeyDown {
-				p.Text, p.UnmodifiedText = "\r", "\r"
-			}
-			if _, err := cdp.Call(ctx, tg, input.DispatchKeyEvent, p); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-func screenshot(t *testing.T, ctx context.Context, path string) {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
-}
-
 func testEvents() []chain.Event {
 	start := time.Now().UTC().Add(-72 * time.Hour).Truncate(time.Hour)
 	a := auditapitest.Generate(auditapitest.GenOptions{ChainID: "0c1d6a52-chain-a", Count: 360, Start: start, Step: 7 * time.Minute, Seed: 1})
@@ -371,50 +178,50 @@ func TestAuditTrailInBrowser(t *testing.T) {
 	names := map[string]string{auditapitest.APIKeyActors[0]: "ci-bot", auditapitest.APIKeyActors[1]: "release-pipeline"}
 	q, dbPath := openSQLite(t, events)
 	s := newSite(t, q, dbPath, names)
-	ctx := newBrowser(t)
+	ctx := uitest.NewBrowser(t)
 	pageURL := s.srv.URL + "/audit-trail"
 
 	t.Run("asks for the key, refuses a wrong one", func(t *testing.T) {
-		run(t, ctx, chromedp.Navigate(pageURL))
-		waitFor(t, ctx, "the key form", `document.body.dataset.state === 'auth' && !document.getElementById('auth-panel').hidden`)
-		if msg := eval[string](t, ctx, `document.getElementById('auth-message').textContent`); !strings.Contains(msg, "Enter the audit API key") {
+		uitest.Run(t, ctx, chromedp.Navigate(pageURL))
+		uitest.WaitFor(t, ctx, "the key form", `document.body.dataset.state === 'auth' && !document.getElementById('auth-panel').hidden`)
+		if msg := uitest.Eval[string](t, ctx, `document.getElementById('auth-message').textContent`); !strings.Contains(msg, "Enter the audit API key") {
 			t.Fatalf("first message %q", msg)
 		}
-		n := loads(t, ctx)
-		run(t, ctx, chromedp.SendKeys(chromedp.ID("auth-key"), "wrong-key"), chromedp.Click(chromedp.ID("auth-submit")))
-		waitLoaded(t, ctx, n)
-		if st := eval[string](t, ctx, `document.body.dataset.state`); st != "auth" {
+		n := uitest.Loads(t, ctx)
+		uitest.Run(t, ctx, chromedp.SendKeys(chromedp.ID("auth-key"), "wrong-key"), chromedp.Click(chromedp.ID("auth-submit")))
+		uitest.WaitLoaded(t, ctx, n)
+		if st := uitest.Eval[string](t, ctx, `document.body.dataset.state`); st != "auth" {
 			t.Fatalf("state %s after a wrong key", st)
 		}
-		msg := eval[string](t, ctx, `document.getElementById('auth-message').textContent`)
+		msg := uitest.Eval[string](t, ctx, `document.getElementById('auth-message').textContent`)
 		if !strings.Contains(msg, "The key was refused (API Key missing or invalid)") {
 			t.Fatalf("401 message %q", msg)
 		}
-		if eval[bool](t, ctx, `document.getElementById('auth-form').hidden || document.getElementById('auth-key').value !== ''`) {
+		if uitest.Eval[bool](t, ctx, `document.getElementById('auth-form').hidden || document.getElementById('auth-key').value !== ''`) {
 			t.Fatal("no way to re-enter the key")
 		}
 	})
 
 	t.Run("right key shows the API's first page", func(t *testing.T) {
-		n := loads(t, ctx)
-		run(t, ctx, chromedp.SendKeys(chromedp.ID("auth-key"), browserKey), chromedp.KeyEvent("\r"))
-		waitLoaded(t, ctx, n)
+		n := uitest.Loads(t, ctx)
+		uitest.Run(t, ctx, chromedp.SendKeys(chromedp.ID("auth-key"), browserKey), chromedp.KeyEvent("\r"))
+		uitest.WaitLoaded(t, ctx, n)
 		want := s.list(t, url.Values{"limit": {"20"}})
-		if got := rowIDs(t, ctx); !slices.Equal(got, ids(want.Items)) {
+		if got := uitest.RowIDs(t, ctx); !slices.Equal(got, ids(want.Items)) {
 			t.Fatalf("rows %v\nwant %v", got, ids(want.Items))
 		}
 		// The key is in sessionStorage only, never in the URL or localStorage.
-		if eval[bool](t, ctx, fmt.Sprintf(`location.href.includes(%q) || localStorage.length !== 0 || !sessionStorage.getItem('flowker-audit.credential').includes(%q)`, browserKey, browserKey)) {
+		if uitest.Eval[bool](t, ctx, fmt.Sprintf(`location.href.includes(%q) || localStorage.length !== 0 || !sessionStorage.getItem('flowker-audit.credential').includes(%q)`, browserKey, browserKey)) {
 			t.Fatal("key stored in the wrong place")
 		}
 		// Timestamp in local time with the UTC value on hover.
 		first := want.Items[0]
-		title := eval[string](t, ctx, `document.querySelector('#rows tr.event-row time').title`)
+		title := uitest.Eval[string](t, ctx, `document.querySelector('#rows tr.event-row time').title`)
 		wantTitle := strings.Replace(strings.TrimSuffix(first.Timestamp.UTC().Format(time.RFC3339Nano), "Z"), "T", " ", 1) + " UTC"
 		if title != wantTitle {
 			t.Fatalf("timestamp title %q, want %q", title, wantTitle)
 		}
-		shown := eval[string](t, ctx, `document.querySelector('#rows tr.event-row time').textContent`)
+		shown := uitest.Eval[string](t, ctx, `document.querySelector('#rows tr.event-row time').textContent`)
 		if !strings.Contains(shown, first.Timestamp.In(saoPaulo).Format("15:04:05")) {
 			t.Fatalf("timestamp %q is not local time %s", shown, first.Timestamp.In(saoPaulo).Format("15:04:05"))
 		}
@@ -429,16 +236,16 @@ func TestAuditTrailInBrowser(t *testing.T) {
 				named++
 			}
 		}
-		if got := eval[int](t, ctx, `document.querySelectorAll('#rows tr.event-row.failed .result-failed').length`); got != failed {
+		if got := uitest.Eval[int](t, ctx, `document.querySelectorAll('#rows tr.event-row.failed .result-failed').length`); got != failed {
 			t.Fatalf("%d rows marked failed, want %d", got, failed)
 		}
-		if got := eval[int](t, ctx, `Array.from(document.querySelectorAll('#rows .cell-actor .actor-name')).filter(e => ['ci-bot','release-pipeline'].includes(e.textContent)).length`); got != named {
+		if got := uitest.Eval[int](t, ctx, `Array.from(document.querySelectorAll('#rows .cell-actor .actor-name')).filter(e => ['ci-bot','release-pipeline'].includes(e.textContent)).length`); got != named {
 			t.Fatalf("%d actor names shown, want %d", got, named)
 		}
-		if eval[bool](t, ctx, `Array.from(document.querySelectorAll('#f-event-type, #f-from, #f-to, #f-result, #f-resource')).some(e => e.disabled)`) {
+		if uitest.Eval[bool](t, ctx, `Array.from(document.querySelectorAll('#f-event-type, #f-from, #f-to, #f-result, #f-resource')).some(e => e.disabled)`) {
 			t.Fatal("filters still disabled")
 		}
-		if got := eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#f-event-type optgroup')).map(g => g.label)`); !slices.Equal(got, []string{"Workflow", "Execution", "Provider", "Other"}) {
+		if got := uitest.Eval[[]string](t, ctx, `Array.from(document.querySelectorAll('#f-event-type optgroup')).map(g => g.label)`); !slices.Equal(got, []string{"Workflow", "Execution", "Provider", "Other"}) {
 			t.Fatalf("event type groups %v", got)
 		}
 	})
@@ -446,10 +253,10 @@ func TestAuditTrailInBrowser(t *testing.T) {
 	unfiltered := ids(s.list(t, url.Values{"limit": {"20"}}).Items)
 	checkFilter := func(t *testing.T, apply func(), want url.Values) {
 		t.Helper()
-		n := loads(t, ctx)
+		n := uitest.Loads(t, ctx)
 		apply()
-		waitLoaded(t, ctx, n)
-		if got := pageQuery(t, ctx); got.Encode() != want.Encode() {
+		uitest.WaitLoaded(t, ctx, n)
+		if got := uitest.PageQuery(t, ctx); got.Encode() != want.Encode() {
 			t.Fatalf("URL query %s, want %s", got.Encode(), want.Encode())
 		}
 		q := url.Values{"limit": {"20"}}
@@ -457,58 +264,59 @@ func TestAuditTrailInBrowser(t *testing.T) {
 			q[k] = v
 		}
 		api := ids(s.list(t, q).Items)
-		got := rowIDs(t, ctx)
+		got := uitest.RowIDs(t, ctx)
 		if !slices.Equal(got, api) {
 			t.Fatalf("rows %v\nAPI %v", got, api)
 		}
 		if len(got) == 0 || slices.Equal(got, unfiltered) {
 			t.Fatalf("the filter did not narrow the rows (%d rows)", len(got))
 		}
-		n = loads(t, ctx)
-		run(t, ctx, chromedp.Click(chromedp.ID("clear-filters")))
-		waitLoaded(t, ctx, n)
-		if got := rowIDs(t, ctx); !slices.Equal(got, unfiltered) {
+		n = uitest.Loads(t, ctx)
+		uitest.Run(t, ctx, chromedp.Click(chromedp.ID("clear-filters")))
+		uitest.WaitLoaded(t, ctx, n)
+		if got := uitest.RowIDs(t, ctx); !slices.Equal(got, unfiltered) {
 			t.Fatal("clearing the filter did not restore the rows")
 		}
 	}
 	ref := events[200] // chain a, in the middle of the time range
 	t.Run("event type filter", func(t *testing.T) {
-		checkFilter(t, func() { setControl(t, ctx, "f-event-type", chain.WorkflowUpdated) }, url.Values{"eventType": {chain.WorkflowUpdated}})
+		checkFilter(t, func() { uitest.SetControl(t, ctx, "f-event-type", chain.WorkflowUpdated) }, url.Values{"eventType": {chain.WorkflowUpdated}})
 	})
 	t.Run("from date filter", func(t *testing.T) {
 		local := ref.Timestamp.In(saoPaulo).Format("2006-01-02T15:04:05")
-		checkFilter(t, func() { setControl(t, ctx, "f-from", local, "f-sort", "ASC") },
+		checkFilter(t, func() { uitest.SetControl(t, ctx, "f-from", local, "f-sort", "ASC") },
 			url.Values{"dateFrom": {ref.Timestamp.Truncate(time.Second).UTC().Format(time.RFC3339)}, "sortOrder": {"ASC"}})
 	})
 	t.Run("to date filter", func(t *testing.T) {
 		local := ref.Timestamp.In(saoPaulo).Format("2006-01-02T15:04:05")
-		checkFilter(t, func() { setControl(t, ctx, "f-to", local) },
+		checkFilter(t, func() { uitest.SetControl(t, ctx, "f-to", local) },
 			url.Values{"dateTo": {ref.Timestamp.Truncate(time.Second).UTC().Format("2006-01-02T15:04:05") + ".999999Z"}})
 	})
 	t.Run("result filter", func(t *testing.T) {
-		checkFilter(t, func() { setControl(t, ctx, "f-result", chain.ResultFailed) }, url.Values{"result": {chain.ResultFailed}})
+		checkFilter(t, func() { uitest.SetControl(t, ctx, "f-result", chain.ResultFailed) }, url.Values{"result": {chain.ResultFailed}})
 	})
 	t.Run("resource id filter (typed)", func(t *testing.T) {
-		checkFilter(t, func() { run(t, ctx, chromedp.SendKeys(chromedp.ID("f-resource"), strings.ToUpper(ref.ResourceID))) },
-			url.Values{"resourceId": {strings.ToUpper(ref.ResourceID)}})
+		typed := strings.ToUpper(ref.ResourceID)
+		checkFilter(t, func() { uitest.Run(t, ctx, chromedp.SendKeys(chromedp.ID("f-resource"), typed)) },
+			url.Values{"resourceId": {typed}})
 	})
 	t.Run("shared URL restores the filters", func(t *testing.T) {
 		q := url.Values{"eventType": {chain.ExecutionFailed}, "limit": {"50"}}
-		run(t, ctx, chromedp.Navigate(pageURL+"?"+q.Encode()))
-		waitFor(t, ctx, "the shared view", `document.body.dataset.state === 'ready'`)
+		uitest.Run(t, ctx, chromedp.Navigate(pageURL+"?"+q.Encode()))
+		uitest.WaitFor(t, ctx, "the shared view", `document.body.dataset.state === 'ready'`)
 		api := ids(s.list(t, q).Items)
-		if got := rowIDs(t, ctx); !slices.Equal(got, api) || len(got) == 0 {
+		if got := uitest.RowIDs(t, ctx); !slices.Equal(got, api) || len(got) == 0 {
 			t.Fatalf("rows %v\nAPI %v", got, api)
 		}
-		if v := eval[string](t, ctx, `document.getElementById('f-event-type').value + ' ' + document.getElementById('page-size').value`); v != chain.ExecutionFailed+" 50" {
+		if v := uitest.Eval[string](t, ctx, `document.getElementById('f-event-type').value + ' ' + document.getElementById('page-size').value`); v != chain.ExecutionFailed+" 50" {
 			t.Fatalf("controls %q", v)
 		}
-		n := loads(t, ctx)
-		setControl(t, ctx, "page-size", "20")
-		waitLoaded(t, ctx, n)
-		n = loads(t, ctx)
-		run(t, ctx, chromedp.Click(chromedp.ID("clear-filters")))
-		waitLoaded(t, ctx, n)
+		n := uitest.Loads(t, ctx)
+		uitest.SetControl(t, ctx, "page-size", "20")
+		uitest.WaitLoaded(t, ctx, n)
+		n = uitest.Loads(t, ctx)
+		uitest.Run(t, ctx, chromedp.Click(chromedp.ID("clear-filters")))
+		uitest.WaitLoaded(t, ctx, n)
 	})
 
 	t.Run("paging forward and back", func(t *testing.T) {
@@ -521,44 +329,41 @@ func TestAuditTrailInBrowser(t *testing.T) {
 		}
 		check := func(i int) {
 			t.Helper()
-			if got := rowIDs(t, ctx); !slices.Equal(got, pages[i]) {
+			if got := uitest.RowIDs(t, ctx); !slices.Equal(got, pages[i]) {
 				t.Fatalf("page %d: rows %v\nwant %v", i+1, got, pages[i])
 			}
 		}
 		check(0)
 		for i, btn := range []string{"next", "next", "prev", "prev"} {
-			n := loads(t, ctx)
-			run(t, ctx, chromedp.Click(chromedp.ID(btn)))
-			waitLoaded(t, ctx, n)
+			n := uitest.Loads(t, ctx)
+			uitest.Run(t, ctx, chromedp.Click(chromedp.ID(btn)))
+			uitest.WaitLoaded(t, ctx, n)
 			check([]int{1, 2, 1, 0}[i])
 		}
-		if !eval[bool](t, ctx, `document.getElementById('prev').disabled`) {
+		if !uitest.Eval[bool](t, ctx, `document.getElementById('prev').disabled`) {
 			t.Fatal("previous enabled on the first page")
 		}
 	})
 
-	screenshotPath := os.Getenv("FLOWKER_AUDIT_SCREENSHOT")
-	if screenshotPath == "" {
-		screenshotPath = filepath.Join(t.TempDir(), "audit-trail.png")
-	}
-	screenshot(t, ctx, screenshotPath)
+	screenshotPath := uitest.ScreenshotPath(t)
+	uitest.SaveScreenshot(t, uitest.FullScreenshot(t, ctx), screenshotPath)
 
 	first := s.list(t, url.Values{"limit": {"20"}}).Items
 	t.Run("details panel and verify", func(t *testing.T) {
 		row := first[1]
-		eval[bool](t, ctx, `(() => { document.querySelectorAll('#rows tr.event-row')[1].focus(); return true; })()`)
-		run(t, ctx, pressEnter())
-		waitFor(t, ctx, "the details dialog", `document.getElementById('details').open`)
-		if got := eval[string](t, ctx, `document.getElementById('d-hash').textContent`); got != row.Hash {
+		uitest.Eval[bool](t, ctx, `(() => { document.querySelectorAll('#rows tr.event-row')[1].focus(); return true; })()`)
+		uitest.Run(t, ctx, uitest.PressEnter())
+		uitest.WaitFor(t, ctx, "the details dialog", `document.getElementById('details').open`)
+		if got := uitest.Eval[string](t, ctx, `document.getElementById('d-hash').textContent`); got != row.Hash {
 			t.Fatalf("hash %q, want %q", got, row.Hash)
 		}
 		for id, want := range map[string]string{"d-event-id": row.EventID, "d-chain-id": row.ChainID, "d-sequence": fmt.Sprint(row.Sequence), "d-previous-hash": row.PreviousHash} {
-			if got := eval[string](t, ctx, fmt.Sprintf(`document.getElementById(%q).textContent`, id)); got != want {
+			if got := uitest.Eval[string](t, ctx, fmt.Sprintf(`document.getElementById(%q).textContent`, id)); got != want {
 				t.Fatalf("%s %q, want %q", id, got, want)
 			}
 		}
 		var meta map[string]any
-		if err := json.Unmarshal([]byte(eval[string](t, ctx, `document.querySelector('#d-metadata pre').textContent`)), &meta); err != nil {
+		if err := json.Unmarshal([]byte(uitest.Eval[string](t, ctx, `document.querySelector('#d-metadata pre').textContent`)), &meta); err != nil {
 			t.Fatalf("metadata not shown as JSON: %v", err)
 		}
 		var wantMeta map[string]any
@@ -566,20 +371,20 @@ func TestAuditTrailInBrowser(t *testing.T) {
 		if fmt.Sprint(meta) != fmt.Sprint(wantMeta) {
 			t.Fatalf("metadata %v, want %v", meta, wantMeta)
 		}
-		if eval[bool](t, ctx, `!document.getElementById('details').contains(document.activeElement)`) {
+		if uitest.Eval[bool](t, ctx, `!document.getElementById('details').contains(document.activeElement)`) {
 			t.Fatal("focus is not in the dialog")
 		}
-		run(t, ctx, chromedp.Focus(chromedp.ID("verify-btn")), pressEnter())
-		waitFor(t, ctx, "the verify result", `document.querySelector('#verify-result.valid, #verify-result.invalid') !== null`)
+		uitest.Run(t, ctx, chromedp.Focus(chromedp.ID("verify-btn")), uitest.PressEnter())
+		uitest.WaitFor(t, ctx, "the verify result", `document.querySelector('#verify-result.valid, #verify-result.invalid') !== null`)
 		var v auditapi.VerifyOutput
 		s.getJSON(t, "/v1/audit-events/"+row.EventID+"/verify", &v)
 		want := fmt.Sprintf("Chain valid — %d events checked (sequence 1–%d of chain %s)", v.TotalChecked, v.ToSequence, v.ChainID)
-		if got := eval[string](t, ctx, `document.querySelector('#verify-result strong').textContent`); got != want || !v.IsValid {
+		if got := uitest.Eval[string](t, ctx, `document.querySelector('#verify-result strong').textContent`); got != want || !v.IsValid {
 			t.Fatalf("verify shows %q, want %q", got, want)
 		}
-		run(t, ctx, chromedp.KeyEvent(kb.Escape))
-		waitFor(t, ctx, "the dialog to close", `!document.getElementById('details').open`)
-		if got := eval[string](t, ctx, `document.activeElement.dataset.id || document.activeElement.tagName`); got != row.EventID {
+		uitest.Run(t, ctx, chromedp.KeyEvent(kb.Escape))
+		uitest.WaitFor(t, ctx, "the dialog to close", `!document.getElementById('details').open`)
+		if got := uitest.Eval[string](t, ctx, `document.activeElement.dataset.id || document.activeElement.tagName`); got != row.EventID {
 			t.Fatalf("focus returned to %q, want the row %s", got, row.EventID)
 		}
 	})
@@ -593,52 +398,52 @@ func TestAuditTrailInBrowser(t *testing.T) {
 			}
 		}
 		defer s.tamper(t, victim, `{"workflow.name": "rewritten"}`)()
-		eval[bool](t, ctx, `(() => { document.querySelectorAll('#rows tr.event-row')[0].click(); return true; })()`)
-		waitFor(t, ctx, "the details dialog", `document.getElementById('details').open`)
-		run(t, ctx, chromedp.Focus(chromedp.ID("verify-btn")), pressEnter())
-		waitFor(t, ctx, "the verify result", `document.querySelector('#verify-result.valid, #verify-result.invalid') !== null`)
+		uitest.Eval[bool](t, ctx, `(() => { document.querySelectorAll('#rows tr.event-row')[0].click(); return true; })()`)
+		uitest.WaitFor(t, ctx, "the details dialog", `document.getElementById('details').open`)
+		uitest.Run(t, ctx, chromedp.Focus(chromedp.ID("verify-btn")), uitest.PressEnter())
+		uitest.WaitFor(t, ctx, "the verify result", `document.querySelector('#verify-result.valid, #verify-result.invalid') !== null`)
 		want := fmt.Sprintf("Chain broken at sequence %d: hash mismatch", victim.Sequence)
-		if got := eval[string](t, ctx, `document.querySelector('#verify-result.invalid strong').textContent`); got != want {
+		if got := uitest.Eval[string](t, ctx, `document.querySelector('#verify-result.invalid strong').textContent`); got != want {
 			t.Fatalf("verify shows %q, want %q", got, want)
 		}
-		if role := eval[string](t, ctx, `document.getElementById('verify-result').getAttribute('role')`); role != "alert" {
+		if role := uitest.Eval[string](t, ctx, `document.getElementById('verify-result').getAttribute('role')`); role != "alert" {
 			t.Fatalf("broken chain announced with role %q", role)
 		}
-		eval[bool](t, ctx, `(() => { document.getElementById('verify-result').scrollIntoView({block: 'end'}); return true; })()`)
-		viewportScreenshot(t, ctx, strings.TrimSuffix(screenshotPath, ".png")+"-verify-broken.png")
-		run(t, ctx, chromedp.Click(chromedp.ID("details-close")))
-		waitFor(t, ctx, "the dialog to close", `!document.getElementById('details').open`)
+		uitest.Eval[bool](t, ctx, `(() => { document.getElementById('verify-result').scrollIntoView({block: 'end'}); return true; })()`)
+		uitest.SaveScreenshot(t, uitest.ViewportScreenshot(t, ctx), strings.TrimSuffix(screenshotPath, ".png")+"-verify-broken.png")
+		uitest.Run(t, ctx, chromedp.Click(chromedp.ID("details-close")))
+		uitest.WaitFor(t, ctx, "the dialog to close", `!document.getElementById('details').open`)
 	})
 
 	t.Run("store unavailable", func(t *testing.T) {
-		closeDialog(t, ctx)
+		uitest.CloseDialog(t, ctx)
 		s.down.Store(true)
 		defer s.down.Store(false)
-		n := loads(t, ctx)
-		run(t, ctx, chromedp.Click(chromedp.ID("refresh")))
-		waitLoaded(t, ctx, n)
-		if st := eval[string](t, ctx, `document.body.dataset.state`); st != "unavailable" {
+		n := uitest.Loads(t, ctx)
+		uitest.Run(t, ctx, chromedp.Click(chromedp.ID("refresh")))
+		uitest.WaitLoaded(t, ctx, n)
+		if st := uitest.Eval[string](t, ctx, `document.body.dataset.state`); st != "unavailable" {
 			t.Fatalf("state %s", st)
 		}
-		if got := eval[string](t, ctx, `document.getElementById('rows').textContent`); !strings.Contains(got, "Audit store unavailable") {
+		if got := uitest.Eval[string](t, ctx, `document.getElementById('rows').textContent`); !strings.Contains(got, "Audit store unavailable") {
 			t.Fatalf("rows show %q", got)
 		}
 		s.down.Store(false)
-		n = loads(t, ctx)
-		run(t, ctx, chromedp.Click(chromedp.ID("state-retry")))
-		waitLoaded(t, ctx, n)
-		if got := rowIDs(t, ctx); !slices.Equal(got, unfiltered) {
+		n = uitest.Loads(t, ctx)
+		uitest.Run(t, ctx, chromedp.Click(chromedp.ID("state-retry")))
+		uitest.WaitLoaded(t, ctx, n)
+		if got := uitest.RowIDs(t, ctx); !slices.Equal(got, unfiltered) {
 			t.Fatal("retry did not bring the rows back")
 		}
 	})
 
 	t.Run("a key revoked later shows the 401 message", func(t *testing.T) {
-		closeDialog(t, ctx)
-		eval[bool](t, ctx, `(() => { sessionStorage.setItem('flowker-audit.credential', JSON.stringify({kind: 'apikey', value: 'revoked'})); return true; })()`)
-		n := loads(t, ctx)
-		run(t, ctx, chromedp.Click(chromedp.ID("refresh")))
-		waitLoaded(t, ctx, n)
-		if got := eval[string](t, ctx, `document.body.dataset.state + ': ' + document.getElementById('auth-message').textContent`); !strings.Contains(got, "auth: The key was refused (API Key missing or invalid)") {
+		uitest.CloseDialog(t, ctx)
+		uitest.Eval[bool](t, ctx, `(() => { sessionStorage.setItem('flowker-audit.credential', JSON.stringify({kind: 'apikey', value: 'revoked'})); return true; })()`)
+		n := uitest.Loads(t, ctx)
+		uitest.Run(t, ctx, chromedp.Click(chromedp.ID("refresh")))
+		uitest.WaitLoaded(t, ctx, n)
+		if got := uitest.Eval[string](t, ctx, `document.body.dataset.state + ': ' + document.getElementById('auth-message').textContent`); !strings.Contains(got, "auth: The key was refused (API Key missing or invalid)") {
 			t.Fatalf("page shows %q", got)
 		}
 	})
@@ -658,18 +463,18 @@ func TestFirstScreenTiming(t *testing.T) {
 	const kind = "SQLite (plugins/sqlite)"
 	t.Logf("%d events generated and written to the %s store in %v (race detector: %v)", n, kind, time.Since(start).Round(time.Millisecond), raceEnabled)
 	s := newSite(t, q, dbPath, nil)
-	ctx := newBrowser(t)
-	run(t, ctx, chromedp.Navigate(s.srv.URL+"/audit-trail"))
-	waitFor(t, ctx, "the key form", `document.body.dataset.state === 'auth'`)
-	eval[bool](t, ctx, fmt.Sprintf(`(() => { sessionStorage.setItem('flowker-audit.credential', JSON.stringify({kind: 'apikey', value: %q})); return true; })()`, browserKey))
+	ctx := uitest.NewBrowser(t)
+	uitest.Run(t, ctx, chromedp.Navigate(s.srv.URL+"/audit-trail"))
+	uitest.WaitFor(t, ctx, "the key form", `document.body.dataset.state === 'auth'`)
+	uitest.Eval[bool](t, ctx, fmt.Sprintf(`(() => { sessionStorage.setItem('flowker-audit.credential', JSON.stringify({kind: 'apikey', value: %q})); return true; })()`, browserKey))
 	var samples []float64
 	for i := range 3 {
 		// The first sample ignores the browser cache (a first visit); the others reuse it.
-		run(t, ctx, setCacheDisabled(i == 0))
-		run(t, ctx, chromedp.Navigate(s.srv.URL+"/audit-trail"))
-		waitFor(t, ctx, "the first screen", `performance.getEntriesByName('audit-first-screen').length > 0`)
-		samples = append(samples, eval[float64](t, ctx, `performance.getEntriesByName('audit-first-screen')[0].startTime`))
-		if got := len(rowIDs(t, ctx)); got != 20 {
+		uitest.Run(t, ctx, uitest.SetCacheDisabled(i == 0))
+		uitest.Run(t, ctx, chromedp.Navigate(s.srv.URL+"/audit-trail"))
+		uitest.WaitFor(t, ctx, "the first screen", `performance.getEntriesByName('audit-first-screen').length > 0`)
+		samples = append(samples, uitest.Eval[float64](t, ctx, `performance.getEntriesByName('audit-first-screen')[0].startTime`))
+		if got := len(uitest.RowIDs(t, ctx)); got != 20 {
 			t.Fatalf("%d rows on the first screen", got)
 		}
 	}
