@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -9,8 +8,8 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
-	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/chain/jsonb"
+	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/proxy/capture"
 	"github.com/flowker-audit/flowker-audit/proxy/rules"
@@ -19,12 +18,14 @@ import (
 // infer builds the event draft of an audited exchange. record is false when nothing must be
 // recorded (an idempotent execution replay). status is the upstream status, or the gateway
 // status when upstreamErr is set.
+//
+// This runs on the request path of every audited request, so it works on the captured bytes
+// directly: values are looked up with capture.Lookup, bodies rendered by the single-pass
+// redacting renderer, and the context written as JSON text and canonicalised once.
 func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capture.Summary, upstreamErr error) (journal.Draft, bool) {
 	rule := x.rule
 	req := x.reqTee.Summary()
-	reqJSON := parseJSON(req)
-	respJSON := parseJSON(resp)
-	src := sourceCtx{match: x.match, req: reqJSON, resp: respJSON, respHeader: respHeader}
+	src := sourceCtx{match: x.match, req: complete(req), resp: complete(resp), respHeader: respHeader}
 	success := upstreamErr == nil && status >= 200 && status < 300
 
 	d := journal.Draft{
@@ -34,16 +35,21 @@ func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capt
 	if success {
 		d.Result = chain.ResultSuccess
 	}
-	ctx := map[string]any{}
 	d.ResourceID = rules.CanonicalID(src.first(rule.ResourceID))
-	meta := map[string]any{}
+	meta := newObj(256)
+	workflowID := ""
 	for _, f := range rule.Metadata {
-		if v := src.first(f.Sources); v != "" {
-			if f.Key == "workflow.id" || strings.HasSuffix(f.Key, ".id") || strings.HasSuffix(f.Key, "_from") {
-				v = rules.CanonicalID(v)
-			}
-			meta[f.Key] = capture.Sanitize(v)
+		v := src.first(f.Sources)
+		if v == "" {
+			continue
 		}
+		if f.Key == "workflow.id" || strings.HasSuffix(f.Key, ".id") || strings.HasSuffix(f.Key, "_from") {
+			v = rules.CanonicalID(v)
+		}
+		if f.Key == "workflow.id" {
+			workflowID = v
+		}
+		meta.str(f.Key, capture.Sanitize(v))
 	}
 	if rule.Kind == config.KindExecutionStart && success {
 		if status == http.StatusOK {
@@ -53,119 +59,142 @@ func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capt
 		}
 		if d.ResourceID != "" {
 			d.Once = "exec-start:" + d.ResourceID
-			wf, _ := meta["workflow.id"].(string)
-			d.Watch = &journal.Watch{ExecutionID: d.ResourceID, WorkflowID: wf, Since: time.Now().UTC()}
-		}
-	}
-	if d.ResourceID == "" && len(rule.ResourceID) > 0 {
-		if success {
-			ctx["resourceIdUnavailable"] = "the response did not carry the resource id (" + sourceList(rule.ResourceID) + ")"
-		} else {
-			ctx["resourceIdUnavailable"] = "the request failed, so no resource was created or identified"
+			d.Watch = &journal.Watch{ExecutionID: d.ResourceID, WorkflowID: workflowID, Since: p.opts.Now().UTC()}
 		}
 	}
 
 	// Context: what the sidecar saw.
-	ctx["method"] = x.matchMethod()
-	ctx["path"] = capture.Sanitize(x.path())
-	ctx["route"] = rule.Method + " " + rule.Path
-	ctx["rule"] = rule.Name
-	ctx["requestId"] = x.eventID
-	ctx["failMode"] = x.mode
-	if q := p.redactor(rule).Query(x.rawQuery()); q != nil {
-		ctx["query"] = q
+	ctx := newObj(2048 + len(req.Captured) + len(resp.Captured))
+	if d.ResourceID == "" && len(rule.ResourceID) > 0 {
+		if success {
+			ctx.str("resourceIdUnavailable", "the response did not carry the resource id ("+sourceList(rule.ResourceID)+")")
+		} else {
+			ctx.str("resourceIdUnavailable", "the request failed, so no resource was created or identified")
+		}
+	}
+	ctx.str("method", capture.Sanitize(x.method))
+	ctx.str("path", capture.Sanitize(x.rawPath))
+	ctx.str("route", rule.Method+" "+rule.Path)
+	ctx.str("rule", rule.Name)
+	ctx.str("requestId", x.eventID)
+	ctx.str("failMode", x.mode)
+	if q := p.redactor(rule).Query(x.query); q != nil {
+		if b, err := json.Marshal(q); err == nil {
+			ctx.raw("query", b)
+		}
 	}
 	if status != 0 {
-		ctx["status"] = status
+		ctx.int("status", int64(status))
 	}
-	if !success {
-		if code, msg := errorCode(respJSON); code != "" {
-			ctx["errorCode"] = code
-			if msg != "" {
-				ctx["errorMessage"] = clip(capture.Sanitize(msg), 1024)
+	if !success && src.resp != nil {
+		if code := errorCode(src.resp); code != "" {
+			ctx.str("errorCode", code)
+			if msg, ok := capture.Lookup(src.resp, []string{"message"}); ok && msg != "" {
+				ctx.str("errorMessage", clip(msg, 1024))
 			}
 		}
 	}
 	if upstreamErr != nil {
-		ctx["upstreamError"] = clip(capture.Sanitize(upstreamErr.Error()), 512)
+		ctx.str("upstreamError", clip(capture.Sanitize(upstreamErr.Error()), 512))
 	}
-	total := time.Since(x.start)
-	dur := map[string]any{"total": ms(total)}
+	dur := newObj(64)
+	dur.num("total", ms(p.opts.Now().Sub(x.start)))
 	if !x.upstream.IsZero() {
-		dur["upstream"] = ms(x.upstream.Sub(x.start))
+		dur.num("upstream", ms(x.upstream.Sub(x.start)))
 	}
-	ctx["durationMs"] = dur
-	if ua := x.header("User-Agent"); ua != "" {
-		ctx["userAgent"] = clip(capture.Sanitize(ua), 512)
+	ctx.raw("durationMs", dur.bytes())
+	if ua := x.hdr.Get("User-Agent"); ua != "" {
+		ctx.str("userAgent", clip(capture.Sanitize(ua), 512))
 	}
-	if id := x.header("X-Request-Id"); id != "" {
-		ctx["clientRequestId"] = clip(capture.Sanitize(id), 256)
+	if id := x.hdr.Get("X-Request-Id"); id != "" {
+		ctx.str("clientRequestId", clip(capture.Sanitize(id), 256))
 	}
-	if k := x.header("Idempotency-Key"); k != "" {
-		ctx["idempotencyKey"] = clip(capture.Sanitize(k), 256)
+	if k := x.hdr.Get("Idempotency-Key"); k != "" {
+		ctx.str("idempotencyKey", clip(capture.Sanitize(k), 256))
 	}
-	auth := map[string]any{"method": x.id.Method, "verified": x.id.Verified}
+	auth := newObj(128)
+	auth.str("method", x.id.Method)
+	auth.bool("verified", x.id.Verified)
 	if x.id.Name != "" {
-		auth["name"] = x.id.Name
+		auth.str("name", capture.Sanitize(x.id.Name))
 	}
 	if x.id.Detail != "" {
-		auth["detail"] = x.id.Detail
+		auth.str("detail", capture.Sanitize(x.id.Detail))
 	}
-	ctx["auth"] = auth
+	ctx.raw("auth", auth.bytes())
 	if x.id.Peer != x.id.Actor.IPAddress || len(x.id.Forwarded) > 0 {
-		ctx["peer"] = x.id.Peer
+		ctx.str("peer", x.id.Peer)
 		if len(x.id.Forwarded) > 0 {
-			ctx["forwardedFor"] = x.id.Forwarded
+			fwd := make([]string, len(x.id.Forwarded))
+			for i, h := range x.id.Forwarded {
+				fwd[i] = capture.Sanitize(h)
+			}
+			if b, err := json.Marshal(fwd); err == nil {
+				ctx.raw("forwardedFor", b)
+			}
 		}
 	}
-	ctx["request"] = p.bodyContext(rule, x.header("Content-Type"), req)
+	ctx.raw("request", p.bodyContext(rule, x.hdr.Get("Content-Type"), req))
 	if upstreamErr == nil {
-		ctx["response"] = p.bodyContext(rule, respHeader.Get("Content-Type"), resp)
+		ctx.raw("response", p.bodyContext(rule, respHeader.Get("Content-Type"), resp))
 	}
 
-	d.Context = canonical(ctx)
-	d.Metadata = canonical(meta)
+	c := p.canon.Get().(*jsonb.Canonicalizer)
+	defer p.canon.Put(c)
+	d.Context = canonical(c, ctx.bytes())
+	d.Metadata = canonical(c, meta.bytes())
 	return d, true
 }
 
+// complete returns the captured body when it is the whole body and valid JSON, else nil: a
+// prefix or a malformed body cannot be trusted for ids or names.
+func complete(s capture.Summary) []byte {
+	if s.Truncated || !s.Complete || len(s.Captured) == 0 || !json.Valid(s.Captured) {
+		return nil
+	}
+	return s.Captured
+}
+
 // bodyContext describes a body: size, digest, content type and a redacted, capped rendering.
-func (p *Proxy) bodyContext(rule *rules.Rule, contentType string, s capture.Summary) map[string]any {
-	out := map[string]any{"bytes": s.Bytes}
+func (p *Proxy) bodyContext(rule *rules.Rule, contentType string, s capture.Summary) []byte {
+	o := newObj(256 + min(len(s.Captured), p.opts.MaxBodyBytes))
+	o.int("bytes", s.Bytes)
 	if contentType != "" {
-		out["contentType"] = clip(capture.Sanitize(contentType), 128)
+		o.str("contentType", clip(capture.Sanitize(contentType), 128))
 	}
 	if s.Bytes == 0 {
-		return out
+		return o.bytes()
 	}
 	if s.SHA256 != "" {
-		out["sha256"] = s.SHA256
+		o.str("sha256", s.SHA256)
 	} else {
-		out["complete"] = false // not read to the end (upstream answered early, or the body broke)
+		o.bool("complete", false) // not read to the end (upstream answered early, or the body broke)
 	}
 	if s.Err != nil {
-		out["readError"] = clip(capture.Sanitize(s.Err.Error()), 256)
+		o.str("readError", clip(capture.Sanitize(s.Err.Error()), 256))
 	}
-	if !p.opts.CaptureBodies || !capture.LooksJSON(contentType, s.Captured) {
-		if s.Bytes > 0 && !capture.LooksJSON(contentType, s.Captured) {
-			out["body"] = nil
-			out["bodyOmitted"] = "not JSON: only its size and digest are kept"
-		}
-		return out
+	looksJSON := capture.LooksJSON(contentType, s.Captured)
+	if !looksJSON {
+		o.raw("body", []byte("null"))
+		o.str("bodyOmitted", "not JSON: only its size and digest are kept")
+		return o.bytes()
 	}
-	complete := s.Complete && !s.Truncated
-	r, err := p.redactor(rule).Render(s.Captured, complete, p.opts.MaxBodyBytes)
+	if !p.opts.CaptureBodies {
+		return o.bytes()
+	}
+	r, err := p.redactor(rule).Render(s.Captured, s.Complete && !s.Truncated, p.opts.MaxBodyBytes)
 	if err != nil {
-		out["bodyOmitted"] = "not valid JSON: only its size and digest are kept"
-		return out
+		o.str("bodyOmitted", "not valid JSON: only its size and digest are kept")
+		return o.bytes()
 	}
-	out["body"] = r.JSON
+	o.raw("body", r.JSON)
 	if r.Truncated || s.Truncated {
-		out["truncated"] = true
+		o.bool("truncated", true)
 	}
 	if r.Invalid {
-		out["invalidJson"] = true
+		o.bool("invalidJson", true)
 	}
-	return out
+	return o.bytes()
 }
 
 func (p *Proxy) redactor(r *rules.Rule) *capture.Redactor {
@@ -175,16 +204,39 @@ func (p *Proxy) redactor(r *rules.Rule) *capture.Redactor {
 	return p.opts.Redactor.With(r.Redact)
 }
 
-func (x *exchange) matchMethod() string { return x.method }
+// obj writes a JSON object member by member (keys need not be sorted: the text is canonicalised).
+type obj struct {
+	b []byte
+	n int
+}
 
-func (x *exchange) path() string { return x.rawPath }
+func newObj(capacity int) *obj { return &obj{b: append(make([]byte, 0, capacity), '{')} }
 
-func (x *exchange) rawQuery() string { return x.query }
+func (o *obj) key(k string) {
+	if o.n > 0 {
+		o.b = append(o.b, ',')
+	}
+	o.n++
+	o.b = jsonb.AppendString(o.b, k)
+	o.b = append(o.b, ':')
+}
 
-func (x *exchange) header(name string) string { return x.hdr.Get(name) }
+// str adds a string member; v must be valid UTF-8 without U+0000 (use capture.Sanitize).
+func (o *obj) str(k, v string) { o.key(k); o.b = jsonb.AppendString(o.b, v) }
 
-func ms(d time.Duration) json.Number {
-	return json.Number(strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 3, 64))
+func (o *obj) raw(k string, v []byte) { o.key(k); o.b = append(o.b, v...) }
+
+func (o *obj) int(k string, v int64) { o.key(k); o.b = strconv.AppendInt(o.b, v, 10) }
+
+func (o *obj) num(k string, v string) { o.key(k); o.b = append(o.b, v...) }
+
+func (o *obj) bool(k string, v bool) { o.key(k); o.b = strconv.AppendBool(o.b, v) }
+
+func (o *obj) bytes() []byte { return append(o.b, '}') }
+
+// ms renders a duration in milliseconds with microsecond precision.
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 3, 64)
 }
 
 func clip(s string, n int) string {
@@ -206,59 +258,30 @@ func sourceList(srcs []rules.Source) string {
 	return strings.Join(parts, ", ")
 }
 
-// canonical renders v as canonical jsonb text. The inputs are built here from sanitised strings,
-// json.Numbers and redacted renderings, so an error is a bug; it is reported inside the event
+// canonical renders JSON text built here as canonical jsonb text. The inputs are sanitised
+// strings, numbers and redacted renderings, so an error is a bug; it is reported inside the event
 // rather than dropping the event.
-func canonical(v map[string]any) []byte {
-	if len(v) == 0 {
-		return []byte("{}")
-	}
-	raw, err := json.Marshal(v)
+func canonical(c *jsonb.Canonicalizer, raw []byte) []byte {
+	out, err := c.AppendCanonical(nil, raw)
 	if err == nil {
-		var out []byte
-		if out, err = jsonb.Canonical(raw); err == nil {
-			return out
-		}
+		return out
 	}
-	fallback, _ := json.Marshal(map[string]string{"encodingError": err.Error()})
-	out, _ := jsonb.Canonical(fallback)
+	fb := newObj(128)
+	fb.str("encodingError", capture.Sanitize(err.Error()))
+	out, _ = c.AppendCanonical(nil, fb.bytes())
 	return out
 }
 
-// parseJSON decodes a fully captured JSON body (numbers kept as written); nil otherwise.
-func parseJSON(s capture.Summary) any {
-	if len(s.Captured) == 0 || s.Truncated {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(s.Captured))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil
-	}
-	return v
-}
-
-// errorCode extracts Flowker's error code and message from an error body: {code, title, message}
-// (code is "FLK-xxxx", "UNAUTHORIZED", or a number for framework errors).
-func errorCode(body any) (code, msg string) {
-	m, ok := body.(map[string]any)
-	if !ok {
-		return "", ""
-	}
-	switch c := m["code"].(type) {
-	case string:
-		code = c
-	case json.Number:
-		code = c.String()
-	}
-	msg, _ = m["message"].(string)
-	return clip(capture.Sanitize(code), 64), msg
+// errorCode extracts Flowker's error code from an error body {code, title, message} (code is
+// "FLK-xxxx", "UNAUTHORIZED", or a number for framework errors).
+func errorCode(body []byte) string {
+	code, _ := capture.Lookup(body, []string{"code"})
+	return clip(capture.Sanitize(code), 64)
 }
 
 type sourceCtx struct {
 	match      *rules.Match
-	req, resp  any
+	req, resp  []byte // complete JSON bodies, or nil
 	respHeader http.Header
 }
 
@@ -272,9 +295,13 @@ func (s sourceCtx) first(srcs []rules.Source) string {
 				v = s.match.Param(src.Name)
 			}
 		case rules.FromRequest:
-			v = lookup(s.req, src.Name)
+			if s.req != nil {
+				v, _ = capture.Lookup(s.req, src.Path)
+			}
 		case rules.FromResponse:
-			v = lookup(s.resp, src.Name)
+			if s.resp != nil {
+				v, _ = capture.Lookup(s.resp, src.Path)
+			}
 		case rules.FromResponseHeader:
 			if s.respHeader != nil {
 				v = s.respHeader.Get(src.Name)
@@ -285,26 +312,6 @@ func (s sourceCtx) first(srcs []rules.Source) string {
 		if v = strings.TrimSpace(v); v != "" {
 			return clip(v, 1024)
 		}
-	}
-	return ""
-}
-
-// lookup follows a dot path into decoded JSON; scalars are returned as text.
-func lookup(v any, path string) string {
-	for _, k := range strings.Split(path, ".") {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return ""
-		}
-		v = m[k]
-	}
-	switch t := v.(type) {
-	case string:
-		return t
-	case json.Number:
-		return t.String()
-	case bool:
-		return strconv.FormatBool(t)
 	}
 	return ""
 }

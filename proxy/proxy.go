@@ -29,6 +29,7 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/chain/journal"
+	"github.com/flowker-audit/flowker-audit/chain/jsonb"
 	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/proxy/capture"
 	"github.com/flowker-audit/flowker-audit/proxy/identity"
@@ -87,7 +88,7 @@ type Proxy struct {
 	log       *slog.Logger
 	m         *Metrics
 	redactors map[*rules.Rule]*capture.Redactor
-	mu        sync.RWMutex
+	canon     sync.Pool // *jsonb.Canonicalizer scratch space, reused across requests
 }
 
 type ctxKey struct{}
@@ -146,6 +147,7 @@ func New(opts Options) (*Proxy, error) {
 		opts.AppendTimeout = 30 * time.Second
 	}
 	p := &Proxy{opts: opts, log: opts.Logger, m: opts.Metrics, redactors: map[*rules.Rule]*capture.Redactor{}}
+	p.canon.New = func() any { return new(jsonb.Canonicalizer) }
 	for _, r := range opts.Rules.Rules() {
 		p.redactors[r] = opts.Redactor.With(r.Redact)
 	}

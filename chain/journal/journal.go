@@ -897,10 +897,15 @@ func orEmpty(b []byte) []byte {
 }
 
 func compactChunk(events *bolt.Bucket, upTo uint64, max int) (n int, freed int64, err error) {
+	// Collect first, then delete: deleting under a cursor makes it skip the next key.
+	var keys [][]byte
 	c := events.Cursor()
-	for k, v := c.First(); k != nil && n < max && readU64(k) <= upTo; k, v = c.First() {
+	for k, v := c.First(); k != nil && len(keys) < max && readU64(k) <= upTo; k, v = c.Next() {
+		keys = append(keys, append([]byte(nil), k...))
 		freed += int64(len(v))
-		if err := c.Delete(); err != nil {
+	}
+	for _, k := range keys {
+		if err := events.Delete(k); err != nil {
 			return n, freed, err
 		}
 		n++

@@ -40,7 +40,7 @@ var DefaultSecretKeys = []string{
 
 // Redactor decides what to hide. It is immutable and safe for concurrent use.
 type Redactor struct {
-	keys  []string         // substrings of a normalised key that mark a secret
+	keys  [][]byte         // substrings of a normalised key that mark a secret
 	extra []*regexp.Regexp // configured key patterns
 	paths [][]string       // dot paths, lower-cased, "*" = any key or index
 }
@@ -48,7 +48,10 @@ type Redactor struct {
 // NewRedactor builds a redactor from the default secret keys plus configured key patterns
 // (case-insensitive regular expressions) and dot paths.
 func NewRedactor(keyPatterns, paths []string) (*Redactor, error) {
-	r := &Redactor{keys: DefaultSecretKeys}
+	r := &Redactor{}
+	for _, k := range DefaultSecretKeys {
+		r.keys = append(r.keys, []byte(k))
+	}
 	for _, p := range keyPatterns {
 		re, err := regexp.Compile("(?i)" + p)
 		if err != nil {
@@ -77,9 +80,10 @@ func (r *Redactor) With(paths []string) *Redactor {
 
 // SecretKey reports whether a key or parameter name looks like it holds a secret.
 func (r *Redactor) SecretKey(key string) bool {
-	n := strings.ToLower(strings.NewReplacer("-", "", "_", "", ".", "", " ", "").Replace(key))
+	var buf [64]byte
+	n := normalizeKey(buf[:0], key)
 	for _, k := range r.keys {
-		if strings.Contains(n, k) {
+		if bytes.Contains(n, k) {
 			return true
 		}
 	}
@@ -89,6 +93,22 @@ func (r *Redactor) SecretKey(key string) bool {
 		}
 	}
 	return false
+}
+
+// normalizeKey appends key lower-cased without '-', '_', '.' and spaces ("X-API-Key" ->
+// "xapikey"), the form DefaultSecretKeys are written in.
+func normalizeKey(dst []byte, key string) []byte {
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c == '-' || c == '_' || c == '.' || c == ' ':
+			continue
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 func (r *Redactor) pathRedacted(path []string) bool {
@@ -154,247 +174,6 @@ type Rendering struct {
 
 // ErrNotJSON is returned when the body does not start as JSON at all.
 var ErrNotJSON = errors.New("body is not JSON")
-
-// Render re-encodes the JSON in body with secrets redacted, emitting at most budget bytes
-// (closing open containers, so the result is always valid JSON). complete says whether body is
-// the whole input or only a captured prefix.
-func (r *Redactor) Render(body []byte, complete bool, budget int) (Rendering, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	w := &writer{budget: budget}
-	var out Rendering
-	var err error
-	for {
-		var tok json.Token
-		tok, err = dec.Token()
-		if err != nil {
-			break
-		}
-		if !w.token(r, dec, tok) {
-			out.Truncated = true
-			break
-		}
-		if w.done() {
-			break
-		}
-	}
-	switch {
-	case w.empty():
-		if errors.Is(err, io.EOF) && len(bytes.TrimSpace(body)) == 0 {
-			return Rendering{}, ErrNotJSON
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return Rendering{}, fmt.Errorf("%w: %v", ErrNotJSON, err)
-		}
-	case err != nil && !errors.Is(err, io.EOF):
-		if !complete && (errors.Is(err, io.ErrUnexpectedEOF) || isEOFSyntax(err)) {
-			out.Truncated = true
-		} else {
-			out.Invalid = true
-		}
-	case err == nil && w.done() && dec.More():
-		// Trailing data after a complete value.
-		out.Invalid = true
-	}
-	if !complete && !w.done() {
-		out.Truncated = true
-	}
-	out.JSON = w.close()
-	return out, nil
-}
-
-func isEOFSyntax(err error) bool {
-	var se *json.SyntaxError
-	return errors.As(err, &se) && strings.Contains(se.Error(), "unexpected end")
-}
-
-// writer rebuilds JSON from tokens with a byte budget.
-type writer struct {
-	buf    []byte
-	budget int
-	stack  []frame
-	path   []string
-	wrote  bool // a top-level value was completed
-	// pendingKey is set between writing a member's key and starting its value; keyStart is
-	// where that key began, so an unfinished member can be removed.
-	pendingKey bool
-	keyStart   int
-}
-
-type frame struct {
-	object bool
-	n      int  // members/elements written
-	key    bool // object: the next token is a key
-}
-
-func (w *writer) empty() bool { return len(w.buf) == 0 }
-func (w *writer) done() bool  { return w.wrote && len(w.stack) == 0 }
-
-// room reports whether n more bytes fit, keeping space to close every open container.
-func (w *writer) room(n int) bool {
-	return len(w.buf)+n+len(w.stack)+5 <= w.budget
-}
-
-// token appends one token; false means the budget is exhausted (or the input ended while a
-// redacted value was being skipped).
-func (w *writer) token(r *Redactor, dec *json.Decoder, tok json.Token) bool {
-	if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
-		if len(w.stack) > 0 {
-			w.stack = w.stack[:len(w.stack)-1]
-		}
-		w.buf = append(w.buf, byte(d))
-		w.endValue()
-		return true
-	}
-	n := len(w.stack)
-	if n > 0 && w.stack[n-1].object && w.stack[n-1].key {
-		key, _ := tok.(string)
-		enc := encodeString(sanitize(key))
-		sep := 0
-		if w.stack[n-1].n > 0 {
-			sep = 1
-		}
-		if !w.room(sep + len(enc) + 1 + len(redactedJSON)) {
-			return false
-		}
-		w.keyStart = len(w.buf)
-		if sep == 1 {
-			w.buf = append(w.buf, ',')
-		}
-		w.buf = append(w.buf, enc...)
-		w.buf = append(w.buf, ':')
-		w.stack[n-1].key = false
-		w.path = append(w.path, key)
-		if r.SecretKey(key) || r.pathRedacted(w.path) {
-			w.buf = append(w.buf, redactedJSON...)
-			w.endValue()
-			return skipValue(dec)
-		}
-		w.pendingKey = true
-		return true
-	}
-	inArray := n > 0 && !w.stack[n-1].object
-	sep := 0
-	if inArray {
-		if w.stack[n-1].n > 0 {
-			sep = 1
-		}
-		w.path = append(w.path, "*")
-		if r.pathRedacted(w.path) {
-			if !w.room(sep + len(redactedJSON)) {
-				return false
-			}
-			if sep == 1 {
-				w.buf = append(w.buf, ',')
-			}
-			w.buf = append(w.buf, redactedJSON...)
-			w.endValue()
-			if d, ok := tok.(json.Delim); ok && (d == '{' || d == '[') {
-				return skipRest(dec, 1)
-			}
-			return true
-		}
-	}
-	var enc []byte
-	switch v := tok.(type) {
-	case json.Delim:
-		enc = []byte{byte(v)}
-	case string:
-		enc = encodeString(sanitize(v))
-	case json.Number:
-		enc = []byte(v.String())
-	case bool:
-		enc = []byte(fmt.Sprint(v))
-	case nil:
-		enc = []byte("null")
-	}
-	if !w.room(sep + len(enc)) {
-		return false
-	}
-	if sep == 1 {
-		w.buf = append(w.buf, ',')
-	}
-	w.buf = append(w.buf, enc...)
-	w.pendingKey = false
-	if d, ok := tok.(json.Delim); ok {
-		w.stack = append(w.stack, frame{object: d == '{', key: d == '{'})
-		return true
-	}
-	w.endValue()
-	return true
-}
-
-const redactedJSON = `"` + Redacted + `"`
-
-// endValue records that a value finished: it counts it in its container and leaves its path
-// entry (the member's key or the element's "*").
-func (w *writer) endValue() {
-	n := len(w.stack)
-	if n == 0 {
-		w.wrote = true
-		return
-	}
-	top := &w.stack[n-1]
-	top.n++
-	if top.object {
-		top.key = true
-	}
-	if len(w.path) > 0 {
-		w.path = w.path[:len(w.path)-1]
-	}
-}
-
-// close closes every open container and returns the rendering (nil if nothing was written).
-func (w *writer) close() json.RawMessage {
-	if len(w.buf) == 0 {
-		return nil
-	}
-	if w.pendingKey {
-		// A member's key was written but not its value: drop the member.
-		w.buf = w.buf[:w.keyStart]
-		w.pendingKey = false
-	}
-	for i := len(w.stack) - 1; i >= 0; i-- {
-		f := w.stack[i]
-		if f.object {
-			w.buf = append(w.buf, '}')
-		} else {
-			w.buf = append(w.buf, ']')
-		}
-	}
-	w.stack = nil
-	return json.RawMessage(w.buf)
-}
-
-// skipValue consumes the next value from dec (scalar or whole container).
-func skipValue(dec *json.Decoder) bool {
-	tok, err := dec.Token()
-	if err != nil {
-		return false
-	}
-	if d, ok := tok.(json.Delim); ok && (d == '{' || d == '[') {
-		return skipRest(dec, 1)
-	}
-	return true
-}
-
-func skipRest(dec *json.Decoder, depth int) bool {
-	for depth > 0 {
-		tok, err := dec.Token()
-		if err != nil {
-			return false
-		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-			}
-		}
-	}
-	return true
-}
 
 // sanitize makes s storable as jsonb text: invalid UTF-8 and U+0000 (which PostgreSQL's jsonb
 // rejects) become U+FFFD.

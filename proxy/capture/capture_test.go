@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unicode/utf8"
 )
 
 func redactor(t testing.TB, paths ...string) *Redactor {
@@ -154,4 +155,93 @@ func FuzzRender(f *testing.F) {
 			t.Fatalf("secret leaked: %s", out.JSON)
 		}
 	})
+}
+
+// FuzzRenderFaithful: with no secret keys and an unlimited budget, a complete valid document is
+// rendered with the same value (numbers keep their text); Lookup agrees with encoding/json.
+func FuzzRenderFaithful(f *testing.F) {
+	for _, s := range []string{`{"a":1,"b":[true,false,null,"x\u00e9\n"],"c":{"d":-1.5e3}}`, `[]`, `"s"`, `{"name":"n","params":{"workflowName":"w"}}`} {
+		f.Add([]byte(s))
+	}
+	r, _ := NewRedactor(nil, nil)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !json.Valid(body) || bytes.Contains(body, []byte(`\u0000`)) {
+			return
+		}
+		var in any
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		if dec.Decode(&in) != nil {
+			return
+		}
+		if containsSecretKey(r, in) {
+			return
+		}
+		out, err := r.Render(body, true, 1<<30)
+		if err != nil || out.Truncated || out.Invalid {
+			t.Fatalf("valid input %q: %v %+v", body, err, out)
+		}
+		var got any
+		dec = json.NewDecoder(bytes.NewReader(out.JSON))
+		dec.UseNumber()
+		if err := dec.Decode(&got); err != nil {
+			t.Fatalf("output %q not JSON: %v", out.JSON, err)
+		}
+		if !jsonEqual(in, got) && utf8Valid(body) {
+			t.Fatalf("value changed:\n in %s\nout %s", body, out.JSON)
+		}
+		if m, ok := in.(map[string]any); ok {
+			for k, v := range m {
+				if s, ok := v.(string); ok && utf8Valid([]byte(s)) && !strings.ContainsRune(s, 0xFFFD) {
+					if got, ok := Lookup(body, []string{k}); !ok || got != s {
+						// duplicate keys: encoding/json keeps the last, Lookup the first
+						if bytes.Count(body, []byte(`"`+k+`"`)) == 1 {
+							t.Fatalf("Lookup(%q) = %q %v, want %q", k, got, ok, s)
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+func containsSecretKey(r *Redactor, v any) bool {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			if r.SecretKey(k) || containsSecretKey(r, e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range t {
+			if containsSecretKey(r, e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func jsonEqual(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return bytes.Equal(x, y)
+}
+
+func utf8Valid(b []byte) bool { return utf8.Valid(b) }
+
+func TestLookup(t *testing.T) {
+	body := []byte(`{"id":"x","params":{"workflowName":"w \"q\"","n":12.50,"ok":true},"skip":[{"a":{}}],"name":"last"}`)
+	for _, tc := range []struct {
+		path string
+		want string
+		ok   bool
+	}{{"id", "x", true}, {"params.workflowName", `w "q"`, true}, {"params.n", "12.50", true}, {"params.ok", "true", true},
+		{"name", "last", true}, {"missing", "", false}, {"params.missing", "", false}, {"skip", "", false}, {"id.x", "", false}} {
+		got, ok := Lookup(body, strings.Split(tc.path, "."))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("Lookup(%s) = %q %v, want %q %v", tc.path, got, ok, tc.want, tc.ok)
+		}
+	}
 }

@@ -35,7 +35,8 @@ const (
 // Source is one place a value can come from, e.g. response:workflowId.
 type Source struct {
 	Kind SourceKind
-	Name string // parameter, dot path into the JSON body, header name, or the literal value
+	Name string   // parameter, dot path into the JSON body, header name, or the literal value
+	Path []string // Name split on dots (request and response sources)
 }
 
 func (s Source) String() string { return string(s.Kind) + ":" + s.Name }
@@ -47,7 +48,9 @@ func ParseSource(s string) (Source, error) {
 		return Source{}, fmt.Errorf("source %q: want kind:name", s)
 	}
 	switch SourceKind(k) {
-	case FromPath, FromRequest, FromResponse, FromResponseHeader, FromLiteral:
+	case FromRequest, FromResponse:
+		return Source{Kind: SourceKind(k), Name: n, Path: strings.Split(n, ".")}, nil
+	case FromPath, FromResponseHeader, FromLiteral:
 		return Source{Kind: SourceKind(k), Name: n}, nil
 	}
 	return Source{}, fmt.Errorf("source %q: unknown kind %q", s, k)
