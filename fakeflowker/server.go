@@ -42,6 +42,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives debug logs (default: discard).
 	Logger *slog.Logger
+	// Latency is added to every response, to model a real Flowker's service time (its
+	// MongoDB and PostgreSQL round trips) in benchmarks. Default 0.
+	Latency time.Duration
 }
 
 // Server is the in-memory fake Flowker. It implements http.Handler and is
@@ -49,6 +52,7 @@ type Options struct {
 type Server struct {
 	apiKey  []byte
 	delay   time.Duration
+	latency time.Duration
 	nowFn   func() time.Time
 	log     *slog.Logger
 	started time.Time
@@ -87,6 +91,7 @@ func New(opts Options) *Server {
 
 	s := &Server{
 		delay:       opts.ExecutionDelay,
+		latency:     opts.Latency,
 		nowFn:       opts.Now,
 		log:         opts.Logger,
 		ctx:         ctx,
@@ -199,6 +204,15 @@ func isKnownMethod(m string) bool {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
+	if d := s.latency; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
 
 	s.serve(sw, r)
 

@@ -128,11 +128,12 @@ func fakeFlowkerCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	listen := fs.String("listen", "127.0.0.1:4021", "address to listen on (Flowker's default port is 4021)")
 	key := fs.String("api-key", os.Getenv("FAKE_FLOWKER_API_KEY"), "require this X-API-Key on /v1 routes (empty: no auth)")
 	delay := fs.Duration("execution-delay", 2*time.Second, "time until an execution completes or fails")
+	latency := fs.Duration("latency", 0, "service time added to every response (models a real Flowker in benchmarks)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	return fakeflowker.Run(ctx, *listen, fakeflowker.Options{APIKey: *key, ExecutionDelay: *delay, Logger: log}, func(a net.Addr) {
+	return fakeflowker.Run(ctx, *listen, fakeflowker.Options{APIKey: *key, ExecutionDelay: *delay, Latency: *latency, Logger: log}, func(a net.Addr) {
 		fmt.Fprintf(stdout, "fake Flowker listening on http://%s\n", a)
 	})
 }
