@@ -174,6 +174,9 @@ func NewTransport(u config.Upstream) *http.Transport {
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: u.ResponseHeaderTimeout.D(),
 		ExpectContinueTimeout: time.Second,
+		// Never ask for gzip on the client's behalf: the Transport would then decompress the
+		// response, and the client would not get Flowker's bytes unchanged.
+		DisableCompression: true,
 	}
 }
 

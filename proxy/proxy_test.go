@@ -452,3 +452,26 @@ func newTestIdentity(trusted []string) (*identity.Resolver, error) {
 	return identity.New(context.Background(), identity.Options{FingerprintKey: testFingerprintKey,
 		TrustedProxies: trusted, TrustedHeader: "X-Forwarded-User"})
 }
+
+// The proxy must not request compression on the client's behalf (the Transport would then
+// decompress and change the response).
+func TestNoCompressionAddedOrRemoved(t *testing.T) {
+	var sawAE []string
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sawAE = append(sawAE, r.Header.Get("Accept-Encoding"))
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok":true}`)
+	})
+	h := newHarness(t, up)
+	req, _ := http.NewRequest("GET", h.front.URL+"/v1/workflows", nil)
+	tr := &http.Transport{DisableCompression: true}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	do(t, "GET", h.front.URL+"/v1/workflows", nil, map[string]string{"Accept-Encoding": "br"})
+	if len(sawAE) != 2 || sawAE[0] != "" || sawAE[1] != "br" {
+		t.Fatalf("upstream saw Accept-Encoding %q, want the client's own", sawAE)
+	}
+}
