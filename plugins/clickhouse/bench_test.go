@@ -1,0 +1,395 @@
+package clickhouse
+
+// Benchmarks at scale against a real ClickHouse (18.16 on the project's machines). They are not
+// run by `go test`; run them with, for example:
+//
+//	FLOWKER_AUDIT_BENCH_EVENTS=1000000 go test ./plugins/clickhouse -run '^$' -bench . -benchtime 1x -timeout 0
+//
+// Environment:
+//
+//	FLOWKER_AUDIT_BENCH_EVENTS       events in the data set (default 1,000,000; the target figures are for 10,000,000)
+//	FLOWKER_AUDIT_BENCH_BATCH        events per Write (default 10,000)
+//	FLOWKER_AUDIT_BENCH_RATIO_EVENTS events also inserted bare, interleaved batch by batch, for the ingest ratio (default all)
+//	FLOWKER_AUDIT_BENCH_GAP          mean time between events (default 800ms: 10 M events span ~92 days)
+//	FLOWKER_AUDIT_BENCH_DIR          keep the server's data here, so a later run reuses the loaded data set
+//	FLOWKER_AUDIT_BENCH_SAMPLES      query samples per query kind (default 100)
+//
+// BenchmarkIngest loads the data set through Write and, for the same batches, inserts them with a
+// bare clickhouse-go PrepareBatch into an identical schema in another database, alternating which
+// goes first; it reports both rates and their ratio. BenchmarkQueries reports p50/p99 latencies of
+// the audit API's queries; BenchmarkVerify reads the whole chain through ReadChain into a
+// chain.Verifier.
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/internal/chtest"
+	"github.com/flowker-audit/flowker-audit/sink"
+	"github.com/flowker-audit/flowker-audit/sink/sinktest"
+)
+
+const (
+	benchDB      = "bench"
+	benchBareDB  = "bench_bare"
+	benchChainID = "bench-chain"
+	benchSeed    = 77
+)
+
+type benchEnv struct {
+	events, batch, ratioEvents, samples int
+	gap                                 time.Duration
+}
+
+func benchConfig(b *testing.B) benchEnv {
+	env := func(name string, def int) int {
+		v := os.Getenv(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(strings.ReplaceAll(v, "_", ""))
+		if err != nil || n <= 0 {
+			b.Fatalf("%s=%q: want a positive integer", name, v)
+		}
+		return n
+	}
+	e := benchEnv{
+		events:  env("FLOWKER_AUDIT_BENCH_EVENTS", 1_000_000),
+		batch:   env("FLOWKER_AUDIT_BENCH_BATCH", 10_000),
+		samples: env("FLOWKER_AUDIT_BENCH_SAMPLES", 100),
+		gap:     800 * time.Millisecond,
+	}
+	e.ratioEvents = env("FLOWKER_AUDIT_BENCH_RATIO_EVENTS", e.events)
+	if v := os.Getenv("FLOWKER_AUDIT_BENCH_GAP"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			b.Fatalf("FLOWKER_AUDIT_BENCH_GAP=%q: want a positive duration", v)
+		}
+		e.gap = d
+	}
+	return e
+}
+
+// benchState is shared by the benchmarks of one test binary.
+var benchState struct {
+	once   sync.Once
+	err    error
+	srv    *chtest.Server
+	sink   *Sink
+	loaded bool
+}
+
+// benchServer returns the server for benchmarks: the shared one, or one keeping its data in
+// FLOWKER_AUDIT_BENCH_DIR.
+func benchServer(b *testing.B) *chtest.Server {
+	benchState.once.Do(func() {
+		dir := os.Getenv("FLOWKER_AUDIT_BENCH_DIR")
+		if dir == "" {
+			benchState.srv = server(b)
+			return
+		}
+		// Not closed by a cleanup: the benchmarks after this one use it; the process exit stops it.
+		benchState.srv, benchState.err = chtest.Launch(chtest.WithDir(dir), chtest.WithLogf(b.Logf))
+	})
+	if benchState.err != nil {
+		b.Fatal(benchState.err)
+	}
+	return benchState.srv
+}
+
+func benchSink(b *testing.B, srv *chtest.Server) *Sink {
+	if benchState.sink == nil {
+		s := NewSink(Options{Logger: testLogger(b)})
+		ctx := context.Background()
+		if err := s.Configure(ctx, testConfig(srv, benchDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600})); err != nil {
+			b.Fatal(err)
+		}
+		benchState.sink = s
+	}
+	return benchState.sink
+}
+
+// generate streams the benchmark chain in batches to the returned channel.
+func generate(ctx context.Context, env benchEnv) <-chan []chain.Event {
+	out := make(chan []chain.Event, 2)
+	go func() {
+		defer close(out)
+		opts := sinktest.GenOptions{Seed: benchSeed, MeanGap: env.gap, Workflows: 100_000,
+			Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		var last *chain.Event
+		for done := 0; done < env.events; {
+			n := min(env.batch, env.events-done)
+			opts.After = last
+			batch := sinktest.GenerateChain(benchChainID, n, opts)
+			last = &batch[len(batch)-1]
+			done += n
+			select {
+			case out <- batch:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func bareInsert(ctx context.Context, conn driver.Conn, events []chain.Event) error {
+	batch, err := conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s.%s (%s)", benchBareDB, TableEvents, insertColumns))
+	if err != nil {
+		return err
+	}
+	for i := range events {
+		r, err := toRow(&events[i])
+		if err != nil {
+			return err
+		}
+		if err := batch.Append(r.chainID, r.seq, r.eventID, r.tsUs, r.eventType, r.action, r.result, r.resourceType,
+			r.resourceID, r.actorType, r.actorID, r.actorIP, r.context, r.metadata, r.hash, r.prevHash); err != nil {
+			return err
+		}
+	}
+	return batch.Send()
+}
+
+// load writes the data set through the sink; with ratio, batches are also inserted bare into an
+// identical schema and both are timed.
+func load(b *testing.B, srv *chtest.Server, env benchEnv, ratio bool) {
+	ctx := context.Background()
+	for _, db := range []string{benchDB, benchBareDB} {
+		query(b, srv, "DROP DATABASE IF EXISTS "+db)
+	}
+	if benchState.sink != nil {
+		_ = benchState.sink.Close(ctx)
+		benchState.sink = nil
+	}
+	s := benchSink(b, srv)
+	conn := rawConn(b, srv)
+	if ratio {
+		for _, q := range DDL(s.version, benchBareDB) {
+			if err := conn.Exec(ctx, q); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var (
+		plugin, bare, pluginRatio time.Duration
+		rows, ratioRows           int
+		batches                   int
+	)
+	begin := time.Now()
+	for batch := range generate(ctx, env) {
+		both := ratio && rows < env.ratioEvents
+		writePlugin := func() {
+			t0 := time.Now()
+			if err := s.Write(ctx, batch); err != nil {
+				b.Fatalf("Write at event %d: %v", rows, err)
+			}
+			d := time.Since(t0)
+			plugin += d
+			if both {
+				pluginRatio += d
+			}
+		}
+		writeBare := func() {
+			t0 := time.Now()
+			if err := bareInsert(ctx, conn, batch); err != nil {
+				b.Fatalf("bare insert at event %d: %v", rows, err)
+			}
+			bare += time.Since(t0)
+		}
+		switch {
+		case !both:
+			writePlugin()
+		case batches%2 == 0:
+			writePlugin()
+			writeBare()
+		default:
+			writeBare()
+			writePlugin()
+		}
+		if both {
+			ratioRows += len(batch)
+		}
+		rows += len(batch)
+		batches++
+		if rows%1_000_000 == 0 {
+			fmt.Fprintf(os.Stderr, "loaded %d events in %v\n", rows, time.Since(begin).Round(time.Second))
+		}
+	}
+	wall := time.Since(begin)
+	b.ReportMetric(float64(rows)/plugin.Seconds(), "plugin-events/s")
+	b.ReportMetric(float64(rows)/wall.Seconds(), "wall-events/s")
+	summary := fmt.Sprintf("ingest: %d events in batches of %d; plugin Write %.0f events/s (time inside Write %v, wall %v)",
+		rows, env.batch, float64(rows)/plugin.Seconds(), plugin.Round(time.Millisecond), wall.Round(time.Second))
+	if ratio && ratioRows > 0 {
+		r := (float64(ratioRows) / pluginRatio.Seconds()) / (float64(ratioRows) / bare.Seconds())
+		b.ReportMetric(float64(ratioRows)/bare.Seconds(), "bare-events/s")
+		b.ReportMetric(r, "ratio")
+		summary += fmt.Sprintf("; interleaved over %d events: plugin %.0f events/s, bare PrepareBatch %.0f events/s, ratio %.3f",
+			ratioRows, float64(ratioRows)/pluginRatio.Seconds(), float64(ratioRows)/bare.Seconds(), r)
+	}
+	b.Log(summary)
+	fmt.Println(summary)
+	if ratio {
+		query(b, srv, "DROP DATABASE IF EXISTS "+benchBareDB)
+	}
+	benchState.loaded = true
+}
+
+// ensureLoaded loads the data set unless this process or an earlier run (FLOWKER_AUDIT_BENCH_DIR)
+// already did.
+func ensureLoaded(b *testing.B, srv *chtest.Server, env benchEnv) *Sink {
+	if !benchState.loaded {
+		exists := query(b, srv, fmt.Sprintf("EXISTS TABLE %s.%s", benchDB, TableChainBlocks))
+		if exists == "1" {
+			h, err := benchSink(b, srv).Head(context.Background(), benchChainID)
+			if err == nil && h.Found && h.Sequence == uint64(env.events) {
+				b.Logf("reusing the loaded data set of %d events", env.events)
+				benchState.loaded = true
+			}
+		}
+		if !benchState.loaded {
+			b.Logf("loading %d events (not timed as a benchmark)", env.events)
+			load(b, srv, env, false)
+		}
+	}
+	return benchSink(b, srv)
+}
+
+func BenchmarkIngest(b *testing.B) {
+	env := benchConfig(b)
+	srv := benchServer(b)
+	for i := 0; i < b.N; i++ {
+		load(b, srv, env, true)
+	}
+}
+
+// latencies collects durations and reports percentiles.
+type latencies []time.Duration
+
+func (l latencies) pct(p float64) time.Duration {
+	s := append(latencies(nil), l...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(p*float64(len(s))+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func BenchmarkQueries(b *testing.B) {
+	env := benchConfig(b)
+	srv := benchServer(b)
+	s := ensureLoaded(b, srv, env)
+	ctx := context.Background()
+	db := benchDB
+
+	// Parameters, found once.
+	hot := query(b, srv, fmt.Sprintf("SELECT resource_id FROM %s.%s GROUP BY resource_id ORDER BY count() DESC LIMIT 1", db, TableByResource))
+	hotCount := query(b, srv, fmt.Sprintf("SELECT count() FROM %s.%s WHERE resource_id = %s", db, TableByResource, quoteString(hot)))
+	cold := strings.Fields(query(b, srv, fmt.Sprintf("SELECT resource_id FROM %s.%s GROUP BY resource_id HAVING count() BETWEEN 2 AND 20 LIMIT 200", db, TableByResource)))
+	ids := strings.Fields(query(b, srv, fmt.Sprintf("SELECT toString(event_id) FROM %s.%s WHERE cityHash64(toString(event_id)) %% 1000 = 7 LIMIT 500", db, TableByID)))
+	types := strings.Fields(query(b, srv, fmt.Sprintf("SELECT DISTINCT event_type FROM %s.%s", db, TableByResource)))
+	depth := min(1_000_000, env.events/2)
+	cur := strings.Fields(query(b, srv, fmt.Sprintf("SELECT ts_us, chain_id, seq FROM %s.%s ORDER BY ts_us DESC, chain_id DESC, seq DESC LIMIT 1 OFFSET %d", db, TableEvents, depth-1)))
+	if len(cur) != 3 || len(cold) == 0 || len(ids) == 0 || len(types) == 0 {
+		b.Fatalf("benchmark parameters: cursor %v, %d cold resources, %d ids, %d types", cur, len(cold), len(ids), len(types))
+	}
+	curTs, _ := strconv.ParseInt(cur[0], 10, 64)
+	curSeq, _ := strconv.ParseUint(cur[2], 10, 64)
+	cursor := sink.Position{TimeMicros: curTs, ChainID: cur[1], Sequence: curSeq}
+	_, minTs, maxTs, err := s.timeRange(ctx, state{conn: s.conn, db: db, maxExec: 600})
+	if err != nil {
+		b.Fatal(err)
+	}
+	days := int((maxTs - minTs) / int64(24*time.Hour/time.Microsecond))
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.Logf("data set: %d events; hot resource %s (%s events); cursor at depth %d: %+v; %d days", env.events, hot, hotCount, depth, cursor, days)
+
+	search := func(q sink.Query, want int) func() error {
+		return func() error {
+			p, err := s.Search(ctx, q)
+			if err == nil && len(p.Events) < want {
+				err = fmt.Errorf("%d events, want %d", len(p.Events), want)
+			}
+			return err
+		}
+	}
+	cases := []struct {
+		name string
+		op   func() func() error // returns the next call
+	}{
+		{"first_page", func() func() error { return search(sink.Query{Limit: 20}, 20) }},
+		{"event_type", func() func() error {
+			return search(sink.Query{Filter: sink.Filter{EventType: types[rng.IntN(len(types))]}, Limit: 20}, 1)
+		}},
+		{"resource_hot", func() func() error { return search(sink.Query{Filter: sink.Filter{ResourceID: hot}, Limit: 20}, 20) }},
+		{"resource_cold", func() func() error {
+			return search(sink.Query{Filter: sink.Filter{ResourceID: cold[rng.IntN(len(cold))]}, Limit: 20}, 2)
+		}},
+		{"one_day", func() func() error {
+			day := time.UnixMicro(minTs).UTC().Truncate(24*time.Hour).AddDate(0, 0, 1+rng.IntN(max(1, days-1)))
+			return search(sink.Query{Filter: sink.Filter{From: day, To: day.Add(24*time.Hour - time.Microsecond)}, Limit: 20}, 20)
+		}},
+		{fmt.Sprintf("cursor_depth_%d", depth), func() func() error { return search(sink.Query{After: &cursor, Limit: 20}, 20) }},
+		{"get_event_id", func() func() error {
+			id := ids[rng.IntN(len(ids))]
+			return func() error { _, err := s.Get(ctx, id); return err }
+		}},
+	}
+	var report []string
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			if err := c.op()(); err != nil { // warm-up, not counted
+				b.Fatal(err)
+			}
+			n := max(b.N, env.samples)
+			var l latencies
+			for i := 0; i < n; i++ {
+				call := c.op()
+				t0 := time.Now()
+				if err := call(); err != nil {
+					b.Fatal(err)
+				}
+				l = append(l, time.Since(t0))
+			}
+			p50, p99 := l.pct(0.50), l.pct(0.99)
+			b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+			line := fmt.Sprintf("%-22s n=%d p50 %7.1f ms  p99 %7.1f ms", c.name, n, float64(p50.Microseconds())/1000, float64(p99.Microseconds())/1000)
+			report = append(report, line)
+		})
+	}
+	fmt.Printf("queries on %d events:\n  %s\n", env.events, strings.Join(report, "\n  "))
+}
+
+func BenchmarkVerify(b *testing.B) {
+	env := benchConfig(b)
+	srv := benchServer(b)
+	s := ensureLoaded(b, srv, env)
+	for i := 0; i < b.N; i++ {
+		v := chain.NewVerifier(benchChainID, 1, "")
+		t0 := time.Now()
+		err := s.ReadChain(context.Background(), benchChainID, 1, 0, func(e *chain.Event) error { return v.Add(e) })
+		d := time.Since(t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if v.Checked() != uint64(env.events) {
+			b.Fatalf("verified %d events, want %d", v.Checked(), env.events)
+		}
+		rate := float64(v.Checked()) / d.Seconds()
+		b.ReportMetric(rate, "events/s")
+		line := fmt.Sprintf("verify: ReadChain + chain.Verifier over %d events in %v: %.0f events/s", v.Checked(), d.Round(time.Millisecond), rate)
+		b.Log(line)
+		fmt.Println(line)
+	}
+}

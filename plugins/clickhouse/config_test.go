@@ -1,0 +1,113 @@
+package clickhouse
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	for _, in := range []string{``, `null`, `{}`} {
+		cfg, err := parseConfig([]byte(in))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		want := DefaultConfig()
+		if cfg.Database != want.Database || !cfg.CreateSchema || cfg.Compression != "lz4" ||
+			len(cfg.Addr) != 1 || cfg.Addr[0] != "127.0.0.1:9000" || cfg.MaxExecutionTime != 30 {
+			t.Fatalf("%q: got %+v", in, cfg)
+		}
+	}
+}
+
+func TestConfigValid(t *testing.T) {
+	t.Setenv("TEST_CH_PASSWORD", "s3cret")
+	cfg, err := parseConfig([]byte(`{
+		"addr": ["ch1:9000", "ch2:9440"], "database": "audit_prod", "user": "flowker_audit",
+		"password_env": "TEST_CH_PASSWORD", "tls": {"enabled": true, "server_name": "ch.internal"},
+		"dial_timeout": "3s", "read_timeout": 45, "max_execution_time": 10, "create_schema": false,
+		"compression": "zstd"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.password() != "s3cret" || time.Duration(cfg.DialTimeout) != 3*time.Second ||
+		time.Duration(cfg.ReadTimeout) != 45*time.Second || cfg.CreateSchema || len(cfg.Addr) != 2 {
+		t.Fatalf("got %+v", cfg)
+	}
+	tc, err := cfg.tlsConfig()
+	if err != nil || tc == nil || tc.ServerName != "ch.internal" {
+		t.Fatalf("tls config %+v, %v", tc, err)
+	}
+	// A single address may be given as a string.
+	if cfg, err := parseConfig([]byte(`{"addr": "h:9000"}`)); err != nil || cfg.Addr[0] != "h:9000" {
+		t.Fatalf("single addr: %+v, %v", cfg.Addr, err)
+	}
+}
+
+func TestConfigProblems(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.txt")
+	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Unsetenv("TEST_CH_UNSET")
+	for _, tc := range []struct {
+		name string
+		in   string
+		want []string // every listed problem must appear
+	}{
+		{"not an object", `[1]`, []string{"not a JSON object"}},
+		{"unknown keys", `{"adress": "x", "tls": {"enable": true}}`, []string{"adress: unknown key", "tls.enable: unknown key"}},
+		{"wrong types", `{"addr": 5, "create_schema": "yes", "max_execution_time": "10", "tls": []}`,
+			[]string{"addr: ", "create_schema: ", "max_execution_time: ", "tls: must be an object"}},
+		{"bad values", `{"addr": ["nohost", "h:0", ":9000"], "database": "a-b", "user": "", "compression": "gzip", "dial_timeout": "-1s", "read_timeout": "soon", "max_execution_time": -1}`,
+			[]string{"addr[0]: ", "addr[1]: invalid port", "addr[2]: ", "database: ", "user: must not be empty", "compression: ", "dial_timeout: must be positive", "read_timeout: invalid duration", "max_execution_time: must be >= 0"}},
+		{"empty addr", `{"addr": []}`, []string{"addr: at least one"}},
+		{"password twice", `{"password": "x", "password_env": "TEST_CH_UNSET"}`,
+			[]string{"password_env: set either password or password_env", "password_env: environment variable TEST_CH_UNSET is not set"}},
+		{"env name", `{"password_env": "not a name"}`, []string{"password_env: \"not a name\" is not"}},
+		{"tls options without tls", `{"tls": {"insecure_skip_verify": true}}`, []string{"tls.enabled: must be true"}},
+		{"ca file", `{"tls": {"enabled": true, "ca_file": "` + notPEM + `"}}`, []string{"tls.ca_file: no PEM certificate"}},
+		{"missing ca file", `{"tls": {"enabled": true, "ca_file": "/nonexistent/ca.pem"}}`, []string{"tls.ca_file: read CA file"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := ValidateConfig([]byte(tc.in))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, errInvalid) {
+				t.Errorf("error does not wrap errInvalid: %v", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if n := strings.Count(err.Error(), "\n"); n < len(tc.want) && tc.name != "not an object" {
+				t.Errorf("error lists %d problems, want %d:\n%v", n, len(tc.want), err)
+			}
+		})
+	}
+}
+
+func TestConfigPasswordNotInErrors(t *testing.T) {
+	err := ValidateConfig([]byte(`{"password": "hunter2-secret", "user": "", "bogus": 1}`))
+	if err == nil || strings.Contains(err.Error(), "hunter2-secret") {
+		t.Fatalf("error %v leaks the password (or is missing)", err)
+	}
+}
+
+func FuzzValidateConfig(f *testing.F) {
+	for _, s := range []string{`{}`, `{"addr": ["h:1"]}`, `{"tls": {"enabled": true}}`, `{"dial_timeout": 1.5}`, `[`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		err := ValidateConfig([]byte(in))
+		if err != nil && !errors.Is(err, errInvalid) {
+			t.Fatalf("error without errInvalid: %v", err)
+		}
+	})
+}

@@ -1,0 +1,146 @@
+package clickhouse
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the shipped deployment files from DDL()")
+
+// deploymentDir holds the schema and grants shipped for administrators.
+var deploymentDir = filepath.Join("..", "..", "deployments", "clickhouse")
+
+// deploymentFiles renders every generated file of deployments/clickhouse.
+func deploymentFiles() map[string]string {
+	const note = "Generated from plugins/clickhouse (DDL, Grants) by `go test ./plugins/clickhouse -run TestDeploymentFiles -update`.\nDo not edit: a test compares this file with the code."
+	return map[string]string{
+		"schema.sql": SQLScript(`flowker-audit ClickHouse schema, portable variant (schema version 1).
+Runs unchanged on ClickHouse 18.16 (Debian) and on current releases; the sink applies it itself
+unless create_schema is false. Replace "audit" to use another database.
+`+note, DDL(Legacy, "audit")),
+		"schema-modern.sql": SQLScript(`flowker-audit ClickHouse schema, modern variant (schema version 1), for ClickHouse 23.1 and later:
+LowCardinality columns, codecs, bloom_filter skip indexes, a DateTime64 alias column and a
+deduplication window for retried inserts. Queries are the same as with schema.sql.
+`+note, DDL(Modern, "audit")),
+		"grants.sql": SQLScript(`Application user for ClickHouse 20.5 and later (SQL access control): SELECT and INSERT on the audit
+database only, so it cannot ALTER (no UPDATE/DELETE mutations), DROP, TRUNCATE or CREATE.
+Run as an administrator after schema.sql or schema-modern.sql, then start the sink with
+create_schema: false. Replace the placeholder with: echo -n 'the password' | sha256sum
+ClickHouse 18.16 has no SQL GRANT: use users.d/flowker-audit.xml instead (see README.md).
+`+note, Grants("audit", "flowker_audit")),
+	}
+}
+
+func TestDeploymentFiles(t *testing.T) {
+	for name, want := range deploymentFiles() {
+		path := filepath.Join(deploymentDir, name)
+		if *update {
+			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run: go test ./plugins/clickhouse -run TestDeploymentFiles -update)", err)
+		}
+		if string(got) != want {
+			t.Errorf("%s differs from DDL(); run: go test ./plugins/clickhouse -run TestDeploymentFiles -update", path)
+		}
+	}
+}
+
+func TestDDLVariants(t *testing.T) {
+	portable := strings.Join(DDL(Legacy, "audit"), "\n")
+	modern := strings.Join(DDL(Modern, "audit"), "\n")
+	for _, old := range []string{"LowCardinality", "CODEC", "INDEX", "DateTime64", "deduplication"} {
+		if strings.Contains(portable, old) {
+			t.Errorf("portable DDL uses %s, which 18.16 rejects", old)
+		}
+		if !strings.Contains(modern, old) {
+			t.Errorf("modern DDL lacks %s", old)
+		}
+	}
+	for _, want := range []string{"ORDER BY (ts_us, chain_id, seq)", "PARTITION BY toYYYYMM(ts)", "index_granularity = 1024", "FixedString(32)"} {
+		if !strings.Contains(portable, want) || !strings.Contains(modern, want) {
+			t.Errorf("DDL lacks %q", want)
+		}
+	}
+	if got := DDL(Version{22, 8, 0}, "x"); strings.Contains(strings.Join(got, ""), "LowCardinality") {
+		t.Error("22.8 gets the modern variant")
+	}
+	if got := DDL(Version{24, 3, 1}, "x"); !strings.Contains(strings.Join(got, ""), "LowCardinality") {
+		t.Error("24.3 does not get the modern variant")
+	}
+	if got := DDL(Legacy, "weird-name")[0]; got != "CREATE DATABASE IF NOT EXISTS `weird-name`" {
+		t.Errorf("quoted database: %s", got)
+	}
+}
+
+func TestParseVersion(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Version
+		ok   bool
+	}{
+		{"18.16.1", Version{18, 16, 1}, true},
+		{"26.7.2.1", Version{26, 7, 2}, true},
+		{"23.1", Version{23, 1, 0}, true},
+		{"23", Version{}, false},
+		{"a.b", Version{}, false},
+	} {
+		got, err := ParseVersion(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseVersion(%q) = %v, %v", tc.in, got, err)
+		}
+	}
+	if !(Version{26, 7, 2}).IsModern() || (Version{18, 16, 1}).IsModern() || (Version{22, 12, 9}).IsModern() {
+		t.Error("IsModern")
+	}
+}
+
+// unquote parses a literal produced by quoteString (a test oracle for FuzzQuoteString).
+func unquote(t *testing.T, lit string) string {
+	if len(lit) < 2 || lit[0] != '\'' || lit[len(lit)-1] != '\'' {
+		t.Fatalf("not a quoted literal: %q", lit)
+	}
+	body := lit[1 : len(lit)-1]
+	var b strings.Builder
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case c == '\\':
+			i++
+			if i == len(body) {
+				t.Fatalf("dangling backslash in %q", lit)
+			}
+			switch body[i] {
+			case '\\', '\'':
+				b.WriteByte(body[i])
+			case '0':
+				b.WriteByte(0)
+			default:
+				t.Fatalf("unexpected escape \\%c in %q", body[i], lit)
+			}
+		case c == '\'':
+			t.Fatalf("unescaped quote in %q", lit)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func FuzzQuoteString(f *testing.F) {
+	for _, s := range []string{"", "plain", "it's", `a\b`, "nul\x00", "\xff", `\'`, `'; DROP TABLE t; --`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got := unquote(t, quoteString(s)); got != s {
+			t.Fatalf("round trip of %q gave %q", s, got)
+		}
+	})
+}
