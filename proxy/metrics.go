@@ -44,6 +44,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "proxy", Name: "in_flight_requests",
 			Help: "Requests being handled right now."}),
 	}
+	for _, reason := range []string{"journal_full", "journal_failed"} {
+		m.Refused.WithLabelValues(reason) // exported at 0 from the start
+	}
 	if reg != nil {
 		reg.MustRegister(m.Requests, m.Duration, m.UpstreamDuration, m.Events, m.Unclassified, m.Refused, m.Replays, m.HoldDuration, m.InFlight)
 	}

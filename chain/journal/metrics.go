@@ -60,6 +60,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		EventsLost: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_lost_total",
 			Help: "Audit events that could not be journaled (must stay 0), by reason."}, []string{"reason"}),
 	}
+	// Pre-create the loss series so a healthy sidecar exports them at 0 and increase() sees the
+	// first loss.
+	for _, reason := range []string{"journal_full", "journal_failed", "journal_corrupt"} {
+		m.EventsLost.WithLabelValues(reason)
+	}
 	if reg != nil {
 		reg.MustRegister(m.AppendDuration, m.CommitDuration, m.GroupSize, m.Fsyncs, m.AppendedBytes, m.AppendedEvents,
 			m.Bytes, m.MaxBytes, m.Entries, m.Writable, m.Compacted, m.RecoveryCut, m.ChainSequence, m.EventsLost)

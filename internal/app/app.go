@@ -73,6 +73,7 @@ type App struct {
 	recovery *journal.Recovery
 
 	mu         sync.Mutex
+	draining   bool
 	proxyAddr  net.Addr
 	adminAddr  net.Addr
 	compactErr error
@@ -401,6 +402,9 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
+	a.mu.Lock()
+	a.draining = true // /readyz answers 503 from now on, so load balancers stop sending
+	a.mu.Unlock()
 	a.log.Info("shutting down: no new connections; finishing in-flight requests")
 	deadline := time.Now().Add(a.cfg.ShutdownTimeout.D())
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -521,6 +525,13 @@ type CheckResult struct {
 func (a *App) Ready() (bool, Readiness) {
 	r := Readiness{Status: "ready", Checks: map[string]CheckResult{}}
 	ready := true
+	a.mu.Lock()
+	draining := a.draining
+	a.mu.Unlock()
+	if draining {
+		r.Checks["shutdown"] = CheckResult{Status: "down", Error: "shutting down"}
+		ready = false
+	}
 	if err := a.journal.Accepting(); err != nil {
 		r.Checks["journal"] = CheckResult{Status: "down", Error: err.Error()}
 		ready = false
