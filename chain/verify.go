@@ -1,6 +1,8 @@
 package chain
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 )
 
@@ -74,8 +76,11 @@ func (v *Verifier) Add(e *Event) error {
 		return v.problem
 	}
 	v.buf = e.AppendCanonicalInput(v.buf[:0])
-	if got := hashHex(v.buf); got != e.Hash {
-		return fail(ReasonHashMismatch, "stored %s, recomputed %s", e.Hash, got)
+	sum := sha256.Sum256(v.buf)
+	var hx [64]byte
+	hex.Encode(hx[:], sum[:])
+	if string(hx[:]) != e.Hash { // compared without allocating
+		return fail(ReasonHashMismatch, "stored %s, recomputed %s", e.Hash, string(hx[:]))
 	}
 	if e.Sequence == 1 && e.PreviousHash != "" {
 		return fail(ReasonBadGenesis, "first event links to %s", e.PreviousHash)
