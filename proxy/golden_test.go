@@ -250,7 +250,11 @@ func normalize(t *testing.T, e chain.Event) string {
 // exchangeText renders a recorded exchange for the top of a golden file.
 func exchangeText(r recorded) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "-- request (recorded against Flowker v1.0.2, seq %d: %s) --\n%s %s\n", r.Seq, r.Label, r.Method, r.Path)
+	origin := "recorded against Flowker v1.0.2"
+	if r.Seq > 1000 {
+		origin = "synthetic, in the contract's shapes"
+	}
+	fmt.Fprintf(&b, "-- request (%s, seq %d: %s) --\n%s %s\n", origin, r.Seq, r.Label, r.Method, r.Path)
 	keys := make([]string, 0, len(r.RequestHeaders))
 	for k := range r.RequestHeaders {
 		keys = append(keys, k)
@@ -439,5 +443,46 @@ func TestReplayWhileRunningIsNotASecondStart(t *testing.T) {
 	}
 	if len(h.observer.started) != 1 {
 		t.Fatalf("watcher told about %d starts", len(h.observer.started))
+	}
+}
+
+// Routes the recording does not exercise (Flowker has no executor-configuration create route and
+// the recorded run never patched or deleted one): synthetic exchanges in the shapes of
+// flowker-contract.md §1.5, one golden file per rule.
+func TestGoldenSynthetic(t *testing.T) {
+	exec := "9d8c7b6a-5f4e-4d3c-8b2a-0f1e2d3c4b5a"
+	cases := []recorded{
+		{Seq: 1001, Label: "patch executor configuration (credentials in authentication.config)", Method: "PATCH", Path: "/v1/executors/" + exec,
+			RequestHeaders: map[string]string{"X-API-Key": "<API_KEY>", "Content-Type": "application/json"},
+			RequestBody:    json.RawMessage(`{"name":"kyc-http","baseUrl":"https://kyc.example","endpoints":[{"name":"check","path":"/check","method":"POST"}],"authentication":{"type":"bearer","config":{"token":"t0k3n-secret","audience":"kyc"}}}`),
+			Status:         200, ResponseHeaders: map[string]string{"Content-Type": "application/json"},
+			ResponseBody: json.RawMessage(`{"id":"` + exec + `","name":"kyc-http","baseUrl":"https://kyc.example","endpoints":[{"name":"check","path":"/check","method":"POST"}],"authentication":{"type":"bearer","config":{"token":"****cret"}},"status":"configured","createdAt":"2026-11-23T01:00:00Z","updatedAt":"2026-11-24T01:00:00Z"}`)},
+		{Seq: 1002, Label: "delete an executor configuration that is active (refused)", Method: "DELETE", Path: "/v1/executors/" + exec,
+			RequestHeaders: map[string]string{"X-API-Key": "<API_KEY>"}, Status: 422, ResponseHeaders: map[string]string{"Content-Type": "application/json"},
+			ResponseBody: json.RawMessage(`{"code":"FLK-0252","title":"Unprocessable Entity","message":"executor configuration cannot be deleted in status active"}`)},
+		{Seq: 1003, Label: "delete an executor configuration", Method: "DELETE", Path: "/v1/executors/" + strings.ToUpper(exec),
+			RequestHeaders: map[string]string{"X-API-Key": "<API_KEY>"}, Status: 204},
+		{Seq: 1004, Label: "validate a template (changes nothing)", Method: "POST", Path: "/v1/catalog/templates/tracer-midaz-validation/validate",
+			RequestHeaders: map[string]string{"X-API-Key": "<API_KEY>", "Content-Type": "application/json"}, RequestBody: json.RawMessage(`{"params":{}}`),
+			Status: 200, ResponseHeaders: map[string]string{"Content-Type": "application/json"}, ResponseBody: json.RawMessage(`{"valid":true}`)},
+		{Seq: 1005, Label: "webhook of an unknown route", Method: "PUT", Path: "/v1/webhooks/partner/settle",
+			RequestHeaders: map[string]string{"X-API-Key": "<API_KEY>", "Content-Type": "application/json"}, RequestBody: json.RawMessage(`{"amount":10}`),
+			Status: 404, ResponseHeaders: map[string]string{"Content-Type": "application/json"},
+			ResponseBody: json.RawMessage(`{"code":"FLK-0361","title":"Not Found","message":"webhook route not found"}`)},
+	}
+	names := []string{"executor_config.update", "executor_config.delete-422", "executor_config.delete", "catalog.template_validate", "webhook.trigger-404"}
+	for i, r := range cases {
+		t.Run(names[i], func(t *testing.T) {
+			_, _, h := replay(t, r)
+			evs := h.events()
+			if len(evs) == 0 {
+				goldenCompare(t, names[i], exchangeText(r)+"(no event)\n")
+				return
+			}
+			if bytes.Contains(evs[0].Context, []byte("t0k3n-secret")) {
+				t.Fatal("executor credentials reached the event")
+			}
+			goldenCompare(t, names[i], exchangeText(r)+normalize(t, evs[0]))
+		})
 	}
 }
