@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
-	"github.com/flowker-audit/flowker-audit/chain/jsonb"
 	"github.com/flowker-audit/flowker-audit/chain/journal"
+	"github.com/flowker-audit/flowker-audit/chain/jsonb"
 	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/proxy/capture"
 	"github.com/flowker-audit/flowker-audit/proxy/rules"

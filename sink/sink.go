@@ -110,6 +110,22 @@ type Filter struct {
 	To           time.Time
 }
 
+// Matches reports whether e satisfies f: every non-empty field equal, From <= timestamp <= To
+// (zero times unbounded). It is the reference semantics every Querier implements.
+func (f Filter) Matches(e *chain.Event) bool {
+	switch {
+	case f.EventType != "" && e.EventType != f.EventType,
+		f.Action != "" && e.Action != f.Action,
+		f.Result != "" && e.Result != f.Result,
+		f.ResourceType != "" && e.ResourceType != f.ResourceType,
+		f.ResourceID != "" && e.ResourceID != f.ResourceID,
+		!f.From.IsZero() && e.Timestamp.Before(f.From),
+		!f.To.IsZero() && e.Timestamp.After(f.To):
+		return false
+	}
+	return true
+}
+
 // Position is a keyset cursor: the sort key of the last event of the previous page.
 type Position struct {
 	TimeMicros int64  // event timestamp, Unix microseconds

@@ -92,7 +92,7 @@ func TestClickHouseAnswersLikeSQLite(t *testing.T) {
 	all := env.AllEvents()
 	last := all[len(all)-1]
 	var v verifyOut
-	env.Audit("/v1/audit-events/" + last.EventID + "/verify").JSON(t, &v)
+	env.Audit("/v1/audit-events/"+last.EventID+"/verify").JSON(t, &v)
 	if !v.IsValid || v.TotalChecked != uint64(len(all)) {
 		t.Fatalf("verify: %+v", v)
 	}
@@ -106,7 +106,7 @@ func TestClickHouseAnswersLikeSQLite(t *testing.T) {
 		out, err := ch.Query(ctx, "SELECT count() FROM system.mutations WHERE database = 'audit' AND is_done = 0")
 		return err == nil && strings.TrimSpace(out) == "0"
 	})
-	env.Audit("/v1/audit-events/" + last.EventID + "/verify").JSON(t, &v)
+	env.Audit("/v1/audit-events/"+last.EventID+"/verify").JSON(t, &v)
 	if v.IsValid || v.FirstInvalidID != 9 {
 		t.Fatalf("verify after ALTER UPDATE of sequence 9: %+v", v)
 	}
@@ -236,7 +236,7 @@ func TestClickHouseOutageUnderLoad(t *testing.T) {
 		t.Fatalf("duplicated sequences in ClickHouse: %q %v", out, err)
 	}
 	var v verifyOut
-	env.Audit("/v1/audit-events/" + all[len(all)-1].EventID + "/verify").JSON(t, &v)
+	env.Audit("/v1/audit-events/"+all[len(all)-1].EventID+"/verify").JSON(t, &v)
 	if !v.IsValid || v.TotalChecked != uint64(len(all)) {
 		t.Fatalf("verify: %+v", v)
 	}

@@ -42,7 +42,7 @@ func TestLostJournalDoesNotReuseSequences(t *testing.T) {
 		t.Fatalf("after losing the journal: %d events, last sequence %d", len(evs), evs[len(evs)-1].Sequence)
 	}
 	var v verifyOut
-	env2.Audit("/v1/audit-events/" + evs[5].EventID + "/verify").JSON(t, &v)
+	env2.Audit("/v1/audit-events/"+evs[5].EventID+"/verify").JSON(t, &v)
 	if !v.IsValid || v.TotalChecked != 6 {
 		t.Fatalf("verify: %+v", v)
 	}

@@ -487,7 +487,7 @@ func TestSearchWideWindows(t *testing.T) {
 				name := fmt.Sprintf("%+v/%v/limit %d", f, order, limit)
 				var want []chain.Event
 				for _, e := range all {
-					if matchesFilter(&f, &e) {
+					if f.Matches(&e) {
 						want = append(want, e)
 					}
 				}
@@ -535,20 +535,6 @@ func TestSearchWideWindows(t *testing.T) {
 			}
 		}
 	}
-}
-
-func matchesFilter(f *sink.Filter, e *chain.Event) bool {
-	switch {
-	case f.EventType != "" && e.EventType != f.EventType,
-		f.Action != "" && e.Action != f.Action,
-		f.Result != "" && e.Result != f.Result,
-		f.ResourceType != "" && e.ResourceType != f.ResourceType,
-		f.ResourceID != "" && e.ResourceID != f.ResourceID,
-		!f.From.IsZero() && e.Timestamp.Before(f.From),
-		!f.To.IsZero() && e.Timestamp.After(f.To):
-		return false
-	}
-	return true
 }
 
 func TestSearchLimit(t *testing.T) {

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowker-audit/flowker-audit/chain"
-	"github.com/flowker-audit/flowker-audit/proxy/auditapi/auditapitest"
 	"github.com/flowker-audit/flowker-audit/sink"
 	"github.com/flowker-audit/flowker-audit/sink/sinktest"
 )
@@ -171,7 +170,7 @@ func (e *testEnv) walk(t testing.TB, query url.Values) []chain.Event {
 func bruteForce(events []chain.Event, f sink.Filter, order sink.Order) []chain.Event {
 	var out []chain.Event
 	for i := range events {
-		if auditapitest.Matches(f, &events[i]) {
+		if f.Matches(&events[i]) {
 			out = append(out, events[i])
 		}
 	}

@@ -27,22 +27,6 @@ func newModel(chains ...[]chain.Event) *model {
 	return m
 }
 
-// matches reports whether e passes every part of f (From and To inclusive, compared at full
-// time.Time precision).
-func matches(f *sink.Filter, e *chain.Event) bool {
-	switch {
-	case f.EventType != "" && e.EventType != f.EventType,
-		f.Action != "" && e.Action != f.Action,
-		f.Result != "" && e.Result != f.Result,
-		f.ResourceType != "" && e.ResourceType != f.ResourceType,
-		f.ResourceID != "" && e.ResourceID != f.ResourceID,
-		!f.From.IsZero() && e.Timestamp.Before(f.From),
-		!f.To.IsZero() && e.Timestamp.After(f.To):
-		return false
-	}
-	return true
-}
-
 // search answers q by scanning every event. limit < 0 means no limit.
 func (m *model) search(q sink.Query, limit int) (events []chain.Event, more bool) {
 	n := len(m.asc)
@@ -51,7 +35,7 @@ func (m *model) search(q sink.Query, limit int) (events []chain.Event, more bool
 		if q.Order == sink.Desc {
 			e = &m.asc[n-1-i]
 		}
-		if !matches(&q.Filter, e) {
+		if !q.Filter.Matches(e) {
 			continue
 		}
 		if q.After != nil {

@@ -148,22 +148,6 @@ func deletePtr(list []*chain.Event, e *chain.Event) []*chain.Event {
 	return list
 }
 
-// Matches is the reference filter: it reports whether e satisfies f (empty fields and zero
-// times match anything; From and To are inclusive).
-func Matches(f sink.Filter, e *chain.Event) bool {
-	switch {
-	case f.EventType != "" && e.EventType != f.EventType,
-		f.Action != "" && e.Action != f.Action,
-		f.Result != "" && e.Result != f.Result,
-		f.ResourceType != "" && e.ResourceType != f.ResourceType,
-		f.ResourceID != "" && e.ResourceID != f.ResourceID,
-		!f.From.IsZero() && e.Timestamp.Before(f.From),
-		!f.To.IsZero() && e.Timestamp.After(f.To):
-		return false
-	}
-	return true
-}
-
 // Search implements sink.Querier.
 func (s *Store) Search(ctx context.Context, q sink.Query) (sink.Page, error) {
 	if q.Limit < 1 || q.Limit > 1000 {
@@ -185,7 +169,7 @@ func (s *Store) Search(ctx context.Context, q sink.Query) (sink.Page, error) {
 			i = sort.Search(n, func(i int) bool { return q.After.Less(sink.PositionOf(s.sorted[i])) })
 		}
 		for ; i < n && len(out) <= q.Limit; i++ {
-			if Matches(q.Filter, s.sorted[i]) {
+			if q.Filter.Matches(s.sorted[i]) {
 				out = append(out, *s.sorted[i])
 			}
 		}
@@ -195,7 +179,7 @@ func (s *Store) Search(ctx context.Context, q sink.Query) (sink.Page, error) {
 			i = sort.Search(n, func(i int) bool { return !sink.PositionOf(s.sorted[i]).Less(*q.After) }) - 1
 		}
 		for ; i >= 0 && len(out) <= q.Limit; i-- {
-			if Matches(q.Filter, s.sorted[i]) {
+			if q.Filter.Matches(s.sorted[i]) {
 				out = append(out, *s.sorted[i])
 			}
 		}
