@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -709,6 +710,10 @@ func (j *Journal) run() {
 				}
 			}
 		}
+		// Let goroutines that are about to append run first: with one P (GOMAXPROCS=1, e.g. a
+		// one-CPU container limit) the writer would otherwise commit each event alone, because
+		// request goroutines only get to enqueue while it is blocked in fsync.
+		runtime.Gosched()
 	fill:
 		for len(batch) < j.opts.MaxBatch {
 			select {
