@@ -55,6 +55,9 @@ type ProxyBenchOptions struct {
 	// to these CPUs (a taskset(1) list such as "1" or "0-1"). Run the benchmark itself under
 	// taskset to pin the load generator. Empty: the scheduler decides (the default).
 	SidecarCPUs, FakeCPUs string
+	// FakeLatency is a service time the fake Flowker adds to every response (0: none), to model
+	// a real Flowker's database round trips.
+	FakeLatency time.Duration
 	// Logf receives progress lines (nil: discarded).
 	Logf func(format string, args ...any)
 }
@@ -73,6 +76,8 @@ type ProxyReport struct {
 	// SidecarCPUs and FakeCPUs record the pinning, when there was one.
 	SidecarCPUs string `json:"sidecarCpus,omitempty"`
 	FakeCPUs    string `json:"fakeCpus,omitempty"`
+	// FakeLatency is the fake Flowker's added service time, in seconds.
+	FakeLatency float64 `json:"fakeLatency,omitempty"`
 	// ProfileRun is the unmeasured run during which the profile was taken.
 	ProfileRun *ProxyRun `json:"profileRun,omitempty"`
 }
@@ -171,7 +176,8 @@ func RunProxyBench(ctx context.Context, o ProxyBenchOptions) (*ProxyReport, erro
 		return nil, err
 	}
 
-	fake, err := startChild(o.FakeCPUs, bin, filepath.Join(work, "fake-flowker.log"), "fake-flowker", "--listen", fakeAddr, "--api-key", FlowkerKey, "--execution-delay", "50ms")
+	fake, err := startChild(o.FakeCPUs, bin, filepath.Join(work, "fake-flowker.log"), "fake-flowker", "--listen", fakeAddr, "--api-key", FlowkerKey,
+		"--execution-delay", "50ms", "--latency", o.FakeLatency.String())
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +204,7 @@ func RunProxyBench(ctx context.Context, o ProxyBenchOptions) (*ProxyReport, erro
 	}
 	body := postBody(0)
 	rep := &ProxyReport{Started: time.Now().UTC(), Binary: o.Binary, Config: cfgText, BodyBytes: len(body),
-		Warmup: o.Warmup.Seconds(), Duration: o.Duration.Seconds(), SidecarCPUs: o.SidecarCPUs, FakeCPUs: o.FakeCPUs}
+		Warmup: o.Warmup.Seconds(), Duration: o.Duration.Seconds(), SidecarCPUs: o.SidecarCPUs, FakeCPUs: o.FakeCPUs, FakeLatency: o.FakeLatency.Seconds()}
 
 	get := func(base string) func(ctx context.Context, i uint64) (*http.Request, error) {
 		url := base + "/v1/workflows/" + wfID

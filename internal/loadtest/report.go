@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Targets the benchmarks are judged against (from the issues; none is asserted in a test).
@@ -55,6 +56,9 @@ type Results struct {
 	Sections map[string]*Section
 	// Proxy is proxy.json (nil when missing).
 	Proxy *ProxyReport
+	// ProxyServiceTime is proxy-service-time.json: the same comparison with a fake Flowker that
+	// takes a realistic service time per request (nil when missing).
+	ProxyServiceTime *ProxyReport
 	// ProfileTop is proxy-profile.top (pprof -top of the sidecar under audited POST load).
 	ProfileTop string
 	// UITiming is ui-timing.txt.
@@ -62,7 +66,7 @@ type Results struct {
 }
 
 // SectionNames are the sections bench.sh runs, in order.
-var SectionNames = []string{"proxy", "journal", "verify", "nullsink-write", "nullsink-delivery", "plugin-delivery",
+var SectionNames = []string{"proxy", "proxy-service-time", "journal", "verify", "nullsink-write", "nullsink-delivery", "plugin-delivery",
 	"sqlite-write", "sqlite-search", "clickhouse", "ui"}
 
 // LoadResults reads a results directory.
@@ -103,6 +107,13 @@ func LoadResults(dir string) (*Results, error) {
 		}
 		r.Proxy = &p
 	}
+	if b := read("proxy-service-time.json"); b != "" {
+		var p ProxyReport
+		if err := json.Unmarshal([]byte(b), &p); err != nil {
+			return nil, fmt.Errorf("parsing proxy-service-time.json: %w", err)
+		}
+		r.ProxyServiceTime = &p
+	}
 	r.ProfileTop = read("proxy-profile.top")
 	r.UITiming = strings.TrimSpace(read("ui-timing.txt"))
 	return r, nil
@@ -126,6 +137,7 @@ func (x *renderer) p(format string, args ...any) { fmt.Fprintf(&x.b, format, arg
 func Render(w io.Writer, r *Results) error {
 	x := &renderer{r: r}
 	x.proxy()
+	x.proxyServiceTime()
 	x.journal()
 	x.verify()
 	x.pluginBoundary()
@@ -140,7 +152,22 @@ func Render(w io.Writer, r *Results) error {
 	if m["git_rev"] != "" {
 		fmt.Fprintf(&h, " at commit `%s`", m["git_rev"])
 	}
-	fmt.Fprintf(&h, ". Every figure below was measured in that run; every ratio compares two measurements of the same run. ")
+	var first, last string
+	for _, s := range r.Sections {
+		if !s.Ran() || s.Started == "" {
+			continue
+		}
+		if first == "" || s.Started < first {
+			first = s.Started
+		}
+		if s.Started > last {
+			last = s.Started
+		}
+	}
+	if first != "" && m["date"] != "" && first < m["date"] { // same "YYYY-MM-DD HH:MM" prefix format
+		fmt.Fprintf(&h, " (sections ran from %s to %s; some in an earlier invocation on the same results directory, each section says when)", first, last)
+	}
+	fmt.Fprintf(&h, ". Every figure below was measured by the command shown with it; every ratio compares two measurements made by the same command. ")
 	fmt.Fprintf(&h, "Raw outputs were kept in `%s` (not committed). Nothing here is asserted by a test.\n\n", orDash(m["results_dir"]))
 	if m["quick"] == "1" {
 		fmt.Fprintf(&h, "> **Quick run (`BENCH_QUICK=1`)**: sizes and durations are reduced to check the plumbing; these numbers are not the reference figures.\n\n")
@@ -636,6 +663,56 @@ func (x *renderer) sqliteSearch() {
 	x.p("\n")
 	x.verdicts = append(x.verdicts, verdict{target: "SQLite at 1M events: p50/p99 per query shape (the issue sets no number)",
 		measured: strings.Join(parts, "; "), met: map[bool]string{true: "reported", false: "not measured"}[len(parts) > 0]})
+}
+
+// proxyServiceTime renders the proxy comparison against an upstream that takes time to answer,
+// as Flowker does (MongoDB and PostgreSQL round trips), so that throughput is bounded by latency
+// and concurrency rather than by the shared CPU.
+func (x *renderer) proxyServiceTime() {
+	s := x.r.Sections["proxy-service-time"]
+	p := x.r.ProxyServiceTime
+	target := fmt.Sprintf("Reads (GET) through the sidecar ≥ %.0f%% of direct throughput, Flowker-like upstream (fake with a service time)", TargetReadRatio*100)
+	x.p("### 1b. With a Flowker-like upstream service time\n\n")
+	if !x.header(s, "section proxy-service-time") || p == nil {
+		x.verdict(target, "not measured", false, false)
+		return
+	}
+	x.p("The same comparison with `fake-flowker --latency %s`: every response of the fake takes that long, as a real Flowker's database round trips do (the recording of the real Flowker v1.0.2 in `fakeflowker/testdata/recording` shows 30–60 ms per request end to end). Throughput is then bounded by concurrency and latency instead of by the two shared cores.\n\n",
+		time.Duration(p.FakeLatency*float64(time.Second)))
+	x.p("| Request | Concurrency | Direct req/s | Sidecar req/s | Sidecar / direct | Direct p50 / p99 ms | Sidecar p50 / p99 ms |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	var parts []string
+	met, any := true, false
+	for _, method := range []string{"GET", "POST"} {
+		var d, sc *ProxyRun
+		for i := range p.Runs {
+			r := &p.Runs[i]
+			if r.Method != method || r.Rate != 0 {
+				continue
+			}
+			if r.Via == "direct" && d == nil {
+				d = r
+			} else if r.Via == "sidecar" && sc == nil {
+				sc = r
+			}
+		}
+		if d == nil || sc == nil || d.RPS == 0 {
+			continue
+		}
+		ratio := sc.RPS / d.RPS
+		x.p("| %s | %d | %s | %s | %s | %s / %s | %s / %s |\n", method, d.Concurrency, fmtRate(d.RPS), fmtRate(sc.RPS), fmtPct(ratio),
+			fmtMs(d.P50), fmtMs(d.P99), fmtMs(sc.P50), fmtMs(sc.P99))
+		if method == "GET" {
+			any = true
+			met = met && ratio >= TargetReadRatio
+			parts = append(parts, fmt.Sprintf("%s at c=%d with %s service time", fmtPct(ratio), d.Concurrency, time.Duration(p.FakeLatency*float64(time.Second))))
+		}
+	}
+	x.p("\n")
+	if any {
+		x.verdict(target, strings.Join(parts, "; "), met, true)
+	} else {
+		x.verdict(target, "not measured", false, false)
+	}
 }
 
 // ---- 6. ClickHouse

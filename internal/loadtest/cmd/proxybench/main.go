@@ -41,6 +41,7 @@ func run() error {
 	fsync := flag.Bool("fsync", true, "journal.fsync of the sidecar")
 	sidecarCPUs := flag.String("sidecar-cpus", "", "pin the sidecar and its plugins to these CPUs (taskset -c list; experiments only)")
 	fakeCPUs := flag.String("fake-cpus", "", "pin the fake Flowker to these CPUs (taskset -c list; experiments only)")
+	fakeLatency := flag.Duration("fake-latency", 0, "service time the fake Flowker adds to every response (models a real Flowker's database round trips)")
 	work := flag.String("workdir", "", "keep the generated config, data and logs here (default: a temporary directory)")
 	flag.Parse()
 
@@ -62,7 +63,7 @@ func run() error {
 	rep, err := loadtest.RunProxyBench(ctx, loadtest.ProxyBenchOptions{
 		Binary: *bin, WorkDir: *work, Concurrency: cs, Warmup: *warmup, Duration: *duration, Rounds: *rounds,
 		Rate: *rate, ProfileFile: *profile, ProfileSeconds: *profileSeconds, ProfileMethod: strings.ToUpper(*profileMethod), Fsync: *fsync,
-		SidecarCPUs: *sidecarCPUs, FakeCPUs: *fakeCPUs,
+		SidecarCPUs: *sidecarCPUs, FakeCPUs: *fakeCPUs, FakeLatency: *fakeLatency,
 		Logf: func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) },
 	})
 	if err != nil {
