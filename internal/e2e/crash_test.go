@@ -1,9 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/flowker-audit/flowker-audit/internal/syncbuf"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -33,26 +33,9 @@ func freePort(t *testing.T) int {
 // sidecarProcess is the real binary running `serve` as a child process.
 type sidecarProcess struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	proxy  string
 	admin  string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func writeConfig(t *testing.T, dir, upstream string, proxyPort, adminPort int) string {
@@ -83,7 +66,7 @@ shutdown_timeout: 10s
 
 func startProcess(t *testing.T, cfgPath string, proxyPort, adminPort int) *sidecarProcess {
 	t.Helper()
-	p := &sidecarProcess{stderr: &syncBuffer{}, proxy: fmt.Sprintf("http://127.0.0.1:%d", proxyPort), admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort)}
+	p := &sidecarProcess{stderr: &syncbuf.Buffer{}, proxy: fmt.Sprintf("http://127.0.0.1:%d", proxyPort), admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort)}
 	p.cmd = exec.Command(testenv.Binary(t), "serve", "--config", cfgPath)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {

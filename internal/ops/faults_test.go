@@ -1,17 +1,16 @@
 package ops
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/flowker-audit/flowker-audit/internal/syncbuf"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,24 +26,6 @@ const (
 	cursorSecret      = "cursor-secret-8812-0123456789abcdef"
 	jwtSecret         = "jwt-hmac-secret-6650-0123456789abcdef"
 )
-
-// logBuffer collects log output; safe for concurrent writers and readers.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // logLine is one decoded JSON log line.
 type logLine map[string]any
@@ -111,7 +92,7 @@ func checkFaultsAndLogs(t *testing.T, seen *exported) {
 	cfg.Rules = []config.Rule{{Name: "workflow.create", Method: "POST", Path: "/v1/workflows", EventType: "WORKFLOW_CREATED",
 		Action: "CREATE", ResourceType: "workflow", ResourceID: []string{"response:workflowId"},
 		Metadata: map[string][]string{"workflow.name": {"response:name"}}, FailMode: config.FailOpen}}
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sc := startSidecar(t, cfg, log, func(c *host.SinkConfig) {
 		c.BatchInterval = 20 * time.Millisecond

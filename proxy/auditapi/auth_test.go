@@ -3,6 +3,7 @@ package auditapi
 import (
 	"context"
 	"errors"
+	"github.com/flowker-audit/flowker-audit/internal/syncbuf"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -146,7 +147,7 @@ func TestDelegate(t *testing.T) {
 		f := newFakeFlowker(t, flowkerKey)
 		clock := &fakeClock{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
 		u, _ := url.Parse(f.srv.URL)
-		logs := &syncBuffer{}
+		logs := &syncbuf.Buffer{}
 		d, err := NewDelegate(DelegateOptions{Upstream: u, TTL: time.Minute, NegativeTTL: 10 * time.Second, Now: clock.Now,
 			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		if err != nil {

@@ -1,15 +1,14 @@
 package auditapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/flowker-audit/flowker-audit/internal/syncbuf"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,28 +23,10 @@ const testKey = "test-audit-key-0123456789"
 
 var testCursorKey = []byte("0123456789abcdef0123456789abcdef")
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testEnv struct {
 	api  *API
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 // newTestAPI builds an API over q with a static key; mod may change the options.
@@ -55,7 +36,7 @@ func newTestAPI(t testing.TB, q sink.Querier, mod func(*Options)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &testEnv{reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	env := &testEnv{reg: prometheus.NewRegistry(), logs: &syncbuf.Buffer{}}
 	opts := Options{
 		Querier:    func(context.Context) (sink.Querier, error) { return q, nil },
 		Auth:       keys,

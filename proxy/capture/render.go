@@ -195,6 +195,52 @@ func (s *scanner) literal(word string) error {
 	return nil
 }
 
+// errEnd is returned by next when the container closes.
+var errEnd = errors.New("end of container")
+
+// next moves to the n-th entry of an open container (after its separator, if any): it returns
+// errEnd when the closer comes instead (consuming it), errEOF or errSyntax on bad input.
+func (s *scanner) next(n int, closer byte) error {
+	s.skipSpace()
+	if s.pos >= len(s.in) {
+		return errEOF
+	}
+	if s.in[s.pos] == closer {
+		s.pos++
+		return errEnd
+	}
+	if n > 0 {
+		if s.in[s.pos] != ',' {
+			return errSyntax
+		}
+		s.pos++
+		s.skipSpace()
+		if s.pos >= len(s.in) {
+			return errEOF
+		}
+	}
+	return nil
+}
+
+// key scans an object member's key and its colon.
+func (s *scanner) key() (raw []byte, escaped, dirty bool, err error) {
+	if s.in[s.pos] != '"' {
+		return nil, false, false, errSyntax
+	}
+	if raw, escaped, dirty, err = s.str(); err != nil {
+		return nil, false, false, err
+	}
+	s.skipSpace()
+	if s.pos >= len(s.in) {
+		return nil, false, false, errEOF
+	}
+	if s.in[s.pos] != ':' {
+		return nil, false, false, errSyntax
+	}
+	s.pos++
+	return raw, escaped, dirty, nil
+}
+
 // skip consumes one value without emitting it (a redacted value).
 func (s *scanner) skip(depth int) error {
 	if depth > maxRenderDepth {
@@ -214,40 +260,18 @@ func (s *scanner) skip(depth int) error {
 			closer = ']'
 		}
 		s.pos++
-		for first := true; ; first = false {
-			s.skipSpace()
-			if s.pos >= len(s.in) {
-				return errEOF
-			}
-			if s.in[s.pos] == closer {
-				s.pos++
+		for n := 0; ; n++ {
+			switch err := s.next(n, closer); err {
+			case nil:
+			case errEnd:
 				return nil
-			}
-			if !first {
-				if s.in[s.pos] != ',' {
-					return errSyntax
-				}
-				s.pos++
-				s.skipSpace()
+			default:
+				return err
 			}
 			if c == '{' {
-				if s.pos >= len(s.in) {
-					return errEOF
-				}
-				if s.in[s.pos] != '"' {
-					return errSyntax
-				}
-				if _, _, _, err := s.str(); err != nil {
+				if _, _, _, err := s.key(); err != nil {
 					return err
 				}
-				s.skipSpace()
-				if s.pos >= len(s.in) {
-					return errEOF
-				}
-				if s.in[s.pos] != ':' {
-					return errSyntax
-				}
-				s.pos++
 			}
 			if err := s.skip(depth + 1); err != nil {
 				return err
@@ -368,39 +392,17 @@ func (w *writer) object(r *Redactor, s *scanner, depth int) error {
 	w.closer = append(w.closer, '}')
 	defer func() { w.closer = w.closer[:len(w.closer)-1]; w.out = append(w.out, '}') }()
 	for n := 0; ; n++ {
-		s.skipSpace()
-		if s.pos >= len(s.in) {
-			return errEOF
-		}
-		if s.in[s.pos] == '}' {
-			s.pos++
+		switch err := s.next(n, '}'); err {
+		case nil:
+		case errEnd:
 			return nil
+		default:
+			return err
 		}
-		if n > 0 {
-			if s.in[s.pos] != ',' {
-				return errSyntax
-			}
-			s.pos++
-			s.skipSpace()
-			if s.pos >= len(s.in) {
-				return errEOF
-			}
-		}
-		if s.in[s.pos] != '"' {
-			return errSyntax
-		}
-		raw, escaped, dirty, err := s.str()
+		raw, escaped, dirty, err := s.key()
 		if err != nil {
 			return err
 		}
-		s.skipSpace()
-		if s.pos >= len(s.in) {
-			return errEOF
-		}
-		if s.in[s.pos] != ':' {
-			return errSyntax
-		}
-		s.pos++
 		mark := len(w.out)
 		if n > 0 {
 			if err := w.emit([]byte{','}); err != nil {
@@ -450,19 +452,12 @@ func (w *writer) array(r *Redactor, s *scanner, depth int) error {
 	w.closer = append(w.closer, ']')
 	defer func() { w.closer = w.closer[:len(w.closer)-1]; w.out = append(w.out, ']') }()
 	for n := 0; ; n++ {
-		s.skipSpace()
-		if s.pos >= len(s.in) {
-			return errEOF
-		}
-		if s.in[s.pos] == ']' {
-			s.pos++
+		switch err := s.next(n, ']'); err {
+		case nil:
+		case errEnd:
 			return nil
-		}
-		if n > 0 {
-			if s.in[s.pos] != ',' {
-				return errSyntax
-			}
-			s.pos++
+		default:
+			return err
 		}
 		mark := len(w.out)
 		if n > 0 {
@@ -504,29 +499,13 @@ func Lookup(body []byte, path []string) (string, bool) {
 		s.pos++
 		found := false
 		for n := 0; ; n++ {
-			s.skipSpace()
-			if s.pos >= len(s.in) || s.in[s.pos] == '}' {
+			if s.next(n, '}') != nil {
 				return "", false
 			}
-			if n > 0 {
-				if s.in[s.pos] != ',' {
-					return "", false
-				}
-				s.pos++
-				s.skipSpace()
-			}
-			if s.pos >= len(s.in) || s.in[s.pos] != '"' {
-				return "", false
-			}
-			raw, escaped, _, err := s.str()
+			raw, escaped, _, err := s.key()
 			if err != nil {
 				return "", false
 			}
-			s.skipSpace()
-			if s.pos >= len(s.in) || s.in[s.pos] != ':' {
-				return "", false
-			}
-			s.pos++
 			if keyText(raw, escaped) == key {
 				found = true
 				break
