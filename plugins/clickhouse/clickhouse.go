@@ -628,8 +628,17 @@ func hashHex(b string) string {
 	if b == zeroHash || b == "" {
 		return ""
 	}
-	return hex.EncodeToString([]byte(b))
+	var buf [64]byte
+	if len(b) != 32 {
+		return hex.EncodeToString([]byte(b))
+	}
+	for i := 0; i < 32; i++ { // hex.Encode of the string's bytes without converting it first
+		buf[2*i], buf[2*i+1] = hexDigits[b[i]>>4], hexDigits[b[i]&0xf]
+	}
+	return string(buf[:])
 }
+
+const hexDigits = "0123456789abcdef"
 
 // ---------------------------------------------------------------------------------------------
 // Errors
