@@ -401,7 +401,26 @@ func BenchmarkVerify(b *testing.B) {
 		}
 		rate := float64(v.Checked()) / d.Seconds()
 		b.ReportMetric(rate, "events/s")
-		line := fmt.Sprintf("verify: ReadChain + chain.Verifier over %d events in %v: %.0f events/s", v.Checked(), d.Round(time.Millisecond), rate)
+		line := fmt.Sprintf("verify: ReadChain + chain.Verifier over %d events in %v: %.0f events/s (compression %s)", v.Checked(), d.Round(time.Millisecond), rate, s.cfg.compressionMethod())
+		b.Log(line)
+		fmt.Println(line)
+
+		// The same read with LZ4 forced, the default for a remote server, for comparison.
+		lz4 := NewSink(Options{Logger: testLogger(b)})
+		if err := lz4.Configure(context.Background(), testConfig(srv, benchDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600, "compression": "lz4"})); err != nil {
+			b.Fatal(err)
+		}
+		v = chain.NewVerifier(benchChainID, 1, "")
+		t0 = time.Now()
+		err = lz4.ReadChain(context.Background(), benchChainID, 1, 0, func(e *chain.Event) error { return v.Add(e) })
+		d = time.Since(t0)
+		_ = lz4.Close(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		lzRate := float64(v.Checked()) / d.Seconds()
+		b.ReportMetric(lzRate, "lz4-events/s")
+		line = fmt.Sprintf("verify with compression lz4: %d events in %v: %.0f events/s (%.2f of the default)", v.Checked(), d.Round(time.Millisecond), lzRate, lzRate/rate)
 		b.Log(line)
 		fmt.Println(line)
 	}

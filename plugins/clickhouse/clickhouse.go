@@ -110,14 +110,14 @@ func (s *Sink) Configure(ctx context.Context, config []byte) error {
 	s.heads = map[string]sink.Head{}
 	s.mu.Unlock()
 	s.log.Info("configured", "addr", cfg.Addr, "database", cfg.Database, "user", cfg.User,
-		"tls", cfg.TLS.Enabled, "create_schema", cfg.CreateSchema)
+		"tls", cfg.TLS.Enabled, "create_schema", cfg.CreateSchema, "compression", cfg.compressionMethod())
 	_, err = s.ensureReady(ctx)
 	return err
 }
 
 func openConn(cfg Config, database string, tlsCfg *tls.Config, log *slog.Logger) (driver.Conn, error) {
 	method := ch.CompressionLZ4
-	switch cfg.Compression {
+	switch cfg.compressionMethod() {
 	case "zstd":
 		method = ch.CompressionZSTD
 	case "none":

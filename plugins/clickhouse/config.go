@@ -40,7 +40,9 @@ type Config struct {
 	// CreateSchema creates the database, tables and views when missing (default true). Set it
 	// to false when the schema was applied by an administrator (deployments/clickhouse).
 	CreateSchema bool `json:"create_schema"`
-	// Compression of the native protocol: "lz4" (default), "zstd" or "none".
+	// Compression of the native protocol: "auto" (default), "lz4", "zstd" or "none". "auto" is
+	// "none" when every address is a loopback one (compressing there only spends CPU on both
+	// ends: verify reads about 15% faster without it, docs/BENCHMARKS.md) and "lz4" otherwise.
 	Compression string `json:"compression"`
 }
 
@@ -87,7 +89,7 @@ func DefaultConfig() Config {
 		ReadTimeout:      Duration(60 * time.Second),
 		MaxExecutionTime: 30,
 		CreateSchema:     true,
-		Compression:      "lz4",
+		Compression:      "auto",
 	}
 }
 
@@ -193,9 +195,9 @@ func parseConfig(config []byte) (Config, error) {
 		add("max_execution_time", "must be >= 0 seconds")
 	}
 	switch cfg.Compression {
-	case "lz4", "zstd", "none":
+	case "auto", "lz4", "zstd", "none":
 	default:
-		add("compression", "%q is not one of lz4, zstd, none", cfg.Compression)
+		add("compression", "%q is not one of auto, lz4, zstd, none", cfg.Compression)
 	}
 	if !cfg.TLS.Enabled && (cfg.TLS.CAFile != "" || cfg.TLS.InsecureSkipVerify || cfg.TLS.ServerName != "") {
 		add("tls.enabled", "must be true when other tls options are set")
@@ -293,4 +295,25 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 		t.RootCAs = pool
 	}
 	return t, nil
+}
+
+// compressionMethod resolves Compression: "auto" becomes "none" when every address names a
+// loopback host (an IP in 127.0.0.0/8 or ::1, or "localhost") and "lz4" otherwise.
+func (c Config) compressionMethod() string {
+	if c.Compression != "auto" {
+		return c.Compression
+	}
+	for _, a := range c.Addr {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			return "lz4"
+		}
+		if strings.EqualFold(host, "localhost") {
+			continue
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return "lz4"
+		}
+	}
+	return "none"
 }

@@ -16,7 +16,7 @@ func TestConfigDefaults(t *testing.T) {
 			t.Fatalf("%q: %v", in, err)
 		}
 		want := DefaultConfig()
-		if cfg.Database != want.Database || !cfg.CreateSchema || cfg.Compression != "lz4" ||
+		if cfg.Database != want.Database || !cfg.CreateSchema || cfg.Compression != "auto" ||
 			len(cfg.Addr) != 1 || cfg.Addr[0] != "127.0.0.1:9000" || cfg.MaxExecutionTime != 30 {
 			t.Fatalf("%q: got %+v", in, cfg)
 		}
@@ -110,4 +110,28 @@ func FuzzValidateConfig(f *testing.F) {
 			t.Fatalf("error without errInvalid: %v", err)
 		}
 	})
+}
+
+func TestCompressionMethod(t *testing.T) {
+	for _, tc := range []struct {
+		compression string
+		addr        []string
+		want        string
+	}{
+		{"auto", []string{"127.0.0.1:9000"}, "none"},
+		{"auto", []string{"127.0.0.2:9000", "[::1]:9000", "localhost:9000", "LOCALHOST:9440"}, "none"},
+		{"auto", []string{"127.0.0.1:9000", "ch2:9000"}, "lz4"},
+		{"auto", []string{"10.0.0.5:9000"}, "lz4"},
+		{"auto", []string{"clickhouse:9000"}, "lz4"},
+		{"auto", []string{"localhost.example.com:9000"}, "lz4"},
+		{"lz4", []string{"127.0.0.1:9000"}, "lz4"},
+		{"zstd", []string{"127.0.0.1:9000"}, "zstd"},
+		{"none", []string{"ch.internal:9000"}, "none"},
+	} {
+		cfg := DefaultConfig()
+		cfg.Compression, cfg.Addr = tc.compression, tc.addr
+		if got := cfg.compressionMethod(); got != tc.want {
+			t.Errorf("compression %q, addr %v: got %q, want %q", tc.compression, tc.addr, got, tc.want)
+		}
+	}
 }

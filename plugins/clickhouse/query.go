@@ -240,7 +240,7 @@ func (s *Sink) searchSlab(ctx context.Context, st state, p plan, lo, hi bound, n
 	table := quoteIdent(st.db) + "." + TableEvents
 	if !twoPhase {
 		q := fmt.Sprintf("SELECT %s FROM %s%s%s LIMIT 1 BY chain_id, seq LIMIT %d", insertColumns, table, w, p.orderBy(), n)
-		return s.queryEvents(ctx, st, "search_window", q, n)
+		return s.queryEvents(ctx, st, "search_window", q, "", n)
 	}
 	q := fmt.Sprintf("SELECT ts_us, chain_id, seq FROM %s%s%s LIMIT 1 BY ts_us, chain_id, seq LIMIT %d", table, w, p.orderBy(), n)
 	keys, err := s.queryKeys(ctx, st, "search_window_keys", q)
@@ -293,7 +293,7 @@ func (s *Sink) fetchByKeys(ctx context.Context, st state, p plan, keys []key) ([
 	timeConds(&w, bound{true, lo}, bound{true, hi})
 	w.add("(ts_us, chain_id, seq) IN (" + list.String() + ")")
 	q := fmt.Sprintf("SELECT %s FROM %s.%s%s%s LIMIT 1 BY chain_id, seq", insertColumns, quoteIdent(st.db), TableEvents, w, p.orderBy())
-	return s.queryEvents(ctx, st, "fetch_by_keys", q, len(keys))
+	return s.queryEvents(ctx, st, "fetch_by_keys", q, "", len(keys))
 }
 
 // timeRange returns the number of summary rows and the oldest and newest stored timestamps.
@@ -328,7 +328,7 @@ func (s *Sink) Get(ctx context.Context, eventID string) (chain.Event, error) {
 	k := keys[0]
 	q = fmt.Sprintf("SELECT %s FROM %s.%s WHERE ts_us = %d AND chain_id = %s AND seq = %d LIMIT 1",
 		insertColumns, quoteIdent(st.db), TableEvents, k.ts, quoteString(k.chain), k.seq)
-	events, err := s.queryEvents(ctx, st, "get_event", q, 1)
+	events, err := s.queryEvents(ctx, st, "get_event", q, "", 1)
 	if err != nil {
 		return chain.Event{}, err
 	}
@@ -477,12 +477,16 @@ func (s *Sink) readBlock(ctx context.Context, st state, chainID string, b blockI
 	w.add("chain_id = " + quoteString(chainID))
 	w.add("seq >= " + u64(lo))
 	w.add("seq <= " + u64(hi))
-	q := fmt.Sprintf("SELECT %s FROM %s.%s%s", insertColumns, quoteIdent(st.db), TableEvents, w)
-	events, err := s.queryEvents(ctx, st, "chain_window", q, int(min(b.rows, 2*BlockSize)))
+	// The chain is known: its column is not read (one string less to decode per event).
+	q := fmt.Sprintf("SELECT %s FROM %s.%s%s", chainReadColumns, quoteIdent(st.db), TableEvents, w)
+	events, err := s.queryEvents(ctx, st, "chain_window", q, chainID, int(min(b.rows, 2*BlockSize)))
 	if err != nil {
 		return nil, err
 	}
-	sort.SliceStable(events, func(i, j int) bool { return events[i].Sequence < events[j].Sequence })
+	bySeq := func(i, j int) bool { return events[i].Sequence < events[j].Sequence }
+	if !sort.SliceIsSorted(events, bySeq) { // one part per block once merged: already in order
+		sort.SliceStable(events, bySeq)
+	}
 	return events, nil
 }
 
@@ -572,7 +576,9 @@ func (s *Sink) Chains(ctx context.Context) ([]sink.ChainInfo, error) {
 // Scanning
 
 // queryEvents runs q and scans every row; sizeHint preallocates the result.
-func (s *Sink) queryEvents(ctx context.Context, st state, name, q string, sizeHint int) ([]chain.Event, error) {
+// queryEvents runs q, which selects insertColumns, or chainReadColumns when chainID is not
+// empty: the events then all belong to chainID.
+func (s *Sink) queryEvents(ctx context.Context, st state, name, q, chainID string, sizeHint int) ([]chain.Event, error) {
 	s.observe(name, q)
 	rows, err := st.conn.Query(st.readCtx(ctx), q)
 	if err != nil {
@@ -581,7 +587,7 @@ func (s *Sink) queryEvents(ctx context.Context, st state, name, q string, sizeHi
 	defer rows.Close()
 	out := make([]chain.Event, 0, sizeHint)
 	for rows.Next() {
-		e, err := scanEvent(rows)
+		e, err := scanEvent(rows, chainID)
 		if err != nil {
 			return nil, fmt.Errorf("scan event (%s): %w", name, err)
 		}
@@ -593,7 +599,7 @@ func (s *Sink) queryEvents(ctx context.Context, st state, name, q string, sizeHi
 	return out, nil
 }
 
-func scanEvent(rows driver.Rows) (chain.Event, error) {
+func scanEvent(rows driver.Rows, chainID string) (chain.Event, error) {
 	var (
 		e              chain.Event
 		id             uuid.UUID
@@ -602,8 +608,13 @@ func scanEvent(rows driver.Rows) (chain.Event, error) {
 	)
 	// Context and metadata scan straight into json.RawMessage: the driver hands over the bytes
 	// of its own string copy, so they are copied once.
-	if err := rows.Scan(&e.ChainID, &e.Sequence, &id, &ts, &e.EventType, &e.Action, &e.Result, &e.ResourceType,
-		&e.ResourceID, &e.Actor.Type, &e.Actor.ID, &e.Actor.IPAddress, &e.Context, &e.Metadata, &hash, &prevHash); err != nil {
+	dest := [...]any{&e.ChainID, &e.Sequence, &id, &ts, &e.EventType, &e.Action, &e.Result, &e.ResourceType,
+		&e.ResourceID, &e.Actor.Type, &e.Actor.ID, &e.Actor.IPAddress, &e.Context, &e.Metadata, &hash, &prevHash}
+	scan := dest[:]
+	if chainID != "" {
+		e.ChainID, scan = chainID, dest[1:]
+	}
+	if err := rows.Scan(scan...); err != nil {
 		return chain.Event{}, err
 	}
 	e.EventID = id.String()

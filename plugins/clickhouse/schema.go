@@ -87,7 +87,10 @@ var tables = []string{TableEvents, TableByID, TableByResource, TableChainBlocks,
 
 // insertColumns is the explicit column list of every insert (18.16 needs one; the MATERIALIZED
 // column ts must not be listed). selectColumns reads the same columns back.
-const insertColumns = "chain_id, seq, event_id, ts_us, event_type, action, result, resource_type, resource_id, actor_type, actor_id, actor_ip, context, metadata, hash, previous_hash"
+const insertColumns = "chain_id, " + chainReadColumns
+
+// chainReadColumns is insertColumns without chain_id, for reads of one chain.
+const chainReadColumns = "seq, event_id, ts_us, event_type, action, result, resource_type, resource_id, actor_type, actor_id, actor_ip, context, metadata, hash, previous_hash"
 
 // DDL returns the statements that create the schema in database for a server of version v. Every
 // statement is idempotent (IF NOT EXISTS). Servers older than Modern get the portable variant,
