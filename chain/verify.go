@@ -18,6 +18,10 @@ const (
 	ReasonWrongChain   Reason = "wrong chain"   // an event of another chain was handed in
 	ReasonOutOfOrder   Reason = "out of order"  // sequence went backwards
 	ReasonBadGenesis   Reason = "bad genesis"   // the first event of a chain links to something
+
+	// Found against signed checkpoints (package checkpoint).
+	ReasonCheckpointMismatch Reason = "checkpoint mismatch" // the event at a checkpointed sequence has another hash
+	ReasonTruncated          Reason = "truncated"           // the chain ends before a signed checkpoint
 )
 
 // Problem is the first defect a Verifier found.

@@ -20,6 +20,7 @@ func Default() *Config {
 		},
 		Admin:   Admin{Addr: "127.0.0.1:9464"},
 		DataDir: "./data",
+		Chain:   Chain{CheckpointInterval: Duration(time.Minute)},
 		Journal: Journal{
 			MaxBytes:       ByteSize(1 << 30),
 			Fsync:          true,

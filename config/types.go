@@ -9,6 +9,7 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -64,6 +65,27 @@ type Chain struct {
 	// ID names this instance's chain; empty means generate one on first start and persist it in
 	// data_dir. Every replica must have its own chain.
 	ID string `yaml:"id"`
+	// CheckpointInterval is how often the chain's head is signed (Ed25519) into checkpoint_log
+	// when it moved; a final checkpoint is written at shutdown. 0 disables checkpoints.
+	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+	// CheckpointKey is the signing key file (the hex of an Ed25519 seed), generated on first
+	// start when missing. Default: <data_dir>/checkpoint.key.
+	CheckpointKey string `yaml:"checkpoint_key"`
+	// CheckpointLog is the append-only NDJSON log of signed checkpoints, to ship to an external
+	// witness. Default: <data_dir>/checkpoints.ndjson.
+	CheckpointLog string `yaml:"checkpoint_log"`
+}
+
+// CheckpointPaths returns the checkpoint key and log paths, defaults resolved under data_dir.
+func (c *Config) CheckpointPaths() (key, log string) {
+	key, log = c.Chain.CheckpointKey, c.Chain.CheckpointLog
+	if key == "" {
+		key = filepath.Join(c.DataDir, "checkpoint.key")
+	}
+	if log == "" {
+		log = filepath.Join(c.DataDir, "checkpoints.ndjson")
+	}
+	return key, log
 }
 
 // Journal configures the durable local log between the proxy and the sinks.

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
 )
@@ -112,6 +113,9 @@ func validate(cfg *Config, plugin func(string, []byte) (bool, error)) Errors {
 	}
 	for i, p := range cfg.Capture.RedactPaths {
 		checkRedactPath(&errs, fmt.Sprintf("capture.redact_paths[%d]", i), p)
+	}
+	if ci := cfg.Chain.CheckpointInterval; ci < 0 || (ci > 0 && ci.D() < time.Second) {
+		errs.add("chain.checkpoint_interval", "must be 0 (off) or at least 1s, got %s", ci.D())
 	}
 	validateRules(&errs, cfg.Rules)
 	w := cfg.Watcher

@@ -233,6 +233,7 @@ type verifyResult struct {
 	checked uint64
 	first   uint64
 	problem *chain.Problem
+	note    string // what the signed checkpoints covered
 }
 
 func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -240,6 +241,8 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	path := fs.String("config", "config.yaml", "configuration file")
 	source := fs.String("source", "sink", "where to read the chain: sink (the query sink), journal (the local journal; the sidecar must be stopped), or the path of an NDJSON file")
 	chainID := fs.String("chain", "", "verify only this chain (default: every chain)")
+	cpLog := fs.String("checkpoints", "", "signed checkpoint log to check the chain(s) against (default: the configured chain.checkpoint_log when it exists; none: skip)")
+	cpKey := fs.String("public-key", "", "checkpoint verification key, hex or a file (default: from the configured chain.checkpoint_key)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -252,13 +255,21 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if lerr != nil {
 			return lerr
 		}
+		cp, cerr := loadCheckpoints(cfg, *cpLog, *cpKey)
+		if cerr != nil {
+			return cerr
+		}
 		if *source == "journal" {
-			results, err = verifyJournal(ctx, cfg)
+			results, err = verifyJournal(ctx, cfg, cp)
 		} else {
-			results, err = verifySink(ctx, cfg, *chainID, newLogger(config.Log{Format: "text", Level: "warn"}, stderr))
+			results, err = verifySink(ctx, cfg, *chainID, cp, newLogger(config.Log{Format: "text", Level: "warn"}, stderr))
 		}
 	default:
-		results, err = verifyNDJSON(*source, *chainID)
+		cp, cerr := loadCheckpoints(nil, *cpLog, *cpKey)
+		if cerr != nil {
+			return cerr
+		}
+		results, err = verifyNDJSON(*source, *chainID, cp)
 	}
 	if err != nil {
 		return err
@@ -273,7 +284,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				r.chainID, r.problem.Sequence, r.problem.Reason, r.problem.Detail, r.checked)
 			continue
 		}
-		fmt.Fprintf(stdout, "chain %s: valid — %d events verified (sequence %d to %d)\n", r.chainID, r.checked, r.first, r.first+r.checked-1)
+		fmt.Fprintf(stdout, "chain %s: valid — %d events verified (sequence %d to %d)%s\n", r.chainID, r.checked, r.first, r.first+r.checked-1, r.note)
 	}
 	el := time.Since(start)
 	fmt.Fprintf(stdout, "%d chain(s), %d events in %s (%.0f events/s)\n", len(results), total, el.Round(time.Millisecond), float64(total)/el.Seconds())
@@ -286,7 +297,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-func verifySink(ctx context.Context, cfg *config.Config, only string, log *slog.Logger) ([]verifyResult, error) {
+func verifySink(ctx context.Context, cfg *config.Config, only string, cp *checkpoints, log *slog.Logger) ([]verifyResult, error) {
 	c, err := openQuerySink(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -297,13 +308,19 @@ func verifySink(ctx context.Context, cfg *config.Config, only string, log *slog.
 		return nil, fmt.Errorf("listing chains: %w", err)
 	}
 	var out []verifyResult
+	seen := map[string]bool{}
 	for _, ch := range chains {
 		if only != "" && ch.ChainID != only {
 			continue
 		}
+		seen[ch.ChainID] = true
 		r := verifyResult{chainID: ch.ChainID, first: 1}
-		v := chain.NewVerifier(ch.ChainID, 1, "")
-		err := c.ReadChain(ctx, ch.ChainID, 1, 0, v.Add)
+		g, err := newGuard(cp, ch.ChainID, 1, "")
+		if err != nil {
+			return nil, err
+		}
+		v := g.v
+		err = c.ReadChain(ctx, ch.ChainID, 1, 0, g.Add)
 		r.checked = v.Checked()
 		var p *chain.Problem
 		switch {
@@ -316,13 +333,27 @@ func verifySink(ctx context.Context, cfg *config.Config, only string, log *slog.
 			last, _ := v.Last()
 			r.problem = &chain.Problem{ChainID: ch.ChainID, Sequence: last + 1, Reason: chain.ReasonGap,
 				Detail: fmt.Sprintf("the sink holds %d events but only %d link up from the genesis", ch.Count, v.Checked())}
+		default:
+			r.problem, r.note = g.finish(), g.note()
 		}
 		out = append(out, r)
 	}
+	// A chain with signed checkpoints that the sink does not hold at all was removed whole.
+	for _, id := range cp.chains() {
+		if seen[id] || (only != "" && id != only) {
+			continue
+		}
+		g, err := newGuard(cp, id, 1, "")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, verifyResult{chainID: id, first: 1, problem: g.finish()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].chainID < out[j].chainID })
 	return out, nil
 }
 
-func verifyJournal(ctx context.Context, cfg *config.Config) ([]verifyResult, error) {
+func verifyJournal(ctx context.Context, cfg *config.Config, cp *checkpoints) ([]verifyResult, error) {
 	j, _, err := journal.Open(journal.Options{Path: filepath.Join(cfg.DataDir, "journal.db")})
 	if err != nil {
 		return nil, err
@@ -330,35 +361,47 @@ func verifyJournal(ctx context.Context, cfg *config.Config) ([]verifyResult, err
 	defer j.Close()
 	_, _, first := j.Stats()
 	r := verifyResult{chainID: j.ChainID(), first: first}
-	var v *chain.Verifier
+	var g *guard
 	err = j.ReadRange(ctx, 1, 0, func(e *chain.Event) error {
-		if v == nil {
+		if g == nil {
 			// The journal keeps only what sinks have not all acknowledged: start from the first
 			// retained event, trusting its link (verify the whole chain against the query sink).
-			v = chain.NewVerifier(j.ChainID(), e.Sequence, e.PreviousHash)
+			var gerr error
+			if g, gerr = newGuard(cp, j.ChainID(), e.Sequence, e.PreviousHash); gerr != nil {
+				return gerr
+			}
 			r.first = e.Sequence
 		}
-		return v.Add(e)
+		return g.Add(e)
 	})
-	if v != nil {
-		r.checked = v.Checked()
+	if g != nil {
+		r.checked = g.v.Checked()
 	}
 	var p *chain.Problem
-	if errors.As(err, &p) {
+	switch {
+	case errors.As(err, &p):
 		r.problem = p
-	} else if err != nil {
+	case err != nil:
 		return nil, err
+	case g == nil:
+		// Nothing retained (all compacted): the journal's head must still reach the checkpoints.
+		if g, err = newGuard(cp, j.ChainID(), j.Last()+1, ""); err != nil {
+			return nil, err
+		}
+		r.problem = g.finish()
+	default:
+		r.problem, r.note = g.finish(), g.note()
 	}
 	return []verifyResult{r}, nil
 }
 
-func verifyNDJSON(path, only string) ([]verifyResult, error) {
+func verifyNDJSON(path, only string, cp *checkpoints) ([]verifyResult, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	verifiers := map[string]*chain.Verifier{}
+	verifiers := map[string]*guard{}
 	results := map[string]*verifyResult{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
@@ -375,26 +418,31 @@ func verifyNDJSON(path, only string) ([]verifyResult, error) {
 		if only != "" && e.ChainID != only {
 			continue
 		}
-		v, ok := verifiers[e.ChainID]
+		g, ok := verifiers[e.ChainID]
 		if !ok {
 			// An export may start mid-chain: trust the first event's link.
-			v = chain.NewVerifier(e.ChainID, e.Sequence, e.PreviousHash)
-			verifiers[e.ChainID] = v
+			if g, err = newGuard(cp, e.ChainID, e.Sequence, e.PreviousHash); err != nil {
+				return nil, err
+			}
+			verifiers[e.ChainID] = g
 			results[e.ChainID] = &verifyResult{chainID: e.ChainID, first: e.Sequence}
 		}
-		if err := v.Add(&e); err != nil {
+		if err := g.Add(&e); err != nil {
 			var p *chain.Problem
 			if errors.As(err, &p) && results[e.ChainID].problem == nil {
 				results[e.ChainID].problem = p
 			}
 		}
-		results[e.ChainID].checked = v.Checked()
+		results[e.ChainID].checked = g.v.Checked()
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var out []verifyResult
-	for _, r := range results {
+	for id, r := range results {
+		if r.problem == nil {
+			r.problem, r.note = verifiers[id].finish(), verifiers[id].note()
+		}
 		out = append(out, *r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].chainID < out[j].chainID })

@@ -7,6 +7,8 @@
 //	flowker-audit serve [--config FILE]          run the sidecar (default config.yaml)
 //	flowker-audit check-config [--config FILE]   validate the configuration, listing every problem
 //	flowker-audit verify [--config FILE] [--source sink|journal|FILE.ndjson] [--chain ID]
+//	                     [--checkpoints FILE|none] [--public-key HEX|FILE]
+//	flowker-audit checkpoints public-key [--config FILE]
 //	flowker-audit export [--config FILE] --chain ID [--from N] [--to N] [--out FILE]
 //	flowker-audit fingerprint [--config FILE] API_KEY
 //	flowker-audit schema clickhouse [--server-version V] [--database DB]
@@ -57,7 +59,11 @@ Usage:
   flowker-audit serve [--config FILE]          run the sidecar (default config.yaml)
   flowker-audit check-config [--config FILE]   validate the configuration, listing every problem
   flowker-audit verify [--config FILE] [--source sink|journal|FILE.ndjson] [--chain ID]
-                                               recompute every hash and link of the chain(s)
+                       [--checkpoints FILE|none] [--public-key HEX|FILE]
+                                               recompute every hash and link of the chain(s) and
+                                               check them against the signed checkpoints
+  flowker-audit checkpoints public-key [--config FILE]
+                                               print the key that verifies this sidecar's checkpoints
   flowker-audit export [--config FILE] --chain ID [--from N] [--to N] [--out FILE]
                                                write a chain as NDJSON from the query sink
   flowker-audit fingerprint [--config FILE] API_KEY
@@ -89,6 +95,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return verifyCmd(ctx, rest, stdout, stderr)
+	case "checkpoints":
+		return checkpointsCmd(ctx, rest, stdout, stderr)
 	case "export":
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/proxy"
@@ -71,6 +72,7 @@ type App struct {
 	main     *http.Server
 	admin    *http.Server
 	recovery *journal.Recovery
+	cp       *checkpoint.Writer // nil when checkpoints are off
 
 	mu         sync.Mutex
 	draining   bool
@@ -126,8 +128,16 @@ func New(ctx context.Context, o Options) (*App, error) {
 	defer func() {
 		if !ok {
 			_ = j.Close()
+			if a.cp != nil {
+				_ = a.cp.Log.Close()
+			}
 		}
 	}()
+	if cfg.Chain.CheckpointInterval > 0 {
+		if a.cp, err = openCheckpoints(cfg, j, o.Registry, o.Logger); err != nil {
+			return nil, err
+		}
+	}
 
 	// Sinks.
 	sm := host.NewMetrics(o.Registry)
@@ -382,6 +392,10 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 			}
 		}()
 	}
+	if a.cp != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.cp.Run(bg, a.cfg.Chain.CheckpointInterval.D()) }()
+	}
 	wg.Add(2)
 	go func() { defer wg.Done(); a.compactLoop(bg) }()
 	go func() { defer wg.Done(); a.resolver.RefreshLoop(bg) }()
@@ -414,6 +428,13 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 	}
 	stopBG()
 	wg.Wait()
+	if a.cp != nil {
+		// Nothing is appended any more: sign the final head.
+		a.cp.Final()
+		if err := a.cp.Log.Close(); err != nil {
+			a.log.Error("closing the checkpoint log", "err", err)
+		}
+	}
 	// Give the sinks until a little before the deadline to deliver what the journal holds; what
 	// they do not get is delivered after the next start (the journal keeps it).
 	drain, cancelDrain := context.WithDeadline(context.Background(), deadline.Add(-a.cfg.ShutdownTimeout.D()/4))
@@ -587,6 +608,33 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // secret returns the configured value, or the one persisted in path (created on first use).
+// openCheckpoints loads (or creates) the checkpoint signing key and opens the checkpoint log.
+func openCheckpoints(cfg *config.Config, j *journal.Journal, reg prometheus.Registerer, log *slog.Logger) (*checkpoint.Writer, error) {
+	keyPath, logPath := cfg.CheckpointPaths()
+	key, created, err := checkpoint.LoadOrCreateKey(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("chain.checkpoint_key: %w", err)
+	}
+	l, cut, err := checkpoint.OpenLog(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("chain.checkpoint_log: %w", err)
+	}
+	if cut > 0 {
+		log.Warn("checkpoint log: cut a torn last line left by a crash", "path", logPath, "bytes", cut)
+	}
+	signer := checkpoint.NewSigner(key)
+	pub := signer.Public()
+	log.Info("signed checkpoints on", "log", logPath, "key_id", checkpoint.KeyID(pub), "public_key", hex.EncodeToString(pub),
+		"key_created", created, "interval", cfg.Chain.CheckpointInterval.D().String())
+	if last, ok := l.Last(j.ChainID()); ok && last.Sequence > j.Last() {
+		// The journal is behind a checkpoint it signed: events it had acknowledged are gone.
+		log.Error("the journal ends before the newest signed checkpoint: acknowledged events are missing",
+			"journal_last_sequence", j.Last(), "checkpoint_sequence", last.Sequence, "checkpoint_time", last.Time)
+	}
+	return &checkpoint.Writer{ChainID: j.ChainID(), Head: j.Head, Signer: signer, Log: l,
+		Metrics: checkpoint.NewMetrics(reg), Logger: log.With("component", "checkpoint")}, nil
+}
+
 func secret(configured, path string) ([]byte, error) {
 	if configured != "" {
 		return []byte(configured), nil

@@ -35,6 +35,8 @@ const (
 var goldenModes = map[string]goldenMode{
 	"flowker_audit_build_info":                         modeValues,
 	"flowker_audit_chain_sequence":                     modeValues,
+	"flowker_audit_checkpoints_total":                  modeSeries,
+	"flowker_audit_checkpoint_sequence":                modeSeries,
 	"flowker_audit_events_total":                       modeValues,
 	"flowker_audit_events_lost_total":                  modeValues,
 	"flowker_audit_execution_replays_total":            modeValues,

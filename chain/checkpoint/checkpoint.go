@@ -1,0 +1,171 @@
+// Package checkpoint signs the head of a chain at intervals and checks chains against those
+// signatures.
+//
+// A hash chain shows any change to, or removal of, an event that has a successor; it cannot show
+// that its newest events were cut off, because the shortened chain is itself a valid chain. A
+// checkpoint closes that gap: an Ed25519 signature over (chainId, sequence, hash, time) of the
+// chain's head. Checkpoints are appended to an NDJSON log beside the journal, meant to be shipped
+// to an external witness (log shipping, object storage with retention, a ticket). A chain that
+// ends before a signed checkpoint's sequence, or that holds another hash at that sequence, has
+// been truncated or rewritten.
+//
+// The signing key lives on the sidecar's host, so checkpoints prove nothing against someone who
+// controls that host and the witness copy both: their value is in leaving the host promptly.
+package checkpoint
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Checkpoint is one signed chain head, as written to the log (one JSON object per line).
+type Checkpoint struct {
+	ChainID  string    `json:"chainId"`
+	Sequence uint64    `json:"sequence"`
+	Hash     string    `json:"hash"`
+	Time     time.Time `json:"time"`
+	// KeyID names the signing key: the first 8 bytes of SHA-256 of the public key, in hex.
+	KeyID string `json:"keyId"`
+	// Signature is the Ed25519 signature of Message(), base64 (standard alphabet, padded).
+	Signature string `json:"signature"`
+}
+
+// Message returns the bytes that are signed: a fixed header and one "name=value" line per field,
+// the time in RFC 3339 UTC with microseconds (the chain's own precision).
+func (c Checkpoint) Message() []byte {
+	var b strings.Builder
+	b.WriteString("flowker-audit checkpoint v1\n")
+	b.WriteString("chainId=" + c.ChainID + "\n")
+	b.WriteString("sequence=" + strconv.FormatUint(c.Sequence, 10) + "\n")
+	b.WriteString("hash=" + c.Hash + "\n")
+	b.WriteString("time=" + c.Time.UTC().Format("2006-01-02T15:04:05.000000Z") + "\n")
+	return []byte(b.String())
+}
+
+// KeyID returns the identifier of a public key.
+func KeyID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:8])
+}
+
+// Verify checks c's signature with pub.
+func (c Checkpoint) Verify(pub ed25519.PublicKey) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return errors.New("checkpoint: public key must be 32 bytes")
+	}
+	if c.KeyID != KeyID(pub) {
+		return fmt.Errorf("checkpoint: signed by key %s, not by the given key %s", c.KeyID, KeyID(pub))
+	}
+	sig, err := base64.StdEncoding.DecodeString(c.Signature)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return errors.New("checkpoint: signature is not 64 bytes of base64")
+	}
+	if !ed25519.Verify(pub, c.Message(), sig) {
+		return errors.New("checkpoint: signature does not match its fields")
+	}
+	return nil
+}
+
+// Signer signs chain heads.
+type Signer struct {
+	key ed25519.PrivateKey
+	id  string
+}
+
+// NewSigner returns a signer for key.
+func NewSigner(key ed25519.PrivateKey) *Signer {
+	return &Signer{key: key, id: KeyID(key.Public().(ed25519.PublicKey))}
+}
+
+// Public returns the verification key.
+func (s *Signer) Public() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
+
+// Sign returns the checkpoint of (chainID, seq, hash) at time t (truncated to microseconds).
+func (s *Signer) Sign(chainID string, seq uint64, hash string, t time.Time) Checkpoint {
+	c := Checkpoint{ChainID: chainID, Sequence: seq, Hash: hash, Time: t.UTC().Truncate(time.Microsecond), KeyID: s.id}
+	c.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.key, c.Message()))
+	return c
+}
+
+// LoadOrCreateKey reads the Ed25519 private key stored at path as the hex of its 32-byte seed,
+// or, when the file does not exist, generates one and writes it with mode 0600.
+func LoadOrCreateKey(path string) (key ed25519.PrivateKey, created bool, err error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		key, err := parseSeed(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", path, err)
+		}
+		return key, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("reading checkpoint key: %w", err)
+	}
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := rand.Read(seed); err != nil {
+		return nil, false, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("creating checkpoint key: %w", err)
+	}
+	_, werr := f.WriteString(hex.EncodeToString(seed) + "\n")
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return nil, false, fmt.Errorf("writing checkpoint key: %w", werr)
+	}
+	return ed25519.NewKeyFromSeed(seed), true, nil
+}
+
+// LoadKey reads a private key file written by LoadOrCreateKey; it never creates one.
+func LoadKey(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading checkpoint key: %w", err)
+	}
+	key, err := parseSeed(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return key, nil
+}
+
+// LoadPublicKey reads a verification key given as the hex of its 32 bytes, or as the path of a
+// file holding that hex (what `flowker-audit checkpoints public-key` prints).
+func LoadPublicKey(arg string) (ed25519.PublicKey, error) {
+	s := arg
+	if b, err := hex.DecodeString(arg); err != nil || len(b) != ed25519.PublicKeySize {
+		raw, err := os.ReadFile(arg)
+		if err != nil {
+			return nil, fmt.Errorf("public key: %q is not 64 hex characters, nor a readable file: %w", arg, err)
+		}
+		s = strings.TrimSpace(string(raw))
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("public key %s: want the 64 hex characters of an Ed25519 public key", arg)
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+func parseSeed(s string) (ed25519.PrivateKey, error) {
+	seed, err := hex.DecodeString(s)
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, errors.New("damaged checkpoint key (expected the 64 hex characters of an Ed25519 seed)")
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
