@@ -724,8 +724,8 @@ func (x *renderer) clickhouse() {
 		x.verdict("ClickHouse at 10M events: ingest rate and query p50/p99", "not measured", false, false)
 		return
 	}
-	x.p("`plugins/clickhouse/bench_test.go` against a real `clickhouse-server` started by the test (`internal/chtest`): ingest through the sink's `Write` compared with a bare `clickhouse-go` batch insert into an identical schema, query latencies of the audit API's queries, and a full-chain verify read.\n\n")
-	if lines := grepLines(s.Out, "ingest:", "queries on", "verify:", "data set:"); len(lines) > 0 {
+	x.p("`plugins/clickhouse/bench_test.go` against a real `clickhouse-server` started by the test (`internal/chtest`): ingest through the sink's `Write` compared with a bare `clickhouse-go` batch insert into an identical schema over a connection with the same compression, query latencies of the audit API's queries, and a full-chain verify read, with the sink's default compression (`auto`: none to a loopback server) and again with lz4 forced (what a remote server gets).\n\n")
+	if lines := grepLines(s.Out, "ingest:", "queries on", "verify:", "verify with", "data set:"); len(lines) > 0 {
 		x.p("```\n%s\n```\n\n", strings.Join(lines, "\n"))
 	}
 	x.benchTable(s.Bench)

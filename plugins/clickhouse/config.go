@@ -42,7 +42,7 @@ type Config struct {
 	CreateSchema bool `json:"create_schema"`
 	// Compression of the native protocol: "auto" (default), "lz4", "zstd" or "none". "auto" is
 	// "none" when every address is a loopback one (compressing there only spends CPU on both
-	// ends: verify reads about 15% faster without it, docs/BENCHMARKS.md) and "lz4" otherwise.
+	// ends: verify reads about 13% faster without it, docs/BENCHMARKS.md) and "lz4" otherwise.
 	Compression string `json:"compression"`
 }
 
