@@ -178,6 +178,14 @@ func New(ctx context.Context, o Options) (*App, error) {
 			return nil, err
 		}
 	}
+	if a.cp != nil {
+		if last, ok := a.cp.Log.Last(j.ChainID()); ok && last.Sequence > j.Last() {
+			// Neither the journal nor any sink reaches a head this sidecar signed: events that
+			// were acknowledged to clients are gone.
+			o.Logger.Error("the chain ends before its newest signed checkpoint: acknowledged events are missing",
+				"last_sequence", j.Last(), "checkpoint_sequence", last.Sequence, "checkpoint_time", last.Time)
+		}
+	}
 
 	upstream, err := url.Parse(cfg.Upstream.URL)
 	if err != nil {
@@ -626,11 +634,6 @@ func openCheckpoints(cfg *config.Config, j *journal.Journal, reg prometheus.Regi
 	pub := signer.Public()
 	log.Info("signed checkpoints on", "log", logPath, "key_id", checkpoint.KeyID(pub), "public_key", hex.EncodeToString(pub),
 		"key_created", created, "interval", cfg.Chain.CheckpointInterval.D().String())
-	if last, ok := l.Last(j.ChainID()); ok && last.Sequence > j.Last() {
-		// The journal is behind a checkpoint it signed: events it had acknowledged are gone.
-		log.Error("the journal ends before the newest signed checkpoint: acknowledged events are missing",
-			"journal_last_sequence", j.Last(), "checkpoint_sequence", last.Sequence, "checkpoint_time", last.Time)
-	}
 	return &checkpoint.Writer{ChainID: j.ChainID(), Head: j.Head, Signer: signer, Log: l,
 		Metrics: checkpoint.NewMetrics(reg), Logger: log.With("component", "checkpoint")}, nil
 }
