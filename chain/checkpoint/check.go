@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/flowker-audit/flowker-audit/chain"
 )
@@ -19,13 +20,25 @@ type Checker struct {
 }
 
 // NewChecker returns a checker for chainID from cps (checkpoints of other chains are ignored).
-// Every checkpoint of the chain must carry a valid signature by pub: a checkpoint that does not
-// is an error, because the log itself has then been altered.
-func NewChecker(chainID string, cps []Checkpoint, pub ed25519.PublicKey) (*Checker, error) {
+// Every checkpoint of the chain must carry a valid signature by one of keys (several when the
+// signing key was replaced): a checkpoint that does not is an error, because the log itself has
+// then been altered, or a key is missing.
+func NewChecker(chainID string, cps []Checkpoint, keys ...ed25519.PublicKey) (*Checker, error) {
+	byID := map[string]ed25519.PublicKey{}
+	var ids []string
+	for _, k := range keys {
+		byID[KeyID(k)] = k
+		ids = append(ids, KeyID(k))
+	}
 	c := &Checker{chainID: chainID, bySeq: map[uint64]Checkpoint{}}
 	for i, cp := range cps {
 		if cp.ChainID != chainID {
 			continue
+		}
+		pub, ok := byID[cp.KeyID]
+		if !ok {
+			return nil, fmt.Errorf("checkpoint %d (chain %s, sequence %d) is signed by key %s, not by any given key (%s): give its public key too",
+				i+1, cp.ChainID, cp.Sequence, cp.KeyID, strings.Join(ids, ", "))
 		}
 		if err := cp.Verify(pub); err != nil {
 			return nil, fmt.Errorf("checkpoint %d (chain %s, sequence %d): %w", i+1, cp.ChainID, cp.Sequence, err)
@@ -39,6 +52,16 @@ func NewChecker(chainID string, cps []Checkpoint, pub ed25519.PublicKey) (*Check
 		}
 	}
 	return c, nil
+}
+
+// Range returns the lowest and highest checkpointed sequence of the chain (0, 0 when none).
+func (c *Checker) Range() (lo, hi uint64) {
+	for seq := range c.bySeq {
+		if lo == 0 || seq < lo {
+			lo = seq
+		}
+	}
+	return lo, c.newest.Sequence
 }
 
 // Count is the number of distinct checkpointed sequences of the chain.

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -39,8 +40,28 @@ type Checkpoint struct {
 	Signature string `json:"signature"`
 }
 
+// check rejects field values that would make Message ambiguous or non-canonical: a chain id
+// with control characters (a newline could shift fields between lines), a hash that is not 64
+// lowercase hex digits, sequence 0, a time finer than the microseconds the message carries.
+func (c Checkpoint) check() error {
+	if c.ChainID == "" || strings.IndexFunc(c.ChainID, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return fmt.Errorf("checkpoint: chain id %q is empty or holds control characters", c.ChainID)
+	}
+	if len(c.Hash) != 64 || strings.Trim(c.Hash, "0123456789abcdef") != "" {
+		return fmt.Errorf("checkpoint: hash %q is not 64 lowercase hex digits", c.Hash)
+	}
+	if c.Sequence == 0 {
+		return errors.New("checkpoint: sequence 0")
+	}
+	if !c.Time.Equal(c.Time.Truncate(time.Microsecond)) {
+		return errors.New("checkpoint: time finer than microseconds")
+	}
+	return nil
+}
+
 // Message returns the bytes that are signed: a fixed header and one "name=value" line per field,
-// the time in RFC 3339 UTC with microseconds (the chain's own precision).
+// the time in RFC 3339 UTC with microseconds (the chain's own precision). Sign and Verify accept
+// only field values that keep it unambiguous (see check).
 func (c Checkpoint) Message() []byte {
 	var b strings.Builder
 	b.WriteString("flowker-audit checkpoint v1\n")
@@ -64,6 +85,9 @@ func (c Checkpoint) Verify(pub ed25519.PublicKey) error {
 	}
 	if c.KeyID != KeyID(pub) {
 		return fmt.Errorf("checkpoint: signed by key %s, not by the given key %s", c.KeyID, KeyID(pub))
+	}
+	if err := c.check(); err != nil {
+		return err
 	}
 	sig, err := base64.StdEncoding.DecodeString(c.Signature)
 	if err != nil || len(sig) != ed25519.SignatureSize {
@@ -89,11 +113,17 @@ func NewSigner(key ed25519.PrivateKey) *Signer {
 // Public returns the verification key.
 func (s *Signer) Public() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
 
+// KeyID returns the identifier of the signer's key.
+func (s *Signer) KeyID() string { return s.id }
+
 // Sign returns the checkpoint of (chainID, seq, hash) at time t (truncated to microseconds).
-func (s *Signer) Sign(chainID string, seq uint64, hash string, t time.Time) Checkpoint {
+func (s *Signer) Sign(chainID string, seq uint64, hash string, t time.Time) (Checkpoint, error) {
 	c := Checkpoint{ChainID: chainID, Sequence: seq, Hash: hash, Time: t.UTC().Truncate(time.Microsecond), KeyID: s.id}
+	if err := c.check(); err != nil {
+		return Checkpoint{}, err
+	}
 	c.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.key, c.Message()))
-	return c
+	return c, nil
 }
 
 // LoadOrCreateKey reads the Ed25519 private key stored at path as the hex of its 32-byte seed,
@@ -125,10 +155,31 @@ func LoadOrCreateKey(path string) (key ed25519.PrivateKey, created bool, err err
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}
+	if werr == nil {
+		werr = syncDir(filepath.Dir(path)) // the new name must survive a power loss too
+	}
 	if werr != nil {
 		return nil, false, fmt.Errorf("writing checkpoint key: %w", werr)
 	}
 	return ed25519.NewKeyFromSeed(seed), true, nil
+}
+
+// LooseKeyMode reports whether the key file at path can be read by its group or by others.
+func LooseKeyMode(path string) (os.FileMode, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, false
+	}
+	return fi.Mode().Perm(), fi.Mode().Perm()&0o077 != 0
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // LoadKey reads a private key file written by LoadOrCreateKey; it never creates one.

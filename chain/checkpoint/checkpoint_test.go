@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -21,10 +22,19 @@ var testSeed = bytes.Repeat([]byte{7}, ed25519.SeedSize)
 
 func testSigner() *Signer { return NewSigner(ed25519.NewKeyFromSeed(testSeed)) }
 
+func sign(t testing.TB, s *Signer, chainID string, seq uint64, hash string, at time.Time) Checkpoint {
+	t.Helper()
+	c, err := s.Sign(chainID, seq, hash, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 var testTime = time.Date(2026, 11, 24, 22, 0, 0, 123456789, time.UTC)
 
 func TestMessageGolden(t *testing.T) {
-	c := testSigner().Sign("chain-a", 42, strings.Repeat("ab", 32), testTime)
+	c := sign(t, testSigner(), "chain-a", 42, strings.Repeat("ab", 32), testTime)
 	want := "flowker-audit checkpoint v1\nchainId=chain-a\nsequence=42\nhash=" + strings.Repeat("ab", 32) + "\ntime=2026-11-24T22:00:00.123456Z\n"
 	if got := string(c.Message()); got != want {
 		t.Fatalf("message:\n%q\nwant\n%q", got, want)
@@ -46,7 +56,7 @@ func TestMessageGolden(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	s := testSigner()
-	good := s.Sign("chain-a", 42, strings.Repeat("ab", 32), testTime)
+	good := sign(t, s, "chain-a", 42, strings.Repeat("ab", 32), testTime)
 	if err := good.Verify(s.Public()); err != nil {
 		t.Fatalf("valid checkpoint: %v", err)
 	}
@@ -62,7 +72,10 @@ func TestVerify(t *testing.T) {
 		"chain changed":     {func(c *Checkpoint) { c.ChainID = "chain-b" }, s.Public(), "does not match"},
 		"signature garbage": {func(c *Checkpoint) { c.Signature = "!!" }, s.Public(), "not 64 bytes"},
 		"other key":         {func(*Checkpoint) {}, other.Public(), "not by the given key"},
-		"forged by other":   {func(c *Checkpoint) { *c = other.Sign(c.ChainID, c.Sequence, c.Hash, c.Time); c.KeyID = good.KeyID }, s.Public(), "does not match"},
+		"forged by other":   {func(c *Checkpoint) { *c = sign(t, other, c.ChainID, c.Sequence, c.Hash, c.Time); c.KeyID = good.KeyID }, s.Public(), "does not match"},
+		"sub-microsecond":   {func(c *Checkpoint) { c.Time = c.Time.Add(time.Nanosecond) }, s.Public(), "finer than microseconds"},
+		"newline in chain":  {func(c *Checkpoint) { c.ChainID = "a\nsequence=1" }, s.Public(), "control characters"},
+		"uppercase hash":    {func(c *Checkpoint) { c.Hash = strings.ToUpper(c.Hash) }, s.Public(), "lowercase hex"},
 		"short public key":  {func(*Checkpoint) {}, s.Public()[:16], "32 bytes"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -125,13 +138,13 @@ func TestKeys(t *testing.T) {
 
 func TestLogAppendReopenAndTornTail(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "checkpoints.ndjson")
-	l, cut, err := OpenLog(path)
-	if err != nil || cut != 0 {
-		t.Fatalf("open: %v cut %d", err, cut)
-	}
 	s := testSigner()
+	l, info, err := OpenLog(path, s.Public())
+	if err != nil || info != (OpenInfo{}) {
+		t.Fatalf("open: %v %+v", err, info)
+	}
 	for i := uint64(1); i <= 3; i++ {
-		if err := l.Append(s.Sign("c", i*10, strings.Repeat("0", 64), testTime)); err != nil {
+		if err := l.Append(sign(t, s, "c", i*10, strings.Repeat("0", 64), testTime)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -147,14 +160,14 @@ func TestLogAppendReopenAndTornTail(t *testing.T) {
 	if cps, err := ReadFile(path); err != nil || len(cps) != 3 {
 		t.Fatalf("ReadFile with a torn tail: %d, %v", len(cps), err)
 	}
-	l, cut, err = OpenLog(path)
-	if err != nil || cut != len(`{"chainId":"c","sequence":40,"ha`) {
-		t.Fatalf("reopen: %v cut %d", err, cut)
+	l, info, err = OpenLog(path, s.Public())
+	if err != nil || info.Cut != len(`{"chainId":"c","sequence":40,"ha`) {
+		t.Fatalf("reopen: %v %+v", err, info)
 	}
 	if c, ok := l.Last("c"); !ok || c.Sequence != 30 {
 		t.Fatalf("last after reopen: %+v", c)
 	}
-	if err := l.Append(s.Sign("c", 50, strings.Repeat("0", 64), testTime)); err != nil {
+	if err := l.Append(sign(t, s, "c", 50, strings.Repeat("0", 64), testTime)); err != nil {
 		t.Fatal(err)
 	}
 	l.Close()
@@ -173,7 +186,7 @@ func TestLogAppendReopenAndTornTail(t *testing.T) {
 	lines := strings.SplitAfter(string(b), "\n")
 	lines[1] = "garbage\n"
 	os.WriteFile(path, []byte(strings.Join(lines, "")), 0o640)
-	if _, _, err := OpenLog(path); err == nil || !strings.Contains(err.Error(), ":2: damaged") {
+	if _, _, err := OpenLog(path, s.Public()); err == nil || !strings.Contains(err.Error(), ":2: damaged") {
 		t.Fatalf("damaged middle line: %v", err)
 	}
 }
@@ -217,9 +230,9 @@ func TestCheckerFindsTruncationAndRewrites(t *testing.T) {
 	s := testSigner()
 	events := testChain("c", 10)
 	cps := []Checkpoint{
-		s.Sign("c", 4, events[3].Hash, testTime),
-		s.Sign("c", 8, events[7].Hash, testTime),
-		s.Sign("other", 99, events[0].Hash, testTime), // another chain's: ignored
+		sign(t, s, "c", 4, events[3].Hash, testTime),
+		sign(t, s, "c", 8, events[7].Hash, testTime),
+		sign(t, s, "other", 99, events[0].Hash, testTime), // another chain's: ignored
 	}
 	if err := check(t, events, cps, s.Public()); err != nil {
 		t.Fatalf("intact chain: %v", err)
@@ -256,7 +269,7 @@ func TestCheckerFindsTruncationAndRewrites(t *testing.T) {
 
 func TestWriter(t *testing.T) {
 	dir := t.TempDir()
-	l, _, err := OpenLog(filepath.Join(dir, "cp.ndjson"))
+	l, _, err := OpenLog(filepath.Join(dir, "cp.ndjson"), testSigner().Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,31 +293,171 @@ func TestWriter(t *testing.T) {
 	if _, wrote, _ := w.Checkpoint(); !wrote {
 		t.Fatal("a new head was not signed")
 	}
-	if got := testutil.ToFloat64(w.Metrics.written.WithLabelValues("ok")); got != 2 {
+	seq = 3 // the head went back (acknowledged events lost): signed, so verify sees the disagreement
+	if _, wrote, _ := w.Checkpoint(); !wrote {
+		t.Fatal("a head below the last checkpoint was not signed")
+	}
+	if got := testutil.ToFloat64(w.Metrics.written.WithLabelValues("ok")); got != 3 {
 		t.Fatalf("checkpoints_total{ok} = %v", got)
 	}
-	if got := testutil.ToFloat64(w.Metrics.sequence); got != 6 {
+	if got := testutil.ToFloat64(w.Metrics.sequence); got != 3 {
 		t.Fatalf("checkpoint_sequence = %v", got)
 	}
 }
 
 // FuzzRead: the log parser never panics, the good prefix it reports is a prefix of its input
-// made of whole lines, and reading that prefix again yields the same checkpoints.
+// made of whole lines (the last possibly without its newline, then the whole input), and reading
+// that prefix again yields the same checkpoints.
 func FuzzRead(f *testing.F) {
 	f.Add([]byte(`{"chainId":"c","sequence":1,"hash":"aa","time":"2026-11-24T22:00:00Z","keyId":"k","signature":"s"}` + "\n"))
 	f.Add([]byte("\n\n{\"chainId\":\"c\",\"seq"))
 	f.Add([]byte("garbage\n{}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		cps, good, err := read(bytes.NewReader(b), "fuzz")
+		cps, good, missingNL, err := read(bytes.NewReader(b), "fuzz")
 		if err != nil {
 			return
 		}
-		if good < 0 || good > int64(len(b)) || (good > 0 && b[good-1] != '\n') {
-			t.Fatalf("good offset %d of %d bytes", good, len(b))
+		if good < 0 || good > int64(len(b)) || (good > 0 && !missingNL && b[good-1] != '\n') || (missingNL && good != int64(len(b))) {
+			t.Fatalf("good offset %d of %d bytes (missing newline %v)", good, len(b), missingNL)
 		}
-		again, good2, err := read(bytes.NewReader(b[:good]), "fuzz")
+		again, good2, _, err := read(bytes.NewReader(b[:good]), "fuzz")
 		if err != nil || good2 != good || len(again) != len(cps) {
 			t.Fatalf("prefix re-read: %d/%d checkpoints, offset %d/%d, %v", len(again), len(cps), good2, good, err)
 		}
 	})
+}
+
+func TestSignRejectsAmbiguousFields(t *testing.T) {
+	s := testSigner()
+	for _, tc := range []struct {
+		chainID string
+		seq     uint64
+		hash    string
+	}{
+		{"a\nsequence=2", 1, strings.Repeat("a", 64)},
+		{"", 1, strings.Repeat("a", 64)},
+		{"a", 0, strings.Repeat("a", 64)},
+		{"a", 1, "b\nsequence=2\nhash=c"},
+		{"a", 1, strings.Repeat("A", 64)},
+	} {
+		if _, err := s.Sign(tc.chainID, tc.seq, tc.hash, testTime); err == nil {
+			t.Errorf("Sign(%q, %d, %q) accepted it", tc.chainID, tc.seq, tc.hash)
+		}
+	}
+}
+
+// A write that fails half way leaves nothing behind: the next append starts a clean line.
+func TestAppendTakesBackAPartialLine(t *testing.T) {
+	f, err := os.OpenFile(filepath.Join(t.TempDir(), "cp.ndjson"), os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := appendLine(f, []byte("{\"first\":1}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := appendLine(halfWriter{f}, []byte("{\"second\":2}\n")); err == nil {
+		t.Fatal("the failed write was not reported")
+	}
+	if err := appendLine(f, []byte("{\"third\":3}\n")); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(f.Name())
+	if string(b) != "{\"first\":1}\n{\"third\":3}\n" {
+		t.Fatalf("file after a failed write: %q", b)
+	}
+}
+
+// halfWriter writes half of what it is given, then fails (a full disk).
+type halfWriter struct{ *os.File }
+
+func (h halfWriter) Write(b []byte) (int, error) {
+	n, _ := h.File.Write(b[:len(b)/2])
+	return n, errors.New("no space left on device")
+}
+
+// A shipper that copies and truncates the log must not leave a hole: the log appends at the end.
+func TestCopyTruncateRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cp.ndjson")
+	s := testSigner()
+	l, _, err := OpenLog(path, s.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h := strings.Repeat("0", 64)
+	for seq := uint64(1); seq <= 2; seq++ {
+		if err := l.Append(sign(t, s, "c", seq, h, testTime)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(sign(t, s, "c", 3, h, testTime)); err != nil {
+		t.Fatal(err)
+	}
+	cps, err := ReadFile(path)
+	if err != nil || len(cps) != 1 || cps[0].Sequence != 3 {
+		t.Fatalf("after rotation: %+v %v", cps, err)
+	}
+}
+
+func TestOpenLogCompletesALineAndIgnoresForeignCheckpoints(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cp.ndjson")
+	s := testSigner()
+	other := NewSigner(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32)))
+	h := strings.Repeat("0", 64)
+	mine, _ := json.Marshal(sign(t, s, "c", 5, h, testTime))
+	foreign, _ := json.Marshal(sign(t, other, "c", 1<<40, h, testTime)) // would stop checkpointing if trusted
+	// The last line is complete but lost its newline.
+	if err := os.WriteFile(path, []byte(string(mine)+"\n"+string(foreign)), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if cps, err := ReadFile(path); err != nil || len(cps) != 2 {
+		t.Fatalf("ReadFile keeps a complete last line without newline: %d %v", len(cps), err)
+	}
+	l, info, err := OpenLog(path, s.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if !info.AddedNewline || info.Cut != 0 || info.Foreign != 1 {
+		t.Fatalf("open info %+v", info)
+	}
+	if last, ok := l.Last("c"); !ok || last.Sequence != 5 {
+		t.Fatalf("last: %+v (a checkpoint by another key was trusted)", last)
+	}
+	w := &Writer{ChainID: "c", Head: func() (uint64, string) { return 6, h }, Signer: s, Log: l}
+	if _, wrote, err := w.Checkpoint(); err != nil || !wrote {
+		t.Fatalf("checkpointing after a foreign line: wrote %v, %v", wrote, err)
+	}
+	if cps, err := ReadFile(path); err != nil || len(cps) != 3 || cps[2].Sequence != 6 {
+		t.Fatalf("log after append: %d %v", len(cps), err)
+	}
+}
+
+func TestCheckerWithSeveralKeys(t *testing.T) {
+	old := NewSigner(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32)))
+	cur := testSigner()
+	events := testChain("c", 6)
+	cps := []Checkpoint{sign(t, old, "c", 2, events[1].Hash, testTime), sign(t, cur, "c", 5, events[4].Hash, testTime)}
+	if _, err := NewChecker("c", cps, cur.Public()); err == nil || !strings.Contains(err.Error(), "signed by key "+old.KeyID()) {
+		t.Fatalf("a checkpoint by a key not given: %v", err)
+	}
+	c, err := NewChecker("c", cps, cur.Public(), old.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range events {
+		if err := c.Observe(&events[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Finish(6); err != nil || c.Matched() != 2 {
+		t.Fatalf("finish: %v, matched %d", err, c.Matched())
+	}
+	if lo, hi := c.Range(); lo != 2 || hi != 5 {
+		t.Fatalf("range %d..%d", lo, hi)
+	}
 }

@@ -44,21 +44,26 @@ type Writer struct {
 	Now     func() time.Time // optional, for tests
 }
 
-// Checkpoint signs the current head when it is newer than the newest logged checkpoint.
+// Checkpoint signs the current head when it differs from the last checkpoint logged with this
+// key. (A head below that checkpoint means acknowledged events were lost; signing it anyway keeps
+// checkpoints coming, and verify then reports the two checkpoints that disagree.)
 func (w *Writer) Checkpoint() (Checkpoint, bool, error) {
 	seq, hash := w.Head()
 	if seq == 0 {
 		return Checkpoint{}, false, nil
 	}
-	if last, ok := w.Log.Last(w.ChainID); ok && last.Sequence >= seq {
+	if last, ok := w.Log.Last(w.ChainID); ok && last.Sequence == seq && last.Hash == hash {
 		return last, false, nil
 	}
 	now := time.Now
 	if w.Now != nil {
 		now = w.Now
 	}
-	c := w.Signer.Sign(w.ChainID, seq, hash, now())
-	if err := w.Log.Append(c); err != nil {
+	c, err := w.Signer.Sign(w.ChainID, seq, hash, now())
+	if err == nil {
+		err = w.Log.Append(c)
+	}
+	if err != nil {
 		if w.Metrics != nil {
 			w.Metrics.written.WithLabelValues("error").Inc()
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
@@ -18,13 +19,14 @@ import (
 type checkpoints struct {
 	path string
 	cps  []checkpoint.Checkpoint
-	pub  ed25519.PublicKey
+	keys []ed25519.PublicKey
 }
 
 // loadCheckpoints resolves verify's --checkpoints and --public-key flags. logArg is a path,
-// "none", or "" for the configured log when it exists; pubArg is a key (hex or file), or "" for
-// the public half of the configured signing key.
-func loadCheckpoints(cfg *config.Config, logArg, pubArg string) (*checkpoints, error) {
+// "none", or "" for the configured log (when there is a configuration and the file exists; a
+// notice on stderr says when it does not). pubArg lists keys (hex or files, comma-separated), or
+// is "" for the public half of the configured signing key.
+func loadCheckpoints(cfg *config.Config, logArg, pubArg string, stderr io.Writer) (*checkpoints, error) {
 	if logArg == "none" {
 		return nil, nil
 	}
@@ -34,9 +36,6 @@ func loadCheckpoints(cfg *config.Config, logArg, pubArg string) (*checkpoints, e
 		var defLog string
 		keyPath, defLog = cfg.CheckpointPaths()
 		if !explicit {
-			if cfg.Chain.CheckpointInterval <= 0 {
-				return nil, nil
-			}
 			logArg = defLog
 		}
 	}
@@ -45,29 +44,32 @@ func loadCheckpoints(cfg *config.Config, logArg, pubArg string) (*checkpoints, e
 	}
 	cps, err := checkpoint.ReadFile(logArg)
 	if errors.Is(err, os.ErrNotExist) && !explicit {
-		return nil, nil // no checkpoint written yet
+		fmt.Fprintf(stderr, "no checkpoint log at %s: checking hashes and links only (a chain cut short at its end would pass)\n", logArg)
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint log: %w", err)
 	}
-	var pub ed25519.PublicKey
+	var keys []ed25519.PublicKey
 	switch {
 	case pubArg != "":
-		pub, err = checkpoint.LoadPublicKey(pubArg)
-	case keyPath != "":
-		var key ed25519.PrivateKey
-		if key, err = checkpoint.LoadKey(keyPath); err == nil {
-			pub = key.Public().(ed25519.PublicKey)
-		} else {
-			err = fmt.Errorf("%w (or give --public-key)", err)
+		for _, arg := range strings.Split(pubArg, ",") {
+			k, err := checkpoint.LoadPublicKey(strings.TrimSpace(arg))
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, k)
 		}
+	case keyPath != "":
+		key, err := checkpoint.LoadKey(keyPath)
+		if err != nil {
+			return nil, fmt.Errorf("%w (or give --public-key)", err)
+		}
+		keys = append(keys, key.Public().(ed25519.PublicKey))
 	default:
-		err = errors.New("--public-key is required to check a checkpoint log without a configuration")
+		return nil, errors.New("--public-key is required to check a checkpoint log without a configuration")
 	}
-	if err != nil {
-		return nil, err
-	}
-	return &checkpoints{path: logArg, cps: cps, pub: pub}, nil
+	return &checkpoints{path: logArg, cps: cps, keys: keys}, nil
 }
 
 // chains returns the chain ids that have checkpoints.
@@ -88,7 +90,7 @@ type guard struct {
 func newGuard(cp *checkpoints, chainID string, next uint64, prevHash string) (*guard, error) {
 	g := &guard{v: chain.NewVerifier(chainID, next, prevHash)}
 	if cp != nil {
-		c, err := checkpoint.NewChecker(chainID, cp.cps, cp.pub)
+		c, err := checkpoint.NewChecker(chainID, cp.cps, cp.keys...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", cp.path, err)
 		}
@@ -125,6 +127,12 @@ func (g *guard) finish() *chain.Problem {
 func (g *guard) note() string {
 	if g.c == nil {
 		return ""
+	}
+	switch {
+	case g.c.Count() == 0:
+		return "; no signed checkpoint of this chain"
+	case g.c.Matched() == 0:
+		return fmt.Sprintf("; none of its %d signed checkpoints falls in the verified range (its first event's link is trusted)", g.c.Count())
 	}
 	return fmt.Sprintf("; %d of %d signed checkpoints matched", g.c.Matched(), g.c.Count())
 }

@@ -241,8 +241,8 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	path := fs.String("config", "config.yaml", "configuration file")
 	source := fs.String("source", "sink", "where to read the chain: sink (the query sink), journal (the local journal; the sidecar must be stopped), or the path of an NDJSON file")
 	chainID := fs.String("chain", "", "verify only this chain (default: every chain)")
-	cpLog := fs.String("checkpoints", "", "signed checkpoint log to check the chain(s) against (default: the configured chain.checkpoint_log when it exists; none: skip)")
-	cpKey := fs.String("public-key", "", "checkpoint verification key, hex or a file (default: from the configured chain.checkpoint_key)")
+	cpLog := fs.String("checkpoints", "", "signed checkpoint log to check the chain(s) against: every chain must reach its newest checkpoint with the signed hash (default for sink and journal: the configured chain.checkpoint_log when it exists; for an NDJSON file: none; none: skip)")
+	cpKey := fs.String("public-key", "", "checkpoint verification keys, hex or files, comma-separated (default: the public half of the configured chain.checkpoint_key)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if lerr != nil {
 			return lerr
 		}
-		cp, cerr := loadCheckpoints(cfg, *cpLog, *cpKey)
+		cp, cerr := loadCheckpoints(cfg, *cpLog, *cpKey, stderr)
 		if cerr != nil {
 			return cerr
 		}
@@ -265,7 +265,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			results, err = verifySink(ctx, cfg, *chainID, cp, newLogger(config.Log{Format: "text", Level: "warn"}, stderr))
 		}
 	default:
-		cp, cerr := loadCheckpoints(nil, *cpLog, *cpKey)
+		cp, cerr := loadCheckpoints(nil, *cpLog, *cpKey, stderr)
 		if cerr != nil {
 			return cerr
 		}

@@ -615,7 +615,6 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// secret returns the configured value, or the one persisted in path (created on first use).
 // openCheckpoints loads (or creates) the checkpoint signing key and opens the checkpoint log.
 func openCheckpoints(cfg *config.Config, j *journal.Journal, reg prometheus.Registerer, log *slog.Logger) (*checkpoint.Writer, error) {
 	keyPath, logPath := cfg.CheckpointPaths()
@@ -623,21 +622,29 @@ func openCheckpoints(cfg *config.Config, j *journal.Journal, reg prometheus.Regi
 	if err != nil {
 		return nil, fmt.Errorf("chain.checkpoint_key: %w", err)
 	}
-	l, cut, err := checkpoint.OpenLog(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("chain.checkpoint_log: %w", err)
-	}
-	if cut > 0 {
-		log.Warn("checkpoint log: cut a torn last line left by a crash", "path", logPath, "bytes", cut)
+	if mode, loose := checkpoint.LooseKeyMode(keyPath); loose {
+		log.Warn("the checkpoint signing key is readable by others than its owner", "path", keyPath, "mode", mode.String())
 	}
 	signer := checkpoint.NewSigner(key)
 	pub := signer.Public()
+	l, info, err := checkpoint.OpenLog(logPath, pub)
+	if err != nil {
+		return nil, fmt.Errorf("chain.checkpoint_log: %w", err)
+	}
+	if info.Cut > 0 {
+		log.Warn("checkpoint log: cut a torn last line left by a crash", "path", logPath, "bytes", info.Cut)
+	}
+	if info.Foreign > 0 {
+		log.Warn("checkpoint log holds checkpoints not signed by this key (an earlier key, or edited lines); verifiers need every key's public half",
+			"path", logPath, "count", info.Foreign, "key_id", signer.KeyID(), "key_created", created)
+	}
 	log.Info("signed checkpoints on", "log", logPath, "key_id", checkpoint.KeyID(pub), "public_key", hex.EncodeToString(pub),
 		"key_created", created, "interval", cfg.Chain.CheckpointInterval.D().String())
 	return &checkpoint.Writer{ChainID: j.ChainID(), Head: j.Head, Signer: signer, Log: l,
 		Metrics: checkpoint.NewMetrics(reg), Logger: log.With("component", "checkpoint")}, nil
 }
 
+// secret returns the configured value, or the one persisted in path (created on first use).
 func secret(configured, path string) ([]byte, error) {
 	if configured != "" {
 		return []byte(configured), nil
