@@ -153,6 +153,7 @@ type Journal struct {
 	notify   chan struct{} // closed and replaced on every commit that appended
 	probing  bool
 	closed   atomic.Bool
+	submitMu sync.RWMutex // see submit
 	closeErr error
 	once     sync.Once
 }
@@ -480,14 +481,20 @@ func (j *Journal) Append(ctx context.Context, d Draft) (chain.Event, error) {
 	return res.event, res.err
 }
 
+// submit queues r for the writer. Close takes submitMu exclusively before it stops the writer,
+// so a request is either queued while the writer still runs (and is then always answered: the
+// writer drains the queue before it stops) or refused with ErrClosed, never left unanswered.
 func (j *Journal) submit(ctx context.Context, r *request) error {
+	j.submitMu.RLock()
+	defer j.submitMu.RUnlock()
+	if j.closed.Load() {
+		return ErrClosed
+	}
 	select {
 	case j.reqs <- r:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("waiting to append to the journal: %w", ctx.Err())
-	case <-j.stop:
-		return ErrClosed
 	}
 }
 
@@ -669,7 +676,9 @@ func (j *Journal) Stats() (entries int64, bytes int64, first uint64) {
 // Close stops the writer after the requests already submitted and closes the file.
 func (j *Journal) Close() error {
 	j.once.Do(func() {
+		j.submitMu.Lock() // waits for submissions in progress; none can start after it
 		j.closed.Store(true)
+		j.submitMu.Unlock()
 		close(j.stop)
 		<-j.done
 		j.closeErr = j.db.Close()

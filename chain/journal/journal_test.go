@@ -395,6 +395,75 @@ func TestAppendAfterClose(t *testing.T) {
 	}
 }
 
+// Every call that goes through the writer answers ErrClosed after Close, promptly: before, a
+// call could be queued after the writer had stopped and wait forever.
+func TestCallsAfterCloseReturn(t *testing.T) {
+	j, _ := open(t, filepath.Join(t.TempDir(), "j.db"))
+	j.Close()
+	ctx := context.Background()
+	for i := 0; i < 50; i++ {
+		done := make(chan error, 3)
+		go func() { done <- j.Ack(ctx, "s", 1) }()
+		go func() { done <- j.Rebase(ctx, 10, strings.Repeat("a", 64), time.Now()) }()
+		go func() { _, err := j.Compact(ctx, 1); done <- err }()
+		for k := 0; k < 3; k++ {
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrClosed) {
+					t.Fatalf("call after Close: %v, want ErrClosed", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("a call after Close never returned")
+			}
+		}
+	}
+}
+
+// TestAppendRacingClose: appends that race Close are either journaled or refused with
+// ErrClosed, never left waiting forever; everything that returned an event is in the file.
+func TestAppendRacingClose(t *testing.T) {
+	for round := 0; round < 50; round++ {
+		path := filepath.Join(t.TempDir(), "j.db")
+		j, _ := open(t, path, func(o *Options) { o.NoSync = true })
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		acked := map[uint64]bool{}
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					e, err := j.Append(context.Background(), draft(i))
+					if errors.Is(err, ErrClosed) {
+						return
+					}
+					if err != nil {
+						t.Errorf("append: %v", err)
+						return
+					}
+					mu.Lock()
+					acked[e.Sequence] = true
+					mu.Unlock()
+				}
+			}()
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		j.Close()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: an Append racing Close never returned", round)
+		}
+		j2, _ := open(t, path)
+		if got := verifyAll(t, j2); got < uint64(len(acked)) {
+			t.Fatalf("round %d: %d events in the file, %d acknowledged", round, got, len(acked))
+		}
+		j2.Close()
+	}
+}
+
 // crashChild appends from 16 goroutines until killed, printing "ack <seq> <eventId>" after each
 // Append returned (the moment a proxy would release the client's response).
 func crashChild(dir string) {
