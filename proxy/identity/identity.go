@@ -84,7 +84,9 @@ type Resolver struct {
 	mu      sync.RWMutex
 	keys    *jose.JSONWebKeySet // from JWKS or a public key file
 	fetched time.Time
-	hmacKey []byte
+	// attempted is when a request last started a JWKS fetch for an unknown key id.
+	attempted time.Time
+	hmacKey   []byte
 }
 
 // New builds a resolver; with a JWKS URL it fetches the key set once (failures are logged and
@@ -208,27 +210,55 @@ func stripPort(s string) string {
 	return strings.Trim(s, "[]")
 }
 
-// Resolve establishes the identity of req.
+// Resolve establishes the identity of req, from the credentials that reach Flowker:
+//   - a trusted proxy's identity header (only from a trusted peer);
+//   - a JWT whose signature and claims verified;
+//   - else the X-API-Key's fingerprint when one is sent: an unverified JWT never overrides a
+//     key (the caller could add any token beside a valid key); its claimed subject and why it
+//     was not verified go into Detail;
+//   - else the token's subject, marked unverified with the reason (Flowker's plugin auth reads
+//     tokens unverified, so this is whom Flowker acted for);
+//   - else anonymous.
+//
+// Headers the client names in Connection are removed before forwarding (hop-by-hop), so Flowker
+// never sees them; they are ignored here too.
 func (r *Resolver) Resolve(req *http.Request) Identity {
 	ip, peer, fwd, trusted := r.ClientIP(req)
 	id := Identity{Peer: peer, Forwarded: fwd}
+	header := func(name string) string {
+		if hopByHop(req.Header, name) {
+			return ""
+		}
+		return req.Header.Get(name)
+	}
 	if h := r.opts.TrustedHeader; h != "" && trusted {
-		if v := strings.TrimSpace(req.Header.Get(h)); v != "" {
+		if v := strings.TrimSpace(header(h)); v != "" {
 			id.Actor = chain.Actor{Type: chain.ActorUser, ID: clip(v), IPAddress: ip}
 			id.Method, id.Verified = "trusted_header", true
 			return id
 		}
 	}
-	if tok := bearer(req.Header.Get("Authorization")); tok != "" {
+	key := header("X-API-Key")
+	if tok := bearer(header("Authorization")); tok != "" {
 		sub, verified, detail := r.jwtSubject(req.Context(), tok)
-		if sub != "" {
+		switch {
+		case sub != "" && verified:
 			id.Actor = chain.Actor{Type: chain.ActorUser, ID: clip(sub), IPAddress: ip}
-			id.Method, id.Verified, id.Detail = "jwt", verified, detail
+			id.Method, id.Verified = "jwt", true
 			return id
+		case sub != "" && key == "":
+			// What Flowker's plugin auth acts on (it reads the token unverified): recorded, and
+			// marked unverified with the reason.
+			id.Actor = chain.Actor{Type: chain.ActorUser, ID: clip(sub), IPAddress: ip}
+			id.Method, id.Detail = "jwt", detail
+			return id
+		case sub != "":
+			id.Detail = fmt.Sprintf("unverified JWT subject %q not used, an API key was sent (%s)", clip(sub), detail)
+		default:
+			id.Detail = detail
 		}
-		id.Detail = detail
 	}
-	if key := req.Header.Get("X-API-Key"); key != "" {
+	if key != "" {
 		fp := r.Fingerprint(key)
 		id.Actor = chain.Actor{Type: chain.ActorAPIKey, ID: fp, IPAddress: ip}
 		id.Method, id.Name = "api_key", r.opts.Names[fp]
@@ -237,6 +267,18 @@ func (r *Resolver) Resolve(req *http.Request) Identity {
 	id.Actor = chain.Actor{Type: chain.ActorUser, ID: "anonymous", IPAddress: ip}
 	id.Method = "anonymous"
 	return id
+}
+
+// hopByHop reports whether name is listed in h's Connection header.
+func hopByHop(h http.Header, name string) bool {
+	for _, v := range h.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func clip(s string) string {
@@ -319,12 +361,21 @@ func (r *Resolver) verificationKey(ctx context.Context, t *jwt.JSONWebToken) (an
 		return k, true
 	}
 	if r.opts.JWT.JWKSURL != "" {
-		// Unknown key id: the issuer may have rotated keys. Refetch at most once a minute.
-		r.mu.RLock()
-		stale := time.Since(r.fetched) > time.Minute
-		r.mu.RUnlock()
-		if stale {
-			if err := r.fetchJWKS(ctx); err != nil {
+		// Unknown key id: the issuer may have rotated keys. One request refetches, at most once
+		// a minute whether the last attempt worked or not (tokens with made-up key ids must not
+		// turn into a stream of fetches), and waits at most 2 s for it; the others go on
+		// unverified.
+		r.mu.Lock()
+		claim := time.Since(r.fetched) > time.Minute && time.Since(r.attempted) > time.Minute
+		if claim {
+			r.attempted = time.Now()
+		}
+		r.mu.Unlock()
+		if claim {
+			fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := r.fetchJWKS(fctx)
+			cancel()
+			if err != nil {
 				r.log.Warn("JWKS refresh failed", "err", err)
 			}
 			return r.lookup(kid)

@@ -5,8 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,7 +172,7 @@ func TestJWT(t *testing.T) {
 	}
 	current = append(current, jose.JSONWebKey{Key: &k2.PublicKey, KeyID: "k2", Algorithm: "RS256", Use: "sig"})
 	r.mu.Lock()
-	r.fetched = time.Time{} // allow an immediate refetch for the unknown kid
+	r.fetched, r.attempted = time.Time{}, time.Time{} // allow an immediate refetch for the unknown kid
 	r.mu.Unlock()
 	id = r.Resolve(req("203.0.113.9:1", map[string]string{"Authorization": "Bearer " + sign(t, k2, jose.RS256, "k2", claims)}))
 	if !id.Verified || fetches != 2 {
@@ -179,5 +183,78 @@ func TestJWT(t *testing.T) {
 	id = r.Resolve(req("203.0.113.9:1", map[string]string{"Authorization": "Bearer opaque", "X-API-Key": "k-12345678"}))
 	if id.Method != "api_key" {
 		t.Fatalf("opaque bearer: %+v", id)
+	}
+}
+
+// A caller with a valid API key cannot make the event name someone else by adding a token:
+// an unverified JWT never overrides the key, and headers named in Connection (which the proxy
+// removes before forwarding, so Flowker never sees them) are ignored.
+func TestTokenBesideAnAPIKeyDoesNotReplaceIt(t *testing.T) {
+	claims := map[string]any{"sub": "ceo", "iss": "https://idp", "exp": time.Now().Add(time.Hour).Unix()}
+	hs := []byte("hmac-secret-hmac-secret-hmac-secret")
+	forged := sign(t, []byte("some-other-secret-some-other-secret"), jose.HS256, "", claims)
+	for name, tc := range map[string]struct {
+		mut  []func(*Options)
+		hdr  map[string]string
+		want chain.Actor
+		note string
+	}{
+		"unverifiable token beside a key": {nil,
+			map[string]string{"X-API-Key": "k-1", "Authorization": "Bearer " + forged},
+			chain.Actor{Type: chain.ActorAPIKey}, `unverified JWT subject "ceo" not used`},
+		"forged token beside a key, verification on": {[]func(*Options){func(o *Options) { o.JWT.HMACSecret = string(hs) }},
+			map[string]string{"X-API-Key": "k-1", "Authorization": "Bearer " + forged},
+			chain.Actor{Type: chain.ActorAPIKey}, "JWT signature invalid"},
+		"token named in Connection": {nil,
+			map[string]string{"X-API-Key": "k-1", "Authorization": "Bearer " + forged, "Connection": "keep-alive, Authorization"},
+			chain.Actor{Type: chain.ActorAPIKey}, ""},
+		"key named in Connection": {nil,
+			map[string]string{"X-API-Key": "k-1", "Connection": "x-api-key"},
+			chain.Actor{Type: chain.ActorUser, ID: "anonymous"}, ""},
+		"trusted header named in Connection": {nil,
+			map[string]string{"X-Forwarded-User": "alice", "Connection": "X-Forwarded-User"},
+			chain.Actor{Type: chain.ActorUser, ID: "anonymous"}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			id := resolver(t, tc.mut...).Resolve(req("10.1.2.3:1", tc.hdr))
+			if id.Actor.Type != tc.want.Type || (tc.want.ID != "" && id.Actor.ID != tc.want.ID) || id.Verified {
+				t.Fatalf("got %+v, want actor %+v", id, tc.want)
+			}
+			if tc.want.Type == chain.ActorAPIKey && id.Actor.ID != resolver(t).Fingerprint("k-1") {
+				t.Fatalf("actor %q is not the key's fingerprint", id.Actor.ID)
+			}
+			if !strings.Contains(id.Detail, tc.note) {
+				t.Fatalf("detail %q, want it to mention %q", id.Detail, tc.note)
+			}
+		})
+	}
+}
+
+// Tokens with made-up key ids while the JWKS endpoint fails do not turn into one fetch each.
+func TestUnknownKeyIDsFetchTheJWKSAtMostOncePerMinute(t *testing.T) {
+	var fetches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fetches.Add(1)
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	r := resolver(t, func(o *Options) { o.JWT.JWKSURL = srv.URL })
+	start := fetches.Load() // New tried once at start
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	claims := map[string]any{"sub": "x", "exp": time.Now().Add(time.Hour).Unix()}
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			tok := sign(t, key, jose.RS256, fmt.Sprintf("kid-%d", i), claims)
+			if id := r.Resolve(req("203.0.113.9:1", map[string]string{"Authorization": "Bearer " + tok})); id.Verified {
+				t.Errorf("verified without a key: %+v", id)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if n := fetches.Load() - start; n > 1 {
+		t.Fatalf("%d JWKS fetches for 20 tokens with unknown key ids, want at most 1", n)
 	}
 }
