@@ -71,6 +71,7 @@ func TestDecodeErrorsNameTheirPath(t *testing.T) {
 		{"rules: [{method: POST, path: /v1/x, event_type: NOPE, action: CREATE, resource_type: workflow}]", "rules[0].event_type: must be one of"},
 		{"rules: [{method: POST, path: v1/x, audit: false}]", "rules[0].path: must be a path template"},
 		{"rules: [{method: POST, path: /v1/x, audit: false, resource_id: [body:id]}]", "rules[0].resource_id[0]: must be path:NAME"},
+		{"rules: [{method: POST, path: \"/v1/executions/{id}\", kind: execution_status}]", "rules[0].method: an execution_status rule reads a status: its method must be GET"},
 		{"sinks: []", "sinks: at least one sink is required"},
 		{"sinks: [{name: a, plugin: sqlite}]", "sinks: exactly one sink must have query: true"},
 		{"sinks: [{name: A!, plugin: sqlite, query: true}]", "sinks[0].name: must be"},

@@ -205,6 +205,9 @@ func validateRules(errs *Errors, rules []Rule) {
 		if !slices.Contains(ruleKinds, r.Kind) {
 			errs.add(p+".kind", "must be empty, %s or %s, got %q", KindExecutionStart, KindExecutionStatus, r.Kind)
 		}
+		if r.Kind == KindExecutionStatus && m != "GET" {
+			errs.add(p+".method", "an %s rule reads a status: its method must be GET, got %q", KindExecutionStatus, r.Method)
+		}
 		audited := r.Audit == nil || *r.Audit
 		if audited && r.Kind != KindExecutionStatus {
 			if !slices.Contains(chain.EventTypes, r.EventType) {

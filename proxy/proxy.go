@@ -112,7 +112,13 @@ type exchange struct {
 	rawPath  string
 	query    string
 	hdr      http.Header
+	// client is the incoming request's context: it ends when the client goes away, while the
+	// upstream call of an audited request runs on, detached (see serveAudited).
+	client context.Context
 }
+
+// detachedLimit bounds an audited upstream call that outlives its client.
+const detachedLimit = 5 * time.Minute
 
 // New builds the proxy.
 func New(opts Options) (*Proxy, error) {
@@ -250,6 +256,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := p.opts.Rules.Match(r.Method, r.URL.EscapedPath())
 	var rule *rules.Rule
 	switch {
+	case m != nil && m.Rule.Kind == config.KindExecutionStatus && rules.Mutating(r):
+		// A status-read rule never exempts a change (a configured rule with a wider method).
+		rule, route = rules.Unclassified, rules.Unclassified.Name
+		p.m.Unclassified.WithLabelValues(metricMethod(r.Method)).Inc()
 	case m != nil && m.Rule.Kind == config.KindExecutionStatus:
 		route = m.Rule.Name
 		if p.opts.Observer != nil && r.Method == http.MethodGet {
@@ -299,7 +309,14 @@ func (p *Proxy) serveAudited(w http.ResponseWriter, r *http.Request, m *rules.Ma
 	if m == nil {
 		x.match = &rules.Match{Rule: rule}
 	}
-	out := r.WithContext(context.WithValue(r.Context(), ctxKey{}, x))
+	x.client = r.Context()
+	// Once Flowker has the whole request it may apply it even if the client goes away, so the
+	// upstream call is not cancelled with the client: it runs to its response, which is then
+	// journaled with its real status and resource id. (A body cut short by the client still
+	// aborts the call: the body read fails.)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), detachedLimit)
+	defer cancel()
+	out := r.WithContext(context.WithValue(ctx, ctxKey{}, x))
 	if r.Body != nil && r.Body != http.NoBody {
 		x.reqTee = capture.NewTee(r.Body, p.opts.MaxHoldBytes)
 		out.Body = x.reqTee
@@ -318,6 +335,7 @@ func newEventID() string {
 
 // modifyResponse holds an audited response until its event is durable.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
+	resp.Header.Del("X-Audit-Id") // ours alone: never one an upstream sent
 	x, ok := resp.Request.Context().Value(ctxKey{}).(*exchange)
 	if !ok {
 		return nil
@@ -414,6 +432,9 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	status, code, title, msg := http.StatusBadGateway, "FLKAUD-0502", "Bad Gateway", "upstream Flowker could not be reached"
 	clientGone := r.Context().Err() != nil
+	if x != nil && x.client != nil {
+		clientGone = x.client.Err() != nil
+	}
 	var ne net.Error
 	switch {
 	case clientGone:

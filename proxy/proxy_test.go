@@ -421,6 +421,46 @@ func TestClientDisconnectMidBody(t *testing.T) {
 	}
 }
 
+// A client that sends the whole request and leaves before the response does not cancel the
+// change: Flowker applies it, and the event records what Flowker answered (SUCCESS, the new
+// id), not a failed attempt.
+func TestClientGoneAfterFullRequestRecordsTheRealOutcome(t *testing.T) {
+	release := make(chan struct{})
+	applied := make(chan struct{}, 1)
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		<-release // Flowker is still working when the client hangs up
+		applied <- struct{}{}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(201)
+		fmt.Fprintf(w, `{"workflowId":%q,"name":"slow","status":"draft"}`, wfID)
+	})
+	h := newHarness(t, up)
+	c, err := net.Dial("tcp", strings.TrimPrefix(h.front.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"name":"slow"}`
+	fmt.Fprintf(c, "POST /v1/workflows HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	time.Sleep(100 * time.Millisecond) // the request reaches the upstream
+	c.Close()
+	time.Sleep(100 * time.Millisecond) // the server notices the client left
+	close(release)
+	select {
+	case <-applied:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream call was cancelled with the client")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.events()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	evs := h.events()
+	if len(evs) != 1 || evs[0].Result != chain.ResultSuccess || evs[0].ResourceID != wfID {
+		t.Fatalf("events after the client left: %+v", evs)
+	}
+}
+
 func TestLocalRoutesAreNotForwarded(t *testing.T) {
 	up := &echoUpstream{}
 	h := newHarness(t, up, func(o *Options) {

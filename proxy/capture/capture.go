@@ -35,12 +35,17 @@ const Redacted = "[REDACTED]"
 var DefaultSecretKeys = []string{
 	"password", "passwd", "passphrase", "secret", "token", "apikey", "accesskey", "privatekey",
 	"authorization", "credential", "cookie", "signature", "sessionid", "clientsecret", "webhooktoken",
-	"verifytoken",
+	"verifytoken", "bearer", "jwt", "connectionstring", "connstr", "dsn",
 }
+
+// DefaultSecretNames are short names redacted only when the whole (normalised) key is one of
+// them: as substrings they would hide ordinary fields ("pass" in "bypass", "key" in "keyword").
+var DefaultSecretNames = []string{"pass", "pwd", "pw", "key", "auth", "sig", "sign", "otp", "pin", "creds"}
 
 // Redactor decides what to hide. It is immutable and safe for concurrent use.
 type Redactor struct {
 	keys  [][]byte         // substrings of a normalised key that mark a secret
+	names []string         // whole normalised keys that mark a secret
 	extra []*regexp.Regexp // configured key patterns
 	paths [][]string       // dot paths, lower-cased, "*" = any key or index
 }
@@ -52,6 +57,7 @@ func NewRedactor(keyPatterns, paths []string) (*Redactor, error) {
 	for _, k := range DefaultSecretKeys {
 		r.keys = append(r.keys, []byte(k))
 	}
+	r.names = DefaultSecretNames
 	for _, p := range keyPatterns {
 		re, err := regexp.Compile("(?i)" + p)
 		if err != nil {
@@ -84,6 +90,11 @@ func (r *Redactor) SecretKey(key string) bool {
 	n := normalizeKey(buf[:0], key)
 	for _, k := range r.keys {
 		if bytes.Contains(n, k) {
+			return true
+		}
+	}
+	for _, k := range r.names {
+		if string(n) == k {
 			return true
 		}
 	}

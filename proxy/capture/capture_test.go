@@ -245,3 +245,25 @@ func TestLookup(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretKeyNames(t *testing.T) {
+	r, err := NewRedactor(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]bool{
+		"password": true, "db_password": true, "pwd": true, "PWD": true, "pass": true, "key": true, "auth": true,
+		"sig": true, "jwt": true, "id_jwt": true, "Bearer": true, "dsn": true, "database-dsn": true,
+		"connectionString": true, "otp": true, "X-API-Key": true,
+		"keyword": false, "bypass": false, "author": false, "code": false, "name": false, "signal": false,
+		"design": false, "passenger": false, "monkey": false,
+	} {
+		if got := r.SecretKey(key); got != want {
+			t.Errorf("SecretKey(%q) = %v, want %v", key, got, want)
+		}
+	}
+	q := r.Query("pwd=hunter2&sig=abc&page=2")
+	if q["pwd"][0] != Redacted || q["sig"][0] != Redacted || q["page"][0] != "2" {
+		t.Fatalf("query: %v", q)
+	}
+}
