@@ -54,6 +54,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// SinkTuning adjusts each sink's supervisor settings (tests shorten backoffs).
 	SinkTuning func(*host.SinkConfig)
+	// RebaseWait bounds how long a start that must check the journal against the sinks' heads
+	// waits for an unreachable sink (default 1 min).
+	RebaseWait time.Duration
 }
 
 // App is the running sidecar.
@@ -174,7 +177,11 @@ func New(ctx context.Context, o Options) (*App, error) {
 	// A journal that lost its tail (or a configured chain whose journal is new) must not reuse
 	// sequence numbers a sink already holds: continue after the highest head the sinks report.
 	if rec.CutCount > 0 || (rec.Fresh && cfg.Chain.ID != "") {
-		if err := a.rebaseFromSinks(ctx, sinkConfigs); err != nil {
+		wait := o.RebaseWait
+		if wait <= 0 {
+			wait = time.Minute
+		}
+		if err := a.rebaseFromSinks(ctx, sinkConfigs, wait); err != nil {
 			return nil, err
 		}
 	}
@@ -289,18 +296,23 @@ func New(ctx context.Context, o Options) (*App, error) {
 }
 
 // rebaseFromSinks asks every sink for its head of this chain and, when one is ahead of the
-// journal, continues the chain after it. A sink that cannot be reached is skipped with a warning.
-func (a *App) rebaseFromSinks(ctx context.Context, sinks []host.SinkConfig) error {
+// journal, continues the chain after it. Every sink must answer (retried for up to
+// opts.RebaseWait): without a sink's head the sidecar cannot know which sequence numbers that sink
+// already holds, so starting would risk reusing them, and the start fails with the reason instead.
+// Cursors left above the new head (a sink acknowledged events that the journal then lost) are set
+// back to what the sink says it holds.
+func (a *App) rebaseFromSinks(ctx context.Context, sinks []host.SinkConfig, wait time.Duration) error {
 	chainID := a.journal.ChainID()
 	var best sink.Head
+	heads := map[string]sink.Head{}
 	for _, sc := range sinks {
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		h, err := sinkHead(cctx, sc, chainID, a.log)
-		cancel()
+		h, err := a.sinkHeadRetrying(ctx, sc, chainID, wait)
 		if err != nil {
-			a.log.Warn("could not read a sink's head to check the journal against it", "sink", sc.Name, "err", err)
-			continue
+			return fmt.Errorf("the journal lost its tail (or is new for chain %q) and sink %q could not tell its head within %s: %w; "+
+				"starting now could reuse sequence numbers that sink holds: bring it back, remove it from sinks, or use a new chain.id",
+				chainID, sc.Name, wait, err)
 		}
+		heads[sc.Name] = h
 		if h.Found && h.Sequence > best.Sequence {
 			best = h
 		}
@@ -312,7 +324,47 @@ func (a *App) rebaseFromSinks(ctx context.Context, sinks []host.SinkConfig) erro
 			return fmt.Errorf("continuing the chain after sequence %d: %w", best.Sequence, err)
 		}
 	}
+	cursors, err := a.journal.Cursors()
+	if err != nil {
+		return err
+	}
+	last := a.journal.Last()
+	for name, c := range cursors {
+		if c <= last {
+			continue
+		}
+		to := min(heads[name].Sequence, last)
+		a.log.Error("a sink's delivery cursor was beyond the chain head: acknowledged events are missing from the journal and the sinks",
+			"sink", name, "cursor", c, "sink_head", heads[name].Sequence, "chain_head", last, "cursor_now", to)
+		if err := a.journal.Ack(ctx, name, to); err != nil {
+			return fmt.Errorf("resetting the cursor of sink %q: %w", name, err)
+		}
+	}
 	return nil
+}
+
+// sinkHeadRetrying asks sc for its head, retrying with backoff for up to wait.
+func (a *App) sinkHeadRetrying(ctx context.Context, sc host.SinkConfig, chainID string, wait time.Duration) (sink.Head, error) {
+	deadline := time.Now().Add(wait)
+	backoff := 250 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, min(30*time.Second, max(time.Until(deadline), time.Second)))
+		h, err := sinkHead(cctx, sc, chainID, a.log)
+		cancel()
+		if err == nil {
+			return h, nil
+		}
+		if time.Now().Add(backoff).After(deadline) || ctx.Err() != nil {
+			return sink.Head{}, err
+		}
+		a.log.Warn("could not read a sink's head to check the journal against it; retrying", "sink", sc.Name, "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return sink.Head{}, ctx.Err()
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 func sinkHead(ctx context.Context, sc host.SinkConfig, chainID string, log *slog.Logger) (sink.Head, error) {

@@ -1,13 +1,19 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"database/sql"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/fakeflowker"
+	"github.com/flowker-audit/flowker-audit/internal/app"
 	"github.com/flowker-audit/flowker-audit/internal/testenv"
 )
 
@@ -45,5 +51,103 @@ func TestLostJournalDoesNotReuseSequences(t *testing.T) {
 	env2.Audit("/v1/audit-events/"+evs[5].EventID+"/verify").JSON(t, &v)
 	if !v.IsValid || v.TotalChecked != 6 {
 		t.Fatalf("verify: %+v", v)
+	}
+}
+
+// TestCutJournalTailAndShorterSinkKeepDelivering: the journal's tail is damaged (records cut at
+// start) after the sink acknowledged them, and the sink itself lost its newest rows. The chain
+// continues after the sink's head, the sink's cursor is set back to it, and new events reach the
+// sink: nothing new is skipped or compacted unsent.
+func TestCutJournalTailAndShorterSinkKeepDelivering(t *testing.T) {
+	fake := fakeflowker.New(fakeflowker.Options{APIKey: testenv.FlowkerKey})
+	fsrv := httptest.NewServer(fake)
+	defer fsrv.Close()
+	dir := t.TempDir()
+	opts := testenv.Options{DataDir: dir, Config: func(c *configT) {
+		c.Chain.ID = "cut-chain"
+		c.Journal.CompactEvery = config.Duration(time.Hour) // keep the records, so a tail can be cut
+	}}
+	env := testenv.StartSidecar(t, fsrv.URL, opts)
+	for i := 0; i < 10; i++ {
+		if r := env.Flowker("POST", "/v1/workflows", map[string]any{"name": "before"}); r.Status != 201 {
+			t.Fatal(r.Status)
+		}
+	}
+	env.WaitDelivered(30 * time.Second)
+	evs := env.AllEvents()
+	if err := env.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Damage the last record in the journal file (recovery cuts it: the journal ends at 9 while the
+	// sink's cursor says 10) and drop 10 from the sink too.
+	jpath := filepath.Join(dir, "journal.db")
+	b, err := os.ReadFile(jpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := []byte(evs[9].EventID)
+	if bytes.Count(b, id) == 0 {
+		t.Fatal("event 10 not found in the journal file")
+	}
+	for off := 0; ; {
+		i := bytes.Index(b[off:], id)
+		if i < 0 {
+			break
+		}
+		b[off+i+3] ^= 0x20
+		off += i + len(id)
+	}
+	if err := os.WriteFile(jpath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "audit.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DELETE FROM events WHERE seq > 9`, `UPDATE chains SET event_count = 9, last_seq = 9`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	env2 := testenv.StartSidecar(t, fsrv.URL, opts)
+	for i := 0; i < 3; i++ {
+		if r := env2.Flowker("POST", "/v1/workflows", map[string]any{"name": "after"}); r.Status != 201 {
+			t.Fatal(r.Status)
+		}
+	}
+	env2.WaitDelivered(30 * time.Second)
+	after := env2.AllEvents()
+	if len(after) != 12 || after[11].Sequence != 12 || after[9].PreviousHash != after[8].Hash {
+		for _, e := range after {
+			t.Logf("seq %d %s prev %.8s hash %.8s", e.Sequence, e.Timestamp, e.PreviousHash, e.Hash)
+		}
+		t.Fatalf("after the cut: %d events in the sink, want 9 old + 3 new linked after sequence 9", len(after))
+	}
+	var v verifyOut
+	env2.Audit("/v1/audit-events/"+after[11].EventID+"/verify").JSON(t, &v)
+	if !v.IsValid || v.TotalChecked != 12 {
+		t.Fatalf("verify: %+v", v)
+	}
+}
+
+// TestUnreachableSinkRefusesARebasingStart: when the journal must be checked against the sinks'
+// heads (a configured chain with a new journal) and a sink cannot be asked, the start fails with
+// the reason rather than risking reused sequence numbers.
+func TestUnreachableSinkRefusesARebasingStart(t *testing.T) {
+	bin := testenv.Binary(t)
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Chain.ID = "fixed-chain"
+	cfg.Listen.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Sinks = []config.Sink{
+		{Name: "store", Plugin: "sqlite", Query: true, Config: map[string]any{"path": filepath.Join(cfg.DataDir, "audit.db")}},
+		{Name: "warehouse", Plugin: "clickhouse", Config: map[string]any{"addr": []any{"127.0.0.1:1"}, "dial_timeout": "200ms"}},
+	}
+	_, err := app.New(context.Background(), app.Options{Config: cfg, RebaseWait: time.Second,
+		PluginCommand: func(name string) (string, []string, error) { return bin, []string{"plugin", name}, nil }})
+	if err == nil || !strings.Contains(err.Error(), `sink "warehouse" could not tell its head`) {
+		t.Fatalf("start with an unreachable sink and a journal to rebase: %v", err)
 	}
 }
