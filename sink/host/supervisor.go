@@ -243,6 +243,8 @@ func (s *Supervisor) observe() {
 	s.m.lag.Set(float64(last - acked))
 	if t, ok := s.src.AppendedAt(acked + 1); ok {
 		s.m.oldestAge.Set(max(time.Since(t).Seconds(), 0))
+	} else {
+		s.m.oldestAge.Set(0) // not in the journal (a gap): no age to report, never a stale one
 	}
 }
 
@@ -453,6 +455,16 @@ func (s *Supervisor) deliver(ctx context.Context, c *sink.Client) (progressed bo
 		}
 		s.fill(dctx, cursor)
 		events, err := s.src.Read(dctx, cursor+1, s.cfg.BatchSize, s.cfg.BatchBytes)
+		if last := s.src.Last(); err == nil && len(events) == 0 && last > cursor {
+			// Nothing retained after the cursor although the chain is further on: the journal
+			// continued after a rebase (those events live in other sinks) or compacted them.
+			// They cannot be delivered from here; go on after them rather than loop.
+			s.log.Error("the journal no longer holds events this sink has not acknowledged; continuing after them",
+				"from", cursor+1, "to", last)
+			cursor = last
+			s.ack(ctx, cursor, 0)
+			continue
+		}
 		if err != nil || len(events) == 0 {
 			if dctx.Err() != nil {
 				return progressed, causeOf(dctx)
@@ -643,7 +655,13 @@ func (s *Supervisor) adoptHead(ctx context.Context, cursor uint64, h sink.Head) 
 				"head", h.Sequence, "journal_last", last)
 			h.Sequence = last
 		}
-		if h.Sequence > cursor {
+		if h.Sequence > cursor && !s.sameEventAt(ctx, h) {
+			// The sink holds another event at that sequence (the chain forked, e.g. sequence
+			// numbers reused after a journal loss): skipping would hide it. Deliver from the
+			// cursor; the sink's write then fails as a conflict and the sink is marked failed.
+			s.log.Error("sink holds a different event at its head sequence than the journal: not skipping; the chains forked",
+				"cursor", cursor, "head", h.Sequence, "sink_hash", h.Hash)
+		} else if h.Sequence > cursor {
 			s.log.Info("sink already stores events past the delivery cursor; skipping them",
 				"cursor", cursor, "head", h.Sequence)
 			cursor = h.Sequence
@@ -656,6 +674,19 @@ func (s *Supervisor) adoptHead(ctx context.Context, cursor uint64, h sink.Head) 
 	s.acked.Store(cursor)
 	s.observe()
 	return cursor
+}
+
+// sameEventAt reports whether the journal's event at h.Sequence has h's hash. When the journal no
+// longer holds that event (compacted, or before a rebase) there is nothing to compare: true.
+func (s *Supervisor) sameEventAt(ctx context.Context, h sink.Head) bool {
+	if h.Hash == "" {
+		return true
+	}
+	evs, err := s.src.Read(ctx, h.Sequence, 1, 0)
+	if err != nil || len(evs) == 0 || evs[0].Sequence != h.Sequence {
+		return true
+	}
+	return evs[0].Hash == h.Hash
 }
 
 // fill waits up to BatchInterval for a full batch.

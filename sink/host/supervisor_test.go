@@ -2,9 +2,11 @@ package host
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,10 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/sink"
 	"github.com/flowker-audit/flowker-audit/sink/host/internal/memsource"
 )
@@ -466,4 +470,78 @@ func fileSequences(t *testing.T, path string, src *memsource.Source) []uint64 {
 		seqs = append(seqs, e.Sequence)
 	}
 	return seqs
+}
+
+// A sink whose head is another event at the same sequence (the chains forked) is not skipped
+// to: delivery starts from the cursor, so the conflict reaches the sink instead of being hidden.
+func TestForkedHeadIsNotSkippedTo(t *testing.T) {
+	dir := t.TempDir()
+	src := memsource.New("chain-fork")
+	src.Append(10, 100)
+	path := filepath.Join(dir, "log")
+	other := fmt.Sprintf(`{"chainId":"chain-fork","sequence":5,"hash":%q}`+"\n", strings.Repeat("f", 64))
+	if err := os.WriteFile(path, []byte(other), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, testConfig("forked", selfLaunch(t, "applog"), map[string]any{"path": path}), src)
+	h.waitDelivered(10)
+	h.stop()
+	if acks := src.Acks("forked"); len(acks) == 0 || acks[0] == 5 {
+		t.Fatalf("acks %v: the supervisor skipped to the forked head", acks)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "\n"); n != 11 {
+		t.Fatalf("%d lines in the sink, want the foreign line + events 1..10", n)
+	}
+}
+
+// After a rebase the journal continues at a sequence whose predecessors it never held (they are
+// in the sinks that reported the head). A sink whose cursor is behind that gap steps over it
+// instead of looping on an empty read, and its lag returns to 0.
+func TestJournalGapIsSteppedOver(t *testing.T) {
+	ctx := context.Background()
+	j, _, err := journal.Open(journal.Options{Path: filepath.Join(t.TempDir(), "j.db"), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if err := j.Rebase(ctx, 50, strings.Repeat("a", 64), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "log")
+	m := NewMetrics(prometheus.NewRegistry())
+	sup := NewSupervisor(testConfig("gap", selfLaunch(t, "applog"), map[string]any{"path": path}), j, m, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sup.Run(rctx) }()
+	// Nothing appended yet: the chain is at 50 and the journal holds no event.
+	waitFor(t, "the cursor to step over the gap", func() bool { c, _ := j.Cursor("gap"); return c >= 50 })
+	if lag := testutil.ToFloat64(m.lag.WithLabelValues("gap")); lag != 0 {
+		t.Errorf("lag %v over a gap, want 0", lag)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := j.Append(ctx, journal.Draft{EventID: uuid.NewString(), EventType: chain.WorkflowCreated, Action: chain.ActionCreate,
+			Result: chain.ResultSuccess, ResourceID: uuid.NewString(), ResourceType: chain.ResourceWorkflow,
+			Actor: chain.Actor{Type: chain.ActorAPIKey, ID: "key:0123456789ab", IPAddress: "203.0.113.9"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "sequence 53 to be acknowledged", func() bool { c, _ := j.Cursor("gap"); return c >= 53 })
+	if lag := testutil.ToFloat64(m.lag.WithLabelValues("gap")); lag != 0 {
+		t.Errorf("lag %v after delivery, want 0", lag)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "\n"); n != 3 || !strings.Contains(string(b), `"sequence":51`) {
+		t.Fatalf("sink holds:\n%s\nwant sequences 51..53", b)
+	}
 }
