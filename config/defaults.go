@@ -27,6 +27,7 @@ func Default() *Config {
 			FailMode:       FailClosed,
 			GroupCommitMax: 1024,
 			CompactEvery:   Duration(10 * time.Second),
+			OnceRetention:  Duration(30 * 24 * time.Hour),
 		},
 		Auth: Auth{DelegateCacheTTL: Duration(30 * time.Second)},
 		Identity: Identity{

@@ -100,6 +100,11 @@ type Journal struct {
 	GroupCommitMax int    `yaml:"group_commit_max"`
 	// CompactEvery is how often acknowledged events are removed.
 	CompactEvery Duration `yaml:"compact_every"`
+	// OnceRetention is how long the keys that keep idempotent execution events unique
+	// (EXECUTION_STARTED once per execution id, one terminal event) are kept; 0 keeps them forever.
+	// Flowker answers a replay of a finished execution with 200, which is never recorded, so the
+	// keys matter only while an execution runs.
+	OnceRetention Duration `yaml:"once_retention"`
 }
 
 // Auth says how callers of the audit API (GET /v1/audit-events...) and the Audit Trail page

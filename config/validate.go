@@ -114,6 +114,9 @@ func validate(cfg *Config, plugin func(string, []byte) (bool, error)) Errors {
 	for i, p := range cfg.Capture.RedactPaths {
 		checkRedactPath(&errs, fmt.Sprintf("capture.redact_paths[%d]", i), p)
 	}
+	if cfg.Journal.OnceRetention < 0 {
+		errs.add("journal.once_retention", "must be 0 (keep forever) or positive")
+	}
 	if ci := cfg.Chain.CheckpointInterval; ci < 0 || (ci > 0 && ci.D() < time.Second) {
 		errs.add("chain.checkpoint_interval", "must be 0 (off) or at least 1s, got %s", ci.D())
 	}

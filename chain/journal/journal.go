@@ -165,6 +165,7 @@ const (
 	kindAck
 	kindCompact
 	kindRebase
+	kindPruneOnce
 )
 
 type request struct {
@@ -387,6 +388,13 @@ func (j *Journal) checkTail(tx *bolt.Tx, rec *Recovery) error {
 		}
 	}
 	rec.CutCount = len(bad)
+	if len(bad) > 0 {
+		// A cut event never happened as far as the chain is concerned: release its Once key, so
+		// that a retry of the same change (e.g. an execution start) is recorded.
+		if err := releaseOnce(tx.Bucket(bucketOnce), bad); err != nil {
+			return err
+		}
+	}
 	if j.entries == 0 {
 		j.first = 0
 	} else if len(bad) > 0 {
@@ -666,6 +674,63 @@ func (j *Journal) Compact(ctx context.Context, upTo uint64) (int, error) {
 	}
 }
 
+// PruneOnce forgets Once keys written before `before`, so that the key set does not grow
+// forever: after that, an Append with such a key is no longer refused as a duplicate. It returns
+// the number of keys removed.
+func (j *Journal) PruneOnce(ctx context.Context, before time.Time) (int, error) {
+	total := 0
+	for {
+		r := &request{kind: kindPruneOnce, ts: before.Unix(), done: make(chan result, 1)}
+		if err := j.submit(ctx, r); err != nil {
+			return total, err
+		}
+		res := <-r.done
+		total += res.n
+		if res.err != nil || res.n < 10000 {
+			return total, res.err
+		}
+	}
+}
+
+// releaseOnce deletes the Once keys whose event is one of the cut records (keys: sequences).
+func releaseOnce(once *bolt.Bucket, cut [][]byte) error {
+	seqs := map[uint64]bool{}
+	for _, k := range cut {
+		seqs[readU64(k)] = true
+	}
+	var dead [][]byte
+	c := once.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(v) >= 8 && seqs[readU64(v[:8])] {
+			dead = append(dead, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range dead {
+		if err := once.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pruneOnceChunk deletes up to limit Once keys written before the unix time cutoff. Keys from
+// before timestamps were recorded (an 8-byte value) are kept.
+func pruneOnceChunk(once *bolt.Bucket, cutoff int64, limit int) (int, error) {
+	var dead [][]byte
+	c := once.Cursor()
+	for k, v := c.First(); k != nil && len(dead) < limit; k, v = c.Next() {
+		if len(v) == 16 && int64(readU64(v[8:])) < cutoff {
+			dead = append(dead, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range dead { // deleted after the walk: deleting under a bbolt cursor can skip keys
+		if err := once.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(dead), nil
+}
+
 // Stats reports retained events and bytes.
 func (j *Journal) Stats() (entries int64, bytes int64, first uint64) {
 	j.mu.Lock()
@@ -751,7 +816,7 @@ func (j *Journal) commit(batch []*request) {
 	onceInBatch := map[string]bool{}
 	appended, added := 0, int64(0)
 	compacted, removed := 0, int64(0)
-	var firstNew uint64
+	var firstNew, firstLeft uint64
 
 	tx, err := j.db.Begin(true)
 	if err == nil {
@@ -779,12 +844,22 @@ func (j *Journal) commit(batch []*request) {
 				} else {
 					h = head{seq: r.seq, hash: r.hash, ts: r.ts}
 				}
+			case kindPruneOnce:
+				n, perr := pruneOnceChunk(once, r.ts, 10000)
+				results[i] = result{n: n, err: perr}
 			case kindCompact:
 				n, freed, cerr := compactChunk(events, r.seq, 4096)
 				results[i] = result{n: n, err: cerr}
 				compacted += n
 				removed += freed
 				size -= freed
+			}
+		}
+		if compacted > 0 {
+			// The first retained event, read rather than derived: after a rebase the retained
+			// sequences need not be contiguous with the head.
+			if k, _ := events.Cursor().First(); k != nil {
+				firstLeft = readU64(k)
 			}
 		}
 		if perr := tx.Bucket(bucketMeta).Put(keyHeadSeq, u64(h.seq)); perr != nil {
@@ -824,10 +899,7 @@ func (j *Journal) commit(batch []*request) {
 			j.first = firstNew
 		}
 		if compacted > 0 {
-			j.first = 0
-			if j.entries > 0 {
-				j.first = h.seq - uint64(j.entries) + 1
-			}
+			j.first = firstLeft // 0 when nothing is retained
 		}
 		if appended > 0 {
 			close(j.notify)
@@ -880,7 +952,8 @@ func (j *Journal) stage(d *Draft, h *head, size *int64, events, once, watch *bol
 		return result{err: err}
 	}
 	if d.Once != "" {
-		if err := once.Put([]byte(d.Once), u64(e.Sequence)); err != nil {
+		// The key's sequence and when it was written (for PruneOnce).
+		if err := once.Put([]byte(d.Once), append(u64(e.Sequence), u64(uint64(now/1e6))...)); err != nil {
 			return result{err: err}
 		}
 		onceInBatch[d.Once] = true

@@ -562,3 +562,74 @@ func TestKill9DuringWriteBurst(t *testing.T) {
 		j.Close()
 	}
 }
+
+// After a rebase the retained sequences are not contiguous with the head: Stats reports the
+// first retained one as it is.
+func TestFirstRetainedAfterRebase(t *testing.T) {
+	j, _ := open(t, filepath.Join(t.TempDir(), "j.db"))
+	defer j.Close()
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		if _, err := j.Append(ctx, draft(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Rebase(ctx, 100, strings.Repeat("a", 64), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Append(ctx, draft(2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Compact(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _, first := j.Stats(); entries != 2 || first != 2 {
+		t.Fatalf("entries %d, first %d; want 2 entries from sequence 2", entries, first)
+	}
+}
+
+// Once keys are forgotten after their retention, and released when their event is cut from a
+// damaged tail (a retry of the same change is then recorded, not refused as a duplicate).
+func TestOnceKeysArePrunedAndReleasedOnCut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	j, _ := open(t, path, func(o *Options) { o.Now = clock })
+	ctx := context.Background()
+	appendOnce := func(j *Journal, key string) (chain.Event, error) {
+		d := draft(0)
+		d.Once = key
+		return j.Append(ctx, d)
+	}
+	if _, err := appendOnce(j, "exec-start:old"); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(48 * time.Hour)
+	if _, err := appendOnce(j, "exec-start:new"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := j.PruneOnce(ctx, now.Add(-24*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v; want the one key older than a day", n, err)
+	}
+	if _, err := appendOnce(j, "exec-start:old"); err != nil {
+		t.Fatalf("a pruned key is still refused: %v", err)
+	}
+	if _, err := appendOnce(j, "exec-start:new"); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("a kept key: %v, want ErrDuplicate", err)
+	}
+	last, err := appendOnce(j, "exec-start:cut")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	corrupt(t, path, last.EventID)
+	j, rec := open(t, path, func(o *Options) { o.Now = clock })
+	defer j.Close()
+	if rec.CutCount != 1 {
+		t.Fatalf("recovery: %+v", rec)
+	}
+	if _, err := appendOnce(j, "exec-start:cut"); err != nil {
+		t.Fatalf("the key of a cut event is still refused: %v", err)
+	}
+}

@@ -558,11 +558,20 @@ func (a *App) waitDelivered(ctx context.Context) {
 func (a *App) compactLoop(ctx context.Context) {
 	t := time.NewTicker(a.cfg.Journal.CompactEvery.D())
 	defer t.Stop()
+	var pruned time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if keep := a.cfg.Journal.OnceRetention.D(); keep > 0 && time.Since(pruned) > time.Hour {
+			pruned = time.Now()
+			if n, err := a.journal.PruneOnce(ctx, pruned.Add(-keep)); err != nil {
+				a.log.Warn("pruning idempotency keys failed", "err", err)
+			} else if n > 0 {
+				a.log.Debug("idempotency keys pruned", "removed", n, "older_than", keep.String())
+			}
 		}
 		upTo := uint64(0)
 		for i, s := range a.sups {
