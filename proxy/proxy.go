@@ -350,9 +350,12 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	holdStart := time.Now()
 	x.upStatus = resp.StatusCode
-	respTee := capture.NewTee(resp.Body, p.opts.MaxHoldBytes)
+	// The tee only counts and hashes: the held bytes are the capture (one copy, not two).
+	respTee := capture.NewTee(resp.Body, 0)
 	held, readErr := io.ReadAll(io.LimitReader(respTee, int64(p.opts.MaxHoldBytes)+1))
 	sum := respTee.Summary()
+	sum.Captured = held[:min(len(held), p.opts.MaxHoldBytes):min(len(held), p.opts.MaxHoldBytes)]
+	sum.Truncated = sum.Bytes > int64(len(sum.Captured))
 	if readErr != nil && sum.Err == nil {
 		sum.Err = readErr
 	}
