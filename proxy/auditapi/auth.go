@@ -250,6 +250,10 @@ func credentialKey(apiKey, authz string) [sha256.Size]byte {
 // Authenticate asks Flowker (or the cache).
 func (d *Delegate) Authenticate(ctx context.Context, r *http.Request) error {
 	apiKey, authz := r.Header.Get(HeaderAPIKey), r.Header.Get("Authorization")
+	if strings.TrimSpace(apiKey) == "" && strings.TrimSpace(authz) == "" {
+		// No credential is never delegated: a Flowker running without auth would admit it.
+		return &DeniedError{Message: msgInvalidKey}
+	}
 	key := credentialKey(apiKey, authz)
 	now := d.now()
 	d.mu.Lock()
