@@ -93,6 +93,10 @@ func TestAuditTrailPageAgainstSidecar(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{Config: func(c *config.Config) {
 		c.Identity.FingerprintKey = fingerprintKey
 		c.Identity.APIKeyNames = map[string]string{ciBot: "ci-bot"}
+		// The identity provider's key: users' tokens verify, so they name the actor even though
+		// the Flowker API key is sent too (an unverified token never overrides a key).
+		c.Identity.JWT.HMACSecret = idpSigningKey
+		c.Identity.JWT.Issuer = "https://auth.example.com"
 	}})
 	tr := fill(t, env, ciBot)
 	testenv.Eventually(t, 30*time.Second, "every execution outcome", func() bool { return int(env.App.Journal().Last()) >= tr.events })

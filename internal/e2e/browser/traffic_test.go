@@ -14,18 +14,21 @@ import (
 )
 
 // caller is who sends a request: the Flowker API key alone (recorded as the key's fingerprint,
-// shown with its configured name), or the key plus a Bearer JWT whose subject the sidecar
-// records as a user (the fake Flowker checks only the key).
+// shown with its configured name), or the key plus a Bearer JWT from the identity provider, which
+// the sidecar verifies and records as a user (the fake Flowker checks only the key).
 type caller struct {
 	actorID string   // the actor id the sidecar must record
 	hdr     []string // extra headers, name/value pairs
 }
 
-// userCaller signs a JWT with a key the sidecar does not know (so the subject is recorded
-// unverified, as Flowker itself reads it). owner/sub is Flowker's form for normal users.
+// idpSigningKey is the identity provider's HMAC key, configured in the sidecar.
+const idpSigningKey = "identity-provider-signing-key-0001"
+
+// userCaller signs a JWT with the identity provider's key. owner/sub is Flowker's form for
+// normal users.
 func userCaller(t *testing.T, owner, sub string) caller {
 	t.Helper()
-	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte("identity-provider-signing-key-0001")}, (&jose.SignerOptions{}).WithType("JWT"))
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte(idpSigningKey)}, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
 		t.Fatal(err)
 	}
