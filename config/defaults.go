@@ -36,6 +36,7 @@ func Default() *Config {
 		Capture: Capture{
 			MaxBodyBytes: ByteSize(64 << 10),
 			MaxHoldBytes: ByteSize(8 << 20),
+			MaxHoldTotal: ByteSize(256 << 20),
 			Bodies:       true,
 		},
 		Watcher: Watcher{

@@ -145,6 +145,9 @@ type Capture struct {
 	// MaxHoldBytes bounds how much of an audited response is held before the event is written;
 	// larger responses are recorded with truncated=true and no full-body hash.
 	MaxHoldBytes ByteSize `yaml:"max_hold_bytes"`
+	// MaxHoldTotal bounds the body bytes all audited requests in flight hold together; past it,
+	// captures are cut short (the event says truncated) and bodies stream on unchanged.
+	MaxHoldTotal ByteSize `yaml:"max_hold_total"`
 	// RedactKeys are case-insensitive regular expressions; any JSON key (and query parameter)
 	// matching one has its value replaced by "[REDACTED]". Added to the built-in list.
 	RedactKeys []string `yaml:"redact_keys"`

@@ -103,6 +103,9 @@ func validate(cfg *Config, plugin func(string, []byte) (bool, error)) Errors {
 	if cfg.Capture.MaxBodyBytes > 16<<20 {
 		errs.add("capture.max_body_bytes", "must be at most 16MiB")
 	}
+	if cfg.Capture.MaxHoldTotal < cfg.Capture.MaxHoldBytes {
+		errs.add("capture.max_hold_total", "must be at least capture.max_hold_bytes (%d)", int64(cfg.Capture.MaxHoldBytes))
+	}
 	if cfg.Capture.MaxHoldBytes < 64<<10 || cfg.Capture.MaxHoldBytes > 256<<20 {
 		errs.add("capture.max_hold_bytes", "must be between 64KiB and 256MiB")
 	}

@@ -16,6 +16,7 @@ type Metrics struct {
 	Replays          prometheus.Counter
 	HoldDuration     prometheus.Histogram
 	InFlight         prometheus.Gauge
+	HeldBytes        prometheus.Gauge
 }
 
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
@@ -43,12 +44,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Time an audited response was held while its event was built and made durable.", Buckets: latencyBuckets}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "proxy", Name: "in_flight_requests",
 			Help: "Requests being handled right now."}),
+		HeldBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "proxy", Name: "held_bytes",
+			Help: "Body bytes held by audited requests in flight (bounded by capture.max_hold_total)."}),
 	}
 	for _, reason := range []string{"journal_full", "journal_failed"} {
 		m.Refused.WithLabelValues(reason) // exported at 0 from the start
 	}
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.Duration, m.UpstreamDuration, m.Events, m.Unclassified, m.Refused, m.Replays, m.HoldDuration, m.InFlight)
+		reg.MustRegister(m.Requests, m.Duration, m.UpstreamDuration, m.Events, m.Unclassified, m.Refused, m.Replays, m.HoldDuration, m.InFlight, m.HeldBytes)
 	}
 	return m
 }

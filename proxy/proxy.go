@@ -60,13 +60,16 @@ type Local struct {
 
 // Options configure a Proxy.
 type Options struct {
-	Upstream      *url.URL
-	Transport     http.RoundTripper
-	Rules         *rules.Table
-	Identity      *identity.Resolver
-	Redactor      *capture.Redactor
-	MaxBodyBytes  int  // cap of a rendered body in an event
-	MaxHoldBytes  int  // cap of a response held before its event is durable
+	Upstream     *url.URL
+	Transport    http.RoundTripper
+	Rules        *rules.Table
+	Identity     *identity.Resolver
+	Redactor     *capture.Redactor
+	MaxBodyBytes int // cap of a rendered body in an event
+	MaxHoldBytes int // cap of a response held before its event is durable
+	// MaxHoldTotal caps the body bytes held by all audited requests in flight together (default
+	// 256 MiB); past it, captures are cut short (the event says truncated) and responses stream.
+	MaxHoldTotal  int64
 	CaptureBodies bool // render bodies (false: sizes and digests only)
 	FailMode      string
 	Journal       Journal
@@ -88,7 +91,8 @@ type Proxy struct {
 	log       *slog.Logger
 	m         *Metrics
 	redactors map[*rules.Rule]*capture.Redactor
-	canon     sync.Pool // *jsonb.Canonicalizer scratch space, reused across requests
+	canon     sync.Pool       // *jsonb.Canonicalizer scratch space, reused across requests
+	budget    *capture.Budget // body bytes held by audited requests in flight
 }
 
 type ctxKey struct{}
@@ -149,10 +153,14 @@ func New(opts Options) (*Proxy, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 64 << 10
 	}
+	if opts.MaxHoldTotal <= 0 {
+		opts.MaxHoldTotal = 256 << 20
+	}
 	if opts.AppendTimeout <= 0 {
 		opts.AppendTimeout = 30 * time.Second
 	}
-	p := &Proxy{opts: opts, log: opts.Logger, m: opts.Metrics, redactors: map[*rules.Rule]*capture.Redactor{}}
+	p := &Proxy{opts: opts, log: opts.Logger, m: opts.Metrics, redactors: map[*rules.Rule]*capture.Redactor{},
+		budget: capture.NewBudget(opts.MaxHoldTotal)}
 	p.canon.New = func() any { return new(jsonb.Canonicalizer) }
 	for _, r := range opts.Rules.Rules() {
 		p.redactors[r] = opts.Redactor.With(r.Redact)
@@ -318,12 +326,20 @@ func (p *Proxy) serveAudited(w http.ResponseWriter, r *http.Request, m *rules.Ma
 	defer cancel()
 	out := r.WithContext(context.WithValue(ctx, ctxKey{}, x))
 	if r.Body != nil && r.Body != http.NoBody {
-		x.reqTee = capture.NewTee(r.Body, p.opts.MaxHoldBytes)
+		x.reqTee = capture.NewTee(r.Body, p.opts.MaxHoldBytes).WithBudget(p.budget)
 		out.Body = x.reqTee
 	} else {
 		x.reqTee = capture.NewTee(nil, 0)
 	}
 	p.rp.ServeHTTP(w, out)
+	x.reqTee.Release()
+	p.heldChanged()
+}
+
+func (p *Proxy) heldChanged() {
+	if p.m != nil {
+		p.m.HeldBytes.Set(float64(p.budget.InUse()))
+	}
 }
 
 func newEventID() string {
@@ -350,12 +366,20 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	holdStart := time.Now()
 	x.upStatus = resp.StatusCode
-	// The tee only counts and hashes: the held bytes are the capture (one copy, not two).
+	// The tee only counts and hashes: the held bytes are the capture (one copy, not two). They
+	// count against the budget shared by all requests in flight until the response is done.
 	respTee := capture.NewTee(resp.Body, 0)
-	held, readErr := io.ReadAll(io.LimitReader(respTee, int64(p.opts.MaxHoldBytes)+1))
+	limit := p.budget.Take(p.opts.MaxHoldBytes + 1)
+	held, readErr := io.ReadAll(io.LimitReader(respTee, int64(limit)))
+	p.budget.Give(limit - len(held))
+	p.heldChanged()
+	cut := limit <= p.opts.MaxHoldBytes && len(held) == limit // the budget, not the hold limit, stopped the read
+	if cut {
+		p.log.Warn("capture.max_hold_total reached: response captured in part and streamed", "route", x.route, "held_bytes", p.budget.InUse())
+	}
 	sum := respTee.Summary()
 	sum.Captured = held[:min(len(held), p.opts.MaxHoldBytes):min(len(held), p.opts.MaxHoldBytes)]
-	sum.Truncated = sum.Bytes > int64(len(sum.Captured))
+	sum.Truncated = sum.Bytes > int64(len(sum.Captured)) || cut
 	if readErr != nil && sum.Err == nil {
 		sum.Err = readErr
 	}
@@ -369,28 +393,36 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 			// An idempotent replay of an execution already recorded: nothing new happened.
 		case x.mode == config.FailClosed:
 			x.failed = true
+			p.budget.Give(len(held)) // the response is dropped
+			p.heldChanged()
 			return fmt.Errorf("audit record not written: %w", err)
 		}
 	}
 	p.m.HoldDuration.Observe(time.Since(holdStart).Seconds())
 	// Release the response: the held bytes, then whatever was beyond the hold limit.
 	rest := io.Reader(bytes.NewReader(nil))
-	if int64(len(held)) > int64(p.opts.MaxHoldBytes) {
-		rest = respTee // beyond the hold limit the body streams on after the event
+	if len(held) >= limit {
+		rest = respTee // beyond the hold limit (or the budget) the body streams on after the event
 	}
-	resp.Body = &heldBody{Reader: io.MultiReader(bytes.NewReader(held), rest), closer: respTee}
+	release := func() { p.budget.Give(len(held)); p.heldChanged() }
+	resp.Body = &heldBody{Reader: io.MultiReader(bytes.NewReader(held), rest), closer: respTee, release: release}
 	if readErr != nil {
-		resp.Body = &heldBody{Reader: io.MultiReader(bytes.NewReader(held), errReader{readErr}), closer: respTee}
+		resp.Body = &heldBody{Reader: io.MultiReader(bytes.NewReader(held), errReader{readErr}), closer: respTee, release: release}
 	}
 	return nil
 }
 
 type heldBody struct {
 	io.Reader
-	closer io.Closer
+	closer  io.Closer
+	release func()
+	once    sync.Once
 }
 
-func (h *heldBody) Close() error { return h.closer.Close() }
+func (h *heldBody) Close() error {
+	h.once.Do(h.release)
+	return h.closer.Close()
+}
 
 type errReader struct{ err error }
 

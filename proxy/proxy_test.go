@@ -515,3 +515,41 @@ func TestNoCompressionAddedOrRemoved(t *testing.T) {
 		t.Fatalf("upstream saw Accept-Encoding %q, want the client's own", sawAE)
 	}
 }
+
+// When the bytes held by audited requests in flight reach capture.max_hold_total, bodies pass
+// through unchanged and are captured in part (the event says truncated), and every held byte is
+// given back once the exchange ends.
+func TestHoldBudgetCutsCapturesNotBodies(t *testing.T) {
+	respBody := `{"workflowId":"` + wfID + `","pad":"` + strings.Repeat("r", 20<<10) + `"}`
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(201)
+		_, _ = io.WriteString(w, respBody)
+	})
+	h := newHarness(t, up, func(o *Options) { o.MaxHoldTotal = 4 << 10 })
+	reqBody := `{"name":"big","pad":"` + strings.Repeat("q", 20<<10) + `"}`
+	resp := do(t, "POST", h.front.URL+"/v1/workflows", strings.NewReader(reqBody), map[string]string{"Content-Type": "application/json"})
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 201 || string(got) != respBody {
+		t.Fatalf("status %d, %d of %d body bytes, %v", resp.StatusCode, len(got), len(respBody), err)
+	}
+	evs := h.events()
+	if len(evs) != 1 {
+		t.Fatalf("%d events", len(evs))
+	}
+	var ctx struct {
+		Request  struct{ Truncated bool } `json:"request"`
+		Response struct{ Truncated bool } `json:"response"`
+	}
+	if err := json.Unmarshal(evs[0].Context, &ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !ctx.Request.Truncated {
+		t.Errorf("request capture not marked truncated: %s", evs[0].Context)
+	}
+	if h.proxy.budget.InUse() != 0 || testutil.ToFloat64(h.proxy.m.HeldBytes) != 0 {
+		t.Errorf("held bytes after the exchange: %d (gauge %v)", h.proxy.budget.InUse(), testutil.ToFloat64(h.proxy.m.HeldBytes))
+	}
+}

@@ -274,7 +274,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	}
 	a.proxy, err = proxy.New(proxy.Options{
 		Upstream: upstream, Transport: transport, Rules: table, Identity: a.resolver, Redactor: redactor,
-		MaxBodyBytes: int(cfg.Capture.MaxBodyBytes), MaxHoldBytes: int(cfg.Capture.MaxHoldBytes), CaptureBodies: cfg.Capture.Bodies,
+		MaxBodyBytes: int(cfg.Capture.MaxBodyBytes), MaxHoldBytes: int(cfg.Capture.MaxHoldBytes), MaxHoldTotal: int64(cfg.Capture.MaxHoldTotal), CaptureBodies: cfg.Capture.Bodies,
 		FailMode: cfg.Journal.FailMode, Journal: j, Observer: observer, Metrics: pm, Lost: a.jm.EventsLost,
 		Logger: o.Logger.With("component", "proxy"),
 		Local: []proxy.Local{

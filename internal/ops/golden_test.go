@@ -55,6 +55,7 @@ var goldenModes = map[string]goldenMode{
 	"flowker_audit_journal_group_commit_events":        modeSeries,
 	"flowker_audit_proxy_audit_hold_duration_seconds":  modeValues,
 	"flowker_audit_proxy_in_flight_requests":           modeValues,
+	"flowker_audit_proxy_held_bytes":                   modeValues,
 	"flowker_audit_proxy_refused_total":                modeValues,
 	"flowker_audit_proxy_request_duration_seconds":     modeValues,
 	"flowker_audit_proxy_requests_total":               modeValues,

@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -204,22 +205,72 @@ func encodeString(s string) []byte {
 	return b
 }
 
+// Budget bounds the bytes that everything sharing it holds at once (the bodies of all audited
+// requests in flight). It never blocks: a holder takes what is left and captures less.
+type Budget struct {
+	avail atomic.Int64
+	total int64
+}
+
+// NewBudget returns a budget of n bytes.
+func NewBudget(n int64) *Budget {
+	b := &Budget{total: n}
+	b.avail.Store(n)
+	return b
+}
+
+// Take takes up to n bytes and returns how many it got.
+func (b *Budget) Take(n int) int {
+	for {
+		a := b.avail.Load()
+		got := min(int64(n), max(a, 0))
+		if got == 0 || b.avail.CompareAndSwap(a, a-got) {
+			return int(got)
+		}
+	}
+}
+
+// Give returns n bytes.
+func (b *Budget) Give(n int) { b.avail.Add(int64(n)) }
+
+// InUse is the number of bytes taken.
+func (b *Budget) InUse() int64 { return b.total - b.avail.Load() }
+
 // Tee wraps a body: it passes every byte through, keeps the first Limit bytes, and hashes and
 // counts everything.
 type Tee struct {
-	mu    sync.Mutex // Summary may run while the transport still reads
-	rc    io.ReadCloser
-	limit int
-	buf   []byte
-	h     hash.Hash
-	n     int64
-	err   error
-	eof   bool
+	mu     sync.Mutex // Summary may run while the transport still reads
+	rc     io.ReadCloser
+	limit  int
+	buf    []byte
+	h      hash.Hash
+	n      int64
+	err    error
+	eof    bool
+	budget *Budget
+	taken  int
 }
 
 // NewTee wraps rc (which may be nil or http.NoBody).
 func NewTee(rc io.ReadCloser, limit int) *Tee {
 	return &Tee{rc: rc, limit: limit, h: sha256.New()}
+}
+
+// WithBudget makes the captured bytes count against b: once b runs out the Tee stops capturing
+// (what it kept stays a prefix). Release gives them back.
+func (t *Tee) WithBudget(b *Budget) *Tee {
+	t.budget = b
+	return t
+}
+
+// Release gives the captured bytes back to the budget; the capture must not be used afterwards.
+func (t *Tee) Release() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.budget != nil && t.taken > 0 {
+		t.budget.Give(t.taken)
+		t.taken = 0
+	}
 }
 
 // Read implements io.Reader.
@@ -237,7 +288,16 @@ func (t *Tee) Read(p []byte) (int, error) {
 		t.h.Write(p[:n])
 		t.n += int64(n)
 		if room := t.limit - len(t.buf); room > 0 {
-			t.buf = append(t.buf, p[:min(n, room)]...)
+			want := min(n, room)
+			if t.budget != nil {
+				got := t.budget.Take(want)
+				t.taken += got
+				if got < want {
+					t.limit = len(t.buf) + got // out of budget: keep a prefix, capture no more
+				}
+				want = got
+			}
+			t.buf = append(t.buf, p[:want]...)
 		}
 	}
 	if err == io.EOF {

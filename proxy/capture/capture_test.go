@@ -267,3 +267,37 @@ func TestSecretKeyNames(t *testing.T) {
 		t.Fatalf("query: %v", q)
 	}
 }
+
+func TestBudgetBoundsWhatTeesHold(t *testing.T) {
+	b := NewBudget(100)
+	t1 := NewTee(io.NopCloser(strings.NewReader(strings.Repeat("a", 80))), 1000).WithBudget(b)
+	t2 := NewTee(io.NopCloser(strings.NewReader(strings.Repeat("b", 80))), 1000).WithBudget(b)
+	if _, err := io.ReadAll(t1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(t2); err != nil {
+		t.Fatal(err)
+	}
+	s1, s2 := t1.Summary(), t2.Summary()
+	if len(s1.Captured) != 80 || len(s2.Captured) != 20 || !s2.Truncated || s2.Bytes != 80 || !s2.Complete {
+		t.Fatalf("captured %d and %d (truncated %v, %d bytes passed)", len(s1.Captured), len(s2.Captured), s2.Truncated, s2.Bytes)
+	}
+	if b.InUse() != 100 {
+		t.Fatalf("in use %d", b.InUse())
+	}
+	t1.Release()
+	t1.Release() // idempotent
+	if b.InUse() != 20 {
+		t.Fatalf("in use after a release %d", b.InUse())
+	}
+	// A capture cut by the budget stays a prefix even when budget comes back mid-body.
+	t3 := NewTee(io.NopCloser(strings.NewReader("0123456789")), 1000).WithBudget(b)
+	b.avail.Store(3)
+	buf := make([]byte, 5)
+	n, _ := t3.Read(buf)
+	b.Give(1000)
+	_, _ = io.ReadAll(io.MultiReader(bytes.NewReader(nil), t3))
+	if got := string(t3.Summary().Captured); got != "012" || n != 5 {
+		t.Fatalf("captured %q, want the prefix 012", got)
+	}
+}
