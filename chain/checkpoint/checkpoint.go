@@ -129,16 +129,9 @@ func (s *Signer) Sign(chainID string, seq uint64, hash string, t time.Time) (Che
 // LoadOrCreateKey reads the Ed25519 private key stored at path as the hex of its 32-byte seed,
 // or, when the file does not exist, generates one and writes it with mode 0600.
 func LoadOrCreateKey(path string) (key ed25519.PrivateKey, created bool, err error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		key, err := parseSeed(strings.TrimSpace(string(b)))
-		if err != nil {
-			return nil, false, fmt.Errorf("%s: %w", path, err)
-		}
-		return key, false, nil
-	}
+	key, err = LoadKey(path)
 	if !errors.Is(err, os.ErrNotExist) {
-		return nil, false, fmt.Errorf("reading checkpoint key: %w", err)
+		return key, false, err
 	}
 	seed := make([]byte, ed25519.SeedSize)
 	if _, err := rand.Read(seed); err != nil {

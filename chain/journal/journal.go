@@ -660,15 +660,28 @@ func (j *Journal) Unwatch(executionID string) error {
 // Compact removes events at or below upTo (the lowest cursor of all sinks), in chunks, and
 // returns how many were removed.
 func (j *Journal) Compact(ctx context.Context, upTo uint64) (int, error) {
+	return j.inChunks(ctx, request{kind: kindCompact, seq: upTo}, compactChunkSize)
+}
+
+// Chunk sizes of the maintenance requests: each is one writer transaction, so that appends
+// never wait behind a long one.
+const (
+	compactChunkSize   = 4096
+	pruneOnceChunkSize = 10000
+)
+
+// inChunks submits copies of r until one handles less than a full chunk, and returns the total.
+func (j *Journal) inChunks(ctx context.Context, r request, chunk int) (int, error) {
 	total := 0
 	for {
-		r := &request{kind: kindCompact, seq: upTo, done: make(chan result, 1)}
-		if err := j.submit(ctx, r); err != nil {
+		c := r
+		c.done = make(chan result, 1)
+		if err := j.submit(ctx, &c); err != nil {
 			return total, err
 		}
-		res := <-r.done
+		res := <-c.done
 		total += res.n
-		if res.err != nil || res.n == 0 {
+		if res.err != nil || res.n < chunk {
 			return total, res.err
 		}
 	}
@@ -678,18 +691,7 @@ func (j *Journal) Compact(ctx context.Context, upTo uint64) (int, error) {
 // forever: after that, an Append with such a key is no longer refused as a duplicate. It returns
 // the number of keys removed.
 func (j *Journal) PruneOnce(ctx context.Context, before time.Time) (int, error) {
-	total := 0
-	for {
-		r := &request{kind: kindPruneOnce, ts: before.Unix(), done: make(chan result, 1)}
-		if err := j.submit(ctx, r); err != nil {
-			return total, err
-		}
-		res := <-r.done
-		total += res.n
-		if res.err != nil || res.n < 10000 {
-			return total, res.err
-		}
-	}
+	return j.inChunks(ctx, request{kind: kindPruneOnce, ts: before.Unix()}, pruneOnceChunkSize)
 }
 
 // releaseOnce deletes the Once keys whose event is one of the cut records (keys: sequences).
@@ -845,10 +847,10 @@ func (j *Journal) commit(batch []*request) {
 					h = head{seq: r.seq, hash: r.hash, ts: r.ts}
 				}
 			case kindPruneOnce:
-				n, perr := pruneOnceChunk(once, r.ts, 10000)
+				n, perr := pruneOnceChunk(once, r.ts, pruneOnceChunkSize)
 				results[i] = result{n: n, err: perr}
 			case kindCompact:
-				n, freed, cerr := compactChunk(events, r.seq, 4096)
+				n, freed, cerr := compactChunk(events, r.seq, compactChunkSize)
 				results[i] = result{n: n, err: cerr}
 				compacted += n
 				removed += freed

@@ -551,6 +551,11 @@ func (s *Sink) cachedHead(ctx context.Context, st state, chainID string) (sink.H
 	if ok {
 		return h, nil
 	}
+	return s.loadHead(ctx, st, chainID)
+}
+
+// loadHead asks the server for chainID's head and caches it.
+func (s *Sink) loadHead(ctx context.Context, st state, chainID string) (sink.Head, error) {
 	h, err := s.head(ctx, st, chainID)
 	if err != nil {
 		return sink.Head{}, err
@@ -593,14 +598,7 @@ func (s *Sink) Head(ctx context.Context, chainID string) (sink.Head, error) {
 	if err != nil {
 		return sink.Head{}, err
 	}
-	h, err := s.head(ctx, st, chainID)
-	if err != nil {
-		return sink.Head{}, err
-	}
-	s.mu.Lock()
-	s.heads[chainID] = h
-	s.mu.Unlock()
-	return h, nil
+	return s.loadHead(ctx, st, chainID)
 }
 
 // head reads the chain's summary rows in audit_chain_blocks: about one row per 16384 events and
