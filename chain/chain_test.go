@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 type vectorFile struct {
@@ -302,5 +303,25 @@ func BenchmarkSHA256Raw1KiB(b *testing.B) {
 	b.SetBytes(int64(len(in)))
 	for b.Loop() {
 		_ = sha256.Sum256(in)
+	}
+}
+
+func TestCleanText(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"plain", 0, "plain"},
+		{"a\x00b", 0, "a\uFFFDb"},
+		{"bad\xffbyte", 0, "bad\uFFFDbyte"},
+		{"ééé", 3, "é"},  // 6 bytes; cut at 3 would split the second é
+		{"ééé", 4, "éé"}, // a whole character fits
+		{strings.Repeat("x", 300), 255, strings.Repeat("x", 255)},
+	} {
+		got := CleanText(tc.in, tc.max)
+		if got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("CleanText(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+		}
 	}
 }

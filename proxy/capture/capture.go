@@ -25,7 +25,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
+
+	"github.com/flowker-audit/flowker-audit/chain"
 )
 
 // Redacted replaces every redacted value.
@@ -189,13 +190,7 @@ var ErrNotJSON = errors.New("body is not JSON")
 
 // sanitize makes s storable as jsonb text: invalid UTF-8 and U+0000 (which PostgreSQL's jsonb
 // rejects) become U+FFFD.
-func sanitize(s string) string {
-	if utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
-		return s
-	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.ReplaceAll(s, "\x00", "\uFFFD")
-}
+func sanitize(s string) string { return chain.CleanText(s, 0) }
 
 // Sanitize is the exported form of sanitize for other event fields.
 func Sanitize(s string) string { return sanitize(s) }

@@ -281,14 +281,7 @@ func hopByHop(h http.Header, name string) bool {
 	return false
 }
 
-func clip(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
-	if len(s) > 255 {
-		s = s[:255]
-	}
-	return s
-}
+func clip(s string) string { return chain.CleanText(s, 255) }
 
 // bearer extracts the token of "Bearer <token>" (Flowker also accepts a bare token).
 func bearer(h string) string {

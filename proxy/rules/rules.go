@@ -270,15 +270,13 @@ func Mutating(r *http.Request) bool {
 }
 
 // CanonicalID returns the canonical lower-case form of a UUID in any form Flowker accepts
-// (upper case, braces, urn:uuid:), or s unchanged (capped at 255 bytes) when it is not a UUID.
+// (upper case, braces, urn:uuid:), or s as event text (chain.CleanText, at most 255 bytes) when it
+// is not a UUID.
 func CanonicalID(s string) string {
 	if u, err := uuid.Parse(s); err == nil {
 		return u.String()
 	}
-	if len(s) > 255 {
-		return s[:255]
-	}
-	return s
+	return chain.CleanText(s, 255)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -416,10 +416,7 @@ func canon(v map[string]any) []byte {
 	return []byte("{}")
 }
 
-func sanitize(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.ReplaceAll(s, "\x00", "\uFFFD")
-}
+func sanitize(s string) string { return chain.CleanText(s, 0) }
 
 func newID() string {
 	if u, err := uuid.NewV7(); err == nil {
