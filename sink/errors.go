@@ -44,10 +44,9 @@ func toStatus(err error) error {
 // remoteError is an error that came back from a plugin call. Its text is the plugin's message;
 // it wraps the sentinel (ErrNotFound, ErrUnsupported, a context error) the status code stands for.
 type remoteError struct {
-	op   string
-	msg  string
-	code codes.Code
-	err  error
+	op  string
+	msg string
+	err error
 }
 
 func (e *remoteError) Error() string { return "sink plugin " + e.op + ": " + e.msg }
@@ -64,7 +63,7 @@ func fromStatus(ctx context.Context, op string, err error) error {
 	if !ok {
 		return fmt.Errorf("sink plugin %s: %w", op, err)
 	}
-	re := &remoteError{op: op, msg: st.Message(), code: st.Code()}
+	re := &remoteError{op: op, msg: st.Message()}
 	switch st.Code() {
 	case codes.NotFound:
 		re.err = ErrNotFound

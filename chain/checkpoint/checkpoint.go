@@ -26,6 +26,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flowker-audit/flowker-audit/chain"
 )
 
 // Checkpoint is one signed chain head, as written to the log (one JSON object per line).
@@ -68,7 +70,7 @@ func (c Checkpoint) Message() []byte {
 	b.WriteString("chainId=" + c.ChainID + "\n")
 	b.WriteString("sequence=" + strconv.FormatUint(c.Sequence, 10) + "\n")
 	b.WriteString("hash=" + c.Hash + "\n")
-	b.WriteString("time=" + c.Time.UTC().Format("2006-01-02T15:04:05.000000Z") + "\n")
+	b.WriteString("time=" + c.Time.UTC().Format(chain.TimestampLayout) + "\n")
 	return []byte(b.String())
 }
 

@@ -58,7 +58,6 @@ var (
 	keyHeadSeq = []byte("head_seq")
 	keyHeadHsh = []byte("head_hash")
 	keyHeadTS  = []byte("head_ts")
-	keyBytes   = []byte("bytes")
 	keyProbe   = []byte("probe")
 )
 
@@ -417,20 +416,18 @@ func (j *Journal) checkTail(tx *bolt.Tx, rec *Recovery) error {
 			}
 		}
 	}
-	return j.putHead(tx.Bucket(bucketMeta))
+	return putHead(tx.Bucket(bucketMeta), j.head)
 }
 
-func (j *Journal) putHead(meta *bolt.Bucket) error {
-	if err := meta.Put(keyHeadSeq, u64(j.head.seq)); err != nil {
+// putHead records the chain head (recovery recounts the retained bytes from the records).
+func putHead(meta *bolt.Bucket, h head) error {
+	if err := meta.Put(keyHeadSeq, u64(h.seq)); err != nil {
 		return err
 	}
-	if err := meta.Put(keyHeadHsh, []byte(j.head.hash)); err != nil {
+	if err := meta.Put(keyHeadHsh, []byte(h.hash)); err != nil {
 		return err
 	}
-	if err := meta.Put(keyHeadTS, u64(uint64(j.head.ts))); err != nil {
-		return err
-	}
-	return meta.Put(keyBytes, u64(uint64(j.bytes)))
+	return meta.Put(keyHeadTS, u64(uint64(h.ts)))
 }
 
 // ChainID is the chain this journal appends to.
@@ -776,14 +773,22 @@ func (j *Journal) run() {
 		case r := <-j.reqs:
 			batch = append(batch, r)
 		case <-j.stop:
-			// Serve what was submitted before Close, then stop.
+			// Serve what was submitted before Close, in full batches, then stop.
 			for {
-				select {
-				case r := <-j.reqs:
-					j.commit([]*request{r})
-				default:
+				batch = batch[:0]
+			drain:
+				for len(batch) < j.opts.MaxBatch {
+					select {
+					case r := <-j.reqs:
+						batch = append(batch, r)
+					default:
+						break drain
+					}
+				}
+				if len(batch) == 0 {
 					return
 				}
+				j.commit(batch)
 			}
 		}
 		// Let goroutines that are about to append run first: with one P (GOMAXPROCS=1, e.g. a
@@ -801,11 +806,6 @@ func (j *Journal) run() {
 		}
 		j.commit(batch)
 	}
-}
-
-type pending struct {
-	req *request
-	res result
 }
 
 func (j *Journal) commit(batch []*request) {
@@ -864,12 +864,8 @@ func (j *Journal) commit(batch []*request) {
 				firstLeft = readU64(k)
 			}
 		}
-		if perr := tx.Bucket(bucketMeta).Put(keyHeadSeq, u64(h.seq)); perr != nil {
-			err = perr
-		} else {
-			_ = tx.Bucket(bucketMeta).Put(keyHeadHsh, []byte(h.hash))
-			_ = tx.Bucket(bucketMeta).Put(keyHeadTS, u64(uint64(h.ts)))
-			_ = tx.Bucket(bucketMeta).Put(keyBytes, u64(uint64(size)))
+		if err == nil {
+			err = putHead(tx.Bucket(bucketMeta), h)
 		}
 		if err == nil {
 			err = tx.Commit()

@@ -380,7 +380,9 @@ func (s *Sink) scanFile(path, chainID string) (sink.Head, error) {
 	defer f.Close()
 	var h sink.Head
 	r := bufio.NewReaderSize(f, 1<<20)
-	needle := []byte(`"chainId":`)
+	// Only lines of this chain are decoded: chain ids are plain ASCII, so AppendJSON writes
+	// them unescaped and this text is in every line of the chain.
+	needle := []byte(`"chainId":"` + chainID + `"`)
 	for {
 		line, err := r.ReadBytes('\n')
 		if len(line) > 0 && line[len(line)-1] == '\n' && bytes.Contains(line, needle) {

@@ -13,8 +13,9 @@ import (
 // The object has chain.Event's JSON field names and order, so it decodes back into a
 // chain.Event, and it keeps every byte that was hashed: context and metadata are written as the
 // exact canonical text (encoding/json would compact it and escape <, > and &), and the
-// timestamp in the canonical input's form (six fractional digits, Z). Anyone can therefore
-// recompute each hash from the file alone. Empty context or metadata is written as {}, which is
+// timestamp in RFC 3339 UTC with its microseconds (trailing zeros trimmed), which is the instant
+// the canonical input renders with six fractional digits. Anyone can therefore recompute each
+// hash from the file alone. Empty context or metadata is written as {}, which is
 // what the hash used.
 //
 // It fails (permanently: the same event can never be written) when context or metadata is not
