@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the test dependencies are present: clickhouse-server (Debian's 18.16), chromium,
-# and chdb (a current ClickHouse engine from the npm registry) for the modern-DDL checks.
+# Node.js with npm, and chdb (a current ClickHouse engine from the npm registry) for the
+# modern-DDL checks.
 # As root it installs what is missing; otherwise it says exactly what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/bin/clickhouse-server ] || missing+=(clickhouse-server clickhouse-client)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+{ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "installing: ${missing[*]}"
@@ -19,9 +21,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 		echo "Install them with: sudo apt-get install -y ${missing[*]}" >&2
 		exit 1
 	fi
-fi
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-	echo "The modern-ClickHouse checks need Node.js and npm (apt-get install -y nodejs npm)." >&2
-	exit 1
 fi
 ./internal/chtest/chdb/install.sh
