@@ -170,3 +170,30 @@ func FuzzParse(f *testing.F) {
 		_, _ = Parse(data, Options{}) // must never panic
 	})
 }
+
+// A SQLite sink that names no path keeps its store in data_dir, as the environment sets it.
+func TestSQLiteStoreFollowsDataDir(t *testing.T) {
+	lookup := func(k string) (string, bool) {
+		if k == "FLOWKER_AUDIT_DATA_DIR" {
+			return "/var/lib/flowker-audit", true
+		}
+		return "", false
+	}
+	shipped, err := os.ReadFile(filepath.Join("..", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, doc := range map[string][]byte{"built-in defaults": []byte("version: 1\n"), "shipped config.yaml": shipped} {
+		cfg, err := Parse(doc, Options{Lookup: lookup})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if p := cfg.Sinks[0].Config["path"]; p != "/var/lib/flowker-audit/audit.db" {
+			t.Errorf("%s: SQLite path %v, want it in data_dir", name, p)
+		}
+	}
+	cfg, err := Parse([]byte("version: 1\nsinks: [{name: s, plugin: sqlite, query: true, config: {path: /elsewhere/a.db}}]\n"), Options{Lookup: lookup})
+	if err != nil || cfg.Sinks[0].Config["path"] != "/elsewhere/a.db" {
+		t.Fatalf("an explicit path must stay: %v %v", cfg.Sinks[0].Config, err)
+	}
+}

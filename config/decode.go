@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -62,6 +63,23 @@ func Load(path string, opts Options) (*Config, error) {
 	return Parse(data, opts)
 }
 
+// defaultSQLitePaths puts the store of a SQLite sink that names no path in data_dir (as it
+// stands after the environment overrides), beside the journal.
+func defaultSQLitePaths(cfg *Config) {
+	for i := range cfg.Sinks {
+		s := &cfg.Sinks[i]
+		if s.Plugin != "sqlite" {
+			continue
+		}
+		if s.Config == nil {
+			s.Config = map[string]any{}
+		}
+		if _, ok := s.Config["path"]; !ok {
+			s.Config["path"] = filepath.Join(cfg.DataDir, "audit.db")
+		}
+	}
+}
+
 // Parse is Load for a configuration held in memory.
 func Parse(data []byte, opts Options) (*Config, error) {
 	cfg := Default()
@@ -71,6 +89,7 @@ func Parse(data []byte, opts Options) (*Config, error) {
 		lookup = func(string) (string, bool) { return "", false }
 	}
 	errs = append(errs, applyEnv(cfg, lookup)...)
+	defaultSQLitePaths(cfg)
 	errs = append(errs, validate(cfg, opts.ValidatePlugin)...)
 	if len(errs) > 0 {
 		return cfg, errs

@@ -50,7 +50,7 @@ func Default() *Config {
 			Name:   "store",
 			Plugin: "sqlite",
 			Query:  true,
-			Config: map[string]any{"path": "./data/audit.db"},
+			Config: map[string]any{}, // path: <data_dir>/audit.db (see Parse)
 		}},
 		Log:             Log{Format: "json", Level: "info"},
 		ShutdownTimeout: Duration(20 * time.Second),
