@@ -190,21 +190,11 @@ func openQuerySink(ctx context.Context, cfg *config.Config, log *slog.Logger) (*
 		if !s.Query {
 			continue
 		}
-		exe, err := os.Executable()
+		launch, err := app.LaunchOptions(s, nil)
 		if err != nil {
 			return nil, err
 		}
-		launch := sink.LaunchOptions{Name: s.Name, Path: exe, Args: []string{"plugin", s.Plugin}, Logger: log, SHA256: s.SHA256}
-		if !contains(config.BundledPlugins, s.Plugin) {
-			launch.Path, launch.Args = s.Plugin, nil
-		}
-		for k, v := range s.Config {
-			if name, ok := v.(string); ok && strings.HasSuffix(k, "_env") {
-				if val, ok := os.LookupEnv(name); ok {
-					launch.Env = append(launch.Env, name+"="+val)
-				}
-			}
-		}
+		launch.Logger = log
 		c, err := sink.Open(ctx, launch)
 		if err != nil {
 			return nil, fmt.Errorf("starting sink %s: %w", s.Name, err)
@@ -217,15 +207,6 @@ func openQuerySink(ctx context.Context, cfg *config.Config, log *slog.Logger) (*
 		return c, nil
 	}
 	return nil, errors.New("no sink has query: true")
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 type verifyResult struct {

@@ -12,7 +12,7 @@
 //	flowker-audit export [--config FILE] --chain ID [--from N] [--to N] [--out FILE]
 //	flowker-audit fingerprint [--config FILE] API_KEY
 //	flowker-audit schema clickhouse [--server-version V] [--database DB]
-//	flowker-audit fake-flowker [--listen ADDR] [--api-key KEY] [--execution-delay D]
+//	flowker-audit fake-flowker [--listen ADDR] [--api-key KEY] [--execution-delay D] [--latency D]
 //	flowker-audit plugin NAME                    (internal: serve a bundled sink plugin)
 //	flowker-audit version
 package main
@@ -70,7 +70,7 @@ Usage:
                                                print the actor id an API key is recorded as
   flowker-audit schema clickhouse [--server-version V] [--database DB]
                                                print the ClickHouse DDL (dry run)
-  flowker-audit fake-flowker [--listen ADDR] [--api-key KEY] [--execution-delay D]
+  flowker-audit fake-flowker [--listen ADDR] [--api-key KEY] [--execution-delay D] [--latency D]
                                                run the in-memory fake Flowker (tests, demos)
   flowker-audit version
 

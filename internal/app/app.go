@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -77,11 +78,8 @@ type App struct {
 	recovery *journal.Recovery
 	cp       *checkpoint.Writer // nil when checkpoints are off
 
-	mu         sync.Mutex
-	draining   bool
-	proxyAddr  net.Addr
-	adminAddr  net.Addr
-	compactErr error
+	mu       sync.Mutex
+	draining bool
 }
 
 // New builds the sidecar: it opens the journal (recovering its tail) and prepares every
@@ -151,15 +149,9 @@ func New(ctx context.Context, o Options) (*App, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sink %s: config: %w", s.Name, err)
 		}
-		launch := sink.LaunchOptions{Name: s.Name, SHA256: s.SHA256, Env: passEnv(s.Config)}
-		if slicesContains(config.BundledPlugins, s.Plugin) {
-			path, args, err := o.PluginCommand(s.Plugin)
-			if err != nil {
-				return nil, fmt.Errorf("sink %s: %w", s.Name, err)
-			}
-			launch.Path, launch.Args = path, args
-		} else {
-			launch.Path = s.Plugin
+		launch, err := LaunchOptions(s, o.PluginCommand)
+		if err != nil {
+			return nil, err
 		}
 		sc := host.SinkConfig{Name: s.Name, Plugin: s.Plugin, Launch: launch, Config: raw, Query: s.Query,
 			BatchSize: s.BatchSize, BatchBytes: int(s.BatchBytes), BatchInterval: s.BatchInterval.D(), WriteTimeout: s.WriteTimeout.D()}
@@ -396,16 +388,6 @@ func (a *App) querier(context.Context) (sink.Querier, error) {
 // Journal returns the journal (tests, verify).
 func (a *App) Journal() *journal.Journal { return a.journal }
 
-// Registry returns the metrics registry.
-func (a *App) Registry() *prometheus.Registry { return a.reg }
-
-// Addrs returns the bound listener addresses (nil before Run bound them).
-func (a *App) Addrs() (proxyAddr, adminAddr net.Addr) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.proxyAddr, a.adminAddr
-}
-
 // Run starts the listeners, the sink supervisors, the watcher and the compaction loop, and
 // blocks until ctx ends; then it stops accepting, finishes in-flight requests, lets the sinks
 // catch up, stops the plugins and closes the journal, all within shutdown_timeout.
@@ -422,13 +404,6 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 			return fmt.Errorf("admin.addr: %w", err)
 		}
 	}
-	a.mu.Lock()
-	a.proxyAddr = ln.Addr()
-	if aln != nil {
-		a.adminAddr = aln.Addr()
-	}
-	a.mu.Unlock()
-
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	var wg sync.WaitGroup
@@ -468,7 +443,11 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 	a.log.Info("flowker-audit listening", "proxy", ln.Addr().String(), "admin", addrString(aln), "upstream", a.cfg.Upstream.URL,
 		"chain_id", a.journal.ChainID())
 	if ready != nil {
-		ready(ln.Addr(), a.adminAddrOrNil())
+		var adminAddr net.Addr
+		if aln != nil {
+			adminAddr = aln.Addr()
+		}
+		ready(ln.Addr(), adminAddr)
 	}
 
 	var runErr error
@@ -524,12 +503,6 @@ func addrString(ln net.Listener) string {
 		return ""
 	}
 	return ln.Addr().String()
-}
-
-func (a *App) adminAddrOrNil() net.Addr {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.adminAddr
 }
 
 // waitDelivered waits until every sink acknowledged the journal's last sequence, or ctx ends.
@@ -732,6 +705,25 @@ func secret(configured, path string) ([]byte, error) {
 
 // passEnv forwards the environment variables a sink's config names in *_env keys (such as
 // ClickHouse's password_env) to its plugin process, which otherwise gets a minimal environment.
+// LaunchOptions says how to start sink s's plugin: a bundled plugin by re-executing this binary
+// (pluginCommand; nil: this executable's `plugin NAME`), any other by its path, with the
+// environment variables its config names in *_env keys.
+func LaunchOptions(s config.Sink, pluginCommand func(name string) (string, []string, error)) (sink.LaunchOptions, error) {
+	launch := sink.LaunchOptions{Name: s.Name, SHA256: s.SHA256, Env: passEnv(s.Config), Path: s.Plugin}
+	if !slices.Contains(config.BundledPlugins, s.Plugin) {
+		return launch, nil
+	}
+	if pluginCommand == nil {
+		pluginCommand = selfPlugin
+	}
+	path, args, err := pluginCommand(s.Plugin)
+	if err != nil {
+		return sink.LaunchOptions{}, fmt.Errorf("sink %s: %w", s.Name, err)
+	}
+	launch.Path, launch.Args = path, args
+	return launch, nil
+}
+
 func passEnv(cfg map[string]any) []string {
 	var out []string
 	for k, v := range cfg {
@@ -752,15 +744,6 @@ func selfPlugin(name string) (string, []string, error) {
 		return "", nil, fmt.Errorf("locating the flowker-audit executable to start plugin %s: %w", name, err)
 	}
 	return exe, []string{"plugin", name}, nil
-}
-
-func slicesContains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func buildInfo(reg prometheus.Registerer, version string) {
