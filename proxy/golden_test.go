@@ -37,7 +37,7 @@ const (
 var testFingerprintKey = []byte("golden-fingerprint-key-0123456789")
 
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	journal  *journal.Journal
 	proxy    *Proxy
 	front    *httptest.Server
@@ -70,7 +70,7 @@ func (o *recordingObserver) seenList() []string {
 	return append([]string(nil), o.seen...)
 }
 
-func newHarness(t *testing.T, upstream http.Handler, mut ...func(*Options)) *harness {
+func newHarness(t testing.TB, upstream http.Handler, mut ...func(*Options)) *harness {
 	t.Helper()
 	h := &harness{t: t, reg: prometheus.NewRegistry(), observer: &recordingObserver{}}
 	h.upstream = httptest.NewServer(upstream)

@@ -9,13 +9,12 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/proxy/capture"
-	"github.com/flowker-audit/flowker-audit/proxy/rules"
 )
 
 // BenchmarkInfer measures building the event of an audited workflow update (request and
 // response bodies of about 1.5 KiB each): capture rendering, redaction, metadata, canonical text.
 func BenchmarkInfer(b *testing.B) {
-	h := newHarness(&testing.T{}, http.NotFoundHandler())
+	h := newHarness(b, http.NotFoundHandler())
 	defer h.front.Close()
 	body := `{"name":"payout-aml-two-step","description":"payout webhook -> AML screen -> risk score","metadata":{"squad":"payouts"},` +
 		`"nodes":[{"id":"hook","type":"trigger","position":{"x":40,"y":120},"data":{"triggerType":"webhook","path":"/p","method":"POST","verify_token":"s3cret"}},` +
@@ -39,5 +38,4 @@ func BenchmarkInfer(b *testing.B) {
 			b.Fatal("no event")
 		}
 	}
-	_ = rules.Unclassified
 }

@@ -14,7 +14,7 @@ func BenchmarkProxyRead(b *testing.B) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"id":"c5160020-5d68-4a05-b984-cef31de6428a","name":"w","status":"active"}`)
 	})
-	h := newHarness(&testing.T{}, up)
+	h := newHarness(b, up)
 	defer h.front.Close()
 	defer h.upstream.Close()
 	path := "/v1/workflows/c5160020-5d68-4a05-b984-cef31de6428a"
@@ -39,7 +39,7 @@ func BenchmarkProxyRead(b *testing.B) {
 // BenchmarkHandlerRead measures the proxy handler alone for a GET (no client, in-process recorder).
 func BenchmarkHandlerRead(b *testing.B) {
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, `{}`) })
-	h := newHarness(&testing.T{}, up)
+	h := newHarness(b, up)
 	defer h.front.Close()
 	defer h.upstream.Close()
 	b.ReportAllocs()
