@@ -226,13 +226,14 @@ type routeKey struct{}
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.opts.Upstream)
 	// Forwarding headers are rebuilt: kept from the client only when the peer is a trusted proxy.
-	if _, _, _, trusted := p.opts.Identity.ClientIP(pr.In); trusted {
+	trusted := p.opts.Identity.TrustedPeer(pr.In.RemoteAddr)
+	if trusted {
 		if v := pr.In.Header.Values("X-Forwarded-For"); len(v) > 0 {
 			pr.Out.Header["X-Forwarded-For"] = append([]string(nil), v...)
 		}
 	}
 	pr.SetXForwarded()
-	if _, _, _, trusted := p.opts.Identity.ClientIP(pr.In); trusted {
+	if trusted {
 		if v := pr.In.Header.Get("X-Forwarded-Proto"); v == "https" || v == "http" {
 			pr.Out.Header.Set("X-Forwarded-Proto", v)
 		}

@@ -167,6 +167,16 @@ func (r *Resolver) isTrusted(a netip.Addr) bool {
 	return false
 }
 
+// TrustedPeer reports whether the TCP peer at remoteAddr ("host:port") is a trusted proxy.
+func (r *Resolver) TrustedPeer(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && r.isTrusted(a.Unmap())
+}
+
 // ClientIP returns the address to record for req and whether the peer is a trusted proxy.
 func (r *Resolver) ClientIP(req *http.Request) (ip string, peer string, forwarded []string, trusted bool) {
 	host, _, err := net.SplitHostPort(req.RemoteAddr)

@@ -258,3 +258,19 @@ func TestUnknownKeyIDsFetchTheJWKSAtMostOncePerMinute(t *testing.T) {
 		t.Fatalf("%d JWKS fetches for 20 tokens with unknown key ids, want at most 1", n)
 	}
 }
+
+func TestTrustedPeer(t *testing.T) {
+	r := resolver(t) // trusts 10.0.0.0/8 and 192.0.2.1
+	for addr, want := range map[string]bool{
+		"10.1.2.3:5000": true, "[::ffff:10.1.2.3]:5000": true, "192.0.2.1:1": true,
+		"192.0.2.2:1": false, "203.0.113.9:1": false, "garbage": false, "": false,
+	} {
+		if got := r.TrustedPeer(addr); got != want {
+			t.Errorf("TrustedPeer(%q) = %v, want %v", addr, got, want)
+		}
+		req := req(addr, nil)
+		if _, _, _, trusted := r.ClientIP(req); addr != "garbage" && addr != "" && trusted != want {
+			t.Errorf("ClientIP disagrees for %q", addr)
+		}
+	}
+}
