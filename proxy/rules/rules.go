@@ -179,29 +179,23 @@ func (r *Rule) key() string {
 // Rules returns the rules in match order.
 func (t *Table) Rules() []*Rule { return t.rules }
 
-// DetectionPath returns the path Flowker's router matches on: the raw path, ASCII lower-cased,
-// trailing slashes removed (the root stays "/").
-func DetectionPath(rawPath string) string {
-	p := rawPath
-	for len(p) > 1 && p[len(p)-1] == '/' {
-		p = p[:len(p)-1]
+// asciiEqualFold reports whether seg equals lit, a lower-case rule literal, ignoring ASCII case
+// only (Flowker's router lower-cases ASCII letters; Unicode folding such as the Kelvin sign to
+// "k" would match paths Flowker does not).
+func asciiEqualFold(lit, seg string) bool {
+	if len(lit) != len(seg) {
+		return false
 	}
-	return asciiLower(p)
-}
-
-func asciiLower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if b[j] >= 'A' && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lit[i] {
+			return false
 		}
 	}
-	return s
+	return true
 }
 
 // Match finds the first rule for method and the raw (escaped) request path, or nil.
@@ -213,29 +207,27 @@ func (t *Table) Match(method, rawPath string) *Match {
 	if !strings.HasPrefix(trimmed, "/") {
 		return nil
 	}
-	lower := asciiLower(trimmed)
-	segs := strings.Split(lower, "/")[1:]
 	raw := strings.Split(trimmed, "/")[1:]
 	method = strings.ToUpper(method)
 	for _, r := range t.rules {
 		if r.Method != "*" && r.Method != method {
 			continue
 		}
-		if params, ok := r.match(segs, raw); ok {
+		if params, ok := r.match(raw); ok {
 			return &Match{Rule: r, Params: params}
 		}
 	}
 	return nil
 }
 
-func (r *Rule) match(segs, raw []string) (map[string]string, bool) {
-	if len(segs) < len(r.segs) || (!r.wildcard && len(segs) != len(r.segs)) {
+func (r *Rule) match(raw []string) (map[string]string, bool) {
+	if len(raw) < len(r.segs) || (!r.wildcard && len(raw) != len(r.segs)) {
 		return nil, false
 	}
 	var params map[string]string
 	for i, s := range r.segs {
 		if name := r.params[i]; name != "" {
-			if segs[i] == "" {
+			if raw[i] == "" {
 				return nil, false
 			}
 			if params == nil {
@@ -244,7 +236,7 @@ func (r *Rule) match(segs, raw []string) (map[string]string, bool) {
 			params[name] = raw[i]
 			continue
 		}
-		if s != segs[i] {
+		if !asciiEqualFold(s, raw[i]) {
 			return nil, false
 		}
 	}

@@ -199,3 +199,18 @@ func FuzzMatch(f *testing.F) {
 		}
 	})
 }
+
+// Only ASCII letters fold, as in Flowker's router: a Unicode look-alike (the Kelvin sign for k)
+// is another path.
+func TestMatchFoldsASCIIOnly(t *testing.T) {
+	tb, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := tb.Match("POST", "/V1/WORKFLOWS/"); m == nil || m.Rule.Name != "workflow.create" {
+		t.Fatalf("ASCII case: %+v", m)
+	}
+	if m := tb.Match("POST", "/v1/wor\u212aflows"); m != nil {
+		t.Fatalf("the Kelvin sign matched rule %s", m.Rule.Name)
+	}
+}
