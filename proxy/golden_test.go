@@ -47,6 +47,7 @@ type harness struct {
 }
 
 type recordingObserver struct {
+	idle    bool // Watching answers false: no execution is awaited
 	mu      sync.Mutex
 	started []string
 	seen    []string
@@ -57,6 +58,8 @@ func (o *recordingObserver) Started(id, wf string) {
 	defer o.mu.Unlock()
 	o.started = append(o.started, id+"@"+wf)
 }
+
+func (o *recordingObserver) Watching(string) bool { return !o.idle }
 
 func (o *recordingObserver) Seen(id string, _ []byte) {
 	o.mu.Lock()

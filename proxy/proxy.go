@@ -47,7 +47,10 @@ type Journal interface {
 type Observer interface {
 	// Started is called after an EXECUTION_STARTED event (and its watch entry) was journaled.
 	Started(executionID, workflowID string)
-	// Seen is called with the body of a GET /v1/executions/{id} response that passed through.
+	// Watching reports whether executionID's outcome is still awaited: only then is the body of a
+	// GET /v1/executions/{id} response that passes through read for it.
+	Watching(executionID string) bool
+	// Seen is called with the body of such a response.
 	Seen(executionID string, body []byte)
 }
 
@@ -271,7 +274,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.m.Unclassified.WithLabelValues(metricMethod(r.Method)).Inc()
 	case m != nil && m.Rule.Kind == config.KindExecutionStatus:
 		route = m.Rule.Name
-		if p.opts.Observer != nil && r.Method == http.MethodGet {
+		if p.opts.Observer != nil && r.Method == http.MethodGet && p.opts.Observer.Watching(rules.CanonicalID(m.Param("id"))) {
 			x := &exchange{match: m, rule: m.Rule, route: route, start: start, observe: true}
 			p.rp.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), ctxKey{}, x)))
 			return

@@ -472,6 +472,21 @@ func TestLocalRoutesAreNotForwarded(t *testing.T) {
 	}
 }
 
+// A status read of an execution nobody awaits is streamed as is: not read for the observer.
+func TestUnwatchedExecutionStatusIsNotRead(t *testing.T) {
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"executionId":%q,"status":"completed"}`, wfID)
+	})
+	h := newHarness(t, up)
+	h.observer.idle = true
+	resp := do(t, "GET", h.front.URL+"/v1/executions/"+wfID, nil, nil)
+	_, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if s := h.observer.seenList(); len(s) != 0 {
+		t.Fatalf("observer saw %v", s)
+	}
+}
+
 func TestExecutionStatusObservedInPassing(t *testing.T) {
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"executionId":%q,"status":"completed"}`, wfID)

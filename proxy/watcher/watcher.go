@@ -128,6 +128,14 @@ func (w *Watcher) Started(executionID, workflowID string) {
 	w.poke()
 }
 
+// Watching reports whether executionID's outcome is still awaited.
+func (w *Watcher) Watching(executionID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.pending[executionID]
+	return ok
+}
+
 // Seen handles an execution status that passed through the proxy.
 func (w *Watcher) Seen(executionID string, body []byte) {
 	w.mu.Lock()
