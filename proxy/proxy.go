@@ -300,10 +300,7 @@ func (p *Proxy) serveAudited(w http.ResponseWriter, r *http.Request, m *rules.Ma
 		mode = p.opts.FailMode
 	}
 	if err := p.opts.Journal.Accepting(); err != nil {
-		reason := "journal_failed"
-		if errors.Is(err, journal.ErrFull) {
-			reason = "journal_full"
-		}
+		reason := journalReason(err)
 		if mode == config.FailClosed {
 			p.m.Refused.WithLabelValues(reason).Inc()
 			p.log.Error("audited request refused before reaching Flowker: the journal cannot accept events (fail_closed)",
@@ -340,11 +337,7 @@ func (p *Proxy) serveAudited(w http.ResponseWriter, r *http.Request, m *rules.Ma
 	p.heldChanged()
 }
 
-func (p *Proxy) heldChanged() {
-	if p.m != nil {
-		p.m.HeldBytes.Set(float64(p.budget.InUse()))
-	}
-}
+func (p *Proxy) heldChanged() { p.m.HeldBytes.Set(float64(p.budget.InUse())) }
 
 func newEventID() string {
 	if u, err := uuid.NewV7(); err == nil {
@@ -405,15 +398,23 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	p.m.HoldDuration.Observe(time.Since(holdStart).Seconds())
 	// Release the response: the held bytes, then whatever was beyond the hold limit.
 	rest := io.Reader(bytes.NewReader(nil))
-	if len(held) >= limit {
+	switch {
+	case readErr != nil:
+		rest = errReader{readErr}
+	case len(held) >= limit:
 		rest = respTee // beyond the hold limit (or the budget) the body streams on after the event
 	}
-	release := func() { p.budget.Give(len(held)); p.heldChanged() }
-	resp.Body = &heldBody{Reader: io.MultiReader(bytes.NewReader(held), rest), closer: respTee, release: release}
-	if readErr != nil {
-		resp.Body = &heldBody{Reader: io.MultiReader(bytes.NewReader(held), errReader{readErr}), closer: respTee, release: release}
-	}
+	resp.Body = &heldBody{Reader: io.MultiReader(bytes.NewReader(held), rest), closer: respTee,
+		release: func() { p.budget.Give(len(held)); p.heldChanged() }}
 	return nil
+}
+
+// journalReason is the metric label of a journal refusal.
+func journalReason(err error) string {
+	if errors.Is(err, journal.ErrFull) {
+		return "journal_full"
+	}
+	return "journal_failed"
 }
 
 type heldBody struct {
@@ -449,10 +450,7 @@ func (p *Proxy) append(ctx context.Context, x *exchange, d journal.Draft) (chain
 		p.m.Replays.Inc()
 		p.log.Debug("idempotent replay: no new event", "route", x.route, "once", d.Once)
 	default:
-		reason := "journal_failed"
-		if errors.Is(err, journal.ErrFull) {
-			reason = "journal_full"
-		}
+		reason := journalReason(err)
 		p.opts.Lost.WithLabelValues(reason).Inc()
 		p.log.Error("audit event could not be journaled", "event_id", d.EventID, "event_type", d.EventType,
 			"result", d.Result, "resource_id", d.ResourceID, "actor", d.Actor.ID, "route", x.route,
