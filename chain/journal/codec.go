@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"unsafe"
 )
 
 // Record format (version 1), the value stored under an 8-byte big-endian sequence key:
@@ -107,13 +108,20 @@ func decodeRecord(b []byte) (chain.Event, error) {
 	if body[0] != recordVersion {
 		return e, fmt.Errorf("%w: unknown record version %d", ErrCorrupt, body[0])
 	}
-	// One allocation for all string fields.
+	// One allocation for every field: the strings are views of this private copy (unsafe.String),
+	// which nothing writes to after the copy; Context and Metadata are slices of it.
 	owned := make([]byte, len(body)-1)
 	copy(owned, body[1:])
 	r := &reader{b: owned}
 	e.Sequence = r.uvarint()
 	e.Timestamp = time.UnixMicro(r.varint()).UTC()
-	str := func() string { return string(r.bytes()) }
+	str := func() string {
+		b := r.bytes()
+		if len(b) == 0 {
+			return ""
+		}
+		return unsafe.String(&b[0], len(b))
+	}
 	e.EventID, e.EventType, e.Action, e.Result = str(), str(), str(), str()
 	e.ResourceID, e.ResourceType = str(), str()
 	e.Actor.Type, e.Actor.ID, e.Actor.IPAddress = str(), str(), str()
