@@ -25,7 +25,7 @@ import (
 func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capture.Summary, upstreamErr error) (journal.Draft, bool) {
 	rule := x.rule
 	req := x.reqTee.Summary()
-	src := sourceCtx{match: x.match, req: complete(req), resp: complete(resp), respHeader: respHeader}
+	src := &sourceCtx{match: x.match, reqSum: req, respSum: resp, respHeader: respHeader}
 	success := upstreamErr == nil && status >= 200 && status < 300
 
 	d := journal.Draft{
@@ -86,12 +86,14 @@ func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capt
 	if status != 0 {
 		ctx.int("status", int64(status))
 	}
-	if !success && src.resp != nil {
-		if code := errorCode(src.resp); code != "" {
-			ctx.str("errorCode", code)
-			if msg, ok := capture.Lookup(src.resp, []string{"message"}); ok && msg != "" {
-				ctx.str("errorMessage", clip(msg, 1024))
-			}
+	var failure []byte // Flowker's error body
+	if !success {
+		failure = src.respBody()
+	}
+	if code := errorCode(failure); code != "" {
+		ctx.str("errorCode", code)
+		if msg, ok := capture.Lookup(failure, []string{"message"}); ok && msg != "" {
+			ctx.str("errorMessage", clip(msg, 1024))
 		}
 	}
 	if upstreamErr != nil {
@@ -279,14 +281,32 @@ func errorCode(body []byte) string {
 	return clip(capture.Sanitize(code), 64)
 }
 
+// sourceCtx is where a rule's values come from. A body is checked (complete, valid JSON) only
+// when a value is first looked up in it: most rules read the path alone.
 type sourceCtx struct {
-	match      *rules.Match
-	req, resp  []byte // complete JSON bodies, or nil
-	respHeader http.Header
+	match             *rules.Match
+	reqSum, respSum   capture.Summary
+	req, resp         []byte // complete JSON bodies, or nil, once checked
+	reqDone, respDone bool
+	respHeader        http.Header
+}
+
+func (s *sourceCtx) reqBody() []byte {
+	if !s.reqDone {
+		s.req, s.reqDone = complete(s.reqSum), true
+	}
+	return s.req
+}
+
+func (s *sourceCtx) respBody() []byte {
+	if !s.respDone {
+		s.resp, s.respDone = complete(s.respSum), true
+	}
+	return s.resp
 }
 
 // first returns the first non-empty value of srcs.
-func (s sourceCtx) first(srcs []rules.Source) string {
+func (s *sourceCtx) first(srcs []rules.Source) string {
 	for _, src := range srcs {
 		var v string
 		switch src.Kind {
@@ -295,12 +315,12 @@ func (s sourceCtx) first(srcs []rules.Source) string {
 				v = s.match.Param(src.Name)
 			}
 		case rules.FromRequest:
-			if s.req != nil {
-				v, _ = capture.Lookup(s.req, src.Path)
+			if body := s.reqBody(); body != nil {
+				v, _ = capture.Lookup(body, src.Path)
 			}
 		case rules.FromResponse:
-			if s.resp != nil {
-				v, _ = capture.Lookup(s.resp, src.Path)
+			if body := s.respBody(); body != nil {
+				v, _ = capture.Lookup(body, src.Path)
 			}
 		case rules.FromResponseHeader:
 			if s.respHeader != nil {
