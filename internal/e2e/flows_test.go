@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
-	"github.com/flowker-audit/flowker-audit/fakeflowker"
+	"github.com/flowker-audit/flowker-audit/internal/fakeflowker"
 	"github.com/flowker-audit/flowker-audit/internal/testenv"
 )
 

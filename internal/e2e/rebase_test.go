@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/config"
-	"github.com/flowker-audit/flowker-audit/fakeflowker"
+	"github.com/flowker-audit/flowker-audit/internal/fakeflowker"
 	"github.com/flowker-audit/flowker-audit/internal/app"
 	"github.com/flowker-audit/flowker-audit/internal/testenv"
 )

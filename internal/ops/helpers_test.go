@@ -28,7 +28,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/flowker-audit/flowker-audit/config"
-	"github.com/flowker-audit/flowker-audit/fakeflowker"
+	"github.com/flowker-audit/flowker-audit/internal/fakeflowker"
 	"github.com/flowker-audit/flowker-audit/internal/app"
 	"github.com/flowker-audit/flowker-audit/internal/testenv"
 	"github.com/flowker-audit/flowker-audit/sink/host"

@@ -3,7 +3,7 @@
 // run against it because Flowker itself (MongoDB + PostgreSQL) cannot be
 // installed here.
 //
-// The fake follows /work/shared/reference/flowker-contract.md and, where the
+// The fake follows shared/reference/flowker-contract.md (the folder beside the checkout) and, where the
 // two disagree, the real recording in testdata/recording/traffic.jsonl
 // (for example duplicate workflow names are accepted with 201).
 //
