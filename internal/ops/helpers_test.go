@@ -28,8 +28,8 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/flowker-audit/flowker-audit/config"
-	"github.com/flowker-audit/flowker-audit/internal/fakeflowker"
 	"github.com/flowker-audit/flowker-audit/internal/app"
+	"github.com/flowker-audit/flowker-audit/internal/fakeflowker"
 	"github.com/flowker-audit/flowker-audit/internal/testenv"
 	"github.com/flowker-audit/flowker-audit/sink/host"
 )
