@@ -21,13 +21,18 @@ func TestShippedConfigIsValid(t *testing.T) {
 }
 
 func TestDefaultsAreValid(t *testing.T) {
-	if errs := Validate(Default()); len(errs) > 0 {
+	if errs := Validate(Default(), fakePlugins{}); len(errs) > 0 {
 		t.Fatal(errs)
 	}
 }
 
-// A plugin validator like the bundled ClickHouse one: "key: problem" lines.
-func fakePluginValidator(plugin string, raw []byte) (bool, error) {
+// fakePlugins bundles "sqlite" and "clickhouse"; its ClickHouse validator answers like an
+// external plugin's, with "key: problem" lines.
+type fakePlugins struct{}
+
+func (fakePlugins) Bundled() []string { return []string{"clickhouse", "sqlite"} }
+
+func (fakePlugins) ValidateConfig(plugin string, raw []byte) (bool, error) {
 	if plugin != "clickhouse" {
 		return plugin == "sqlite", nil
 	}
@@ -38,7 +43,7 @@ func fakePluginValidator(plugin string, raw []byte) (bool, error) {
 }
 
 func TestThreeMistakesAllReported(t *testing.T) {
-	_, err := Load(filepath.Join("testdata", "three-mistakes.yaml"), Options{Lookup: func(string) (string, bool) { return "", false }, ValidatePlugin: fakePluginValidator})
+	_, err := Load(filepath.Join("testdata", "three-mistakes.yaml"), Options{Lookup: func(string) (string, bool) { return "", false }, Plugins: fakePlugins{}})
 	es, ok := IsErrors(err)
 	if !ok {
 		t.Fatalf("want configuration errors, got %v", err)
@@ -85,7 +90,7 @@ func TestDecodeErrorsNameTheirPath(t *testing.T) {
 		{"capture: {max_body_bytes: 64MiB}", "capture.max_body_bytes: must be at most 16MiB"},
 	}
 	for _, tc := range tests {
-		_, err := Parse([]byte(tc.yaml), Options{})
+		_, err := Parse([]byte(tc.yaml), Options{Plugins: fakePlugins{}})
 		es, ok := IsErrors(err)
 		if !ok {
 			t.Errorf("%q: no error", tc.yaml)

@@ -45,9 +45,19 @@ func (es *Errors) add(path, format string, args ...any) {
 type Options struct {
 	// Lookup reads environment overrides; nil means os.LookupEnv for Load and no overrides for Parse.
 	Lookup func(string) (string, bool)
-	// ValidatePlugin, when set, validates the config block of a sink whose plugin is bundled in the
-	// binary. It returns known=false for plugins it does not know (e.g. a path to a binary).
-	ValidatePlugin func(plugin string, config []byte) (known bool, err error)
+	// Plugins, when set, names the sink plugins bundled in the binary and validates their config
+	// blocks (package plugins' Catalog is the one source of truth). Without it, plugin names
+	// and their config blocks are not checked.
+	Plugins PluginCatalog
+}
+
+// PluginCatalog is what configuration checks need to know of the bundled sink plugins.
+type PluginCatalog interface {
+	// Bundled returns the names of the bundled plugins, sorted.
+	Bundled() []string
+	// ValidateConfig checks the config block of a bundled plugin; known is false for a plugin that
+	// is not bundled (an external binary checks its own when it starts).
+	ValidateConfig(plugin string, config []byte) (known bool, err error)
 }
 
 // Load builds the configuration from the defaults, the YAML file at path and the environment,
@@ -90,7 +100,7 @@ func Parse(data []byte, opts Options) (*Config, error) {
 	}
 	errs = append(errs, applyEnv(cfg, lookup)...)
 	defaultSQLitePaths(cfg)
-	errs = append(errs, validate(cfg, opts.ValidatePlugin)...)
+	errs = append(errs, validate(cfg, opts.Plugins)...)
 	if len(errs) > 0 {
 		return cfg, errs
 	}

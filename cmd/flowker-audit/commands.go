@@ -27,7 +27,7 @@ import (
 )
 
 func loadConfig(path string) (*config.Config, error) {
-	cfg, err := config.Load(path, config.Options{ValidatePlugin: plugins.ValidateConfig})
+	cfg, err := config.Load(path, config.Options{Plugins: plugins.Catalog{}})
 	if err != nil {
 		if es, ok := config.IsErrors(err); ok {
 			return nil, exitError{code: 1, msg: fmt.Sprintf("%s: %s", path, es.Error())}
@@ -82,7 +82,7 @@ func checkConfigCmd(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path, config.Options{ValidatePlugin: plugins.ValidateConfig})
+	cfg, err := config.Load(*path, config.Options{Plugins: plugins.Catalog{}})
 	if err != nil {
 		if es, ok := config.IsErrors(err); ok {
 			fmt.Fprintf(stderr, "%s: %d problem(s):\n", *path, len(es))

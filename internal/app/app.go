@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +30,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/config"
+	"github.com/flowker-audit/flowker-audit/plugins"
 	"github.com/flowker-audit/flowker-audit/proxy"
 	"github.com/flowker-audit/flowker-audit/proxy/auditapi"
 	"github.com/flowker-audit/flowker-audit/proxy/capture"
@@ -703,14 +703,12 @@ func secret(configured, path string) ([]byte, error) {
 	return []byte(k), nil
 }
 
-// passEnv forwards the environment variables a sink's config names in *_env keys (such as
-// ClickHouse's password_env) to its plugin process, which otherwise gets a minimal environment.
 // LaunchOptions says how to start sink s's plugin: a bundled plugin by re-executing this binary
 // (pluginCommand; nil: this executable's `plugin NAME`), any other by its path, with the
 // environment variables its config names in *_env keys.
 func LaunchOptions(s config.Sink, pluginCommand func(name string) (string, []string, error)) (sink.LaunchOptions, error) {
 	launch := sink.LaunchOptions{Name: s.Name, SHA256: s.SHA256, Env: passEnv(s.Config), Path: s.Plugin}
-	if !slices.Contains(config.BundledPlugins, s.Plugin) {
+	if !plugins.IsBundled(s.Plugin) {
 		return launch, nil
 	}
 	if pluginCommand == nil {
@@ -724,6 +722,8 @@ func LaunchOptions(s config.Sink, pluginCommand func(name string) (string, []str
 	return launch, nil
 }
 
+// passEnv forwards the environment variables a sink's config names in *_env keys (such as
+// ClickHouse's password_env) to its plugin process, which otherwise gets a minimal environment.
 func passEnv(cfg map[string]any) []string {
 	var out []string
 	for k, v := range cfg {

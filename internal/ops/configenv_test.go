@@ -80,7 +80,7 @@ func parseDeployedConfig(t *testing.T, where string, data []byte, env map[string
 			v, ok := env[k]
 			return v, ok
 		},
-		ValidatePlugin: plugins.ValidateConfig,
+		Plugins: plugins.Catalog{},
 	})
 	if err != nil {
 		t.Fatalf("%s does not pass config.Parse: %v", where, err)

@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -71,14 +70,11 @@ type Sink struct {
 	heads   map[string]sink.Head // last written event per chain, known from this process
 }
 
-// New returns an unconfigured ClickHouse sink (the constructor the plugin host registers).
-func New() sink.Sink { return NewSink(Options{}) }
-
-// NewSink returns an unconfigured ClickHouse sink with options.
-func NewSink(o Options) *Sink {
+// New returns an unconfigured ClickHouse sink; call Configure before anything else.
+func New(o Options) *Sink {
 	log := o.Logger
 	if log == nil {
-		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Sink{log: log.With("sink", "clickhouse"), hook: o.QueryHook, heads: map[string]sink.Head{}}
 }

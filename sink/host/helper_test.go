@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 	case "applog":
 		sink.Serve(&appendLog{log: sink.NewLogger(os.Stderr, slog.LevelDebug)})
 	case "file":
-		sink.Serve(file.New())
+		sink.Serve(file.New(file.Options{Logger: sink.NewLogger(os.Stderr, slog.LevelInfo)}))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown test plugin %q\n", name)
 		os.Exit(2)
