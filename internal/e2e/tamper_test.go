@@ -505,6 +505,7 @@ func TestTamperSuite(t *testing.T) {
 				continue
 			}
 			t.Run(st.name()+"/"+sc.name, func(t *testing.T) {
+				t.Parallel() // each run has its own data dir and database; most of a run is waiting
 				r := newTamperRun(t, st)
 				sc.run(t, r)
 			})
