@@ -69,6 +69,8 @@ var goldenModes = map[string]goldenMode{
 	"flowker_audit_sink_oldest_unacked_age_seconds":    modeValues,
 	"flowker_audit_sink_plugin_restarts_total":         modeValues,
 	"flowker_audit_sink_up":                            modeValues,
+	"flowker_audit_sink_conflict":                      modeValues,
+	"flowker_audit_sink_conflicts_total":               modeValues,
 	"flowker_audit_sink_written_events_total":          modeValues,
 	"flowker_audit_sink_batch_events":                  modeSeries,
 	"flowker_audit_sink_write_duration_seconds":        modeSeries,
