@@ -51,6 +51,7 @@ var (
 	bucketCursors = []byte("cursors")
 	bucketOnce    = []byte("once")
 	bucketWatch   = []byte("watch")
+	bucketIntents = []byte("intents")
 
 	keyChainID = []byte("chain_id")
 	keyFormat  = []byte("format")
@@ -82,6 +83,9 @@ type Draft struct {
 	Watch *Watch
 	// Unwatch removes an execution from the watch list in the same transaction.
 	Unwatch string
+	// Resolves names the intent (see Intent) this event resolves, removed in the same
+	// transaction. It is resolved too when the append is refused with ErrDuplicate.
+	Resolves string
 }
 
 // Watch is an execution whose outcome the sidecar still has to learn.
@@ -122,6 +126,11 @@ type Recovery struct {
 	CutFrom   uint64 // first sequence cut (0: nothing cut)
 	CutCount  int
 	CutReason string
+	// IntentsPending is the number of unresolved intents (requests forwarded whose event was
+	// never journaled): the application turns each into one event.
+	IntentsPending int
+	// IntentsCut lists damaged intent records that were cut.
+	IntentsCut []IntentDamage
 }
 
 type head struct {
@@ -147,6 +156,7 @@ type Journal struct {
 	first    uint64 // lowest retained sequence (0: none)
 	bytes    int64
 	entries  int64
+	intents  int64 // unresolved intents
 	failed   error
 	notify   chan struct{} // closed and replaced on every commit that appended
 	probing  bool
@@ -494,6 +504,7 @@ func (j *Journal) publishGauges() {
 	j.m.Bytes.Set(float64(j.bytes))
 	j.m.Entries.Set(float64(j.entries))
 	j.m.ChainSequence.WithLabelValues(j.chainID).Set(float64(j.head.seq))
+	j.m.IntentsPending.Set(float64(j.intents))
 	if j.failed == nil && j.bytes+reserve <= j.opts.MaxBytes {
 		j.m.Writable.Set(1)
 	} else {

@@ -11,7 +11,7 @@ import (
 func (j *Journal) recover() (*Recovery, error) {
 	rec := &Recovery{}
 	err := j.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketCursors, bucketOnce, bucketWatch} {
+		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketCursors, bucketOnce, bucketWatch, bucketIntents} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -41,6 +41,9 @@ func (j *Journal) recover() (*Recovery, error) {
 			return err
 		}
 		j.head = head{seq: readU64(meta.Get(keyHeadSeq)), hash: string(meta.Get(keyHeadHsh)), ts: int64(readU64(meta.Get(keyHeadTS)))}
+		if err := j.checkIntents(tx, rec); err != nil {
+			return err
+		}
 		return j.checkTail(tx, rec)
 	})
 	if err != nil {
@@ -53,6 +56,13 @@ func (j *Journal) recover() (*Recovery, error) {
 		j.m.EventsLost.WithLabelValues("journal_corrupt").Add(float64(rec.CutCount))
 		j.log.Error("journal tail was damaged and has been cut; the chain resumes from the last good record",
 			"first_cut_sequence", rec.CutFrom, "records_cut", rec.CutCount, "reason", rec.CutReason, "resumes_after", rec.Last)
+	}
+	if len(rec.IntentsCut) > 0 {
+		j.m.IntentsCut.Add(float64(len(rec.IntentsCut)))
+		for _, d := range rec.IntentsCut {
+			j.log.Error("damaged intent record cut: a request was forwarded but what it was can no longer be read",
+				"position", d.Position, "key", d.Key, "reason", d.Reason)
+		}
 	}
 	return rec, nil
 }

@@ -20,17 +20,20 @@ const (
 	kindCompact
 	kindRebase
 	kindPruneOnce
+	kindIntent
+	kindResolve
 )
 
 type request struct {
-	kind  reqKind
-	draft *Draft
-	name  string
-	seq   uint64
-	hash  string
-	ts    int64
-	start time.Time
-	done  chan result
+	kind   reqKind
+	draft  *Draft
+	intent *Intent
+	name   string
+	seq    uint64
+	hash   string
+	ts     int64
+	start  time.Time
+	done   chan result
 }
 
 type result struct {
@@ -94,6 +97,10 @@ type batchState struct {
 	firstNew  uint64
 	firstLeft uint64
 	once      map[string]bool // Once keys staged in this batch
+	// intentDelta is the change in unresolved intents; intentBytes the intent bytes written.
+	intentDelta int64
+	intentBytes int64
+	intents     int // intents written
 }
 
 // commit runs one batch as one transaction (one fsync) and answers every request.
@@ -126,7 +133,7 @@ func (j *Journal) apply(batch []*request, results []result, st *batchState) erro
 	}
 	events := tx.Bucket(bucketEvents)
 	events.FillPercent = 1.0 // append-only keys
-	b := buckets{events: events, once: tx.Bucket(bucketOnce), watch: tx.Bucket(bucketWatch)}
+	b := buckets{events: events, once: tx.Bucket(bucketOnce), watch: tx.Bucket(bucketWatch), intents: tx.Bucket(bucketIntents)}
 	cursors := tx.Bucket(bucketCursors)
 	for i, r := range batch {
 		switch r.kind {
@@ -139,6 +146,13 @@ func (j *Journal) apply(batch []*request, results []result, st *batchState) erro
 					st.firstNew = results[i].event.Sequence
 				}
 			}
+		case kindIntent:
+			results[i], err = j.stageIntent(r.intent, st, b.intents)
+			if err == nil && results[i].err == nil {
+				st.intents++
+			}
+		case kindResolve:
+			err = resolveIntent(r.name, st, b.intents)
 		case kindAck:
 			err = cursors.Put([]byte(r.name), u64(r.seq))
 		case kindRebase:
@@ -198,6 +212,7 @@ func (j *Journal) failBatch(results []result, cause error) {
 func (j *Journal) committed(st *batchState, took time.Duration) {
 	j.mu.Lock()
 	j.head, j.bytes = st.head, st.size
+	j.intents += st.intentDelta
 	j.entries += int64(st.appended) - int64(st.compacted)
 	if st.appended > 0 && j.first == 0 {
 		j.first = st.firstNew
@@ -222,12 +237,15 @@ func (j *Journal) committed(st *batchState, took time.Duration) {
 	if st.compacted > 0 {
 		j.m.Compacted.Add(float64(st.compacted))
 	}
+	if st.intents > 0 {
+		j.m.IntentsWritten.Add(float64(st.intents))
+	}
 	j.publishGauges()
 }
 
 // buckets are the buckets an append writes to.
 type buckets struct {
-	events, once, watch *bolt.Bucket
+	events, once, watch, intents *bolt.Bucket
 }
 
 // stage sequences one draft and stages it inside the commit transaction. The draft is refused
@@ -237,7 +255,8 @@ type buckets struct {
 func (j *Journal) stage(d *Draft, st *batchState, b buckets) (res result, err error) {
 	if d.Once != "" {
 		if st.once[d.Once] || b.once.Get([]byte(d.Once)) != nil {
-			return result{err: ErrDuplicate}, nil
+			// Nothing new happened: the intent (if any) is resolved without an event.
+			return result{err: ErrDuplicate}, resolveIntent(d.Resolves, st, b.intents)
 		}
 		if len(d.Once) > bolt.MaxKeySize {
 			return result{err: fmt.Errorf("once-key of %d bytes is too long", len(d.Once))}, nil
@@ -288,6 +307,9 @@ func (j *Journal) stage(d *Draft, st *batchState, b buckets) (res result, err er
 		if err := b.watch.Delete([]byte(d.Unwatch)); err != nil {
 			return result{}, err
 		}
+	}
+	if err := resolveIntent(d.Resolves, st, b.intents); err != nil {
+		return result{}, err
 	}
 	if err := b.events.Put(u64(e.Sequence), rec); err != nil {
 		return result{}, err
