@@ -46,8 +46,10 @@ import (
 type Options struct {
 	Config *config.Config
 	Logger *slog.Logger
-	// Version is reported by flowker_audit_build_info.
-	Version string
+	// Version and Revision (the commit) are reported by flowker_audit_build_info; an empty
+	// Revision falls back to Go's VCS stamp of the binary.
+	Version  string
+	Revision string
 	// PluginCommand returns how to start a bundled plugin. Default: this executable with the
 	// arguments "plugin NAME" (so operators see which process is which).
 	PluginCommand func(name string) (path string, args []string, err error)
@@ -97,7 +99,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 		o.PluginCommand = selfPlugin
 	}
 	a := &App{cfg: cfg, log: o.Logger, reg: o.Registry}
-	buildInfo(o.Registry, o.Version)
+	buildInfo(o.Registry, o.Version, o.Revision)
 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating data_dir %s: %w", cfg.DataDir, err)
@@ -746,14 +748,19 @@ func selfPlugin(name string) (string, []string, error) {
 	return exe, []string{"plugin", name}, nil
 }
 
-func buildInfo(reg prometheus.Registerer, version string) {
-	rev := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
+func buildInfo(reg prometheus.Registerer, version, rev string) {
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && rev == "" {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
 				rev = s.Value[:12]
 			}
 		}
+	}
+	if rev == "" {
+		rev = "unknown"
 	}
 	if version == "" {
 		version = "dev"
