@@ -46,8 +46,10 @@ import (
 type Options struct {
 	Config *config.Config
 	Logger *slog.Logger
-	// Version is reported by flowker_audit_build_info.
-	Version string
+	// Version and Revision (the commit) are reported by flowker_audit_build_info; an empty
+	// Revision falls back to Go's VCS stamp of the binary.
+	Version  string
+	Revision string
 	// PluginCommand returns how to start a bundled plugin. Default: this executable with the
 	// arguments "plugin NAME" (so operators see which process is which).
 	PluginCommand func(name string) (path string, args []string, err error)
@@ -94,7 +96,7 @@ type App struct {
 func New(ctx context.Context, o Options) (*App, error) {
 	o = o.withDefaults()
 	a := &App{cfg: o.Config, log: o.Logger, reg: o.Registry}
-	buildInfo(o.Registry, o.Version)
+	buildInfo(o.Registry, o.Version, o.Revision)
 	fpKey, cursorKey, err := a.openDataDir()
 	if err != nil {
 		return nil, err
@@ -814,14 +816,19 @@ func selfPlugin(name string) (string, []string, error) {
 	return exe, []string{"plugin", name}, nil
 }
 
-func buildInfo(reg prometheus.Registerer, version string) {
-	rev := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
+func buildInfo(reg prometheus.Registerer, version, rev string) {
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && rev == "" {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
 				rev = s.Value[:12]
 			}
 		}
+	}
+	if rev == "" {
+		rev = "unknown"
 	}
 	if version == "" {
 		version = "dev"
