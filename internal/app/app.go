@@ -241,7 +241,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	}
 	a.api, err = auditapi.New(auditapi.Options{
 		Querier: a.querier, Auth: auth, CursorKey: cursorKey, Registerer: o.Registry,
-		Logger: o.Logger.With("component", "audit-api"), ActorNames: names,
+		Logger: o.Logger.With("component", "audit-api"), ActorNames: names, CheckpointLog: checkpointLogPath(cfg),
 	})
 	if err != nil {
 		return nil, err
@@ -762,4 +762,14 @@ func buildInfo(reg prometheus.Registerer, version string) {
 		Help: "Build information of the running sidecar (always 1)."}, []string{"version", "revision", "goversion"})
 	g.WithLabelValues(version, rev, runtime.Version()).Set(1)
 	reg.MustRegister(g)
+}
+
+// checkpointLogPath is the checkpoint log the audit API's NDJSON export reads ("" when
+// checkpoints are off).
+func checkpointLogPath(cfg *config.Config) string {
+	if cfg.Chain.CheckpointInterval.D() == 0 {
+		return ""
+	}
+	_, log := cfg.CheckpointPaths()
+	return log
 }
