@@ -228,7 +228,7 @@ type verifyResult struct {
 func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCommand("verify", verifyHelp, stdout, stderr)
 	path := fs.configFlag()
-	source := fs.String("source", "sink", "where to read the chain: sink (the query sink), journal (the local journal; the sidecar must be stopped), or the path of an NDJSON file")
+	source := fs.String("source", "sink", "where to read the chain: sink (the query sink), journal (the local journal; the sidecar must be stopped), or the path of an NDJSON file: the CLI's export, or an export of the audit API (GET /v1/audit-events/export?format=ndjson), checked offline")
 	chainID := fs.String("chain", "", "verify only this chain (default: every chain)")
 	cpLog := fs.String("checkpoints", "", "signed checkpoint log to check the chain(s) against: every chain must reach its newest checkpoint with the signed hash (default for sink and journal: the configured chain.checkpoint_log when it exists; for an NDJSON file: none; none: skip)")
 	cpKey := fs.String("public-key", "", "checkpoint verification keys, hex or files, comma-separated (default: the public half of the configured chain.checkpoint_key)")
@@ -255,6 +255,11 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			results, err = verifySink(ctx, cfg, *chainID, cp, newLogger(config.Log{Format: "text", Level: "warn"}, stderr))
 		}
 	default:
+		if ok, xerr := isExportFile(*source); xerr != nil {
+			return xerr
+		} else if ok { // an export of the audit API (verifyexport.go)
+			return verifyExportCmd(*source, *chainID, *cpKey, *path, stdout, stderr)
+		}
 		cp, cerr := loadCheckpoints(nil, *cpLog, *cpKey, stderr)
 		if cerr != nil {
 			return verifyReadError(stdout, *asJSON, cerr)

@@ -293,7 +293,7 @@ func (a *App) buildAuditAPI(cursorKey []byte) error {
 	var err error
 	a.api, err = auditapi.New(auditapi.Options{
 		Querier: a.querier, Auth: auth, CursorKey: cursorKey, Registerer: a.reg,
-		Logger: a.log.With("component", "audit-api"), ActorNames: names,
+		Logger: a.log.With("component", "audit-api"), ActorNames: names, CheckpointLog: checkpointLogPath(cfg),
 	})
 	return err
 }
@@ -837,4 +837,14 @@ func buildInfo(reg prometheus.Registerer, version, rev string) {
 		Help: "Build information of the running sidecar (always 1)."}, []string{"version", "revision", "goversion"})
 	g.WithLabelValues(version, rev, runtime.Version()).Set(1)
 	reg.MustRegister(g)
+}
+
+// checkpointLogPath is the checkpoint log the audit API's NDJSON export reads ("" when
+// checkpoints are off).
+func checkpointLogPath(cfg *config.Config) string {
+	if cfg.Chain.CheckpointInterval.D() == 0 {
+		return ""
+	}
+	_, log := cfg.CheckpointPaths()
+	return log
 }
