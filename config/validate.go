@@ -246,7 +246,11 @@ func validateRules(errs *Errors, rules []Rule) {
 }
 
 // BundledPlugins are the plugins served by the flowker-audit binary itself.
-var BundledPlugins = []string{"sqlite", "clickhouse", "file"}
+var BundledPlugins = []string{"sqlite", "clickhouse", "file", "syslog"}
+
+// WriteOnlyPlugins are the bundled plugins that cannot answer the audit API: they archive or
+// forward events and cannot read them back.
+var WriteOnlyPlugins = []string{"file", "syslog"}
 
 func validateSinks(errs *Errors, sinks []Sink, plugin func(string, []byte) (bool, error)) {
 	if len(sinks) == 0 {
@@ -280,6 +284,9 @@ func validateSinks(errs *Errors, sinks []Sink, plugin func(string, []byte) (bool
 		}
 		if s.Query {
 			queries++
+			if slices.Contains(WriteOnlyPlugins, s.Plugin) {
+				errs.add(p+".query", "the %s plugin only writes (it cannot read events back to answer the audit API); keep a sqlite or clickhouse sink with query: true", s.Plugin)
+			}
 		}
 		if s.BatchSize < 0 || s.BatchSize > 100000 {
 			errs.add(p+".batch_size", "must be between 1 and 100000")

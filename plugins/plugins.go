@@ -10,6 +10,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/plugins/clickhouse"
 	"github.com/flowker-audit/flowker-audit/plugins/file"
 	"github.com/flowker-audit/flowker-audit/plugins/sqlite"
+	"github.com/flowker-audit/flowker-audit/plugins/syslog"
 	"github.com/flowker-audit/flowker-audit/sink"
 )
 
@@ -19,6 +20,7 @@ var bundled = map[string]func() sink.Sink{
 	"sqlite":     func() sink.Sink { return sqlite.New() },
 	"clickhouse": clickhouse.New,
 	"file":       file.New,
+	"syslog":     syslog.New,
 }
 
 // Names returns the bundled plugin names, sorted.
