@@ -62,6 +62,9 @@ type PluginCatalog interface {
 	// ValidateConfig checks the config block of a bundled plugin; known is false for a plugin that
 	// is not bundled (an external binary checks its own when it starts).
 	ValidateConfig(plugin string, config []byte) (known bool, err error)
+	// Queryable reports whether a bundled plugin can answer the audit API (query: true);
+	// write-only plugins archive or forward events and cannot read them back.
+	Queryable(plugin string) bool
 }
 
 // Load builds the configuration from the defaults, the YAML file at path and the environment,

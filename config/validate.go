@@ -283,6 +283,9 @@ func validateSinks(errs *Errors, sinks []Sink, plugins PluginCatalog) {
 		}
 		if s.Query {
 			queries++
+			if plugins != nil && bundled && !plugins.Queryable(s.Plugin) {
+				errs.add(p+".query", "the %s plugin only writes (it cannot read events back to answer the audit API); keep a sqlite or clickhouse sink with query: true", s.Plugin)
+			}
 		}
 		if s.BatchSize < 0 || s.BatchSize > 100000 {
 			errs.add(p+".batch_size", "must be between 1 and 100000")
