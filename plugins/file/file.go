@@ -411,8 +411,11 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 				return err
 			}
 		}
+		if h.Found && e.Sequence == h.Sequence && e.Hash != h.Hash {
+			return sink.Conflictf("file sink: chain %s sequence %d is already stored with hash %s; the batch has %s", e.ChainID, e.Sequence, h.Hash, e.Hash)
+		}
 		if h.Found && e.Sequence <= h.Sequence {
-			continue // already stored
+			continue // already stored (only the head's hash is compared: older lines are not read back)
 		}
 		lineStart := len(buf)
 		var err error
