@@ -18,6 +18,7 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/config"
+	"github.com/flowker-audit/flowker-audit/proxy/capture"
 )
 
 // SourceKind says where a value comes from.
@@ -35,8 +36,8 @@ const (
 // Source is one place a value can come from, e.g. response:workflowId.
 type Source struct {
 	Kind SourceKind
-	Name string   // parameter, dot path into the JSON body, header name, or the literal value
-	Path []string // Name split on dots (request and response sources)
+	Name string        // parameter, dot path into the body, header name, or the literal value
+	Path []capture.Seg // Name split on dots (request and response sources)
 }
 
 func (s Source) String() string { return string(s.Kind) + ":" + s.Name }
@@ -49,11 +50,48 @@ func ParseSource(s string) (Source, error) {
 	}
 	switch SourceKind(k) {
 	case FromRequest, FromResponse:
-		return Source{Kind: SourceKind(k), Name: n, Path: strings.Split(n, ".")}, nil
+		path, err := parsePath(n)
+		if err != nil {
+			return Source{}, fmt.Errorf("source %q: %w", s, err)
+		}
+		return Source{Kind: SourceKind(k), Name: n, Path: path}, nil
 	case FromPath, FromResponseHeader, FromLiteral:
 		return Source{Kind: SourceKind(k), Name: n}, nil
 	}
 	return Source{}, fmt.Errorf("source %q: unknown kind %q", s, k)
+}
+
+// parsePath splits a body path: dot-separated struct fields, matched as encoding/json matches
+// them (case-insensitively), each optionally followed by [key] steps into a map, matched exactly:
+// "params[workflowName]" is the workflowName entry of the params map.
+func parsePath(n string) ([]capture.Seg, error) {
+	var out []capture.Seg
+	for _, part := range strings.Split(n, ".") {
+		field, rest, _ := strings.Cut(part, "[")
+		if field == "" {
+			return nil, fmt.Errorf("empty field in path %q", n)
+		}
+		out = append(out, capture.Seg{Name: field})
+		if rest == "" {
+			if strings.HasSuffix(part, "[") {
+				return nil, fmt.Errorf("bad map key in path %q", n)
+			}
+			continue
+		}
+		if !strings.HasSuffix(rest, "]") {
+			return nil, fmt.Errorf("bad map key in path %q", n)
+		}
+		for _, k := range strings.Split("["+rest, "]") {
+			if k == "" {
+				continue
+			}
+			if !strings.HasPrefix(k, "[") || len(k) < 2 {
+				return nil, fmt.Errorf("bad map key in path %q", n)
+			}
+			out = append(out, capture.Seg{Name: k[1:], Exact: true})
+		}
+	}
+	return out, nil
 }
 
 // MetaField is one metadata key and where its value comes from (first non-empty source wins).
@@ -255,10 +293,16 @@ func Mutating(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		return false
-	case http.MethodOptions:
-		return r.Header.Get("Access-Control-Request-Method") == ""
 	}
-	return true
+	return !Preflight(r)
+}
+
+// Preflight reports whether Flowker's CORS middleware (Fiber v2.52's, registered before every
+// route) answers r itself (204) without running any route: an OPTIONS request carrying both an
+// Origin and an Access-Control-Request-Method header. An OPTIONS request without Origin is
+// outside CORS and reaches the routes (a webhook route takes every method).
+func Preflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
 }
 
 // CanonicalID returns the canonical lower-case form of a UUID in any form Flowker accepts

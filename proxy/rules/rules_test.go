@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -143,19 +144,43 @@ func TestConfiguredRulesOverrideAndExtend(t *testing.T) {
 
 func TestMutating(t *testing.T) {
 	for _, tc := range []struct {
-		method, acrm string
-		want         bool
-	}{{"GET", "", false}, {"HEAD", "", false}, {"POST", "", true}, {"PUT", "", true}, {"PATCH", "", true},
-		{"DELETE", "", true}, {"OPTIONS", "POST", false}, {"OPTIONS", "", true}, {"PROPFIND", "", true}} {
+		method, origin, acrm string
+		want                 bool
+	}{{"GET", "", "", false}, {"HEAD", "", "", false}, {"POST", "", "", true}, {"PUT", "", "", true}, {"PATCH", "", "", true},
+		{"DELETE", "", "", true}, {"OPTIONS", "https://a.example", "POST", false}, {"OPTIONS", "", "", true},
+		// Without Origin, Fiber's CORS middleware passes the request on to the routes.
+		{"OPTIONS", "", "POST", true}, {"OPTIONS", "https://a.example", "", true},
+		{"PROPFIND", "", "", true}} {
 		r := httptest.NewRequest(tc.method, "/v1/x", nil)
 		if tc.acrm != "" {
 			r.Header.Set("Access-Control-Request-Method", tc.acrm)
 		}
+		if tc.origin != "" {
+			r.Header.Set("Origin", tc.origin)
+		}
 		if got := Mutating(r); got != tc.want {
-			t.Errorf("%s (preflight %q): %v, want %v", tc.method, tc.acrm, got, tc.want)
+			t.Errorf("%s (origin %q, preflight %q): %v, want %v", tc.method, tc.origin, tc.acrm, got, tc.want)
 		}
 	}
 	_ = http.MethodGet
+}
+
+func TestParseSourcePaths(t *testing.T) {
+	for in, want := range map[string]string{
+		"request:name":                 "[{name false}]",
+		"request:params[workflowName]": "[{params false} {workflowName true}]",
+		"response:a.b[c][d].e":         "[{a false} {b false} {c true} {d true} {e false}]",
+	} {
+		s, err := ParseSource(in)
+		if err != nil || fmt.Sprint(s.Path) != want {
+			t.Errorf("ParseSource(%q) = %v %v, want %s", in, s.Path, err, want)
+		}
+	}
+	for _, bad := range []string{"request:", "request:a..b", "request:a[b", "request:[x]"} {
+		if _, err := ParseSource(bad); err == nil {
+			t.Errorf("ParseSource(%q) accepted", bad)
+		}
+	}
 }
 
 func TestCanonicalID(t *testing.T) {
