@@ -236,7 +236,7 @@ func asciiEqualFold(lit, seg string) bool {
 	return true
 }
 
-// Match finds the first rule for method and the raw (escaped) request path, or nil.
+// Match finds the first rule for method (case-sensitive) and the raw (escaped) request path, or nil.
 func (t *Table) Match(method, rawPath string) *Match {
 	trimmed := rawPath
 	for len(trimmed) > 1 && trimmed[len(trimmed)-1] == '/' {
@@ -246,9 +246,11 @@ func (t *Table) Match(method, rawPath string) *Match {
 		return nil
 	}
 	raw := strings.Split(trimmed, "/")[1:]
-	method = strings.ToUpper(method)
+	// Methods are case-sensitive, as in Fiber: "post" runs no route there (400 Invalid http
+	// method), so it matches no rule here and a mutating one is recorded as unclassified.
+	known := fiberMethod(method)
 	for _, r := range t.rules {
-		if r.Method != "*" && r.Method != method {
+		if r.Method != "*" && r.Method != method || r.Method == "*" && !known {
 			continue
 		}
 		if params, ok := r.match(raw); ok {
@@ -256,6 +258,16 @@ func (t *Table) Match(method, rawPath string) *Match {
 		}
 	}
 	return nil
+}
+
+// fiberMethod reports whether Fiber v2 routes method at all (any other answers 400).
+func fiberMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
+		http.MethodConnect, http.MethodOptions, http.MethodTrace, http.MethodPatch:
+		return true
+	}
+	return false
 }
 
 func (r *Rule) match(raw []string) (map[string]string, bool) {

@@ -33,7 +33,7 @@ func TestMatchFollowsFlowkersRouter(t *testing.T) {
 		{"POST", "/v1/workflows/", "workflow.create", nil},
 		{"POST", "/V1/Workflows/", "workflow.create", nil},
 		{"POST", "/v1/workflows///", "workflow.create", nil}, // Fiber strips every trailing slash
-		{"post", "/v1/workflows", "workflow.create", nil},
+		{"post", "/v1/workflows", "", nil}, // Fiber: 400 Invalid http method (methods are case-sensitive)
 		{"POST", "//v1/workflows", "", nil},   // Fiber: 404, not executed
 		{"POST", "/v1//workflows", "", nil},   // Fiber: 404
 		{"POST", "/v1/work%66lows", "", nil},  // not decoded by Fiber: 404
@@ -211,8 +211,8 @@ func FuzzMatch(f *testing.F) {
 		if m == nil {
 			return
 		}
-		// A match never depends on case or on trailing slashes.
-		m2 := tb.Match(strings.ToLower(method), strings.ToUpper(path)+"/")
+		// A match never depends on the case of the path or on trailing slashes.
+		m2 := tb.Match(method, strings.ToUpper(path)+"/")
 		if m2 == nil || m2.Rule != m.Rule {
 			t.Fatalf("%s %q matched %s, but the upper-cased path with a trailing slash did not", method, path, m.Rule.Name)
 		}
