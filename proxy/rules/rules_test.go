@@ -33,12 +33,12 @@ func TestMatchFollowsFlowkersRouter(t *testing.T) {
 		{"POST", "/v1/workflows/", "workflow.create", nil},
 		{"POST", "/V1/Workflows/", "workflow.create", nil},
 		{"POST", "/v1/workflows///", "workflow.create", nil}, // Fiber strips every trailing slash
-		{"post", "/v1/workflows", "", nil}, // Fiber: 400 Invalid http method (methods are case-sensitive)
-		{"POST", "//v1/workflows", "", nil},   // Fiber: 404, not executed
-		{"POST", "/v1//workflows", "", nil},   // Fiber: 404
-		{"POST", "/v1/work%66lows", "", nil},  // not decoded by Fiber: 404
-		{"POST", "/v1/workflows%2F", "", nil}, // idem
-		{"POST", "/v1/./workflows", "", nil},  // dot segments are not resolved
+		{"post", "/v1/workflows", "", nil},                   // Fiber: 400 Invalid http method (methods are case-sensitive)
+		{"POST", "//v1/workflows", "", nil},                  // Fiber: 404, not executed
+		{"POST", "/v1//workflows", "", nil},                  // Fiber: 404
+		{"POST", "/v1/work%66lows", "", nil},                 // not decoded by Fiber: 404
+		{"POST", "/v1/workflows%2F", "", nil},                // idem
+		{"POST", "/v1/./workflows", "", nil},                 // dot segments are not resolved
 		{"POST", "/v1/workflows/from-template", "workflow.create_from_template", nil},
 		{"POST", "/V1/WORKFLOWS/FROM-TEMPLATE/", "workflow.create_from_template", nil},
 		{"PUT", "/v1/workflows/" + wid, "workflow.update", map[string]string{"id": wid}},
