@@ -120,11 +120,12 @@ func (p *Proxy) intentOf(x *exchange) journal.Intent {
 		}
 	}
 	if body := complete(x.requestSummary()); body != nil {
-		if v, ok := capture.Lookup(body, []string{"name"}); ok {
-			det.Name = clip(capture.Sanitize(v), 256)
+		// Read as Flowker's decoder reads them (last duplicate wins, fields match in any case).
+		if v := capture.Decode(body, capture.Segs("name")); v.Found && !v.Mismatch {
+			det.Name = clip(capture.Sanitize(v.Text), 256)
 		}
-		if v, ok := capture.Lookup(body, []string{"providerId"}); ok {
-			det.ProviderID = clip(capture.Sanitize(v), 256)
+		if v := capture.Decode(body, capture.Segs("providerId")); v.Found && !v.Mismatch {
+			det.ProviderID = clip(capture.Sanitize(v.Text), 256)
 		}
 	}
 	detail, _ := json.Marshal(det) // strings and a map of strings: cannot fail

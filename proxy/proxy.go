@@ -274,6 +274,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := p.opts.Rules.Match(r.Method, r.URL.EscapedPath())
 	var rule *rules.Rule
 	switch {
+	case rules.Preflight(r):
+		// Flowker's CORS middleware answers it before any route runs: nothing can change.
+		route = "cors_preflight"
 	case m != nil && m.Rule.Kind == config.KindExecutionStatus && rules.Mutating(r):
 		// A status-read rule never exempts a change (a configured rule with a wider method).
 		rule, route = rules.Unclassified, rules.Unclassified.Name

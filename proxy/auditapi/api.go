@@ -148,8 +148,8 @@ const UIConfigPath = "/audit-trail/config.json"
 
 // matchRoute matches like Flowker's router: case-insensitive, one trailing slash ignored.
 func matchRoute(path string) (route, string) {
-	if len(path) > 1 && path[len(path)-1] == '/' {
-		path = path[:len(path)-1]
+	for len(path) > 1 && path[len(path)-1] == '/' {
+		path = path[:len(path)-1] // Fiber's router strips every trailing slash
 	}
 	if strings.EqualFold(path, UIConfigPath) {
 		return routeUIConfig, ""
