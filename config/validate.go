@@ -75,6 +75,9 @@ func validate(cfg *Config, plugins PluginCatalog) Errors {
 	if cfg.Auth.CursorKey != "" && len(cfg.Auth.CursorKey) < 16 {
 		errs.add("auth.cursor_key", "must be at least 16 characters")
 	}
+	if cfg.Identity.FingerprintKey != "" && len(cfg.Identity.FingerprintKey) < 16 {
+		errs.add("identity.fingerprint_key", "must be at least 16 characters (a short key lets anyone who sees a fingerprint guess the API key behind it faster)")
+	}
 	for name := range cfg.Identity.APIKeyNames {
 		if !regexp.MustCompile(`^key:[0-9a-f]{12}$`).MatchString(name) {
 			errs.add("identity.api_key_names."+name, "must be a key fingerprint such as key:7734d7c1c7fd (see flowker-audit fingerprint)")

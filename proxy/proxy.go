@@ -31,6 +31,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/chain/jsonb"
 	"github.com/flowker-audit/flowker-audit/config"
+	"github.com/flowker-audit/flowker-audit/internal/httpx"
 	"github.com/flowker-audit/flowker-audit/proxy/capture"
 	"github.com/flowker-audit/flowker-audit/proxy/identity"
 	"github.com/flowker-audit/flowker-audit/proxy/rules"
@@ -177,7 +178,7 @@ func New(opts Options) (*Proxy, error) {
 	p.redactors[rules.Unclassified] = opts.Redactor
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
-		Transport:      &timedTransport{next: opts.Transport, m: opts.Metrics},
+		Transport:      &timedTransport{next: opts.Transport, m: opts.Metrics, now: opts.Now},
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 		BufferPool:     bufferPool{},
@@ -214,19 +215,20 @@ func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 type timedTransport struct {
 	next http.RoundTripper
 	m    *Metrics
+	now  func() time.Time // the proxy's clock (Options.Now)
 }
 
 func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	start := time.Now()
+	start := t.now()
 	resp, err := t.next.RoundTrip(r)
 	route := "unmatched"
 	if x, ok := r.Context().Value(ctxKey{}).(*exchange); ok {
 		route = x.route
-		x.upstream = time.Now()
+		x.upstream = t.now()
 	} else if rt, ok := r.Context().Value(routeKey{}).(string); ok {
 		route = rt
 	}
-	t.m.UpstreamDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	t.m.UpstreamDuration.WithLabelValues(route).Observe(t.now().Sub(start).Seconds())
 	return resp, err
 }
 
@@ -257,12 +259,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.opts.Now()
 	p.m.InFlight.Inc()
 	defer p.m.InFlight.Dec()
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := httpx.NewStatusRecorder(w, p.opts.Now)
 	route := "unmatched"
 	defer func() {
 		method := metricMethod(r.Method)
-		p.m.Requests.WithLabelValues(route, method, strconv.Itoa(rec.code())).Inc()
-		p.m.Duration.WithLabelValues(route, method).Observe(rec.headerTime(start, p.opts.Now).Seconds())
+		p.m.Requests.WithLabelValues(route, method, strconv.Itoa(rec.Code())).Inc()
+		p.m.Duration.WithLabelValues(route, method).Observe(rec.HeaderTime(start).Seconds())
 	}()
 	for _, l := range p.opts.Local {
 		if l.Match(r) {
@@ -371,7 +373,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		}
 		return nil
 	}
-	holdStart := time.Now()
+	holdStart := p.opts.Now()
 	x.upStatus = resp.StatusCode
 	// The tee only counts and hashes: the held bytes are the capture (one copy, not two). They
 	// count against the budget shared by all requests in flight until the response is done.
@@ -408,7 +410,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 			return fmt.Errorf("audit record not written: %w", err)
 		}
 	}
-	p.m.HoldDuration.Observe(time.Since(holdStart).Seconds())
+	p.m.HoldDuration.Observe(p.opts.Now().Sub(holdStart).Seconds())
 	// Release the response: the held bytes, then whatever was beyond the hold limit.
 	rest := io.Reader(bytes.NewReader(nil))
 	switch {
@@ -537,50 +539,6 @@ func metricMethod(m string) string {
 		return m
 	}
 	return "OTHER"
-}
-
-// statusRecorder remembers the status code and when headers were written.
-type statusRecorder struct {
-	http.ResponseWriter
-	status  int
-	written time.Time
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 && code >= 200 {
-		s.status, s.written = code, time.Now()
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status, s.written = http.StatusOK, time.Now()
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusRecorder) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// Unwrap lets http.ResponseController reach the real writer (hijacking for upgrades, deadlines).
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func (s *statusRecorder) code() int {
-	if s.status == 0 {
-		return 499 // nothing was written: the client went away
-	}
-	return s.status
-}
-
-func (s *statusRecorder) headerTime(start time.Time, now func() time.Time) time.Duration {
-	if s.written.IsZero() {
-		return now().Sub(start)
-	}
-	return s.written.Sub(start)
 }
 
 // observeBody hands the first bytes of a fully read body to done (asynchronously).

@@ -755,10 +755,10 @@ func secret(configured, path string) ([]byte, error) {
 	}
 	if b, err := os.ReadFile(path); err == nil {
 		k := strings.TrimSpace(string(b))
-		if len(k) >= 32 {
+		if raw, err := hex.DecodeString(k); err == nil && len(raw) == 32 {
 			return []byte(k), nil
 		}
-		return nil, fmt.Errorf("%s is damaged (expected 64 hex characters); remove it to generate a new one", path)
+		return nil, fmt.Errorf("%s is damaged (expected the 64 hexadecimal characters this sidecar wrote there); remove it to generate a new one", path)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
