@@ -30,7 +30,9 @@ func TestDefaultsAreValid(t *testing.T) {
 // external plugin's, with "key: problem" lines.
 type fakePlugins struct{}
 
-func (fakePlugins) Bundled() []string { return []string{"clickhouse", "sqlite"} }
+func (fakePlugins) Bundled() []string { return []string{"clickhouse", "file", "sqlite", "syslog"} }
+
+func (fakePlugins) Queryable(plugin string) bool { return plugin == "sqlite" || plugin == "clickhouse" }
 
 func (fakePlugins) ValidateConfig(plugin string, raw []byte) (bool, error) {
 	if plugin != "clickhouse" {
@@ -83,6 +85,8 @@ func TestDecodeErrorsNameTheirPath(t *testing.T) {
 		{"sinks: [{name: a, plugin: mongo, query: true}]", `sinks[0].plugin: unknown bundled plugin "mongo"`},
 		{"sinks: [{name: a, plugin: ./bin/x, query: true, sha256: xyz}]", "sinks[0].sha256: must be 64 hexadecimal characters"},
 		{"sinks: [{name: a, plugin: sqlite, query: true}, {name: a, plugin: file}]", `sinks[1].name: "a" is already used by sinks[0]`},
+		{"sinks: [{name: a, plugin: syslog, query: true, config: {address: 'h:514'}}]", "sinks[0].query: the syslog plugin only writes"},
+		{"sinks: [{name: a, plugin: file, query: true, config: {dir: /tmp/x}}]", "sinks[0].query: the file plugin only writes"},
 		{"log: {format: xml}", "log.format: must be json or text"},
 		{"identity: {api_key_names: {bob: x}}", "identity.api_key_names.bob: must be a key fingerprint"},
 		{"identity: {trusted_header: X-User}", "identity.trusted_header: is only honoured from trusted_proxies"},

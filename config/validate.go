@@ -75,6 +75,9 @@ func validate(cfg *Config, plugins PluginCatalog) Errors {
 	if cfg.Auth.CursorKey != "" && len(cfg.Auth.CursorKey) < 16 {
 		errs.add("auth.cursor_key", "must be at least 16 characters")
 	}
+	if cfg.Identity.FingerprintKey != "" && len(cfg.Identity.FingerprintKey) < 16 {
+		errs.add("identity.fingerprint_key", "must be at least 16 characters (a short key lets anyone who sees a fingerprint guess the API key behind it faster)")
+	}
 	for name := range cfg.Identity.APIKeyNames {
 		if !regexp.MustCompile(`^key:[0-9a-f]{12}$`).MatchString(name) {
 			errs.add("identity.api_key_names."+name, "must be a key fingerprint such as key:7734d7c1c7fd (see flowker-audit fingerprint)")
@@ -288,6 +291,9 @@ func validateSinks(errs *Errors, sinks []Sink, plugins PluginCatalog) {
 		}
 		if s.Query {
 			queries++
+			if plugins != nil && bundled && !plugins.Queryable(s.Plugin) {
+				errs.add(p+".query", "the %s plugin only writes (it cannot read events back to answer the audit API); keep a sqlite or clickhouse sink with query: true", s.Plugin)
+			}
 		}
 		if s.BatchSize < 0 || s.BatchSize > 100000 {
 			errs.add(p+".batch_size", "must be between 1 and 100000")

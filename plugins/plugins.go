@@ -12,6 +12,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/plugins/clickhouse"
 	"github.com/flowker-audit/flowker-audit/plugins/file"
 	"github.com/flowker-audit/flowker-audit/plugins/sqlite"
+	"github.com/flowker-audit/flowker-audit/plugins/syslog"
 	"github.com/flowker-audit/flowker-audit/sink"
 )
 
@@ -21,6 +22,7 @@ var bundled = map[string]func(*slog.Logger) sink.Sink{
 	"sqlite":     func(l *slog.Logger) sink.Sink { return sqlite.New(sqlite.Options{Logger: l}) },
 	"clickhouse": func(l *slog.Logger) sink.Sink { return clickhouse.New(clickhouse.Options{Logger: l}) },
 	"file":       func(l *slog.Logger) sink.Sink { return file.New(file.Options{Logger: l}) },
+	"syslog":     func(l *slog.Logger) sink.Sink { return syslog.New(syslog.Options{Logger: l}) },
 }
 
 // Names returns the bundled plugin names, sorted.
@@ -44,6 +46,17 @@ type Catalog struct{}
 
 // Bundled returns the bundled plugin names, sorted.
 func (Catalog) Bundled() []string { return Names() }
+
+// Queryable reports whether the bundled plugin can answer the audit API (implements
+// sink.Querier); write-only plugins such as file and syslog cannot.
+func (Catalog) Queryable(name string) bool {
+	f, ok := bundled[name]
+	if !ok {
+		return false
+	}
+	_, q := f(nil).(sink.Querier)
+	return q
+}
 
 // ValidateConfig checks the config block of a bundled plugin (see the package function).
 func (Catalog) ValidateConfig(name string, config []byte) (known bool, err error) {

@@ -34,6 +34,11 @@ func TestCatalogFeedsConfigChecks(t *testing.T) {
 			t.Errorf("IsBundled(%q) = false", name)
 		}
 	}
+	for name, want := range map[string]bool{"sqlite": true, "clickhouse": true, "file": false, "syslog": false} {
+		if got := (Catalog{}).Queryable(name); got != want {
+			t.Errorf("Queryable(%q) = %v, want %v", name, got, want)
+		}
+	}
 	if IsBundled("./plugins/mysink") {
 		t.Error("a path is not bundled")
 	}

@@ -106,6 +106,8 @@ type Filter struct {
 	Result       string
 	ResourceType string
 	ResourceID   string
+	ActorType    string // actor.type
+	ActorID      string // actor.id, exactly as stored (for API keys the fingerprint "key:...")
 	From         time.Time
 	To           time.Time
 }
@@ -119,6 +121,8 @@ func (f Filter) Matches(e *chain.Event) bool {
 		f.Result != "" && e.Result != f.Result,
 		f.ResourceType != "" && e.ResourceType != f.ResourceType,
 		f.ResourceID != "" && e.ResourceID != f.ResourceID,
+		f.ActorType != "" && e.Actor.Type != f.ActorType,
+		f.ActorID != "" && e.Actor.ID != f.ActorID,
 		!f.From.IsZero() && e.Timestamp.Before(f.From),
 		!f.To.IsZero() && e.Timestamp.After(f.To):
 		return false

@@ -13,7 +13,7 @@ import (
 // the file lacks a checkpoint this process wrote (it was truncated, emptied or replaced while the
 // sidecar ran), the answer says so.
 func (a *App) checkpointEvidence() (func(chainID string) (*checkpoint.Evidence, error), error) {
-	if a.cp == nil {
+	if a.checkpoints == nil {
 		return nil, nil
 	}
 	_, logPath := a.cfg.CheckpointPaths()
@@ -21,13 +21,13 @@ func (a *App) checkpointEvidence() (func(chainID string) (*checkpoint.Evidence, 
 	if err != nil {
 		return nil, fmt.Errorf("chain.checkpoint_public_keys: %w", err)
 	}
-	keys := append([]ed25519.PublicKey{a.cp.Signer.Public()}, more...)
+	keys := append([]ed25519.PublicKey{a.checkpoints.Signer.Public()}, more...)
 	return func(chainID string) (*checkpoint.Evidence, error) {
 		ev, err := checkpoint.LoadEvidence(logPath, keys...)
 		if err != nil {
 			return nil, err
 		}
-		if written, ok := a.cp.Log.Last(chainID); ok {
+		if written, ok := a.checkpoints.Log.Last(chainID); ok {
 			found := false
 			for _, c := range ev.Checkpoints {
 				if c.ChainID == written.ChainID && c.Sequence == written.Sequence && c.Hash == written.Hash && c.Signature == written.Signature {

@@ -733,7 +733,7 @@ const (
 	codeWrongPassword       = 193
 	codeRequiredPassword    = 194
 	codeIPNotAllowed        = 195
-	codeDatabaseAccessDenid = 291
+	codeDatabaseAccessDenied = 291
 	codeQueryProhibited     = 392 // DDL prohibited (allow_ddl = 0)
 	codeNotEnoughPrivileges = 497
 	codeAuthFailed          = 516
@@ -755,7 +755,7 @@ func classify(err error) error {
 	}
 	switch exceptionCode(err) {
 	case codeUnknownTable, codeUnknownDatabase, codeReadonly, codeUnknownUser, codeWrongPassword,
-		codeRequiredPassword, codeIPNotAllowed, codeDatabaseAccessDenid, codeQueryProhibited,
+		codeRequiredPassword, codeIPNotAllowed, codeDatabaseAccessDenied, codeQueryProhibited,
 		codeNotEnoughPrivileges, codeAuthFailed:
 		return sink.Permanent(err)
 	}

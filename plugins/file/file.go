@@ -110,7 +110,7 @@ func ValidateConfig(raw []byte) error {
 	return err
 }
 
-// Sink is the file sink. Create it with New or NewWithLogger.
+// Sink is the file sink. Create it with New.
 type Sink struct {
 	log *slog.Logger
 	// Seams for tests.
