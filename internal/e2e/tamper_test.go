@@ -383,6 +383,26 @@ var tamperScenarios = []tamperScenario{
 		if out, code := r.cli(); code != 1 || !strings.Contains(out, "INVALID at sequence 9 (duplicate)") {
 			t.Fatalf("CLI:\n%s", out)
 		}
+		// Every read path shows the genuine event for sequence 9, flagged.
+		for _, id := range []string{r.stored[8].EventID, dup.EventID} {
+			resp := r.env.Audit("/v1/audit-events/" + id)
+			if resp.Status != 200 || !strings.Contains(string(resp.Body), `"eventId":"`+r.stored[8].EventID+`"`) ||
+				!strings.Contains(string(resp.Body), `"conflictingDuplicate":true`) {
+				t.Fatalf("get %s: %d %s", id, resp.Status, resp.Body)
+			}
+		}
+		n := 0
+		for _, e := range r.env.AllEvents() {
+			if e.Sequence == 9 {
+				n++
+				if e.EventID != r.stored[8].EventID {
+					t.Fatalf("the list shows the forged row at sequence 9")
+				}
+			}
+		}
+		if n != 1 {
+			t.Fatalf("sequence 9 listed %d times", n)
+		}
 		r.write(2)
 		r.env.WaitDelivered(30 * time.Second)
 		r.noGenuineEventLost()

@@ -332,6 +332,9 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s sea
 			b = append(b, ',')
 		}
 		b = appendEvent(b, &page.Events[i])
+		if page.Events[i].ConflictingDuplicate {
+			a.metrics.duplicates.Inc()
+		}
 	}
 	b = append(b, `],"nextCursor":`...)
 	b = appendString(b, next)
@@ -350,6 +353,9 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, q sink.Querier, id str
 	if err != nil {
 		a.storeError(w, r, "get", err)
 		return
+	}
+	if ev.ConflictingDuplicate {
+		a.metrics.duplicates.Inc()
 	}
 	writeJSONBytes(w, http.StatusOK, append(appendEvent(nil, &ev), '\n'))
 }
