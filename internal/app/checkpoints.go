@@ -2,7 +2,10 @@ package app
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
@@ -44,4 +47,40 @@ func (a *App) checkpointEvidence() (func(chainID string) (*checkpoint.Evidence, 
 		}
 		return ev, nil
 	}, nil
+}
+
+// chainFromCheckpoints recognises a lost journal: when journal.db does not exist (and chain.id is
+// not configured) but the checkpoint log holds checkpoints signed by this sidecar's key, the
+// journal of that chain was lost — deleted, or a volume replaced. It returns the chain of the
+// newest such checkpoint (the sidecar then continues it after the sinks' heads, and counts what
+// neither the journal nor a sink holds), or "" when there is nothing to recognise.
+func (a *App) chainFromCheckpoints() string {
+	if a.cfg.Chain.CheckpointInterval <= 0 {
+		return ""
+	}
+	if _, err := os.Stat(filepath.Join(a.cfg.DataDir, "journal.db")); !errors.Is(err, os.ErrNotExist) {
+		return ""
+	}
+	keyPath, logPath := a.cfg.CheckpointPaths()
+	key, err := checkpoint.LoadKey(keyPath)
+	if err != nil {
+		return ""
+	}
+	cps, err := checkpoint.ReadFile(logPath)
+	if err != nil {
+		return ""
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	var newest *checkpoint.Checkpoint
+	for i := range cps {
+		if cps[i].Verify(pub) == nil && (newest == nil || cps[i].Time.After(newest.Time)) {
+			newest = &cps[i]
+		}
+	}
+	if newest == nil {
+		return ""
+	}
+	a.log.Warn("the journal is missing but the checkpoint log holds this key's checkpoints of a chain: the journal was lost; continuing that chain after the sinks' heads (set chain.id to make this explicit)",
+		"chain_id", newest.ChainID, "checkpoint_sequence", newest.Sequence, "checkpoint_time", newest.Time, "log", logPath)
+	return newest.ChainID
 }

@@ -71,14 +71,15 @@ type tamperRun struct {
 	stored  []chain.Event // the 20 genuine events, as stored
 	genuine []string      // every event id acknowledged to a client (X-Audit-Id)
 	logPath string
+	tweak   func(*config.Config) // the scenario's own configuration, if any
 }
 
-func newTamperRun(t *testing.T, st tamperStore) *tamperRun {
+func newTamperRun(t *testing.T, st tamperStore, tweak func(*config.Config)) *tamperRun {
 	t.Helper()
 	fake := fakeflowker.New(fakeflowker.Options{APIKey: testenv.FlowkerKey, ExecutionDelay: 50 * time.Millisecond})
 	fsrv := httptest.NewServer(fake)
 	t.Cleanup(func() { fsrv.Close(); fake.Close() })
-	r := &tamperRun{t: t, st: st, dir: t.TempDir(), fakeURL: fsrv.URL}
+	r := &tamperRun{t: t, st: st, dir: t.TempDir(), fakeURL: fsrv.URL, tweak: tweak}
 	r.start()
 	r.write(10)
 	r.env.WaitDelivered(30 * time.Second)
@@ -105,6 +106,9 @@ func (r *tamperRun) start() {
 		Config: func(c *config.Config) {
 			c.Chain.CheckpointInterval = config.Duration(time.Second)
 			c.Sinks = []config.Sink{r.st.sink(r.dir)}
+			if r.tweak != nil {
+				r.tweak(c)
+			}
 		}})
 	// Started: the store's plugin is either up or has reported its conflict.
 	testenv.Eventually(r.t, 60*time.Second, "the store sink to be up or in conflict", func() bool {
@@ -237,7 +241,46 @@ func (r *tamperRun) noGenuineEventLost() {
 type tamperScenario struct {
 	name   string
 	stores string // "" both, or "sqlite" / "clickhouse"
+	config func(*config.Config)
 	run    func(t *testing.T, r *tamperRun)
+}
+
+// metric returns the sidecar's exposition.
+func (r *tamperRun) metrics() string {
+	r.t.Helper()
+	resp, err := http.Get(r.env.AdminURL + "/metrics")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// flipRecord flips one byte of the journal record of the event with id (in every copy bbolt
+// keeps), as a disk error or an editor would.
+func flipRecord(t *testing.T, path, id string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for off := 0; ; {
+		i := bytes.Index(b[off:], []byte(id))
+		if i < 0 {
+			break
+		}
+		b[off+i+3] ^= 0x20
+		off += i + len(id)
+		n++
+	}
+	if n == 0 {
+		t.Fatalf("event %s not in the journal file", id)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 var tamperScenarios = []tamperScenario{
@@ -449,6 +492,69 @@ var tamperScenarios = []tamperScenario{
 		}
 		r.noGenuineEventLost()
 	}},
+	{name: "journal byte flip", stores: "sqlite", config: func(c *config.Config) {
+		c.Journal.CompactEvery = config.Duration(time.Hour) // keep the delivered records in the journal
+	}, run: func(t *testing.T, r *tamperRun) {
+		path := filepath.Join(r.dir, "journal.db")
+		flipRecord(t, path, r.stored[4].EventID)
+		before, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, code := r.cli("--source", "journal")
+		if code != 1 || !strings.Contains(out, "INVALID at sequence 5 (damaged record)") || !strings.Contains(out, "4 events verified before it") {
+			t.Fatalf("CLI --source journal:\n%s", out)
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+			t.Fatal("verify --source journal changed the journal")
+		}
+		// The start cuts the record; every sink holds it, so nothing is lost.
+		r.start()
+		logs := r.logs.String()
+		if !strings.Contains(logs, "every sink had already acknowledged them") || !strings.Contains(logs, "where=\"in the middle") {
+			t.Fatalf("recovery log:\n%s", logs)
+		}
+		m := r.metrics()
+		if !strings.Contains(m, `flowker_audit_events_lost_total{reason="journal_corrupt"} 0`) || !strings.Contains(m, "flowker_audit_journal_recovery_cut_records_total 1") {
+			t.Fatalf("a record held by the sinks was counted as lost:\n%s", m)
+		}
+		if v := r.verifyAPI(r.stored[19].EventID); !v.IsValid {
+			t.Fatalf("the store is intact: %+v", v)
+		}
+		r.write(2)
+		r.env.WaitDelivered(30 * time.Second)
+		r.noGenuineEventLost()
+	}},
+	{name: "journal deleted", stores: "sqlite", run: func(t *testing.T, r *tamperRun) {
+		// The journal is lost while the store lacks its last three events (not yet delivered).
+		if err := os.Remove(filepath.Join(r.dir, "journal.db")); err != nil {
+			t.Fatal(err)
+		}
+		r.st.delete(t, r.dir, r.chainID, 18, 20)
+		r.st.fixSummary(t, r.dir, r.chainID)
+		r.start()
+		if got := r.env.App.Journal().ChainID(); got != r.chainID {
+			t.Fatalf("a new chain %s was started instead of continuing %s", got, r.chainID)
+		}
+		if !strings.Contains(r.logs.String(), "the journal was lost; continuing that chain") {
+			t.Fatalf("no warning:\n%s", r.logs)
+		}
+		if m := r.metrics(); !strings.Contains(m, `flowker_audit_events_lost_total{reason="journal_lost"} 3`) {
+			t.Fatalf("the three events neither the journal nor the store holds are not counted")
+		}
+		r.genuine = r.genuine[:17] // 18..20 are gone (counted above); the rest must survive
+		r.write(1)
+		r.env.WaitDelivered(30 * time.Second)
+		evs := r.env.AllEvents()
+		if last := evs[len(evs)-1]; last.Sequence != 18 || last.PreviousHash != r.stored[16].Hash {
+			t.Fatalf("the chain continued at %d (prev %s), want 18 after 17", last.Sequence, last.PreviousHash)
+		}
+		r.noGenuineEventLost()
+		// The checkpoint signed at 20 still proves what was lost.
+		if out, code := r.cli(); code != 1 || !strings.Contains(out, "(truncated)") && !strings.Contains(out, "(checkpoint mismatch)") {
+			t.Fatalf("CLI:\n%s", out)
+		}
+	}},
 	{name: "checkpoint log edited", stores: "sqlite", run: func(t *testing.T, r *tamperRun) {
 		b, err := os.ReadFile(r.logPath)
 		if err != nil {
@@ -526,7 +632,7 @@ func TestTamperSuite(t *testing.T) {
 			}
 			t.Run(st.name()+"/"+sc.name, func(t *testing.T) {
 				t.Parallel() // each run has its own data dir and database; most of a run is waiting
-				r := newTamperRun(t, st)
+				r := newTamperRun(t, st, sc.config)
 				sc.run(t, r)
 			})
 		}
