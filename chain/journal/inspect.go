@@ -17,7 +17,7 @@ type Inspection struct {
 	ChainID  string
 	Last     uint64 // the head recorded in the file
 	LastHash string
-	Records  int           // retained records read
+	Records  int            // retained records read
 	Damaged  []RecordDamage // records that fail on their own, in key order
 }
 
