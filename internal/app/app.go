@@ -119,6 +119,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if err := a.buildSinks(o); err != nil {
 		return nil, err
 	}
+	a.forwardCheckpoints()
 	if err := a.checkAgainstSinks(ctx, o.RebaseWait); err != nil {
 		return nil, err
 	}

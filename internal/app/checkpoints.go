@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
+	"github.com/flowker-audit/flowker-audit/sink"
 )
 
 // checkpointEvidence returns what the audit API's /verify checks chains against: the checkpoint
@@ -83,4 +84,23 @@ func (a *App) chainFromCheckpoints() string {
 	a.log.Warn("the journal is missing but the checkpoint log holds this key's checkpoints of a chain: the journal was lost; continuing that chain after the sinks' heads (set chain.id to make this explicit)",
 		"chain_id", newest.ChainID, "checkpoint_sequence", newest.Sequence, "checkpoint_time", newest.Time, "log", logPath)
 	return newest.ChainID
+}
+
+// forwardCheckpoints hands every checkpoint the writer signs, and at start the newest one in
+// the log, to the sinks; plugins that keep checkpoints store or forward them (a witness beside the
+// events), the others ignore them.
+func (a *App) forwardCheckpoints() {
+	if a.checkpoints == nil {
+		return
+	}
+	toSinks := func(c checkpoint.Checkpoint) {
+		sc := sink.Checkpoint{ChainID: c.ChainID, Sequence: c.Sequence, Hash: c.Hash, Time: c.Time, KeyID: c.KeyID, Signature: c.Signature}
+		for _, s := range a.supervisors {
+			s.Checkpoint(sc)
+		}
+	}
+	a.checkpoints.OnWrite = toSinks
+	if last, ok := a.checkpoints.Log.Last(a.journal.ChainID()); ok {
+		toSinks(last)
+	}
 }
