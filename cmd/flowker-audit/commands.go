@@ -289,6 +289,14 @@ func verifySink(ctx context.Context, cfg *config.Config, only string, cp *checkp
 			continue
 		}
 		seen[ch.ChainID] = true
+		if cp != nil && len(cp.Keys) > 0 {
+			// The checkpoints the sink keeps count too (their signatures are checked).
+			if cps, err := c.ReadCheckpoints(ctx, ch.ChainID); err == nil {
+				for _, x := range cps {
+					cp.Add(checkpoint.Checkpoint{ChainID: x.ChainID, Sequence: x.Sequence, Hash: x.Hash, Time: x.Time, KeyID: x.KeyID, Signature: x.Signature})
+				}
+			}
+		}
 		r, err := checkpoint.Verify(ctx, c.ReadChain, checkpoint.Request{ChainID: ch.ChainID, StoredLast: ch.Last, Evidence: cp})
 		if err != nil {
 			return nil, fmt.Errorf("reading chain %s: %w", ch.ChainID, err)

@@ -598,7 +598,7 @@ func (a *App) waitDelivered(ctx context.Context) {
 	for {
 		done := true
 		for _, s := range a.supervisors {
-			if s.Lag() > 0 {
+			if s.Lag() > 0 || s.CheckpointsPending() {
 				done = false
 			}
 		}

@@ -385,6 +385,24 @@ var tamperScenarios = []tamperScenario{
 			t.Fatalf("without checkpoints the cut chain should look valid (the gap checkpoints close):\n%s", out)
 		}
 	}},
+	{name: "tail truncation with the checkpoint log deleted", stores: "sqlite", run: func(t *testing.T, r *tamperRun) {
+		// The attacker also deletes the log on the host: the checkpoints the store keeps (signed,
+		// so not forgeable without the key) still prove the chain went to 20.
+		r.st.delete(t, r.dir, r.chainID, 16, 20)
+		r.st.fixSummary(t, r.dir, r.chainID)
+		if err := os.Remove(r.logPath); err != nil {
+			t.Fatal(err)
+		}
+		if out, code := r.cli(); code != 1 || !strings.Contains(out, "INVALID at sequence 16 (truncated)") {
+			t.Fatalf("CLI:\n%s", out)
+		}
+		r.start()
+		v := r.verifyAPI(r.stored[14].EventID)
+		if w := strings.Join(v.Warnings, ";"); v.IsValid || v.Reason != "truncated" || v.FirstInvalidID != 16 ||
+			!strings.Contains(w, "no checkpoint log") && !strings.Contains(w, "is empty") {
+			t.Fatalf("verify: %+v", v)
+		}
+	}},
 	{name: "middle deletion", run: func(t *testing.T, r *tamperRun) {
 		r.st.delete(t, r.dir, r.chainID, 5, 5)
 		r.start()
@@ -644,7 +662,7 @@ var tamperScenarios = []tamperScenario{
 			t.Fatal(err)
 		}
 		v := r.verifyAPI(r.stored[19].EventID)
-		if !v.IsValid || !strings.Contains(strings.Join(v.Warnings, "; "), "lacks the checkpoint this sidecar last wrote") || v.CheckpointsMatched != 1 {
+		if !v.IsValid || !strings.Contains(strings.Join(v.Warnings, "; "), "lacks the checkpoint this sidecar last wrote") || v.CheckpointsMatched < 1 {
 			t.Fatalf("verify: %+v", v)
 		}
 	}},

@@ -820,6 +820,14 @@ func (s *Supervisor) Checkpoint(c sink.Checkpoint) {
 	}
 }
 
+// CheckpointsPending reports whether the running plugin keeps checkpoints and some have not
+// been handed to it yet (shutdown waits for them like for events).
+func (s *Supervisor) CheckpointsPending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client != nil && s.caps.Checkpoints && s.conflict == "" && len(s.cpPending) > 0
+}
+
 // forwardCheckpoints sends pending checkpoints to a plugin that keeps them, when one arrives and
 // every PingInterval while some are left.
 func (s *Supervisor) forwardCheckpoints(ctx context.Context, c *sink.Client) {
