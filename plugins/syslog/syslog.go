@@ -162,6 +162,9 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 	if !s.configured {
 		return sink.Permanentf("syslog sink used before Configure (or after Close)")
 	}
+	if err := s.heads.Conflict(events); err != nil {
+		return err
+	}
 	fresh := s.heads.Fresh(events)
 	if len(fresh) == 0 {
 		return nil

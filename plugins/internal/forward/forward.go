@@ -52,6 +52,21 @@ func (h *Heads) Fresh(batch []chain.Event) []chain.Event {
 	return out
 }
 
+// Conflict reports an event of batch at its chain's delivered head sequence with another hash (an
+// error wrapping sink.ErrConflict): a forwarding sink cannot read older events back, but it must
+// not acknowledge a different event at the one sequence it knows.
+func (h *Heads) Conflict(batch []chain.Event) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range batch {
+		e := &batch[i]
+		if hd, ok := h.heads[e.ChainID]; ok && hd.Found && e.Sequence == hd.Sequence && e.Hash != hd.Hash {
+			return sink.Conflictf("chain %s sequence %d was delivered with hash %s; the batch has %s", e.ChainID, e.Sequence, hd.Hash, e.Hash)
+		}
+	}
+	return nil
+}
+
 // Delivered records that events (returned by Fresh) were delivered.
 func (h *Heads) Delivered(events []chain.Event) {
 	h.mu.Lock()
