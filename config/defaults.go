@@ -17,6 +17,8 @@ func Default() *Config {
 			Addr:              ":4020",
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			IdleTimeout:       Duration(120 * time.Second),
+			BodyIdleTimeout:   Duration(30 * time.Second),
+			BodyReadTimeout:   Duration(5 * time.Minute),
 		},
 		Admin:   Admin{Addr: "127.0.0.1:9464"},
 		DataDir: "./data",
@@ -36,8 +38,9 @@ func Default() *Config {
 		Capture: Capture{
 			MaxBodyBytes: ByteSize(64 << 10),
 			MaxHoldBytes: ByteSize(8 << 20),
-			MaxHoldTotal: ByteSize(256 << 20),
-			Bodies:       true,
+			MaxHoldTotal:     ByteSize(256 << 20),
+			MaxHoldAnonymous: ByteSize(16 << 20),
+			Bodies:           true,
 		},
 		Watcher: Watcher{
 			Enabled:     true,

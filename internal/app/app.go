@@ -110,6 +110,10 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	digestKey, err := secret(cfg.Capture.DigestKey, filepath.Join(cfg.DataDir, "digest.key"))
+	if err != nil {
+		return nil, err
+	}
 
 	a.jm = journal.NewMetrics(o.Registry)
 	j, rec, err := journal.Open(journal.Options{
@@ -204,7 +208,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	redactor, err := capture.NewRedactor(cfg.Capture.RedactKeys, cfg.Capture.RedactPaths)
+	redactor, err := capture.NewRedactor(cfg.Capture.RedactKeys, cfg.Capture.RedactPaths, cfg.Capture.KeepKeys...)
 	if err != nil {
 		return nil, err
 	}
@@ -267,6 +271,8 @@ func New(ctx context.Context, o Options) (*App, error) {
 	a.proxy, err = proxy.New(proxy.Options{
 		Upstream: upstream, Transport: transport, Rules: table, Identity: a.resolver, Redactor: redactor,
 		MaxBodyBytes: int(cfg.Capture.MaxBodyBytes), MaxHoldBytes: int(cfg.Capture.MaxHoldBytes), MaxHoldTotal: int64(cfg.Capture.MaxHoldTotal), CaptureBodies: cfg.Capture.Bodies,
+		MaxHoldAnonymous: int64(cfg.Capture.MaxHoldAnonymous), DigestKey: digestKey,
+		BodyIdleTimeout: cfg.Listen.BodyIdleTimeout.D(), BodyReadTimeout: cfg.Listen.BodyReadTimeout.D(),
 		FailMode: cfg.Journal.FailMode, Journal: j, Observer: observer, Metrics: pm, Lost: a.jm.EventsLost,
 		Logger: o.Logger.With("component", "proxy"),
 		Local: []proxy.Local{
