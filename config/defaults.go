@@ -36,8 +36,8 @@ func Default() *Config {
 			JWT: JWT{JWKSRefresh: Duration(15 * time.Minute)},
 		},
 		Capture: Capture{
-			MaxBodyBytes: ByteSize(64 << 10),
-			MaxHoldBytes: ByteSize(8 << 20),
+			MaxBodyBytes:     ByteSize(64 << 10),
+			MaxHoldBytes:     ByteSize(8 << 20),
 			MaxHoldTotal:     ByteSize(256 << 20),
 			MaxHoldAnonymous: ByteSize(16 << 20),
 			Bodies:           true,

@@ -83,15 +83,15 @@ type Options struct {
 	// no progress for BodyIdleTimeout (default 30 s), or not whole after BodyReadTimeout (default
 	// 5 min), and the request is answered 408 (and recorded as a FAILED attempt when audited).
 	BodyIdleTimeout, BodyReadTimeout time.Duration
-	CaptureBodies bool // render bodies (false: sizes and digests only)
+	CaptureBodies                    bool // render bodies (false: sizes and digests only)
 	// DigestKey keys the HMAC-SHA-256 digests of bodies (capture.digest_key, the same on every
 	// replica). Empty: a random key for this process (digests then match nothing after a restart).
 	DigestKey []byte
-	FailMode      string
-	Journal       Journal
-	Observer      Observer
-	Local         []Local
-	Metrics       *Metrics
+	FailMode  string
+	Journal   Journal
+	Observer  Observer
+	Local     []Local
+	Metrics   *Metrics
 	// Lost counts events that could not be journaled (shared with the journal's metrics).
 	Lost   *prometheus.CounterVec
 	Logger *slog.Logger
