@@ -195,6 +195,8 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p := &Proxy{opts: opts, log: opts.Logger, m: opts.Metrics, redactors: map[*rules.Rule]*capture.Redactor{},
 		budget: capture.NewBudget(opts.MaxHoldTotal - opts.MaxHoldAnonymous), anon: capture.NewBudget(opts.MaxHoldAnonymous)}
+	p.budget.OnChange(p.heldChanged)
+	p.anon.OnChange(p.heldChanged)
 	p.canon.New = func() any { return new(jsonb.Canonicalizer) }
 	for _, r := range opts.Rules.Rules() {
 		p.redactors[r] = opts.Redactor.With(r.Redact)

@@ -67,8 +67,21 @@ func encodeString(s string) []byte {
 // requests in flight). It never blocks: a holder takes what is left and captures less. Holders
 // take it in small steps as they hold bytes, never the most they could hold.
 type Budget struct {
-	avail atomic.Int64
-	total int64
+	avail   atomic.Int64
+	total   int64
+	changed func() // called after every change (keeps a gauge of held bytes current)
+}
+
+// OnChange registers f, called after every change of what is held. Call it before use.
+func (b *Budget) OnChange(f func()) *Budget {
+	b.changed = f
+	return b
+}
+
+func (b *Budget) notify() {
+	if b.changed != nil {
+		b.changed()
+	}
 }
 
 // NewBudget returns a budget of n bytes.
@@ -83,7 +96,11 @@ func (b *Budget) Take(n int) int {
 	for {
 		a := b.avail.Load()
 		got := min(int64(n), max(a, 0))
-		if got == 0 || b.avail.CompareAndSwap(a, a-got) {
+		if got == 0 {
+			return 0
+		}
+		if b.avail.CompareAndSwap(a, a-got) {
+			b.notify()
 			return int(got)
 		}
 	}
@@ -91,10 +108,15 @@ func (b *Budget) Take(n int) int {
 
 // Force takes n bytes even past the bound (InUse may then exceed the total): for the small
 // prefix every held response keeps, so the gauge of held bytes stays true.
-func (b *Budget) Force(n int) { b.avail.Add(-int64(n)) }
+func (b *Budget) Force(n int) { b.avail.Add(-int64(n)); b.notify() }
 
 // Give returns n bytes.
-func (b *Budget) Give(n int) { b.avail.Add(int64(n)) }
+func (b *Budget) Give(n int) {
+	if n != 0 {
+		b.avail.Add(int64(n))
+		b.notify()
+	}
+}
 
 // InUse is the number of bytes taken.
 func (b *Budget) InUse() int64 { return b.total - b.avail.Load() }
