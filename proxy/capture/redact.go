@@ -60,15 +60,37 @@ var shapeHints = func() [][]byte {
 	return out
 }()
 
+// minShape is the length of the shortest secret shape ("a://b@").
+const minShape = 6
+
 // SecretValue reports whether a string has the shape of a secret.
 func SecretValue(s string) bool {
-	b := []byte(s)
+	return len(s) >= minShape && hasHint([]byte(s)) && secretShapes.MatchString(s)
+}
+
+// hintsByFirst indexes shapeHints by their first byte: one pass over a value finds whether it
+// contains any.
+var hintsByFirst = func() (t [256][][]byte) {
 	for _, h := range shapeHints {
-		if bytes.Contains(b, h) {
-			return secretShapes.Match(b)
+		t[h[0]] = append(t[h[0]], h)
+	}
+	return t
+}()
+
+func hasHint(b []byte) bool {
+	for i, c := range b {
+		for _, h := range hintsByFirst[c] {
+			if bytes.HasPrefix(b[i:], h) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// secretBytes is SecretValue for bytes (no copy).
+func secretBytes(b []byte) bool {
+	return len(b) >= minShape && hasHint(b) && secretShapes.Match(b)
 }
 
 // Text returns s, or Redacted when it has the shape of a secret (for values outside bodies:

@@ -370,7 +370,7 @@ func (w *writer) value(r *Redactor, s *scanner, depth int) error {
 		if err != nil {
 			return err
 		}
-		if SecretValue(keyText(raw, escaped)) {
+		if escaped && SecretValue(keyText(raw, escaped)) || !escaped && secretBytes(raw[1:len(raw)-1]) {
 			return w.emitRedacted() // the shape of a secret, whatever its key
 		}
 		return w.emit(stringOut(raw, dirty))
