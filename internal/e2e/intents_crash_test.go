@@ -89,13 +89,16 @@ func (l *appliedLog) wrap(h http.Handler) http.Handler {
 
 func writeCrashConfig(t *testing.T, dir, upstream string, proxyPort, adminPort int, extra string) string {
 	t.Helper()
+	if extra == "" {
+		extra = ", compact_every: 1s"
+	}
 	cfg := fmt.Sprintf(`version: 1
 upstream: {url: %q}
 listen: {addr: "127.0.0.1:%d"}
 admin: {addr: "127.0.0.1:%d"}
 data_dir: %q
 auth: {api_keys: [%q]}
-journal: {fsync: true, compact_every: 1s%s}
+journal: {fsync: true%s}
 watcher: {enabled: true, api_key: %q, interval: 50ms, max_interval: 500ms}
 sinks:
   - name: store
@@ -212,7 +215,8 @@ func TestKill9WithIntentsLeavesNoChangeWithoutEvent(t *testing.T) {
 	cfg := writeCrashConfig(t, dir, fsrv.URL, pp, ap, "")
 	proc := startProcess(t, cfg, pp, ap)
 
-	wl := &workload{proxy: func() string { return proc.proxy }, client: &http.Client{Timeout: 10 * time.Second}, acked: map[string]string{}}
+	proxyURL := proc.proxy // the same port across restarts
+	wl := &workload{proxy: func() string { return proxyURL }, client: &http.Client{Timeout: 10 * time.Second}, acked: map[string]string{}}
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for w := range 8 {
