@@ -155,7 +155,16 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 			}
 		}
 	}
-	ctx.raw("request", p.bodyContext(rule, x.hdr.Get("Content-Type"), req))
+	// The request's part is the same for the intent and the event when the whole body was held
+	// before forwarding: rendered once.
+	reqCtx := x.reqCtx
+	if reqCtx == nil {
+		reqCtx = p.bodyContext(rule, x.hdr.Get("Content-Type"), req)
+		if pending && req.Complete && !req.Truncated && req.Err == nil {
+			x.reqCtx = reqCtx
+		}
+	}
+	ctx.raw("request", reqCtx)
 	if upstreamErr == nil && !pending {
 		ctx.raw("response", p.bodyContext(rule, respHeader.Get("Content-Type"), resp))
 	}

@@ -117,6 +117,7 @@ type exchange struct {
 	reqHeld  []byte // the request body's first bytes, read before forwarding
 	reqCut   bool   // the hold budget, not the hold limit, cut reqHeld short
 	intended bool   // the intent is durable: the event resolves it
+	reqCtx   []byte // the request's rendering in the context, when final before forwarding
 	observe  bool   // execution status read: watch the response body
 	audited  bool
 	failed   bool // ModifyResponse failed to journal (fail_closed)
