@@ -169,6 +169,12 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 		ctx.raw("response", p.bodyContext(rule, respHeader.Get("Content-Type"), resp))
 	}
 
+	if pending {
+		// An intent's context and metadata are kept as written (valid JSON, not canonical):
+		// the rare event rebuilt from an intent is canonicalised then.
+		d.Context, d.Metadata = ctx.bytes(), meta.bytes()
+		return d, true
+	}
 	c := p.canon.Get().(*jsonb.Canonicalizer)
 	defer p.canon.Put(c)
 	d.Context = canonical(c, ctx.bytes())

@@ -160,6 +160,12 @@ func recoveredDraft(in journal.Intent, out Outcome, now time.Time) journal.Draft
 		raw = append(append(append(append([]byte(nil), ctx[:len(ctx)-1]...), ','), add...), '}')
 	}
 	var c jsonb.Canonicalizer
+	// The intent's metadata was written as plain JSON: canonical from here on.
+	if meta, err := c.AppendCanonical(nil, orEmptyObject(d.Metadata)); err == nil {
+		d.Metadata = meta
+	} else {
+		d.Metadata = []byte("{}")
+	}
 	if canon, err := c.AppendCanonical(nil, raw); err == nil {
 		d.Context = canon
 	} else {
@@ -171,6 +177,13 @@ func recoveredDraft(in journal.Intent, out Outcome, now time.Time) journal.Draft
 		d.Context, _ = c.AppendCanonical(nil, append(fb, '}'))
 	}
 	return d
+}
+
+func orEmptyObject(b []byte) []byte {
+	if len(b) == 0 {
+		return []byte("{}")
+	}
+	return b
 }
 
 // retryStranded appends, once the journal writes again, the events of requests that reached
