@@ -23,8 +23,19 @@ import (
 // directly: values are looked up with capture.Decode, bodies rendered by the single-pass
 // redacting renderer, and the context written as JSON text and canonicalised once.
 func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capture.Summary, upstreamErr error) (journal.Draft, bool) {
+	return p.describe(x, status, respHeader, resp, upstreamErr, false)
+}
+
+// pendingDraft is the event of an exchange as far as it is known before forwarding (for its
+// intent): no status, no response, no result.
+func (p *Proxy) pendingDraft(x *exchange) journal.Draft {
+	d, _ := p.describe(x, 0, nil, capture.Summary{}, nil, true)
+	return d
+}
+
+func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp capture.Summary, upstreamErr error, pending bool) (journal.Draft, bool) {
 	rule := x.rule
-	req := x.reqTee.Summary()
+	req := x.requestSummary()
 	src := &sourceCtx{match: x.match, reqSum: req, respSum: resp, respHeader: respHeader, reqHeader: x.hdr, maxDecoded: p.opts.MaxHoldBytes}
 	success := upstreamErr == nil && status >= 200 && status < 300
 
@@ -32,8 +43,14 @@ func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capt
 		EventID: x.eventID, EventType: rule.EventType, Action: rule.Action, ResourceType: rule.ResourceType,
 		Actor: x.id.Actor, Result: chain.ResultFailed,
 	}
-	if success {
+	switch {
+	case pending:
+		d.Result = ""
+	case success:
 		d.Result = chain.ResultSuccess
+	}
+	if x.intended && !pending {
+		d.Resolves = x.eventID
 	}
 	d.ResourceID = rules.CanonicalID(src.first(rule.ResourceID))
 	meta := newObj(256)
@@ -51,7 +68,7 @@ func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capt
 		}
 		meta.str(f.Key, capture.Text(capture.Sanitize(v)))
 	}
-	if rule.Kind == config.KindExecutionStart && success {
+	if rule.Kind == config.KindExecutionStart && success && !pending {
 		if status == http.StatusOK {
 			// Flowker answers 200 only when replaying a terminal execution: nothing new happened.
 			p.m.Replays.Inc()
@@ -65,7 +82,7 @@ func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capt
 
 	// Context: what the sidecar saw.
 	ctx := newObj(2048 + len(req.Captured) + len(resp.Captured))
-	if d.ResourceID == "" && len(rule.ResourceID) > 0 {
+	if d.ResourceID == "" && len(rule.ResourceID) > 0 && !pending {
 		if success {
 			ctx.str("resourceIdUnavailable", "the response did not carry the resource id ("+sourceList(rule.ResourceID)+")")
 		} else {
@@ -99,12 +116,14 @@ func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capt
 	if upstreamErr != nil {
 		ctx.str("upstreamError", clip(capture.Sanitize(upstreamErr.Error()), 512))
 	}
-	dur := newObj(64)
-	dur.num("total", ms(p.opts.Now().Sub(x.start)))
-	if !x.upstream.IsZero() {
-		dur.num("upstream", ms(x.upstream.Sub(x.start)))
+	if !pending {
+		dur := newObj(64)
+		dur.num("total", ms(p.opts.Now().Sub(x.start)))
+		if !x.upstream.IsZero() {
+			dur.num("upstream", ms(x.upstream.Sub(x.start)))
+		}
+		ctx.raw("durationMs", dur.bytes())
 	}
-	ctx.raw("durationMs", dur.bytes())
 	if ua := x.hdr.Get("User-Agent"); ua != "" {
 		ctx.str("userAgent", clip(capture.Text(capture.Sanitize(ua)), 512))
 	}
@@ -145,11 +164,26 @@ func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capt
 			ctx.raw("ambiguousKeys", b)
 		}
 	}
-	ctx.raw("request", p.bodyContext(rule, x.hdr.Get("Content-Type"), req))
-	if upstreamErr == nil {
+	// The request's part is the same for the intent and the event when the whole body was held
+	// before forwarding: rendered once.
+	reqCtx := x.reqCtx
+	if reqCtx == nil {
+		reqCtx = p.bodyContext(rule, x.hdr.Get("Content-Type"), req)
+		if pending && req.Complete && !req.Truncated && req.Err == nil {
+			x.reqCtx = reqCtx
+		}
+	}
+	ctx.raw("request", reqCtx)
+	if upstreamErr == nil && !pending {
 		ctx.raw("response", p.bodyContext(rule, respHeader.Get("Content-Type"), resp))
 	}
 
+	if pending {
+		// An intent's context and metadata are kept as written (valid JSON, not canonical):
+		// the rare event rebuilt from an intent is canonicalised then.
+		d.Context, d.Metadata = ctx.bytes(), meta.bytes()
+		return d, true
+	}
 	c := p.canon.Get().(*jsonb.Canonicalizer)
 	defer p.canon.Put(c)
 	d.Context = canonical(c, ctx.bytes())

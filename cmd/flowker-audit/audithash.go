@@ -23,10 +23,12 @@ const auditHashUsage = "usage: flowker-audit audit-hash [--config FILE] [--match
 // taken literally; "-" reads standard input and @FILE a file, byte for byte (a body's digest
 // covers its exact bytes). With --match, it compares instead: exit 0 when equal, 1 when not.
 func auditHashCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("audit-hash", stderr)
-	path := fs.String("config", "config.yaml", "configuration file")
+	fs := newCommand("audit-hash", cmdHelp{usage: "audit-hash [--config FILE] [--match HEX] VALUE|-|@FILE",
+		what: "Print the keyed digest (HMAC-SHA-256 under capture.digest_key, or the key the sidecar generated\nin data_dir) that events carry for a body, to check a known value against request.hmacSha256 or\nresponse.hmacSha256. VALUE is taken literally; - reads standard input and @FILE a file, byte for\nbyte. With --match, compare instead: exit 0 on a match, 1 otherwise.",
+		example: "flowker-audit audit-hash --config config.yaml --match 1ebcaa01... @body.json"}, stdout, stderr)
+	path := fs.configFlag()
 	match := fs.String("match", "", "a digest from an event: exit 0 when VALUE has it, 1 when not")
-	if err := parse(fs, args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -50,7 +49,7 @@ func openSQLite(t *testing.T, events []chain.Event) (sink.Querier, string) {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "audit.db")
-	s := sqlite.New()
+	s := sqlite.New(sqlite.Options{})
 	cfg, _ := json.Marshal(map[string]string{"path": path, "synchronous": "normal"})
 	if err := s.Configure(ctx, cfg); err != nil {
 		t.Fatal(err)
@@ -61,7 +60,7 @@ func openSQLite(t *testing.T, events []chain.Event) (sink.Querier, string) {
 			t.Fatal(err)
 		}
 	}
-	return s.(sink.Querier), path
+	return s, path
 }
 
 // tamper rewrites the stored metadata of an event behind the sink's back (as an intruder with
@@ -549,7 +548,7 @@ func seedSQLite(t *testing.T, n int) (sink.Querier, string) {
 	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("the go command is needed to seed the store without the race detector: %v", err)
 	}
 	path := filepath.Join(t.TempDir(), "audit.db")
 	cmd := exec.Command(goTool, "run", "./internal/seeddb", "-n", fmt.Sprint(n), "-out", path)
@@ -558,11 +557,11 @@ func seedSQLite(t *testing.T, n int) (sink.Querier, string) {
 		t.Fatalf("seed %s: %v\n%s", path, err, out)
 	}
 	ctx := context.Background()
-	st := sqlite.New()
+	st := sqlite.New(sqlite.Options{})
 	cfg, _ := json.Marshal(map[string]string{"path": path})
 	if err := st.Configure(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close(ctx) })
-	return st.(sink.Querier), path
+	return st, path
 }

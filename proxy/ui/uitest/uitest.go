@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
@@ -289,4 +290,39 @@ func ScreenshotPath(t testing.TB) string {
 		return p
 	}
 	return filepath.Join(t.TempDir(), "audit-trail.png")
+}
+
+// AllowDownloads makes the browser save downloads into dir under their suggested names.
+func AllowDownloads(t testing.TB, ctx context.Context, dir string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+			Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir})
+		return err
+	})); err != nil {
+		t.Fatalf("allow downloads into %s: %v", dir, err)
+	}
+}
+
+// WaitDownload waits until the browser finished writing path (the file exists and its
+// .crdownload companion does not) and returns its content.
+func WaitDownload(t testing.TB, path string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(stepTimeout)
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			if _, err := os.Stat(path + ".crdownload"); os.IsNotExist(err) {
+				return b
+			}
+		}
+		if time.Now().After(deadline) {
+			entries, _ := os.ReadDir(filepath.Dir(path))
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			t.Fatalf("download %s did not complete within %s (directory holds %v)", path, stepTimeout, names)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
