@@ -117,6 +117,23 @@ func Validate(cfg *Config, plugins PluginCatalog) Errors {
 			errs.add(fmt.Sprintf("capture.redact_keys[%d]", i), "invalid regular expression: %v", err)
 		}
 	}
+	if cfg.Capture.MaxHoldAnonymous > cfg.Capture.MaxHoldTotal/2 {
+		errs.add("capture.max_hold_anonymous", "must be at most half of capture.max_hold_total (%d)", int64(cfg.Capture.MaxHoldTotal)/2)
+	}
+	for i, p := range cfg.Capture.KeepKeys {
+		if _, err := regexp.Compile(p); err != nil {
+			errs.add(fmt.Sprintf("capture.keep_keys[%d]", i), "invalid regular expression: %v", err)
+		}
+	}
+	if k := cfg.Capture.DigestKey; k != "" && len(k) < 32 {
+		errs.add("capture.digest_key", "must be at least 32 characters")
+	}
+	if cfg.Listen.BodyIdleTimeout <= 0 || cfg.Listen.BodyIdleTimeout > Duration(time.Hour) {
+		errs.add("listen.body_idle_timeout", "must be between 1ns and 1h")
+	}
+	if cfg.Listen.BodyReadTimeout < cfg.Listen.BodyIdleTimeout {
+		errs.add("listen.body_read_timeout", "must be at least listen.body_idle_timeout")
+	}
 	for i, p := range cfg.Capture.RedactPaths {
 		checkRedactPath(&errs, fmt.Sprintf("capture.redact_paths[%d]", i), p)
 	}

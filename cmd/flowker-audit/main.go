@@ -70,6 +70,8 @@ Usage:
                                                write a chain as NDJSON from the query sink
   flowker-audit fingerprint [--config FILE] API_KEY
                                                print the actor id an API key is recorded as
+  flowker-audit audit-hash [--config FILE] [--match HEX] VALUE|-|@FILE
+                                               print (or check) the keyed digest events carry for a value
   flowker-audit schema clickhouse [--server-version V] [--database DB]
                                                print the ClickHouse DDL (dry run)
   flowker-audit fake-flowker [--listen ADDR] [--api-key KEY] [--execution-delay D] [--latency D]
@@ -109,6 +111,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return exportCmd(ctx, rest, stdout, stderr)
 	case "fingerprint":
 		return fingerprintCmd(rest, stdout, stderr)
+	case "audit-hash":
+		return auditHashCmd(rest, stdout, stderr)
 	case "schema":
 		return schemaCmd(rest, stdout, stderr)
 	case "fake-flowker":

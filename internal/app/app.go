@@ -99,7 +99,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	o = o.withDefaults()
 	a := &App{cfg: o.Config, log: o.Logger, reg: o.Registry, started: time.Now()}
 	buildInfo(o.Registry, o.Version, o.Revision)
-	fpKey, cursorKey, err := a.openDataDir()
+	keys, err := a.openDataDir()
 	if err != nil {
 		return nil, err
 	}
@@ -130,10 +130,10 @@ func New(ctx context.Context, o Options) (*App, error) {
 		return nil, fmt.Errorf("upstream.url: %w", err)
 	}
 	a.transport = proxy.NewTransport(a.cfg.Upstream)
-	if err := a.buildAuditAPI(cursorKey); err != nil {
+	if err := a.buildAuditAPI(keys.cursor); err != nil {
 		return nil, err
 	}
-	if err := a.buildProxy(ctx, fpKey); err != nil {
+	if err := a.buildProxy(ctx, keys); err != nil {
 		return nil, err
 	}
 	a.buildServers()
@@ -178,19 +178,31 @@ func (a *App) Close() error {
 	return a.closeErr
 }
 
-// openDataDir creates data_dir and returns the fingerprint and cursor keys (configured, or
-// persisted there).
-func (a *App) openDataDir() (fingerprintKey, cursorKey []byte, err error) {
+// dataKeys are the HMAC keys of a deployment: configured, or generated into data_dir.
+type dataKeys struct {
+	fingerprint []byte // API-key fingerprints (identity.fingerprint_key)
+	cursor      []byte // pagination cursors (auth.cursor_key)
+	digest      []byte // body digests in events (capture.digest_key)
+}
+
+// openDataDir creates data_dir and returns the deployment's keys (configured, or persisted
+// there).
+func (a *App) openDataDir() (dataKeys, error) {
+	var k dataKeys
 	if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
-		return nil, nil, fmt.Errorf("creating data_dir %s: %w", a.cfg.DataDir, err)
+		return k, fmt.Errorf("creating data_dir %s: %w", a.cfg.DataDir, err)
 	}
-	if fingerprintKey, err = secret(a.cfg.Identity.FingerprintKey, filepath.Join(a.cfg.DataDir, "fingerprint.key")); err != nil {
-		return nil, nil, err
+	var err error
+	if k.fingerprint, err = secret(a.cfg.Identity.FingerprintKey, filepath.Join(a.cfg.DataDir, "fingerprint.key")); err != nil {
+		return k, err
 	}
-	if cursorKey, err = secret(a.cfg.Auth.CursorKey, filepath.Join(a.cfg.DataDir, "cursor.key")); err != nil {
-		return nil, nil, err
+	if k.cursor, err = secret(a.cfg.Auth.CursorKey, filepath.Join(a.cfg.DataDir, "cursor.key")); err != nil {
+		return k, err
 	}
-	return fingerprintKey, cursorKey, nil
+	if k.digest, err = secret(a.cfg.Capture.DigestKey, filepath.Join(a.cfg.DataDir, "digest.key")); err != nil {
+		return k, err
+	}
+	return k, nil
 }
 
 // openJournal opens the journal and recovers its tail.
@@ -305,11 +317,11 @@ func (a *App) buildAuditAPI(cursorKey []byte) error {
 
 // buildProxy prepares the identity resolver, the rules, the execution watcher and the proxy
 // with its local routes (audit API, Audit Trail page).
-func (a *App) buildProxy(ctx context.Context, fingerprintKey []byte) error {
+func (a *App) buildProxy(ctx context.Context, keys dataKeys) error {
 	cfg := a.cfg
 	var err error
 	a.resolver, err = identity.New(ctx, identity.Options{
-		FingerprintKey: fingerprintKey, Names: cfg.Identity.APIKeyNames, TrustedProxies: cfg.TrustedProxies,
+		FingerprintKey: keys.fingerprint, Names: cfg.Identity.APIKeyNames, TrustedProxies: cfg.TrustedProxies,
 		TrustedHeader: cfg.Identity.TrustedHeader, Logger: a.log.With("component", "identity"),
 		JWT: identity.JWTOptions{JWKSURL: cfg.Identity.JWT.JWKSURL, PublicKeyFile: cfg.Identity.JWT.PublicKeyFile,
 			HMACSecret: cfg.Identity.JWT.HMACSecret, Issuer: cfg.Identity.JWT.Issuer, Audience: cfg.Identity.JWT.Audience,
@@ -322,7 +334,7 @@ func (a *App) buildProxy(ctx context.Context, fingerprintKey []byte) error {
 	if err != nil {
 		return err
 	}
-	redactor, err := capture.NewRedactor(cfg.Capture.RedactKeys, cfg.Capture.RedactPaths)
+	redactor, err := capture.NewRedactor(cfg.Capture.RedactKeys, cfg.Capture.RedactPaths, cfg.Capture.KeepKeys...)
 	if err != nil {
 		return err
 	}
@@ -345,6 +357,8 @@ func (a *App) buildProxy(ctx context.Context, fingerprintKey []byte) error {
 	a.proxy, err = proxy.New(proxy.Options{
 		Upstream: a.upstream, Transport: a.transport, Rules: table, Identity: a.resolver, Redactor: redactor,
 		MaxBodyBytes: int(cfg.Capture.MaxBodyBytes), MaxHoldBytes: int(cfg.Capture.MaxHoldBytes), MaxHoldTotal: int64(cfg.Capture.MaxHoldTotal), CaptureBodies: cfg.Capture.Bodies,
+		MaxHoldAnonymous: int64(cfg.Capture.MaxHoldAnonymous), DigestKey: keys.digest,
+		BodyIdleTimeout: cfg.Listen.BodyIdleTimeout.D(), BodyReadTimeout: cfg.Listen.BodyReadTimeout.D(),
 		FailMode: cfg.Journal.FailMode, Journal: a.journal, Observer: observer, Metrics: a.proxyMetrics, Lost: a.journalMetrics.EventsLost,
 		Logger: a.log.With("component", "proxy"),
 		Local: []proxy.Local{
