@@ -259,7 +259,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if cfg.Watcher.Enabled {
 		a.watcher = watcher.New(watcher.Options{
 			Upstream: upstream, Client: &http.Client{Transport: transport, Timeout: 15 * time.Second},
-			APIKey: cfg.Watcher.APIKey, Authorization: cfg.Watcher.Authorization,
+			APIKey: cfg.Watcher.APIKey, Authorization: cfg.Watcher.Authorization, Credentials: watcherCredentials(cfg.Watcher),
 			Interval: cfg.Watcher.Interval.D(), MaxInterval: cfg.Watcher.MaxInterval.D(), GiveUpAfter: cfg.Watcher.GiveUpAfter.D(),
 			MaxInFlight: cfg.Watcher.MaxInFlight, Journal: j, Registerer: o.Registry, Logger: o.Logger.With("component", "watcher"),
 			OnEvent: func(ev chain.Event) { pm.Events.WithLabelValues(ev.EventType, ev.Result).Inc() },
