@@ -49,9 +49,22 @@ type Options struct {
 	// override nothing (a misspelt name is an error naming the closest known one). nil: no check,
 	// except in Load with a nil Lookup, which checks os.Environ().
 	Environ []string
-	// ValidatePlugin, when set, validates the config block of a sink whose plugin is bundled in the
-	// binary. It returns known=false for plugins it does not know (e.g. a path to a binary).
-	ValidatePlugin func(plugin string, config []byte) (known bool, err error)
+	// Plugins, when set, names the sink plugins bundled in the binary and validates their config
+	// blocks (package plugins' Catalog is the one source of truth). Without it, plugin names
+	// and their config blocks are not checked.
+	Plugins PluginCatalog
+}
+
+// PluginCatalog is what configuration checks need to know of the bundled sink plugins.
+type PluginCatalog interface {
+	// Bundled returns the names of the bundled plugins, sorted.
+	Bundled() []string
+	// ValidateConfig checks the config block of a bundled plugin; known is false for a plugin that
+	// is not bundled (an external binary checks its own when it starts).
+	ValidateConfig(plugin string, config []byte) (known bool, err error)
+	// Queryable reports whether a bundled plugin can answer the audit API (query: true);
+	// write-only plugins archive or forward events and cannot read them back.
+	Queryable(plugin string) bool
 }
 
 // Load builds the configuration from the defaults, the YAML file at path and the environment,
@@ -100,7 +113,7 @@ func Parse(data []byte, opts Options) (*Config, error) {
 		errs = append(errs, checkEnvNames(cfg, opts.Environ)...)
 	}
 	defaultSQLitePaths(cfg)
-	errs = append(errs, validate(cfg, opts.ValidatePlugin)...)
+	errs = append(errs, validate(cfg, opts.Plugins)...)
 	if len(errs) > 0 {
 		return cfg, errs
 	}

@@ -36,10 +36,12 @@ import (
 	"github.com/flowker-audit/flowker-audit/proxy/rules"
 )
 
-// Journal is where events go; *journal.Journal implements it.
+// Journal is where intents and events go; *journal.Journal implements it.
 type Journal interface {
 	Append(ctx context.Context, d journal.Draft) (chain.Event, error)
 	Accepting() error
+	Intend(ctx context.Context, in journal.Intent) error
+	Resolve(ctx context.Context, id string) error
 }
 
 // Observer learns about executions (the execution watcher implements it). Both methods must
@@ -96,6 +98,7 @@ type Proxy struct {
 	redactors map[*rules.Rule]*capture.Redactor
 	canon     sync.Pool       // *jsonb.Canonicalizer scratch space, reused across requests
 	budget    *capture.Budget // body bytes held by audited requests in flight
+	stranded  stranded        // events waiting for a failed journal (their intents are durable)
 }
 
 type ctxKey struct{}
@@ -111,7 +114,10 @@ type exchange struct {
 	eventID  string
 	id       identity.Identity
 	reqTee   *capture.Tee
-	observe  bool // execution status read: watch the response body
+	reqHeld  []byte // the request body's first bytes, read before forwarding
+	reqCut   bool   // the hold budget, not the hold limit, cut reqHeld short
+	intended bool   // the intent is durable: the event resolves it
+	observe  bool   // execution status read: watch the response body
 	audited  bool
 	failed   bool // ModifyResponse failed to journal (fail_closed)
 	upStatus int
@@ -268,6 +274,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := p.opts.Rules.Match(r.Method, r.URL.EscapedPath())
 	var rule *rules.Rule
 	switch {
+	case rules.Preflight(r):
+		// Flowker's CORS middleware answers it before any route runs: nothing can change.
+		route = "cors_preflight"
 	case m != nil && m.Rule.Kind == config.KindExecutionStatus && rules.Mutating(r):
 		// A status-read rule never exempts a change (a configured rule with a wider method).
 		rule, route = rules.Unclassified, rules.Unclassified.Name
@@ -319,6 +328,14 @@ func (p *Proxy) serveAudited(w http.ResponseWriter, r *http.Request, m *rules.Ma
 		x.match = &rules.Match{Rule: rule}
 	}
 	x.client = r.Context()
+	// The request body is read (up to capture.max_hold_bytes) and the intent made durable before
+	// Flowker sees anything (write-ahead audit).
+	body, release := p.holdRequest(x, r)
+	defer release()
+	if !p.intend(w, r, x) {
+		return
+	}
+	p.m.Forwarded.Inc()
 	// Once Flowker has the whole request it may apply it even if the client goes away, so the
 	// upstream call is not cancelled with the client: it runs to its response, which is then
 	// journaled with its real status and resource id. (A body cut short by the client still
@@ -326,15 +343,8 @@ func (p *Proxy) serveAudited(w http.ResponseWriter, r *http.Request, m *rules.Ma
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), detachedLimit)
 	defer cancel()
 	out := r.WithContext(context.WithValue(ctx, ctxKey{}, x))
-	if r.Body != nil && r.Body != http.NoBody {
-		x.reqTee = capture.NewTee(r.Body, p.opts.MaxHoldBytes).WithBudget(p.budget)
-		out.Body = x.reqTee
-	} else {
-		x.reqTee = capture.NewTee(nil, 0)
-	}
+	out.Body = body
 	p.rp.ServeHTTP(w, out)
-	x.reqTee.Release()
-	p.heldChanged()
 }
 
 func (p *Proxy) heldChanged() { p.m.HeldBytes.Set(float64(p.budget.InUse())) }
@@ -381,13 +391,16 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		sum.Err = readErr
 	}
 	d, record := p.infer(x, resp.StatusCode, resp.Header, sum, nil)
-	if record {
+	if !record {
+		p.resolve(resp.Request.Context(), x)
+	} else {
 		ev, err := p.append(resp.Request.Context(), x, d)
 		switch {
 		case err == nil:
 			resp.Header.Set("X-Audit-Id", ev.EventID)
 		case errors.Is(err, journal.ErrDuplicate):
-			// An idempotent replay of an execution already recorded: nothing new happened.
+			// An idempotent replay of an execution already recorded: nothing new happened (the
+			// journal resolved the intent).
 		case x.mode == config.FailClosed:
 			x.failed = true
 			p.budget.Give(len(held)) // the response is dropped
@@ -449,6 +462,13 @@ func (p *Proxy) append(ctx context.Context, x *exchange, d journal.Draft) (chain
 	case errors.Is(err, journal.ErrDuplicate):
 		p.m.Replays.Inc()
 		p.log.Debug("idempotent replay: no new event", "route", x.route, "once", d.Once)
+	case x.intended:
+		// The intent is durable: the event is appended once the journal writes again (or, if
+		// the sidecar stops first, rebuilt from the intent at the next start). Not lost.
+		p.strand(d)
+		p.log.Error("audit event could not be journaled yet; it is kept and appended when the journal writes again",
+			"event_id", d.EventID, "event_type", d.EventType, "result", d.Result, "resource_id", d.ResourceID,
+			"route", x.route, "fail_mode", x.mode, "err", err)
 	default:
 		reason := journalReason(err)
 		p.opts.Lost.WithLabelValues(reason).Inc()
@@ -478,16 +498,16 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		status, code, title, msg = 499, "FLKAUD-0499", "Client Closed Request", "the client went away before the response"
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		status, code, title, msg = http.StatusGatewayTimeout, "FLKAUD-0504", "Gateway Timeout", "upstream Flowker did not answer in time"
-	case x != nil && x.reqTee != nil && x.reqTee.Summary().Err != nil:
+	case x != nil && x.reqTee != nil && x.requestSummary().Err != nil:
 		status, code, title, msg = http.StatusBadRequest, "FLKAUD-0400", "Bad Request", "the request body could not be read completely"
 	}
 	p.log.Warn("upstream request failed", "method", r.Method, "path", r.URL.EscapedPath(), "status", status, "err", err)
 	if x != nil && x.audited {
 		d, record := p.infer(x, status, nil, capture.Summary{}, err)
-		if record {
-			if ev, aerr := p.append(r.Context(), x, d); aerr == nil {
-				w.Header().Set("X-Audit-Id", ev.EventID)
-			}
+		if !record {
+			p.resolve(r.Context(), x)
+		} else if ev, aerr := p.append(r.Context(), x, d); aerr == nil {
+			w.Header().Set("X-Audit-Id", ev.EventID)
 		}
 	}
 	if clientGone {

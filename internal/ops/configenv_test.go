@@ -84,8 +84,8 @@ func parseDeployedConfig(t *testing.T, where string, data []byte, env map[string
 			v, ok := env[k]
 			return v, ok
 		},
-		Environ:        environ, // as the sidecar checks os.Environ(): a misspelt variable fails
-		ValidatePlugin: plugins.ValidateConfig,
+		Environ: environ, // as the sidecar checks os.Environ(): a misspelt variable fails
+		Plugins: plugins.Catalog{},
 	})
 	if err != nil {
 		t.Fatalf("%s does not pass config.Parse: %v", where, err)

@@ -43,7 +43,7 @@ func TestUsers1816(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Before the tables exist, the application user cannot create them: a permanent error.
-	bad := NewSink(Options{Logger: testLogger(t)})
+	bad := New(Options{Logger: testLogger(t)})
 	defer bad.Close(ctx)
 	err = bad.Configure(ctx, testConfig(srv, "audit", map[string]any{"user": "flowker_audit", "password": "app-pw"}))
 	if err == nil || !sink.IsPermanent(err) {

@@ -42,6 +42,9 @@ type Options struct {
 	// ActorNames maps actor ids, exactly as they appear in events (for API keys, the fingerprint
 	// "key:..."), to display names for the Audit Trail page. Served by /audit-trail/config.json.
 	ActorNames map[string]string
+	// CheckpointLog is the signed checkpoint log (chain.checkpoint_log); the NDJSON export carries,
+	// per chain, a checkpoint read from it. Empty: exports carry none.
+	CheckpointLog string
 }
 
 // API answers the audit endpoints. Create it with New.
@@ -54,6 +57,8 @@ type API struct {
 	maxVerify uint64
 	metrics   *metrics
 	uiConfig  []byte
+
+	checkpointLog string
 }
 
 // New validates opts and returns the API.
@@ -71,6 +76,8 @@ func New(opts Options) (*API, error) {
 		log:       opts.Logger,
 		now:       opts.Now,
 		maxVerify: opts.MaxVerify,
+
+		checkpointLog: opts.CheckpointLog,
 	}
 	if a.auth == nil {
 		a.auth = NoneConfigured{}
@@ -117,6 +124,7 @@ const (
 	routeGet
 	routeVerify
 	routeUIConfig
+	routeExport
 )
 
 func (r route) endpoint() string {
@@ -129,6 +137,8 @@ func (r route) endpoint() string {
 		return "verify"
 	case routeUIConfig:
 		return "ui-config"
+	case routeExport:
+		return "export"
 	}
 	return "none"
 }
@@ -138,8 +148,8 @@ const UIConfigPath = "/audit-trail/config.json"
 
 // matchRoute matches like Flowker's router: case-insensitive, one trailing slash ignored.
 func matchRoute(path string) (route, string) {
-	if len(path) > 1 && path[len(path)-1] == '/' {
-		path = path[:len(path)-1]
+	for len(path) > 1 && path[len(path)-1] == '/' {
+		path = path[:len(path)-1] // Fiber's router strips every trailing slash
 	}
 	if strings.EqualFold(path, UIConfigPath) {
 		return routeUIConfig, ""
@@ -154,6 +164,9 @@ func matchRoute(path string) (route, string) {
 	}
 	if rest[0] != '/' {
 		return routeNone, ""
+	}
+	if strings.EqualFold(rest, ExportPath[len(base):]) {
+		return routeExport, ""
 	}
 	id, tail, more := strings.Cut(rest[1:], "/")
 	switch {
@@ -185,6 +198,9 @@ func (w *statusWriter) WriteHeader(code int) {
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (flushes of the export).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
@@ -247,9 +263,16 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// Validate the request before touching the store, so bad input is 400 even when it is down.
 	var (
 		search searchRequest
+		exp    exportRequest
 		evID   string
 	)
 	switch rt {
+	case routeExport:
+		var apiErr *apiError
+		if exp, apiErr = parseExport(r.URL.RawQuery, a.codec); apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
 	case routeList:
 		var apiErr *apiError
 		if search, apiErr = parseSearch(r.URL.RawQuery, a.codec); apiErr != nil {
@@ -277,6 +300,8 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		a.get(w, r, q, evID)
 	case routeVerify:
 		a.verify(w, r, q, evID)
+	case routeExport:
+		a.export(w, r, q, exp)
 	}
 }
 
@@ -303,6 +328,11 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s sea
 	}
 	if len(page.Events) > s.Limit { // a sink that ignored Limit: cut, and there is more
 		page.Events, page.More = page.Events[:s.Limit], true
+	}
+	if err := checkFiltered(page.Events, &s.Filter); err != nil {
+		a.log.Error("audit api: query sink ignored a filter (a plugin built before that filter existed?)", "err", err)
+		writeError(w, errStoreUnavailable)
+		return
 	}
 	next := ""
 	if page.More && len(page.Events) > 0 {
@@ -341,6 +371,18 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, q sink.Querier, id str
 		return
 	}
 	writeJSONBytes(w, http.StatusOK, append(appendEvent(nil, &ev), '\n'))
+}
+
+// checkFiltered reports an event that does not match f: a sink plugin built against an older SDK
+// drops filter fields it does not know (protobuf ignores unknown fields) and would answer an
+// actor-filtered search with everyone's events.
+func checkFiltered(events []chain.Event, f *sink.Filter) error {
+	for i := range events {
+		if !f.Matches(&events[i]) {
+			return fmt.Errorf("%w: event %s (chain %s, sequence %d) does not match the search filter", errFilterIgnored, events[i].EventID, events[i].ChainID, events[i].Sequence)
+		}
+	}
+	return nil
 }
 
 // VerifyOutput is the answer of GET /v1/audit-events/{id}/verify: Flowker's

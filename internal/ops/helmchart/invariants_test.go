@@ -188,7 +188,7 @@ func checkInvariants(t *testing.T, r *rendered) {
 		environ = append(environ, k+"="+v)
 	}
 	cfg, err := config.Parse([]byte(raw), config.Options{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
-		Environ: environ, ValidatePlugin: plugins.ValidateConfig})
+		Environ: environ, Plugins: plugins.Catalog{}})
 	if err != nil {
 		t.Fatalf("the rendered config.yaml does not pass config.Parse with the container's environment: %v\n%s", err, raw)
 	}
