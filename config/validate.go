@@ -357,7 +357,7 @@ func validateWatcherCredentials(errs *Errors, w Watcher) {
 	}
 	if o.TokenURL == "" {
 		if o.ClientID != "" || o.ClientSecret != "" || o.ClientSecretFile != "" || len(o.Scopes) > 0 {
-			errs.add("watcher.oauth2.token_url", "is required when other watcher.oauth2 keys are set")
+			errs.add("watcher.oauth2", "token_url is required when other watcher.oauth2 keys are set")
 		}
 		return
 	}
