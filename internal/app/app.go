@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,8 +85,9 @@ type App struct {
 	upstream       *url.URL
 	transport      *http.Transport
 
-	mu       sync.Mutex
-	draining bool
+	mu        sync.Mutex
+	draining  bool
+	lastDrain atomic.Pointer[DrainReport]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -544,11 +546,9 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 	if a.checkpoints != nil {
 		a.checkpoints.Final() // nothing is appended any more: sign the final head
 	}
-	// Give the sinks until a little before the deadline to deliver what the journal holds; what
-	// they do not get is delivered after the next start (the journal keeps it).
-	drain, cancelDrain := context.WithDeadline(context.Background(), deadline.Add(-a.cfg.ShutdownTimeout.D()/4))
-	a.waitDelivered(drain)
-	cancelDrain()
+	// Deliver what the journal holds until a little before the deadline (drain.go); what the
+	// sinks do not get stays in the journal and is reported.
+	a.drain(deadline.Add(-a.cfg.ShutdownTimeout.D() / 4))
 	stopSinks()
 	sinkWG.Wait()
 	if a.admin != nil {
