@@ -117,10 +117,25 @@ func render(t *testing.T, vals map[string]any) *rendered {
 
 func tryRender(t *testing.T, vals map[string]any) (*rendered, error) {
 	t.Helper()
+	return tryRenderAs(t, releaseName, vals)
+}
+
+// renderAs is render with another release name.
+func renderAs(t *testing.T, release string, vals map[string]any) *rendered {
+	t.Helper()
+	r, err := tryRenderAs(t, release, vals)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	return r
+}
+
+func tryRenderAs(t *testing.T, release string, vals map[string]any) (*rendered, error) {
+	t.Helper()
 	ch := loadChart(t)
 	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
 	inst.DryRun, inst.ClientOnly, inst.Replace = true, true, true
-	inst.ReleaseName, inst.Namespace = releaseName, namespace
+	inst.ReleaseName, inst.Namespace = release, namespace
 	inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.31.0", Major: "1", Minor: "31"}
 	inst.APIVersions = chartutil.VersionSet{"monitoring.coreos.com/v1"}
 	rel, err := inst.Run(ch, deepCopy(vals))
