@@ -93,7 +93,9 @@ func TestChartRefusesUnsafeValues(t *testing.T) {
 	}{
 		{"no Secret", "", nil, "secrets.existingSecret is required"},
 		{"Deployment without a shared query sink", "sidecar-values.yaml", map[string]any{"sidecar": map[string]any{"workload": "Deployment"}}, "needs a shared query sink"},
-		{"unknown mode", "sidecar-values.yaml", map[string]any{"mode": "daemonset"}, "mode must be sidecar or gateway"},
+		{"unknown mode (values.schema.json)", "sidecar-values.yaml", map[string]any{"mode": "daemonset"}, "/mode"},
+		{"a misspelt value (values.schema.json)", "sidecar-values.yaml", map[string]any{"replicas": 3}, "additional properties 'replicas' not allowed"},
+		{"a wrong type (values.schema.json)", "sidecar-values.yaml", map[string]any{"persistence": map[string]any{"size": 10}}, "/persistence/size"},
 		{"ClickHouse without its password Secret", "sidecar-values.yaml", map[string]any{"clickhouse": map[string]any{"enabled": true}}, "clickhouse.passwordSecret.name is required"},
 		{"OAuth2 without a token URL", "gateway-values.yaml", map[string]any{"watcher": map[string]any{"oauth2": map[string]any{"enabled": true}}}, "watcher.oauth2 needs"},
 		{"Flowker's secrets without a Secret", "", map[string]any{"secrets": map[string]any{"existingSecret": "x"}}, "sidecar.flowker.existingSecret is required"},
