@@ -262,6 +262,9 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if ok, xerr := isExportFile(*source); xerr != nil {
 			return verifyReadError(stdout, *asJSON, xerr)
 		} else if ok { // an export of the audit API (verifyexport.go)
+			if *asJSON {
+				return exitError{code: exitUsage, msg: "verify: --json is not available for audit API exports (GET /v1/audit-events/export) yet"}
+			}
 			return verifyExportCmd(*source, *chainID, *cpKey, *path, stdout, stderr)
 		}
 		cp, cerr := loadCheckpoints(nil, *cpLog, *cpKey, stderr)

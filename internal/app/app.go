@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,8 +87,9 @@ type App struct {
 	started        time.Time
 	unresolved     []journal.Intent // intents the previous run left, recovered by Run
 
-	mu       sync.Mutex
-	draining bool
+	mu        sync.Mutex
+	draining  bool
+	lastDrain atomic.Pointer[DrainReport]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -347,7 +349,7 @@ func (a *App) buildProxy(ctx context.Context, keys dataKeys) error {
 	if cfg.Watcher.Enabled {
 		a.watcher = watcher.New(watcher.Options{
 			Upstream: a.upstream, Client: &http.Client{Transport: a.transport, Timeout: 15 * time.Second},
-			APIKey: cfg.Watcher.APIKey, Authorization: cfg.Watcher.Authorization,
+			APIKey: cfg.Watcher.APIKey, Authorization: cfg.Watcher.Authorization, Credentials: watcherCredentials(cfg.Watcher),
 			Interval: cfg.Watcher.Interval.D(), MaxInterval: cfg.Watcher.MaxInterval.D(), GiveUpAfter: cfg.Watcher.GiveUpAfter.D(),
 			MaxInFlight: cfg.Watcher.MaxInFlight, Journal: a.journal, Registerer: a.reg, Logger: a.log.With("component", "watcher"),
 			OnEvent: func(ev chain.Event) { a.proxyMetrics.Events.WithLabelValues(ev.EventType, ev.Result).Inc() },
@@ -571,11 +573,9 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 	if a.checkpoints != nil {
 		a.checkpoints.Final() // nothing is appended any more: sign the final head
 	}
-	// Give the sinks until a little before the deadline to deliver what the journal holds; what
-	// they do not get is delivered after the next start (the journal keeps it).
-	drain, cancelDrain := context.WithDeadline(context.Background(), deadline.Add(-a.cfg.ShutdownTimeout.D()/4))
-	a.waitDelivered(drain)
-	cancelDrain()
+	// Deliver what the journal holds until a little before the deadline (drain.go); what the
+	// sinks do not get stays in the journal and is reported.
+	a.drain(deadline.Add(-a.cfg.ShutdownTimeout.D() / 4))
 	stopSinks()
 	sinkWG.Wait()
 	if a.admin != nil {
