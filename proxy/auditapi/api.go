@@ -125,6 +125,7 @@ const (
 	routeVerify
 	routeUIConfig
 	routeExport
+	routeOpenAPI
 )
 
 func (r route) endpoint() string {
@@ -139,6 +140,8 @@ func (r route) endpoint() string {
 		return "ui-config"
 	case routeExport:
 		return "export"
+	case routeOpenAPI:
+		return "openapi"
 	}
 	return "none"
 }
@@ -153,6 +156,9 @@ func matchRoute(path string) (route, string) {
 	}
 	if strings.EqualFold(path, UIConfigPath) {
 		return routeUIConfig, ""
+	}
+	if strings.EqualFold(path, OpenAPIPath) {
+		return routeOpenAPI, ""
 	}
 	const base = "/v1/audit-events"
 	if len(path) < len(base) || !strings.EqualFold(path[:len(base)], base) {
@@ -237,6 +243,10 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		a.metrics.duration.WithLabelValues(ep).Observe(a.now().Sub(start).Seconds())
 	}()
 
+	if rt == routeOpenAPI && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		serveOpenAPI(w, r) // public, like Flowker's /swagger
+		return
+	}
 	if err := a.auth.Authenticate(r.Context(), r); err != nil {
 		var d *DeniedError
 		if errors.As(err, &d) {
