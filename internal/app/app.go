@@ -242,6 +242,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	a.api, err = auditapi.New(auditapi.Options{
 		Querier: a.querier, Auth: auth, CursorKey: cursorKey, Registerer: o.Registry,
 		Logger: o.Logger.With("component", "audit-api"), ActorNames: names, CheckpointLog: checkpointLogPath(cfg),
+		Caller: auditapi.FingerprintCaller(fpKey),
 	})
 	if err != nil {
 		return nil, err
