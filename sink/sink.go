@@ -191,6 +191,18 @@ func Permanent(err error) error {
 // Permanentf is Permanent(fmt.Errorf(format, args...)).
 func Permanentf(format string, args ...any) error { return Permanent(fmt.Errorf(format, args...)) }
 
+// ErrConflict means the store holds something that disagrees with the chain being delivered:
+// a sequence already stored with another hash, a head the host never wrote, a summary that
+// claims more than the rows hold. Return it (wrapped, e.g. with Conflictf) from Write or Head;
+// the host then stops delivering to the sink, keeps the journal and reports the conflict until
+// an operator resolves it. A conflict is permanent (IsPermanent is true).
+var ErrConflict = errors.New("store conflicts with the chain")
+
+// Conflictf returns a permanent error wrapping ErrConflict with a message naming what disagrees.
+func Conflictf(format string, args ...any) error {
+	return Permanent(fmt.Errorf("%w: %s", ErrConflict, fmt.Sprintf(format, args...)))
+}
+
 // IsPermanent reports whether err (or an error it wraps) was marked Permanent.
 func IsPermanent(err error) bool {
 	var p *permanentError

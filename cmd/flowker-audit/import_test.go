@@ -77,7 +77,7 @@ func TestImportFlowkerCommand(t *testing.T) {
 			t.Fatalf("run %d: %v\n%s\n%s", run+1, err, out, errOut)
 		}
 	}
-	s := sqlite.New().(*sqlite.Sink)
+	s := sqlite.New(sqlite.Options{})
 	raw, _ := json.Marshal(map[string]string{"path": dbPath})
 	if err := s.Configure(ctx, raw); err != nil {
 		t.Fatal(err)

@@ -142,7 +142,7 @@ func TestMigrationReproducesFlowkerVectors(t *testing.T) {
 // sqliteTarget is the SQLite sink plugin in process.
 func sqliteTarget(t *testing.T, path string) *sqlite.Sink {
 	t.Helper()
-	s := sqlite.New().(*sqlite.Sink)
+	s := sqlite.New(sqlite.Options{})
 	cfg, _ := json.Marshal(map[string]string{"path": path, "synchronous": "normal"})
 	if err := s.Configure(t.Context(), cfg); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/internal/httpx"
 	"github.com/flowker-audit/flowker-audit/sink"
 )
 
@@ -177,8 +178,8 @@ const UIConfigPath = "/audit-trail/config.json"
 
 // matchRoute matches like Flowker's router: case-insensitive, one trailing slash ignored.
 func matchRoute(path string) (route, string) {
-	if len(path) > 1 && path[len(path)-1] == '/' {
-		path = path[:len(path)-1]
+	for len(path) > 1 && path[len(path)-1] == '/' {
+		path = path[:len(path)-1] // Fiber's router strips every trailing slash
 	}
 	if strings.EqualFold(path, UIConfigPath) {
 		return routeUIConfig, ""
@@ -218,32 +219,6 @@ func (a *API) Match(r *http.Request) bool {
 	return rt != routeNone
 }
 
-// statusWriter records the status for metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController reach the connection (flushes of the export).
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// statusClientClosed is recorded (never sent usefully) when the client went away mid-request.
-const statusClientClosed = 499
-
 // ServeHTTP answers a request that Match accepted.
 func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	rt, id := matchRoute(r.URL.Path)
@@ -253,10 +228,10 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := a.now()
-	w := &statusWriter{ResponseWriter: rw}
+	w := httpx.NewStatusRecorder(rw, a.now)
 	rows := 0
 	if rt != routeOpenAPI {
-		defer func() { a.logAccess(r, rt, id, w.status, rows, a.now().Sub(start)) }()
+		defer func() { a.logAccess(r, rt, id, w.Status(), rows, a.now().Sub(start)) }()
 	}
 	defer func() {
 		if rec := recover(); rec != nil {
@@ -264,12 +239,12 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 				panic(rec)
 			}
 			a.log.Error("audit api: panic", "endpoint", rt.endpoint(), "panic", fmt.Sprint(rec))
-			if w.status == 0 {
+			if w.Status() == 0 {
 				writeError(w, errInternal)
 			}
 		}
 		ep := rt.endpoint()
-		a.metrics.requests.WithLabelValues(ep, strconv.Itoa(w.status)).Inc()
+		a.metrics.requests.WithLabelValues(ep, strconv.Itoa(w.Status())).Inc()
 		a.metrics.duration.WithLabelValues(ep).Observe(a.now().Sub(start).Seconds())
 	}()
 
@@ -284,7 +259,7 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if r.Context().Err() != nil {
-			w.WriteHeader(statusClientClosed)
+			w.WriteHeader(httpx.StatusClientClosed)
 			return
 		}
 		a.log.Warn("audit api: cannot check credentials", "err", err)
@@ -349,7 +324,7 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 func (a *API) storeError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	if r.Context().Err() != nil {
 		a.log.Debug("audit api: client went away", "op", op)
-		w.WriteHeader(statusClientClosed)
+		w.WriteHeader(httpx.StatusClientClosed)
 		return
 	}
 	a.log.Error("audit api: query sink failed", "op", op, "err", err)

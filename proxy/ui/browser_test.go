@@ -50,7 +50,7 @@ func openSQLite(t *testing.T, events []chain.Event) (sink.Querier, string) {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "audit.db")
-	s := sqlite.New()
+	s := sqlite.New(sqlite.Options{})
 	cfg, _ := json.Marshal(map[string]string{"path": path, "synchronous": "normal"})
 	if err := s.Configure(ctx, cfg); err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func openSQLite(t *testing.T, events []chain.Event) (sink.Querier, string) {
 			t.Fatal(err)
 		}
 	}
-	return s.(sink.Querier), path
+	return s, path
 }
 
 // tamper rewrites the stored metadata of an event behind the sink's back (as an intruder with
@@ -558,11 +558,11 @@ func seedSQLite(t *testing.T, n int) (sink.Querier, string) {
 		t.Fatalf("seed %s: %v\n%s", path, err, out)
 	}
 	ctx := context.Background()
-	st := sqlite.New()
+	st := sqlite.New(sqlite.Options{})
 	cfg, _ := json.Marshal(map[string]string{"path": path})
 	if err := st.Configure(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close(ctx) })
-	return st.(sink.Querier), path
+	return st, path
 }
