@@ -17,10 +17,6 @@ import (
 	"github.com/flowker-audit/flowker-audit/sink/pluginconfig"
 )
 
-// Validate checks cfg and returns every problem found (nil when valid). Plugin names and the
-// config blocks of bundled plugins are checked when plugins is not nil.
-func Validate(cfg *Config, plugins PluginCatalog) Errors { return validate(cfg, plugins) }
-
 var pluginKey = regexp.MustCompile(`^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+|\[[0-9]+\])*$`)
 
 var sinkName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -32,7 +28,9 @@ const (
 	KindExecutionStatus = "execution_status" // a read whose response may reveal a terminal status
 )
 
-func validate(cfg *Config, plugins PluginCatalog) Errors {
+// Validate checks cfg and returns every problem found (nil when valid). Plugin names and the
+// config blocks of bundled plugins are checked when plugins is not nil.
+func Validate(cfg *Config, plugins PluginCatalog) Errors {
 	var errs Errors
 	if cfg.Version != CurrentVersion {
 		errs.add("version", "must be %d (this build understands configuration version %d only)", CurrentVersion, CurrentVersion)

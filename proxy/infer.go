@@ -164,11 +164,26 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 			ctx.raw("ambiguousKeys", b)
 		}
 	}
-	ctx.raw("request", p.bodyContext(rule, x.hdr.Get("Content-Type"), req))
+	// The request's part is the same for the intent and the event when the whole body was held
+	// before forwarding: rendered once.
+	reqCtx := x.reqCtx
+	if reqCtx == nil {
+		reqCtx = p.bodyContext(rule, x.hdr.Get("Content-Type"), req)
+		if pending && req.Complete && !req.Truncated && req.Err == nil {
+			x.reqCtx = reqCtx
+		}
+	}
+	ctx.raw("request", reqCtx)
 	if upstreamErr == nil && !pending {
 		ctx.raw("response", p.bodyContext(rule, respHeader.Get("Content-Type"), resp))
 	}
 
+	if pending {
+		// An intent's context and metadata are kept as written (valid JSON, not canonical):
+		// the rare event rebuilt from an intent is canonicalised then.
+		d.Context, d.Metadata = ctx.bytes(), meta.bytes()
+		return d, true
+	}
 	c := p.canon.Get().(*jsonb.Canonicalizer)
 	defer p.canon.Put(c)
 	d.Context = canonical(c, ctx.bytes())

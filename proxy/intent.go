@@ -107,6 +107,11 @@ func (p *Proxy) intend(w http.ResponseWriter, r *http.Request, x *exchange) bool
 	return true
 }
 
+// matchesOnBody are the built-in rules whose outcome recovery matches on the request body's
+// name (and provider).
+var matchesOnBody = map[string]bool{"workflow.create": true, "workflow.clone": true, "workflow.update": true,
+	"provider_config.create": true, "provider_config.update": true}
+
 // intentOf builds the intent of an exchange: the event as known before forwarding, and what
 // recovery needs to learn the outcome.
 func (p *Proxy) intentOf(x *exchange) journal.Intent {
@@ -119,13 +124,17 @@ func (p *Proxy) intentOf(x *exchange) journal.Intent {
 			det.Params[k] = clip(capture.Sanitize(rules.CanonicalID(v)), 256)
 		}
 	}
-	if body := complete(x.requestSummary()); body != nil {
-		// Read as Flowker's decoder reads them (last duplicate wins, fields match in any case).
-		if v := capture.Decode(body, capture.Segs("name")); v.Found && !v.Mismatch {
-			det.Name = clip(capture.Sanitize(v.Text), 256)
-		}
-		if v := capture.Decode(body, capture.Segs("providerId")); v.Found && !v.Mismatch {
-			det.ProviderID = clip(capture.Sanitize(v.Text), 256)
+	if matchesOnBody[x.rule.Name] && x.rule.Builtin {
+		// Read without checking the whole body is valid JSON first (that costs more than the
+		// lookups): a malformed body only makes recovery match on nothing.
+		if req := x.requestSummary(); req.Complete && !req.Truncated {
+			// Read as Flowker's decoder reads them (last duplicate wins, fields match in any case).
+			if v := capture.Decode(req.Captured, capture.Segs("name")); v.Found && !v.Mismatch {
+				det.Name = clip(capture.Sanitize(v.Text), 256)
+			}
+			if v := capture.Decode(req.Captured, capture.Segs("providerId")); v.Found && !v.Mismatch {
+				det.ProviderID = clip(capture.Sanitize(v.Text), 256)
+			}
 		}
 	}
 	detail, _ := json.Marshal(det) // strings and a map of strings: cannot fail

@@ -1,11 +1,13 @@
 // Package proxy is the sidecar's request path: a reverse proxy in front of Flowker that forwards
 // every request unchanged and turns each mutating one into an audit event.
 //
-// For an audited request the proxy checks that the journal can accept an event (if not, and the
-// route is fail_closed, it answers 503 before Flowker sees anything), forwards the request while
-// teeing its body, holds the response (up to capture.max_hold_bytes), infers the event from the
-// rule, the request and the response, appends it to the journal and waits for the fsync, and only
-// then releases the response with the event id in X-Audit-Id. Reads and routes that are not
+// For an audited request the proxy checks that the journal can accept an event, reads the request
+// body (up to capture.max_hold_bytes) and makes an intent durable in the journal (write-ahead: if
+// it cannot, and the route is fail_closed, it answers 503 before Flowker sees anything), forwards
+// the request, holds the response (up to capture.max_hold_bytes), infers the event from the rule,
+// the request and the response, appends it to the journal (resolving the intent in the same
+// transaction) and waits for the fsync, and only then releases the response with the event id in
+// X-Audit-Id. Reads and routes that are not
 // audited stream straight through with no buffering.
 package proxy
 
@@ -118,6 +120,7 @@ type exchange struct {
 	reqHeld  []byte // the request body's first bytes, read before forwarding
 	reqCut   bool   // the hold budget, not the hold limit, cut reqHeld short
 	intended bool   // the intent is durable: the event resolves it
+	reqCtx   []byte // the request's rendering in the context, when final before forwarding
 	observe  bool   // execution status read: watch the response body
 	audited  bool
 	failed   bool // ModifyResponse failed to journal (fail_closed)

@@ -19,7 +19,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return exitError{code: 2, msg: "usage: flowker-audit import flowker --postgres-url URL [--config FILE] [--table audit_events] [--chain flowker-native] [--report FILE] [--sidecar-stopped]"}
 	}
 	fs := newCommand("import flowker", cmdHelp{usage: "import flowker --postgres-url URL [--config FILE] [--table audit_events] [--chain flowker-native] [--report FILE] [--sidecar-stopped]",
-		what: "Copy Flowker's own audit history (its PostgreSQL audit_events table) into every sink of the\nconfiguration as the chain flowker-native, rows unchanged, each checked with Flowker's hash rules\n(rows that do not verify are imported as they are and listed). Resumable and idempotent.",
+		what:    "Copy Flowker's own audit history (its PostgreSQL audit_events table) into every sink of the\nconfiguration as the chain flowker-native, rows unchanged, each checked with Flowker's hash rules\n(rows that do not verify are imported as they are and listed). Resumable and idempotent.",
 		example: "FLOWKER_AUDIT_IMPORT_POSTGRES_URL=postgres://flowker@db:5432/flowker flowker-audit import flowker --config config.yaml"}, stdout, stderr)
 	path := fs.configFlag()
 	pgURL := fs.String("postgres-url", os.Getenv("FLOWKER_AUDIT_IMPORT_POSTGRES_URL"), "Flowker's PostgreSQL, e.g. postgres://user:pass@host:5432/flowker?sslmode=require (default $FLOWKER_AUDIT_IMPORT_POSTGRES_URL, which keeps the password out of the process list)")

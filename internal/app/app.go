@@ -83,6 +83,8 @@ type App struct {
 	checkpoints    *checkpoint.Writer // nil when checkpoints are off
 	upstream       *url.URL
 	transport      *http.Transport
+	started        time.Time
+	unresolved     []journal.Intent // intents the previous run left, recovered by Run
 
 	mu       sync.Mutex
 	draining bool
@@ -95,7 +97,7 @@ type App struct {
 // component. Nothing listens or runs until Run. An App that is never Run must be closed (Close).
 func New(ctx context.Context, o Options) (*App, error) {
 	o = o.withDefaults()
-	a := &App{cfg: o.Config, log: o.Logger, reg: o.Registry}
+	a := &App{cfg: o.Config, log: o.Logger, reg: o.Registry, started: time.Now()}
 	buildInfo(o.Registry, o.Version, o.Revision)
 	fpKey, cursorKey, err := a.openDataDir()
 	if err != nil {
@@ -110,6 +112,9 @@ func New(ctx context.Context, o Options) (*App, error) {
 			_ = a.Close()
 		}
 	}()
+	if err := a.loadIntents(); err != nil {
+		return nil, err
+	}
 	if a.cfg.Chain.CheckpointInterval > 0 {
 		if a.checkpoints, err = openCheckpoints(a.cfg, a.journal, o.Registry, o.Logger); err != nil {
 			return nil, err
@@ -506,7 +511,9 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 		wg.Add(1)
 		go func() { defer wg.Done(); a.checkpoints.Run(bg, a.cfg.Chain.CheckpointInterval.D()) }()
 	}
-	wg.Add(2)
+	wg.Add(4)
+	go func() { defer wg.Done(); a.recoverIntents(bg) }()
+	go func() { defer wg.Done(); a.retryStranded(bg) }()
 	go func() { defer wg.Done(); a.compactLoop(bg) }()
 	go func() { defer wg.Done(); a.resolver.RefreshLoop(bg) }()
 
@@ -542,6 +549,12 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 	}
 	stopBG()
 	wg.Wait()
+	if a.proxy.StrandedCount() > 0 && a.journal.Accepting() == nil {
+		// Events that waited for the journal: journal them now rather than at the next start.
+		if _, err := a.proxy.RetryStranded(sctx); err != nil {
+			a.log.Warn("events still waiting for the journal at shutdown are recovered from their intents at the next start", "err", err)
+		}
+	}
 	if a.checkpoints != nil {
 		a.checkpoints.Final() // nothing is appended any more: sign the final head
 	}

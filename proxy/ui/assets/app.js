@@ -194,7 +194,7 @@
 
   function readURL() {
     const p = new URLSearchParams(location.search);
-    el.result.value = ['SUCCESS', 'FAILED'].indexOf(p.get('result')) >= 0 ? p.get('result') : '';
+    el.result.value = ['SUCCESS', 'FAILED', 'UNKNOWN'].indexOf(p.get('result')) >= 0 ? p.get('result') : '';
     el.resource.value = p.get('resourceId') || '';
     readActorURL(p);
     el.from.value = p.get('dateFrom') ? localInputValue(p.get('dateFrom')) : '';
