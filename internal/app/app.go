@@ -132,7 +132,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 		return nil, fmt.Errorf("upstream.url: %w", err)
 	}
 	a.transport = proxy.NewTransport(a.cfg.Upstream)
-	if err := a.buildAuditAPI(keys.cursor); err != nil {
+	if err := a.buildAuditAPI(keys.cursor, keys.fingerprint); err != nil {
 		return nil, err
 	}
 	if err := a.buildProxy(ctx, keys); err != nil {
@@ -278,7 +278,7 @@ func (a *App) checkAgainstSinks(ctx context.Context, wait time.Duration) error {
 
 // buildAuditAPI prepares the audit API with its authentication: static keys and/or delegation
 // to Flowker; never open.
-func (a *App) buildAuditAPI(cursorKey []byte) error {
+func (a *App) buildAuditAPI(cursorKey, fingerprintKey []byte) error {
 	cfg := a.cfg
 	var auths []auditapi.Authenticator
 	if len(cfg.Auth.APIKeys) > 0 {
@@ -313,6 +313,7 @@ func (a *App) buildAuditAPI(cursorKey []byte) error {
 	a.api, err = auditapi.New(auditapi.Options{
 		Querier: a.querier, Auth: auth, CursorKey: cursorKey, Registerer: a.reg,
 		Logger: a.log.With("component", "audit-api"), ActorNames: names, CheckpointLog: checkpointLogPath(cfg),
+		Caller: auditapi.FingerprintCaller(fingerprintKey),
 	})
 	return err
 }

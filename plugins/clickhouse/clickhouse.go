@@ -256,6 +256,9 @@ func (s *Sink) applySchema(ctx context.Context, st state) error {
 		if err := s.runDDL(ctx, st); err != nil {
 			return err
 		}
+		if err := s.backfillByActor(ctx, st, missing); err != nil {
+			return err
+		}
 	}
 	variant := st.version.Variant()
 	if len(missing) == 0 {

@@ -356,10 +356,18 @@
     const n = m['workflow.name'] != null ? m['workflow.name'] : m['provider_config.name'];
     return n != null && String(n) !== '' ? String(n) : '';
   }
+  // Events of the chain written by `flowker-audit import flowker` (Flowker's native history).
+  const IMPORTED_CHAIN = 'flowker-native';
+  function isImported(ev) { return ev && ev.chainId === IMPORTED_CHAIN; }
   function eventBadge(ev) {
     const frag = document.createDocumentFragment();
     const t = typeInfo(ev.eventType);
     frag.appendChild(h('span', 'badge fam-' + t.family, t.label));
+    if (isImported(ev)) {
+      const imp = h('span', 'badge imported', 'Imported');
+      imp.title = 'Imported from Flowker\'s own audit table (flowker-audit import flowker): hashed by Flowker\'s rules';
+      frag.appendChild(imp);
+    }
     if (ev.result === 'FAILED') {
       const f = h('span', 'result-failed');
       f.appendChild(h('span', 'alert-icon', '!')).setAttribute('aria-hidden', 'true');
