@@ -246,11 +246,11 @@ func validateRules(errs *Errors, rules []Rule) {
 }
 
 // BundledPlugins are the plugins served by the flowker-audit binary itself.
-var BundledPlugins = []string{"sqlite", "clickhouse", "file", "syslog"}
+var BundledPlugins = []string{"sqlite", "clickhouse", "file", "syslog", "otlp"}
 
 // WriteOnlyPlugins are the bundled plugins that cannot answer the audit API: they archive or
 // forward events and cannot read them back.
-var WriteOnlyPlugins = []string{"file", "syslog"}
+var WriteOnlyPlugins = []string{"file", "syslog", "otlp"}
 
 func validateSinks(errs *Errors, sinks []Sink, plugin func(string, []byte) (bool, error)) {
 	if len(sinks) == 0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/plugins/clickhouse"
 	"github.com/flowker-audit/flowker-audit/plugins/file"
+	"github.com/flowker-audit/flowker-audit/plugins/otlp"
 	"github.com/flowker-audit/flowker-audit/plugins/sqlite"
 	"github.com/flowker-audit/flowker-audit/plugins/syslog"
 	"github.com/flowker-audit/flowker-audit/sink"
@@ -21,6 +22,7 @@ var bundled = map[string]func() sink.Sink{
 	"clickhouse": clickhouse.New,
 	"file":       file.New,
 	"syslog":     syslog.New,
+	"otlp":       otlp.New,
 }
 
 // Names returns the bundled plugin names, sorted.
