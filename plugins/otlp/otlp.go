@@ -43,7 +43,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/log"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 
 	"github.com/flowker-audit/flowker-audit/chain"
@@ -62,7 +61,7 @@ type Sink struct {
 	outcome  outcome
 	coll     collector
 	loggers  map[string]*chainLogger
-	buf      []byte
+	buf      []byte // scratch for event JSON
 }
 
 // Interface guards.
@@ -128,29 +127,34 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 	}
 	fresh := s.heads.Fresh(events)
 	now := time.Now()
+	// Each event's JSON, rendered once: the record's body, and its size splits the batch.
+	bodies := make([]string, len(fresh))
+	for i := range fresh {
+		s.buf = fresh[i].AppendJSON(s.buf[:0])
+		bodies[i] = string(s.buf)
+	}
 	for len(fresh) > 0 {
 		// One request of at most about max_request_bytes (the body dominates; attributes and
 		// framing add a few hundred bytes per record).
 		n, size := 0, 0
 		for n < len(fresh) {
-			s.buf = fresh[n].AppendJSON(s.buf[:0])
-			size += len(s.buf) + 600
+			size += len(bodies[n]) + 600
 			if n > 0 && size > s.cfg.MaxRequestBytes {
 				break
 			}
 			n++
 		}
-		if err := s.export(ctx, fresh[:n], now); err != nil {
+		if err := s.export(ctx, fresh[:n], bodies[:n], now); err != nil {
 			return err
 		}
 		s.heads.Delivered(fresh[:n])
-		fresh = fresh[n:]
+		fresh, bodies = fresh[n:], bodies[n:]
 	}
 	return nil
 }
 
-// export sends events as one request.
-func (s *Sink) export(ctx context.Context, events []chain.Event, now time.Time) error {
+// export sends events (whose JSON is bodies) as one request.
+func (s *Sink) export(ctx context.Context, events []chain.Event, bodies []string, now time.Time) error {
 	s.coll.records = s.coll.records[:0]
 	for i := range events {
 		e := &events[i]
@@ -159,9 +163,7 @@ func (s *Sink) export(ctx context.Context, events []chain.Event, now time.Time) 
 			l = newChainLogger(s.cfg.ServiceName, e.ChainID, &s.coll)
 			s.loggers[e.ChainID] = l
 		}
-		var r log.Record
-		r, s.buf = record(e, now, s.buf)
-		l.logger.Emit(ctx, r)
+		l.logger.Emit(ctx, record(e, bodies[i], now))
 	}
 	if len(s.coll.records) != len(events) {
 		return fmt.Errorf("built %d log records for %d events", len(s.coll.records), len(events))

@@ -41,8 +41,11 @@ func newChainLogger(serviceName, chainID string, c *collector) *chainLogger {
 		semconv.ServiceName(serviceName),
 		semconv.ServiceInstanceID(chainID),
 	)
+	// Keys are unique by construction (record), so the SDK's duplicate-key check is skipped:
+	// it cost about a quarter of the sink's CPU per event.
 	p := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(c),
-		sdklog.WithAttributeValueLengthLimit(-1), sdklog.WithAttributeCountLimit(64))
+		sdklog.WithAttributeValueLengthLimit(-1), sdklog.WithAttributeCountLimit(64),
+		sdklog.WithAllowKeyDuplication())
 	return &chainLogger{provider: p, logger: p.Logger(scopeName)}
 }
 
@@ -70,13 +73,13 @@ const (
 	attrPreviousHash = attrPrefix + "previous_hash"
 )
 
-// record builds the log record of e: the body is the event's JSON exactly as the audit API
+// record builds the log record of e: the body is the event's JSON (e.AppendJSON) exactly as the audit API
 // returns it (so each hash can be recomputed downstream); the event name is the event type;
 // severity INFO for SUCCESS, WARN otherwise; timestamp the event's, observed timestamp now.
 // Attributes follow the semantic conventions where one fits — event.name, log.record.uid (the
 // event id), user.id (the actor of a user or API-key event), client.address (the actor's IP) —
 // and flowker.audit.* for the rest.
-func record(e *chain.Event, now time.Time, buf []byte) (log.Record, []byte) {
+func record(e *chain.Event, body string, now time.Time) log.Record {
 	var r log.Record
 	r.SetTimestamp(e.Timestamp)
 	r.SetObservedTimestamp(now)
@@ -88,8 +91,7 @@ func record(e *chain.Event, now time.Time, buf []byte) (log.Record, []byte) {
 		r.SetSeverityText("WARN")
 	}
 	r.SetEventName(e.EventType)
-	buf = e.AppendJSON(buf[:0])
-	r.SetBody(attribute.StringValue(string(buf)))
+	r.SetBody(attribute.StringValue(body))
 	attrs := make([]attribute.KeyValue, 0, 16)
 	attrs = append(attrs,
 		attribute.String(attrEventName, e.EventType),
@@ -115,5 +117,5 @@ func record(e *chain.Event, now time.Time, buf []byte) (log.Record, []byte) {
 		attrs = append(attrs, attribute.String(string(semconv.ClientAddressKey), e.Actor.IPAddress))
 	}
 	r.AddAttributes(attrs...)
-	return r, buf
+	return r
 }
