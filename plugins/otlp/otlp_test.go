@@ -194,10 +194,10 @@ func TestDeliverToCollector(t *testing.T) {
 				tc.cfg["protocol"] = protocol
 				s := newSink(t, tc.cfg)
 				// Two chains in one batch: each gets its own resource.
-				a := sinktest.GenerateChain(fmt.Sprintf("chain-%d-a", n), 700, sinktest.GenOptions{Seed: int64(n)})
-				b := sinktest.GenerateChain(fmt.Sprintf("chain-%d-b", n), 300, sinktest.GenOptions{Seed: int64(100 + n)})
-				writeAll(t, s, append(append([]chain.Event{}, a[:500]...), b...), 200, nil)
-				writeAll(t, s, a, 250, nil) // a[:500] again: not forwarded twice
+				a := sinktest.GenerateChain(fmt.Sprintf("chain-%d-a", n), 300, sinktest.GenOptions{Seed: int64(n)})
+				b := sinktest.GenerateChain(fmt.Sprintf("chain-%d-b", n), 150, sinktest.GenOptions{Seed: int64(100 + n)})
+				writeAll(t, s, append(append([]chain.Event{}, a[:200]...), b...), 100, nil)
+				writeAll(t, s, a, 120, nil) // a[:200] again: not forwarded twice
 				checkReceived(t, tc.col, append(append([]chain.Event{}, a...), b...), false)
 			})
 		}
@@ -210,9 +210,10 @@ func TestDeliverToCollector(t *testing.T) {
 func TestCollectorDown(t *testing.T) {
 	for _, protocol := range []string{ProtocolGRPC, ProtocolHTTP} {
 		t.Run(protocol, func(t *testing.T) {
+			t.Parallel() // each has its own collector; the 10 s outages overlap
 			col := otelcoltest.Start(t, otelcoltest.Options{})
 			s := newSink(t, map[string]any{"endpoint": endpoint(col, protocol, "http"), "protocol": protocol, "timeout": "2s"})
-			events := sinktest.GenerateChain("chain-down-"+protocol, 8000, sinktest.GenOptions{Seed: 5})
+			events := sinktest.GenerateChain("chain-down-"+protocol, 3000, sinktest.GenOptions{Seed: 5})
 			restarted := make(chan error, 1)
 			var down time.Time
 			failures := writeAll(t, s, events, 100, func(b int) {
