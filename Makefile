@@ -30,9 +30,15 @@ demo: build
 deps:
 	./scripts/test-deps.sh
 
+# The suite must not depend on the machine's language, locale or time zone: it runs with LANG
+# unset and an unusual time zone (UTC+12:45/+13:45), then the browser tests run again under a
+# second language and zone (the browser itself is pinned through the DevTools protocol).
+BROWSER_PKGS := ./proxy/ui/... ./internal/e2e/browser/...
+
 test: deps
 	$(GO) vet ./...
-	$(GO) test $(TESTFLAGS) ./...
+	env -u LANG -u LC_ALL -u LANGUAGE TZ=Pacific/Chatham $(GO) test $(TESTFLAGS) ./...
+	env LANG=de_DE.UTF-8 LC_ALL=de_DE.UTF-8 TZ=Asia/Kathmandu $(GO) test $(TESTFLAGS) -count=1 $(BROWSER_PKGS)
 
 lint:
 	$(GO) vet ./...

@@ -12,7 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/flowker-audit/flowker-audit/sink/pluginconfig"
 )
 
 // CurrentVersion is the only configuration format version this build understands.
@@ -208,24 +209,11 @@ type Log struct {
 	Level  string `yaml:"level"`
 }
 
-// Duration is a time.Duration written as "250ms", "5s", "1h".
-type Duration time.Duration
+// Duration is a time.Duration written as "250ms", "5s", "1h": the one duration type of the
+// sidecar's and the plugins' configuration (sink/pluginconfig).
+type Duration = pluginconfig.Duration
 
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-func (d Duration) String() string { return time.Duration(d).String() }
-
-func parseDuration(s string) (Duration, error) {
-	v, err := time.ParseDuration(strings.TrimSpace(s))
-	if err != nil {
-		return 0, fmt.Errorf("not a duration (use e.g. 500ms, 5s, 1h): %q", s)
-	}
-	if v < 0 {
-		return 0, fmt.Errorf("must not be negative: %q", s)
-	}
-	return Duration(v), nil
-}
+func parseDuration(s string) (Duration, error) { return pluginconfig.ParseDuration(s) }
 
 // ByteSize is a size in bytes written as 65536, "64KiB", "10MB", "1GiB".
 type ByteSize int64

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,11 +14,12 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/sink/pluginconfig"
 )
 
-// Validate checks cfg and returns every problem found (nil when valid). Sink configs of bundled
-// plugins are checked only by Load/Parse with Options.ValidatePlugin.
-func Validate(cfg *Config) Errors { return validate(cfg, nil) }
+// Validate checks cfg and returns every problem found (nil when valid). Plugin names and the
+// config blocks of bundled plugins are checked when plugins is not nil.
+func Validate(cfg *Config, plugins PluginCatalog) Errors { return validate(cfg, plugins) }
 
 var pluginKey = regexp.MustCompile(`^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+|\[[0-9]+\])*$`)
 
@@ -30,7 +32,7 @@ const (
 	KindExecutionStatus = "execution_status" // a read whose response may reveal a terminal status
 )
 
-func validate(cfg *Config, plugin func(string, []byte) (bool, error)) Errors {
+func validate(cfg *Config, plugins PluginCatalog) Errors {
 	var errs Errors
 	if cfg.Version != CurrentVersion {
 		errs.add("version", "must be %d (this build understands configuration version %d only)", CurrentVersion, CurrentVersion)
@@ -72,6 +74,9 @@ func validate(cfg *Config, plugin func(string, []byte) (bool, error)) Errors {
 	}
 	if cfg.Auth.CursorKey != "" && len(cfg.Auth.CursorKey) < 16 {
 		errs.add("auth.cursor_key", "must be at least 16 characters")
+	}
+	if cfg.Identity.FingerprintKey != "" && len(cfg.Identity.FingerprintKey) < 16 {
+		errs.add("identity.fingerprint_key", "must be at least 16 characters (a short key lets anyone who sees a fingerprint guess the API key behind it faster)")
 	}
 	for name := range cfg.Identity.APIKeyNames {
 		if !regexp.MustCompile(`^key:[0-9a-f]{12}$`).MatchString(name) {
@@ -133,7 +138,7 @@ func validate(cfg *Config, plugin func(string, []byte) (bool, error)) Errors {
 			errs.add("watcher.max_in_flight", "must be between 1 and 1024")
 		}
 	}
-	validateSinks(&errs, cfg.Sinks, plugin)
+	validateSinks(&errs, cfg.Sinks, plugins)
 	if !slices.Contains([]string{"json", "text"}, cfg.Log.Format) {
 		errs.add("log.format", "must be json or text, got %q", cfg.Log.Format)
 	}
@@ -245,14 +250,7 @@ func validateRules(errs *Errors, rules []Rule) {
 	}
 }
 
-// BundledPlugins are the plugins served by the flowker-audit binary itself.
-var BundledPlugins = []string{"sqlite", "clickhouse", "file", "syslog", "otlp"}
-
-// WriteOnlyPlugins are the bundled plugins that cannot answer the audit API: they archive or
-// forward events and cannot read them back.
-var WriteOnlyPlugins = []string{"file", "syslog", "otlp"}
-
-func validateSinks(errs *Errors, sinks []Sink, plugin func(string, []byte) (bool, error)) {
+func validateSinks(errs *Errors, sinks []Sink, plugins PluginCatalog) {
 	if len(sinks) == 0 {
 		errs.add("sinks", "at least one sink is required")
 		return
@@ -268,12 +266,16 @@ func validateSinks(errs *Errors, sinks []Sink, plugin func(string, []byte) (bool
 		} else {
 			names[s.Name] = i
 		}
-		bundled := slices.Contains(BundledPlugins, s.Plugin)
+		var bundledNames []string
+		if plugins != nil {
+			bundledNames = plugins.Bundled()
+		}
+		bundled := slices.Contains(bundledNames, s.Plugin) || (plugins == nil && !strings.ContainsRune(s.Plugin, '/'))
 		switch {
 		case s.Plugin == "":
-			errs.add(p+".plugin", "must name a bundled plugin (%s) or the path of a plugin binary", strings.Join(BundledPlugins, ", "))
+			errs.add(p+".plugin", "must name a bundled plugin (%s) or the path of a plugin binary", strings.Join(bundledNames, ", "))
 		case !bundled && !strings.ContainsRune(s.Plugin, '/'):
-			errs.add(p+".plugin", "unknown bundled plugin %q (bundled: %s); give a path such as ./plugins/mysink for an external plugin", s.Plugin, strings.Join(BundledPlugins, ", "))
+			errs.add(p+".plugin", "unknown bundled plugin %q (bundled: %s); give a path such as ./plugins/mysink for an external plugin", s.Plugin, strings.Join(bundledNames, ", "))
 		}
 		if s.SHA256 != "" {
 			if b, err := hex.DecodeString(s.SHA256); err != nil || len(b) != 32 {
@@ -284,7 +286,7 @@ func validateSinks(errs *Errors, sinks []Sink, plugin func(string, []byte) (bool
 		}
 		if s.Query {
 			queries++
-			if slices.Contains(WriteOnlyPlugins, s.Plugin) {
+			if plugins != nil && bundled && !plugins.Queryable(s.Plugin) {
 				errs.add(p+".query", "the %s plugin only writes (it cannot read events back to answer the audit API); keep a sqlite or clickhouse sink with query: true", s.Plugin)
 			}
 		}
@@ -294,13 +296,13 @@ func validateSinks(errs *Errors, sinks []Sink, plugin func(string, []byte) (bool
 		if s.BatchBytes < 0 || s.BatchBytes > 256<<20 {
 			errs.add(p+".batch_bytes", "must be at most 256MiB")
 		}
-		if plugin != nil && s.Plugin != "" {
+		if plugins != nil && s.Plugin != "" {
 			raw, err := json.Marshal(s.Config)
 			if err != nil {
 				errs.add(p+".config", "cannot be represented as JSON: %v", err)
 				continue
 			}
-			if known, err := plugin(s.Plugin, raw); known && err != nil {
+			if known, err := plugins.ValidateConfig(s.Plugin, raw); known && err != nil {
 				addPluginErrors(errs, p+".config", err)
 			}
 		}
@@ -314,6 +316,16 @@ func validateSinks(errs *Errors, sinks []Sink, plugin func(string, []byte) (bool
 // line without a key (e.g. "invalid clickhouse sink configuration") is dropped when keyed lines
 // follow it.
 func addPluginErrors(errs *Errors, prefix string, err error) {
+	if pe, ok := errors.AsType[*pluginconfig.Error](err); ok {
+		for _, p := range pe.Problems {
+			path := prefix
+			if p.Key != "" {
+				path += "." + p.Key
+			}
+			*errs = append(*errs, FieldError{Path: path, Msg: p.Message})
+		}
+		return
+	}
 	var keyed, plain []FieldError
 	for _, line := range strings.Split(err.Error(), "\n") {
 		line = strings.TrimSpace(line)

@@ -31,7 +31,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 const (
 	testAPIKey = "test-api-key-0001"
-	recording  = "../fakeflowker/testdata/recording/traffic.jsonl"
+	recording  = "../internal/fakeflowker/testdata/recording/traffic.jsonl"
 )
 
 var testFingerprintKey = []byte("golden-fingerprint-key-0123456789")

@@ -20,20 +20,37 @@ import (
 // status when upstreamErr is set.
 //
 // This runs on the request path of every audited request, so it works on the captured bytes
-// directly: values are looked up with capture.Lookup, bodies rendered by the single-pass
+// directly: values are looked up with capture.Decode, bodies rendered by the single-pass
 // redacting renderer, and the context written as JSON text and canonicalised once.
 func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capture.Summary, upstreamErr error) (journal.Draft, bool) {
+	return p.describe(x, status, respHeader, resp, upstreamErr, false)
+}
+
+// pendingDraft is the event of an exchange as far as it is known before forwarding (for its
+// intent): no status, no response, no result.
+func (p *Proxy) pendingDraft(x *exchange) journal.Draft {
+	d, _ := p.describe(x, 0, nil, capture.Summary{}, nil, true)
+	return d
+}
+
+func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp capture.Summary, upstreamErr error, pending bool) (journal.Draft, bool) {
 	rule := x.rule
-	req := x.reqTee.Summary()
-	src := &sourceCtx{match: x.match, reqSum: req, respSum: resp, respHeader: respHeader}
+	req := x.requestSummary()
+	src := &sourceCtx{match: x.match, reqSum: req, respSum: resp, respHeader: respHeader, reqHeader: x.hdr, maxDecoded: p.opts.MaxHoldBytes}
 	success := upstreamErr == nil && status >= 200 && status < 300
 
 	d := journal.Draft{
 		EventID: x.eventID, EventType: rule.EventType, Action: rule.Action, ResourceType: rule.ResourceType,
 		Actor: x.id.Actor, Result: chain.ResultFailed,
 	}
-	if success {
+	switch {
+	case pending:
+		d.Result = ""
+	case success:
 		d.Result = chain.ResultSuccess
+	}
+	if x.intended && !pending {
+		d.Resolves = x.eventID
 	}
 	d.ResourceID = rules.CanonicalID(src.first(rule.ResourceID))
 	meta := newObj(256)
@@ -51,7 +68,7 @@ func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capt
 		}
 		meta.str(f.Key, capture.Sanitize(v))
 	}
-	if rule.Kind == config.KindExecutionStart && success {
+	if rule.Kind == config.KindExecutionStart && success && !pending {
 		if status == http.StatusOK {
 			// Flowker answers 200 only when replaying a terminal execution: nothing new happened.
 			p.m.Replays.Inc()
@@ -65,7 +82,7 @@ func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capt
 
 	// Context: what the sidecar saw.
 	ctx := newObj(2048 + len(req.Captured) + len(resp.Captured))
-	if d.ResourceID == "" && len(rule.ResourceID) > 0 {
+	if d.ResourceID == "" && len(rule.ResourceID) > 0 && !pending {
 		if success {
 			ctx.str("resourceIdUnavailable", "the response did not carry the resource id ("+sourceList(rule.ResourceID)+")")
 		} else {
@@ -92,19 +109,21 @@ func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capt
 	}
 	if code := errorCode(failure); code != "" {
 		ctx.str("errorCode", code)
-		if msg, ok := capture.Lookup(failure, []string{"message"}); ok && msg != "" {
-			ctx.str("errorMessage", clip(msg, 1024))
+		if msg := capture.Decode(failure, capture.Segs("message")); msg.Text != "" {
+			ctx.str("errorMessage", clip(capture.Sanitize(msg.Text), 1024))
 		}
 	}
 	if upstreamErr != nil {
 		ctx.str("upstreamError", clip(capture.Sanitize(upstreamErr.Error()), 512))
 	}
-	dur := newObj(64)
-	dur.num("total", ms(p.opts.Now().Sub(x.start)))
-	if !x.upstream.IsZero() {
-		dur.num("upstream", ms(x.upstream.Sub(x.start)))
+	if !pending {
+		dur := newObj(64)
+		dur.num("total", ms(p.opts.Now().Sub(x.start)))
+		if !x.upstream.IsZero() {
+			dur.num("upstream", ms(x.upstream.Sub(x.start)))
+		}
+		ctx.raw("durationMs", dur.bytes())
 	}
-	ctx.raw("durationMs", dur.bytes())
 	if ua := x.hdr.Get("User-Agent"); ua != "" {
 		ctx.str("userAgent", clip(capture.Sanitize(ua), 512))
 	}
@@ -136,8 +155,17 @@ func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capt
 			}
 		}
 	}
+	if src.unread != "" {
+		ctx.str("valuesUnread", src.unread)
+	}
+	if amb := ambiguousKeys(x.hdr, req); len(amb) > 0 {
+		// The body repeats a key (exactly or in another case): Flowker applied the last one.
+		if b, err := json.Marshal(amb); err == nil {
+			ctx.raw("ambiguousKeys", b)
+		}
+	}
 	ctx.raw("request", p.bodyContext(rule, x.hdr.Get("Content-Type"), req))
-	if upstreamErr == nil {
+	if upstreamErr == nil && !pending {
 		ctx.raw("response", p.bodyContext(rule, respHeader.Get("Content-Type"), resp))
 	}
 
@@ -146,6 +174,25 @@ func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capt
 	d.Context = canonical(c, ctx.bytes())
 	d.Metadata = canonical(c, meta.bytes())
 	return d, true
+}
+
+// ambiguousKeys lists the keys a request body repeats exactly or under case folding.
+func ambiguousKeys(h http.Header, s capture.Summary) []string {
+	if len(s.Captured) == 0 {
+		return nil
+	}
+	const limit = 16
+	var out []string
+	switch capture.FiberBodyKind(capture.FiberContentType(h)) {
+	case capture.BodyForm:
+		out = capture.FormAmbiguousKeys(s.Captured, limit)
+	case capture.BodyJSON:
+		out = capture.AmbiguousKeys(s.Captured, limit)
+	}
+	for i, k := range out {
+		out[i] = clip(capture.Sanitize(k), 256)
+	}
+	return out
 }
 
 // complete returns the captured body when it is the whole body and valid JSON, else nil: a
@@ -277,25 +324,80 @@ func canonical(c *jsonb.Canonicalizer, raw []byte) []byte {
 // errorCode extracts Flowker's error code from an error body {code, title, message} (code is
 // "FLK-xxxx", "UNAUTHORIZED", or a number for framework errors).
 func errorCode(body []byte) string {
-	code, _ := capture.Lookup(body, []string{"code"})
-	return clip(capture.Sanitize(code), 64)
+	return clip(capture.Sanitize(capture.Decode(body, capture.Segs("code")).Text), 64)
 }
 
 // sourceCtx is where a rule's values come from. A body is checked (complete, valid JSON) only
 // when a value is first looked up in it: most rules read the path alone.
+//
+// Request values are read the way Flowker reads them: Fiber's BodyParser picks the decoder from
+// the Content-Type (the last such header), undoes the Content-Encoding, and JSON goes through
+// encoding/json into Flowker's structs (the last of duplicate keys wins, field names match
+// case-insensitively). Response values come from Flowker's own encoding/json output; when the
+// capture of the response was cut, they are read from the captured prefix (Flowker writes ids
+// and names first).
 type sourceCtx struct {
 	match             *rules.Match
 	reqSum, respSum   capture.Summary
+	reqHeader         http.Header
 	req, resp         []byte // complete JSON bodies, or nil, once checked
+	reqKind           capture.BodyKind
 	reqDone, respDone bool
 	respHeader        http.Header
+	maxDecoded        int
+	unread            string // why request values could not be read, when they were wanted
 }
 
 func (s *sourceCtx) reqBody() []byte {
-	if !s.reqDone {
-		s.req, s.reqDone = complete(s.reqSum), true
+	if s.reqDone {
+		return s.req
+	}
+	s.reqDone = true
+	ct := capture.FiberContentType(s.reqHeader)
+	s.reqKind = capture.FiberBodyKind(ct)
+	switch {
+	case s.reqSum.Bytes == 0:
+		return nil
+	case s.reqSum.Truncated || !s.reqSum.Complete:
+		s.unread = "the request body was not captured whole"
+		return nil
+	}
+	switch s.reqKind {
+	case capture.BodyJSON:
+		b, err := capture.FiberJSONBody(s.reqSum.Captured, s.reqHeader, s.maxDecoded)
+		if err != nil {
+			s.unread = "the request's Content-Encoding could not be undone within capture.max_hold_bytes"
+			return nil
+		}
+		if len(b) > 0 && json.Valid(b) {
+			s.req = b
+		}
+	case capture.BodyForm:
+		s.req = s.reqSum.Captured
+	case capture.BodyMultipart, capture.BodyXML:
+		s.unread = "Flowker binds " + s.reqKind.String() + " bodies; the sidecar does not read them"
 	}
 	return s.req
+}
+
+// reqValue reads a request value as Flowker's decoder stores it.
+func (s *sourceCtx) reqValue(path []capture.Seg) capture.Value {
+	body := s.reqBody()
+	if body == nil {
+		return capture.Value{}
+	}
+	if s.reqKind == capture.BodyForm {
+		if len(path) != 1 {
+			s.unread = "nested values of form bodies are not read"
+			return capture.Value{}
+		}
+		v, ambiguous := capture.FormValue(body, capture.FiberContentType(s.reqHeader), path[0].Name)
+		if ambiguous {
+			s.unread = "the form body spells " + path[0].Name + " in several ways; which one Flowker applied depends on its map order"
+		}
+		return v
+	}
+	return capture.Decode(body, path)
 }
 
 func (s *sourceCtx) respBody() []byte {
@@ -305,7 +407,18 @@ func (s *sourceCtx) respBody() []byte {
 	return s.resp
 }
 
-// first returns the first non-empty value of srcs.
+// respValue reads a response value, from the captured prefix when the capture was cut.
+func (s *sourceCtx) respValue(path []capture.Seg) capture.Value {
+	if body := s.respBody(); body != nil {
+		return capture.Decode(body, path)
+	}
+	if len(s.respSum.Captured) > 0 && s.respSum.Truncated {
+		return capture.DecodePrefix(s.respSum.Captured, path)
+	}
+	return capture.Value{}
+}
+
+// first returns the first non-empty value of srcs, exactly as found (never trimmed).
 func (s *sourceCtx) first(srcs []rules.Source) string {
 	for _, src := range srcs {
 		var v string
@@ -315,13 +428,9 @@ func (s *sourceCtx) first(srcs []rules.Source) string {
 				v = s.match.Param(src.Name)
 			}
 		case rules.FromRequest:
-			if body := s.reqBody(); body != nil {
-				v, _ = capture.Lookup(body, src.Path)
-			}
+			v = s.reqValue(src.Path).Text
 		case rules.FromResponse:
-			if body := s.respBody(); body != nil {
-				v, _ = capture.Lookup(body, src.Path)
-			}
+			v = s.respValue(src.Path).Text
 		case rules.FromResponseHeader:
 			if s.respHeader != nil {
 				v = s.respHeader.Get(src.Name)
@@ -329,7 +438,7 @@ func (s *sourceCtx) first(srcs []rules.Source) string {
 		case rules.FromLiteral:
 			v = src.Name
 		}
-		if v = strings.TrimSpace(v); v != "" {
+		if v != "" {
 			return clip(v, 1024)
 		}
 	}

@@ -17,6 +17,10 @@ type Metrics struct {
 	HoldDuration     prometheus.Histogram
 	InFlight         prometheus.Gauge
 	HeldBytes        prometheus.Gauge
+	Forwarded        prometheus.Counter
+	Unintended       *prometheus.CounterVec
+	Stranded         prometheus.Gauge
+	Late             prometheus.Counter
 }
 
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
@@ -46,12 +50,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Requests being handled right now."}),
 		HeldBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "proxy", Name: "held_bytes",
 			Help: "Body bytes held by audited requests in flight (bounded by capture.max_hold_total)."}),
+		Forwarded: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: "proxy", Name: "audited_forwarded_total",
+			Help: "Audited requests forwarded to Flowker (with fsyncs_total: the write path's fsyncs per audited request)."}),
+		Unintended: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "proxy", Name: "forwarded_without_intent_total",
+			Help: "Audited requests forwarded without a durable intent (fail_open while the journal could not write), by reason."}, []string{"reason"}),
+		Stranded: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "proxy", Name: "events_waiting",
+			Help: "Events of requests Flowker answered, waiting for the journal to write again (their intents are durable)."}),
+		Late: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: "proxy", Name: "events_late_total",
+			Help: "Events journaled after the journal wrote again (their requests reached Flowker while it could not)."}),
 	}
 	for _, reason := range []string{"journal_full", "journal_failed"} {
 		m.Refused.WithLabelValues(reason) // exported at 0 from the start
+		m.Unintended.WithLabelValues(reason)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.Duration, m.UpstreamDuration, m.Events, m.Unclassified, m.Refused, m.Replays, m.HoldDuration, m.InFlight, m.HeldBytes)
+		reg.MustRegister(m.Requests, m.Duration, m.UpstreamDuration, m.Events, m.Unclassified, m.Refused, m.Replays, m.HoldDuration, m.InFlight, m.HeldBytes,
+			m.Forwarded, m.Unintended, m.Stranded, m.Late)
 	}
 	return m
 }

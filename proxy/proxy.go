@@ -31,15 +31,18 @@ import (
 	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/chain/jsonb"
 	"github.com/flowker-audit/flowker-audit/config"
+	"github.com/flowker-audit/flowker-audit/internal/httpx"
 	"github.com/flowker-audit/flowker-audit/proxy/capture"
 	"github.com/flowker-audit/flowker-audit/proxy/identity"
 	"github.com/flowker-audit/flowker-audit/proxy/rules"
 )
 
-// Journal is where events go; *journal.Journal implements it.
+// Journal is where intents and events go; *journal.Journal implements it.
 type Journal interface {
 	Append(ctx context.Context, d journal.Draft) (chain.Event, error)
 	Accepting() error
+	Intend(ctx context.Context, in journal.Intent) error
+	Resolve(ctx context.Context, id string) error
 }
 
 // Observer learns about executions (the execution watcher implements it). Both methods must
@@ -96,6 +99,7 @@ type Proxy struct {
 	redactors map[*rules.Rule]*capture.Redactor
 	canon     sync.Pool       // *jsonb.Canonicalizer scratch space, reused across requests
 	budget    *capture.Budget // body bytes held by audited requests in flight
+	stranded  stranded        // events waiting for a failed journal (their intents are durable)
 }
 
 type ctxKey struct{}
@@ -111,7 +115,10 @@ type exchange struct {
 	eventID  string
 	id       identity.Identity
 	reqTee   *capture.Tee
-	observe  bool // execution status read: watch the response body
+	reqHeld  []byte // the request body's first bytes, read before forwarding
+	reqCut   bool   // the hold budget, not the hold limit, cut reqHeld short
+	intended bool   // the intent is durable: the event resolves it
+	observe  bool   // execution status read: watch the response body
 	audited  bool
 	failed   bool // ModifyResponse failed to journal (fail_closed)
 	upStatus int
@@ -171,7 +178,7 @@ func New(opts Options) (*Proxy, error) {
 	p.redactors[rules.Unclassified] = opts.Redactor
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
-		Transport:      &timedTransport{next: opts.Transport, m: opts.Metrics},
+		Transport:      &timedTransport{next: opts.Transport, m: opts.Metrics, now: opts.Now},
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 		BufferPool:     bufferPool{},
@@ -208,19 +215,20 @@ func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 type timedTransport struct {
 	next http.RoundTripper
 	m    *Metrics
+	now  func() time.Time // the proxy's clock (Options.Now)
 }
 
 func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	start := time.Now()
+	start := t.now()
 	resp, err := t.next.RoundTrip(r)
 	route := "unmatched"
 	if x, ok := r.Context().Value(ctxKey{}).(*exchange); ok {
 		route = x.route
-		x.upstream = time.Now()
+		x.upstream = t.now()
 	} else if rt, ok := r.Context().Value(routeKey{}).(string); ok {
 		route = rt
 	}
-	t.m.UpstreamDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	t.m.UpstreamDuration.WithLabelValues(route).Observe(t.now().Sub(start).Seconds())
 	return resp, err
 }
 
@@ -251,12 +259,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.opts.Now()
 	p.m.InFlight.Inc()
 	defer p.m.InFlight.Dec()
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := httpx.NewStatusRecorder(w, p.opts.Now)
 	route := "unmatched"
 	defer func() {
 		method := metricMethod(r.Method)
-		p.m.Requests.WithLabelValues(route, method, strconv.Itoa(rec.code())).Inc()
-		p.m.Duration.WithLabelValues(route, method).Observe(rec.headerTime(start, p.opts.Now).Seconds())
+		p.m.Requests.WithLabelValues(route, method, strconv.Itoa(rec.Code())).Inc()
+		p.m.Duration.WithLabelValues(route, method).Observe(rec.HeaderTime(start).Seconds())
 	}()
 	for _, l := range p.opts.Local {
 		if l.Match(r) {
@@ -268,6 +276,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := p.opts.Rules.Match(r.Method, r.URL.EscapedPath())
 	var rule *rules.Rule
 	switch {
+	case rules.Preflight(r):
+		// Flowker's CORS middleware answers it before any route runs: nothing can change.
+		route = "cors_preflight"
 	case m != nil && m.Rule.Kind == config.KindExecutionStatus && rules.Mutating(r):
 		// A status-read rule never exempts a change (a configured rule with a wider method).
 		rule, route = rules.Unclassified, rules.Unclassified.Name
@@ -319,6 +330,14 @@ func (p *Proxy) serveAudited(w http.ResponseWriter, r *http.Request, m *rules.Ma
 		x.match = &rules.Match{Rule: rule}
 	}
 	x.client = r.Context()
+	// The request body is read (up to capture.max_hold_bytes) and the intent made durable before
+	// Flowker sees anything (write-ahead audit).
+	body, release := p.holdRequest(x, r)
+	defer release()
+	if !p.intend(w, r, x) {
+		return
+	}
+	p.m.Forwarded.Inc()
 	// Once Flowker has the whole request it may apply it even if the client goes away, so the
 	// upstream call is not cancelled with the client: it runs to its response, which is then
 	// journaled with its real status and resource id. (A body cut short by the client still
@@ -326,15 +345,8 @@ func (p *Proxy) serveAudited(w http.ResponseWriter, r *http.Request, m *rules.Ma
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), detachedLimit)
 	defer cancel()
 	out := r.WithContext(context.WithValue(ctx, ctxKey{}, x))
-	if r.Body != nil && r.Body != http.NoBody {
-		x.reqTee = capture.NewTee(r.Body, p.opts.MaxHoldBytes).WithBudget(p.budget)
-		out.Body = x.reqTee
-	} else {
-		x.reqTee = capture.NewTee(nil, 0)
-	}
+	out.Body = body
 	p.rp.ServeHTTP(w, out)
-	x.reqTee.Release()
-	p.heldChanged()
 }
 
 func (p *Proxy) heldChanged() { p.m.HeldBytes.Set(float64(p.budget.InUse())) }
@@ -361,7 +373,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		}
 		return nil
 	}
-	holdStart := time.Now()
+	holdStart := p.opts.Now()
 	x.upStatus = resp.StatusCode
 	// The tee only counts and hashes: the held bytes are the capture (one copy, not two). They
 	// count against the budget shared by all requests in flight until the response is done.
@@ -381,13 +393,16 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		sum.Err = readErr
 	}
 	d, record := p.infer(x, resp.StatusCode, resp.Header, sum, nil)
-	if record {
+	if !record {
+		p.resolve(resp.Request.Context(), x)
+	} else {
 		ev, err := p.append(resp.Request.Context(), x, d)
 		switch {
 		case err == nil:
 			resp.Header.Set("X-Audit-Id", ev.EventID)
 		case errors.Is(err, journal.ErrDuplicate):
-			// An idempotent replay of an execution already recorded: nothing new happened.
+			// An idempotent replay of an execution already recorded: nothing new happened (the
+			// journal resolved the intent).
 		case x.mode == config.FailClosed:
 			x.failed = true
 			p.budget.Give(len(held)) // the response is dropped
@@ -395,7 +410,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 			return fmt.Errorf("audit record not written: %w", err)
 		}
 	}
-	p.m.HoldDuration.Observe(time.Since(holdStart).Seconds())
+	p.m.HoldDuration.Observe(p.opts.Now().Sub(holdStart).Seconds())
 	// Release the response: the held bytes, then whatever was beyond the hold limit.
 	rest := io.Reader(bytes.NewReader(nil))
 	switch {
@@ -449,6 +464,13 @@ func (p *Proxy) append(ctx context.Context, x *exchange, d journal.Draft) (chain
 	case errors.Is(err, journal.ErrDuplicate):
 		p.m.Replays.Inc()
 		p.log.Debug("idempotent replay: no new event", "route", x.route, "once", d.Once)
+	case x.intended:
+		// The intent is durable: the event is appended once the journal writes again (or, if
+		// the sidecar stops first, rebuilt from the intent at the next start). Not lost.
+		p.strand(d)
+		p.log.Error("audit event could not be journaled yet; it is kept and appended when the journal writes again",
+			"event_id", d.EventID, "event_type", d.EventType, "result", d.Result, "resource_id", d.ResourceID,
+			"route", x.route, "fail_mode", x.mode, "err", err)
 	default:
 		reason := journalReason(err)
 		p.opts.Lost.WithLabelValues(reason).Inc()
@@ -478,16 +500,16 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		status, code, title, msg = 499, "FLKAUD-0499", "Client Closed Request", "the client went away before the response"
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		status, code, title, msg = http.StatusGatewayTimeout, "FLKAUD-0504", "Gateway Timeout", "upstream Flowker did not answer in time"
-	case x != nil && x.reqTee != nil && x.reqTee.Summary().Err != nil:
+	case x != nil && x.reqTee != nil && x.requestSummary().Err != nil:
 		status, code, title, msg = http.StatusBadRequest, "FLKAUD-0400", "Bad Request", "the request body could not be read completely"
 	}
 	p.log.Warn("upstream request failed", "method", r.Method, "path", r.URL.EscapedPath(), "status", status, "err", err)
 	if x != nil && x.audited {
 		d, record := p.infer(x, status, nil, capture.Summary{}, err)
-		if record {
-			if ev, aerr := p.append(r.Context(), x, d); aerr == nil {
-				w.Header().Set("X-Audit-Id", ev.EventID)
-			}
+		if !record {
+			p.resolve(r.Context(), x)
+		} else if ev, aerr := p.append(r.Context(), x, d); aerr == nil {
+			w.Header().Set("X-Audit-Id", ev.EventID)
 		}
 	}
 	if clientGone {
@@ -517,50 +539,6 @@ func metricMethod(m string) string {
 		return m
 	}
 	return "OTHER"
-}
-
-// statusRecorder remembers the status code and when headers were written.
-type statusRecorder struct {
-	http.ResponseWriter
-	status  int
-	written time.Time
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 && code >= 200 {
-		s.status, s.written = code, time.Now()
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status, s.written = http.StatusOK, time.Now()
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusRecorder) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// Unwrap lets http.ResponseController reach the real writer (hijacking for upgrades, deadlines).
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func (s *statusRecorder) code() int {
-	if s.status == 0 {
-		return 499 // nothing was written: the client went away
-	}
-	return s.status
-}
-
-func (s *statusRecorder) headerTime(start time.Time, now func() time.Time) time.Duration {
-	if s.written.IsZero() {
-		return now().Sub(start)
-	}
-	return s.written.Sub(start)
 }
 
 // observeBody hands the first bytes of a fully read body to done (asynchronously).

@@ -313,7 +313,7 @@ func TestFailOpenCountsTheLoss(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	jm := journal.NewMetrics(reg)
 	h := newHarness(t, up, func(o *Options) {
-		o.Journal = stubJournal{accept: journal.ErrFull, appendErr: journal.ErrFull}
+		o.Journal = stubJournal{accept: journal.ErrFull, appendErr: journal.ErrFull, intendErr: journal.ErrFull}
 		o.FailMode = config.FailOpen
 		o.Lost = jm.EventsLost
 	})
@@ -339,12 +339,15 @@ func TestJournalFailureAfterForwardingFailsClosed(t *testing.T) {
 type stubJournal struct {
 	accept    error
 	appendErr error
+	intendErr error
 }
 
 func (s stubJournal) Append(context.Context, journal.Draft) (chain.Event, error) {
 	return chain.Event{}, s.appendErr
 }
-func (s stubJournal) Accepting() error { return s.accept }
+func (s stubJournal) Accepting() error                             { return s.accept }
+func (s stubJournal) Intend(context.Context, journal.Intent) error { return s.intendErr }
+func (s stubJournal) Resolve(context.Context, string) error        { return nil }
 
 func TestOversizedAndMalformedBodies(t *testing.T) {
 	up := &echoUpstream{}

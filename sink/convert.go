@@ -91,6 +91,8 @@ func filterToPB(f *Filter) *sinkpb.Filter {
 		Result:       f.Result,
 		ResourceType: f.ResourceType,
 		ResourceId:   f.ResourceID,
+		ActorType:    f.ActorType,
+		ActorId:      f.ActorID,
 	}
 	if !f.From.IsZero() {
 		v := f.From.UnixMicro()
@@ -110,6 +112,8 @@ func filterFromPB(p *sinkpb.Filter) Filter {
 		Result:       p.GetResult(),
 		ResourceType: p.GetResourceType(),
 		ResourceID:   p.GetResourceId(),
+		ActorType:    p.GetActorType(),
+		ActorID:      p.GetActorId(),
 	}
 	if p.FromMicros != nil {
 		f.From = time.UnixMicro(*p.FromMicros).UTC()

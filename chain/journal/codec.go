@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"time"
+	"unsafe"
 
 	"github.com/flowker-audit/flowker-audit/chain"
-	"unsafe"
 )
 
 // Record format (version 1), the value stored under an 8-byte big-endian sequence key:

@@ -15,7 +15,6 @@
 package journal
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -27,13 +26,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/flowker-audit/flowker-audit/chain"
 )
@@ -52,6 +51,7 @@ var (
 	bucketCursors = []byte("cursors")
 	bucketOnce    = []byte("once")
 	bucketWatch   = []byte("watch")
+	bucketIntents = []byte("intents")
 
 	keyChainID = []byte("chain_id")
 	keyFormat  = []byte("format")
@@ -83,6 +83,9 @@ type Draft struct {
 	Watch *Watch
 	// Unwatch removes an execution from the watch list in the same transaction.
 	Unwatch string
+	// Resolves names the intent (see Intent) this event resolves, removed in the same
+	// transaction. It is resolved too when the append is refused with ErrDuplicate.
+	Resolves string
 }
 
 // Watch is an execution whose outcome the sidecar still has to learn.
@@ -123,6 +126,11 @@ type Recovery struct {
 	CutFrom   uint64 // first sequence cut (0: nothing cut)
 	CutCount  int
 	CutReason string
+	// IntentsPending is the number of unresolved intents (requests forwarded whose event was
+	// never journaled): the application turns each into one event.
+	IntentsPending int
+	// IntentsCut lists damaged intent records that were cut.
+	IntentsCut []IntentDamage
 }
 
 type head struct {
@@ -148,6 +156,7 @@ type Journal struct {
 	first    uint64 // lowest retained sequence (0: none)
 	bytes    int64
 	entries  int64
+	intents  int64 // unresolved intents
 	failed   error
 	notify   chan struct{} // closed and replaced on every commit that appended
 	probing  bool
@@ -155,33 +164,6 @@ type Journal struct {
 	submitMu sync.RWMutex // see submit
 	closeErr error
 	once     sync.Once
-}
-
-type reqKind int
-
-const (
-	kindAppend reqKind = iota
-	kindAck
-	kindCompact
-	kindRebase
-	kindPruneOnce
-)
-
-type request struct {
-	kind  reqKind
-	draft *Draft
-	name  string
-	seq   uint64
-	hash  string
-	ts    int64
-	start time.Time
-	done  chan result
-}
-
-type result struct {
-	event chain.Event
-	n     int
-	err   error
 }
 
 // Open opens (or creates) the journal and recovers its tail.
@@ -217,7 +199,7 @@ func Open(opts Options) (*Journal, *Recovery, error) {
 		FreelistType:   bolt.FreelistMapType,
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, nil, fmt.Errorf("opening journal %s: locked by another process (is another flowker-audit running on this data_dir?)", opts.Path)
 		}
 		return nil, nil, fmt.Errorf("opening journal %s: %w", opts.Path, err)
@@ -270,164 +252,6 @@ func readU64(b []byte) uint64 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(b)
-}
-
-func (j *Journal) recover() (*Recovery, error) {
-	rec := &Recovery{}
-	err := j.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketCursors, bucketOnce, bucketWatch} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		if f := meta.Get(keyFormat); f != nil && string(f) != formatVersion {
-			return fmt.Errorf("journal format %q is not supported by this build (expected %s)", f, formatVersion)
-		}
-		stored := string(meta.Get(keyChainID))
-		switch {
-		case stored == "" && j.opts.ChainID != "":
-			j.chainID, rec.Fresh = j.opts.ChainID, true
-		case stored == "":
-			j.chainID, rec.Fresh = NewChainID(), true
-		case j.opts.ChainID != "" && j.opts.ChainID != stored:
-			return fmt.Errorf("journal belongs to chain %q but chain.id is %q: use the configured chain's own data_dir, or remove chain.id", stored, j.opts.ChainID)
-		default:
-			j.chainID = stored
-		}
-		if !chainIDPattern.MatchString(j.chainID) {
-			return fmt.Errorf("invalid chain id %q", j.chainID)
-		}
-		if err := meta.Put(keyChainID, []byte(j.chainID)); err != nil {
-			return err
-		}
-		if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
-			return err
-		}
-		j.head = head{seq: readU64(meta.Get(keyHeadSeq)), hash: string(meta.Get(keyHeadHsh)), ts: int64(readU64(meta.Get(keyHeadTS)))}
-		return j.checkTail(tx, rec)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("recovering journal: %w", err)
-	}
-	rec.ChainID, rec.Last = j.chainID, j.head.seq
-	rec.Retained = uint64(j.entries)
-	if rec.CutCount > 0 {
-		j.m.RecoveryCut.Add(float64(rec.CutCount))
-		j.m.EventsLost.WithLabelValues("journal_corrupt").Add(float64(rec.CutCount))
-		j.log.Error("journal tail was damaged and has been cut; the chain resumes from the last good record",
-			"first_cut_sequence", rec.CutFrom, "records_cut", rec.CutCount, "reason", rec.CutReason, "resumes_after", rec.Last)
-	}
-	return rec, nil
-}
-
-// checkTail re-verifies the last TailCheck records. Records that fail on their own (checksum,
-// decoding, key, chain, hash) are cut; the head moves to the last good record. A broken link
-// between two individually sound records is not damage but a chain defect: it is logged and left
-// for verification to report.
-func (j *Journal) checkTail(tx *bolt.Tx, rec *Recovery) error {
-	events := tx.Bucket(bucketEvents)
-	c := events.Cursor()
-	var n, size int64
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if n == 0 {
-			j.first = readU64(k)
-		}
-		n++
-		size += int64(len(v))
-	}
-	j.entries, j.bytes = n, size
-	if n == 0 {
-		return nil
-	}
-	k, _ := c.Last()
-	for i := 1; i < j.opts.TailCheck; i++ {
-		pk, _ := c.Prev()
-		if pk == nil {
-			break
-		}
-		k = pk
-	}
-	var last *chain.Event
-	var bad [][]byte
-	for k, v := c.Seek(k); k != nil; k, v = c.Next() {
-		seq := readU64(k)
-		e, err := decodeRecord(v)
-		reason := ""
-		switch {
-		case err != nil:
-			reason = err.Error()
-		case e.Sequence != seq:
-			reason = fmt.Sprintf("record holds sequence %d under key %d", e.Sequence, seq)
-		case e.ChainID != j.chainID:
-			reason = fmt.Sprintf("record of chain %q", e.ChainID)
-		case e.ComputeHash() != e.Hash:
-			reason = "hash mismatch"
-		}
-		if reason != "" {
-			if len(bad) == 0 {
-				rec.CutFrom, rec.CutReason = seq, reason
-			}
-			bad = append(bad, append([]byte(nil), k...))
-			j.bytes -= int64(len(v))
-			j.entries--
-			continue
-		}
-		if last != nil && (e.Sequence != last.Sequence+1 || e.PreviousHash != last.Hash) {
-			j.log.Error("journal chain link broken between sound records; verification will report it",
-				"sequence", e.Sequence, "previous_retained", last.Sequence)
-		}
-		rec.Checked++
-		ev := e
-		last = &ev
-	}
-	for _, k := range bad {
-		if err := events.Delete(k); err != nil {
-			return err
-		}
-	}
-	rec.CutCount = len(bad)
-	if len(bad) > 0 {
-		// A cut event never happened as far as the chain is concerned: release its Once key, so
-		// that a retry of the same change (e.g. an execution start) is recorded.
-		if err := releaseOnce(tx.Bucket(bucketOnce), bad); err != nil {
-			return err
-		}
-	}
-	if j.entries == 0 {
-		j.first = 0
-	} else if len(bad) > 0 {
-		fk, _ := events.Cursor().First()
-		j.first = readU64(fk)
-	}
-	switch {
-	case last != nil && (last.Sequence != j.head.seq || len(bad) > 0):
-		if last.Sequence != j.head.seq && len(bad) == 0 {
-			j.log.Warn("journal head did not match the last record; using the last record", "head", j.head.seq, "last", last.Sequence)
-		}
-		j.head = head{seq: last.Sequence, hash: last.Hash, ts: last.Timestamp.UnixMicro()}
-	case last == nil && len(bad) > 0:
-		// Every re-verified record was damaged: continue after the record before the first cut,
-		// whose hash is still known only if it lies outside the window.
-		j.log.Error("every re-verified journal record was damaged", "first_cut", rec.CutFrom)
-		if pk, pv := events.Cursor().Last(); pk != nil {
-			if e, err := decodeRecord(pv); err == nil {
-				j.head = head{seq: e.Sequence, hash: e.Hash, ts: e.Timestamp.UnixMicro()}
-			}
-		}
-	}
-	return putHead(tx.Bucket(bucketMeta), j.head)
-}
-
-// putHead records the chain head (recovery recounts the retained bytes from the records).
-func putHead(meta *bolt.Bucket, h head) error {
-	if err := meta.Put(keyHeadSeq, u64(h.seq)); err != nil {
-		return err
-	}
-	if err := meta.Put(keyHeadHsh, []byte(h.hash)); err != nil {
-		return err
-	}
-	return meta.Put(keyHeadTS, u64(uint64(h.ts)))
 }
 
 // ChainID is the chain this journal appends to.
@@ -654,82 +478,6 @@ func (j *Journal) Unwatch(executionID string) error {
 	return j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketWatch).Delete([]byte(executionID)) })
 }
 
-// Compact removes events at or below upTo (the lowest cursor of all sinks), in chunks, and
-// returns how many were removed.
-func (j *Journal) Compact(ctx context.Context, upTo uint64) (int, error) {
-	return j.inChunks(ctx, request{kind: kindCompact, seq: upTo}, compactChunkSize)
-}
-
-// Chunk sizes of the maintenance requests: each is one writer transaction, so that appends
-// never wait behind a long one.
-const (
-	compactChunkSize   = 4096
-	pruneOnceChunkSize = 10000
-)
-
-// inChunks submits copies of r until one handles less than a full chunk, and returns the total.
-func (j *Journal) inChunks(ctx context.Context, r request, chunk int) (int, error) {
-	total := 0
-	for {
-		c := r
-		c.done = make(chan result, 1)
-		if err := j.submit(ctx, &c); err != nil {
-			return total, err
-		}
-		res := <-c.done
-		total += res.n
-		if res.err != nil || res.n < chunk {
-			return total, res.err
-		}
-	}
-}
-
-// PruneOnce forgets Once keys written before `before`, so that the key set does not grow
-// forever: after that, an Append with such a key is no longer refused as a duplicate. It returns
-// the number of keys removed.
-func (j *Journal) PruneOnce(ctx context.Context, before time.Time) (int, error) {
-	return j.inChunks(ctx, request{kind: kindPruneOnce, ts: before.Unix()}, pruneOnceChunkSize)
-}
-
-// releaseOnce deletes the Once keys whose event is one of the cut records (keys: sequences).
-func releaseOnce(once *bolt.Bucket, cut [][]byte) error {
-	seqs := map[uint64]bool{}
-	for _, k := range cut {
-		seqs[readU64(k)] = true
-	}
-	var dead [][]byte
-	c := once.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if len(v) >= 8 && seqs[readU64(v[:8])] {
-			dead = append(dead, append([]byte(nil), k...))
-		}
-	}
-	for _, k := range dead {
-		if err := once.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// pruneOnceChunk deletes up to limit Once keys written before the unix time cutoff. Keys from
-// before timestamps were recorded (an 8-byte value) are kept.
-func pruneOnceChunk(once *bolt.Bucket, cutoff int64, limit int) (int, error) {
-	var dead [][]byte
-	c := once.Cursor()
-	for k, v := c.First(); k != nil && len(dead) < limit; k, v = c.Next() {
-		if len(v) == 16 && int64(readU64(v[8:])) < cutoff {
-			dead = append(dead, append([]byte(nil), k...))
-		}
-	}
-	for _, k := range dead { // deleted after the walk: deleting under a bbolt cursor can skip keys
-		if err := once.Delete(k); err != nil {
-			return 0, err
-		}
-	}
-	return len(dead), nil
-}
-
 // Stats reports retained events and bytes.
 func (j *Journal) Stats() (entries int64, bytes int64, first uint64) {
 	j.mu.Lock()
@@ -756,268 +504,10 @@ func (j *Journal) publishGauges() {
 	j.m.Bytes.Set(float64(j.bytes))
 	j.m.Entries.Set(float64(j.entries))
 	j.m.ChainSequence.WithLabelValues(j.chainID).Set(float64(j.head.seq))
+	j.m.IntentsPending.Set(float64(j.intents))
 	if j.failed == nil && j.bytes+reserve <= j.opts.MaxBytes {
 		j.m.Writable.Set(1)
 	} else {
 		j.m.Writable.Set(0)
-	}
-}
-
-// run is the single writer: it batches queued requests into one transaction (group commit).
-func (j *Journal) run() {
-	defer close(j.done)
-	batch := make([]*request, 0, j.opts.MaxBatch)
-	for {
-		batch = batch[:0]
-		select {
-		case r := <-j.reqs:
-			batch = append(batch, r)
-		case <-j.stop:
-			// Serve what was submitted before Close, in full batches, then stop.
-			for {
-				batch = batch[:0]
-			drain:
-				for len(batch) < j.opts.MaxBatch {
-					select {
-					case r := <-j.reqs:
-						batch = append(batch, r)
-					default:
-						break drain
-					}
-				}
-				if len(batch) == 0 {
-					return
-				}
-				j.commit(batch)
-			}
-		}
-		// Let goroutines that are about to append run first: with one P (GOMAXPROCS=1, e.g. a
-		// one-CPU container limit) the writer would otherwise commit each event alone, because
-		// request goroutines only get to enqueue while it is blocked in fsync.
-		runtime.Gosched()
-	fill:
-		for len(batch) < j.opts.MaxBatch {
-			select {
-			case r := <-j.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		j.commit(batch)
-	}
-}
-
-func (j *Journal) commit(batch []*request) {
-	start := time.Now()
-	j.mu.Lock()
-	h, size := j.head, j.bytes
-	j.mu.Unlock()
-
-	results := make([]result, len(batch))
-	onceInBatch := map[string]bool{}
-	appended, added := 0, int64(0)
-	compacted, removed := 0, int64(0)
-	var firstNew, firstLeft uint64
-
-	tx, err := j.db.Begin(true)
-	if err == nil {
-		events := tx.Bucket(bucketEvents)
-		events.FillPercent = 1.0 // append-only keys
-		once, watch, cursors := tx.Bucket(bucketOnce), tx.Bucket(bucketWatch), tx.Bucket(bucketCursors)
-		for i, r := range batch {
-			switch r.kind {
-			case kindAppend:
-				results[i] = j.stage(r.draft, &h, &size, events, once, watch, onceInBatch)
-				if results[i].err == nil {
-					appended++
-					added += int64(results[i].n)
-					if firstNew == 0 {
-						firstNew = results[i].event.Sequence
-					}
-				}
-			case kindAck:
-				if perr := cursors.Put([]byte(r.name), u64(r.seq)); perr != nil {
-					results[i].err = perr
-				}
-			case kindRebase:
-				if r.seq <= h.seq {
-					results[i].err = fmt.Errorf("cannot rebase to sequence %d: the journal is already at %d", r.seq, h.seq)
-				} else {
-					h = head{seq: r.seq, hash: r.hash, ts: r.ts}
-				}
-			case kindPruneOnce:
-				n, perr := pruneOnceChunk(once, r.ts, pruneOnceChunkSize)
-				results[i] = result{n: n, err: perr}
-			case kindCompact:
-				n, freed, cerr := compactChunk(events, r.seq, compactChunkSize)
-				results[i] = result{n: n, err: cerr}
-				compacted += n
-				removed += freed
-				size -= freed
-			}
-		}
-		if compacted > 0 {
-			// The first retained event, read rather than derived: after a rebase the retained
-			// sequences need not be contiguous with the head.
-			if k, _ := events.Cursor().First(); k != nil {
-				firstLeft = readU64(k)
-			}
-		}
-		if err == nil {
-			err = putHead(tx.Bucket(bucketMeta), h)
-		}
-		if err == nil {
-			err = tx.Commit()
-		} else {
-			_ = tx.Rollback()
-		}
-	}
-	if err != nil {
-		err = fmt.Errorf("%w: %v", ErrFailed, err)
-		for i := range results {
-			if results[i].err == nil {
-				results[i] = result{err: err}
-			}
-		}
-		j.mu.Lock()
-		j.failed = err
-		startProbe := !j.probing
-		j.probing = true
-		j.mu.Unlock()
-		j.log.Error("journal commit failed; audited requests are refused (fail_closed) or counted lost (fail_open) until it recovers", "err", err)
-		if startProbe {
-			go j.probe()
-		}
-	} else {
-		j.mu.Lock()
-		j.head, j.bytes = h, size
-		j.entries += int64(appended) - int64(compacted)
-		if appended > 0 && j.first == 0 {
-			j.first = firstNew
-		}
-		if compacted > 0 {
-			j.first = firstLeft // 0 when nothing is retained
-		}
-		if appended > 0 {
-			close(j.notify)
-			j.notify = make(chan struct{})
-		}
-		j.mu.Unlock()
-		if !j.opts.NoSync {
-			j.m.Fsyncs.Inc()
-		}
-		j.m.CommitDuration.Observe(time.Since(start).Seconds())
-		if appended > 0 {
-			j.m.GroupSize.Observe(float64(appended))
-			j.m.AppendedEvents.Add(float64(appended))
-			j.m.AppendedBytes.Add(float64(added))
-		}
-		if compacted > 0 {
-			j.m.Compacted.Add(float64(compacted))
-		}
-		j.publishGauges()
-	}
-	for i, r := range batch {
-		r.done <- results[i]
-	}
-}
-
-// stage sequences and stages one draft inside the commit transaction.
-func (j *Journal) stage(d *Draft, h *head, size *int64, events, once, watch *bolt.Bucket, onceInBatch map[string]bool) result {
-	if d.Once != "" {
-		if onceInBatch[d.Once] || once.Get([]byte(d.Once)) != nil {
-			return result{err: ErrDuplicate}
-		}
-	}
-	now := j.opts.Now().UnixMicro()
-	if now <= h.ts {
-		now = h.ts + 1 // timestamps strictly increase with the sequence
-	}
-	e := chain.Event{
-		EventID: d.EventID, EventType: d.EventType, Action: d.Action, Result: d.Result,
-		ResourceID: d.ResourceID, ResourceType: d.ResourceType, Actor: d.Actor,
-		Context: orEmpty(d.Context), Metadata: orEmpty(d.Metadata),
-		Timestamp: time.UnixMicro(now).UTC(), PreviousHash: h.hash,
-		ChainID: j.chainID, Sequence: h.seq + 1,
-	}
-	e.Seal()
-	rec := appendRecord(nil, &e)
-	if *size+int64(len(rec)) > j.opts.MaxBytes {
-		return result{err: ErrFull}
-	}
-	if err := events.Put(u64(e.Sequence), rec); err != nil {
-		return result{err: err}
-	}
-	if d.Once != "" {
-		// The key's sequence and when it was written (for PruneOnce).
-		if err := once.Put([]byte(d.Once), append(u64(e.Sequence), u64(uint64(now/1e6))...)); err != nil {
-			return result{err: err}
-		}
-		onceInBatch[d.Once] = true
-	}
-	if d.Watch != nil {
-		w, _ := json.Marshal(d.Watch)
-		if err := watch.Put([]byte(d.Watch.ExecutionID), w); err != nil {
-			return result{err: err}
-		}
-	}
-	if d.Unwatch != "" {
-		if err := watch.Delete([]byte(d.Unwatch)); err != nil {
-			return result{err: err}
-		}
-	}
-	*h = head{seq: e.Sequence, hash: e.Hash, ts: now}
-	*size += int64(len(rec))
-	return result{event: e, n: len(rec)}
-}
-
-var emptyObject = []byte("{}")
-
-func orEmpty(b []byte) []byte {
-	if len(bytes.TrimSpace(b)) == 0 {
-		return emptyObject
-	}
-	return b
-}
-
-func compactChunk(events *bolt.Bucket, upTo uint64, max int) (n int, freed int64, err error) {
-	// Collect first, then delete: deleting under a cursor makes it skip the next key.
-	var keys [][]byte
-	c := events.Cursor()
-	for k, v := c.First(); k != nil && len(keys) < max && readU64(k) <= upTo; k, v = c.Next() {
-		keys = append(keys, append([]byte(nil), k...))
-		freed += int64(len(v))
-	}
-	for _, k := range keys {
-		if err := events.Delete(k); err != nil {
-			return n, freed, err
-		}
-		n++
-	}
-	return n, freed, nil
-}
-
-// probe retries a tiny write until the journal can write again.
-func (j *Journal) probe() {
-	t := time.NewTicker(j.opts.ProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-j.stop:
-			return
-		case <-t.C:
-		}
-		err := j.db.Update(func(tx *bolt.Tx) error {
-			return tx.Bucket(bucketMeta).Put(keyProbe, []byte(time.Now().UTC().Format(time.RFC3339Nano)))
-		})
-		if err == nil {
-			j.mu.Lock()
-			j.failed, j.probing = nil, false
-			j.mu.Unlock()
-			j.publishGauges()
-			j.log.Info("journal writes again")
-			return
-		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/flowker-audit/flowker-audit/chain"
 )
@@ -652,4 +653,49 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("decoded %+v re-encodes to %x, not %x", got, again, b)
 		}
 	})
+}
+
+// A draft whose companions (once-key, watch entry) cannot be written is refused whole: its event
+// never reaches the file, and the appends around it in the same batch are unaffected.
+func TestRefusedDraftLeavesNoRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, _ := open(t, path)
+	cases := []struct {
+		name string
+		mut  func(*Draft)
+	}{
+		{"once-key too long", func(d *Draft) { d.Once = strings.Repeat("k", 40000) }},
+		{"empty execution id to watch", func(d *Draft) { d.Watch = &Watch{WorkflowID: "w"} }},
+		{"execution id to unwatch too long", func(d *Draft) { d.Unwatch = strings.Repeat("e", 40000) }},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := j.Last()
+			d := draft(i)
+			c.mut(&d)
+			if _, err := j.Append(context.Background(), d); err == nil {
+				t.Fatal("append succeeded")
+			}
+			if j.Last() != before {
+				t.Fatalf("head moved from %d to %d", before, j.Last())
+			}
+			var stored int
+			_ = j.db.View(func(tx *bolt.Tx) error { stored = tx.Bucket(bucketEvents).Stats().KeyN; return nil })
+			if uint64(stored) != before {
+				t.Fatalf("%d records in the file after the refused append, want %d", stored, before)
+			}
+			if _, err := j.Append(context.Background(), draft(100+i)); err != nil {
+				t.Fatalf("next append: %v", err)
+			}
+		})
+	}
+	want := j.Last()
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, _ = open(t, path)
+	defer j.Close()
+	if got := verifyAll(t, j); got != want {
+		t.Fatalf("after reopen %d events verify, want %d", got, want)
+	}
 }

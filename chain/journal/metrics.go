@@ -19,6 +19,13 @@ type Metrics struct {
 	Compacted      prometheus.Counter
 	RecoveryCut    prometheus.Counter
 	ChainSequence  *prometheus.GaugeVec
+	IntentDuration prometheus.Histogram
+	IntentsWritten prometheus.Counter
+	IntentsPending prometheus.Gauge
+	IntentsCut     prometheus.Counter
+	// IntentsRecovered counts intents found unresolved (after a crash or a journal failure) and
+	// turned into an event, by outcome (reconciled, unknown); the application increments it.
+	IntentsRecovered *prometheus.CounterVec
 	// EventsLost counts events that should exist but could not be journaled, by reason. It must
 	// stay at zero; the proxy increments it too (fail_open losses).
 	EventsLost *prometheus.CounterVec
@@ -57,6 +64,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Corrupt records cut from the journal tail during recovery at startup."}),
 		ChainSequence: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "chain", Name: "sequence",
 			Help: "Sequence number of the last event appended to the chain."}, []string{"chain"}),
+		IntentDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "intent_duration_seconds",
+			Help:    "Time from an intent request to the intent being durable (before the request is forwarded; includes waiting for the group commit).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}),
+		IntentsWritten: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "intents_written_total",
+			Help: "Intents made durable before forwarding an audited request."}),
+		IntentsPending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "intents_pending",
+			Help: "Audited requests forwarded (or being forwarded) whose event is not journaled yet."}),
+		IntentsCut: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "intents_cut_total",
+			Help: "Damaged intent records cut at start (each is a forwarded request whose event cannot be rebuilt; must stay 0)."}),
+		IntentsRecovered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "intents_recovered_total",
+			Help: "Unresolved intents turned into an event after a crash or a journal failure, by outcome (reconciled: learned from Flowker; unknown)."}, []string{"outcome"}),
 		EventsLost: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_lost_total",
 			Help: "Audit events that could not be journaled (must stay 0), by reason."}, []string{"reason"}),
 	}
@@ -65,9 +83,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, reason := range []string{"journal_full", "journal_failed", "journal_corrupt"} {
 		m.EventsLost.WithLabelValues(reason)
 	}
+	for _, outcome := range []string{"reconciled", "unknown"} {
+		m.IntentsRecovered.WithLabelValues(outcome)
+	}
 	if reg != nil {
 		reg.MustRegister(m.AppendDuration, m.CommitDuration, m.GroupSize, m.Fsyncs, m.AppendedBytes, m.AppendedEvents,
-			m.Bytes, m.MaxBytes, m.Entries, m.Writable, m.Compacted, m.RecoveryCut, m.ChainSequence, m.EventsLost)
+			m.Bytes, m.MaxBytes, m.Entries, m.Writable, m.Compacted, m.RecoveryCut, m.ChainSequence, m.EventsLost,
+			m.IntentDuration, m.IntentsWritten, m.IntentsPending, m.IntentsCut, m.IntentsRecovered)
 	}
 	return m
 }

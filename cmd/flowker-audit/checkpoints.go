@@ -138,13 +138,18 @@ func (g *guard) note() string {
 }
 
 func checkpointsCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newCommand("checkpoints public-key", cmdHelp{usage: "checkpoints public-key [--config FILE]",
+		what:    "Print the public half of this sidecar's checkpoint signing key (chain.checkpoint_key), which a\nverifier needs besides the checkpoint log.",
+		example: "flowker-audit checkpoints public-key --config config.yaml > checkpoint.pub"}, stdout, stderr)
+	path := fs.configFlag()
 	if len(args) == 0 || args[0] != "public-key" {
+		if err := fs.parse(args); err != nil { // --help
+			return err
+		}
 		fmt.Fprintln(stderr, "usage: flowker-audit checkpoints public-key [--config FILE]")
 		return exitError{code: 2}
 	}
-	fs := newFlags("checkpoints public-key", stderr)
-	path := fs.String("config", "config.yaml", "configuration file")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := fs.parse(args[1:]); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(*path)

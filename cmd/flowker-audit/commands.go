@@ -27,7 +27,7 @@ import (
 )
 
 func loadConfig(path string) (*config.Config, error) {
-	cfg, err := config.Load(path, config.Options{ValidatePlugin: plugins.ValidateConfig})
+	cfg, err := config.Load(path, config.Options{Plugins: plugins.Catalog{}})
 	if err != nil {
 		if es, ok := config.IsErrors(err); ok {
 			return nil, exitError{code: 1, msg: fmt.Sprintf("%s: %s", path, es.Error())}
@@ -47,10 +47,11 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlags("serve", stderr)
-	path := fs.String("config", "config.yaml", "configuration file")
-	if err := parse(fs, args); err != nil {
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newCommand("serve", cmdHelp{usage: "serve [--config FILE]", what: "Run the sidecar: the proxy on listen.addr in front of upstream.url, the admin listener\n(metrics, /healthz, /readyz) on admin.addr, the journal in data_dir and the sink plugins.\nSIGTERM or SIGINT drains and stops it within shutdown_timeout; a second signal exits at once.",
+		example: "flowker-audit serve --config /etc/flowker-audit/config.yaml\nFLOWKER_AUDIT_CONFIG=/etc/flowker-audit/config.yaml FLOWKER_AUDIT_UPSTREAM_URL=http://127.0.0.1:4021 flowker-audit serve"}, stdout, stderr)
+	path := fs.configFlag()
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(*path)
@@ -58,7 +59,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	a, err := app.New(ctx, app.Options{Config: cfg, Logger: log, Version: version})
+	a, err := app.New(ctx, app.Options{Config: cfg, Logger: log, Version: version, Revision: buildCommit()})
 	if err != nil {
 		return err
 	}
@@ -77,12 +78,13 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func checkConfigCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check-config", stderr)
-	path := fs.String("config", "config.yaml", "configuration file")
-	if err := parse(fs, args); err != nil {
+	fs := newCommand("check-config", cmdHelp{usage: "check-config [--config FILE]", what: "Validate a configuration (file, then FLOWKER_AUDIT_* environment overrides) and list every\nproblem with its field path; print a summary when it is valid. Exit 0 valid, 1 invalid.",
+		example: "flowker-audit check-config --config config.yaml"}, stdout, stderr)
+	path := fs.configFlag()
+	if err := fs.parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path, config.Options{ValidatePlugin: plugins.ValidateConfig})
+	cfg, err := config.Load(*path, config.Options{Plugins: plugins.Catalog{}})
 	if err != nil {
 		if es, ok := config.IsErrors(err); ok {
 			fmt.Fprintf(stderr, "%s: %d problem(s):\n", *path, len(es))
@@ -124,12 +126,13 @@ func pluginCmd(args []string) error {
 }
 
 func fakeFlowkerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("fake-flowker", stderr)
+	fs := newCommand("fake-flowker", cmdHelp{usage: "fake-flowker [--listen ADDR] [--api-key KEY] [--execution-delay D] [--latency D]", what: "Run the in-memory fake Flowker (the workflow, execution and provider API) for tests and demos.",
+		example: "flowker-audit fake-flowker --listen 127.0.0.1:4021 --api-key demo-flowker-key"}, stdout, stderr)
 	listen := fs.String("listen", "127.0.0.1:4021", "address to listen on (Flowker's default port is 4021)")
 	key := fs.String("api-key", os.Getenv("FAKE_FLOWKER_API_KEY"), "require this X-API-Key on /v1 routes (empty: no auth)")
 	delay := fs.Duration("execution-delay", 2*time.Second, "time until an execution completes or fails")
 	latency := fs.Duration("latency", 0, "service time added to every response (models a real Flowker in benchmarks)")
-	if err := parse(fs, args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -139,9 +142,10 @@ func fakeFlowkerCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func fingerprintCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("fingerprint", stderr)
-	path := fs.String("config", "config.yaml", "configuration file")
-	if err := parse(fs, args); err != nil {
+	fs := newCommand("fingerprint", cmdHelp{usage: "fingerprint [--config FILE] API_KEY", what: "Print the actor id an API key is recorded as (a keyed fingerprint, with identity.fingerprint_key\nor the key the sidecar generated in data_dir), to name it in identity.api_key_names.",
+		example: "flowker-audit fingerprint --config config.yaml \"$FLOWKER_API_KEY\""}, stdout, stderr)
+	path := fs.configFlag()
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -164,13 +168,17 @@ func fingerprintCmd(args []string, stdout, stderr io.Writer) error {
 }
 
 func schemaCmd(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "clickhouse" {
-		return exitError{code: 2, msg: "usage: flowker-audit schema clickhouse [--server-version V] [--database DB]"}
-	}
-	fs := newFlags("schema clickhouse", stderr)
+	fs := newCommand("schema clickhouse", cmdHelp{usage: "schema clickhouse [--server-version V] [--database DB]", what: "Print the ClickHouse DDL the clickhouse sink would create (for operators who manage schemas\nthemselves); nothing is executed.",
+		example: "flowker-audit schema clickhouse --server-version 24.8 --database audit > schema.sql"}, stdout, stderr)
 	ver := fs.String("server-version", clickhouse.Legacy.String(), "ClickHouse server version the DDL is for (18.16.1 = portable; 23+ = modern)")
 	db := fs.String("database", "audit", "database name")
-	if err := parse(fs, args[1:]); err != nil {
+	if len(args) == 0 || args[0] != "clickhouse" {
+		if err := fs.parse(args); err != nil { // --help
+			return err
+		}
+		return exitError{code: 2, msg: "usage: flowker-audit schema clickhouse [--server-version V] [--database DB]"}
+	}
+	if err := fs.parse(args[1:]); err != nil {
 		return err
 	}
 	v, err := clickhouse.ParseVersion(*ver)
@@ -218,13 +226,14 @@ type verifyResult struct {
 }
 
 func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("verify", stderr)
-	path := fs.String("config", "config.yaml", "configuration file")
-	source := fs.String("source", "sink", "where to read the chain: sink (the query sink), journal (the local journal; the sidecar must be stopped), or the path of an NDJSON file")
+	fs := newCommand("verify", verifyHelp, stdout, stderr)
+	path := fs.configFlag()
+	source := fs.String("source", "sink", "where to read the chain: sink (the query sink), journal (the local journal; the sidecar must be stopped), or the path of an NDJSON file: the CLI's export, or an export of the audit API (GET /v1/audit-events/export?format=ndjson), checked offline")
 	chainID := fs.String("chain", "", "verify only this chain (default: every chain)")
 	cpLog := fs.String("checkpoints", "", "signed checkpoint log to check the chain(s) against: every chain must reach its newest checkpoint with the signed hash (default for sink and journal: the configured chain.checkpoint_log when it exists; for an NDJSON file: none; none: skip)")
 	cpKey := fs.String("public-key", "", "checkpoint verification keys, hex or files, comma-separated (default: the public half of the configured chain.checkpoint_key)")
-	if err := parse(fs, args); err != nil {
+	asJSON := fs.Bool("json", false, "print one JSON object (chains, problems, counts) instead of text")
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -234,11 +243,11 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case "sink", "journal":
 		cfg, lerr := loadConfig(*path)
 		if lerr != nil {
-			return lerr
+			return verifyReadError(stdout, *asJSON, lerr)
 		}
 		cp, cerr := loadCheckpoints(cfg, *cpLog, *cpKey, stderr)
 		if cerr != nil {
-			return cerr
+			return verifyReadError(stdout, *asJSON, cerr)
 		}
 		if *source == "journal" {
 			results, err = verifyJournal(ctx, cfg, cp)
@@ -246,36 +255,21 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			results, err = verifySink(ctx, cfg, *chainID, cp, newLogger(config.Log{Format: "text", Level: "warn"}, stderr))
 		}
 	default:
+		if ok, xerr := isExportFile(*source); xerr != nil {
+			return xerr
+		} else if ok { // an export of the audit API (verifyexport.go)
+			return verifyExportCmd(*source, *chainID, *cpKey, *path, stdout, stderr)
+		}
 		cp, cerr := loadCheckpoints(nil, *cpLog, *cpKey, stderr)
 		if cerr != nil {
-			return cerr
+			return verifyReadError(stdout, *asJSON, cerr)
 		}
 		results, err = verifyNDJSON(*source, *chainID, cp)
 	}
 	if err != nil {
-		return err
+		return verifyReadError(stdout, *asJSON, err)
 	}
-	bad := false
-	var total uint64
-	for _, r := range results {
-		total += r.checked
-		if r.problem != nil {
-			bad = true
-			fmt.Fprintf(stdout, "chain %s: INVALID at sequence %d (%s): %s — %d events verified before it\n",
-				r.chainID, r.problem.Sequence, r.problem.Reason, r.problem.Detail, r.checked)
-			continue
-		}
-		fmt.Fprintf(stdout, "chain %s: valid — %d events verified (sequence %d to %d)%s\n", r.chainID, r.checked, r.first, r.first+r.checked-1, r.note)
-	}
-	el := time.Since(start)
-	fmt.Fprintf(stdout, "%d chain(s), %d events in %s (%.0f events/s)\n", len(results), total, el.Round(time.Millisecond), float64(total)/el.Seconds())
-	if len(results) == 0 {
-		return exitError{code: 1, msg: "no events found"}
-	}
-	if bad {
-		return exitError{code: 1}
-	}
-	return nil
+	return verifyReport(stdout, results, time.Since(start), *asJSON)
 }
 
 func verifySink(ctx context.Context, cfg *config.Config, only string, cp *checkpoints, log *slog.Logger) ([]verifyResult, error) {
@@ -431,13 +425,14 @@ func verifyNDJSON(path, only string, cp *checkpoints) ([]verifyResult, error) {
 }
 
 func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("export", stderr)
-	path := fs.String("config", "config.yaml", "configuration file")
+	fs := newCommand("export", cmdHelp{usage: "export [--config FILE] --chain ID [--from N] [--to N] [--out FILE]", what: "Write a chain from the query sink as NDJSON (one event per line, as hashed), for archiving or for\nflowker-audit verify --source FILE elsewhere.",
+		example: "flowker-audit export --config config.yaml --chain vm-dd82e083 --out chain.ndjson"}, stdout, stderr)
+	path := fs.configFlag()
 	chainID := fs.String("chain", "", "chain to export (required; see verify for the list)")
 	from := fs.Uint64("from", 1, "first sequence")
 	to := fs.Uint64("to", 0, "last sequence (0: the end)")
 	out := fs.String("out", "-", "output file (- for stdout)")
-	if err := parse(fs, args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(*path)

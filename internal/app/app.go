@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +30,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/config"
+	"github.com/flowker-audit/flowker-audit/plugins"
 	"github.com/flowker-audit/flowker-audit/proxy"
 	"github.com/flowker-audit/flowker-audit/proxy/auditapi"
 	"github.com/flowker-audit/flowker-audit/proxy/capture"
@@ -46,8 +46,10 @@ import (
 type Options struct {
 	Config *config.Config
 	Logger *slog.Logger
-	// Version is reported by flowker_audit_build_info.
-	Version string
+	// Version and Revision (the commit) are reported by flowker_audit_build_info; an empty
+	// Revision falls back to Go's VCS stamp of the binary.
+	Version  string
+	Revision string
 	// PluginCommand returns how to start a bundled plugin. Default: this executable with the
 	// arguments "plugin NAME" (so operators see which process is which).
 	PluginCommand func(name string) (path string, args []string, err error)
@@ -62,30 +64,79 @@ type Options struct {
 
 // App is the running sidecar.
 type App struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	reg      *prometheus.Registry
-	journal  *journal.Journal
-	jm       *journal.Metrics
-	sups     []*host.Supervisor
-	query    *host.Supervisor
-	proxy    *proxy.Proxy
-	api      *auditapi.API
-	watcher  *watcher.Watcher
-	resolver *identity.Resolver
-	main     *http.Server
-	admin    *http.Server
-	recovery *journal.Recovery
-	cp       *checkpoint.Writer // nil when checkpoints are off
+	cfg            *config.Config
+	log            *slog.Logger
+	reg            *prometheus.Registry
+	journal        *journal.Journal
+	journalMetrics *journal.Metrics
+	supervisors    []*host.Supervisor // one per sink
+	sinkConfigs    []host.SinkConfig  // the supervisors' settings, in the same order
+	query          *host.Supervisor
+	proxy          *proxy.Proxy
+	proxyMetrics   *proxy.Metrics
+	api            *auditapi.API
+	watcher        *watcher.Watcher
+	resolver       *identity.Resolver
+	main           *http.Server
+	admin          *http.Server
+	recovery       *journal.Recovery
+	checkpoints    *checkpoint.Writer // nil when checkpoints are off
+	upstream       *url.URL
+	transport      *http.Transport
 
 	mu       sync.Mutex
 	draining bool
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New builds the sidecar: it opens the journal (recovering its tail) and prepares every
-// component. Nothing listens or runs until Run.
+// component. Nothing listens or runs until Run. An App that is never Run must be closed (Close).
 func New(ctx context.Context, o Options) (*App, error) {
-	cfg := o.Config
+	o = o.withDefaults()
+	a := &App{cfg: o.Config, log: o.Logger, reg: o.Registry}
+	buildInfo(o.Registry, o.Version, o.Revision)
+	fpKey, cursorKey, err := a.openDataDir()
+	if err != nil {
+		return nil, err
+	}
+	if err := a.openJournal(); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = a.Close()
+		}
+	}()
+	if a.cfg.Chain.CheckpointInterval > 0 {
+		if a.checkpoints, err = openCheckpoints(a.cfg, a.journal, o.Registry, o.Logger); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.buildSinks(o); err != nil {
+		return nil, err
+	}
+	if err := a.checkAgainstSinks(ctx, o.RebaseWait); err != nil {
+		return nil, err
+	}
+	if a.upstream, err = url.Parse(a.cfg.Upstream.URL); err != nil {
+		return nil, fmt.Errorf("upstream.url: %w", err)
+	}
+	a.transport = proxy.NewTransport(a.cfg.Upstream)
+	if err := a.buildAuditAPI(cursorKey); err != nil {
+		return nil, err
+	}
+	if err := a.buildProxy(ctx, fpKey); err != nil {
+		return nil, err
+	}
+	a.buildServers()
+	ok = true
+	return a, nil
+}
+
+func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -96,140 +147,140 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if o.PluginCommand == nil {
 		o.PluginCommand = selfPlugin
 	}
-	a := &App{cfg: cfg, log: o.Logger, reg: o.Registry}
-	buildInfo(o.Registry, o.Version)
+	if o.RebaseWait <= 0 {
+		o.RebaseWait = time.Minute
+	}
+	return o
+}
 
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("creating data_dir %s: %w", cfg.DataDir, err)
-	}
-	fpKey, err := secret(cfg.Identity.FingerprintKey, filepath.Join(cfg.DataDir, "fingerprint.key"))
-	if err != nil {
-		return nil, err
-	}
-	cursorKey, err := secret(cfg.Auth.CursorKey, filepath.Join(cfg.DataDir, "cursor.key"))
-	if err != nil {
-		return nil, err
-	}
-
-	a.jm = journal.NewMetrics(o.Registry)
-	j, rec, err := journal.Open(journal.Options{
-		Path: filepath.Join(cfg.DataDir, "journal.db"), ChainID: cfg.Chain.ID, MaxBytes: int64(cfg.Journal.MaxBytes),
-		NoSync: !cfg.Journal.Fsync, MaxBatch: cfg.Journal.GroupCommitMax, Logger: o.Logger.With("component", "journal"), Metrics: a.jm,
-	})
-	if err != nil {
-		return nil, err
-	}
-	a.journal, a.recovery = j, rec
-	o.Logger.Info("journal open", "chain_id", rec.ChainID, "last_sequence", rec.Last, "retained", rec.Retained,
-		"fresh", rec.Fresh, "tail_checked", rec.Checked, "records_cut", rec.CutCount)
-	if !cfg.Journal.Fsync {
-		o.Logger.Warn("journal.fsync is off: events acknowledged just before a crash can be lost")
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			_ = j.Close()
-			if a.cp != nil {
-				_ = a.cp.Log.Close()
+// Close releases what New opened (the journal and the checkpoint log). Run closes them itself;
+// Close is for an App that is not run, and is safe to call more than once.
+func (a *App) Close() error {
+	a.closeOnce.Do(func() {
+		var errs []error
+		if a.checkpoints != nil {
+			if err := a.checkpoints.Log.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("closing the checkpoint log: %w", err))
 			}
 		}
-	}()
-	if cfg.Chain.CheckpointInterval > 0 {
-		if a.cp, err = openCheckpoints(cfg, j, o.Registry, o.Logger); err != nil {
-			return nil, err
+		if a.journal != nil {
+			if err := a.journal.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("closing the journal: %w", err))
+			}
 		}
-	}
+		a.closeErr = errors.Join(errs...)
+	})
+	return a.closeErr
+}
 
-	// Sinks.
-	sm := host.NewMetrics(o.Registry)
-	var sinkConfigs []host.SinkConfig
-	for _, s := range cfg.Sinks {
+// openDataDir creates data_dir and returns the fingerprint and cursor keys (configured, or
+// persisted there).
+func (a *App) openDataDir() (fingerprintKey, cursorKey []byte, err error) {
+	if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
+		return nil, nil, fmt.Errorf("creating data_dir %s: %w", a.cfg.DataDir, err)
+	}
+	if fingerprintKey, err = secret(a.cfg.Identity.FingerprintKey, filepath.Join(a.cfg.DataDir, "fingerprint.key")); err != nil {
+		return nil, nil, err
+	}
+	if cursorKey, err = secret(a.cfg.Auth.CursorKey, filepath.Join(a.cfg.DataDir, "cursor.key")); err != nil {
+		return nil, nil, err
+	}
+	return fingerprintKey, cursorKey, nil
+}
+
+// openJournal opens the journal and recovers its tail.
+func (a *App) openJournal() error {
+	cfg := a.cfg
+	a.journalMetrics = journal.NewMetrics(a.reg)
+	j, rec, err := journal.Open(journal.Options{
+		Path: filepath.Join(cfg.DataDir, "journal.db"), ChainID: cfg.Chain.ID, MaxBytes: int64(cfg.Journal.MaxBytes),
+		NoSync: !cfg.Journal.Fsync, MaxBatch: cfg.Journal.GroupCommitMax, Logger: a.log.With("component", "journal"), Metrics: a.journalMetrics,
+	})
+	if err != nil {
+		return err
+	}
+	a.journal, a.recovery = j, rec
+	a.log.Info("journal open", "chain_id", rec.ChainID, "last_sequence", rec.Last, "retained", rec.Retained,
+		"fresh", rec.Fresh, "tail_checked", rec.Checked, "records_cut", rec.CutCount)
+	if !cfg.Journal.Fsync {
+		a.log.Warn("journal.fsync is off: events acknowledged just before a crash can be lost")
+	}
+	return nil
+}
+
+// buildSinks prepares one supervisor per configured sink (none is started).
+func (a *App) buildSinks(o Options) error {
+	sinkMetrics := host.NewMetrics(a.reg)
+	for _, s := range a.cfg.Sinks {
 		config.SinkDefaults(&s)
 		raw, err := json.Marshal(s.Config)
 		if err != nil {
-			return nil, fmt.Errorf("sink %s: config: %w", s.Name, err)
+			return fmt.Errorf("sink %s: config: %w", s.Name, err)
 		}
 		launch, err := LaunchOptions(s, o.PluginCommand)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		sc := host.SinkConfig{Name: s.Name, Plugin: s.Plugin, Launch: launch, Config: raw, Query: s.Query,
 			BatchSize: s.BatchSize, BatchBytes: int(s.BatchBytes), BatchInterval: s.BatchInterval.D(), WriteTimeout: s.WriteTimeout.D()}
 		if o.SinkTuning != nil {
 			o.SinkTuning(&sc)
 		}
-		sinkConfigs = append(sinkConfigs, sc)
-		sup := host.NewSupervisor(sc, j, sm, o.Logger.With("component", "sink"))
-		a.sups = append(a.sups, sup)
+		a.sinkConfigs = append(a.sinkConfigs, sc)
+		sup := host.NewSupervisor(sc, a.journal, sinkMetrics, a.log.With("component", "sink"))
+		a.supervisors = append(a.supervisors, sup)
 		if s.Query {
 			a.query = sup
 		}
 	}
+	return nil
+}
 
+// checkAgainstSinks makes sure the chain never reuses a sequence number a sink already holds,
+// and reports a chain that ends before its newest signed checkpoint.
+func (a *App) checkAgainstSinks(ctx context.Context, wait time.Duration) error {
 	// A journal that lost its tail (or a configured chain whose journal is new) must not reuse
 	// sequence numbers a sink already holds: continue after the highest head the sinks report.
-	if rec.CutCount > 0 || (rec.Fresh && cfg.Chain.ID != "") {
-		wait := o.RebaseWait
-		if wait <= 0 {
-			wait = time.Minute
-		}
-		if err := a.rebaseFromSinks(ctx, sinkConfigs, wait); err != nil {
-			return nil, err
+	if a.recovery.CutCount > 0 || (a.recovery.Fresh && a.cfg.Chain.ID != "") {
+		if err := a.rebaseFromSinks(ctx, a.sinkConfigs, wait); err != nil {
+			return err
 		}
 	}
-	if a.cp != nil {
-		if last, ok := a.cp.Log.Last(j.ChainID()); ok && last.Sequence > j.Last() {
+	if a.checkpoints != nil {
+		if last, ok := a.checkpoints.Log.Last(a.journal.ChainID()); ok && last.Sequence > a.journal.Last() {
 			// Neither the journal nor any sink reaches a head this sidecar signed: events that
 			// were acknowledged to clients are gone.
-			o.Logger.Error("the chain ends before its newest signed checkpoint: acknowledged events are missing",
-				"last_sequence", j.Last(), "checkpoint_sequence", last.Sequence, "checkpoint_time", last.Time)
+			a.log.Error("the chain ends before its newest signed checkpoint: acknowledged events are missing",
+				"last_sequence", a.journal.Last(), "checkpoint_sequence", last.Sequence, "checkpoint_time", last.Time)
 		}
 	}
+	return nil
+}
 
-	upstream, err := url.Parse(cfg.Upstream.URL)
-	if err != nil {
-		return nil, fmt.Errorf("upstream.url: %w", err)
-	}
-	a.resolver, err = identity.New(ctx, identity.Options{
-		FingerprintKey: fpKey, Names: cfg.Identity.APIKeyNames, TrustedProxies: cfg.TrustedProxies,
-		TrustedHeader: cfg.Identity.TrustedHeader, Logger: o.Logger.With("component", "identity"),
-		JWT: identity.JWTOptions{JWKSURL: cfg.Identity.JWT.JWKSURL, PublicKeyFile: cfg.Identity.JWT.PublicKeyFile,
-			HMACSecret: cfg.Identity.JWT.HMACSecret, Issuer: cfg.Identity.JWT.Issuer, Audience: cfg.Identity.JWT.Audience,
-			Refresh: cfg.Identity.JWT.JWKSRefresh.D()},
-	})
-	if err != nil {
-		return nil, err
-	}
-	table, err := rules.New(cfg.Rules)
-	if err != nil {
-		return nil, err
-	}
-	redactor, err := capture.NewRedactor(cfg.Capture.RedactKeys, cfg.Capture.RedactPaths)
-	if err != nil {
-		return nil, err
-	}
-
-	// Audit API authentication: static keys and/or delegation to Flowker; never open.
+// buildAuditAPI prepares the audit API with its authentication: static keys and/or delegation
+// to Flowker; never open.
+func (a *App) buildAuditAPI(cursorKey []byte) error {
+	cfg := a.cfg
 	var auths []auditapi.Authenticator
 	if len(cfg.Auth.APIKeys) > 0 {
 		sk, err := auditapi.NewStaticKeys(cfg.Auth.APIKeys)
 		if err != nil {
-			return nil, fmt.Errorf("auth.api_keys: %w", err)
+			return fmt.Errorf("auth.api_keys: %w", err)
 		}
 		auths = append(auths, sk)
 	}
 	if cfg.Auth.Delegate {
-		d, err := auditapi.NewDelegate(auditapi.DelegateOptions{Upstream: upstream, TTL: cfg.Auth.DelegateCacheTTL.D(),
-			Logger: o.Logger.With("component", "audit-auth")})
+		d, err := auditapi.NewDelegate(auditapi.DelegateOptions{Upstream: a.upstream, TTL: cfg.Auth.DelegateCacheTTL.D(),
+			Logger: a.log.With("component", "audit-auth")})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		auths = append(auths, d)
 	}
 	var auth auditapi.Authenticator = auditapi.NoneConfigured{}
 	switch len(auths) {
 	case 0:
-		o.Logger.Warn("the audit API and the Audit Trail page answer 401 to everyone: set auth.api_keys (FLOWKER_AUDIT_AUTH_API_KEYS) or auth.delegate")
+		a.log.Warn("the audit API and the Audit Trail page answer 401 to everyone: set auth.api_keys (FLOWKER_AUDIT_AUTH_API_KEYS) or auth.delegate")
 	case 1:
 		auth = auths[0]
 	default:
@@ -239,52 +290,75 @@ func New(ctx context.Context, o Options) (*App, error) {
 	for k, v := range cfg.Identity.APIKeyNames {
 		names[k] = v
 	}
+	var err error
 	a.api, err = auditapi.New(auditapi.Options{
-		Querier: a.querier, Auth: auth, CursorKey: cursorKey, Registerer: o.Registry,
-		Logger: o.Logger.With("component", "audit-api"), ActorNames: names,
+		Querier: a.querier, Auth: auth, CursorKey: cursorKey, Registerer: a.reg,
+		Logger: a.log.With("component", "audit-api"), ActorNames: names, CheckpointLog: checkpointLogPath(cfg),
+	})
+	return err
+}
+
+// buildProxy prepares the identity resolver, the rules, the execution watcher and the proxy
+// with its local routes (audit API, Audit Trail page).
+func (a *App) buildProxy(ctx context.Context, fingerprintKey []byte) error {
+	cfg := a.cfg
+	var err error
+	a.resolver, err = identity.New(ctx, identity.Options{
+		FingerprintKey: fingerprintKey, Names: cfg.Identity.APIKeyNames, TrustedProxies: cfg.TrustedProxies,
+		TrustedHeader: cfg.Identity.TrustedHeader, Logger: a.log.With("component", "identity"),
+		JWT: identity.JWTOptions{JWKSURL: cfg.Identity.JWT.JWKSURL, PublicKeyFile: cfg.Identity.JWT.PublicKeyFile,
+			HMACSecret: cfg.Identity.JWT.HMACSecret, Issuer: cfg.Identity.JWT.Issuer, Audience: cfg.Identity.JWT.Audience,
+			Refresh: cfg.Identity.JWT.JWKSRefresh.D()},
 	})
 	if err != nil {
-		return nil, err
+		return err
+	}
+	table, err := rules.New(cfg.Rules)
+	if err != nil {
+		return err
+	}
+	redactor, err := capture.NewRedactor(cfg.Capture.RedactKeys, cfg.Capture.RedactPaths)
+	if err != nil {
+		return err
 	}
 	page, err := ui.New(ui.Options{AuthMode: a.api.AuthMode()})
 	if err != nil {
-		return nil, err
+		return err
 	}
-
-	transport := proxy.NewTransport(cfg.Upstream)
-	pm := proxy.NewMetrics(o.Registry)
+	a.proxyMetrics = proxy.NewMetrics(a.reg)
 	var observer proxy.Observer
 	if cfg.Watcher.Enabled {
 		a.watcher = watcher.New(watcher.Options{
-			Upstream: upstream, Client: &http.Client{Transport: transport, Timeout: 15 * time.Second},
+			Upstream: a.upstream, Client: &http.Client{Transport: a.transport, Timeout: 15 * time.Second},
 			APIKey: cfg.Watcher.APIKey, Authorization: cfg.Watcher.Authorization,
 			Interval: cfg.Watcher.Interval.D(), MaxInterval: cfg.Watcher.MaxInterval.D(), GiveUpAfter: cfg.Watcher.GiveUpAfter.D(),
-			MaxInFlight: cfg.Watcher.MaxInFlight, Journal: j, Registerer: o.Registry, Logger: o.Logger.With("component", "watcher"),
-			OnEvent: func(ev chain.Event) { pm.Events.WithLabelValues(ev.EventType, ev.Result).Inc() },
+			MaxInFlight: cfg.Watcher.MaxInFlight, Journal: a.journal, Registerer: a.reg, Logger: a.log.With("component", "watcher"),
+			OnEvent: func(ev chain.Event) { a.proxyMetrics.Events.WithLabelValues(ev.EventType, ev.Result).Inc() },
 		})
 		observer = a.watcher
 	}
 	a.proxy, err = proxy.New(proxy.Options{
-		Upstream: upstream, Transport: transport, Rules: table, Identity: a.resolver, Redactor: redactor,
+		Upstream: a.upstream, Transport: a.transport, Rules: table, Identity: a.resolver, Redactor: redactor,
 		MaxBodyBytes: int(cfg.Capture.MaxBodyBytes), MaxHoldBytes: int(cfg.Capture.MaxHoldBytes), MaxHoldTotal: int64(cfg.Capture.MaxHoldTotal), CaptureBodies: cfg.Capture.Bodies,
-		FailMode: cfg.Journal.FailMode, Journal: j, Observer: observer, Metrics: pm, Lost: a.jm.EventsLost,
-		Logger: o.Logger.With("component", "proxy"),
+		FailMode: cfg.Journal.FailMode, Journal: a.journal, Observer: observer, Metrics: a.proxyMetrics, Lost: a.journalMetrics.EventsLost,
+		Logger: a.log.With("component", "proxy"),
 		Local: []proxy.Local{
 			{Name: "audit_api", Match: a.api.Match, Handler: a.api},
 			{Name: "audit_trail_page", Match: page.Match, Handler: page},
 		},
 	})
-	if err != nil {
-		return nil, err
-	}
+	return err
+}
+
+// buildServers prepares the main (proxy) and admin HTTP servers.
+func (a *App) buildServers() {
+	cfg := a.cfg
 	a.main = &http.Server{Addr: cfg.Listen.Addr, Handler: a.proxy, ReadHeaderTimeout: cfg.Listen.ReadHeaderTimeout.D(),
-		IdleTimeout: cfg.Listen.IdleTimeout.D(), ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn), MaxHeaderBytes: 1 << 20}
+		IdleTimeout: cfg.Listen.IdleTimeout.D(), ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn), MaxHeaderBytes: 1 << 20}
 	if cfg.Admin.Addr != "" {
 		a.admin = &http.Server{Addr: cfg.Admin.Addr, Handler: a.adminHandler(), ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)}
+			ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	}
-	ok = true
-	return a, nil
 }
 
 // rebaseFromSinks asks every sink for its head of this chain and, when one is ahead of the
@@ -392,7 +466,7 @@ func (a *App) Journal() *journal.Journal { return a.journal }
 // blocks until ctx ends; then it stops accepting, finishes in-flight requests, lets the sinks
 // catch up, stops the plugins and closes the journal, all within shutdown_timeout.
 func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)) error {
-	defer a.journal.Close()
+	defer a.Close()
 	ln, err := net.Listen("tcp", a.cfg.Listen.Addr)
 	if err != nil {
 		return fmt.Errorf("listen.addr: %w", err)
@@ -409,7 +483,7 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 	var wg sync.WaitGroup
 	sinkCtx, stopSinks := context.WithCancel(context.WithoutCancel(ctx))
 	var sinkWG sync.WaitGroup
-	for _, s := range a.sups {
+	for _, s := range a.supervisors {
 		sinkWG.Add(1)
 		go func(s *host.Supervisor) {
 			defer sinkWG.Done()
@@ -427,9 +501,9 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 			}
 		}()
 	}
-	if a.cp != nil {
+	if a.checkpoints != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); a.cp.Run(bg, a.cfg.Chain.CheckpointInterval.D()) }()
+		go func() { defer wg.Done(); a.checkpoints.Run(bg, a.cfg.Chain.CheckpointInterval.D()) }()
 	}
 	wg.Add(2)
 	go func() { defer wg.Done(); a.compactLoop(bg) }()
@@ -467,12 +541,8 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 	}
 	stopBG()
 	wg.Wait()
-	if a.cp != nil {
-		// Nothing is appended any more: sign the final head.
-		a.cp.Final()
-		if err := a.cp.Log.Close(); err != nil {
-			a.log.Error("closing the checkpoint log", "err", err)
-		}
+	if a.checkpoints != nil {
+		a.checkpoints.Final() // nothing is appended any more: sign the final head
 	}
 	// Give the sinks until a little before the deadline to deliver what the journal holds; what
 	// they do not get is delivered after the next start (the journal keeps it).
@@ -484,8 +554,8 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 	if a.admin != nil {
 		_ = a.admin.Shutdown(sctx)
 	}
-	if err := a.journal.Close(); err != nil {
-		a.log.Error("closing the journal", "err", err)
+	if err := a.Close(); err != nil {
+		a.log.Error("closing", "err", err)
 	}
 	a.log.Info("stopped", "last_sequence", a.journal.Last())
 	return runErr
@@ -511,7 +581,7 @@ func (a *App) waitDelivered(ctx context.Context) {
 	defer t.Stop()
 	for {
 		done := true
-		for _, s := range a.sups {
+		for _, s := range a.supervisors {
 			if s.Lag() > 0 {
 				done = false
 			}
@@ -547,7 +617,7 @@ func (a *App) compactLoop(ctx context.Context) {
 			}
 		}
 		upTo := uint64(0)
-		for i, s := range a.sups {
+		for i, s := range a.supervisors {
 			c, err := a.journal.Cursor(s.Name())
 			if err != nil {
 				a.log.Warn("reading a sink cursor", "sink", s.Name(), "err", err)
@@ -601,7 +671,7 @@ func (a *App) Ready() (bool, Readiness) {
 	} else {
 		r.Checks["journal"] = CheckResult{Status: "up"}
 	}
-	for _, s := range a.sups {
+	for _, s := range a.supervisors {
 		ok, why := s.Ready()
 		c := CheckResult{Status: "up", Query: s == a.query, Lag: s.Lag()}
 		if !ok {
@@ -685,10 +755,10 @@ func secret(configured, path string) ([]byte, error) {
 	}
 	if b, err := os.ReadFile(path); err == nil {
 		k := strings.TrimSpace(string(b))
-		if len(k) >= 32 {
+		if raw, err := hex.DecodeString(k); err == nil && len(raw) == 32 {
 			return []byte(k), nil
 		}
-		return nil, fmt.Errorf("%s is damaged (expected 64 hex characters); remove it to generate a new one", path)
+		return nil, fmt.Errorf("%s is damaged (expected the 64 hexadecimal characters this sidecar wrote there); remove it to generate a new one", path)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
@@ -703,14 +773,12 @@ func secret(configured, path string) ([]byte, error) {
 	return []byte(k), nil
 }
 
-// passEnv forwards the environment variables a sink's config names in *_env keys (such as
-// ClickHouse's password_env) to its plugin process, which otherwise gets a minimal environment.
 // LaunchOptions says how to start sink s's plugin: a bundled plugin by re-executing this binary
 // (pluginCommand; nil: this executable's `plugin NAME`), any other by its path, with the
 // environment variables its config names in *_env keys.
 func LaunchOptions(s config.Sink, pluginCommand func(name string) (string, []string, error)) (sink.LaunchOptions, error) {
 	launch := sink.LaunchOptions{Name: s.Name, SHA256: s.SHA256, Env: passEnv(s.Config), Path: s.Plugin}
-	if !slices.Contains(config.BundledPlugins, s.Plugin) {
+	if !plugins.IsBundled(s.Plugin) {
 		return launch, nil
 	}
 	if pluginCommand == nil {
@@ -724,6 +792,8 @@ func LaunchOptions(s config.Sink, pluginCommand func(name string) (string, []str
 	return launch, nil
 }
 
+// passEnv forwards the environment variables a sink's config names in *_env keys (such as
+// ClickHouse's password_env) to its plugin process, which otherwise gets a minimal environment.
 func passEnv(cfg map[string]any) []string {
 	var out []string
 	for k, v := range cfg {
@@ -746,14 +816,19 @@ func selfPlugin(name string) (string, []string, error) {
 	return exe, []string{"plugin", name}, nil
 }
 
-func buildInfo(reg prometheus.Registerer, version string) {
-	rev := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
+func buildInfo(reg prometheus.Registerer, version, rev string) {
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && rev == "" {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
 				rev = s.Value[:12]
 			}
 		}
+	}
+	if rev == "" {
+		rev = "unknown"
 	}
 	if version == "" {
 		version = "dev"
@@ -762,4 +837,14 @@ func buildInfo(reg prometheus.Registerer, version string) {
 		Help: "Build information of the running sidecar (always 1)."}, []string{"version", "revision", "goversion"})
 	g.WithLabelValues(version, rev, runtime.Version()).Set(1)
 	reg.MustRegister(g)
+}
+
+// checkpointLogPath is the checkpoint log the audit API's NDJSON export reads ("" when
+// checkpoints are off).
+func checkpointLogPath(cfg *config.Config) string {
+	if cfg.Chain.CheckpointInterval.D() == 0 {
+		return ""
+	}
+	_, log := cfg.CheckpointPaths()
+	return log
 }

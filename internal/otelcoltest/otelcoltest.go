@@ -23,12 +23,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/flowker-audit/flowker-audit/internal/testenv"
 )
 
 // Options configures a collector.
@@ -272,7 +271,11 @@ func Binary(t testing.TB) string {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	src := filepath.Join(testenv.ModuleRoot(t), "internal", "otelcoltest", "collector")
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("otelcoltest: go env GOMOD: %v", err)
+	}
+	src := filepath.Join(filepath.Dir(strings.TrimSpace(string(gomod))), "internal", "otelcoltest", "collector")
 	h := sha256.New()
 	for _, f := range []string{"go.mod", "go.sum", "main.go"} {
 		b, err := os.ReadFile(filepath.Join(src, f))

@@ -27,6 +27,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/internal/app"
 	"github.com/flowker-audit/flowker-audit/internal/fakeflowker"
+	"github.com/flowker-audit/flowker-audit/plugins"
 	"github.com/flowker-audit/flowker-audit/sink/host"
 )
 
@@ -140,7 +141,7 @@ func StartSidecar(t testing.TB, upstream string, o Options) *Env {
 	if o.Config != nil {
 		o.Config(cfg)
 	}
-	if errs := config.Validate(cfg); len(errs) > 0 {
+	if errs := config.Validate(cfg, plugins.Catalog{}); len(errs) > 0 {
 		t.Fatalf("test configuration: %v", errs)
 	}
 	reg := prometheus.NewRegistry()

@@ -111,7 +111,7 @@ func benchServer(b *testing.B) *chtest.Server {
 
 func benchSink(b *testing.B, srv *chtest.Server) *Sink {
 	if benchState.sink == nil {
-		s := NewSink(Options{Logger: testLogger(b)})
+		s := New(Options{Logger: testLogger(b)})
 		ctx := context.Background()
 		if err := s.Configure(ctx, testConfig(srv, benchDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600})); err != nil {
 			b.Fatal(err)
@@ -414,7 +414,7 @@ func BenchmarkVerify(b *testing.B) {
 		fmt.Println(line)
 
 		// The same read with LZ4 forced, the default for a remote server, for comparison.
-		lz4 := NewSink(Options{Logger: testLogger(b)})
+		lz4 := New(Options{Logger: testLogger(b)})
 		if err := lz4.Configure(context.Background(), testConfig(srv, benchDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600, "compression": "lz4"})); err != nil {
 			b.Fatal(err)
 		}

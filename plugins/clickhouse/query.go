@@ -62,7 +62,7 @@ func (s *Sink) Search(ctx context.Context, q sink.Query) (sink.Page, error) {
 		return sink.Page{}, nil
 	}
 	var events []chain.Event
-	if q.Filter.ResourceID != "" {
+	if q.Filter.ResourceID != "" && len(p.actor) == 0 {
 		events, err = s.searchByResource(ctx, st, p)
 	} else {
 		events, err = s.searchWindowed(ctx, st, p)
@@ -84,6 +84,7 @@ type plan struct {
 	lo, hi  bound
 	after   *sink.Position
 	filters where // equality filters on columns present in both the events and the resource table
+	actor   where // actor filters: columns of the events table only
 	rid     string
 }
 
@@ -115,6 +116,15 @@ func newPlan(q sink.Query) plan {
 		if f.v != "" {
 			p.filters.add(f.col + " = " + quoteString(f.v))
 		}
+	}
+	for _, f := range []struct{ col, v string }{{"actor_type", q.Filter.ActorType}, {"actor_id", q.Filter.ActorID}} {
+		if f.v != "" {
+			p.actor.add(f.col + " = " + quoteString(f.v))
+		}
+	}
+	if len(p.actor) > 0 && p.rid != "" {
+		// audit_events_by_resource has no actor columns: search the events table.
+		p.actor.add("resource_id = " + quoteString(p.rid))
 	}
 	return p
 }
@@ -237,6 +247,7 @@ func (s *Sink) searchSlab(ctx context.Context, st state, p plan, lo, hi bound, n
 		w.add(k)
 	}
 	w = append(w, p.filters...)
+	w = append(w, p.actor...)
 	table := quoteIdent(st.db) + "." + TableEvents
 	if !twoPhase {
 		q := fmt.Sprintf("SELECT %s FROM %s%s%s LIMIT 1 BY chain_id, seq LIMIT %d", insertColumns, table, w, p.orderBy(), n)

@@ -112,13 +112,12 @@ func DDL(v Version, database string) []string {
 		}
 		return ""
 	}
-	var extra, settings, dedup string
+	var extra, dedup string
 	if modern {
 		extra = `,
     ts64           DateTime64(6, 'UTC') ALIAS fromUnixTimestamp64Micro(ts_us, 'UTC'),
     INDEX idx_event_id event_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_resource_id resource_id TYPE bloom_filter(0.01) GRANULARITY 1`
-		settings = ", non_replicated_deduplication_window = 1000"
 		// Retried inserts carry insert_deduplication_token and
 		// deduplicate_blocks_in_dependent_materialized_views: the views' tables deduplicate too.
 		dedup = "non_replicated_deduplication_window = 1000"
@@ -162,9 +161,8 @@ func DDL(v Version, database string) []string {
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
-ORDER BY (ts_us, chain_id, seq)
-SETTINGS index_granularity = 1024%[8]s`, db, TableEvents, lc("String"), codec("Delta, ZSTD(1)"), codec("DoubleDelta, ZSTD(1)"),
-			codec("ZSTD(3)"), extra, settings),
+ORDER BY (ts_us, chain_id, seq)%[8]s`, db, TableEvents, lc("String"), codec("Delta, ZSTD(1)"), codec("DoubleDelta, ZSTD(1)"),
+			codec("ZSTD(3)"), extra, settingsClause("index_granularity = 1024")),
 
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s.%[2]s
 (

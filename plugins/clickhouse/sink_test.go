@@ -334,7 +334,7 @@ func TestOutageAtConfigure(t *testing.T) {
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	s := NewSink(Options{Logger: testLogger(t)})
+	s := New(Options{Logger: testLogger(t)})
 	defer s.Close(context.Background())
 	err := s.Configure(ctxT(t), testConfig(srv, newDatabase("late"), nil))
 	if err == nil || sink.IsPermanent(err) {
@@ -362,7 +362,7 @@ func TestPermanentErrors(t *testing.T) {
 		{"schema missing and create_schema false", map[string]any{"create_schema": false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := NewSink(Options{Logger: testLogger(t)})
+			s := New(Options{Logger: testLogger(t)})
 			defer s.Close(context.Background())
 			err := s.Configure(ctxT(t), testConfig(srv, newDatabase("perm"), tc.config))
 			if err == nil || !sink.IsPermanent(err) {

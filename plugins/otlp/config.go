@@ -1,13 +1,13 @@
 package otlp
 
 import (
-	"fmt"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/plugins/internal/forward"
+	"github.com/flowker-audit/flowker-audit/sink/pluginconfig"
 )
 
 // Protocols.
@@ -44,7 +44,7 @@ type Config struct {
 	// service.instance.id is the chain id.
 	ServiceName string `json:"service_name"`
 	// Timeout bounds one export request (default 10s).
-	Timeout forward.Duration `json:"timeout"`
+	Timeout pluginconfig.Duration `json:"timeout"`
 	// MaxRequestBytes splits a batch into several export requests of about this many bytes
 	// (default 3 MiB, below the collector's default 4 MiB gRPC message limit).
 	MaxRequestBytes int `json:"max_request_bytes"`
@@ -58,7 +58,8 @@ type Config struct {
 // environment; nothing else outside the configuration is touched.
 func ParseConfig(raw []byte) (Config, error) {
 	var c Config
-	p := forward.Decode(raw, &c)
+	var p pluginconfig.Problems
+	pluginconfig.Decode(raw, &c, &p)
 	switch c.Protocol {
 	case "":
 		c.Protocol = ProtocolGRPC
@@ -119,7 +120,7 @@ func ParseConfig(raw []byte) (Config, error) {
 	}
 	switch {
 	case c.Timeout == 0:
-		c.Timeout = forward.Duration(DefaultTimeout)
+		c.Timeout = pluginconfig.Duration(DefaultTimeout)
 	case c.Timeout < 0:
 		p.Add("timeout", "must be positive")
 	}
@@ -129,10 +130,7 @@ func ParseConfig(raw []byte) (Config, error) {
 	case c.MaxRequestBytes < 64<<10:
 		p.Add("max_request_bytes", "must be at least 65536")
 	}
-	if err := p.Err(); err != nil {
-		return c, fmt.Errorf("invalid otlp sink configuration:\n%w", err)
-	}
-	return c, nil
+	return c, p.Err("invalid otlp sink configuration")
 }
 
 // headerName reports whether s is an HTTP token usable as a header (and gRPC metadata) name.

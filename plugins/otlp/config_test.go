@@ -30,9 +30,9 @@ func TestParseConfig(t *testing.T) {
 		{`{"endpoint": "https://c:4317", "tls": {"key_file": "/x"}}`, []string{"tls.cert_file: cert_file and key_file go together"}},
 		{`{"endpoint": "http://c:4317", "headers": {"bad header": "x"}}`, []string{"headers.bad header: not a valid header name"}},
 		{`{"endpoint": "http://c:4317", "headers_env": {"authorization": "FLOWKER_AUDIT_TEST_UNSET_VAR"}}`, []string{"headers_env.authorization: environment variable FLOWKER_AUDIT_TEST_UNSET_VAR is not set"}},
-		{`{"endpoint": "http://c:4317", "timeout": "-1s"}`, []string{"timeout: must be positive"}},
+		{`{"endpoint": "http://c:4317", "timeout": "-1s"}`, []string{"timeout: must not be negative"}},
 		{`{"endpoint": "http://c:4317", "max_request_bytes": 10}`, []string{"max_request_bytes: must be at least 65536"}},
-		{`{"endpont": "http://c:4317", "headers": [1]}`, []string{"endpont: unknown key", "headers: want an object", "endpoint: required"}},
+		{`{"endpont": "http://c:4317", "headers": [1]}`, []string{"endpont: unknown key", "headers: must be an object of strings, got [1]", "endpoint: required"}},
 	} {
 		_, err := ParseConfig([]byte(tc.raw))
 		if err == nil {

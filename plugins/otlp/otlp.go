@@ -21,7 +21,9 @@
 // (see classify), and the host retries with backoff.
 //
 // The sink cannot read back what it sent: Head reports the last event this plugin process
-// delivered (nothing after a restart, so the host resumes from its own cursor). A request the
+// delivered (nothing after a restart, so the host resumes from its own cursor); an event
+// repeated with another hash at one of the last forward.Window sequences delivered is refused
+// as a conflict (sink.ErrConflict), and nothing of its batch is sent. A request the
 // receiver stored but whose answer was lost is sent again; receivers can drop duplicates by
 // log.record.uid.
 //
@@ -39,7 +41,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -50,7 +51,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/sink"
 )
 
-// Sink is the otlp sink. Create it with New or NewWithLogger.
+// Sink is the otlp sink. Create it with New.
 type Sink struct {
 	log   *slog.Logger
 	heads forward.Heads
@@ -70,11 +71,21 @@ var (
 	_ sink.Validator = (*Sink)(nil)
 )
 
-// New returns an otlp sink that logs, in the form the sidecar re-logs, to standard error.
-func New() sink.Sink { return NewWithLogger(sink.NewLogger(os.Stderr, slog.LevelInfo)) }
+// Options configures New.
+type Options struct {
+	// Logger receives the sink's log lines (nil discards them). The bundled plugin passes the
+	// logger whose lines the sidecar re-logs.
+	Logger *slog.Logger
+}
 
-// NewWithLogger returns an otlp sink that logs to log.
-func NewWithLogger(log *slog.Logger) *Sink { return &Sink{log: log} }
+// New returns an unconfigured otlp sink; call Configure before anything else.
+func New(o Options) *Sink {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sink{log: log}
+}
 
 // ValidateConfig implements sink.Validator.
 func (s *Sink) ValidateConfig(raw []byte) error {
@@ -125,7 +136,10 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 	if s.exporter == nil {
 		return sink.Permanentf("otlp sink used before Configure (or after Close)")
 	}
-	fresh := s.heads.Fresh(events)
+	fresh, err := s.heads.Fresh(events)
+	if err != nil {
+		return err
+	}
 	now := time.Now()
 	// Each event's JSON, rendered once: the record's body, and its size splits the batch.
 	bodies := make([]string, len(fresh))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"syscall"
 	"testing"
@@ -23,7 +22,7 @@ func newSink(t testing.TB, cfg map[string]any) *Sink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewWithLogger(slog.New(slog.DiscardHandler))
+	s := New(Options{})
 	if err := s.Configure(context.Background(), raw); err != nil {
 		t.Fatalf("Configure(%s): %v", raw, err)
 	}

@@ -16,7 +16,7 @@ import (
 
 func benchSink(b *testing.B, path, extra string) *Sink {
 	b.Helper()
-	s := New().(*Sink)
+	s := New(Options{})
 	if err := s.Configure(context.Background(), []byte(fmt.Sprintf(`{"path": %q%s}`, path, extra))); err != nil {
 		b.Fatal(err)
 	}

@@ -35,6 +35,8 @@
 // The sink cannot read back what it sent: Head reports the last event this plugin process
 // delivered (nothing after a restart, so the host resumes from its own cursor), and events at
 // or below it are not sent again when the host repeats a batch.
+// An event repeated with another hash at one of the last forward.Window sequences delivered is
+// refused as a conflict (sink.ErrConflict), and nothing of its batch is sent.
 //
 // A connection that failed is replaced on the next Write; the host retries a failed Write with
 // exponential backoff and jitter (sinks[].min_backoff..max_backoff), which is the reconnect
@@ -65,7 +67,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/sink"
 )
 
-// Sink is the syslog sink. Create it with New or NewWithLogger.
+// Sink is the syslog sink. Create it with New.
 type Sink struct {
 	log *slog.Logger
 
@@ -90,11 +92,21 @@ var (
 	_ sink.Validator = (*Sink)(nil)
 )
 
-// New returns a syslog sink that logs, in the form the sidecar re-logs, to standard error.
-func New() sink.Sink { return NewWithLogger(sink.NewLogger(os.Stderr, slog.LevelInfo)) }
+// Options configures New.
+type Options struct {
+	// Logger receives the sink's log lines (nil discards them). The bundled plugin passes the
+	// logger whose lines the sidecar re-logs.
+	Logger *slog.Logger
+}
 
-// NewWithLogger returns a syslog sink that logs to log.
-func NewWithLogger(log *slog.Logger) *Sink { return &Sink{log: log} }
+// New returns an unconfigured syslog sink; call Configure before anything else.
+func New(o Options) *Sink {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sink{log: log}
+}
 
 // ValidateConfig implements sink.Validator.
 func (s *Sink) ValidateConfig(raw []byte) error {
@@ -152,7 +164,10 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 	if !s.configured {
 		return sink.Permanentf("syslog sink used before Configure (or after Close)")
 	}
-	fresh := s.heads.Fresh(events)
+	fresh, err := s.heads.Fresh(events)
+	if err != nil {
+		return err
+	}
 	if len(fresh) == 0 {
 		return nil
 	}

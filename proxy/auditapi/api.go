@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/internal/httpx"
 	"github.com/flowker-audit/flowker-audit/sink"
 )
 
@@ -42,6 +43,9 @@ type Options struct {
 	// ActorNames maps actor ids, exactly as they appear in events (for API keys, the fingerprint
 	// "key:..."), to display names for the Audit Trail page. Served by /audit-trail/config.json.
 	ActorNames map[string]string
+	// CheckpointLog is the signed checkpoint log (chain.checkpoint_log); the NDJSON export carries,
+	// per chain, a checkpoint read from it. Empty: exports carry none.
+	CheckpointLog string
 }
 
 // API answers the audit endpoints. Create it with New.
@@ -54,6 +58,8 @@ type API struct {
 	maxVerify uint64
 	metrics   *metrics
 	uiConfig  []byte
+
+	checkpointLog string
 }
 
 // New validates opts and returns the API.
@@ -71,6 +77,8 @@ func New(opts Options) (*API, error) {
 		log:       opts.Logger,
 		now:       opts.Now,
 		maxVerify: opts.MaxVerify,
+
+		checkpointLog: opts.CheckpointLog,
 	}
 	if a.auth == nil {
 		a.auth = NoneConfigured{}
@@ -117,6 +125,7 @@ const (
 	routeGet
 	routeVerify
 	routeUIConfig
+	routeExport
 )
 
 func (r route) endpoint() string {
@@ -129,6 +138,8 @@ func (r route) endpoint() string {
 		return "verify"
 	case routeUIConfig:
 		return "ui-config"
+	case routeExport:
+		return "export"
 	}
 	return "none"
 }
@@ -138,8 +149,8 @@ const UIConfigPath = "/audit-trail/config.json"
 
 // matchRoute matches like Flowker's router: case-insensitive, one trailing slash ignored.
 func matchRoute(path string) (route, string) {
-	if len(path) > 1 && path[len(path)-1] == '/' {
-		path = path[:len(path)-1]
+	for len(path) > 1 && path[len(path)-1] == '/' {
+		path = path[:len(path)-1] // Fiber's router strips every trailing slash
 	}
 	if strings.EqualFold(path, UIConfigPath) {
 		return routeUIConfig, ""
@@ -154,6 +165,9 @@ func matchRoute(path string) (route, string) {
 	}
 	if rest[0] != '/' {
 		return routeNone, ""
+	}
+	if strings.EqualFold(rest, ExportPath[len(base):]) {
+		return routeExport, ""
 	}
 	id, tail, more := strings.Cut(rest[1:], "/")
 	switch {
@@ -173,29 +187,6 @@ func (a *API) Match(r *http.Request) bool {
 	return rt != routeNone
 }
 
-// statusWriter records the status for metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// statusClientClosed is recorded (never sent usefully) when the client went away mid-request.
-const statusClientClosed = 499
-
 // ServeHTTP answers a request that Match accepted.
 func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	rt, id := matchRoute(r.URL.Path)
@@ -205,19 +196,19 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := a.now()
-	w := &statusWriter{ResponseWriter: rw}
+	w := httpx.NewStatusRecorder(rw, a.now)
 	defer func() {
 		if rec := recover(); rec != nil {
 			if rec == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value
 				panic(rec)
 			}
 			a.log.Error("audit api: panic", "endpoint", rt.endpoint(), "panic", fmt.Sprint(rec))
-			if w.status == 0 {
+			if w.Status() == 0 {
 				writeError(w, errInternal)
 			}
 		}
 		ep := rt.endpoint()
-		a.metrics.requests.WithLabelValues(ep, strconv.Itoa(w.status)).Inc()
+		a.metrics.requests.WithLabelValues(ep, strconv.Itoa(w.Status())).Inc()
 		a.metrics.duration.WithLabelValues(ep).Observe(a.now().Sub(start).Seconds())
 	}()
 
@@ -228,7 +219,7 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if r.Context().Err() != nil {
-			w.WriteHeader(statusClientClosed)
+			w.WriteHeader(httpx.StatusClientClosed)
 			return
 		}
 		a.log.Warn("audit api: cannot check credentials", "err", err)
@@ -247,9 +238,16 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// Validate the request before touching the store, so bad input is 400 even when it is down.
 	var (
 		search searchRequest
+		exp    exportRequest
 		evID   string
 	)
 	switch rt {
+	case routeExport:
+		var apiErr *apiError
+		if exp, apiErr = parseExport(r.URL.RawQuery, a.codec); apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
 	case routeList:
 		var apiErr *apiError
 		if search, apiErr = parseSearch(r.URL.RawQuery, a.codec); apiErr != nil {
@@ -277,6 +275,8 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		a.get(w, r, q, evID)
 	case routeVerify:
 		a.verify(w, r, q, evID)
+	case routeExport:
+		a.export(w, r, q, exp)
 	}
 }
 
@@ -284,7 +284,7 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 func (a *API) storeError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	if r.Context().Err() != nil {
 		a.log.Debug("audit api: client went away", "op", op)
-		w.WriteHeader(statusClientClosed)
+		w.WriteHeader(httpx.StatusClientClosed)
 		return
 	}
 	a.log.Error("audit api: query sink failed", "op", op, "err", err)
@@ -303,6 +303,11 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s sea
 	}
 	if len(page.Events) > s.Limit { // a sink that ignored Limit: cut, and there is more
 		page.Events, page.More = page.Events[:s.Limit], true
+	}
+	if err := checkFiltered(page.Events, &s.Filter); err != nil {
+		a.log.Error("audit api: query sink ignored a filter (a plugin built before that filter existed?)", "err", err)
+		writeError(w, errStoreUnavailable)
+		return
 	}
 	next := ""
 	if page.More && len(page.Events) > 0 {
@@ -341,6 +346,18 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, q sink.Querier, id str
 		return
 	}
 	writeJSONBytes(w, http.StatusOK, append(appendEvent(nil, &ev), '\n'))
+}
+
+// checkFiltered reports an event that does not match f: a sink plugin built against an older SDK
+// drops filter fields it does not know (protobuf ignores unknown fields) and would answer an
+// actor-filtered search with everyone's events.
+func checkFiltered(events []chain.Event, f *sink.Filter) error {
+	for i := range events {
+		if !f.Matches(&events[i]) {
+			return fmt.Errorf("%w: event %s (chain %s, sequence %d) does not match the search filter", errFilterIgnored, events[i].EventID, events[i].ChainID, events[i].Sequence)
+		}
+	}
+	return nil
 }
 
 // VerifyOutput is the answer of GET /v1/audit-events/{id}/verify: Flowker's

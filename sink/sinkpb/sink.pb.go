@@ -645,6 +645,8 @@ type Filter struct {
 	ResourceId    string                 `protobuf:"bytes,5,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
 	FromMicros    *int64                 `protobuf:"varint,6,opt,name=from_micros,json=fromMicros,proto3,oneof" json:"from_micros,omitempty"`
 	ToMicros      *int64                 `protobuf:"varint,7,opt,name=to_micros,json=toMicros,proto3,oneof" json:"to_micros,omitempty"`
+	ActorType     string                 `protobuf:"bytes,8,opt,name=actor_type,json=actorType,proto3" json:"actor_type,omitempty"`
+	ActorId       string                 `protobuf:"bytes,9,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -726,6 +728,20 @@ func (x *Filter) GetToMicros() int64 {
 		return *x.ToMicros
 	}
 	return 0
+}
+
+func (x *Filter) GetActorType() string {
+	if x != nil {
+		return x.ActorType
+	}
+	return ""
+}
+
+func (x *Filter) GetActorId() string {
+	if x != nil {
+		return x.ActorId
+	}
+	return ""
 }
 
 // Position is a keyset cursor: the sort key of the last event of the previous page.
@@ -1324,7 +1340,7 @@ const file_sink_proto_rawDesc = "" +
 	"\fHeadResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x12\n" +
-	"\x04hash\x18\x03 \x01(\tR\x04hash\"\x83\x02\n" +
+	"\x04hash\x18\x03 \x01(\tR\x04hash\"\xbd\x02\n" +
 	"\x06Filter\x12\x1d\n" +
 	"\n" +
 	"event_type\x18\x01 \x01(\tR\teventType\x12\x16\n" +
@@ -1335,7 +1351,10 @@ const file_sink_proto_rawDesc = "" +
 	"resourceId\x12$\n" +
 	"\vfrom_micros\x18\x06 \x01(\x03H\x00R\n" +
 	"fromMicros\x88\x01\x01\x12 \n" +
-	"\tto_micros\x18\a \x01(\x03H\x01R\btoMicros\x88\x01\x01B\x0e\n" +
+	"\tto_micros\x18\a \x01(\x03H\x01R\btoMicros\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"actor_type\x18\b \x01(\tR\tactorType\x12\x19\n" +
+	"\bactor_id\x18\t \x01(\tR\aactorIdB\x0e\n" +
 	"\f_from_microsB\f\n" +
 	"\n" +
 	"_to_micros\"b\n" +

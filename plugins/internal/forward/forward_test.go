@@ -1,17 +1,24 @@
 package forward
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/sink"
 )
 
+// evs builds events from (chain, sequence) pairs; their hash is derived from both.
 func evs(spec ...any) []chain.Event {
 	var out []chain.Event
 	for i := 0; i+1 < len(spec); i += 2 {
-		out = append(out, chain.Event{ChainID: spec[i].(string), Sequence: uint64(spec[i+1].(int)), Hash: spec[i].(string) + "-h"})
+		c, n := spec[i].(string), spec[i+1].(int)
+		sum := sha256.Sum256([]byte(fmt.Sprint(c, n)))
+		out = append(out, chain.Event{ChainID: c, Sequence: uint64(n), Hash: hex.EncodeToString(sum[:])})
 	}
 	return out
 }
@@ -26,7 +33,7 @@ func seqs(es []chain.Event) []string {
 
 func TestHeadsFresh(t *testing.T) {
 	var h Heads
-	h.Delivered(evs("a", 3, "b", 1))
+	h.Delivered(evs("a", 1, "a", 2, "a", 3, "b", 1))
 	for _, tc := range []struct {
 		name  string
 		batch []chain.Event
@@ -39,10 +46,19 @@ func TestHeadsFresh(t *testing.T) {
 		{"repeat within the batch", evs("a", 4, "a", 4, "a", 5), evs("a", 4, "a", 5)},
 		{"empty", nil, nil},
 	} {
-		got := h.Fresh(tc.batch)
+		got, err := h.Fresh(tc.batch)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
 		if !slices.Equal(seqs(got), seqs(tc.want)) {
 			t.Errorf("%s: Fresh = %v, want %v", tc.name, seqs(got), seqs(tc.want))
 		}
+	}
+	// Another hash at a delivered sequence: a conflict, and nothing of the batch is fresh.
+	forged := evs("a", 2)
+	forged[0].Hash = evs("z", 2)[0].Hash
+	if got, err := h.Fresh(append(evs("a", 4), forged...)); !errors.Is(err, sink.ErrConflict) || !sink.IsPermanent(err) || got != nil {
+		t.Fatalf("forged event below the head: %v, %v; want a permanent conflict", seqs(got), err)
 	}
 	h.Delivered(evs("a", 5, "a", 4))
 	if hd := h.Head("a"); !hd.Found || hd.Sequence != 5 {
@@ -50,42 +66,5 @@ func TestHeadsFresh(t *testing.T) {
 	}
 	if hd := h.Head("z"); hd.Found {
 		t.Fatalf("Head(z) = %+v, want not found", hd)
-	}
-}
-
-func TestDecode(t *testing.T) {
-	type inner struct {
-		Name string `json:"name"`
-	}
-	type cfg struct {
-		A string            `json:"a"`
-		N int               `json:"n"`
-		D Duration          `json:"d"`
-		In inner            `json:"in"`
-		M map[string]string `json:"m"`
-	}
-	var c cfg
-	if p := Decode([]byte(`{"a": "x", "n": 3, "d": "2s", "in": {"name": "y"}, "m": {"k": "v"}}`), &c); p.Err() != nil {
-		t.Fatal(p.Err())
-	}
-	if c.A != "x" || c.N != 3 || c.D != Duration(2e9) || c.In.Name != "y" || c.M["k"] != "v" {
-		t.Fatalf("decoded %+v", c)
-	}
-	if p := Decode([]byte(`{"d": 1.5}`), &c); p.Err() != nil || c.D != Duration(1.5e9) {
-		t.Fatalf("seconds: %v %v", p.Err(), c.D)
-	}
-	p := Decode([]byte(`{"a": 1, "n": "x", "d": "soon", "in": {"nme": "y"}, "zz": true}`), &c)
-	got := p.Err().Error()
-	for _, w := range []string{"a: want a string, got a JSON number", "n: want an integer, got a JSON string",
-		`d: "soon" is not a duration`, "in.nme: unknown key (known: name)", "zz: unknown key"} {
-		if !strings.Contains(got, w) {
-			t.Errorf("errors %q lack %q", got, w)
-		}
-	}
-	if len(p) != 5 {
-		t.Errorf("%d problems, want 5: %v", len(p), got)
-	}
-	if p := Decode([]byte(`   `), &c); p != nil {
-		t.Errorf("empty config: %v", p.Err())
 	}
 }

@@ -6,7 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const CRED_KEY = 'flowker-audit.credential'; // sessionStorage only (this tab), never persistent storage or the URL
   const PAGE_SIZES = ['20', '50', '100'];
-  const FILTER_PARAMS = ['eventType', 'result', 'resourceId', 'dateFrom', 'dateTo', 'sortOrder', 'limit'];
+  const FILTER_PARAMS = ['eventType', 'result', 'resourceId', 'actorType', 'actorId', 'dateFrom', 'dateTo', 'sortOrder', 'limit'];
   const authMode = (document.querySelector('meta[name="audit-auth-mode"]') || {}).content || 'api_key';
 
   const state = {
@@ -32,6 +32,8 @@
     pageSize: $('page-size'), pageInfo: $('page-info'), prev: $('prev'), next: $('next'),
     dialog: $('details'), dialogClose: $('details-close'), summary: $('details-summary'), fields: $('details-fields'),
     verifyBtn: $('verify-btn'), verifyResult: $('verify-result'),
+    actorType: $('f-actor-type'), actor: $('f-actor'), actorList: $('actor-names'),
+    exportFormat: $('export-format'), exportBtn: $('export'), exportStatus: $('export-status'),
   };
 
   // ---------- credentials ----------
@@ -172,13 +174,15 @@
       eventType: el.eventType.value,
       result: el.result.value,
       resourceId: el.resource.value.trim(),
+      actorType: el.actorType.value,
+      actorId: actorIdOf(el.actor.value.trim()),
       dateFrom: fromInputToRFC3339(el.from.value, false),
       dateTo: fromInputToRFC3339(el.to.value, true),
       sortOrder: el.sort.value === 'ASC' ? 'ASC' : '',
       limit: el.pageSize.value === '20' ? '' : el.pageSize.value,
     };
   }
-  function hasFilters(f) { return !!(f.eventType || f.result || f.resourceId || f.dateFrom || f.dateTo); }
+  function hasFilters(f) { return !!(f.eventType || f.result || f.resourceId || f.actorType || f.actorId || f.dateFrom || f.dateTo); }
 
   function writeURL() {
     const f = currentFilters();
@@ -192,6 +196,7 @@
     const p = new URLSearchParams(location.search);
     el.result.value = ['SUCCESS', 'FAILED'].indexOf(p.get('result')) >= 0 ? p.get('result') : '';
     el.resource.value = p.get('resourceId') || '';
+    readActorURL(p);
     el.from.value = p.get('dateFrom') ? localInputValue(p.get('dateFrom')) : '';
     el.to.value = p.get('dateTo') ? localInputValue(p.get('dateTo')) : '';
     el.sort.value = (p.get('sortOrder') || '').toUpperCase() === 'ASC' ? 'ASC' : 'DESC';
@@ -207,6 +212,84 @@
     return wanted;
   }
 
+  // ---------- actor filter ----------
+  // The Actor field takes a configured key name (identity.api_key_names, offered as suggestions)
+  // or an actor id as stored ("key:..." for API keys, a user id, ...); the API gets the id.
+  function actorNamesConfig() { return (state.config && state.config.actorNames) || {}; }
+  function actorIdOf(text) {
+    if (!text) return '';
+    const names = actorNamesConfig();
+    for (const id of Object.keys(names)) if (names[id] === text) return id;
+    return text;
+  }
+  function actorTextOf(id) {
+    const names = actorNamesConfig();
+    return id && Object.prototype.hasOwnProperty.call(names, id) ? names[id] : id;
+  }
+  function readActorURL(p) {
+    const t = p.get('actorType') || '';
+    el.actorType.value = ['api_key', 'user', 'system'].indexOf(t) >= 0 ? t : '';
+    el.actor.value = actorTextOf(p.get('actorId') || '');
+  }
+  function applyActorConfig() { // suggestions, and the name in place of an id from the URL
+    const names = actorNamesConfig();
+    el.actorList.replaceChildren();
+    Object.keys(names).sort((a, b) => String(names[a]).localeCompare(String(names[b]))).forEach((id) => {
+      const o = document.createElement('option');
+      o.value = names[id];
+      o.label = id;
+      el.actorList.appendChild(o);
+    });
+    el.actor.value = actorTextOf(el.actor.value.trim());
+  }
+
+  // ---------- export ----------
+  // The download carries the filters of the table (not its paging) and goes through fetch, because
+  // the credential is a header, never part of a URL.
+  function exportPath(format) {
+    const f = currentFilters();
+    const p = new URLSearchParams();
+    FILTER_PARAMS.forEach((k) => { if (f[k] && k !== 'limit') p.set(k, f[k]); });
+    p.set('format', format);
+    return '/v1/audit-events/export?' + p.toString();
+  }
+  async function exportDownload() {
+    const format = el.exportFormat.value === 'ndjson' ? 'ndjson' : 'csv';
+    el.exportBtn.disabled = true;
+    el.exportStatus.hidden = false;
+    el.exportStatus.textContent = 'Exporting…';
+    el.body.dataset.export = 'running';
+    try {
+      const res = await fetch(exportPath(format), {
+        headers: authHeaders(), cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer',
+      });
+      if (!res.ok) {
+        let msg = 'HTTP ' + res.status;
+        try { const b = JSON.parse(await res.text()); if (b && b.message) msg += ': ' + b.message; } catch (_) { /* not JSON */ }
+        el.exportStatus.textContent = 'Export failed (' + msg + ').';
+        el.body.dataset.export = 'failed';
+        return;
+      }
+      const blob = await res.blob();
+      const cd = res.headers.get('Content-Disposition') || '';
+      const m = /filename="([^"]+)"/.exec(cd);
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = m ? m[1] : 'audit-events.' + format;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+      el.exportStatus.textContent = 'Exported ' + a.download + '.';
+      el.body.dataset.export = 'done';
+    } catch (_) {
+      el.exportStatus.textContent = 'Export failed: cannot reach the audit API.';
+      el.body.dataset.export = 'failed';
+    } finally {
+      el.exportBtn.disabled = false;
+    }
+  }
+
   function listPath(cursor) {
     const f = currentFilters();
     const p = new URLSearchParams();
@@ -217,7 +300,8 @@
   }
 
   function setFiltersEnabled(on) {
-    [el.eventType, el.from, el.to, el.result, el.resource, el.sort, el.clear, el.refresh].forEach((c) => { c.disabled = !on; });
+    [el.eventType, el.from, el.to, el.result, el.resource, el.sort, el.clear, el.refresh,
+      el.actorType, el.actor, el.exportFormat, el.exportBtn].forEach((c) => { c.disabled = !on; });
   }
 
   // ---------- config ----------
@@ -239,6 +323,7 @@
     });
     sel.value = wantedType;
     if (sel.value !== wantedType) sel.value = '';
+    applyActorConfig();
   }
   function typeInfo(eventType) {
     const groups = (state.config && state.config.eventTypes) || [];
@@ -509,6 +594,7 @@
   function firstPage() { resetPaging(); load(); }
   function clearFilters() {
     el.eventType.value = ''; el.result.value = ''; el.resource.value = ''; el.from.value = ''; el.to.value = '';
+    el.actorType.value = ''; el.actor.value = '';
     el.sort.value = 'DESC';
     filtersChanged();
   }
@@ -639,15 +725,18 @@
   // ---------- events ----------
   function wire() {
     el.filters.addEventListener('submit', (e) => e.preventDefault());
-    [el.eventType, el.result, el.sort, el.from, el.to].forEach((c) => c.addEventListener('change', filtersChanged));
+    [el.eventType, el.result, el.sort, el.from, el.to, el.actorType].forEach((c) => c.addEventListener('change', filtersChanged));
     let debounce = null;
-    el.resource.addEventListener('input', () => {
-      clearTimeout(debounce);
-      debounce = setTimeout(filtersChanged, 350);
+    [el.resource, el.actor].forEach((input) => {
+      input.addEventListener('input', () => {
+        clearTimeout(debounce);
+        debounce = setTimeout(filtersChanged, 350);
+      });
+      input.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter') { e.preventDefault(); clearTimeout(debounce); filtersChanged(); }
+      });
     });
-    el.resource.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter') { e.preventDefault(); clearTimeout(debounce); filtersChanged(); }
-    });
+    el.exportBtn.addEventListener('click', exportDownload);
     el.clear.addEventListener('click', clearFilters);
     el.refresh.addEventListener('click', () => load());
     el.pageSize.addEventListener('change', filtersChanged);
