@@ -298,6 +298,19 @@ func Binary(t testing.TB) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("otelcoltest: %v", err)
 	}
+	// Test binaries of several packages run at once: one builds, the others wait for it.
+	lock, err := os.OpenFile(filepath.Join(dir, "otelcol.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatalf("otelcoltest: %v", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("otelcoltest: locking %s: %v", lock.Name(), err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing unlocks too
+	if _, err := os.Stat(bin); err == nil {
+		return bin // built by another process meanwhile
+	}
 	tmp := fmt.Sprintf("%s.tmp-%d", bin, os.Getpid())
 	start := time.Now()
 	cmd := exec.Command("go", "build", "-o", tmp, ".")
