@@ -48,6 +48,7 @@ func Default() *Config {
 			MaxInterval: Duration(30 * time.Second),
 			MaxInFlight: 8,
 			GiveUpAfter: Duration(24 * time.Hour),
+			OAuth2:      WatcherOAuth2{RefreshBefore: Duration(time.Minute)},
 		},
 		Sinks: []Sink{{
 			Name:   "store",

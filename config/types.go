@@ -80,6 +80,10 @@ type Chain struct {
 	// CheckpointLog is the append-only NDJSON log of signed checkpoints, to ship to an external
 	// witness. Default: <data_dir>/checkpoints.ndjson.
 	CheckpointLog string `yaml:"checkpoint_log"`
+	// CheckpointPublicKeys are earlier signing keys' public halves (64 hex characters each, or
+	// files holding them), kept after a key rotation so that the checkpoints they signed still
+	// verify in /verify, the page and `flowker-audit verify`.
+	CheckpointPublicKeys []string `yaml:"checkpoint_public_keys"`
 }
 
 // CheckpointPaths returns the checkpoint key and log paths, defaults resolved under data_dir.
@@ -198,11 +202,30 @@ type Watcher struct {
 	// APIKey is sent as X-API-Key when polling (use the environment: FLOWKER_AUDIT_WATCHER_API_KEY).
 	APIKey string `yaml:"api_key" secret:"true"`
 	// Authorization is sent verbatim as the Authorization header when set.
-	Authorization string   `yaml:"authorization" secret:"true"`
-	Interval      Duration `yaml:"interval"`
-	MaxInterval   Duration `yaml:"max_interval"`
-	MaxInFlight   int      `yaml:"max_in_flight"`
-	GiveUpAfter   Duration `yaml:"give_up_after"`
+	Authorization string `yaml:"authorization" secret:"true"`
+	// OAuth2 gets bearer tokens with the client credentials grant, renewed before they expire.
+	OAuth2 WatcherOAuth2 `yaml:"oauth2"`
+	// TokenFile holds a bearer token (a projected service-account token), re-read when it changes.
+	TokenFile   string   `yaml:"token_file"`
+	Interval    Duration `yaml:"interval"`
+	MaxInterval Duration `yaml:"max_interval"`
+	MaxInFlight int      `yaml:"max_in_flight"`
+	GiveUpAfter Duration `yaml:"give_up_after"`
+}
+
+// WatcherOAuth2 are OAuth2 client credentials for the execution watcher (Flowker's Access
+// Manager mode accepts bearer tokens only).
+type WatcherOAuth2 struct {
+	TokenURL string `yaml:"token_url"`
+	ClientID string `yaml:"client_id"`
+	// ClientSecret: use the environment (FLOWKER_AUDIT_WATCHER_OAUTH2_CLIENT_SECRET) or
+	// ClientSecretFile (re-read at every token request, so a rotated secret is picked up).
+	ClientSecret     string   `yaml:"client_secret" secret:"true"`
+	ClientSecretFile string   `yaml:"client_secret_file"`
+	Scopes           []string `yaml:"scopes"`
+	// RefreshBefore: a token is renewed this long before it expires (at most a quarter of its
+	// lifetime before).
+	RefreshBefore Duration `yaml:"refresh_before"`
 }
 
 // Sink is one sink plugin.

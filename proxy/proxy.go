@@ -310,7 +310,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		tb := newTimedBody(rec, r.Body, p.opts.BodyIdleTimeout, p.opts.BodyReadTimeout, time.Now())
+		tb := newTimedBody(rec, r.Body, p.opts.BodyIdleTimeout, p.opts.BodyReadTimeout, p.opts.Now())
 		r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, tb))
 		r.Body = tb
 	}
@@ -474,8 +474,8 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// holdStep is how much budget a held response takes at a time: the budget counts the bytes
-// actually held (give or take one step), never the most a response could hold.
+// holdStep is how much budget a held body takes at a time: the budget counts the bytes
+// actually held (give or take one step), never the most a body could hold.
 const holdStep = 32 << 10
 
 // holdPrefix is the start of every response that is held even when the budget is spent (and

@@ -24,8 +24,8 @@ const auditHashUsage = "usage: flowker-audit audit-hash [--config FILE] [--match
 // covers its exact bytes). With --match, it compares instead: exit 0 when equal, 1 when not.
 func auditHashCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newCommand("audit-hash", cmdHelp{usage: "audit-hash [--config FILE] [--match HEX] VALUE|-|@FILE",
-		what: "Print the keyed digest (HMAC-SHA-256 under capture.digest_key, or the key the sidecar generated\nin data_dir) that events carry for a body, to check a known value against request.hmacSha256 or\nresponse.hmacSha256. VALUE is taken literally; - reads standard input and @FILE a file, byte for\nbyte. With --match, compare instead: exit 0 on a match, 1 otherwise.",
-		example: "flowker-audit audit-hash --config config.yaml --match 1ebcaa01... @body.json"}, stdout, stderr)
+		what:    "Print the keyed digest (HMAC-SHA-256 under capture.digest_key) that events carry for a value,\nso an operator who knows a body can check it against an event's request.hmacSha256 or\nresponse.hmacSha256; a reader of the trail without the key cannot test guesses. VALUE is taken\nliterally; - reads standard input and @FILE a file, byte for byte. With --match, compare\ninstead: exit 0 when equal, 1 when not.",
+		example: "flowker-audit audit-hash --config /etc/flowker-audit/config.yaml @body.json\nflowker-audit audit-hash --match 3f1c... '{\"name\":\"pc-1\"}'"}, stdout, stderr)
 	path := fs.configFlag()
 	match := fs.String("match", "", "a digest from an event: exit 0 when VALUE has it, 1 when not")
 	if err := fs.parse(args); err != nil {

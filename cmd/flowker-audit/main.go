@@ -68,6 +68,9 @@ Usage:
                                                print the key that verifies this sidecar's checkpoints
   flowker-audit export [--config FILE] --chain ID [--from N] [--to N] [--out FILE]
                                                write a chain as NDJSON from the query sink
+  flowker-audit import flowker --postgres-url URL [--config FILE] [--chain ID] [--report FILE]
+                                               copy Flowker's own audit_events (PostgreSQL) into the
+                                               sinks as chain flowker-native (resumable, idempotent)
   flowker-audit fingerprint [--config FILE] API_KEY
                                                print the actor id an API key is recorded as
   flowker-audit audit-hash [--config FILE] [--match HEX] VALUE|-|@FILE
@@ -113,6 +116,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fingerprintCmd(rest, stdout, stderr)
 	case "audit-hash":
 		return auditHashCmd(rest, stdout, stderr)
+	case "import":
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return importCmd(ctx, rest, stdout, stderr)
 	case "schema":
 		return schemaCmd(rest, stdout, stderr)
 	case "fake-flowker":
