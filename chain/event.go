@@ -60,10 +60,13 @@ const (
 	ActionUnknown    = "UNKNOWN"
 )
 
-// Results.
+// Results. Flowker knows SUCCESS and FAILED; UNKNOWN is the sidecar's own, like ActionUnknown:
+// an event rebuilt from an intent whose outcome could not be learned from Flowker (its context
+// says "outcome": "unknown" and why). It is never SUCCESS or FAILED unless that was observed.
 const (
 	ResultSuccess = "SUCCESS"
 	ResultFailed  = "FAILED"
+	ResultUnknown = "UNKNOWN"
 )
 
 // Resource types: Flowker's enum plus executor_config and unknown.
@@ -95,7 +98,7 @@ var EventTypes = []string{
 var Actions = []string{ActionCreate, ActionUpdate, ActionDelete, ActionActivate, ActionDeactivate, ActionDraft, ActionExecute, ActionUnknown}
 
 // Results lists every result.
-var Results = []string{ResultSuccess, ResultFailed}
+var Results = []string{ResultSuccess, ResultFailed, ResultUnknown}
 
 // ResourceTypes lists every resource type.
 var ResourceTypes = []string{ResourceWorkflow, ResourceExecution, ResourceProviderConfig, ResourceExecutorConfig, ResourceUnknown}
@@ -128,6 +131,10 @@ type Event struct {
 	PreviousHash string          `json:"previousHash,omitempty"`
 	ChainID      string          `json:"chainId"`
 	Sequence     uint64          `json:"sequence"`
+	// ConflictingDuplicate is set on reads when the store holds another, conflicting row at this
+	// event's (chainId, sequence): this is the one that links into the chain. Not hashed, not
+	// stored, not part of the event's JSON (the audit API reports it beside the event).
+	ConflictingDuplicate bool `json:"-"`
 }
 
 // Genesis stands for the previous hash of a chain's first event in the canonical input.

@@ -256,6 +256,9 @@ func (s *Sink) applySchema(ctx context.Context, st state) error {
 		if err := s.runDDL(ctx, st); err != nil {
 			return err
 		}
+		if err := s.backfillByActor(ctx, st, missing); err != nil {
+			return err
+		}
 	}
 	variant := st.version.Variant()
 	if len(missing) == 0 {
@@ -726,17 +729,17 @@ const hexDigits = "0123456789abcdef"
 
 // ClickHouse error codes the sink treats specially.
 const (
-	codeUnknownTable        = 60
-	codeUnknownDatabase     = 81
-	codeReadonly            = 164
-	codeUnknownUser         = 192
-	codeWrongPassword       = 193
-	codeRequiredPassword    = 194
-	codeIPNotAllowed        = 195
+	codeUnknownTable         = 60
+	codeUnknownDatabase      = 81
+	codeReadonly             = 164
+	codeUnknownUser          = 192
+	codeWrongPassword        = 193
+	codeRequiredPassword     = 194
+	codeIPNotAllowed         = 195
 	codeDatabaseAccessDenied = 291
-	codeQueryProhibited     = 392 // DDL prohibited (allow_ddl = 0)
-	codeNotEnoughPrivileges = 497
-	codeAuthFailed          = 516
+	codeQueryProhibited      = 392 // DDL prohibited (allow_ddl = 0)
+	codeNotEnoughPrivileges  = 497
+	codeAuthFailed           = 516
 )
 
 func exceptionCode(err error) int32 {
@@ -775,23 +778,3 @@ func insertSettingsFor(v Version, rows []row) ch.Settings {
 	}
 }
 
-// insertSettings renders insertSettingsFor as SQL "name = value" assignments (the modern-engine
-// test replays inserts with them).
-func insertSettings(v Version, rows []row) []string {
-	settings := insertSettingsFor(v, rows)
-	names := make([]string, 0, len(settings))
-	for name := range settings {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	out := make([]string, 0, len(names))
-	for _, name := range names {
-		switch val := settings[name].(type) {
-		case string:
-			out = append(out, name+" = "+quoteString(val))
-		default:
-			out = append(out, fmt.Sprintf("%s = %v", name, val))
-		}
-	}
-	return out
-}

@@ -8,7 +8,7 @@ import (
 
 // SchemaVersion is the version of the table layout this package creates and reads. It is
 // recorded in <database>.audit_schema_version.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Version is a ClickHouse server version.
 type Version struct {
@@ -83,7 +83,7 @@ const (
 const BlockSize = 16384
 
 // tables lists the tables the sink needs, in creation order.
-var tables = []string{TableEvents, TableByID, TableByResource, TableChainBlocks, TableSchemaVersion}
+var tables = []string{TableEvents, TableByID, TableByResource, TableChainBlocks, TableSchemaVersion, TableByActor}
 
 // insertColumns is the explicit column list of every insert (18.16 needs one; the MATERIALIZED
 // column ts must not be listed). selectColumns reads the same columns back.
@@ -225,6 +225,8 @@ GROUP BY chain_id, block`, db, TableChainBlocks, TableEvents, BlockSize),
 ENGINE = MergeTree
 ORDER BY version`, db, TableSchemaVersion),
 	}
+	// Schema version 2: the actor lookup (actor.go).
+	stmts = append(stmts, actorDDL(db, lc("String"), settingsClause("index_granularity = 8192"))...)
 	return stmts
 }
 
