@@ -80,12 +80,15 @@ func checkReceived(t *testing.T, col *otelcoltest.Collector, events []chain.Even
 			t.Fatal(err)
 		}
 		recs = recs[:0]
+		distinct := map[any]bool{}
 		for _, r := range all {
 			if chains[r.Resource["service.instance.id"]] {
 				recs = append(recs, r)
+				distinct[r.Attributes["log.record.uid"]] = true
 			}
 		}
-		if len(recs) >= len(events) || time.Now().After(deadline) {
+		// The file exporter writes every 100 ms: wait until every event is in the file.
+		if len(distinct) >= len(events) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
