@@ -51,7 +51,7 @@ func (p *Proxy) holdRequest(x *exchange, r *http.Request) (io.ReadCloser, func()
 	}
 	x.reqTee = capture.NewTee(r.Body, 0) // counts and hashes; the held bytes are the capture
 	limit := p.budget.Take(p.opts.MaxHoldBytes + 1)
-	held, err := io.ReadAll(io.LimitReader(x.reqTee, int64(limit)))
+	held, err := readUpTo(x.reqTee, limit, r.ContentLength)
 	p.budget.Give(limit - len(held))
 	p.heldChanged()
 	x.reqHeld = held[:min(len(held), p.opts.MaxHoldBytes):min(len(held), p.opts.MaxHoldBytes)]
@@ -65,6 +65,30 @@ func (p *Proxy) holdRequest(x *exchange, r *http.Request) (io.ReadCloser, func()
 		rest = x.reqTee // beyond the hold limit (or the budget) the body streams on
 	}
 	return &heldBody{Reader: io.MultiReader(bytes.NewReader(held), rest), closer: x.reqTee, release: func() {}}, release
+}
+
+// readUpTo reads up to limit bytes from r (a read error other than EOF is returned with what was
+// read), into one buffer sized from the declared length when there is one.
+func readUpTo(r io.Reader, limit int, declared int64) ([]byte, error) {
+	size := 512
+	if declared > 0 {
+		size = int(min(declared+1, int64(limit)))
+	}
+	buf := make([]byte, 0, min(size, limit))
+	for len(buf) < limit {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // requestSummary is the request body as the event describes it: the tee's count and digest, the
@@ -84,10 +108,9 @@ func (x *exchange) requestSummary() capture.Summary {
 func (p *Proxy) intend(w http.ResponseWriter, r *http.Request, x *exchange) bool {
 	in := p.intentOf(x)
 	// Not cancelled with the client: a request whose client left mid-body is still forwarded and
-	// recorded as a failed attempt, as before intents.
-	ictx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), p.opts.AppendTimeout)
-	defer cancel()
-	err := p.opts.Journal.Intend(ictx, in)
+	// recorded as a failed attempt, as before intents. (The wait is bounded by the writer: it
+	// answers every queued request.)
+	err := p.opts.Journal.Intend(context.WithoutCancel(r.Context()), in)
 	if err == nil {
 		x.intended = true
 		return true
@@ -112,32 +135,44 @@ func (p *Proxy) intend(w http.ResponseWriter, r *http.Request, x *exchange) bool
 var matchesOnBody = map[string]bool{"workflow.create": true, "workflow.clone": true, "workflow.update": true,
 	"provider_config.create": true, "provider_config.update": true}
 
+var nameKey, providerIDKey = []string{"name"}, []string{"providerId"}
+
 // intentOf builds the intent of an exchange: the event as known before forwarding, and what
 // recovery needs to learn the outcome.
 func (p *Proxy) intentOf(x *exchange) journal.Intent {
 	d := p.pendingDraft(x)
-	det := IntentDetail{Rule: x.rule.Name, Kind: x.rule.Kind, Method: x.method, Path: x.rawPath, FailMode: x.mode,
-		IdempotencyKey: clip(capture.Sanitize(x.hdr.Get("Idempotency-Key")), 256)}
+	// The detail is written by hand (it is decoded by ParseIntentDetail): one allocation.
+	o := newObj(256)
+	o.str("rule", x.rule.Name)
+	if x.rule.Kind != "" {
+		o.str("kind", x.rule.Kind)
+	}
+	o.str("method", capture.Sanitize(x.method))
+	o.str("path", capture.Sanitize(x.rawPath))
+	o.str("failMode", x.mode)
+	if k := x.hdr.Get("Idempotency-Key"); k != "" {
+		o.str("idempotencyKey", clip(capture.Sanitize(k), 256))
+	}
 	if x.match != nil && len(x.match.Params) > 0 {
-		det.Params = make(map[string]string, len(x.match.Params))
+		params := newObj(128)
 		for k, v := range x.match.Params {
-			det.Params[k] = clip(capture.Sanitize(rules.CanonicalID(v)), 256)
+			params.str(capture.Sanitize(k), clip(capture.Sanitize(rules.CanonicalID(v)), 256))
 		}
+		o.raw("params", params.bytes())
 	}
 	if matchesOnBody[x.rule.Name] && x.rule.Builtin {
 		// Read without checking the whole body is valid JSON first (that costs more than the
 		// lookups): a malformed body only makes recovery match on nothing.
 		if req := x.requestSummary(); req.Complete && !req.Truncated {
-			if v, ok := capture.Lookup(req.Captured, []string{"name"}); ok {
-				det.Name = clip(capture.Sanitize(v), 256)
+			if v, ok := capture.Lookup(req.Captured, nameKey); ok {
+				o.str("name", clip(capture.Sanitize(v), 256))
 			}
-			if v, ok := capture.Lookup(req.Captured, []string{"providerId"}); ok {
-				det.ProviderID = clip(capture.Sanitize(v), 256)
+			if v, ok := capture.Lookup(req.Captured, providerIDKey); ok {
+				o.str("providerId", clip(capture.Sanitize(v), 256))
 			}
 		}
 	}
-	detail, _ := json.Marshal(det) // strings and a map of strings: cannot fail
-	return journal.Intent{ID: x.eventID, Start: x.start, Draft: d, Detail: detail}
+	return journal.Intent{ID: x.eventID, Start: x.start, Draft: d, Detail: o.bytes()}
 }
 
 // stranded holds events whose request reached Flowker but whose append failed (journal full or
