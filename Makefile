@@ -30,13 +30,18 @@ demo: build
 deps:
 	./scripts/test-deps.sh
 
-test: deps
-	$(GO) vet ./...
-	$(GO) test $(TESTFLAGS) ./...
+# The suite must not depend on the machine's language, locale or time zone: it runs with LANG
+# unset and an unusual time zone (UTC+12:45/+13:45), then the browser tests run again under a
+# second language and zone (the browser itself is pinned through the DevTools protocol).
+BROWSER_PKGS := ./proxy/ui/... ./internal/e2e/browser/...
 
+test: deps lint
+	env -u LANG -u LC_ALL -u LANGUAGE TZ=Pacific/Chatham $(GO) test $(TESTFLAGS) ./...
+	env LANG=de_DE.UTF-8 LC_ALL=de_DE.UTF-8 TZ=Asia/Kathmandu $(GO) test $(TESTFLAGS) -count=1 $(BROWSER_PKGS)
+
+# go vet, gofmt, staticcheck and deadcode (pinned versions through go run; see scripts/lint.sh).
 lint:
-	$(GO) vet ./...
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	./scripts/lint.sh
 
 # Benchmarks (not tests): measures and rewrites docs/BENCHMARKS.md.
 bench: deps build

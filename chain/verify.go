@@ -22,6 +22,7 @@ const (
 	// Found against signed checkpoints (package checkpoint).
 	ReasonCheckpointMismatch Reason = "checkpoint mismatch" // the event at a checkpointed sequence has another hash
 	ReasonTruncated          Reason = "truncated"           // the chain ends before a signed checkpoint
+	ReasonCheckpointLog      Reason = "checkpoint log"      // a checkpoint of the chain does not verify (edited log, missing key)
 )
 
 // Problem is the first defect a Verifier found.

@@ -21,13 +21,22 @@ func TestShippedConfigIsValid(t *testing.T) {
 }
 
 func TestDefaultsAreValid(t *testing.T) {
-	if errs := Validate(Default()); len(errs) > 0 {
+	if errs := Validate(Default(), fakePlugins{}); len(errs) > 0 {
 		t.Fatal(errs)
 	}
 }
 
-// A plugin validator like the bundled ClickHouse one: "key: problem" lines.
-func fakePluginValidator(plugin string, raw []byte) (bool, error) {
+// fakePlugins bundles "sqlite" and "clickhouse"; its ClickHouse validator answers like an
+// external plugin's, with "key: problem" lines.
+type fakePlugins struct{}
+
+func (fakePlugins) Bundled() []string {
+	return []string{"clickhouse", "file", "otlp", "sqlite", "syslog"}
+}
+
+func (fakePlugins) Queryable(plugin string) bool { return plugin == "sqlite" || plugin == "clickhouse" }
+
+func (fakePlugins) ValidateConfig(plugin string, raw []byte) (bool, error) {
 	if plugin != "clickhouse" {
 		return plugin == "sqlite", nil
 	}
@@ -38,7 +47,7 @@ func fakePluginValidator(plugin string, raw []byte) (bool, error) {
 }
 
 func TestThreeMistakesAllReported(t *testing.T) {
-	_, err := Load(filepath.Join("testdata", "three-mistakes.yaml"), Options{Lookup: func(string) (string, bool) { return "", false }, ValidatePlugin: fakePluginValidator})
+	_, err := Load(filepath.Join("testdata", "three-mistakes.yaml"), Options{Lookup: func(string) (string, bool) { return "", false }, Plugins: fakePlugins{}})
 	es, ok := IsErrors(err)
 	if !ok {
 		t.Fatalf("want configuration errors, got %v", err)
@@ -78,6 +87,9 @@ func TestDecodeErrorsNameTheirPath(t *testing.T) {
 		{"sinks: [{name: a, plugin: mongo, query: true}]", `sinks[0].plugin: unknown bundled plugin "mongo"`},
 		{"sinks: [{name: a, plugin: ./bin/x, query: true, sha256: xyz}]", "sinks[0].sha256: must be 64 hexadecimal characters"},
 		{"sinks: [{name: a, plugin: sqlite, query: true}, {name: a, plugin: file}]", `sinks[1].name: "a" is already used by sinks[0]`},
+		{"sinks: [{name: a, plugin: syslog, query: true, config: {address: 'h:514'}}]", "sinks[0].query: the syslog plugin only writes"},
+		{"sinks: [{name: a, plugin: file, query: true, config: {dir: /tmp/x}}]", "sinks[0].query: the file plugin only writes"},
+		{"sinks: [{name: a, plugin: otlp, query: true, config: {endpoint: 'http://c:4317'}}]", "sinks[0].query: the otlp plugin only writes"},
 		{"log: {format: xml}", "log.format: must be json or text"},
 		{"identity: {api_key_names: {bob: x}}", "identity.api_key_names.bob: must be a key fingerprint"},
 		{"identity: {trusted_header: X-User}", "identity.trusted_header: is only honoured from trusted_proxies"},
@@ -85,7 +97,7 @@ func TestDecodeErrorsNameTheirPath(t *testing.T) {
 		{"capture: {max_body_bytes: 64MiB}", "capture.max_body_bytes: must be at most 16MiB"},
 	}
 	for _, tc := range tests {
-		_, err := Parse([]byte(tc.yaml), Options{})
+		_, err := Parse([]byte(tc.yaml), Options{Plugins: fakePlugins{}})
 		es, ok := IsErrors(err)
 		if !ok {
 			t.Errorf("%q: no error", tc.yaml)
@@ -114,7 +126,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 		"FLOWKER_AUDIT_CAPTURE_MAX_BODY_BYTES":   "1KiB",
 		"FLOWKER_AUDIT_IDENTITY_JWT_ISSUER":      "https://idp",
 		"FLOWKER_AUDIT_TRUSTED_PROXIES":          "10.0.0.0/8",
-		"FLOWKER_AUDIT_IDENTITY_FINGERPRINT_KEY": "k",
+		"FLOWKER_AUDIT_IDENTITY_FINGERPRINT_KEY": "fingerprint-key-0123456789",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cfg, err := Parse([]byte("version: 1\nupstream: {url: http://file-wins-not:1}\n"), Options{Lookup: lookup})
@@ -124,7 +136,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if cfg.Upstream.URL != "https://flowker.internal:4021" || cfg.Listen.Addr != "0.0.0.0:8080" ||
 		fmt.Sprint(cfg.Auth.APIKeys) != "[first-key-123 second-key-456]" || cfg.Journal.MaxBytes != 2<<30 ||
 		cfg.Journal.Fsync || cfg.Watcher.Interval.D() != 2*time.Second || cfg.Capture.MaxBodyBytes != 1024 ||
-		cfg.Identity.JWT.Issuer != "https://idp" || len(cfg.TrustedProxies) != 1 || cfg.Identity.FingerprintKey != "k" {
+		cfg.Identity.JWT.Issuer != "https://idp" || len(cfg.TrustedProxies) != 1 || cfg.Identity.FingerprintKey != "fingerprint-key-0123456789" {
 		t.Fatalf("overrides not applied: %+v", cfg)
 	}
 	// A bad override names both the key path and the variable.

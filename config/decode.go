@@ -45,9 +45,26 @@ func (es *Errors) add(path, format string, args ...any) {
 type Options struct {
 	// Lookup reads environment overrides; nil means os.LookupEnv for Load and no overrides for Parse.
 	Lookup func(string) (string, bool)
-	// ValidatePlugin, when set, validates the config block of a sink whose plugin is bundled in the
-	// binary. It returns known=false for plugins it does not know (e.g. a path to a binary).
-	ValidatePlugin func(plugin string, config []byte) (known bool, err error)
+	// Environ is the environment as KEY=VALUE entries, checked for FLOWKER_AUDIT_* variables that
+	// override nothing (a misspelt name is an error naming the closest known one). nil: no check,
+	// except in Load with a nil Lookup, which checks os.Environ().
+	Environ []string
+	// Plugins, when set, names the sink plugins bundled in the binary and validates their config
+	// blocks (package plugins' Catalog is the one source of truth). Without it, plugin names
+	// and their config blocks are not checked.
+	Plugins PluginCatalog
+}
+
+// PluginCatalog is what configuration checks need to know of the bundled sink plugins.
+type PluginCatalog interface {
+	// Bundled returns the names of the bundled plugins, sorted.
+	Bundled() []string
+	// ValidateConfig checks the config block of a bundled plugin; known is false for a plugin that
+	// is not bundled (an external binary checks its own when it starts).
+	ValidateConfig(plugin string, config []byte) (known bool, err error)
+	// Queryable reports whether a bundled plugin can answer the audit API (query: true);
+	// write-only plugins archive or forward events and cannot read them back.
+	Queryable(plugin string) bool
 }
 
 // Load builds the configuration from the defaults, the YAML file at path and the environment,
@@ -59,6 +76,9 @@ func Load(path string, opts Options) (*Config, error) {
 	}
 	if opts.Lookup == nil {
 		opts.Lookup = os.LookupEnv
+		if opts.Environ == nil {
+			opts.Environ = os.Environ()
+		}
 	}
 	return Parse(data, opts)
 }
@@ -89,8 +109,11 @@ func Parse(data []byte, opts Options) (*Config, error) {
 		lookup = func(string) (string, bool) { return "", false }
 	}
 	errs = append(errs, applyEnv(cfg, lookup)...)
+	if opts.Environ != nil {
+		errs = append(errs, checkEnvNames(cfg, opts.Environ)...)
+	}
 	defaultSQLitePaths(cfg)
-	errs = append(errs, validate(cfg, opts.ValidatePlugin)...)
+	errs = append(errs, Validate(cfg, opts.Plugins)...)
 	if len(errs) > 0 {
 		return cfg, errs
 	}

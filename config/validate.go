@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,11 +14,8 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/sink/pluginconfig"
 )
-
-// Validate checks cfg and returns every problem found (nil when valid). Sink configs of bundled
-// plugins are checked only by Load/Parse with Options.ValidatePlugin.
-func Validate(cfg *Config) Errors { return validate(cfg, nil) }
 
 var pluginKey = regexp.MustCompile(`^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+|\[[0-9]+\])*$`)
 
@@ -30,7 +28,9 @@ const (
 	KindExecutionStatus = "execution_status" // a read whose response may reveal a terminal status
 )
 
-func validate(cfg *Config, plugin func(string, []byte) (bool, error)) Errors {
+// Validate checks cfg and returns every problem found (nil when valid). Plugin names and the
+// config blocks of bundled plugins are checked when plugins is not nil.
+func Validate(cfg *Config, plugins PluginCatalog) Errors {
 	var errs Errors
 	if cfg.Version != CurrentVersion {
 		errs.add("version", "must be %d (this build understands configuration version %d only)", CurrentVersion, CurrentVersion)
@@ -73,6 +73,9 @@ func validate(cfg *Config, plugin func(string, []byte) (bool, error)) Errors {
 	if cfg.Auth.CursorKey != "" && len(cfg.Auth.CursorKey) < 16 {
 		errs.add("auth.cursor_key", "must be at least 16 characters")
 	}
+	if cfg.Identity.FingerprintKey != "" && len(cfg.Identity.FingerprintKey) < 16 {
+		errs.add("identity.fingerprint_key", "must be at least 16 characters (a short key lets anyone who sees a fingerprint guess the API key behind it faster)")
+	}
 	for name := range cfg.Identity.APIKeyNames {
 		if !regexp.MustCompile(`^key:[0-9a-f]{12}$`).MatchString(name) {
 			errs.add("identity.api_key_names."+name, "must be a key fingerprint such as key:7734d7c1c7fd (see flowker-audit fingerprint)")
@@ -114,6 +117,23 @@ func validate(cfg *Config, plugin func(string, []byte) (bool, error)) Errors {
 			errs.add(fmt.Sprintf("capture.redact_keys[%d]", i), "invalid regular expression: %v", err)
 		}
 	}
+	if cfg.Capture.MaxHoldAnonymous > cfg.Capture.MaxHoldTotal/2 {
+		errs.add("capture.max_hold_anonymous", "must be at most half of capture.max_hold_total (%d)", int64(cfg.Capture.MaxHoldTotal)/2)
+	}
+	for i, p := range cfg.Capture.KeepKeys {
+		if _, err := regexp.Compile(p); err != nil {
+			errs.add(fmt.Sprintf("capture.keep_keys[%d]", i), "invalid regular expression: %v", err)
+		}
+	}
+	if k := cfg.Capture.DigestKey; k != "" && len(k) < 32 {
+		errs.add("capture.digest_key", "must be at least 32 characters")
+	}
+	if cfg.Listen.BodyIdleTimeout <= 0 || cfg.Listen.BodyIdleTimeout > Duration(time.Hour) {
+		errs.add("listen.body_idle_timeout", "must be between 1ns and 1h")
+	}
+	if cfg.Listen.BodyReadTimeout < cfg.Listen.BodyIdleTimeout {
+		errs.add("listen.body_read_timeout", "must be at least listen.body_idle_timeout")
+	}
 	for i, p := range cfg.Capture.RedactPaths {
 		checkRedactPath(&errs, fmt.Sprintf("capture.redact_paths[%d]", i), p)
 	}
@@ -122,6 +142,11 @@ func validate(cfg *Config, plugin func(string, []byte) (bool, error)) Errors {
 	}
 	if ci := cfg.Chain.CheckpointInterval; ci < 0 || (ci > 0 && ci.D() < time.Second) {
 		errs.add("chain.checkpoint_interval", "must be 0 (off) or at least 1s, got %s", ci.D())
+	}
+	for i, k := range cfg.Chain.CheckpointPublicKeys {
+		if strings.TrimSpace(k) == "" {
+			errs.add(fmt.Sprintf("chain.checkpoint_public_keys[%d]", i), "is empty")
+		}
 	}
 	validateRules(&errs, cfg.Rules)
 	w := cfg.Watcher
@@ -132,8 +157,9 @@ func validate(cfg *Config, plugin func(string, []byte) (bool, error)) Errors {
 		if w.MaxInFlight < 1 || w.MaxInFlight > 1024 {
 			errs.add("watcher.max_in_flight", "must be between 1 and 1024")
 		}
+		validateWatcherCredentials(&errs, w)
 	}
-	validateSinks(&errs, cfg.Sinks, plugin)
+	validateSinks(&errs, cfg.Sinks, plugins)
 	if !slices.Contains([]string{"json", "text"}, cfg.Log.Format) {
 		errs.add("log.format", "must be json or text, got %q", cfg.Log.Format)
 	}
@@ -245,10 +271,7 @@ func validateRules(errs *Errors, rules []Rule) {
 	}
 }
 
-// BundledPlugins are the plugins served by the flowker-audit binary itself.
-var BundledPlugins = []string{"sqlite", "clickhouse", "file"}
-
-func validateSinks(errs *Errors, sinks []Sink, plugin func(string, []byte) (bool, error)) {
+func validateSinks(errs *Errors, sinks []Sink, plugins PluginCatalog) {
 	if len(sinks) == 0 {
 		errs.add("sinks", "at least one sink is required")
 		return
@@ -264,12 +287,16 @@ func validateSinks(errs *Errors, sinks []Sink, plugin func(string, []byte) (bool
 		} else {
 			names[s.Name] = i
 		}
-		bundled := slices.Contains(BundledPlugins, s.Plugin)
+		var bundledNames []string
+		if plugins != nil {
+			bundledNames = plugins.Bundled()
+		}
+		bundled := slices.Contains(bundledNames, s.Plugin) || (plugins == nil && !strings.ContainsRune(s.Plugin, '/'))
 		switch {
 		case s.Plugin == "":
-			errs.add(p+".plugin", "must name a bundled plugin (%s) or the path of a plugin binary", strings.Join(BundledPlugins, ", "))
+			errs.add(p+".plugin", "must name a bundled plugin (%s) or the path of a plugin binary", strings.Join(bundledNames, ", "))
 		case !bundled && !strings.ContainsRune(s.Plugin, '/'):
-			errs.add(p+".plugin", "unknown bundled plugin %q (bundled: %s); give a path such as ./plugins/mysink for an external plugin", s.Plugin, strings.Join(BundledPlugins, ", "))
+			errs.add(p+".plugin", "unknown bundled plugin %q (bundled: %s); give a path such as ./plugins/mysink for an external plugin", s.Plugin, strings.Join(bundledNames, ", "))
 		}
 		if s.SHA256 != "" {
 			if b, err := hex.DecodeString(s.SHA256); err != nil || len(b) != 32 {
@@ -280,6 +307,9 @@ func validateSinks(errs *Errors, sinks []Sink, plugin func(string, []byte) (bool
 		}
 		if s.Query {
 			queries++
+			if plugins != nil && bundled && !plugins.Queryable(s.Plugin) {
+				errs.add(p+".query", "the %s plugin only writes (it cannot read events back to answer the audit API); keep a sqlite or clickhouse sink with query: true", s.Plugin)
+			}
 		}
 		if s.BatchSize < 0 || s.BatchSize > 100000 {
 			errs.add(p+".batch_size", "must be between 1 and 100000")
@@ -287,13 +317,13 @@ func validateSinks(errs *Errors, sinks []Sink, plugin func(string, []byte) (bool
 		if s.BatchBytes < 0 || s.BatchBytes > 256<<20 {
 			errs.add(p+".batch_bytes", "must be at most 256MiB")
 		}
-		if plugin != nil && s.Plugin != "" {
+		if plugins != nil && s.Plugin != "" {
 			raw, err := json.Marshal(s.Config)
 			if err != nil {
 				errs.add(p+".config", "cannot be represented as JSON: %v", err)
 				continue
 			}
-			if known, err := plugin(s.Plugin, raw); known && err != nil {
+			if known, err := plugins.ValidateConfig(s.Plugin, raw); known && err != nil {
 				addPluginErrors(errs, p+".config", err)
 			}
 		}
@@ -307,6 +337,16 @@ func validateSinks(errs *Errors, sinks []Sink, plugin func(string, []byte) (bool
 // line without a key (e.g. "invalid clickhouse sink configuration") is dropped when keyed lines
 // follow it.
 func addPluginErrors(errs *Errors, prefix string, err error) {
+	if pe, ok := errors.AsType[*pluginconfig.Error](err); ok {
+		for _, p := range pe.Problems {
+			path := prefix
+			if p.Key != "" {
+				path += "." + p.Key
+			}
+			*errs = append(*errs, FieldError{Path: path, Msg: p.Message})
+		}
+		return
+	}
 	var keyed, plain []FieldError
 	for _, line := range strings.Split(err.Error(), "\n") {
 		line = strings.TrimSpace(line)
@@ -323,4 +363,37 @@ func addPluginErrors(errs *Errors, prefix string, err error) {
 		keyed = plain
 	}
 	*errs = append(*errs, keyed...)
+}
+
+// validateWatcherCredentials: at most one way to get the Authorization header, and OAuth2
+// client credentials complete.
+func validateWatcherCredentials(errs *Errors, w Watcher) {
+	o := w.OAuth2
+	set := 0
+	for _, v := range []string{w.Authorization, w.TokenFile, o.TokenURL} {
+		if v != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		errs.add("watcher", "set at most one of authorization, token_file and oauth2.token_url (each sets the Authorization header)")
+	}
+	if o.TokenURL == "" {
+		if o.ClientID != "" || o.ClientSecret != "" || o.ClientSecretFile != "" || len(o.Scopes) > 0 {
+			errs.add("watcher.oauth2", "token_url is required when other watcher.oauth2 keys are set")
+		}
+		return
+	}
+	if u, err := url.Parse(o.TokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs.add("watcher.oauth2.token_url", "must be an absolute http(s) URL")
+	}
+	if o.ClientID == "" {
+		errs.add("watcher.oauth2.client_id", "is required with watcher.oauth2.token_url")
+	}
+	if (o.ClientSecret == "") == (o.ClientSecretFile == "") {
+		errs.add("watcher.oauth2", "set exactly one of client_secret (FLOWKER_AUDIT_WATCHER_OAUTH2_CLIENT_SECRET) and client_secret_file")
+	}
+	if o.RefreshBefore < 0 {
+		errs.add("watcher.oauth2.refresh_before", "must not be negative")
+	}
 }

@@ -5,20 +5,26 @@ package plugins
 
 import (
 	"fmt"
-	"sort"
+	"log/slog"
+	"os"
+	"slices"
 
 	"github.com/flowker-audit/flowker-audit/plugins/clickhouse"
 	"github.com/flowker-audit/flowker-audit/plugins/file"
+	"github.com/flowker-audit/flowker-audit/plugins/otlp"
 	"github.com/flowker-audit/flowker-audit/plugins/sqlite"
+	"github.com/flowker-audit/flowker-audit/plugins/syslog"
 	"github.com/flowker-audit/flowker-audit/sink"
 )
 
-// bundled maps plugin names to constructors. Adding a bundled plugin means adding it here and to
-// config.BundledPlugins (a test keeps the two in step).
-var bundled = map[string]func() sink.Sink{
-	"sqlite":     func() sink.Sink { return sqlite.New() },
-	"clickhouse": clickhouse.New,
-	"file":       file.New,
+// bundled maps plugin names to constructors: the one list of bundled plugins (configuration
+// checks and the sidecar's launcher read it through Catalog and IsBundled).
+var bundled = map[string]func(*slog.Logger) sink.Sink{
+	"sqlite":     func(l *slog.Logger) sink.Sink { return sqlite.New(sqlite.Options{Logger: l}) },
+	"clickhouse": func(l *slog.Logger) sink.Sink { return clickhouse.New(clickhouse.Options{Logger: l}) },
+	"file":       func(l *slog.Logger) sink.Sink { return file.New(file.Options{Logger: l}) },
+	"syslog":     func(l *slog.Logger) sink.Sink { return syslog.New(syslog.Options{Logger: l}) },
+	"otlp":       func(l *slog.Logger) sink.Sink { return otlp.New(otlp.Options{Logger: l}) },
 }
 
 // Names returns the bundled plugin names, sorted.
@@ -27,8 +33,36 @@ func Names() []string {
 	for n := range bundled {
 		out = append(out, n)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
+}
+
+// IsBundled reports whether name is a bundled plugin.
+func IsBundled(name string) bool {
+	_, ok := bundled[name]
+	return ok
+}
+
+// Catalog is the bundled plugins as configuration checks see them (config.PluginCatalog).
+type Catalog struct{}
+
+// Bundled returns the bundled plugin names, sorted.
+func (Catalog) Bundled() []string { return Names() }
+
+// Queryable reports whether the bundled plugin can answer the audit API (implements
+// sink.Querier); write-only plugins such as file, syslog and otlp cannot.
+func (Catalog) Queryable(name string) bool {
+	f, ok := bundled[name]
+	if !ok {
+		return false
+	}
+	_, q := f(nil).(sink.Querier)
+	return q
+}
+
+// ValidateConfig checks the config block of a bundled plugin (see the package function).
+func (Catalog) ValidateConfig(name string, config []byte) (known bool, err error) {
+	return ValidateConfig(name, config)
 }
 
 // Serve runs the bundled plugin name as a go-plugin server (it never returns on success).
@@ -37,7 +71,8 @@ func Serve(name string) error {
 	if !ok {
 		return fmt.Errorf("unknown bundled plugin %q (bundled: %v)", name, Names())
 	}
-	sink.Serve(f())
+	// Lines logged to standard error in this form reach the sidecar's log with the sink's name.
+	sink.Serve(f(sink.NewLogger(os.Stderr, slog.LevelInfo)))
 	return nil
 }
 
@@ -48,7 +83,7 @@ func ValidateConfig(name string, config []byte) (known bool, err error) {
 	if !ok {
 		return false, nil
 	}
-	if v, ok := f().(sink.Validator); ok {
+	if v, ok := f(nil).(sink.Validator); ok {
 		return true, v.ValidateConfig(config)
 	}
 	return true, nil

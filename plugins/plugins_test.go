@@ -2,17 +2,45 @@ package plugins
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/flowker-audit/flowker-audit/config"
 )
 
-func TestBundledListsAgree(t *testing.T) {
-	got := Names()
-	want := slices.Clone(config.BundledPlugins)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("plugins.Names() = %v, config.BundledPlugins = %v", got, want)
+// Configuration checks see the bundled plugins with their problems keyed by path.
+func TestCatalogFeedsConfigChecks(t *testing.T) {
+	yaml := "version: 1\nsinks:\n  - name: store\n    plugin: sqlite\n    query: true\n    config: {path: /tmp/x.db, cache_size_mib: 0, bogus: 1}\n  - name: other\n    plugin: nosuch\n"
+	_, err := config.Parse([]byte(yaml), config.Options{Plugins: Catalog{}})
+	es, ok := config.IsErrors(err)
+	if !ok {
+		t.Fatalf("want configuration errors, got %v", err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Error())
+	}
+	for _, want := range []string{
+		"sinks[0].config.bogus: unknown key (known: busy_timeout, cache_size_mib, path, synchronous)",
+		"sinks[0].config.cache_size_mib: must be between 1 and 65536, got 0",
+		`sinks[1].plugin: unknown bundled plugin "nosuch" (bundled: ` + strings.Join(Names(), ", ") + `)`,
+	} {
+		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, want) }) {
+			t.Errorf("missing %q in\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+	for _, name := range Names() {
+		if !IsBundled(name) {
+			t.Errorf("IsBundled(%q) = false", name)
+		}
+	}
+	for name, want := range map[string]bool{"sqlite": true, "clickhouse": true, "file": false, "syslog": false} {
+		if got := (Catalog{}).Queryable(name); got != want {
+			t.Errorf("Queryable(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if IsBundled("./plugins/mysink") {
+		t.Error("a path is not bundled")
 	}
 }
 

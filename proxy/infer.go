@@ -20,7 +20,7 @@ import (
 // status when upstreamErr is set.
 //
 // This runs on the request path of every audited request, so it works on the captured bytes
-// directly: values are looked up with capture.Lookup, bodies rendered by the single-pass
+// directly: values are looked up with capture.Decode, bodies rendered by the single-pass
 // redacting renderer, and the context written as JSON text and canonicalised once.
 func (p *Proxy) infer(x *exchange, status int, respHeader http.Header, resp capture.Summary, upstreamErr error) (journal.Draft, bool) {
 	return p.describe(x, status, respHeader, resp, upstreamErr, false)
@@ -36,7 +36,7 @@ func (p *Proxy) pendingDraft(x *exchange) journal.Draft {
 func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp capture.Summary, upstreamErr error, pending bool) (journal.Draft, bool) {
 	rule := x.rule
 	req := x.requestSummary()
-	src := &sourceCtx{match: x.match, reqSum: req, respSum: resp, respHeader: respHeader}
+	src := &sourceCtx{match: x.match, reqSum: req, respSum: resp, respHeader: respHeader, reqHeader: x.hdr, maxDecoded: p.opts.MaxHoldBytes}
 	success := upstreamErr == nil && status >= 200 && status < 300
 
 	d := journal.Draft{
@@ -66,7 +66,7 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 		if f.Key == "workflow.id" {
 			workflowID = v
 		}
-		meta.str(f.Key, capture.Sanitize(v))
+		meta.str(f.Key, capture.Text(capture.Sanitize(v)))
 	}
 	if rule.Kind == config.KindExecutionStart && success && !pending {
 		if status == http.StatusOK {
@@ -90,7 +90,7 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 		}
 	}
 	ctx.str("method", capture.Sanitize(x.method))
-	ctx.str("path", capture.Sanitize(x.rawPath))
+	ctx.str("path", capture.Text(capture.Sanitize(x.rawPath)))
 	ctx.str("route", rule.Method+" "+rule.Path)
 	ctx.str("rule", rule.Name)
 	ctx.str("requestId", x.eventID)
@@ -109,8 +109,8 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 	}
 	if code := errorCode(failure); code != "" {
 		ctx.str("errorCode", code)
-		if msg, ok := capture.Lookup(failure, []string{"message"}); ok && msg != "" {
-			ctx.str("errorMessage", clip(msg, 1024))
+		if msg := capture.Decode(failure, capture.Segs("message")); msg.Text != "" {
+			ctx.str("errorMessage", clip(capture.Text(capture.Sanitize(msg.Text)), 1024))
 		}
 	}
 	if upstreamErr != nil {
@@ -125,13 +125,13 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 		ctx.raw("durationMs", dur.bytes())
 	}
 	if ua := x.hdr.Get("User-Agent"); ua != "" {
-		ctx.str("userAgent", clip(capture.Sanitize(ua), 512))
+		ctx.str("userAgent", clip(capture.Text(capture.Sanitize(ua)), 512))
 	}
 	if id := x.hdr.Get("X-Request-Id"); id != "" {
-		ctx.str("clientRequestId", clip(capture.Sanitize(id), 256))
+		ctx.str("clientRequestId", clip(capture.Text(capture.Sanitize(id)), 256))
 	}
 	if k := x.hdr.Get("Idempotency-Key"); k != "" {
-		ctx.str("idempotencyKey", clip(capture.Sanitize(k), 256))
+		ctx.str("idempotencyKey", clip(capture.Text(capture.Sanitize(k)), 256))
 	}
 	auth := newObj(128)
 	auth.str("method", x.id.Method)
@@ -153,6 +153,15 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 			if b, err := json.Marshal(fwd); err == nil {
 				ctx.raw("forwardedFor", b)
 			}
+		}
+	}
+	if src.unread != "" {
+		ctx.str("valuesUnread", src.unread)
+	}
+	if amb := ambiguousKeys(x.hdr, req); len(amb) > 0 {
+		// The body repeats a key (exactly or in another case): Flowker applied the last one.
+		if b, err := json.Marshal(amb); err == nil {
+			ctx.raw("ambiguousKeys", b)
 		}
 	}
 	// The request's part is the same for the intent and the event when the whole body was held
@@ -182,6 +191,25 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 	return d, true
 }
 
+// ambiguousKeys lists the keys a request body repeats exactly or under case folding.
+func ambiguousKeys(h http.Header, s capture.Summary) []string {
+	if len(s.Captured) == 0 {
+		return nil
+	}
+	const limit = 16
+	var out []string
+	switch capture.FiberBodyKind(capture.FiberContentType(h)) {
+	case capture.BodyForm:
+		out = capture.FormAmbiguousKeys(s.Captured, limit)
+	case capture.BodyJSON:
+		out = capture.AmbiguousKeys(s.Captured, limit)
+	}
+	for i, k := range out {
+		out[i] = clip(capture.Sanitize(k), 256)
+	}
+	return out
+}
+
 // complete returns the captured body when it is the whole body and valid JSON, else nil: a
 // prefix or a malformed body cannot be trusted for ids or names.
 func complete(s capture.Summary) []byte {
@@ -191,46 +219,83 @@ func complete(s capture.Summary) []byte {
 	return s.Captured
 }
 
-// bodyContext describes a body: size, digest, content type and a redacted, capped rendering.
+// bodyContext describes a body: size, keyed digest, content type and a redacted, capped
+// rendering.
+//
+// The digest is HMAC-SHA-256 under the deployment's digest key, never a plain hash: a plain hash
+// of a body whose secrets were redacted lets anyone who can read the trail confirm guesses of them.
+// For the same reason, when a body's content is not wholly shown (a value was redacted, or the
+// body was not rendered) its size is given rounded up to a multiple of sizeGrain
+// ("bytesAtMost"), not exactly: the exact size minus the rendered rest is the secret's length.
 func (p *Proxy) bodyContext(rule *rules.Rule, contentType string, s capture.Summary) []byte {
 	o := newObj(256 + min(len(s.Captured), p.opts.MaxBodyBytes))
-	o.int("bytes", s.Bytes)
 	if contentType != "" {
 		o.str("contentType", clip(capture.Sanitize(contentType), 128))
 	}
-	if s.Bytes == 0 {
+	if s.Bytes == 0 && !s.Truncated {
+		o.int("bytes", 0)
 		return o.bytes()
 	}
-	if s.SHA256 != "" {
-		o.str("sha256", s.SHA256)
+	hidden := false // part of the content is not shown
+	truncated := s.Truncated
+	var rendered []byte
+	var notes func()
+	switch {
+	case !capture.LooksJSON(contentType, s.Captured):
+		hidden = true
+		notes = func() {
+			o.raw("body", []byte("null"))
+			o.str("bodyOmitted", "not JSON: only its size and keyed digest are kept")
+		}
+	case !p.opts.CaptureBodies:
+		hidden = true
+	default:
+		r, err := p.redactor(rule).Render(s.Captured, s.Complete && !s.Truncated, p.opts.MaxBodyBytes)
+		if err != nil {
+			hidden = true
+			notes = func() { o.str("bodyOmitted", "not valid JSON: only its size and keyed digest are kept") }
+			break
+		}
+		hidden = r.Redacted
+		truncated = truncated || r.Truncated
+		rendered = r.JSON
+		notes = func() {
+			o.raw("body", rendered)
+			if r.Invalid {
+				o.bool("invalidJson", true)
+			}
+		}
+	}
+	if hidden {
+		o.int("bytesAtMost", roundUp(s.Bytes, sizeGrain))
 	} else {
+		o.int("bytes", s.Bytes)
+	}
+	if s.Digest != "" {
+		o.str("hmacSha256", s.Digest)
+	} else if !s.Complete {
 		o.bool("complete", false) // not read to the end (upstream answered early, or the body broke)
+	}
+	if truncated {
+		o.bool("truncated", true)
 	}
 	if s.Err != nil {
 		o.str("readError", clip(capture.Sanitize(s.Err.Error()), 256))
 	}
-	looksJSON := capture.LooksJSON(contentType, s.Captured)
-	if !looksJSON {
-		o.raw("body", []byte("null"))
-		o.str("bodyOmitted", "not JSON: only its size and digest are kept")
-		return o.bytes()
-	}
-	if !p.opts.CaptureBodies {
-		return o.bytes()
-	}
-	r, err := p.redactor(rule).Render(s.Captured, s.Complete && !s.Truncated, p.opts.MaxBodyBytes)
-	if err != nil {
-		o.str("bodyOmitted", "not valid JSON: only its size and digest are kept")
-		return o.bytes()
-	}
-	o.raw("body", r.JSON)
-	if r.Truncated || s.Truncated {
-		o.bool("truncated", true)
-	}
-	if r.Invalid {
-		o.bool("invalidJson", true)
+	if notes != nil {
+		notes()
 	}
 	return o.bytes()
+}
+
+// sizeGrain is the granularity of sizes given for bodies whose content is partly hidden.
+const sizeGrain = 64
+
+func roundUp(n, grain int64) int64 {
+	if n <= 0 {
+		return grain
+	}
+	return (n + grain - 1) / grain * grain
 }
 
 func (p *Proxy) redactor(r *rules.Rule) *capture.Redactor {
@@ -311,25 +376,80 @@ func canonical(c *jsonb.Canonicalizer, raw []byte) []byte {
 // errorCode extracts Flowker's error code from an error body {code, title, message} (code is
 // "FLK-xxxx", "UNAUTHORIZED", or a number for framework errors).
 func errorCode(body []byte) string {
-	code, _ := capture.Lookup(body, []string{"code"})
-	return clip(capture.Sanitize(code), 64)
+	return clip(capture.Sanitize(capture.Decode(body, capture.Segs("code")).Text), 64)
 }
 
 // sourceCtx is where a rule's values come from. A body is checked (complete, valid JSON) only
 // when a value is first looked up in it: most rules read the path alone.
+//
+// Request values are read the way Flowker reads them: Fiber's BodyParser picks the decoder from
+// the Content-Type (the last such header), undoes the Content-Encoding, and JSON goes through
+// encoding/json into Flowker's structs (the last of duplicate keys wins, field names match
+// case-insensitively). Response values come from Flowker's own encoding/json output; when the
+// capture of the response was cut, they are read from the captured prefix (Flowker writes ids
+// and names first).
 type sourceCtx struct {
 	match             *rules.Match
 	reqSum, respSum   capture.Summary
+	reqHeader         http.Header
 	req, resp         []byte // complete JSON bodies, or nil, once checked
+	reqKind           capture.BodyKind
 	reqDone, respDone bool
 	respHeader        http.Header
+	maxDecoded        int
+	unread            string // why request values could not be read, when they were wanted
 }
 
 func (s *sourceCtx) reqBody() []byte {
-	if !s.reqDone {
-		s.req, s.reqDone = complete(s.reqSum), true
+	if s.reqDone {
+		return s.req
+	}
+	s.reqDone = true
+	ct := capture.FiberContentType(s.reqHeader)
+	s.reqKind = capture.FiberBodyKind(ct)
+	switch {
+	case s.reqSum.Bytes == 0:
+		return nil
+	case s.reqSum.Truncated || !s.reqSum.Complete:
+		s.unread = "the request body was not captured whole"
+		return nil
+	}
+	switch s.reqKind {
+	case capture.BodyJSON:
+		b, err := capture.FiberJSONBody(s.reqSum.Captured, s.reqHeader, s.maxDecoded)
+		if err != nil {
+			s.unread = "the request's Content-Encoding could not be undone within capture.max_hold_bytes"
+			return nil
+		}
+		if len(b) > 0 && json.Valid(b) {
+			s.req = b
+		}
+	case capture.BodyForm:
+		s.req = s.reqSum.Captured
+	case capture.BodyMultipart, capture.BodyXML:
+		s.unread = "Flowker binds " + s.reqKind.String() + " bodies; the sidecar does not read them"
 	}
 	return s.req
+}
+
+// reqValue reads a request value as Flowker's decoder stores it.
+func (s *sourceCtx) reqValue(path []capture.Seg) capture.Value {
+	body := s.reqBody()
+	if body == nil {
+		return capture.Value{}
+	}
+	if s.reqKind == capture.BodyForm {
+		if len(path) != 1 {
+			s.unread = "nested values of form bodies are not read"
+			return capture.Value{}
+		}
+		v, ambiguous := capture.FormValue(body, capture.FiberContentType(s.reqHeader), path[0].Name)
+		if ambiguous {
+			s.unread = "the form body spells " + path[0].Name + " in several ways; which one Flowker applied depends on its map order"
+		}
+		return v
+	}
+	return capture.Decode(body, path)
 }
 
 func (s *sourceCtx) respBody() []byte {
@@ -339,7 +459,18 @@ func (s *sourceCtx) respBody() []byte {
 	return s.resp
 }
 
-// first returns the first non-empty value of srcs.
+// respValue reads a response value, from the captured prefix when the capture was cut.
+func (s *sourceCtx) respValue(path []capture.Seg) capture.Value {
+	if body := s.respBody(); body != nil {
+		return capture.Decode(body, path)
+	}
+	if len(s.respSum.Captured) > 0 && s.respSum.Truncated {
+		return capture.DecodePrefix(s.respSum.Captured, path)
+	}
+	return capture.Value{}
+}
+
+// first returns the first non-empty value of srcs, exactly as found (never trimmed).
 func (s *sourceCtx) first(srcs []rules.Source) string {
 	for _, src := range srcs {
 		var v string
@@ -349,13 +480,9 @@ func (s *sourceCtx) first(srcs []rules.Source) string {
 				v = s.match.Param(src.Name)
 			}
 		case rules.FromRequest:
-			if body := s.reqBody(); body != nil {
-				v, _ = capture.Lookup(body, src.Path)
-			}
+			v = s.reqValue(src.Path).Text
 		case rules.FromResponse:
-			if body := s.respBody(); body != nil {
-				v, _ = capture.Lookup(body, src.Path)
-			}
+			v = s.respValue(src.Path).Text
 		case rules.FromResponseHeader:
 			if s.respHeader != nil {
 				v = s.respHeader.Get(src.Name)
@@ -363,7 +490,7 @@ func (s *sourceCtx) first(srcs []rules.Source) string {
 		case rules.FromLiteral:
 			v = src.Name
 		}
-		if v = strings.TrimSpace(v); v != "" {
+		if v != "" {
 			return clip(v, 1024)
 		}
 	}

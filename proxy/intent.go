@@ -49,46 +49,23 @@ func (p *Proxy) holdRequest(x *exchange, r *http.Request) (io.ReadCloser, func()
 		x.reqTee = capture.NewTee(nil, 0)
 		return r.Body, func() {}
 	}
-	x.reqTee = capture.NewTee(r.Body, 0) // counts and hashes; the held bytes are the capture
-	limit := p.budget.Take(p.opts.MaxHoldBytes + 1)
-	held, err := readUpTo(x.reqTee, limit, r.ContentLength)
-	p.budget.Give(limit - len(held))
+	// The tee counts and hashes (keyed); the held bytes are the capture, taken from the
+	// exchange's share of the budget as they are read.
+	x.reqTee = capture.NewTee(r.Body, 0).WithDigestKey(p.opts.DigestKey)
+	held, cut, err := hold(x.reqTee, p.opts.MaxHoldBytes, x.pool)
 	p.heldChanged()
 	x.reqHeld = held[:min(len(held), p.opts.MaxHoldBytes):min(len(held), p.opts.MaxHoldBytes)]
-	x.reqCut = limit <= p.opts.MaxHoldBytes && len(held) == limit // the budget, not the hold limit, stopped the read
-	release := func() { p.budget.Give(len(held)); p.heldChanged() }
+	x.reqCut = cut // the budget, not the hold limit, stopped the read
+	pool := x.pool
+	release := func() { pool.Give(len(held)); p.heldChanged() }
 	var rest io.Reader = bytes.NewReader(nil)
 	switch {
 	case err != nil:
 		rest = errReader{err} // the upstream call fails on it, as it did when the body streamed
-	case len(held) >= limit:
+	case !x.reqTee.Summary().Complete:
 		rest = x.reqTee // beyond the hold limit (or the budget) the body streams on
 	}
 	return &heldBody{Reader: io.MultiReader(bytes.NewReader(held), rest), closer: x.reqTee, release: func() {}}, release
-}
-
-// readUpTo reads up to limit bytes from r (a read error other than EOF is returned with what was
-// read), into one buffer sized from the declared length when there is one.
-func readUpTo(r io.Reader, limit int, declared int64) ([]byte, error) {
-	size := 512
-	if declared > 0 {
-		size = int(min(declared+1, int64(limit)))
-	}
-	buf := make([]byte, 0, min(size, limit))
-	for len(buf) < limit {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):min(cap(buf), limit)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
-	return buf, nil
 }
 
 // requestSummary is the request body as the event describes it: the tee's count and digest, the
@@ -135,7 +112,7 @@ func (p *Proxy) intend(w http.ResponseWriter, r *http.Request, x *exchange) bool
 var matchesOnBody = map[string]bool{"workflow.create": true, "workflow.clone": true, "workflow.update": true,
 	"provider_config.create": true, "provider_config.update": true}
 
-var nameKey, providerIDKey = []string{"name"}, []string{"providerId"}
+var nameKey, providerIDKey = capture.Segs("name"), capture.Segs("providerId")
 
 // intentOf builds the intent of an exchange: the event as known before forwarding, and what
 // recovery needs to learn the outcome.
@@ -164,11 +141,12 @@ func (p *Proxy) intentOf(x *exchange) journal.Intent {
 		// Read without checking the whole body is valid JSON first (that costs more than the
 		// lookups): a malformed body only makes recovery match on nothing.
 		if req := x.requestSummary(); req.Complete && !req.Truncated {
-			if v, ok := capture.Lookup(req.Captured, nameKey); ok {
-				o.str("name", clip(capture.Sanitize(v), 256))
+			// Read as Flowker's decoder reads them (last duplicate wins, fields match in any case).
+			if v := capture.Decode(req.Captured, nameKey); v.Found && !v.Mismatch {
+				o.str("name", clip(capture.Sanitize(v.Text), 256))
 			}
-			if v, ok := capture.Lookup(req.Captured, providerIDKey); ok {
-				o.str("providerId", clip(capture.Sanitize(v), 256))
+			if v := capture.Decode(req.Captured, providerIDKey); v.Found && !v.Mismatch {
+				o.str("providerId", clip(capture.Sanitize(v.Text), 256))
 			}
 		}
 	}

@@ -25,6 +25,7 @@ func eventToPB(e *chain.Event, dst *sinkpb.Event, actor *sinkpb.Actor) {
 	dst.PreviousHash = e.PreviousHash
 	dst.ChainId = e.ChainID
 	dst.Sequence = e.Sequence
+	dst.ConflictingDuplicate = e.ConflictingDuplicate
 }
 
 // eventsToPB converts a batch with three allocations in total.
@@ -66,6 +67,8 @@ func eventFromPB(p *sinkpb.Event, dst *chain.Event) {
 		PreviousHash: p.GetPreviousHash(),
 		ChainID:      p.GetChainId(),
 		Sequence:     p.GetSequence(),
+
+		ConflictingDuplicate: p.GetConflictingDuplicate(),
 	}
 }
 
@@ -91,6 +94,8 @@ func filterToPB(f *Filter) *sinkpb.Filter {
 		Result:       f.Result,
 		ResourceType: f.ResourceType,
 		ResourceId:   f.ResourceID,
+		ActorType:    f.ActorType,
+		ActorId:      f.ActorID,
 	}
 	if !f.From.IsZero() {
 		v := f.From.UnixMicro()
@@ -110,6 +115,8 @@ func filterFromPB(p *sinkpb.Filter) Filter {
 		Result:       p.GetResult(),
 		ResourceType: p.GetResourceType(),
 		ResourceID:   p.GetResourceId(),
+		ActorType:    p.GetActorType(),
+		ActorID:      p.GetActorId(),
 	}
 	if p.FromMicros != nil {
 		f.From = time.UnixMicro(*p.FromMicros).UTC()

@@ -29,6 +29,8 @@ func toStatus(err error) error {
 		code = codes.NotFound
 	case errors.Is(err, ErrUnsupported):
 		code = codes.Unimplemented
+	case errors.Is(err, ErrConflict):
+		code = codes.Aborted
 	case IsPermanent(err):
 		code = codes.FailedPrecondition
 	case errors.Is(err, context.DeadlineExceeded):
@@ -42,7 +44,7 @@ func toStatus(err error) error {
 }
 
 // remoteError is an error that came back from a plugin call. Its text is the plugin's message;
-// it wraps the sentinel (ErrNotFound, ErrUnsupported, a context error) the status code stands for.
+// it wraps the sentinel (ErrNotFound, ErrUnsupported, ErrConflict, a context error) the status code stands for.
 type remoteError struct {
 	op  string
 	msg string
@@ -70,6 +72,9 @@ func fromStatus(ctx context.Context, op string, err error) error {
 		return re
 	case codes.Unimplemented:
 		re.err = ErrUnsupported
+		return Permanent(re)
+	case codes.Aborted:
+		re.err = ErrConflict
 		return Permanent(re)
 	case codes.FailedPrecondition, codes.InvalidArgument, codes.PermissionDenied,
 		codes.Unauthenticated, codes.OutOfRange, codes.AlreadyExists, codes.DataLoss:

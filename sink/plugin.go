@@ -32,8 +32,10 @@ const MaxMessageBytes = 256 << 20
 const pluginName = "sink"
 
 // Validator is implemented by sinks that can check a configuration without applying it. The
-// sidecar uses it in-process for bundled plugins (check-config), so it must not open files,
-// connections or processes.
+// sidecar uses it in-process for bundled plugins (check-config), so it must not open
+// connections, start processes or write anything; it may read files the configuration names (a
+// CA file, for example) to say whether they are usable. sink/pluginconfig decodes a
+// configuration and collects every problem with its key path.
 type Validator interface {
 	ValidateConfig(config []byte) error
 }

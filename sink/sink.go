@@ -106,6 +106,8 @@ type Filter struct {
 	Result       string
 	ResourceType string
 	ResourceID   string
+	ActorType    string // actor.type
+	ActorID      string // actor.id, exactly as stored (for API keys the fingerprint "key:...")
 	From         time.Time
 	To           time.Time
 }
@@ -119,6 +121,8 @@ func (f Filter) Matches(e *chain.Event) bool {
 		f.Result != "" && e.Result != f.Result,
 		f.ResourceType != "" && e.ResourceType != f.ResourceType,
 		f.ResourceID != "" && e.ResourceID != f.ResourceID,
+		f.ActorType != "" && e.Actor.Type != f.ActorType,
+		f.ActorID != "" && e.Actor.ID != f.ActorID,
 		!f.From.IsZero() && e.Timestamp.Before(f.From),
 		!f.To.IsZero() && e.Timestamp.After(f.To):
 		return false
@@ -186,6 +190,18 @@ func Permanent(err error) error {
 
 // Permanentf is Permanent(fmt.Errorf(format, args...)).
 func Permanentf(format string, args ...any) error { return Permanent(fmt.Errorf(format, args...)) }
+
+// ErrConflict means the store holds something that disagrees with the chain being delivered:
+// a sequence already stored with another hash, a head the host never wrote, a summary that
+// claims more than the rows hold. Return it (wrapped, e.g. with Conflictf) from Write or Head;
+// the host then stops delivering to the sink, keeps the journal and reports the conflict until
+// an operator resolves it. A conflict is permanent (IsPermanent is true).
+var ErrConflict = errors.New("store conflicts with the chain")
+
+// Conflictf returns a permanent error wrapping ErrConflict with a message naming what disagrees.
+func Conflictf(format string, args ...any) error {
+	return Permanent(fmt.Errorf("%w: %s", ErrConflict, fmt.Sprintf(format, args...)))
+}
 
 // IsPermanent reports whether err (or an error it wraps) was marked Permanent.
 func IsPermanent(err error) bool {

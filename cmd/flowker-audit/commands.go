@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/internal/app"
@@ -27,7 +28,7 @@ import (
 )
 
 func loadConfig(path string) (*config.Config, error) {
-	cfg, err := config.Load(path, config.Options{ValidatePlugin: plugins.ValidateConfig})
+	cfg, err := config.Load(path, config.Options{Plugins: plugins.Catalog{}})
 	if err != nil {
 		if es, ok := config.IsErrors(err); ok {
 			return nil, exitError{code: 1, msg: fmt.Sprintf("%s: %s", path, es.Error())}
@@ -47,10 +48,11 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlags("serve", stderr)
-	path := fs.String("config", "config.yaml", "configuration file")
-	if err := parse(fs, args); err != nil {
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newCommand("serve", cmdHelp{usage: "serve [--config FILE]", what: "Run the sidecar: the proxy on listen.addr in front of upstream.url, the admin listener\n(metrics, /healthz, /readyz) on admin.addr, the journal in data_dir and the sink plugins.\nSIGTERM or SIGINT drains and stops it within shutdown_timeout; a second signal exits at once.",
+		example: "flowker-audit serve --config /etc/flowker-audit/config.yaml\nFLOWKER_AUDIT_CONFIG=/etc/flowker-audit/config.yaml FLOWKER_AUDIT_UPSTREAM_URL=http://127.0.0.1:4021 flowker-audit serve"}, stdout, stderr)
+	path := fs.configFlag()
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(*path)
@@ -58,7 +60,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	a, err := app.New(ctx, app.Options{Config: cfg, Logger: log, Version: version})
+	a, err := app.New(ctx, app.Options{Config: cfg, Logger: log, Version: version, Revision: buildCommit()})
 	if err != nil {
 		return err
 	}
@@ -77,12 +79,13 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func checkConfigCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check-config", stderr)
-	path := fs.String("config", "config.yaml", "configuration file")
-	if err := parse(fs, args); err != nil {
+	fs := newCommand("check-config", cmdHelp{usage: "check-config [--config FILE]", what: "Validate a configuration (file, then FLOWKER_AUDIT_* environment overrides) and list every\nproblem with its field path; print a summary when it is valid. Exit 0 valid, 1 invalid.",
+		example: "flowker-audit check-config --config config.yaml"}, stdout, stderr)
+	path := fs.configFlag()
+	if err := fs.parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path, config.Options{ValidatePlugin: plugins.ValidateConfig})
+	cfg, err := config.Load(*path, config.Options{Plugins: plugins.Catalog{}})
 	if err != nil {
 		if es, ok := config.IsErrors(err); ok {
 			fmt.Fprintf(stderr, "%s: %d problem(s):\n", *path, len(es))
@@ -124,12 +127,13 @@ func pluginCmd(args []string) error {
 }
 
 func fakeFlowkerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("fake-flowker", stderr)
+	fs := newCommand("fake-flowker", cmdHelp{usage: "fake-flowker [--listen ADDR] [--api-key KEY] [--execution-delay D] [--latency D]", what: "Run the in-memory fake Flowker (the workflow, execution and provider API) for tests and demos.",
+		example: "flowker-audit fake-flowker --listen 127.0.0.1:4021 --api-key demo-flowker-key"}, stdout, stderr)
 	listen := fs.String("listen", "127.0.0.1:4021", "address to listen on (Flowker's default port is 4021)")
 	key := fs.String("api-key", os.Getenv("FAKE_FLOWKER_API_KEY"), "require this X-API-Key on /v1 routes (empty: no auth)")
 	delay := fs.Duration("execution-delay", 2*time.Second, "time until an execution completes or fails")
 	latency := fs.Duration("latency", 0, "service time added to every response (models a real Flowker in benchmarks)")
-	if err := parse(fs, args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -139,9 +143,10 @@ func fakeFlowkerCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func fingerprintCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("fingerprint", stderr)
-	path := fs.String("config", "config.yaml", "configuration file")
-	if err := parse(fs, args); err != nil {
+	fs := newCommand("fingerprint", cmdHelp{usage: "fingerprint [--config FILE] API_KEY", what: "Print the actor id an API key is recorded as (a keyed fingerprint, with identity.fingerprint_key\nor the key the sidecar generated in data_dir), to name it in identity.api_key_names.",
+		example: "flowker-audit fingerprint --config config.yaml \"$FLOWKER_API_KEY\""}, stdout, stderr)
+	path := fs.configFlag()
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -164,24 +169,32 @@ func fingerprintCmd(args []string, stdout, stderr io.Writer) error {
 }
 
 func schemaCmd(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "clickhouse" {
-		return exitError{code: 2, msg: "usage: flowker-audit schema clickhouse [--server-version V] [--database DB]"}
-	}
-	fs := newFlags("schema clickhouse", stderr)
+	fs := newCommand("schema clickhouse", cmdHelp{usage: "schema clickhouse [--server-version V] [--database DB] [--grants USER]", what: "Print the ClickHouse DDL the clickhouse sink would create (for operators who manage schemas\nthemselves), in the form of the files in deployments/clickhouse; nothing is executed.\nWith --grants, print instead the SQL that creates USER with SELECT and INSERT on the database\nand nothing else (ClickHouse 20.5 and later; 18.16 uses users.xml).",
+		example: "flowker-audit schema clickhouse --server-version 24.8 --database audit > schema.sql"}, stdout, stderr)
 	ver := fs.String("server-version", clickhouse.Legacy.String(), "ClickHouse server version the DDL is for (18.16.1 = portable; 23+ = modern)")
 	db := fs.String("database", "audit", "database name")
-	if err := parse(fs, args[1:]); err != nil {
+	grantsFor := fs.String("grants", "", "print the user and grants SQL for this ClickHouse user instead of the DDL")
+	if len(args) == 0 || args[0] != "clickhouse" {
+		if err := fs.parse(args); err != nil { // --help
+			return err
+		}
+		return exitError{code: 2, msg: "usage: flowker-audit schema clickhouse [--server-version V] [--database DB]"}
+	}
+	if err := fs.parse(args[1:]); err != nil {
 		return err
 	}
 	v, err := clickhouse.ParseVersion(*ver)
 	if err != nil {
 		return exitError{code: 2, msg: err.Error()}
 	}
-	fmt.Fprintf(stdout, "-- flowker-audit ClickHouse schema v%d for server %s (%s variant)\n", clickhouse.SchemaVersion, v, v.Variant())
-	for _, stmt := range clickhouse.DDL(v, *db) {
-		fmt.Fprintf(stdout, "%s;\n\n", strings.TrimSpace(stmt))
+	if *grantsFor != "" {
+		_, err := fmt.Fprint(stdout, clickhouse.SQLScript(fmt.Sprintf("Application user %s: SELECT and INSERT on %s only (ClickHouse 20.5 and later).\nReplace the placeholder with the SHA-256 hex of the password.", *grantsFor, *db),
+			clickhouse.Grants(*db, *grantsFor)))
+		return err
 	}
-	return nil
+	_, err = fmt.Fprint(stdout, clickhouse.SQLScript(fmt.Sprintf("flowker-audit ClickHouse schema v%d for server %s (%s variant).", clickhouse.SchemaVersion, v, v.Variant()),
+		clickhouse.DDL(v, *db)))
+	return err
 }
 
 // openQuerySink starts the configured query sink's plugin on its own (for verify and export).
@@ -209,36 +222,32 @@ func openQuerySink(ctx context.Context, cfg *config.Config, log *slog.Logger) (*
 	return nil, errors.New("no sink has query: true")
 }
 
-type verifyResult struct {
-	chainID string
-	checked uint64
-	first   uint64
-	problem *chain.Problem
-	note    string // what the signed checkpoints covered
-}
+// verifyResult is what verify found for one chain.
+type verifyResult = checkpoint.Report
 
 func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("verify", stderr)
-	path := fs.String("config", "config.yaml", "configuration file")
-	source := fs.String("source", "sink", "where to read the chain: sink (the query sink), journal (the local journal; the sidecar must be stopped), or the path of an NDJSON file")
+	fs := newCommand("verify", verifyHelp, stdout, stderr)
+	path := fs.configFlag()
+	source := fs.String("source", "sink", "where to read the chain: sink (the query sink), journal (the local journal; the sidecar must be stopped), or the path of an NDJSON file: the CLI's export, or an export of the audit API (GET /v1/audit-events/export?format=ndjson), checked offline")
 	chainID := fs.String("chain", "", "verify only this chain (default: every chain)")
-	cpLog := fs.String("checkpoints", "", "signed checkpoint log to check the chain(s) against: every chain must reach its newest checkpoint with the signed hash (default for sink and journal: the configured chain.checkpoint_log when it exists; for an NDJSON file: none; none: skip)")
-	cpKey := fs.String("public-key", "", "checkpoint verification keys, hex or files, comma-separated (default: the public half of the configured chain.checkpoint_key)")
-	if err := parse(fs, args); err != nil {
+	cpLog := fs.String("checkpoints", "", "signed checkpoint log to check the chain(s) against: every chain must reach its newest checkpoint with the signed hash (default for sink and journal: the configured chain.checkpoint_log; for an NDJSON file: none; none: skip)")
+	cpKey := fs.String("public-key", "", "checkpoint verification keys, hex or files, comma-separated (default: the public half of the configured chain.checkpoint_key and chain.checkpoint_public_keys)")
+	asJSON := fs.Bool("json", false, "print one JSON object (chains, problems, coverage, counts) instead of text")
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	start := time.Now()
 	var results []verifyResult
 	var err error
+	var cp *checkpoint.Evidence
 	switch *source {
 	case "sink", "journal":
 		cfg, lerr := loadConfig(*path)
 		if lerr != nil {
-			return lerr
+			return verifyReadError(stdout, *asJSON, lerr)
 		}
-		cp, cerr := loadCheckpoints(cfg, *cpLog, *cpKey, stderr)
-		if cerr != nil {
-			return cerr
+		if cp, err = loadCheckpoints(cfg, *cpLog, *cpKey); err != nil {
+			return verifyReadError(stdout, *asJSON, err)
 		}
 		if *source == "journal" {
 			results, err = verifyJournal(ctx, cfg, cp)
@@ -246,39 +255,31 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			results, err = verifySink(ctx, cfg, *chainID, cp, newLogger(config.Log{Format: "text", Level: "warn"}, stderr))
 		}
 	default:
-		cp, cerr := loadCheckpoints(nil, *cpLog, *cpKey, stderr)
-		if cerr != nil {
-			return cerr
+		if ok, xerr := isExportFile(*source); xerr != nil {
+			return verifyReadError(stdout, *asJSON, xerr)
+		} else if ok { // an export of the audit API (verifyexport.go)
+			if *asJSON {
+				return exitError{code: exitUsage, msg: "verify: --json is not available for audit API exports (GET /v1/audit-events/export) yet"}
+			}
+			return verifyExportCmd(*source, *chainID, *cpKey, *path, stdout, stderr)
 		}
-		results, err = verifyNDJSON(*source, *chainID, cp)
+		if cp, err = loadCheckpoints(nil, *cpLog, *cpKey); err != nil {
+			return verifyReadError(stdout, *asJSON, err)
+		}
+		results, err = verifyNDJSON(ctx, *source, *chainID, cp)
 	}
 	if err != nil {
-		return err
+		return verifyReadError(stdout, *asJSON, err)
 	}
-	bad := false
-	var total uint64
-	for _, r := range results {
-		total += r.checked
-		if r.problem != nil {
-			bad = true
-			fmt.Fprintf(stdout, "chain %s: INVALID at sequence %d (%s): %s — %d events verified before it\n",
-				r.chainID, r.problem.Sequence, r.problem.Reason, r.problem.Detail, r.checked)
-			continue
+	if cp != nil && !*asJSON {
+		for _, w := range cp.Warnings {
+			fmt.Fprintf(stderr, "warning: %s\n", w)
 		}
-		fmt.Fprintf(stdout, "chain %s: valid — %d events verified (sequence %d to %d)%s\n", r.chainID, r.checked, r.first, r.first+r.checked-1, r.note)
 	}
-	el := time.Since(start)
-	fmt.Fprintf(stdout, "%d chain(s), %d events in %s (%.0f events/s)\n", len(results), total, el.Round(time.Millisecond), float64(total)/el.Seconds())
-	if len(results) == 0 {
-		return exitError{code: 1, msg: "no events found"}
-	}
-	if bad {
-		return exitError{code: 1}
-	}
-	return nil
+	return verifyReport(stdout, results, time.Since(start), *asJSON)
 }
 
-func verifySink(ctx context.Context, cfg *config.Config, only string, cp *checkpoints, log *slog.Logger) ([]verifyResult, error) {
+func verifySink(ctx context.Context, cfg *config.Config, only string, cp *checkpoint.Evidence, log *slog.Logger) ([]verifyResult, error) {
 	c, err := openQuerySink(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -295,95 +296,114 @@ func verifySink(ctx context.Context, cfg *config.Config, only string, cp *checkp
 			continue
 		}
 		seen[ch.ChainID] = true
-		r := verifyResult{chainID: ch.ChainID, first: 1}
-		g, err := newGuard(cp, ch.ChainID, 1, "")
+		r, err := checkpoint.Verify(ctx, c.ReadChain, checkpoint.Request{ChainID: ch.ChainID, StoredLast: ch.Last, Evidence: cp})
 		if err != nil {
-			return nil, err
-		}
-		v := g.v
-		err = c.ReadChain(ctx, ch.ChainID, 1, 0, g.Add)
-		r.checked = v.Checked()
-		var p *chain.Problem
-		switch {
-		case errors.As(err, &p):
-			r.problem = p
-		case err != nil:
 			return nil, fmt.Errorf("reading chain %s: %w", ch.ChainID, err)
-		case v.Checked() < ch.Count:
+		}
+		if r.Problem == nil && r.Checked < ch.Count {
 			// ReadChain ended early: the events after it are missing.
-			last, _ := v.Last()
-			r.problem = &chain.Problem{ChainID: ch.ChainID, Sequence: last + 1, Reason: chain.ReasonGap,
-				Detail: fmt.Sprintf("the sink holds %d events but only %d link up from the genesis", ch.Count, v.Checked())}
-		default:
-			r.problem, r.note = g.finish(), g.note()
+			r.Problem = &chain.Problem{ChainID: ch.ChainID, Sequence: r.From + r.Checked, Reason: chain.ReasonGap,
+				Detail: fmt.Sprintf("the sink holds %d events but only %d link up from the genesis", ch.Count, r.Checked)}
 		}
 		out = append(out, r)
 	}
 	// A chain with signed checkpoints that the sink does not hold at all was removed whole.
-	for _, id := range cp.chains() {
+	for _, id := range evidenceChains(cp) {
 		if seen[id] || (only != "" && id != only) {
 			continue
 		}
-		g, err := newGuard(cp, id, 1, "")
+		none := func(context.Context, string, uint64, uint64, func(*chain.Event) error) error { return nil }
+		r, err := checkpoint.Verify(ctx, none, checkpoint.Request{ChainID: id, Evidence: cp})
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, verifyResult{chainID: id, first: 1, problem: g.finish()})
+		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].chainID < out[j].chainID })
+	sort.Slice(out, func(i, j int) bool { return out[i].ChainID < out[j].ChainID })
 	return out, nil
 }
 
-func verifyJournal(ctx context.Context, cfg *config.Config, cp *checkpoints) ([]verifyResult, error) {
+// evidenceChains returns the chain ids the checkpoint log mentions.
+func evidenceChains(cp *checkpoint.Evidence) []string {
+	if cp == nil {
+		return nil
+	}
+	return checkpoint.Chains(cp.Checkpoints)
+}
+
+func verifyJournal(ctx context.Context, cfg *config.Config, cp *checkpoint.Evidence) ([]verifyResult, error) {
 	j, _, err := journal.Open(journal.Options{Path: filepath.Join(cfg.DataDir, "journal.db")})
 	if err != nil {
 		return nil, err
 	}
 	defer j.Close()
-	_, _, first := j.Stats()
-	r := verifyResult{chainID: j.ChainID(), first: first}
-	var g *guard
+	// The journal keeps only what sinks have not all acknowledged: start from the first retained
+	// event, trusting its link (verify the whole chain against the query sink).
+	req := checkpoint.Request{ChainID: j.ChainID(), From: j.Last() + 1, StoredLast: j.Last(), Evidence: cp}
 	err = j.ReadRange(ctx, 1, 0, func(e *chain.Event) error {
-		if g == nil {
-			// The journal keeps only what sinks have not all acknowledged: start from the first
-			// retained event, trusting its link (verify the whole chain against the query sink).
-			var gerr error
-			if g, gerr = newGuard(cp, j.ChainID(), e.Sequence, e.PreviousHash); gerr != nil {
-				return gerr
-			}
-			r.first = e.Sequence
-		}
-		return g.Add(e)
+		req.From, req.PrevHash = e.Sequence, e.PreviousHash
+		return errStopRead
 	})
-	if g != nil {
-		r.checked = g.v.Checked()
-	}
-	var p *chain.Problem
-	switch {
-	case errors.As(err, &p):
-		r.problem = p
-	case err != nil:
+	if err != nil && !errors.Is(err, errStopRead) {
 		return nil, err
-	case g == nil:
-		// Nothing retained (all compacted): the journal's head must still reach the checkpoints.
-		if g, err = newGuard(cp, j.ChainID(), j.Last()+1, ""); err != nil {
-			return nil, err
-		}
-		r.problem = g.finish()
-	default:
-		r.problem, r.note = g.finish(), g.note()
+	}
+	read := func(ctx context.Context, _ string, from, to uint64, fn func(*chain.Event) error) error {
+		return j.ReadRange(ctx, from, to, fn)
+	}
+	r, err := checkpoint.Verify(ctx, read, req)
+	if err != nil {
+		return nil, err
 	}
 	return []verifyResult{r}, nil
 }
 
-func verifyNDJSON(path, only string, cp *checkpoints) ([]verifyResult, error) {
-	f, err := os.Open(path)
+// errStopRead ends a read after the first event.
+var errStopRead = errors.New("stop")
+
+// verifyNDJSON verifies every chain of an NDJSON export: a first pass finds each chain's first
+// event (an export may start mid-chain: its link is trusted), then each chain is read and checked.
+func verifyNDJSON(ctx context.Context, path, only string, cp *checkpoint.Evidence) ([]verifyResult, error) {
+	type firstEvent struct {
+		seq  uint64
+		prev string
+	}
+	firsts := map[string]firstEvent{}
+	err := scanNDJSON(path, func(e *chain.Event) error {
+		if _, ok := firsts[e.ChainID]; !ok && (only == "" || e.ChainID == only) {
+			firsts[e.ChainID] = firstEvent{e.Sequence, e.PreviousHash}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
+	read := func(ctx context.Context, chainID string, from, to uint64, fn func(*chain.Event) error) error {
+		return scanNDJSON(path, func(e *chain.Event) error {
+			if e.ChainID != chainID || e.Sequence < from || (to != 0 && e.Sequence > to) {
+				return nil
+			}
+			return fn(e)
+		})
+	}
+	var out []verifyResult
+	for id, f := range firsts {
+		r, err := checkpoint.Verify(ctx, read, checkpoint.Request{ChainID: id, From: f.seq, PrevHash: f.prev, Evidence: cp})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ChainID < out[j].ChainID })
+	return out, nil
+}
+
+// scanNDJSON calls fn for every event of the NDJSON file at path, in file order.
+func scanNDJSON(path string, fn func(*chain.Event) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
 	defer f.Close()
-	verifiers := map[string]*guard{}
-	results := map[string]*verifyResult{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	line := 0
@@ -394,50 +414,27 @@ func verifyNDJSON(path, only string, cp *checkpoints) ([]verifyResult, error) {
 		}
 		var e chain.Event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+			return fmt.Errorf("%s:%d: %w", path, line, err)
 		}
-		if only != "" && e.ChainID != only {
-			continue
+		if err := fn(&e); err != nil {
+			return err
 		}
-		g, ok := verifiers[e.ChainID]
-		if !ok {
-			// An export may start mid-chain: trust the first event's link.
-			if g, err = newGuard(cp, e.ChainID, e.Sequence, e.PreviousHash); err != nil {
-				return nil, err
-			}
-			verifiers[e.ChainID] = g
-			results[e.ChainID] = &verifyResult{chainID: e.ChainID, first: e.Sequence}
-		}
-		if err := g.Add(&e); err != nil {
-			var p *chain.Problem
-			if errors.As(err, &p) && results[e.ChainID].problem == nil {
-				results[e.ChainID].problem = p
-			}
-		}
-		results[e.ChainID].checked = g.v.Checked()
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	var out []verifyResult
-	for id, r := range results {
-		if r.problem == nil {
-			r.problem, r.note = verifiers[id].finish(), verifiers[id].note()
-		}
-		out = append(out, *r)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].chainID < out[j].chainID })
-	return out, nil
+	return nil
 }
 
 func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("export", stderr)
-	path := fs.String("config", "config.yaml", "configuration file")
+	fs := newCommand("export", cmdHelp{usage: "export [--config FILE] --chain ID [--from N] [--to N] [--out FILE]", what: "Write a chain from the query sink as NDJSON (one event per line, as hashed), for archiving or for\nflowker-audit verify --source FILE elsewhere.",
+		example: "flowker-audit export --config config.yaml --chain vm-dd82e083 --out chain.ndjson"}, stdout, stderr)
+	path := fs.configFlag()
 	chainID := fs.String("chain", "", "chain to export (required; see verify for the list)")
 	from := fs.Uint64("from", 1, "first sequence")
 	to := fs.Uint64("to", 0, "last sequence (0: the end)")
 	out := fs.String("out", "-", "output file (- for stdout)")
-	if err := parse(fs, args); err != nil {
+	if err := fs.parse(args); err != nil {
 		return err
 	}
 	cfg, err := loadConfig(*path)

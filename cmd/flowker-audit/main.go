@@ -4,10 +4,11 @@
 //
 // Usage:
 //
-//	flowker-audit serve [--config FILE]          run the sidecar (default config.yaml)
+//	flowker-audit serve [--config FILE]          run the sidecar (default $FLOWKER_AUDIT_CONFIG or config.yaml)
 //	flowker-audit check-config [--config FILE]   validate the configuration, listing every problem
+//	flowker-audit healthcheck [--config FILE]    exit 0 when the admin listener's /readyz answers 200
 //	flowker-audit verify [--config FILE] [--source sink|journal|FILE.ndjson] [--chain ID]
-//	                     [--checkpoints FILE|none] [--public-key HEX|FILE]
+//	                     [--checkpoints FILE|none] [--public-key HEX|FILE] [--json]
 //	flowker-audit checkpoints public-key [--config FILE]
 //	flowker-audit export [--config FILE] --chain ID [--from N] [--to N] [--out FILE]
 //	flowker-audit fingerprint [--config FILE] API_KEY
@@ -15,21 +16,19 @@
 //	flowker-audit fake-flowker [--listen ADDR] [--api-key KEY] [--execution-delay D] [--latency D]
 //	flowker-audit plugin NAME                    (internal: serve a bundled sink plugin)
 //	flowker-audit version
+//
+// Every subcommand's --help says what it does, its flags and an example.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -56,26 +55,36 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d: %s", e.code, e.
 const usage = `flowker-audit — audit sidecar for the Flowker workflow API
 
 Usage:
-  flowker-audit serve [--config FILE]          run the sidecar (default config.yaml)
+  flowker-audit serve [--config FILE]          run the sidecar
   flowker-audit check-config [--config FILE]   validate the configuration, listing every problem
+  flowker-audit healthcheck [--config FILE]    exit 0 when the admin listener's /readyz answers 200
+                                               (for images without a shell, and compose)
   flowker-audit verify [--config FILE] [--source sink|journal|FILE.ndjson] [--chain ID]
-                       [--checkpoints FILE|none] [--public-key HEX|FILE]
+                       [--checkpoints FILE|none] [--public-key HEX|FILE] [--json]
                                                recompute every hash and link of the chain(s) and
                                                check them against the signed checkpoints
+                                               (exit 0 valid, 1 invalid, 3 could not read)
   flowker-audit checkpoints public-key [--config FILE]
                                                print the key that verifies this sidecar's checkpoints
   flowker-audit export [--config FILE] --chain ID [--from N] [--to N] [--out FILE]
                                                write a chain as NDJSON from the query sink
+  flowker-audit import flowker --postgres-url URL [--config FILE] [--chain ID] [--report FILE]
+                                               copy Flowker's own audit_events (PostgreSQL) into the
+                                               sinks as chain flowker-native (resumable, idempotent)
   flowker-audit fingerprint [--config FILE] API_KEY
                                                print the actor id an API key is recorded as
+  flowker-audit audit-hash [--config FILE] [--match HEX] VALUE|-|@FILE
+                                               print (or check) the keyed digest events carry for a value
   flowker-audit schema clickhouse [--server-version V] [--database DB]
                                                print the ClickHouse DDL (dry run)
   flowker-audit fake-flowker [--listen ADDR] [--api-key KEY] [--execution-delay D] [--latency D]
                                                run the in-memory fake Flowker (tests, demos)
-  flowker-audit version
+  flowker-audit version                        version, commit, build date and Go version
 
+Every command's --help says what it does, its flags and an example.
+--config defaults to $FLOWKER_AUDIT_CONFIG, else config.yaml.
 Environment overrides: FLOWKER_AUDIT_<KEY_PATH>, e.g. FLOWKER_AUDIT_UPSTREAM_URL,
-FLOWKER_AUDIT_AUTH_API_KEYS (comma-separated).
+FLOWKER_AUDIT_AUTH_API_KEYS (comma-separated); an unknown FLOWKER_AUDIT_* variable is an error.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -88,9 +97,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "serve":
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return serveCmd(ctx, rest, stderr)
+		return serveCmd(ctx, rest, stdout, stderr)
 	case "check-config":
 		return checkConfigCmd(rest, stdout, stderr)
+	case "healthcheck":
+		return healthcheckCmd(ctx, rest, stdout, stderr)
 	case "verify":
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -103,6 +114,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return exportCmd(ctx, rest, stdout, stderr)
 	case "fingerprint":
 		return fingerprintCmd(rest, stdout, stderr)
+	case "audit-hash":
+		return auditHashCmd(rest, stdout, stderr)
+	case "import":
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return importCmd(ctx, rest, stdout, stderr)
 	case "schema":
 		return schemaCmd(rest, stdout, stderr)
 	case "fake-flowker":
@@ -112,30 +129,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "plugin":
 		return pluginCmd(rest)
 	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "flowker-audit %s\n", version)
-		return nil
+		return versionCmd(rest, stdout, stderr)
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
 	return exitError{code: 2}
-}
-
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitError{code: 0}
-		}
-		return exitError{code: 2}
-	}
-	return nil
 }
 
 func signalContext() (context.Context, context.CancelFunc) {

@@ -56,12 +56,12 @@ func TestClickHouseAnswersLikeSQLite(t *testing.T) {
 	waitSink(t, env, "store")
 
 	// Open the SQLite store in-process to compare.
-	lite := sqlite.New()
+	lite := sqlite.New(sqlite.Options{})
 	if err := lite.Configure(context.Background(), []byte(fmt.Sprintf(`{"path": %q}`, filepath.Join(env.DataDir, "audit.db")))); err != nil {
 		t.Fatal(err)
 	}
 	defer lite.Close(context.Background())
-	q := lite.(sink.Querier)
+	q := sink.Querier(lite)
 
 	for _, tc := range []struct{ query, filter string }{
 		{"sortOrder=ASC", ""}, {"sortOrder=DESC", ""}, {"eventType=" + chain.ExecutionStarted, chain.ExecutionStarted},

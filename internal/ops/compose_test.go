@@ -5,9 +5,12 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/flowker-audit/flowker-audit/config"
 )
 
 // composeFile is the subset of the Compose specification deployments/compose uses. Decoding is
@@ -221,6 +224,21 @@ func TestCompose(t *testing.T) {
 	cfgHost, ok := mounts["flowker-audit"][fa.Command[2]]
 	if !ok {
 		t.Fatalf("flowker-audit's --config %s is not a mounted file", fa.Command[2])
+	}
+	// A variable set from the host's environment (or .env) has the name README and config.yaml
+	// teach: FLOWKER_AUDIT_AUTH_API_KEYS: ${FLOWKER_AUDIT_AUTH_API_KEYS:-...}, not a shorter alias
+	// an .env written from the README would miss.
+	for k, v := range fa.Environment {
+		for _, m := range composeVarRe.FindAllStringSubmatch(v, -1) {
+			if strings.HasPrefix(m[1], config.EnvPrefix) && m[1] != k {
+				t.Errorf("flowker-audit: %s is read from ${%s}: name the host variable %s", k, m[1], k)
+			}
+		}
+	}
+	if hc := fa.Healthcheck; hc == nil || len(hc.Test) < 3 || hc.Test[0] != "CMD" || hc.Test[2] != "healthcheck" {
+		t.Errorf("flowker-audit has no `flowker-audit healthcheck` health check: %+v", fa.Healthcheck)
+	} else if i := slices.Index(hc.Test, "--config"); i < 0 || i+1 >= len(hc.Test) || hc.Test[i+1] != fa.Command[2] {
+		t.Errorf("the health check %v does not read the configuration the sidecar runs with (%s)", hc.Test, fa.Command[2])
 	}
 	faEnv := composeEnv(t, fa.Environment)
 	checkEnvNames(t, "compose flowker-audit", faEnv)

@@ -299,7 +299,15 @@ func TestDockerfile(t *testing.T) {
 	if !strings.HasPrefix(final.from, "gcr.io/distroless/static") && final.from != "scratch" {
 		t.Errorf("final image %s: want gcr.io/distroless/static* or scratch (no shell, no libc)", final.from)
 	}
-	for _, cmd := range []string{"RUN", "SHELL", "HEALTHCHECK"} {
+	for _, hc := range final.all("HEALTHCHECK") {
+		// Exec form only (no shell in the image): the binary's own healthcheck subcommand.
+		_, argsJSON, _ := strings.Cut(hc.args, "CMD ")
+		argv := execForm(t, dockerInstr{cmd: "HEALTHCHECK", args: strings.TrimSpace(argsJSON), line: hc.line})
+		if len(argv) < 2 || argv[1] != "healthcheck" {
+			t.Errorf("line %d: HEALTHCHECK %v: want the binary's healthcheck subcommand", hc.line, argv)
+		}
+	}
+	for _, cmd := range []string{"RUN", "SHELL"} {
 		for _, in := range final.all(cmd) {
 			t.Errorf("line %d: %s in the final stage: it needs a shell the image does not have", in.line, cmd)
 		}
@@ -440,7 +448,8 @@ func TestDockerfileBuildsAStaticBinary(t *testing.T) {
 	}
 	bin := filepath.Join(t.TempDir(), "flowker-audit")
 	for i, a := range args {
-		args[i] = strings.ReplaceAll(a, "${VERSION}", "ops-test")
+		args[i] = strings.NewReplacer("${VERSION}", "ops-test", "${COMMIT}", "0123456789abcdef0123456789abcdef01234567",
+			"${BUILD_DATE}", "2026-12-07T00:00:00Z").Replace(a)
 		if i > 0 && args[i-1] == "-o" {
 			args[i] = bin
 		}
@@ -466,5 +475,8 @@ func TestDockerfileBuildsAStaticBinary(t *testing.T) {
 	v, err := exec.Command(bin, "version").Output()
 	if err != nil || !strings.Contains(string(v), "ops-test") {
 		t.Errorf("%s version: %v %s (the -X main.version of the Dockerfile did not apply)", bin, err, v)
+	}
+	if !strings.Contains(string(v), "commit:     0123456789abcdef0123456789abcdef01234567") || !strings.Contains(string(v), "built:      2026-12-07T00:00:00Z") {
+		t.Errorf("%s version: %s (the Dockerfile's COMMIT and BUILD_DATE did not reach the binary)", bin, v)
 	}
 }

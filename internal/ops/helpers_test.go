@@ -31,6 +31,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/internal/app"
 	"github.com/flowker-audit/flowker-audit/internal/fakeflowker"
 	"github.com/flowker-audit/flowker-audit/internal/testenv"
+	"github.com/flowker-audit/flowker-audit/plugins"
 	"github.com/flowker-audit/flowker-audit/sink/host"
 )
 
@@ -257,7 +258,7 @@ func startSidecar(t *testing.T, cfg *config.Config, log *slog.Logger, tuning fun
 	t.Helper()
 	bin := testenv.Binary(t)
 	cfg.Listen.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0"
-	if errs := config.Validate(cfg); len(errs) > 0 {
+	if errs := config.Validate(cfg, plugins.Catalog{}); len(errs) > 0 {
 		t.Fatalf("configuration: %v", errs)
 	}
 	if log == nil {

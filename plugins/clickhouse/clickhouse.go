@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -71,14 +70,11 @@ type Sink struct {
 	heads   map[string]sink.Head // last written event per chain, known from this process
 }
 
-// New returns an unconfigured ClickHouse sink (the constructor the plugin host registers).
-func New() sink.Sink { return NewSink(Options{}) }
-
-// NewSink returns an unconfigured ClickHouse sink with options.
-func NewSink(o Options) *Sink {
+// New returns an unconfigured ClickHouse sink; call Configure before anything else.
+func New(o Options) *Sink {
 	log := o.Logger
 	if log == nil {
-		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Sink{log: log.With("sink", "clickhouse"), hook: o.QueryHook, heads: map[string]sink.Head{}}
 }
@@ -258,6 +254,9 @@ func (s *Sink) applySchema(ctx context.Context, st state) error {
 	}
 	if len(missing) > 0 {
 		if err := s.runDDL(ctx, st); err != nil {
+			return err
+		}
+		if err := s.backfillByActor(ctx, st, missing); err != nil {
 			return err
 		}
 	}
@@ -440,7 +439,10 @@ func decodeHash(h string) (string, bool) {
 }
 
 // Write stores events with one INSERT. Events at or below the stored head of their chain are
-// skipped, so a retried or overlapping batch never adds a second copy.
+// compared with what is stored: the same event is skipped (a retried or overlapping batch never
+// adds a second copy), a missing one is inserted, and one stored with another hash fails the whole
+// batch with sink.ErrConflict before anything is inserted: an event is never acknowledged as
+// "already stored" unless it is.
 func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 	if len(events) == 0 {
 		return nil
@@ -479,11 +481,21 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 		}
 		chains[r.chainID] = h
 	}
-	kept := rows[:0]
+	kept := make([]row, 0, len(rows))
+	var below []row // at or below the stored head: a replay, which must be the very same event
 	for _, r := range rows {
 		if h := chains[r.chainID]; !h.Found || r.seq > h.Sequence {
 			kept = append(kept, r)
+		} else {
+			below = append(below, r)
 		}
+	}
+	if len(below) > 0 {
+		missing, err := s.checkStored(ctx, below)
+		if err != nil {
+			return err
+		}
+		kept = append(missing, kept...)
 	}
 	if len(kept) == 0 {
 		return nil
@@ -495,6 +507,52 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 	}
 	s.rememberHeads(kept)
 	return nil
+}
+
+// checkStored compares rows at or below their chain's head with the stored events at their
+// sequences. It returns the rows that are not stored at all, and a conflict when a sequence is
+// stored with another hash (or with several different rows).
+func (s *Sink) checkStored(ctx context.Context, rows []row) ([]row, error) {
+	type span struct{ lo, hi uint64 }
+	spans := map[string]*span{}
+	for _, r := range rows {
+		if sp := spans[r.chainID]; sp == nil {
+			spans[r.chainID] = &span{r.seq, r.seq}
+		} else {
+			sp.lo, sp.hi = min(sp.lo, r.seq), max(sp.hi, r.seq)
+		}
+	}
+	type key struct {
+		chain string
+		seq   uint64
+	}
+	stored := map[key][]string{}
+	for id, sp := range spans {
+		err := s.ReadChain(ctx, id, sp.lo, sp.hi, func(e *chain.Event) error {
+			k := key{id, e.Sequence}
+			stored[k] = append(stored[k], e.Hash)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	var missing []row
+	for _, r := range rows {
+		hashes := stored[key{r.chainID, r.seq}]
+		if len(hashes) == 0 {
+			missing = append(missing, r)
+			continue
+		}
+		want := hashHex(r.hash)
+		for _, h := range hashes {
+			if h != want {
+				return nil, sink.Conflictf("clickhouse sink: chain %s sequence %d is already stored with hash %s; the batch has %s (a forged, rewritten or duplicated row)",
+					r.chainID, r.seq, h, want)
+			}
+		}
+	}
+	return missing, nil
 }
 
 func (s *Sink) insert(ctx context.Context, st state, rows []row) error {
@@ -592,13 +650,41 @@ func (s *Sink) forgetHeads(rows []row) {
 	}
 }
 
-// Head returns the highest stored sequence of chainID and its hash.
+// Head returns the highest stored sequence of chainID and its hash. The summary table's claim
+// is checked against the events table: a head sequence that no row holds (a summary row someone
+// inserted), or that several different rows hold (an inserted duplicate), is a conflict.
 func (s *Sink) Head(ctx context.Context, chainID string) (sink.Head, error) {
 	st, err := s.ensureReady(ctx)
 	if err != nil {
 		return sink.Head{}, err
 	}
-	return s.loadHead(ctx, st, chainID)
+	h, err := s.loadHead(ctx, st, chainID)
+	if err != nil || !h.Found {
+		return h, err
+	}
+	var hashes []string
+	err = s.ReadChain(ctx, chainID, h.Sequence, h.Sequence, func(e *chain.Event) error {
+		hashes = append(hashes, e.Hash)
+		return nil
+	})
+	if err != nil {
+		return sink.Head{}, err
+	}
+	if len(hashes) != 1 || hashes[0] != h.Hash {
+		s.forgetHeads([]row{{chainID: chainID}}) // the next Write asks the server again
+	}
+	switch {
+	case len(hashes) == 0:
+		return sink.Head{}, sink.Conflictf("clickhouse sink: the summary table (%s) says chain %s reaches sequence %d, but no event row holds it: a forged or stale summary",
+			TableChainBlocks, chainID, h.Sequence)
+	case len(hashes) > 1:
+		return sink.Head{}, sink.Conflictf("clickhouse sink: chain %s sequence %d is stored as %d different rows (hashes %s): an inserted duplicate",
+			chainID, h.Sequence, len(hashes), strings.Join(hashes, ", "))
+	case hashes[0] != h.Hash:
+		return sink.Head{}, sink.Conflictf("clickhouse sink: the summary table says chain %s ends at sequence %d with hash %s, but its row has hash %s",
+			chainID, h.Sequence, h.Hash, hashes[0])
+	}
+	return h, nil
 }
 
 // head reads the chain's summary rows in audit_chain_blocks: about one row per 16384 events and
@@ -643,17 +729,17 @@ const hexDigits = "0123456789abcdef"
 
 // ClickHouse error codes the sink treats specially.
 const (
-	codeUnknownTable        = 60
-	codeUnknownDatabase     = 81
-	codeReadonly            = 164
-	codeUnknownUser         = 192
-	codeWrongPassword       = 193
-	codeRequiredPassword    = 194
-	codeIPNotAllowed        = 195
-	codeDatabaseAccessDenid = 291
-	codeQueryProhibited     = 392 // DDL prohibited (allow_ddl = 0)
-	codeNotEnoughPrivileges = 497
-	codeAuthFailed          = 516
+	codeUnknownTable         = 60
+	codeUnknownDatabase      = 81
+	codeReadonly             = 164
+	codeUnknownUser          = 192
+	codeWrongPassword        = 193
+	codeRequiredPassword     = 194
+	codeIPNotAllowed         = 195
+	codeDatabaseAccessDenied = 291
+	codeQueryProhibited      = 392 // DDL prohibited (allow_ddl = 0)
+	codeNotEnoughPrivileges  = 497
+	codeAuthFailed           = 516
 )
 
 func exceptionCode(err error) int32 {
@@ -672,7 +758,7 @@ func classify(err error) error {
 	}
 	switch exceptionCode(err) {
 	case codeUnknownTable, codeUnknownDatabase, codeReadonly, codeUnknownUser, codeWrongPassword,
-		codeRequiredPassword, codeIPNotAllowed, codeDatabaseAccessDenid, codeQueryProhibited,
+		codeRequiredPassword, codeIPNotAllowed, codeDatabaseAccessDenied, codeQueryProhibited,
 		codeNotEnoughPrivileges, codeAuthFailed:
 		return sink.Permanent(err)
 	}
@@ -690,25 +776,4 @@ func insertSettingsFor(v Version, rows []row) ch.Settings {
 		"insert_deduplication_token":                         dedupToken(rows),
 		"deduplicate_blocks_in_dependent_materialized_views": 1,
 	}
-}
-
-// insertSettings renders insertSettingsFor as SQL "name = value" assignments (the modern-engine
-// test replays inserts with them).
-func insertSettings(v Version, rows []row) []string {
-	settings := insertSettingsFor(v, rows)
-	names := make([]string, 0, len(settings))
-	for name := range settings {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	out := make([]string, 0, len(names))
-	for _, name := range names {
-		switch val := settings[name].(type) {
-		case string:
-			out = append(out, name+" = "+quoteString(val))
-		default:
-			out = append(out, fmt.Sprintf("%s = %v", name, val))
-		}
-	}
-	return out
 }

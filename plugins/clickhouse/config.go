@@ -1,26 +1,25 @@
 package clickhouse
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flowker-audit/flowker-audit/sink/pluginconfig"
 )
 
 // Config is the sink's `config:` block. Unknown keys are rejected.
 type Config struct {
 	// Addr lists native-protocol endpoints, "host:port" (default ["127.0.0.1:9000"]). The HTTP
 	// interface is not supported: clickhouse-go's HTTP mode cannot talk to 18.16.
-	Addr []string `json:"addr"`
+	Addr pluginconfig.Strings `json:"addr"`
 	// Database holds the audit tables (default "audit").
 	Database string `json:"database"`
 	// User is the ClickHouse user (default "default").
@@ -32,9 +31,9 @@ type Config struct {
 	// TLS configures an encrypted connection (the server's tcp_port_secure).
 	TLS TLSConfig `json:"tls"`
 	// DialTimeout bounds connecting (default 5s). JSON: a Go duration string or seconds.
-	DialTimeout Duration `json:"dial_timeout"`
+	DialTimeout pluginconfig.Duration `json:"dial_timeout"`
 	// ReadTimeout bounds each wait for the server (default 60s).
-	ReadTimeout Duration `json:"read_timeout"`
+	ReadTimeout pluginconfig.Duration `json:"read_timeout"`
 	// MaxExecutionTime is the server-side limit for one query, in seconds (default 30, 0 = none).
 	MaxExecutionTime int `json:"max_execution_time"`
 	// CreateSchema creates the database, tables and views when missing (default true). Set it
@@ -54,39 +53,14 @@ type TLSConfig struct {
 	ServerName         string `json:"server_name"`
 }
 
-// Duration is a time.Duration that decodes from "5s" or from a number of seconds.
-type Duration time.Duration
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("invalid duration %q (want e.g. \"5s\")", s)
-		}
-		*d = Duration(v)
-		return nil
-	}
-	var n float64
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("invalid duration %s (want e.g. \"5s\" or a number of seconds)", b)
-	}
-	*d = Duration(n * float64(time.Second))
-	return nil
-}
-
-// MarshalJSON implements json.Marshaler.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
 // DefaultConfig returns the configuration used for keys that are not set.
 func DefaultConfig() Config {
 	return Config{
-		Addr:             []string{"127.0.0.1:9000"},
+		Addr:             pluginconfig.Strings{"127.0.0.1:9000"},
 		Database:         "audit",
 		User:             "default",
-		DialTimeout:      Duration(5 * time.Second),
-		ReadTimeout:      Duration(60 * time.Second),
+		DialTimeout:      pluginconfig.Duration(5 * time.Second),
+		ReadTimeout:      pluginconfig.Duration(60 * time.Second),
 		MaxExecutionTime: 30,
 		CreateSchema:     true,
 		Compression:      "auto",
@@ -96,21 +70,8 @@ func DefaultConfig() Config {
 var (
 	identRe    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	envNameRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	knownKeys  = keysOf(Config{})
-	knownTLS   = keysOf(TLSConfig{})
 	errInvalid = errors.New("invalid clickhouse sink configuration")
 )
-
-func keysOf(v any) map[string]bool {
-	b, _ := json.Marshal(v)
-	var m map[string]json.RawMessage
-	_ = json.Unmarshal(b, &m)
-	keys := map[string]bool{}
-	for k := range m {
-		keys[k] = true
-	}
-	return keys
-}
 
 // ValidateConfig parses config (JSON) and reports every problem, each prefixed with its key.
 func ValidateConfig(config []byte) error {
@@ -118,143 +79,67 @@ func ValidateConfig(config []byte) error {
 	return err
 }
 
-// parseConfig applies defaults, decodes config and validates it. The error joins one error per
-// problem, each naming its key; it wraps errInvalid.
+// parseConfig applies defaults, decodes config and validates it. The error lists every problem,
+// each naming its key; it wraps errInvalid.
 func parseConfig(config []byte) (Config, error) {
 	cfg := DefaultConfig()
-	var problems []string
-	add := func(key, format string, args ...any) {
-		problems = append(problems, key+": "+fmt.Sprintf(format, args...))
-	}
-	config = bytes.TrimSpace(config)
-	if len(config) > 0 && !bytes.Equal(config, []byte("null")) {
-		var raw map[string]json.RawMessage
-		if err := json.Unmarshal(config, &raw); err != nil {
-			return cfg, fmt.Errorf("%w: not a JSON object (%s)", errInvalid, describeJSONError(err))
-		}
-		decodeFields(raw, knownKeys, "", add, func(key string, v json.RawMessage) error {
-			switch key {
-			case "addr":
-				var one string
-				if json.Unmarshal(v, &one) == nil {
-					cfg.Addr = []string{one}
-					return nil
-				}
-				cfg.Addr = nil
-				return json.Unmarshal(v, &cfg.Addr)
-			case "tls":
-				var tr map[string]json.RawMessage
-				if err := json.Unmarshal(v, &tr); err != nil {
-					return errors.New("must be an object")
-				}
-				decodeFields(tr, knownTLS, "tls.", add, func(key string, v json.RawMessage) error {
-					return decodeInto(&cfg.TLS, key, v)
-				})
-				return nil
-			}
-			return decodeInto(&cfg, key, v)
-		})
-	}
-
+	var p pluginconfig.Problems
+	pluginconfig.Decode(config, &cfg, &p)
 	if len(cfg.Addr) == 0 {
-		add("addr", "at least one \"host:port\" is required")
+		p.Add("addr", "at least one \"host:port\" is required")
 	}
 	for i, a := range cfg.Addr {
 		host, port, err := net.SplitHostPort(a)
 		if err != nil || host == "" {
-			add(fmt.Sprintf("addr[%d]", i), "%q is not \"host:port\"", a)
+			p.Add(fmt.Sprintf("addr[%d]", i), "%q is not \"host:port\"", a)
 			continue
 		}
-		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-			add(fmt.Sprintf("addr[%d]", i), "invalid port %q", port)
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			p.Add(fmt.Sprintf("addr[%d]", i), "invalid port %q", port)
 		}
 	}
 	if !identRe.MatchString(cfg.Database) {
-		add("database", "%q is not a valid database name (letters, digits, underscore)", cfg.Database)
+		p.Add("database", "%q is not a valid database name (letters, digits, underscore)", cfg.Database)
 	}
 	if cfg.User == "" {
-		add("user", "must not be empty")
+		p.Add("user", "must not be empty")
 	}
 	if cfg.Password != "" && cfg.PasswordEnv != "" {
-		add("password_env", "set either password or password_env, not both")
+		p.Add("password_env", "set either password or password_env, not both")
 	}
 	if cfg.PasswordEnv != "" {
 		if !envNameRe.MatchString(cfg.PasswordEnv) {
-			add("password_env", "%q is not an environment variable name", cfg.PasswordEnv)
+			p.Add("password_env", "%q is not an environment variable name", cfg.PasswordEnv)
 		} else if _, ok := os.LookupEnv(cfg.PasswordEnv); !ok {
-			add("password_env", "environment variable %s is not set", cfg.PasswordEnv)
+			p.Add("password_env", "environment variable %s is not set", cfg.PasswordEnv)
 		}
 	}
 	if cfg.DialTimeout <= 0 {
-		add("dial_timeout", "must be positive")
+		p.Add("dial_timeout", "must be positive")
 	}
 	if cfg.ReadTimeout <= 0 {
-		add("read_timeout", "must be positive")
+		p.Add("read_timeout", "must be positive")
 	}
 	if cfg.MaxExecutionTime < 0 {
-		add("max_execution_time", "must be >= 0 seconds")
+		p.Add("max_execution_time", "must be >= 0 seconds")
 	}
 	switch cfg.Compression {
 	case "auto", "lz4", "zstd", "none":
 	default:
-		add("compression", "%q is not one of auto, lz4, zstd, none", cfg.Compression)
+		p.Add("compression", "%q is not one of auto, lz4, zstd, none", cfg.Compression)
 	}
 	if !cfg.TLS.Enabled && (cfg.TLS.CAFile != "" || cfg.TLS.InsecureSkipVerify || cfg.TLS.ServerName != "") {
-		add("tls.enabled", "must be true when other tls options are set")
+		p.Add("tls.enabled", "must be true when other tls options are set")
 	}
-	if cfg.TLS.CAFile != "" {
+	if cfg.TLS.CAFile != "" { // reading a named file is allowed to a sink.Validator
 		if _, err := loadCA(cfg.TLS.CAFile); err != nil {
-			add("tls.ca_file", "%v", err)
+			p.Add("tls.ca_file", "%v", err)
 		}
 	}
-	if len(problems) > 0 {
-		errs := make([]error, 0, len(problems)+1)
-		errs = append(errs, errInvalid)
-		for _, p := range problems {
-			errs = append(errs, errors.New(p))
-		}
-		return cfg, errors.Join(errs...)
+	if err := p.Err("clickhouse sink config"); err != nil {
+		return cfg, fmt.Errorf("%w: %w", errInvalid, err)
 	}
 	return cfg, nil
-}
-
-// decodeFields checks raw's keys against known (reporting each unknown key) and calls decode for
-// each known key in a stable order, reporting decode errors under prefix+key.
-func decodeFields(raw map[string]json.RawMessage, known map[string]bool, prefix string,
-	add func(key, format string, args ...any), decode func(key string, v json.RawMessage) error) {
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if !known[k] {
-			add(prefix+k, "unknown key")
-			continue
-		}
-		if err := decode(k, raw[k]); err != nil {
-			add(prefix+k, "%s", describeJSONError(err))
-		}
-	}
-}
-
-// decodeInto decodes v into the field of dst whose json tag is key.
-func decodeInto(dst any, key string, v json.RawMessage) error {
-	wrapped, err := json.Marshal(map[string]json.RawMessage{key: v})
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(wrapped, dst)
-}
-
-func describeJSONError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("expected %s, got JSON %s", te.Type, te.Value)
-	}
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "json: ")
-	return msg
 }
 
 func loadCA(path string) (*x509.CertPool, error) {

@@ -59,13 +59,14 @@ func TestConfigProblems(t *testing.T) {
 		in   string
 		want []string // every listed problem must appear
 	}{
-		{"not an object", `[1]`, []string{"not a JSON object"}},
+		{"not an object", `[1]`, []string{"must be a JSON object"}},
 		{"unknown keys", `{"adress": "x", "tls": {"enable": true}}`, []string{"adress: unknown key", "tls.enable: unknown key"}},
 		{"wrong types", `{"addr": 5, "create_schema": "yes", "max_execution_time": "10", "tls": []}`,
-			[]string{"addr: ", "create_schema: ", "max_execution_time: ", "tls: must be an object"}},
+			[]string{"addr: ", "create_schema: ", "max_execution_time: ", "tls: must be a JSON object"}},
 		{"bad values", `{"addr": ["nohost", "h:0", ":9000"], "database": "a-b", "user": "", "compression": "gzip", "dial_timeout": "-1s", "read_timeout": "soon", "max_execution_time": -1}`,
-			[]string{"addr[0]: ", "addr[1]: invalid port", "addr[2]: ", "database: ", "user: must not be empty", "compression: ", "dial_timeout: must be positive", "read_timeout: invalid duration", "max_execution_time: must be >= 0"}},
+			[]string{"addr[0]: ", "addr[1]: invalid port", "addr[2]: ", "database: ", "user: must not be empty", "compression: ", "dial_timeout: must not be negative", "read_timeout: not a duration", "max_execution_time: must be >= 0"}},
 		{"empty addr", `{"addr": []}`, []string{"addr: at least one"}},
+		{"zero timeouts", `{"dial_timeout": 0, "read_timeout": "0s"}`, []string{"dial_timeout: must be positive", "read_timeout: must be positive"}},
 		{"password twice", `{"password": "x", "password_env": "TEST_CH_UNSET"}`,
 			[]string{"password_env: set either password or password_env", "password_env: environment variable TEST_CH_UNSET is not set"}},
 		{"env name", `{"password_env": "not a name"}`, []string{"password_env: \"not a name\" is not"}},

@@ -43,7 +43,7 @@ func TestUsers1816(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Before the tables exist, the application user cannot create them: a permanent error.
-	bad := NewSink(Options{Logger: testLogger(t)})
+	bad := New(Options{Logger: testLogger(t)})
 	defer bad.Close(ctx)
 	err = bad.Configure(ctx, testConfig(srv, "audit", map[string]any{"user": "flowker_audit", "password": "app-pw"}))
 	if err == nil || !sink.IsPermanent(err) {
@@ -87,8 +87,8 @@ func TestUsers1816(t *testing.T) {
 		t.Errorf("flowker_audit cannot read system.one: %v", err)
 	}
 	query(t, srv, "CREATE TABLE default.other (x UInt8) ENGINE = Memory")
-	if err := app.Exec(ctx, "SELECT 1 FROM default.other"); exceptionCode(err) != codeDatabaseAccessDenid {
-		t.Errorf("flowker_audit reading another database: %v, want code %d", err, codeDatabaseAccessDenid)
+	if err := app.Exec(ctx, "SELECT 1 FROM default.other"); exceptionCode(err) != codeDatabaseAccessDenied {
+		t.Errorf("flowker_audit reading another database: %v, want code %d", err, codeDatabaseAccessDenied)
 	}
 	// Documented limitation: 18.16 lets a client override allow_ddl per query.
 	bypass := ch.Context(ctx, ch.WithSettings(ch.Settings{"allow_ddl": 1}))

@@ -81,7 +81,7 @@ func openSink(t testing.TB, srv *chtest.Server, database string, o Options, extr
 	if o.Logger == nil {
 		o.Logger = testLogger(t)
 	}
-	s := NewSink(o)
+	s := New(o)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := s.Configure(ctx, testConfig(srv, database, extra)); err != nil {

@@ -62,9 +62,12 @@ func (s *Sink) Search(ctx context.Context, q sink.Query) (sink.Page, error) {
 		return sink.Page{}, nil
 	}
 	var events []chain.Event
-	if q.Filter.ResourceID != "" {
+	switch {
+	case q.Filter.ActorID != "":
+		events, err = s.searchByActor(ctx, st, p, &q.Filter)
+	case q.Filter.ResourceID != "" && len(p.actor) == 0:
 		events, err = s.searchByResource(ctx, st, p)
-	} else {
+	default:
 		events, err = s.searchWindowed(ctx, st, p)
 	}
 	if err != nil {
@@ -73,6 +76,10 @@ func (s *Sink) Search(ctx context.Context, q sink.Query) (sink.Page, error) {
 	page := sink.Page{Events: events}
 	if len(events) > q.Limit {
 		page.Events, page.More = events[:q.Limit], true
+	}
+	// A sequence held by conflicting rows shows the one that links, flagged (duplicates.go).
+	if page.Events, err = s.resolveDuplicates(ctx, st, page.Events); err != nil {
+		return sink.Page{}, err
 	}
 	return page, nil
 }
@@ -84,6 +91,7 @@ type plan struct {
 	lo, hi  bound
 	after   *sink.Position
 	filters where // equality filters on columns present in both the events and the resource table
+	actor   where // actor filters: columns of the events table only
 	rid     string
 }
 
@@ -115,6 +123,15 @@ func newPlan(q sink.Query) plan {
 		if f.v != "" {
 			p.filters.add(f.col + " = " + quoteString(f.v))
 		}
+	}
+	for _, f := range []struct{ col, v string }{{"actor_type", q.Filter.ActorType}, {"actor_id", q.Filter.ActorID}} {
+		if f.v != "" {
+			p.actor.add(f.col + " = " + quoteString(f.v))
+		}
+	}
+	if len(p.actor) > 0 && p.rid != "" {
+		// audit_events_by_resource has no actor columns: search the events table.
+		p.actor.add("resource_id = " + quoteString(p.rid))
 	}
 	return p
 }
@@ -237,9 +254,10 @@ func (s *Sink) searchSlab(ctx context.Context, st state, p plan, lo, hi bound, n
 		w.add(k)
 	}
 	w = append(w, p.filters...)
+	w = append(w, p.actor...)
 	table := quoteIdent(st.db) + "." + TableEvents
 	if !twoPhase {
-		q := fmt.Sprintf("SELECT %s FROM %s%s%s LIMIT 1 BY chain_id, seq LIMIT %d", insertColumns, table, w, p.orderBy(), n)
+		q := fmt.Sprintf("SELECT %s FROM %s%s%s LIMIT 1 BY ts_us, chain_id, seq LIMIT %d", insertColumns, table, w, p.orderBy(), n)
 		return s.queryEvents(ctx, st, "search_window", q, "", n)
 	}
 	q := fmt.Sprintf("SELECT ts_us, chain_id, seq FROM %s%s%s LIMIT 1 BY ts_us, chain_id, seq LIMIT %d", table, w, p.orderBy(), n)
@@ -292,7 +310,7 @@ func (s *Sink) fetchByKeys(ctx context.Context, st state, p plan, keys []key) ([
 	var w where
 	timeConds(&w, bound{true, lo}, bound{true, hi})
 	w.add("(ts_us, chain_id, seq) IN (" + list.String() + ")")
-	q := fmt.Sprintf("SELECT %s FROM %s.%s%s%s LIMIT 1 BY chain_id, seq", insertColumns, quoteIdent(st.db), TableEvents, w, p.orderBy())
+	q := fmt.Sprintf("SELECT %s FROM %s.%s%s%s LIMIT 1 BY ts_us, chain_id, seq", insertColumns, quoteIdent(st.db), TableEvents, w, p.orderBy())
 	return s.queryEvents(ctx, st, "fetch_by_keys", q, "", len(keys))
 }
 
@@ -326,14 +344,27 @@ func (s *Sink) Get(ctx context.Context, eventID string) (chain.Event, error) {
 		return chain.Event{}, fmt.Errorf("event %s: %w", id, sink.ErrNotFound)
 	}
 	k := keys[0]
-	q = fmt.Sprintf("SELECT %s FROM %s.%s WHERE ts_us = %d AND chain_id = %s AND seq = %d LIMIT 1",
-		insertColumns, quoteIdent(st.db), TableEvents, k.ts, quoteString(k.chain), k.seq)
+	q = fmt.Sprintf("SELECT %s FROM %s.%s WHERE ts_us = %d AND chain_id = %s AND seq = %d AND event_id = toUUID(%s) LIMIT 1",
+		insertColumns, quoteIdent(st.db), TableEvents, k.ts, quoteString(k.chain), k.seq, quoteString(id.String()))
 	events, err := s.queryEvents(ctx, st, "get_event", q, "", 1)
 	if err != nil {
 		return chain.Event{}, err
 	}
 	if len(events) == 0 || events[0].EventID != id.String() {
 		return chain.Event{}, fmt.Errorf("event %s: %w", id, sink.ErrNotFound)
+	}
+	// Another row at the same sequence: answer with the one that links, flagged, so that every
+	// read path shows the same event for a sequence.
+	dups, err := s.dupBlocks(ctx, st, events)
+	if err != nil || len(dups) == 0 {
+		return events[0], err
+	}
+	best, several, err := s.linking(ctx, k.chain, k.seq)
+	if err != nil {
+		return chain.Event{}, err
+	}
+	if several {
+		return best, nil
 	}
 	return events[0], nil
 }

@@ -30,7 +30,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +45,7 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/sink"
+	"github.com/flowker-audit/flowker-audit/sink/pluginconfig"
 )
 
 // Fsync policies.
@@ -70,12 +70,10 @@ type Config struct {
 	// MaxBytes is the size past which a new file is started. Default 100 MiB.
 	MaxBytes int64 `json:"max_bytes"`
 	// RotateEvery starts a new file in every window of this length (a Go duration such as
-	// "24h"); empty or "0" rotates by size only.
-	RotateEvery string `json:"rotate_every"`
+	// "24h", or seconds); unset or 0 rotates by size only.
+	RotateEvery pluginconfig.Duration `json:"rotate_every"`
 	// Fsync is always, batch (the default) or never.
 	Fsync string `json:"fsync"`
-
-	rotateEvery time.Duration
 }
 
 var prefixRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -83,53 +81,27 @@ var prefixRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // ParseConfig decodes and checks a configuration, filling in defaults. Every problem is
 // reported, each naming its field.
 func ParseConfig(raw []byte) (Config, error) {
-	var c Config
-	if len(bytes.TrimSpace(raw)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c); err != nil {
-			return c, fmt.Errorf("file sink config: %w", err)
-		}
-	}
-	var errs []error
+	c := Config{Prefix: DefaultPrefix, MaxBytes: DefaultMaxBytes, Fsync: FsyncBatch}
+	var p pluginconfig.Problems
+	pluginconfig.Decode(raw, &c, &p)
 	if c.Dir == "" {
-		errs = append(errs, errors.New("dir: required"))
+		p.Add("dir", "required")
 	}
-	if c.Prefix == "" {
-		c.Prefix = DefaultPrefix
-	} else if !prefixRE.MatchString(c.Prefix) {
-		errs = append(errs, fmt.Errorf("prefix: %q must start with a letter or digit and contain only letters, digits, '.', '_' and '-'", c.Prefix))
+	if !prefixRE.MatchString(c.Prefix) {
+		p.Add("prefix", "%q must start with a letter or digit and contain only letters, digits, '.', '_' and '-'", c.Prefix)
 	}
-	switch {
-	case c.MaxBytes == 0:
-		c.MaxBytes = DefaultMaxBytes
-	case c.MaxBytes < 0:
-		errs = append(errs, fmt.Errorf("max_bytes: must be positive, got %d", c.MaxBytes))
+	if c.MaxBytes <= 0 {
+		p.Add("max_bytes", "must be positive, got %d", c.MaxBytes)
 	}
-	if c.RotateEvery != "" {
-		d, err := time.ParseDuration(c.RotateEvery)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("rotate_every: %q is not a duration such as 24h or 30m", c.RotateEvery))
-		case d < 0:
-			errs = append(errs, fmt.Errorf("rotate_every: must not be negative, got %s", c.RotateEvery))
-		case d > 0 && d < time.Second:
-			errs = append(errs, fmt.Errorf("rotate_every: must be at least 1s, got %s", c.RotateEvery))
-		default:
-			c.rotateEvery = d
-		}
+	if d := c.RotateEvery.D(); d > 0 && d < time.Second {
+		p.Add("rotate_every", "must be at least 1s, got %s", d)
 	}
 	switch c.Fsync {
-	case "":
-		c.Fsync = FsyncBatch
 	case FsyncAlways, FsyncBatch, FsyncNever:
 	default:
-		errs = append(errs, fmt.Errorf("fsync: must be always, batch or never, got %q", c.Fsync))
+		p.Add("fsync", "must be always, batch or never, got %q", c.Fsync)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return c, fmt.Errorf("file sink config: %w", err)
-	}
-	return c, nil
+	return c, p.Err("file sink config")
 }
 
 // ValidateConfig checks a configuration without touching the file system.
@@ -138,7 +110,7 @@ func ValidateConfig(raw []byte) error {
 	return err
 }
 
-// Sink is the file sink. Create it with New or NewWithLogger.
+// Sink is the file sink. Create it with New.
 type Sink struct {
 	log *slog.Logger
 	// Seams for tests.
@@ -163,12 +135,19 @@ var (
 	_ sink.Validator = (*Sink)(nil)
 )
 
-// New returns a file sink that logs, in the form the sidecar re-logs, to the process's standard
-// error. Call it before sink.Serve.
-func New() sink.Sink { return NewWithLogger(sink.NewLogger(os.Stderr, slog.LevelInfo)) }
+// Options configures New.
+type Options struct {
+	// Logger receives the sink's log lines (nil discards them). The bundled plugin passes the
+	// logger whose lines the sidecar re-logs.
+	Logger *slog.Logger
+}
 
-// NewWithLogger returns a file sink that logs to log.
-func NewWithLogger(log *slog.Logger) *Sink {
+// New returns an unconfigured file sink; call Configure before anything else.
+func New(o Options) *Sink {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Sink{
 		log:      log,
 		now:      time.Now,
@@ -214,7 +193,7 @@ func (s *Sink) Configure(_ context.Context, raw []byte) error {
 	}
 	s.configured = true
 	s.log.Info("file sink configured", "dir", cfg.Dir, "prefix", cfg.Prefix, "max_bytes", cfg.MaxBytes,
-		"rotate_every", cfg.rotateEvery.String(), "fsync", cfg.Fsync)
+		"rotate_every", cfg.RotateEvery.String(), "fsync", cfg.Fsync)
 	return nil
 }
 
@@ -432,8 +411,11 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 				return err
 			}
 		}
+		if h.Found && e.Sequence == h.Sequence && e.Hash != h.Hash {
+			return sink.Conflictf("file sink: chain %s sequence %d is already stored with hash %s; the batch has %s", e.ChainID, e.Sequence, h.Hash, e.Hash)
+		}
 		if h.Found && e.Sequence <= h.Sequence {
-			continue // already stored
+			continue // already stored (only the head's hash is compared: older lines are not read back)
 		}
 		lineStart := len(buf)
 		var err error
@@ -471,7 +453,7 @@ func (s *Sink) needRotate(now time.Time, buffered, lineLen int64) bool {
 		}
 	}
 	// Only a later window rotates, so a clock that went back cannot cause a file per line.
-	if every := s.cfg.rotateEvery; every > 0 && now.Truncate(every).After(s.curStamp.Truncate(every)) {
+	if every := s.cfg.RotateEvery.D(); every > 0 && now.Truncate(every).After(s.curStamp.Truncate(every)) {
 		return true
 	}
 	// A line longer than max_bytes gets a file of its own.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/sink"
+	"github.com/flowker-audit/flowker-audit/sink/pluginconfig"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -72,7 +73,7 @@ func (l *logBuf) String() string {
 func newSink(t *testing.T, dir string, extra string, tweak ...func(*Sink)) (*Sink, *logBuf) {
 	t.Helper()
 	var lb logBuf
-	s := NewWithLogger(slog.New(slog.NewTextHandler(&lb, nil)))
+	s := New(Options{Logger: slog.New(slog.NewTextHandler(&lb, nil))})
 	for _, f := range tweak {
 		f(s)
 	}
@@ -152,13 +153,14 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{in: `{"dir": "/x"}`, want: Config{Dir: "/x", Prefix: "audit", MaxBytes: 100 << 20, Fsync: "batch"}},
 		{in: `{"dir": "/x", "prefix": "siem", "max_bytes": 1000, "rotate_every": "24h", "fsync": "never"}`,
-			want: Config{Dir: "/x", Prefix: "siem", MaxBytes: 1000, RotateEvery: "24h", Fsync: "never", rotateEvery: 24 * time.Hour}},
+			want: Config{Dir: "/x", Prefix: "siem", MaxBytes: 1000, RotateEvery: pluginconfig.Duration(24 * time.Hour), Fsync: "never"}},
 		{in: `{}`, wantErr: []string{"dir: required"}},
 		{in: `{"dir": "/x", "fsync": "sometimes"}`, wantErr: []string{`fsync: must be always, batch or never, got "sometimes"`}},
 		{in: `{"dir": "/x", "rotate_every": "daily", "max_bytes": -1, "prefix": "../etc"}`, wantErr: []string{
-			`rotate_every: "daily" is not a duration`, "max_bytes: must be positive, got -1", `prefix: "../etc" must start`}},
+			`rotate_every: not a duration (use e.g. 500ms, 5s, 1h): "daily"`, "max_bytes: must be positive, got -1", `prefix: "../etc" must start`}},
 		{in: `{"dir": "/x", "rotate_every": "10ms"}`, wantErr: []string{"rotate_every: must be at least 1s"}},
-		{in: `{"dir": "/x", "dirr": "/y"}`, wantErr: []string{`unknown field "dirr"`}},
+		{in: `{"dir": "/x", "dirr": "/y"}`, wantErr: []string{`dirr: unknown key (known: dir, fsync, max_bytes, prefix, rotate_every)`}},
+		{in: `{"dir": "/x", "dirr": "/y", "fsync": 1}`, wantErr: []string{`dirr: unknown key`, `fsync: must be a string, got 1`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
@@ -538,7 +540,7 @@ func TestFailedSyncDoesNotDuplicateOnRetry(t *testing.T) {
 }
 
 func TestWriteBeforeConfigure(t *testing.T) {
-	s := NewWithLogger(slog.New(slog.DiscardHandler))
+	s := New(Options{Logger: slog.New(slog.DiscardHandler)})
 	if err := s.Write(context.Background(), events("a", 1, 1)); err == nil {
 		t.Error("Write before Configure succeeded")
 	}

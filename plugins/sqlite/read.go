@@ -146,7 +146,8 @@ func ceilMicros(t time.Time) int64 {
 }
 
 // buildSearch compiles q. The query is pinned (INDEXED BY) to the index of the most selective
-// equality filter — resourceId, then eventType, action, resourceType, result — or to events_ts.
+// equality filter — resourceId, then actorId, eventType, action, resourceType, actorType, result —
+// or to events_ts.
 // Every one of those indexes is (filter column, ts_us, chain_id, seq), so the equality leaves the
 // rows in sort order; the keyset condition is a row-value comparison on (ts_us, chain_id, seq)
 // that SQLite turns into an index seek; and only one bound is kept on each side (a cursor inside
@@ -164,20 +165,27 @@ func buildSearch(q sink.Query) searchSQL {
 	index := "events_ts"
 	for _, c := range []struct{ col, v, index string }{
 		{"result", f.Result, "events_result"},
+		{"actor_type", f.ActorType, "events_actor_type"},
 		{"resource_type", f.ResourceType, "events_resource_type"},
 		{"action", f.Action, "events_action"},
 		{"event_type", f.EventType, "events_event_type"},
+		{"actor_id", f.ActorID, "events_actor_id"},
 		{"resource_id", f.ResourceID, "events_resource_id"},
 	} {
 		if c.v != "" {
 			index = c.index // later entries are more selective and win
 		}
 	}
+	if f.ActorID != "" && f.EventType != "" && f.ResourceID == "" {
+		index = "events_actor_id_type" // both equalities fix the prefix
+	}
 	eq("resource_id", f.ResourceID)
 	eq("event_type", f.EventType)
 	eq("action", f.Action)
 	eq("resource_type", f.ResourceType)
 	eq("result", f.Result)
+	eq("actor_type", f.ActorType)
+	eq("actor_id", f.ActorID)
 
 	var lo, hi *int64 // inclusive time bounds
 	if !f.From.IsZero() {
@@ -288,7 +296,7 @@ func (st *store) search(ctx context.Context, q sink.Query) (sink.Page, error) {
 }
 
 // stmtCache keeps prepared search statements by SQL text. The number of distinct texts is
-// bounded by construction (5 optional filters × 2 orders × a handful of bound shapes: a few
+// bounded by construction (7 optional filters × 2 orders × a handful of bound shapes: a few
 // hundred at most), so every shape is kept for the life of the store.
 type stmtCache struct {
 	mu    sync.Mutex

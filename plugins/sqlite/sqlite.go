@@ -46,19 +46,20 @@ var (
 	_ sink.Querier = (*Sink)(nil)
 )
 
-// Option customises a Sink.
-type Option func(*Sink)
-
-// WithLogger sets the logger (the default discards everything).
-func WithLogger(l *slog.Logger) Option { return func(s *Sink) { s.logger = l } }
+// Options configures New.
+type Options struct {
+	// Logger receives the sink's log lines (nil discards them). The bundled plugin passes the
+	// logger whose lines the sidecar re-logs.
+	Logger *slog.Logger
+}
 
 // New returns an unconfigured SQLite sink; call Configure before anything else.
-func New(opts ...Option) sink.Sink {
-	s := &Sink{logger: slog.New(slog.DiscardHandler)}
-	for _, o := range opts {
-		o(s)
+func New(o Options) *Sink {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	return s
+	return &Sink{logger: log}
 }
 
 // ValidateConfig reports every problem in config without opening anything.
@@ -190,7 +191,7 @@ func readers() int { return min(4, max(2, runtime.GOMAXPROCS(0))) }
 // new connection of the pool.
 func dsn(cfg Config, writer bool, cacheKiB int) string {
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(cfg.BusyTimeout.Milliseconds(), 10)+")")
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(cfg.BusyTimeout.D().Milliseconds(), 10)+")")
 	q.Add("_pragma", "cache_size(-"+strconv.Itoa(cacheKiB)+")")
 	if writer {
 		q.Add("_pragma", "journal_mode(WAL)")

@@ -19,7 +19,7 @@ import (
 // openSink configures a sink on path with extra config keys (a JSON fragment, may be empty).
 func openSink(t *testing.T, path, extra string) *Sink {
 	t.Helper()
-	s := New().(*Sink)
+	s := New(Options{})
 	cfg := fmt.Sprintf(`{"path": %q%s}`, path, extra)
 	if err := s.Configure(t.Context(), []byte(cfg)); err != nil {
 		t.Fatalf("Configure(%s): %v", cfg, err)
@@ -119,7 +119,7 @@ func TestTamperingIsDetected(t *testing.T) {
 func TestReopenKeepsEverything(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "dir", "audit.db")
 	evs := sinktest.GenerateChain("chain-r", 300, sinktest.GenOptions{Seed: 4})
-	s := New().(*Sink)
+	s := New(Options{})
 	if err := s.Configure(t.Context(), []byte(fmt.Sprintf(`{"path": %q, "synchronous": "normal"}`, path))); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 
 func TestNewerSchemaIsRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.db")
-	s := New().(*Sink)
+	s := New(Options{})
 	cfg := []byte(fmt.Sprintf(`{"path": %q}`, path))
 	if err := s.Configure(t.Context(), cfg); err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 	if _, err := rawDB(t, path).Exec(`UPDATE meta SET value = '99' WHERE key = 'schema_version'`); err != nil {
 		t.Fatal(err)
 	}
-	err := New().Configure(t.Context(), cfg)
+	err := New(Options{}).Configure(t.Context(), cfg)
 	if err == nil || !sink.IsPermanent(err) || !strings.Contains(err.Error(), "newer than this plugin supports") {
 		t.Fatalf("Configure on a schema from the future: %v; want a permanent error saying so", err)
 	}
@@ -177,7 +177,7 @@ func TestConfigureErrors(t *testing.T) {
 		{"not a database", fmt.Sprintf(`{"path": %q}`, notADB)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := New().Configure(t.Context(), []byte(tc.cfg))
+			err := New(Options{}).Configure(t.Context(), []byte(tc.cfg))
 			if err == nil || !sink.IsPermanent(err) {
 				t.Fatalf("Configure(%s) = %v, want a permanent error", tc.cfg, err)
 			}
@@ -187,7 +187,7 @@ func TestConfigureErrors(t *testing.T) {
 	if err := s.Configure(t.Context(), []byte(`{}`)); err == nil {
 		t.Fatal("second Configure succeeded")
 	}
-	unconfigured := New().(*Sink)
+	unconfigured := New(Options{})
 	if err := unconfigured.Write(t.Context(), sinktest.GenerateChain("c", 1, sinktest.GenOptions{})); !errors.Is(err, errNotConfigured) {
 		t.Fatalf("Write before Configure: %v", err)
 	}

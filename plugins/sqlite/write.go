@@ -109,7 +109,7 @@ func (st *store) write(ctx context.Context, events []chain.Event) (err error) {
 				return fmt.Errorf("sqlite sink: read stored hash of chain %s sequence %d: %w", e.ChainID, e.Sequence, err)
 			}
 			if h != e.Hash {
-				return sink.Permanentf("sqlite sink: chain %s sequence %d is already stored with hash %s; the batch has %s (a fork or a rewritten event)", e.ChainID, e.Sequence, h, e.Hash)
+				return sink.Conflictf("sqlite sink: chain %s sequence %d is already stored with hash %s; the batch has %s (a fork or a rewritten event)", e.ChainID, e.Sequence, h, e.Hash)
 			}
 			continue
 		}

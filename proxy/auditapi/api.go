@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
+	"github.com/flowker-audit/flowker-audit/internal/httpx"
 	"github.com/flowker-audit/flowker-audit/sink"
 )
 
@@ -39,9 +41,21 @@ type Options struct {
 	// above it, only the last MaxVerify events up to it are recomputed, linked to the stored hash
 	// of the event before them (fromSequence in the answer says so). 0 checks the whole chain.
 	MaxVerify uint64
+	// Checkpoints returns the signed checkpoint log and its verification keys, read afresh for each
+	// verify call; nil checks hashes and links only (and says so in the answer's warnings).
+	Checkpoints func(chainID string) (*checkpoint.Evidence, error)
 	// ActorNames maps actor ids, exactly as they appear in events (for API keys, the fingerprint
 	// "key:..."), to display names for the Audit Trail page. Served by /audit-trail/config.json.
 	ActorNames map[string]string
+	// Caller names the caller of a request for the access log and metrics (never the
+	// credential): the app passes the API-key fingerprint of identity.fingerprint_key, so that
+	// identity.api_key_names apply. Nil fingerprints credentials under CursorKey.
+	Caller CallerFunc
+	// AccessLogger receives one "audit trail read" line per call; nil uses Logger.
+	AccessLogger *slog.Logger
+	// CheckpointLog is the signed checkpoint log (chain.checkpoint_log); the NDJSON export carries,
+	// per chain, a checkpoint read from it. Empty: exports carry none.
+	CheckpointLog string
 }
 
 // API answers the audit endpoints. Create it with New.
@@ -52,8 +66,15 @@ type API struct {
 	log       *slog.Logger
 	now       func() time.Time
 	maxVerify uint64
+	evidence  func(chainID string) (*checkpoint.Evidence, error)
 	metrics   *metrics
 	uiConfig  []byte
+
+	checkpointLog string
+	caller        CallerFunc
+	actorNames    map[string]string
+	access        *accessMetrics
+	accessLog     *slog.Logger
 }
 
 // New validates opts and returns the API.
@@ -71,12 +92,28 @@ func New(opts Options) (*API, error) {
 		log:       opts.Logger,
 		now:       opts.Now,
 		maxVerify: opts.MaxVerify,
+		evidence:  opts.Checkpoints,
+
+		checkpointLog: opts.CheckpointLog,
+		caller:        opts.Caller,
+		accessLog:     opts.AccessLogger,
+		actorNames:    map[string]string{},
 	}
+	for k, v := range opts.ActorNames {
+		a.actorNames[k] = v
+	}
+	if a.caller == nil {
+		a.caller = FingerprintCaller(a.codec.key)
+	}
+
 	if a.auth == nil {
 		a.auth = NoneConfigured{}
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.accessLog == nil {
+		a.accessLog = a.log
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -90,6 +127,9 @@ func New(opts Options) (*API, error) {
 		return nil, err
 	}
 	a.metrics = m
+	if a.access, err = newAccessMetrics(reg); err != nil {
+		return nil, fmt.Errorf("register audit api access metrics: %w", err)
+	}
 	mode := AuthModeNone
 	if m, ok := a.auth.(AuthModer); ok {
 		mode = m.AuthMode()
@@ -117,6 +157,8 @@ const (
 	routeGet
 	routeVerify
 	routeUIConfig
+	routeExport
+	routeOpenAPI
 )
 
 func (r route) endpoint() string {
@@ -129,6 +171,10 @@ func (r route) endpoint() string {
 		return "verify"
 	case routeUIConfig:
 		return "ui-config"
+	case routeExport:
+		return "export"
+	case routeOpenAPI:
+		return "openapi"
 	}
 	return "none"
 }
@@ -138,11 +184,14 @@ const UIConfigPath = "/audit-trail/config.json"
 
 // matchRoute matches like Flowker's router: case-insensitive, one trailing slash ignored.
 func matchRoute(path string) (route, string) {
-	if len(path) > 1 && path[len(path)-1] == '/' {
-		path = path[:len(path)-1]
+	for len(path) > 1 && path[len(path)-1] == '/' {
+		path = path[:len(path)-1] // Fiber's router strips every trailing slash
 	}
 	if strings.EqualFold(path, UIConfigPath) {
 		return routeUIConfig, ""
+	}
+	if strings.EqualFold(path, OpenAPIPath) {
+		return routeOpenAPI, ""
 	}
 	const base = "/v1/audit-events"
 	if len(path) < len(base) || !strings.EqualFold(path[:len(base)], base) {
@@ -154,6 +203,9 @@ func matchRoute(path string) (route, string) {
 	}
 	if rest[0] != '/' {
 		return routeNone, ""
+	}
+	if strings.EqualFold(rest, ExportPath[len(base):]) {
+		return routeExport, ""
 	}
 	id, tail, more := strings.Cut(rest[1:], "/")
 	switch {
@@ -173,29 +225,6 @@ func (a *API) Match(r *http.Request) bool {
 	return rt != routeNone
 }
 
-// statusWriter records the status for metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// statusClientClosed is recorded (never sent usefully) when the client went away mid-request.
-const statusClientClosed = 499
-
 // ServeHTTP answers a request that Match accepted.
 func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	rt, id := matchRoute(r.URL.Path)
@@ -205,22 +234,30 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := a.now()
-	w := &statusWriter{ResponseWriter: rw}
+	w := httpx.NewStatusRecorder(rw, a.now)
+	rows := 0
+	if rt != routeOpenAPI {
+		defer func() { a.logAccess(r, rt, id, w.Status(), rows, a.now().Sub(start)) }()
+	}
 	defer func() {
 		if rec := recover(); rec != nil {
 			if rec == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value
 				panic(rec)
 			}
 			a.log.Error("audit api: panic", "endpoint", rt.endpoint(), "panic", fmt.Sprint(rec))
-			if w.status == 0 {
+			if w.Status() == 0 {
 				writeError(w, errInternal)
 			}
 		}
 		ep := rt.endpoint()
-		a.metrics.requests.WithLabelValues(ep, strconv.Itoa(w.status)).Inc()
+		a.metrics.requests.WithLabelValues(ep, strconv.Itoa(w.Status())).Inc()
 		a.metrics.duration.WithLabelValues(ep).Observe(a.now().Sub(start).Seconds())
 	}()
 
+	if rt == routeOpenAPI && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		serveOpenAPI(w, r) // public, like Flowker's /swagger
+		return
+	}
 	if err := a.auth.Authenticate(r.Context(), r); err != nil {
 		var d *DeniedError
 		if errors.As(err, &d) {
@@ -228,7 +265,7 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if r.Context().Err() != nil {
-			w.WriteHeader(statusClientClosed)
+			w.WriteHeader(httpx.StatusClientClosed)
 			return
 		}
 		a.log.Warn("audit api: cannot check credentials", "err", err)
@@ -247,9 +284,16 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// Validate the request before touching the store, so bad input is 400 even when it is down.
 	var (
 		search searchRequest
+		exp    exportRequest
 		evID   string
 	)
 	switch rt {
+	case routeExport:
+		var apiErr *apiError
+		if exp, apiErr = parseExport(r.URL.RawQuery, a.codec); apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
 	case routeList:
 		var apiErr *apiError
 		if search, apiErr = parseSearch(r.URL.RawQuery, a.codec); apiErr != nil {
@@ -272,11 +316,13 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	switch rt {
 	case routeList:
-		a.list(w, r, q, search)
+		rows = a.list(w, r, q, search)
 	case routeGet:
-		a.get(w, r, q, evID)
+		rows = a.get(w, r, q, evID)
 	case routeVerify:
-		a.verify(w, r, q, evID)
+		rows = a.verify(w, r, q, evID)
+	case routeExport:
+		rows = a.export(w, r, q, exp)
 	}
 }
 
@@ -284,25 +330,30 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 func (a *API) storeError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	if r.Context().Err() != nil {
 		a.log.Debug("audit api: client went away", "op", op)
-		w.WriteHeader(statusClientClosed)
+		w.WriteHeader(httpx.StatusClientClosed)
 		return
 	}
 	a.log.Error("audit api: query sink failed", "op", op, "err", err)
 	writeError(w, errStoreUnavailable)
 }
 
-func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s searchRequest) {
+func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s searchRequest) int {
 	var page sink.Page
 	if !s.Empty {
 		var err error
 		page, err = q.Search(r.Context(), sink.Query{Filter: s.Filter, Order: s.Order, After: s.After, Limit: s.Limit})
 		if err != nil {
 			a.storeError(w, r, "search", err)
-			return
+			return 0
 		}
 	}
 	if len(page.Events) > s.Limit { // a sink that ignored Limit: cut, and there is more
 		page.Events, page.More = page.Events[:s.Limit], true
+	}
+	if err := checkFiltered(page.Events, &s.Filter); err != nil {
+		a.log.Error("audit api: query sink ignored a filter (a plugin built before that filter existed?)", "err", err)
+		writeError(w, errStoreUnavailable)
+		return 0
 	}
 	next := ""
 	if page.More && len(page.Events) > 0 {
@@ -311,7 +362,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s sea
 		if err != nil {
 			a.log.Error("audit api: cannot encode cursor", "err", err)
 			writeError(w, errInternal)
-			return
+			return 0
 		}
 	}
 	b := make([]byte, 0, 256+len(page.Events)*900)
@@ -321,6 +372,9 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s sea
 			b = append(b, ',')
 		}
 		b = appendEvent(b, &page.Events[i])
+		if page.Events[i].ConflictingDuplicate {
+			a.metrics.duplicates.Inc()
+		}
 	}
 	b = append(b, `],"nextCursor":`...)
 	b = appendString(b, next)
@@ -328,24 +382,42 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s sea
 	b = strconv.AppendBool(b, next != "")
 	b = append(b, "}\n"...)
 	writeJSONBytes(w, http.StatusOK, b)
+	return len(page.Events)
 }
 
-func (a *API) get(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) {
+func (a *API) get(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) int {
 	ev, err := q.Get(r.Context(), id)
 	if errors.Is(err, sink.ErrNotFound) {
 		writeError(w, errNotFound)
-		return
+		return 0
 	}
 	if err != nil {
 		a.storeError(w, r, "get", err)
-		return
+		return 0
+	}
+	if ev.ConflictingDuplicate {
+		a.metrics.duplicates.Inc()
 	}
 	writeJSONBytes(w, http.StatusOK, append(appendEvent(nil, &ev), '\n'))
+	return 1
+}
+
+// checkFiltered reports an event that does not match f: a sink plugin built against an older SDK
+// drops filter fields it does not know (protobuf ignores unknown fields) and would answer an
+// actor-filtered search with everyone's events.
+func checkFiltered(events []chain.Event, f *sink.Filter) error {
+	for i := range events {
+		if !f.Matches(&events[i]) {
+			return fmt.Errorf("%w: event %s (chain %s, sequence %d) does not match the search filter", errFilterIgnored, events[i].EventID, events[i].ChainID, events[i].Sequence)
+		}
+	}
+	return nil
 }
 
 // VerifyOutput is the answer of GET /v1/audit-events/{id}/verify: Flowker's
 // HashChainVerificationOutput (isValid, firstInvalidId, totalChecked, message) plus what was
-// checked. FirstInvalidID is a chain sequence number (Flowker: its internal row id).
+// checked. FirstInvalidID is a chain sequence number (Flowker: its internal row id). The answer
+// comes from checkpoint.Verify, the verifier `flowker-audit verify` uses too.
 type VerifyOutput struct {
 	IsValid        bool    `json:"isValid"`
 	FirstInvalidID *uint64 `json:"firstInvalidId,omitempty"`
@@ -356,21 +428,47 @@ type VerifyOutput struct {
 	ToSequence     uint64  `json:"toSequence"`
 	Reason         string  `json:"reason,omitempty"`
 	Detail         string  `json:"detail,omitempty"`
+
+	// Against the signed checkpoint log:
+	// CheckpointsChecked is false when no checkpoint log was available (hashes and links only).
+	CheckpointsChecked bool `json:"checkpointsChecked"`
+	// Checkpoints is the number of validly signed checkpoints of the chain; CheckpointsMatched
+	// those inside the verified range whose event carried the signed hash.
+	Checkpoints        int `json:"checkpoints"`
+	CheckpointsMatched int `json:"checkpointsMatched"`
+	// NewestCheckpoint is the newest checkpoint used (matched inside the range), if any.
+	NewestCheckpoint *CheckpointRef `json:"newestCheckpoint,omitempty"`
+	// NotYetCovered counts verified events after NewestCheckpoint (or all when none): their
+	// links were checked, but no signed checkpoint proves them yet.
+	NotYetCovered uint64 `json:"notYetCovered"`
+	// DepartsAfterSequence, on a checkpoint mismatch, is the last sequence still proved by a
+	// matching checkpoint: the stored chain departs somewhere after it, at or before
+	// firstInvalidId.
+	DepartsAfterSequence *uint64 `json:"departsAfterSequence,omitempty"`
+	// Coverage says the above in a sentence; Warnings say what weakened the check (no log, an
+	// empty or torn log).
+	Coverage string   `json:"coverage"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
-// errStopScan ends a chain scan at the first problem.
-var errStopScan = errors.New("stop scan")
+// CheckpointRef names a signed checkpoint.
+type CheckpointRef struct {
+	Sequence uint64    `json:"sequence"`
+	Hash     string    `json:"hash"`
+	Time     time.Time `json:"time"`
+	KeyID    string    `json:"keyId"`
+}
 
-func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) {
+func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) int {
 	ctx := r.Context()
 	ev, err := q.Get(ctx, id)
 	if errors.Is(err, sink.ErrNotFound) {
 		writeError(w, errNotFound)
-		return
+		return 0
 	}
 	if err != nil {
 		a.storeError(w, r, "get", err)
-		return
+		return 0
 	}
 	out := VerifyOutput{ChainID: ev.ChainID, FromSequence: 1, ToSequence: ev.Sequence}
 	fail := func(seq uint64, reason chain.Reason, detail string) {
@@ -383,56 +481,90 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 	if ev.Sequence == 0 {
 		fail(0, chain.ReasonOutOfOrder, "the event has no sequence number")
 		a.finishVerify(w, out)
-		return
+		return 0
 	}
-	prevHash := ""
+	req := checkpoint.Request{ChainID: ev.ChainID, From: 1, To: ev.Sequence}
+	if a.evidence != nil {
+		if req.Evidence, err = a.evidence(ev.ChainID); err != nil {
+			a.log.Error("audit api: reading the checkpoint log", "err", err)
+			req.Evidence = &checkpoint.Evidence{Warnings: []string{"the checkpoint log could not be read: " + err.Error()}}
+		}
+	}
+	chains, err := q.Chains(ctx)
+	if err != nil {
+		a.storeError(w, r, "chains", err)
+		return 0
+	}
+	for _, c := range chains {
+		if c.ChainID == ev.ChainID {
+			req.StoredLast = c.Last
+		}
+	}
 	if a.maxVerify > 0 && ev.Sequence > a.maxVerify {
-		out.FromSequence = ev.Sequence - a.maxVerify + 1
+		req.From = ev.Sequence - a.maxVerify + 1
+		out.FromSequence = req.From
 		found := false
-		err := q.ReadChain(ctx, ev.ChainID, out.FromSequence-1, out.FromSequence-1, func(e *chain.Event) error {
-			if e.Sequence == out.FromSequence-1 {
-				prevHash, found = e.Hash, true
+		err := q.ReadChain(ctx, ev.ChainID, req.From-1, req.From-1, func(e *chain.Event) error {
+			if e.Sequence == req.From-1 {
+				req.PrevHash, found = e.Hash, true
 			}
 			return nil
 		})
 		if err != nil {
 			a.storeError(w, r, "read chain", err)
-			return
+			return 0
 		}
 		if !found {
-			fail(out.FromSequence-1, chain.ReasonGap, fmt.Sprintf("sequence %d missing", out.FromSequence-1))
+			fail(req.From-1, chain.ReasonGap, fmt.Sprintf("sequence %d missing", req.From-1))
 			a.finishVerify(w, out)
-			return
+			return 0
 		}
 	}
-	v := chain.NewVerifier(ev.ChainID, out.FromSequence, prevHash)
-	err = q.ReadChain(ctx, ev.ChainID, out.FromSequence, ev.Sequence, func(e *chain.Event) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if v.Add(e) != nil {
-			return errStopScan
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errStopScan) {
+	rep, err := checkpoint.Verify(ctx, q.ReadChain, req)
+	if err != nil {
 		a.storeError(w, r, "read chain", err)
-		return
+		return 0
 	}
-	out.TotalChecked = v.Checked()
-	last, lastHash := v.Last()
-	switch p := v.Problem(); {
+	out.TotalChecked = rep.Checked
+	out.CheckpointsChecked = req.Evidence != nil && len(req.Evidence.Keys) > 0
+	out.Checkpoints, out.CheckpointsMatched, out.NotYetCovered = rep.Checkpoints, rep.Matched, rep.NotYetCovered
+	if rep.Used != nil {
+		out.NewestCheckpoint = &CheckpointRef{Sequence: rep.Used.Sequence, Hash: rep.Used.Hash, Time: rep.Used.Time, KeyID: rep.Used.KeyID}
+	}
+	out.Warnings = rep.Warnings
+	if req.Evidence == nil {
+		out.Warnings = append(out.Warnings, "no signed checkpoint log is configured: only hashes and links are checked (a chain cut short at its end, or re-linked, would pass)")
+	}
+	out.Coverage = rep.Summary()
+	switch p := rep.Problem; {
 	case p != nil:
 		fail(p.Sequence, p.Reason, p.Detail)
-	case last < ev.Sequence:
-		fail(last+1, chain.ReasonGap, fmt.Sprintf("sequence %d..%d missing", last+1, ev.Sequence))
-	case lastHash != ev.Hash:
-		fail(ev.Sequence, chain.ReasonHashMismatch, fmt.Sprintf("the event found by id has hash %s, the chain has %s at its sequence", ev.Hash, lastHash))
+		if p.Reason == chain.ReasonCheckpointMismatch {
+			d := rep.DepartsAfter
+			out.DepartsAfterSequence = &d
+		}
 	default:
+		// The event found by id must be the one the chain holds at its sequence (a duplicate row
+		// with other content would otherwise pass).
+		var hash string
+		if err := q.ReadChain(ctx, ev.ChainID, ev.Sequence, ev.Sequence, func(e *chain.Event) error {
+			if e.Sequence == ev.Sequence && hash == "" {
+				hash = e.Hash
+			}
+			return nil
+		}); err != nil {
+			a.storeError(w, r, "read chain", err)
+			return 0
+		}
+		if hash != ev.Hash {
+			fail(ev.Sequence, chain.ReasonHashMismatch, fmt.Sprintf("the event found by id has hash %s, the chain has %s at its sequence", ev.Hash, hash))
+			break
+		}
 		out.IsValid = true
 		out.Message = "hash chain is valid"
 	}
 	a.finishVerify(w, out)
+	return int(out.TotalChecked)
 }
 
 func (a *API) finishVerify(w http.ResponseWriter, out VerifyOutput) {

@@ -134,6 +134,11 @@ func digestFilter(f sink.Filter) filterDigest {
 	} else {
 		fmt.Fprintf(h, "%d\x00", f.To.UnixMicro())
 	}
+	// Actor filters came later: a digest without them is unchanged, so cursors issued before
+	// they existed stay valid.
+	if f.ActorType != "" || f.ActorID != "" {
+		fmt.Fprintf(h, "actor\x00%s\x00%s\x00", f.ActorType, f.ActorID)
+	}
 	var d filterDigest
 	copy(d[:], h.Sum(nil))
 	return d

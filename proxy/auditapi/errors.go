@@ -14,7 +14,7 @@ const (
 	CodeInvalidDateRange    = "FLK-0308" // dateFrom after dateTo
 	CodeNotFound            = "FLK-0600" // no event with that eventId
 	CodeInvalidCursor       = "FLK-0610" // cursor tampered, truncated, of another version, filters or order
-	CodeInvalidFilter       = "FLK-0611" // eventType/action/result/resourceType not in the enum
+	CodeInvalidFilter       = "FLK-0611" // eventType/action/result/resourceType/actorType not in the enum
 	CodeStoreUnavailable    = "FLK-0612" // the query sink cannot be reached
 	CodeServiceUnavailable  = "FLK-0801" // the authentication upstream (Flowker) cannot be reached
 	CodeInternal            = "FLK-9999" // a bug

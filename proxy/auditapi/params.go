@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -26,7 +27,12 @@ const (
 	paramLimit        = "limit"
 	paramCursor       = "cursor"
 	paramSortOrder    = "sortOrder"
+	paramActorType    = "actorType"
+	paramActorID      = "actorId"
 )
+
+// MaxActorIDLen is the longest accepted actorId (stored actor ids are at most 255 bytes).
+const MaxActorIDLen = 255
 
 // Page size bounds (Flowker's).
 const (
@@ -35,7 +41,7 @@ const (
 )
 
 var knownParams = []string{paramEventType, paramAction, paramResult, paramResourceType, paramResourceID,
-	paramDateFrom, paramDateTo, paramLimit, paramCursor, paramSortOrder}
+	paramDateFrom, paramDateTo, paramLimit, paramCursor, paramSortOrder, paramActorType, paramActorID}
 
 // searchRequest is a validated GET /v1/audit-events request.
 type searchRequest struct {
@@ -122,6 +128,7 @@ func parseSearch(rawQuery string, codec cursorCodec) (searchRequest, *apiError) 
 		{paramAction, chain.Actions, &req.Filter.Action},
 		{paramResult, chain.Results, &req.Filter.Result},
 		{paramResourceType, chain.ResourceTypes, &req.Filter.ResourceType},
+		{paramActorType, chain.ActorTypes, &req.Filter.ActorType},
 	} {
 		s := v.Get(f.name)
 		if s == "" {
@@ -131,6 +138,15 @@ func parseSearch(rawQuery string, codec cursorCodec) (searchRequest, *apiError) 
 			return req, badRequest(CodeInvalidFilter, "invalid %s %q: must be one of %s", f.name, clip(s), strings.Join(f.allowed, ", "))
 		}
 		*f.dst = s
+	}
+	if s := v.Get(paramActorID); s != "" {
+		switch {
+		case len(s) > MaxActorIDLen:
+			return req, badRequest(CodeInvalidQueryParam, "invalid actorId: longer than %d bytes", MaxActorIDLen)
+		case !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0:
+			return req, badRequest(CodeInvalidQueryParam, "invalid actorId: must be UTF-8 text without NUL")
+		}
+		req.Filter.ActorID = s
 	}
 	if strings.ToUpper(v.Get(paramSortOrder)) == "ASC" {
 		req.Order = sink.Asc

@@ -18,7 +18,7 @@ func openSQLite(t testing.TB, events []chain.Event) (sink.Querier, string) {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "audit.db")
-	s := sqlite.New()
+	s := sqlite.New(sqlite.Options{})
 	cfg, _ := json.Marshal(map[string]string{"path": path, "synchronous": "normal"})
 	if err := s.Configure(ctx, cfg); err != nil {
 		t.Fatal(err)
@@ -29,7 +29,7 @@ func openSQLite(t testing.TB, events []chain.Event) (sink.Querier, string) {
 			t.Fatal(err)
 		}
 	}
-	return s.(sink.Querier), path
+	return s, path
 }
 
 // TestSQLitePaging runs the paging and filter suite over the real sqlite plugin.

@@ -51,6 +51,7 @@ func (r *Redactor) Render(body []byte, complete bool, budget int) (Rendering, er
 			return Rendering{}, ErrNotJSON
 		}
 	}
+	out.Redacted = w.redacted
 	out.JSON = w.close()
 	return out, nil
 }
@@ -296,12 +297,19 @@ type writer struct {
 	budget int
 	closer []byte // closing brackets of open containers, innermost last
 	path   []string
+	// redacted: some value was hidden (by name, path or shape).
+	redacted bool
 }
 
 const redactedJSON = `"` + Redacted + `"`
 
 // room reports whether n more bytes fit while keeping space to close every open container.
 func (w *writer) room(n int) bool { return len(w.out)+n+len(w.closer) <= w.budget }
+
+func (w *writer) emitRedacted() error {
+	w.redacted = true
+	return w.emit([]byte(redactedJSON))
+}
 
 func (w *writer) emit(b []byte) error {
 	if !w.room(len(b)) {
@@ -358,9 +366,12 @@ func (w *writer) value(r *Redactor, s *scanner, depth int) error {
 	}
 	switch c := s.in[s.pos]; {
 	case c == '"':
-		raw, _, dirty, err := s.str()
+		raw, escaped, dirty, err := s.str()
 		if err != nil {
 			return err
+		}
+		if escaped && SecretValue(keyText(raw, escaped)) || !escaped && secretBytes(raw[1:len(raw)-1]) {
+			return w.emitRedacted() // the shape of a secret, whatever its key
 		}
 		return w.emit(stringOut(raw, dirty))
 	case c == '-' || (c >= '0' && c <= '9'):
@@ -422,7 +433,7 @@ func (w *writer) object(r *Redactor, s *scanner, depth int) error {
 		w.path = append(w.path, key)
 		if r.SecretKey(key) || r.pathRedacted(w.path) {
 			w.path = w.path[:len(w.path)-1]
-			if err := w.emit([]byte(redactedJSON)); err != nil {
+			if err := w.emitRedacted(); err != nil {
 				w.out = w.out[:mark]
 				return err
 			}
@@ -470,7 +481,7 @@ func (w *writer) array(r *Redactor, s *scanner, depth int) error {
 		redacted := r.pathRedacted(w.path)
 		var err error
 		if redacted {
-			if err = w.emit([]byte(redactedJSON)); err == nil {
+			if err = w.emitRedacted(); err == nil {
 				err = s.skip(depth + 1)
 			}
 		} else {
@@ -484,72 +495,4 @@ func (w *writer) array(r *Redactor, s *scanner, depth int) error {
 			return err
 		}
 	}
-}
-
-// Lookup returns the value at a dot path in a JSON body (objects only), as text for strings,
-// numbers and booleans; ok is false when absent, not a scalar, or the body is not valid JSON up
-// to it. It allocates only for the returned string.
-func Lookup(body []byte, path []string) (string, bool) {
-	s := &scanner{in: body}
-	for i, key := range path {
-		s.skipSpace()
-		if s.pos >= len(s.in) || s.in[s.pos] != '{' {
-			return "", false
-		}
-		s.pos++
-		found := false
-		for n := 0; ; n++ {
-			if s.next(n, '}') != nil {
-				return "", false
-			}
-			raw, escaped, _, err := s.key()
-			if err != nil {
-				return "", false
-			}
-			if keyText(raw, escaped) == key {
-				found = true
-				break
-			}
-			if s.skip(0) != nil {
-				return "", false
-			}
-		}
-		if !found {
-			return "", false
-		}
-		if i < len(path)-1 {
-			continue
-		}
-		s.skipSpace()
-		if s.pos >= len(s.in) {
-			return "", false
-		}
-		switch c := s.in[s.pos]; {
-		case c == '"':
-			raw, escaped, dirty, err := s.str()
-			if err != nil {
-				return "", false
-			}
-			if !escaped && !dirty {
-				return string(raw[1 : len(raw)-1]), true
-			}
-			var v string
-			if json.Unmarshal(raw, &v) != nil {
-				return "", false
-			}
-			return sanitize(v), true
-		case c == '-' || (c >= '0' && c <= '9'):
-			num, err := s.number()
-			if err != nil && !errors.Is(err, errEOF) {
-				return "", false
-			}
-			return string(num), true
-		case c == 't':
-			return "true", s.literal("true") == nil
-		case c == 'f':
-			return "false", s.literal("false") == nil
-		}
-		return "", false
-	}
-	return "", false
 }

@@ -68,7 +68,7 @@ func Builtin() []Rule {
 			Metadata: meta("workflow.name", "request:name")},
 		{Name: "workflow.create_from_template", Method: "POST", Path: "/v1/workflows/from-template", Audit: true, Builtin: true,
 			EventType: chain.WorkflowCreated, Action: chain.ActionCreate, ResourceType: wf, ResourceID: src("response:workflowId"),
-			Metadata: meta("workflow.name", "request:params.workflowName,request:params.name,request:name", "workflow.template_id", "request:templateId")},
+			Metadata: meta("workflow.name", "request:params[workflowName]", "workflow.template_id", "request:templateId")},
 		{Name: "workflow.update", Method: "PUT", Path: "/v1/workflows/{id}", Audit: true, Builtin: true,
 			EventType: chain.WorkflowUpdated, Action: chain.ActionUpdate, ResourceType: wf, ResourceID: src("path:id"),
 			Metadata: meta("workflow.name", "response:name,request:name")},
@@ -102,7 +102,7 @@ func Builtin() []Rule {
 		// Provider configurations. Their config holds credentials: every value under config is redacted.
 		{Name: "provider_config.create", Method: "POST", Path: "/v1/provider-configurations", Audit: true, Builtin: true,
 			EventType: chain.ProviderConfigCreated, Action: chain.ActionCreate, ResourceType: pc, ResourceID: src("response:id"),
-			Metadata: meta("provider_config.name", "request:name,response:name", "provider_config.provider_id", "request:providerId"),
+			Metadata: meta("provider_config.name", "response:name,request:name", "provider_config.provider_id", "request:providerId"),
 			Redact:   pcRedact},
 		{Name: "provider_config.update", Method: "PATCH", Path: "/v1/provider-configurations/{id}", Audit: true, Builtin: true,
 			EventType: chain.ProviderConfigUpdated, Action: chain.ActionUpdate, ResourceType: pc, ResourceID: src("path:id"),

@@ -18,6 +18,7 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/config"
+	"github.com/flowker-audit/flowker-audit/proxy/capture"
 )
 
 // SourceKind says where a value comes from.
@@ -35,8 +36,8 @@ const (
 // Source is one place a value can come from, e.g. response:workflowId.
 type Source struct {
 	Kind SourceKind
-	Name string   // parameter, dot path into the JSON body, header name, or the literal value
-	Path []string // Name split on dots (request and response sources)
+	Name string        // parameter, dot path into the body, header name, or the literal value
+	Path []capture.Seg // Name split on dots (request and response sources)
 }
 
 func (s Source) String() string { return string(s.Kind) + ":" + s.Name }
@@ -49,11 +50,48 @@ func ParseSource(s string) (Source, error) {
 	}
 	switch SourceKind(k) {
 	case FromRequest, FromResponse:
-		return Source{Kind: SourceKind(k), Name: n, Path: strings.Split(n, ".")}, nil
+		path, err := parsePath(n)
+		if err != nil {
+			return Source{}, fmt.Errorf("source %q: %w", s, err)
+		}
+		return Source{Kind: SourceKind(k), Name: n, Path: path}, nil
 	case FromPath, FromResponseHeader, FromLiteral:
 		return Source{Kind: SourceKind(k), Name: n}, nil
 	}
 	return Source{}, fmt.Errorf("source %q: unknown kind %q", s, k)
+}
+
+// parsePath splits a body path: dot-separated struct fields, matched as encoding/json matches
+// them (case-insensitively), each optionally followed by [key] steps into a map, matched exactly:
+// "params[workflowName]" is the workflowName entry of the params map.
+func parsePath(n string) ([]capture.Seg, error) {
+	var out []capture.Seg
+	for _, part := range strings.Split(n, ".") {
+		field, rest, _ := strings.Cut(part, "[")
+		if field == "" {
+			return nil, fmt.Errorf("empty field in path %q", n)
+		}
+		out = append(out, capture.Seg{Name: field})
+		if rest == "" {
+			if strings.HasSuffix(part, "[") {
+				return nil, fmt.Errorf("bad map key in path %q", n)
+			}
+			continue
+		}
+		if !strings.HasSuffix(rest, "]") {
+			return nil, fmt.Errorf("bad map key in path %q", n)
+		}
+		for _, k := range strings.Split("["+rest, "]") {
+			if k == "" {
+				continue
+			}
+			if !strings.HasPrefix(k, "[") || len(k) < 2 {
+				return nil, fmt.Errorf("bad map key in path %q", n)
+			}
+			out = append(out, capture.Seg{Name: k[1:], Exact: true})
+		}
+	}
+	return out, nil
 }
 
 // MetaField is one metadata key and where its value comes from (first non-empty source wins).
@@ -198,7 +236,7 @@ func asciiEqualFold(lit, seg string) bool {
 	return true
 }
 
-// Match finds the first rule for method and the raw (escaped) request path, or nil.
+// Match finds the first rule for method (case-sensitive) and the raw (escaped) request path, or nil.
 func (t *Table) Match(method, rawPath string) *Match {
 	trimmed := rawPath
 	for len(trimmed) > 1 && trimmed[len(trimmed)-1] == '/' {
@@ -208,9 +246,11 @@ func (t *Table) Match(method, rawPath string) *Match {
 		return nil
 	}
 	raw := strings.Split(trimmed, "/")[1:]
-	method = strings.ToUpper(method)
+	// Methods are case-sensitive, as in Fiber: "post" runs no route there (400 Invalid http
+	// method), so it matches no rule here and a mutating one is recorded as unclassified.
+	known := fiberMethod(method)
 	for _, r := range t.rules {
-		if r.Method != "*" && r.Method != method {
+		if r.Method != "*" && r.Method != method || r.Method == "*" && !known {
 			continue
 		}
 		if params, ok := r.match(raw); ok {
@@ -218,6 +258,16 @@ func (t *Table) Match(method, rawPath string) *Match {
 		}
 	}
 	return nil
+}
+
+// fiberMethod reports whether Fiber v2 routes method at all (any other answers 400).
+func fiberMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
+		http.MethodConnect, http.MethodOptions, http.MethodTrace, http.MethodPatch:
+		return true
+	}
+	return false
 }
 
 func (r *Rule) match(raw []string) (map[string]string, bool) {
@@ -255,10 +305,16 @@ func Mutating(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		return false
-	case http.MethodOptions:
-		return r.Header.Get("Access-Control-Request-Method") == ""
 	}
-	return true
+	return !Preflight(r)
+}
+
+// Preflight reports whether Flowker's CORS middleware (Fiber v2.52's, registered before every
+// route) answers r itself (204) without running any route: an OPTIONS request carrying both an
+// Origin and an Access-Control-Request-Method header. An OPTIONS request without Origin is
+// outside CORS and reaches the routes (a webhook route takes every method).
+func Preflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
 }
 
 // CanonicalID returns the canonical lower-case form of a UUID in any form Flowker accepts

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -32,12 +33,12 @@ func TestMatchFollowsFlowkersRouter(t *testing.T) {
 		{"POST", "/v1/workflows/", "workflow.create", nil},
 		{"POST", "/V1/Workflows/", "workflow.create", nil},
 		{"POST", "/v1/workflows///", "workflow.create", nil}, // Fiber strips every trailing slash
-		{"post", "/v1/workflows", "workflow.create", nil},
-		{"POST", "//v1/workflows", "", nil},   // Fiber: 404, not executed
-		{"POST", "/v1//workflows", "", nil},   // Fiber: 404
-		{"POST", "/v1/work%66lows", "", nil},  // not decoded by Fiber: 404
-		{"POST", "/v1/workflows%2F", "", nil}, // idem
-		{"POST", "/v1/./workflows", "", nil},  // dot segments are not resolved
+		{"post", "/v1/workflows", "", nil},                   // Fiber: 400 Invalid http method (methods are case-sensitive)
+		{"POST", "//v1/workflows", "", nil},                  // Fiber: 404, not executed
+		{"POST", "/v1//workflows", "", nil},                  // Fiber: 404
+		{"POST", "/v1/work%66lows", "", nil},                 // not decoded by Fiber: 404
+		{"POST", "/v1/workflows%2F", "", nil},                // idem
+		{"POST", "/v1/./workflows", "", nil},                 // dot segments are not resolved
 		{"POST", "/v1/workflows/from-template", "workflow.create_from_template", nil},
 		{"POST", "/V1/WORKFLOWS/FROM-TEMPLATE/", "workflow.create_from_template", nil},
 		{"PUT", "/v1/workflows/" + wid, "workflow.update", map[string]string{"id": wid}},
@@ -143,19 +144,43 @@ func TestConfiguredRulesOverrideAndExtend(t *testing.T) {
 
 func TestMutating(t *testing.T) {
 	for _, tc := range []struct {
-		method, acrm string
-		want         bool
-	}{{"GET", "", false}, {"HEAD", "", false}, {"POST", "", true}, {"PUT", "", true}, {"PATCH", "", true},
-		{"DELETE", "", true}, {"OPTIONS", "POST", false}, {"OPTIONS", "", true}, {"PROPFIND", "", true}} {
+		method, origin, acrm string
+		want                 bool
+	}{{"GET", "", "", false}, {"HEAD", "", "", false}, {"POST", "", "", true}, {"PUT", "", "", true}, {"PATCH", "", "", true},
+		{"DELETE", "", "", true}, {"OPTIONS", "https://a.example", "POST", false}, {"OPTIONS", "", "", true},
+		// Without Origin, Fiber's CORS middleware passes the request on to the routes.
+		{"OPTIONS", "", "POST", true}, {"OPTIONS", "https://a.example", "", true},
+		{"PROPFIND", "", "", true}} {
 		r := httptest.NewRequest(tc.method, "/v1/x", nil)
 		if tc.acrm != "" {
 			r.Header.Set("Access-Control-Request-Method", tc.acrm)
 		}
+		if tc.origin != "" {
+			r.Header.Set("Origin", tc.origin)
+		}
 		if got := Mutating(r); got != tc.want {
-			t.Errorf("%s (preflight %q): %v, want %v", tc.method, tc.acrm, got, tc.want)
+			t.Errorf("%s (origin %q, preflight %q): %v, want %v", tc.method, tc.origin, tc.acrm, got, tc.want)
 		}
 	}
 	_ = http.MethodGet
+}
+
+func TestParseSourcePaths(t *testing.T) {
+	for in, want := range map[string]string{
+		"request:name":                 "[{name false}]",
+		"request:params[workflowName]": "[{params false} {workflowName true}]",
+		"response:a.b[c][d].e":         "[{a false} {b false} {c true} {d true} {e false}]",
+	} {
+		s, err := ParseSource(in)
+		if err != nil || fmt.Sprint(s.Path) != want {
+			t.Errorf("ParseSource(%q) = %v %v, want %s", in, s.Path, err, want)
+		}
+	}
+	for _, bad := range []string{"request:", "request:a..b", "request:a[b", "request:[x]"} {
+		if _, err := ParseSource(bad); err == nil {
+			t.Errorf("ParseSource(%q) accepted", bad)
+		}
+	}
 }
 
 func TestCanonicalID(t *testing.T) {
@@ -186,8 +211,8 @@ func FuzzMatch(f *testing.F) {
 		if m == nil {
 			return
 		}
-		// A match never depends on case or on trailing slashes.
-		m2 := tb.Match(strings.ToLower(method), strings.ToUpper(path)+"/")
+		// A match never depends on the case of the path or on trailing slashes.
+		m2 := tb.Match(method, strings.ToUpper(path)+"/")
 		if m2 == nil || m2.Rule != m.Rule {
 			t.Fatalf("%s %q matched %s, but the upper-cased path with a trailing slash did not", method, path, m.Rule.Name)
 		}

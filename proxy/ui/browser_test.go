@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -50,7 +49,7 @@ func openSQLite(t *testing.T, events []chain.Event) (sink.Querier, string) {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "audit.db")
-	s := sqlite.New()
+	s := sqlite.New(sqlite.Options{})
 	cfg, _ := json.Marshal(map[string]string{"path": path, "synchronous": "normal"})
 	if err := s.Configure(ctx, cfg); err != nil {
 		t.Fatal(err)
@@ -61,7 +60,7 @@ func openSQLite(t *testing.T, events []chain.Event) (sink.Querier, string) {
 			t.Fatal(err)
 		}
 	}
-	return s.(sink.Querier), path
+	return s, path
 }
 
 // tamper rewrites the stored metadata of an event behind the sink's back (as an intruder with
@@ -221,9 +220,11 @@ func TestAuditTrailInBrowser(t *testing.T) {
 		if title != wantTitle {
 			t.Fatalf("timestamp title %q, want %q", title, wantTitle)
 		}
+		// The browser runs in uitest.Locale (en-US, 12-hour clock); TestLocalTimeFollowsLocale
+		// checks other locales.
 		shown := uitest.Eval[string](t, ctx, `document.querySelector('#rows tr.event-row time').textContent`)
-		if !strings.Contains(shown, first.Timestamp.In(saoPaulo).Format("15:04:05")) {
-			t.Fatalf("timestamp %q is not local time %s", shown, first.Timestamp.In(saoPaulo).Format("15:04:05"))
+		if want := first.Timestamp.In(saoPaulo).Format("03:04:05 PM"); !strings.Contains(shown, want) {
+			t.Fatalf("timestamp %q is not local time %s", shown, want)
 		}
 		// Failed results are marked with text, not only colour; configured actor names are shown.
 		failed := 0
@@ -488,6 +489,55 @@ func TestFirstScreenTiming(t *testing.T) {
 	}
 }
 
+// TestLocalTimeFollowsLocale opens the page in browsers pinned to different locales: the table
+// shows each event's time in the browser's time zone, formatted the way that locale writes
+// times (12-hour with AM/PM in US English, 24-hour with German month names in German), while
+// the hover text stays in UTC whatever the locale.
+func TestLocalTimeFollowsLocale(t *testing.T) {
+	events := testEvents()
+	q, dbPath := openSQLite(t, events)
+	s := newSite(t, q, dbPath, nil)
+	want := s.list(t, url.Values{"limit": {"20"}})
+	first := want.Items[0]
+	local := first.Timestamp.In(saoPaulo)
+	germanMonths := []string{"Jan.", "Feb.", "März", "Apr.", "Mai", "Juni", "Juli", "Aug.", "Sept.", "Okt.", "Nov.", "Dez."}
+	for _, tc := range []struct {
+		locale   string
+		contains []string
+		absent   []string
+	}{
+		{"en-US", []string{local.Format("03:04:05 PM"), local.Format("Jan 02, 2006")}, nil},
+		{"de-DE", []string{local.Format("15:04:05"), local.Format("02."), germanMonths[local.Month()-1]}, []string{"AM", "PM"}},
+	} {
+		t.Run(tc.locale, func(t *testing.T) {
+			ctx := uitest.NewBrowserIn(t, tc.locale)
+			uitest.Run(t, ctx, chromedp.Navigate(s.srv.URL+"/audit-trail"))
+			uitest.WaitFor(t, ctx, "the key form", `document.body.dataset.state === 'auth'`)
+			n := uitest.Loads(t, ctx)
+			uitest.Run(t, ctx, chromedp.SendKeys(chromedp.ID("auth-key"), browserKey), chromedp.KeyEvent("\r"))
+			uitest.WaitLoaded(t, ctx, n)
+			if got := uitest.RowIDs(t, ctx); len(got) == 0 || got[0] != first.EventID {
+				t.Fatalf("first row %v, want %s", got, first.EventID)
+			}
+			shown := uitest.Eval[string](t, ctx, `document.querySelector('#rows tr.event-row time').textContent`)
+			for _, w := range tc.contains {
+				if !strings.Contains(shown, w) {
+					t.Errorf("%s: time %q does not contain %q", tc.locale, shown, w)
+				}
+			}
+			for _, w := range tc.absent {
+				if strings.Contains(shown, w) {
+					t.Errorf("%s: time %q contains %q", tc.locale, shown, w)
+				}
+			}
+			title := uitest.Eval[string](t, ctx, `document.querySelector('#rows tr.event-row time').title`)
+			if wantTitle := strings.Replace(strings.TrimSuffix(first.Timestamp.UTC().Format(time.RFC3339Nano), "Z"), "T", " ", 1) + " UTC"; title != wantTitle {
+				t.Errorf("%s: hover text %q, want %q", tc.locale, title, wantTitle)
+			}
+		})
+	}
+}
+
 // seedSQLite returns a sqlite plugin store holding auditapitest.GenerateSpread(n, now). Under
 // the race detector SQLite writes are about ten times slower, so the data is then written by
 // ./internal/seeddb in a process built without it.
@@ -498,7 +548,7 @@ func seedSQLite(t *testing.T, n int) (sink.Querier, string) {
 	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("the go command is needed to seed the store without the race detector: %v", err)
 	}
 	path := filepath.Join(t.TempDir(), "audit.db")
 	cmd := exec.Command(goTool, "run", "./internal/seeddb", "-n", fmt.Sprint(n), "-out", path)
@@ -507,11 +557,11 @@ func seedSQLite(t *testing.T, n int) (sink.Querier, string) {
 		t.Fatalf("seed %s: %v\n%s", path, err, out)
 	}
 	ctx := context.Background()
-	st := sqlite.New()
+	st := sqlite.New(sqlite.Options{})
 	cfg, _ := json.Marshal(map[string]string{"path": path})
 	if err := st.Configure(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close(ctx) })
-	return st.(sink.Querier), path
+	return st, path
 }

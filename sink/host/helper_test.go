@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 	case "applog":
 		sink.Serve(&appendLog{log: sink.NewLogger(os.Stderr, slog.LevelDebug)})
 	case "file":
-		sink.Serve(file.New())
+		sink.Serve(file.New(file.Options{Logger: sink.NewLogger(os.Stderr, slog.LevelInfo)}))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown test plugin %q\n", name)
 		os.Exit(2)
@@ -78,6 +78,7 @@ type appendLogConfig struct {
 	PermanentUntil   string `json:"permanent_until"`    // writes fail permanently until this file exists
 	CrashOnConfigure bool   `json:"crash_on_configure"` // the process exits in Configure
 	ClosedMarker     string `json:"closed_marker"`      // created by Close
+	DropAfter        int    `json:"drop_after"`         // writes after the first N return nil without storing (a lying sink)
 }
 
 func (s *appendLog) Configure(_ context.Context, raw []byte) error {
@@ -144,6 +145,9 @@ func (s *appendLog) Write(_ context.Context, events []chain.Event) error {
 			return sink.Permanentf("table is read-only")
 		}
 	}
+	if s.cfg.DropAfter > 0 && s.writes > s.cfg.DropAfter {
+		return nil // acknowledged, not stored
+	}
 	fail := s.writes <= s.cfg.FailWrites
 	if fail && !s.cfg.StoreThenFail {
 		return errors.New("store briefly unavailable")
@@ -170,9 +174,24 @@ func (s *appendLog) Write(_ context.Context, events []chain.Event) error {
 	return nil
 }
 
+// Head is the last line of the file, read again on every call, so that a test can repair the
+// file while the plugin runs.
 func (s *appendLog) Head(context.Context, string) (sink.Head, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	b, err := os.ReadFile(s.cfg.Path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return sink.Head{}, err
+	}
+	lines := bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+	if len(b) == 0 {
+		return sink.Head{}, nil
+	}
+	var r logRecord
+	if err := json.Unmarshal(lines[len(lines)-1], &r); err != nil {
+		return sink.Head{}, err
+	}
+	s.head = sink.Head{Found: true, Sequence: r.Sequence, Hash: r.Hash}
 	return s.head, nil
 }
 

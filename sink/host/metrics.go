@@ -23,6 +23,8 @@ type Metrics struct {
 	up        *prometheus.GaugeVec
 	restarts  *prometheus.CounterVec
 	acked     *prometheus.GaugeVec
+	conflict  *prometheus.GaugeVec
+	conflicts *prometheus.CounterVec
 }
 
 // NewMetrics creates the sink metrics and registers them with reg (nil: not registered). It
@@ -69,9 +71,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: ns, Subsystem: sub, Name: "acked_sequence",
 			Help: "Highest chain sequence the sink has acknowledged.",
 		}, sinkLabel),
+		conflict: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "conflict",
+			Help: "1 while the sink's store disagrees with the journal (a sequence stored with another hash, a head beyond the journal, a write that was acknowledged but not stored): delivery to it is stopped and the journal keeps its events.",
+		}, sinkLabel),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "conflicts_total",
+			Help: "Number of times the sink's store was found to disagree with the journal.",
+		}, sinkLabel),
 	}
 	if reg != nil {
-		reg.MustRegister(m.written, m.errors, m.writeDur, m.batch, m.lag, m.oldestAge, m.up, m.restarts, m.acked)
+		reg.MustRegister(m.written, m.errors, m.writeDur, m.batch, m.lag, m.oldestAge, m.up, m.restarts, m.acked, m.conflict, m.conflicts)
 	}
 	return m
 }
@@ -87,6 +97,8 @@ type sinkMetrics struct {
 	up        prometheus.Gauge
 	restarts  prometheus.Counter
 	acked     prometheus.Gauge
+	conflict  prometheus.Gauge
+	conflicts prometheus.Counter
 }
 
 // forSink creates (and so exports, at zero) every series of one sink.
@@ -101,6 +113,8 @@ func (m *Metrics) forSink(name string) *sinkMetrics {
 		up:        m.up.WithLabelValues(name),
 		restarts:  m.restarts.WithLabelValues(name),
 		acked:     m.acked.WithLabelValues(name),
+		conflict:  m.conflict.WithLabelValues(name),
+		conflicts: m.conflicts.WithLabelValues(name),
 	}
 	for _, k := range []string{KindRetryable, KindPermanent, KindTimeout, KindCrash} {
 		sm.errors[k] = m.errors.WithLabelValues(name, k)

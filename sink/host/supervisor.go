@@ -111,6 +111,7 @@ type Supervisor struct {
 	failed   string // non-empty while the sink fails permanently
 	failedOp string // what failed: "start", "head" or "write"
 	down     string // why client is nil
+	conflict string // non-empty while the sink's store disagrees with the journal
 }
 
 // NewSupervisor returns a supervisor for cfg that delivers src. m may be shared by several
@@ -143,6 +144,8 @@ func (s *Supervisor) Ready() (bool, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
+	case s.conflict != "":
+		return false, fmt.Sprintf("sink %s conflicts with the journal (delivery stopped): %s", s.cfg.Name, s.conflict)
 	case s.client == nil:
 		return false, fmt.Sprintf("sink %s is down: %s", s.cfg.Name, s.down)
 	case s.failed != "":
@@ -188,9 +191,47 @@ func (s *Supervisor) setUp(c *sink.Client, caps sink.Capabilities) {
 	if s.failedOp == opStart {
 		s.failed, s.failedOp = "", ""
 	}
-	if s.failed == "" {
+	if s.failed == "" && s.conflict == "" {
 		s.m.up.Set(1)
 	}
+}
+
+// Conflict returns why the sink's store disagrees with the journal, or "" when it does not.
+func (s *Supervisor) Conflict() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conflict
+}
+
+// setConflict records that the sink's store disagrees with the journal: delivery to it stops
+// (nothing more is acknowledged, so the journal keeps every event from the cursor on) until a
+// later check finds the store consistent again. It reports whether the conflict is new.
+func (s *Supervisor) setConflict(reason string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	isNew := s.conflict == ""
+	s.conflict = reason
+	s.m.up.Set(0)
+	s.m.conflict.Set(1)
+	if isNew {
+		s.m.conflicts.Inc()
+	}
+	return isNew
+}
+
+// clearConflict ends a conflict and reports whether there was one.
+func (s *Supervisor) clearConflict() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conflict == "" {
+		return false
+	}
+	s.conflict = ""
+	s.m.conflict.Set(0)
+	if s.client != nil && s.failed == "" {
+		s.m.up.Set(1)
+	}
+	return true
 }
 
 func (s *Supervisor) setDown(reason string) {
@@ -224,7 +265,7 @@ func (s *Supervisor) clearFailed(op string) bool {
 		return false
 	}
 	s.failed, s.failedOp = "", ""
-	if s.client != nil {
+	if s.client != nil && s.conflict == "" {
 		s.m.up.Set(1)
 	}
 	return true
@@ -481,6 +522,9 @@ func (s *Supervisor) deliver(ctx context.Context, c *sink.Client) (progressed bo
 		last := events[len(events)-1].Sequence
 		timedOut, err := s.write(ctx, dctx, c, events)
 		if err == nil {
+			err = s.confirm(dctx, c, &events[len(events)-1])
+		}
+		if err == nil {
 			progressed = true
 			retry.reset()
 			if s.clearFailed(opWrite) {
@@ -494,6 +538,13 @@ func (s *Supervisor) deliver(ctx context.Context, c *sink.Client) (progressed bo
 			return progressed, causeOf(dctx)
 		}
 		switch {
+		case errors.Is(err, sink.ErrConflict):
+			// Nothing of the batch is acknowledged; resync re-checks the head until the store
+			// agrees with the journal again.
+			s.reportConflict(err.Error(), "from", events[0].Sequence, "to", last)
+			if !sleep(dctx, s.cfg.MaxBackoff) {
+				return progressed, causeOf(dctx)
+			}
 		case timedOut:
 			return progressed, stopWith(KindTimeout, fmt.Errorf("write of sequences %d..%d hung for %s: %w",
 				events[0].Sequence, last, s.cfg.WriteTimeout, err))
@@ -612,8 +663,14 @@ func (s *Supervisor) resync(dctx context.Context, c *sink.Client, retry *backoff
 			h, err = c.Head(hctx, chainID)
 			cancel()
 			if err == nil {
+				err = s.checkHead(dctx, h)
+			}
+			if err == nil {
 				if s.clearFailed(opHead) {
 					s.log.Info("sink reports its head again")
+				}
+				if s.clearConflict() {
+					s.log.Warn("sink no longer conflicts with the journal; delivery resumes", "head", h.Sequence, "cursor", cursor)
 				}
 				return s.adoptHead(dctx, cursor, h), nil
 			}
@@ -626,6 +683,9 @@ func (s *Supervisor) resync(dctx context.Context, c *sink.Client, retry *backoff
 		}
 		wait := retry.next()
 		switch {
+		case errors.Is(err, sink.ErrConflict):
+			s.reportConflict(err.Error())
+			wait = s.cfg.MaxBackoff
 		case errors.Is(err, context.DeadlineExceeded):
 			return 0, stopWith(KindTimeout, err)
 		case sink.IsPermanent(err):
@@ -646,27 +706,15 @@ func (s *Supervisor) resync(dctx context.Context, c *sink.Client, retry *backoff
 	}
 }
 
+// adoptHead returns the sequence delivery continues after, given a head checkHead accepted:
+// max(cursor, head). Events the sink already stores past the cursor are acknowledged.
 func (s *Supervisor) adoptHead(ctx context.Context, cursor uint64, h sink.Head) uint64 {
 	switch {
 	case h.Found && h.Sequence > cursor:
-		last := s.src.Last()
-		if h.Sequence > last {
-			s.log.Error("sink holds events beyond the journal; delivering from the journal's end",
-				"head", h.Sequence, "journal_last", last)
-			h.Sequence = last
-		}
-		if h.Sequence > cursor && !s.sameEventAt(ctx, h) {
-			// The sink holds another event at that sequence (the chain forked, e.g. sequence
-			// numbers reused after a journal loss): skipping would hide it. Deliver from the
-			// cursor; the sink's write then fails as a conflict and the sink is marked failed.
-			s.log.Error("sink holds a different event at its head sequence than the journal: not skipping; the chains forked",
-				"cursor", cursor, "head", h.Sequence, "sink_hash", h.Hash)
-		} else if h.Sequence > cursor {
-			s.log.Info("sink already stores events past the delivery cursor; skipping them",
-				"cursor", cursor, "head", h.Sequence)
-			cursor = h.Sequence
-			s.ack(ctx, cursor, 0)
-		}
+		s.log.Info("sink already stores events past the delivery cursor; skipping them",
+			"cursor", cursor, "head", h.Sequence)
+		cursor = h.Sequence
+		s.ack(ctx, cursor, 0)
 	case cursor > 0 && (!h.Found || h.Sequence < cursor):
 		s.log.Warn("sink reports fewer events than it acknowledged; acknowledged events are not resent",
 			"cursor", cursor, "head", h.Sequence, "found", h.Found)
@@ -676,17 +724,70 @@ func (s *Supervisor) adoptHead(ctx context.Context, cursor uint64, h sink.Head) 
 	return cursor
 }
 
-// sameEventAt reports whether the journal's event at h.Sequence has h's hash. When the journal no
-// longer holds that event (compacted, or before a rebase) there is nothing to compare: true.
-func (s *Supervisor) sameEventAt(ctx context.Context, h sink.Head) bool {
+// checkHead reports a conflict (an error wrapping sink.ErrConflict) when the sink's head
+// disagrees with the journal: a head beyond the journal's last sequence (events this sidecar
+// never wrote, e.g. rows inserted by someone else), a head without a hash, or a head whose hash
+// differs from the journal's event at that sequence (a fork or a rewritten event). Skipping to
+// such a head would acknowledge genuine events the sink does not hold.
+func (s *Supervisor) checkHead(ctx context.Context, h sink.Head) error {
+	if !h.Found {
+		return nil
+	}
 	if h.Hash == "" {
-		return true
+		return sink.Conflictf("the sink reports head sequence %d without its hash", h.Sequence)
 	}
-	evs, err := s.src.Read(ctx, h.Sequence, 1, 0)
-	if err != nil || len(evs) == 0 || evs[0].Sequence != h.Sequence {
-		return true
+	if last := s.src.Last(); h.Sequence > last {
+		return sink.Conflictf("the sink's head is sequence %d (hash %s), beyond the journal's last sequence %d: the store holds events this sidecar did not write",
+			h.Sequence, h.Hash, last)
 	}
-	return evs[0].Hash == h.Hash
+	if want, ok := s.journalHash(ctx, h.Sequence); ok && want != h.Hash {
+		return sink.Conflictf("the sink holds sequence %d with hash %s, the journal has %s: a forked or rewritten chain",
+			h.Sequence, h.Hash, want)
+	}
+	return nil
+}
+
+// confirm asks the sink, after a Write it acknowledged, for its head: it must be the batch's last
+// event. A sink that reports less did not store what it acknowledged (a write that skipped
+// events as "already stored"); one that reports more or another hash holds events the journal
+// does not have. Both are conflicts, and nothing of the batch is acknowledged.
+func (s *Supervisor) confirm(ctx context.Context, c *sink.Client, last *chain.Event) error {
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	h, err := c.Head(hctx, last.ChainID)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("head after writing up to sequence %d: %w", last.Sequence, err)
+	}
+	if !h.Found || h.Sequence != last.Sequence || h.Hash != last.Hash {
+		return sink.Conflictf("after acknowledging a write up to sequence %d (hash %s) the sink reports head %d (hash %q, found %v): it did not store what it acknowledged, or holds events this sidecar did not write",
+			last.Sequence, last.Hash, h.Sequence, h.Hash, h.Found)
+	}
+	return nil
+}
+
+// reportConflict marks the sink conflicting and logs it (at error level when it is new).
+func (s *Supervisor) reportConflict(reason string, attrs ...any) {
+	attrs = append(attrs, "conflict", reason, "recheck_in", s.cfg.MaxBackoff)
+	if s.setConflict(reason) {
+		s.log.Error("sink store conflicts with the journal: delivery to it stops and the journal keeps its events until the store is repaired (see OPERATIONS: sink conflicts)", attrs...)
+	} else {
+		s.log.Warn("sink store still conflicts with the journal", attrs...)
+	}
+}
+
+// journalHash returns the journal's hash of the event at seq, when the journal still holds it
+// (or it is the journal's head).
+func (s *Supervisor) journalHash(ctx context.Context, seq uint64) (string, bool) {
+	if hs, ok := s.src.(interface{ Head() (uint64, string) }); ok {
+		if last, hash := hs.Head(); last == seq && hash != "" {
+			return hash, true
+		}
+	}
+	evs, err := s.src.Read(ctx, seq, 1, 0)
+	if err != nil || len(evs) == 0 || evs[0].Sequence != seq {
+		return "", false
+	}
+	return evs[0].Hash, true
 }
 
 // fill waits up to BatchInterval for a full batch.

@@ -407,6 +407,8 @@ func TestMetricFamilies(t *testing.T) {
 		"flowker_audit_sink_up":                         "GAUGE",
 		"flowker_audit_sink_plugin_restarts_total":      "COUNTER",
 		"flowker_audit_sink_acked_sequence":             "GAUGE",
+		"flowker_audit_sink_conflict":                   "GAUGE",
+		"flowker_audit_sink_conflicts_total":            "COUNTER",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("families:\n got %v\nwant %v", got, want)
@@ -472,29 +474,73 @@ func fileSequences(t *testing.T, path string, src *memsource.Source) []uint64 {
 	return seqs
 }
 
-// A sink whose head is another event at the same sequence (the chains forked) is not skipped
-// to: delivery starts from the cursor, so the conflict reaches the sink instead of being hidden.
-func TestForkedHeadIsNotSkippedTo(t *testing.T) {
-	dir := t.TempDir()
-	src := memsource.New("chain-fork")
-	src.Append(10, 100)
-	path := filepath.Join(dir, "log")
-	other := fmt.Sprintf(`{"chainId":"chain-fork","sequence":5,"hash":%q}`+"\n", strings.Repeat("f", 64))
-	if err := os.WriteFile(path, []byte(other), 0o600); err != nil {
-		t.Fatal(err)
+// A sink whose head disagrees with the journal is a conflict, never skipped to: another event
+// at a sequence the journal holds (a fork or a rewrite), or a head beyond the journal (rows
+// someone else inserted). Delivery stops, nothing is acknowledged (so the journal keeps every
+// event), sink_up is 0, the conflict gauge and counter say so and readiness names it; once the
+// operator repairs the store, delivery resumes by itself.
+func TestHeadThatDisagreesWithTheJournalIsAConflict(t *testing.T) {
+	for _, tc := range []struct {
+		name, foreign, want string
+	}{
+		{"fork", fmt.Sprintf(`{"chainId":"chain-c","sequence":5,"hash":%q}`, strings.Repeat("f", 64)), "forked or rewritten"},
+		{"beyond", fmt.Sprintf(`{"chainId":"chain-c","sequence":13,"hash":%q}`, strings.Repeat("e", 64)), "beyond the journal's last sequence 10"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src := memsource.New("chain-c")
+			src.Append(10, 100)
+			path := filepath.Join(dir, "log")
+			if err := os.WriteFile(path, []byte(tc.foreign+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			h := start(t, testConfig("c", selfLaunch(t, "applog"), map[string]any{"path": path}), src)
+			waitFor(t, "the conflict", func() bool { return h.value(h.m.conflict.WithLabelValues("c")) == 1 })
+			ok, why := h.sup.Ready()
+			if ok || !strings.Contains(why, "conflicts with the journal") || !strings.Contains(why, tc.want) {
+				t.Fatalf("Ready() = %v, %q", ok, why)
+			}
+			if got := h.value(h.m.up.WithLabelValues("c")); got != 0 {
+				t.Errorf("sink_up %v during a conflict", got)
+			}
+			if got := h.value(h.m.conflicts.WithLabelValues("c")); got != 1 {
+				t.Errorf("conflicts_total %v, want 1", got)
+			}
+			waitFor(t, "a re-check that still conflicts", func() bool { return strings.Count(h.logs.String(), "still conflicts") >= 1 })
+			if acks := src.Acks("c"); len(acks) != 0 {
+				t.Fatalf("acks %v during a conflict", acks)
+			}
+			if b, _ := os.ReadFile(path); string(b) != tc.foreign+"\n" {
+				t.Fatalf("the conflicting sink was written to:\n%s", b)
+			}
+			if err := os.WriteFile(path, nil, 0o600); err != nil { // the operator removes the foreign row
+				t.Fatal(err)
+			}
+			h.waitDelivered(10)
+			checkExactlyOnce(t, readLog(t, path, src), 10)
+			waitFor(t, "readiness to return", func() bool { ok, _ := h.sup.Ready(); return ok })
+			if h.value(h.m.conflict.WithLabelValues("c")) != 0 || h.value(h.m.up.WithLabelValues("c")) != 1 {
+				t.Errorf("conflict gauge / up not reset after the repair")
+			}
+		})
 	}
-	h := start(t, testConfig("forked", selfLaunch(t, "applog"), map[string]any{"path": path}), src)
-	h.waitDelivered(10)
-	h.stop()
-	if acks := src.Acks("forked"); len(acks) == 0 || acks[0] == 5 {
-		t.Fatalf("acks %v: the supervisor skipped to the forked head", acks)
+}
+
+// A sink that acknowledges a write without storing it (its head does not move) is caught by the
+// host's check after every write: the batch is not acknowledged, and the journal keeps it.
+func TestAcknowledgedButNotStoredIsAConflict(t *testing.T) {
+	src := memsource.New("chain-lie")
+	src.Append(5, 100)
+	path := filepath.Join(t.TempDir(), "log")
+	h := start(t, testConfig("lie", selfLaunch(t, "applog"), map[string]any{"path": path, "drop_after": 1}), src)
+	h.waitDelivered(5)
+	src.Append(5, 100)
+	waitFor(t, "the conflict", func() bool { return h.value(h.m.conflict.WithLabelValues("lie")) == 1 })
+	if _, why := h.sup.Ready(); !strings.Contains(why, "did not store what it acknowledged") {
+		t.Fatalf("Ready: %q", why)
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := strings.Count(string(b), "\n"); n != 11 {
-		t.Fatalf("%d lines in the sink, want the foreign line + events 1..10", n)
+	if c, _ := src.Cursor("lie"); c != 5 {
+		t.Fatalf("cursor %d: events the sink did not store were acknowledged", c)
 	}
 }
 

@@ -147,11 +147,14 @@ type Event struct {
 	TimestampMicros int64  `protobuf:"varint,10,opt,name=timestamp_micros,json=timestampMicros,proto3" json:"timestamp_micros,omitempty"`
 	Hash            string `protobuf:"bytes,11,opt,name=hash,proto3" json:"hash,omitempty"`
 	// Empty for the first event of a chain.
-	PreviousHash  string `protobuf:"bytes,12,opt,name=previous_hash,json=previousHash,proto3" json:"previous_hash,omitempty"`
-	ChainId       string `protobuf:"bytes,13,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
-	Sequence      uint64 `protobuf:"varint,14,opt,name=sequence,proto3" json:"sequence,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PreviousHash string `protobuf:"bytes,12,opt,name=previous_hash,json=previousHash,proto3" json:"previous_hash,omitempty"`
+	ChainId      string `protobuf:"bytes,13,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	Sequence     uint64 `protobuf:"varint,14,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The store holds another, conflicting row at this (chain_id, sequence); this event is the one
+	// that links into the chain (set by query sinks on reads; never stored).
+	ConflictingDuplicate bool `protobuf:"varint,15,opt,name=conflicting_duplicate,json=conflictingDuplicate,proto3" json:"conflicting_duplicate,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
@@ -280,6 +283,13 @@ func (x *Event) GetSequence() uint64 {
 		return x.Sequence
 	}
 	return 0
+}
+
+func (x *Event) GetConflictingDuplicate() bool {
+	if x != nil {
+		return x.ConflictingDuplicate
+	}
+	return false
 }
 
 type ConfigureRequest struct {
@@ -645,6 +655,8 @@ type Filter struct {
 	ResourceId    string                 `protobuf:"bytes,5,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
 	FromMicros    *int64                 `protobuf:"varint,6,opt,name=from_micros,json=fromMicros,proto3,oneof" json:"from_micros,omitempty"`
 	ToMicros      *int64                 `protobuf:"varint,7,opt,name=to_micros,json=toMicros,proto3,oneof" json:"to_micros,omitempty"`
+	ActorType     string                 `protobuf:"bytes,8,opt,name=actor_type,json=actorType,proto3" json:"actor_type,omitempty"`
+	ActorId       string                 `protobuf:"bytes,9,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -726,6 +738,20 @@ func (x *Filter) GetToMicros() int64 {
 		return *x.ToMicros
 	}
 	return 0
+}
+
+func (x *Filter) GetActorType() string {
+	if x != nil {
+		return x.ActorType
+	}
+	return ""
+}
+
+func (x *Filter) GetActorId() string {
+	if x != nil {
+		return x.ActorId
+	}
+	return ""
 }
 
 // Position is a keyset cursor: the sort key of the last event of the previous page.
@@ -1290,7 +1316,7 @@ const file_sink_proto_rawDesc = "" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
-	"ip_address\x18\x03 \x01(\tR\tipAddress\"\xbc\x03\n" +
+	"ip_address\x18\x03 \x01(\tR\tipAddress\"\xf1\x03\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
 	"\n" +
@@ -1308,7 +1334,8 @@ const file_sink_proto_rawDesc = "" +
 	"\x04hash\x18\v \x01(\tR\x04hash\x12#\n" +
 	"\rprevious_hash\x18\f \x01(\tR\fpreviousHash\x12\x19\n" +
 	"\bchain_id\x18\r \x01(\tR\achainId\x12\x1a\n" +
-	"\bsequence\x18\x0e \x01(\x04R\bsequence\"*\n" +
+	"\bsequence\x18\x0e \x01(\x04R\bsequence\x123\n" +
+	"\x15conflicting_duplicate\x18\x0f \x01(\bR\x14conflictingDuplicate\"*\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"\x13\n" +
 	"\x11ConfigureResponse\"\x15\n" +
@@ -1324,7 +1351,7 @@ const file_sink_proto_rawDesc = "" +
 	"\fHeadResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x12\n" +
-	"\x04hash\x18\x03 \x01(\tR\x04hash\"\x83\x02\n" +
+	"\x04hash\x18\x03 \x01(\tR\x04hash\"\xbd\x02\n" +
 	"\x06Filter\x12\x1d\n" +
 	"\n" +
 	"event_type\x18\x01 \x01(\tR\teventType\x12\x16\n" +
@@ -1335,7 +1362,10 @@ const file_sink_proto_rawDesc = "" +
 	"resourceId\x12$\n" +
 	"\vfrom_micros\x18\x06 \x01(\x03H\x00R\n" +
 	"fromMicros\x88\x01\x01\x12 \n" +
-	"\tto_micros\x18\a \x01(\x03H\x01R\btoMicros\x88\x01\x01B\x0e\n" +
+	"\tto_micros\x18\a \x01(\x03H\x01R\btoMicros\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"actor_type\x18\b \x01(\tR\tactorType\x12\x19\n" +
+	"\bactor_id\x18\t \x01(\tR\aactorIdB\x0e\n" +
 	"\f_from_microsB\f\n" +
 	"\n" +
 	"_to_micros\"b\n" +

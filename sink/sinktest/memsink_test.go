@@ -38,13 +38,21 @@ func (m *memSink) Capabilities(context.Context) (sink.Capabilities, error) {
 func (m *memSink) Write(_ context.Context, events []chain.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for _, e := range events { // all or nothing: check before storing
+		if old, ok := m.chains[e.ChainID][e.Sequence]; ok && old.Hash != e.Hash && m.mutant != "skip-forged" {
+			return sink.Conflictf("chain %s sequence %d is stored with another hash", e.ChainID, e.Sequence)
+		}
+	}
 	for _, e := range events {
 		c := m.chains[e.ChainID]
 		if c == nil {
 			c = map[uint64]chain.Event{}
 			m.chains[e.ChainID] = c
 		}
-		if _, ok := c[e.Sequence]; ok && m.mutant != "overwrite-with-next" {
+		if old, ok := c[e.Sequence]; ok && m.mutant != "overwrite-with-next" {
+			if old.Hash != e.Hash && m.mutant != "skip-forged" {
+				return sink.Conflictf("chain %s sequence %d is stored with another hash", e.ChainID, e.Sequence)
+			}
 			continue
 		}
 		if m.mutant == "overwrite-with-next" {
@@ -142,6 +150,7 @@ func (m *memSink) Search(_ context.Context, q sink.Query) (sink.Page, error) {
 			if f.EventType != "" && f.EventType != e.EventType || f.Action != "" && f.Action != e.Action ||
 				f.Result != "" && f.Result != e.Result || f.ResourceType != "" && f.ResourceType != e.ResourceType ||
 				f.ResourceID != "" && f.ResourceID != e.ResourceID ||
+				f.ActorType != "" && f.ActorType != e.Actor.Type || f.ActorID != "" && f.ActorID != e.Actor.ID ||
 				!from.IsZero() && e.Timestamp.Before(from) || !to.IsZero() && e.Timestamp.After(to) ||
 				m.mutant == "to-exclusive" && !to.IsZero() && e.Timestamp.Equal(to) {
 				continue
@@ -213,6 +222,7 @@ func TestKitCatchesMutants(t *testing.T) {
 		{"to-exclusive", "To"},
 		{"from-truncated", "sub-microsecond"},
 		{"overwrite-with-next", "WriteIdempotent"},
+		{"skip-forged", "want an error wrapping sink.ErrConflict"},
 	} {
 		t.Run(tc.mutant, func(t *testing.T) {
 			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestMemSinkConformance$", "-test.count=1", "-test.failfast")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,6 +154,24 @@ func searchCases(t *testing.T, ds *dataset) []searchCase {
 			rareType = typ
 		}
 	}
+	byActor := count(func(e *chain.Event) string { return e.Actor.Type + "\x00" + e.Actor.ID })
+	popularUser, rareKey := "", ""
+	for k, n := range byActor {
+		typ, id, _ := strings.Cut(k, "\x00")
+		switch typ {
+		case chain.ActorUser:
+			if popularUser == "" || n > byActor[chain.ActorUser+"\x00"+popularUser] {
+				popularUser = id
+			}
+		case chain.ActorAPIKey:
+			if rareKey == "" || n < byActor[chain.ActorAPIKey+"\x00"+rareKey] {
+				rareKey = id
+			}
+		}
+	}
+	if popularUser == "" || rareKey == "" {
+		t.Fatalf("the dataset has no user (%q) or API key (%q) actor", popularUser, rareKey)
+	}
 	mid := &m.asc[len(m.asc)/2]
 	q1, q3 := &m.asc[len(m.asc)/4], &m.asc[3*len(m.asc)/4]
 
@@ -192,8 +211,19 @@ func searchCases(t *testing.T, ds *dataset) []searchCase {
 		{name: "resourceId+From", filter: sink.Filter{ResourceID: popular, From: at(t1)}},
 		{name: "eventType+To", filter: sink.Filter{EventType: chain.ExecutionCompleted, To: at(t2)}},
 		{name: "eventType+resourceType contradict", filter: sink.Filter{EventType: chain.WorkflowCreated, ResourceType: chain.ResourceExecution}},
+		{name: "actorType api_key", filter: sink.Filter{ActorType: chain.ActorAPIKey}},
+		{name: "actorType system", filter: sink.Filter{ActorType: chain.ActorSystem}},
+		{name: "actorId popular user", filter: sink.Filter{ActorID: popularUser}},
+		{name: "actorId rarest key", filter: sink.Filter{ActorID: rareKey}},
+		{name: "actorId unknown", filter: sink.Filter{ActorID: "key:000000000000"}},
+		{name: "actorType+actorId", filter: sink.Filter{ActorType: chain.ActorUser, ActorID: popularUser}},
+		{name: "actorType+actorId contradict", filter: sink.Filter{ActorType: chain.ActorSystem, ActorID: popularUser}},
+		{name: "actorId+eventType+From..To", filter: sink.Filter{ActorID: popularUser, EventType: chain.WorkflowUpdated, From: at(t1), To: at(t2)}},
+		{name: "actorType+result", filter: sink.Filter{ActorType: chain.ActorAPIKey, Result: chain.ResultFailed}},
+		{name: "resourceId+actorId", filter: sink.Filter{ResourceID: popular, ActorID: popularUser}},
 		{name: "every filter, one event", filter: sink.Filter{EventType: mid.EventType, Action: mid.Action, Result: mid.Result,
-			ResourceType: mid.ResourceType, ResourceID: mid.ResourceID, From: mid.Timestamp, To: mid.Timestamp}},
+			ResourceType: mid.ResourceType, ResourceID: mid.ResourceID, ActorType: mid.Actor.Type, ActorID: mid.Actor.ID,
+			From: mid.Timestamp, To: mid.Timestamp}},
 
 		{name: "after: before every event", after: pos(first-1, "", 0)},
 		{name: "after: past every event", after: pos(last+1, "", 0)},
@@ -205,6 +235,7 @@ func searchCases(t *testing.T, ds *dataset) []searchCase {
 		{name: "after: one microsecond past an event", after: pos(mid.Timestamp.UnixMicro()+1, "", 0)},
 		{name: "after: exact event", after: pos(mid.Timestamp.UnixMicro(), mid.ChainID, mid.Sequence)},
 		{name: "after: between, eventType filter", filter: sink.Filter{EventType: chain.ExecutionStarted}, after: pos(t1, "chain-aa", 0)},
+		{name: "after: between, actorType filter", filter: sink.Filter{ActorType: chain.ActorUser}, after: pos(t1, "chain-aa", 0)},
 		{name: "after: between, From..To", filter: sink.Filter{From: at(t1), To: at(t2)}, after: pos(mid.Timestamp.UnixMicro(), mid.ChainID, mid.Sequence-1)},
 	}
 	if tieChain != nil && tieChain.Sequence > 1 {

@@ -31,12 +31,57 @@ import (
 	"github.com/flowker-audit/flowker-audit/sink"
 )
 
+// forge returns e with another field value and a hash recomputed over it: what someone who
+// knows the hash algorithm would write at e's sequence.
+func forge(e chain.Event) chain.Event {
+	e.ResourceID = "forged-" + e.ResourceID
+	e.Seal()
+	return e
+}
+
+// testConflicts checks that a sink never acknowledges what it did not store: an event whose
+// (chainId, sequence) is already stored with another hash fails the Write with an error wrapping
+// sink.ErrConflict (at the head and below it, alone or inside a batch that also holds new events),
+// stores nothing of that batch, and leaves the stored events as they were.
+func testConflicts(t *testing.T, s sink.Sink) {
+	const id = "chain-conflict"
+	evs := GenerateChain(id, 30, GenOptions{Seed: 303})
+	write(t, s, "events 1..20", evs[:20])
+	for _, tc := range []struct {
+		what  string
+		batch []chain.Event
+	}{
+		{"a forged event at the head sequence 20", []chain.Event{forge(evs[19])}},
+		{"a forged event at sequence 10, below the head", []chain.Event{forge(evs[9])}},
+		{"a batch 18..25 whose event 19 is forged", append(append(append([]chain.Event{}, evs[17]), forge(evs[18])), evs[19:25]...)},
+	} {
+		err := s.Write(t.Context(), tc.batch)
+		if !errors.Is(err, sink.ErrConflict) {
+			t.Fatalf("Write of %s: %v, want an error wrapping sink.ErrConflict (a sink must never acknowledge an event it does not hold)", tc.what, err)
+		}
+		if !sink.IsPermanent(err) {
+			t.Errorf("Write of %s: the conflict is not permanent: %v", tc.what, err)
+		}
+		checkHead(t, s, "after "+tc.what, id, &evs[19])
+	}
+	write(t, s, "the genuine events 18..30", evs[17:])
+	checkHead(t, s, "after the genuine events", id, &evs[29])
+	caps, err := s.Capabilities(t.Context())
+	if err != nil {
+		t.Fatalf("Capabilities: %v", err)
+	}
+	if q, ok := s.(sink.Querier); caps.Query && ok {
+		checkReadChain(t, q, "after refused forgeries", evs, 1, 0)
+	}
+}
+
 // Run runs the conformance suite against sinks made by newSink.
 func Run(t *testing.T, newSink func(t *testing.T) sink.Sink) {
 	t.Run("Capabilities", func(t *testing.T) { testCapabilities(t, newSink(t)) })
 	t.Run("WriteHead", func(t *testing.T) { testWriteHead(t, newSink(t)) })
 	t.Run("WriteIdempotent", func(t *testing.T) { testWriteIdempotent(t, newSink(t)) })
 	t.Run("MultipleChains", func(t *testing.T) { testMultipleChains(t, newSink(t)) })
+	t.Run("Conflicts", func(t *testing.T) { testConflicts(t, newSink(t)) })
 	t.Run("Query", func(t *testing.T) {
 		s := newSink(t)
 		q := querier(t, s)

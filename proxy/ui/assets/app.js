@@ -6,7 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const CRED_KEY = 'flowker-audit.credential'; // sessionStorage only (this tab), never persistent storage or the URL
   const PAGE_SIZES = ['20', '50', '100'];
-  const FILTER_PARAMS = ['eventType', 'result', 'resourceId', 'dateFrom', 'dateTo', 'sortOrder', 'limit'];
+  const FILTER_PARAMS = ['eventType', 'result', 'resourceId', 'actorType', 'actorId', 'dateFrom', 'dateTo', 'sortOrder', 'limit'];
   const authMode = (document.querySelector('meta[name="audit-auth-mode"]') || {}).content || 'api_key';
 
   const state = {
@@ -32,6 +32,8 @@
     pageSize: $('page-size'), pageInfo: $('page-info'), prev: $('prev'), next: $('next'),
     dialog: $('details'), dialogClose: $('details-close'), summary: $('details-summary'), fields: $('details-fields'),
     verifyBtn: $('verify-btn'), verifyResult: $('verify-result'),
+    actorType: $('f-actor-type'), actor: $('f-actor'), actorList: $('actor-names'),
+    exportFormat: $('export-format'), exportBtn: $('export'), exportStatus: $('export-status'),
   };
 
   // ---------- credentials ----------
@@ -172,13 +174,15 @@
       eventType: el.eventType.value,
       result: el.result.value,
       resourceId: el.resource.value.trim(),
+      actorType: el.actorType.value,
+      actorId: actorIdOf(el.actor.value.trim()),
       dateFrom: fromInputToRFC3339(el.from.value, false),
       dateTo: fromInputToRFC3339(el.to.value, true),
       sortOrder: el.sort.value === 'ASC' ? 'ASC' : '',
       limit: el.pageSize.value === '20' ? '' : el.pageSize.value,
     };
   }
-  function hasFilters(f) { return !!(f.eventType || f.result || f.resourceId || f.dateFrom || f.dateTo); }
+  function hasFilters(f) { return !!(f.eventType || f.result || f.resourceId || f.actorType || f.actorId || f.dateFrom || f.dateTo); }
 
   function writeURL() {
     const f = currentFilters();
@@ -192,6 +196,7 @@
     const p = new URLSearchParams(location.search);
     el.result.value = ['SUCCESS', 'FAILED', 'UNKNOWN'].indexOf(p.get('result')) >= 0 ? p.get('result') : '';
     el.resource.value = p.get('resourceId') || '';
+    readActorURL(p);
     el.from.value = p.get('dateFrom') ? localInputValue(p.get('dateFrom')) : '';
     el.to.value = p.get('dateTo') ? localInputValue(p.get('dateTo')) : '';
     el.sort.value = (p.get('sortOrder') || '').toUpperCase() === 'ASC' ? 'ASC' : 'DESC';
@@ -207,6 +212,84 @@
     return wanted;
   }
 
+  // ---------- actor filter ----------
+  // The Actor field takes a configured key name (identity.api_key_names, offered as suggestions)
+  // or an actor id as stored ("key:..." for API keys, a user id, ...); the API gets the id.
+  function actorNamesConfig() { return (state.config && state.config.actorNames) || {}; }
+  function actorIdOf(text) {
+    if (!text) return '';
+    const names = actorNamesConfig();
+    for (const id of Object.keys(names)) if (names[id] === text) return id;
+    return text;
+  }
+  function actorTextOf(id) {
+    const names = actorNamesConfig();
+    return id && Object.prototype.hasOwnProperty.call(names, id) ? names[id] : id;
+  }
+  function readActorURL(p) {
+    const t = p.get('actorType') || '';
+    el.actorType.value = ['api_key', 'user', 'system'].indexOf(t) >= 0 ? t : '';
+    el.actor.value = actorTextOf(p.get('actorId') || '');
+  }
+  function applyActorConfig() { // suggestions, and the name in place of an id from the URL
+    const names = actorNamesConfig();
+    el.actorList.replaceChildren();
+    Object.keys(names).sort((a, b) => String(names[a]).localeCompare(String(names[b]))).forEach((id) => {
+      const o = document.createElement('option');
+      o.value = names[id];
+      o.label = id;
+      el.actorList.appendChild(o);
+    });
+    el.actor.value = actorTextOf(el.actor.value.trim());
+  }
+
+  // ---------- export ----------
+  // The download carries the filters of the table (not its paging) and goes through fetch, because
+  // the credential is a header, never part of a URL.
+  function exportPath(format) {
+    const f = currentFilters();
+    const p = new URLSearchParams();
+    FILTER_PARAMS.forEach((k) => { if (f[k] && k !== 'limit') p.set(k, f[k]); });
+    p.set('format', format);
+    return '/v1/audit-events/export?' + p.toString();
+  }
+  async function exportDownload() {
+    const format = el.exportFormat.value === 'ndjson' ? 'ndjson' : 'csv';
+    el.exportBtn.disabled = true;
+    el.exportStatus.hidden = false;
+    el.exportStatus.textContent = 'Exporting…';
+    el.body.dataset.export = 'running';
+    try {
+      const res = await fetch(exportPath(format), {
+        headers: authHeaders(), cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer',
+      });
+      if (!res.ok) {
+        let msg = 'HTTP ' + res.status;
+        try { const b = JSON.parse(await res.text()); if (b && b.message) msg += ': ' + b.message; } catch (_) { /* not JSON */ }
+        el.exportStatus.textContent = 'Export failed (' + msg + ').';
+        el.body.dataset.export = 'failed';
+        return;
+      }
+      const blob = await res.blob();
+      const cd = res.headers.get('Content-Disposition') || '';
+      const m = /filename="([^"]+)"/.exec(cd);
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = m ? m[1] : 'audit-events.' + format;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+      el.exportStatus.textContent = 'Exported ' + a.download + '.';
+      el.body.dataset.export = 'done';
+    } catch (_) {
+      el.exportStatus.textContent = 'Export failed: cannot reach the audit API.';
+      el.body.dataset.export = 'failed';
+    } finally {
+      el.exportBtn.disabled = false;
+    }
+  }
+
   function listPath(cursor) {
     const f = currentFilters();
     const p = new URLSearchParams();
@@ -217,7 +300,8 @@
   }
 
   function setFiltersEnabled(on) {
-    [el.eventType, el.from, el.to, el.result, el.resource, el.sort, el.clear, el.refresh].forEach((c) => { c.disabled = !on; });
+    [el.eventType, el.from, el.to, el.result, el.resource, el.sort, el.clear, el.refresh,
+      el.actorType, el.actor, el.exportFormat, el.exportBtn].forEach((c) => { c.disabled = !on; });
   }
 
   // ---------- config ----------
@@ -239,6 +323,7 @@
     });
     sel.value = wantedType;
     if (sel.value !== wantedType) sel.value = '';
+    applyActorConfig();
   }
   function typeInfo(eventType) {
     const groups = (state.config && state.config.eventTypes) || [];
@@ -260,15 +345,29 @@
     const names = (state.config && state.config.actorNames) || {};
     return actor && Object.prototype.hasOwnProperty.call(names, actor.id) ? names[actor.id] : '';
   }
+  // An actor the sidecar could not verify: a JWT subject claimed by the client whose signature was
+  // not checked (no key configured, or it failed). Shown as claimed, never as an established user.
+  function unverifiedActor(ev) {
+    const a = ev.context && typeof ev.context === 'object' ? ev.context.auth : null;
+    return !!(a && a.method === 'jwt' && a.verified === false);
+  }
   function resourceName(ev) {
     const m = ev.metadata && typeof ev.metadata === 'object' ? ev.metadata : {};
     const n = m['workflow.name'] != null ? m['workflow.name'] : m['provider_config.name'];
     return n != null && String(n) !== '' ? String(n) : '';
   }
+  // Events of the chain written by `flowker-audit import flowker` (Flowker's native history).
+  const IMPORTED_CHAIN = 'flowker-native';
+  function isImported(ev) { return ev && ev.chainId === IMPORTED_CHAIN; }
   function eventBadge(ev) {
     const frag = document.createDocumentFragment();
     const t = typeInfo(ev.eventType);
     frag.appendChild(h('span', 'badge fam-' + t.family, t.label));
+    if (isImported(ev)) {
+      const imp = h('span', 'badge imported', 'Imported');
+      imp.title = 'Imported from Flowker\'s own audit table (flowker-audit import flowker): hashed by Flowker\'s rules';
+      frag.appendChild(imp);
+    }
     if (ev.result === 'FAILED') {
       const f = h('span', 'result-failed');
       f.appendChild(h('span', 'alert-icon', '!')).setAttribute('aria-hidden', 'true');
@@ -299,6 +398,10 @@
       const actor = ev.actor || {};
       const name = actorName(actor);
       tdActor.appendChild(h('span', 'tag', ACTOR_TYPES[actor.type] || actor.type || 'unknown'));
+      if (unverifiedActor(ev)) {
+        const u = tdActor.appendChild(h('span', 'tag unverified', 'Unverified'));
+        u.title = 'Subject claimed in a JWT whose signature was not verified';
+      }
       if (name) {
         tdActor.appendChild(h('span', 'actor-name', name));
         tdActor.appendChild(h('span', 'sub mono', actor.id));
@@ -509,6 +612,7 @@
   function firstPage() { resetPaging(); load(); }
   function clearFilters() {
     el.eventType.value = ''; el.result.value = ''; el.resource.value = ''; el.from.value = ''; el.to.value = '';
+    el.actorType.value = ''; el.actor.value = '';
     el.sort.value = 'DESC';
     filtersChanged();
   }
@@ -546,6 +650,10 @@
     field('Timestamp', ts, { node: true });
     field('Actor type', ACTOR_TYPES[actor.type] ? ACTOR_TYPES[actor.type] + ' (' + actor.type + ')' : actor.type);
     field('Actor ID', actor.id, { mono: true });
+    if (unverifiedActor(ev)) {
+      const d = ev.context.auth.detail;
+      field('Actor verified', 'No: subject claimed in a JWT whose signature was not verified' + (d ? ' (' + d + ')' : ''), { id: 'd-actor-verified' });
+    }
     if (actorName(actor)) field('Actor name', actorName(actor));
     field('Actor IP', actor.ipAddress, { mono: true });
     field('Resource type', ev.resourceType, { mono: true });
@@ -598,7 +706,18 @@
     'duplicate': (n) => 'Sequence ' + n + ' is stored more than once.',
     'bad genesis': () => 'The first event of the chain links to a previous event.',
     'timestamp order': (n) => 'The event at sequence ' + n + ' is timestamped before the event preceding it.',
+    'checkpoint mismatch': (n) => 'The event at sequence ' + n + ' differs from what a signed checkpoint recorded: the chain was rewritten (re-linked) before it.',
+    'truncated': (n) => 'The chain ends before sequence ' + n + ', but a signed checkpoint proves it went further: its newest events were removed.',
+    'checkpoint log': () => 'A checkpoint of this chain in the signed checkpoint log does not verify: the log was edited, or a key is missing.',
   };
+
+  // What the signed checkpoints covered, and what weakened the check.
+  function coverageLines(b) {
+    const out = [];
+    if (b.coverage) out.push({ text: 'Checkpoints: ' + b.coverage + '.', cls: 'coverage' });
+    (b.warnings || []).forEach((w) => out.push({ text: 'Warning: ' + w, cls: 'warning' }));
+    return out;
+  }
 
   async function verify() {
     const id = state.openRowId;
@@ -613,13 +732,14 @@
       const from = String(b.fromSequence), to = String(b.toSequence);
       verifyShow('valid', 'Chain valid — ' + String(b.totalChecked) + ' events checked (sequence ' + from + '–' + to + ' of chain ' + b.chainId + ')', [
         from !== '1' ? { text: 'Events before sequence ' + from + ' were not recomputed (the sidecar limits one check); this range links to the stored hash of sequence ' + (Number(from) - 1) + '.' } : null,
-      ]);
+        b.notYetCovered > 0 ? { text: String(b.notYetCovered) + ' of these events are not yet covered by a signed checkpoint (their links are checked; no signature proves them yet).' } : null,
+      ].concat(coverageLines(b)));
     } else if (r.status === 200 && b.isValid === false) {
       verifyShow('invalid', 'Chain broken at sequence ' + String(b.firstInvalidId) + ': ' + (b.reason || 'invalid'), [
         { text: REASONS[b.reason] ? REASONS[b.reason](String(b.firstInvalidId)) : (b.message || '') },
         { text: String(b.totalChecked) + ' events verified before the break (checked sequence ' + String(b.fromSequence) + '–' + String(b.toSequence) + ' of chain ' + b.chainId + ').' },
         b.detail ? { text: b.detail, cls: 'detail' } : null,
-      ], true);
+      ].concat(coverageLines(b)), true);
     } else if (r.status === 401) {
       closeDetails();
       unauthorized(r);
@@ -639,15 +759,18 @@
   // ---------- events ----------
   function wire() {
     el.filters.addEventListener('submit', (e) => e.preventDefault());
-    [el.eventType, el.result, el.sort, el.from, el.to].forEach((c) => c.addEventListener('change', filtersChanged));
+    [el.eventType, el.result, el.sort, el.from, el.to, el.actorType].forEach((c) => c.addEventListener('change', filtersChanged));
     let debounce = null;
-    el.resource.addEventListener('input', () => {
-      clearTimeout(debounce);
-      debounce = setTimeout(filtersChanged, 350);
+    [el.resource, el.actor].forEach((input) => {
+      input.addEventListener('input', () => {
+        clearTimeout(debounce);
+        debounce = setTimeout(filtersChanged, 350);
+      });
+      input.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter') { e.preventDefault(); clearTimeout(debounce); filtersChanged(); }
+      });
     });
-    el.resource.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter') { e.preventDefault(); clearTimeout(debounce); filtersChanged(); }
-    });
+    el.exportBtn.addEventListener('click', exportDownload);
     el.clear.addEventListener('click', clearFilters);
     el.refresh.addEventListener('click', () => load());
     el.pageSize.addEventListener('change', filtersChanged);

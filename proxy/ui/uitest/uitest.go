@@ -20,7 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -74,9 +76,21 @@ func ChromiumPath(t testing.TB) string {
 	return ""
 }
 
-// NewBrowser starts headless Chromium (window 1440×1000, time zone TimeZone, en-US) with a fresh
-// profile; the returned context lives until the test ends.
+// Locale is the browser's default locale (the page formats local times with Intl in it): US
+// English, 12-hour clock.
+const Locale = "en-US"
+
+// NewBrowser starts headless Chromium (window 1440×1000, time zone TimeZone, locale Locale) with a
+// fresh profile; the returned context lives until the test ends.
 func NewBrowser(t testing.TB) context.Context {
+	t.Helper()
+	return NewBrowserIn(t, Locale)
+}
+
+// NewBrowserIn is NewBrowser with the given BCP 47 locale. Locale and time zone are pinned
+// through the DevTools protocol (Emulation.setLocaleOverride, Emulation.setTimezoneOverride), so
+// neither the machine's LANG nor its TZ reaches the page.
+func NewBrowserIn(t testing.TB, locale string) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(ChromiumPath(t)),
@@ -90,13 +104,27 @@ func NewBrowser(t testing.TB) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1440, 1000),
-		chromedp.Env("TZ="+TimeZone, "LANG=en_US.UTF-8"),
+		chromedp.Flag("lang", locale),
+		chromedp.Env("TZ="+TimeZone, "LANG=C.UTF-8", "LANGUAGE=", "LC_ALL="),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
 		t.Fatalf("start chromium: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		icu := strings.ReplaceAll(locale, "-", "_") // the protocol takes ICU style: en_US
+		if _, err := cdp.Call(ctx, tg, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: icu}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: TimeZone})
+		return err
+	})); err != nil {
+		t.Fatalf("pin the browser's locale %s and time zone %s: %v", locale, TimeZone, err)
+	}
+	if got := Eval[string](t, ctx, `Intl.DateTimeFormat().resolvedOptions().locale + ' ' + Intl.DateTimeFormat().resolvedOptions().timeZone`); got != locale+" "+TimeZone {
+		t.Fatalf("browser runs in %q, want %q", got, locale+" "+TimeZone)
 	}
 	return ctx
 }
@@ -262,4 +290,39 @@ func ScreenshotPath(t testing.TB) string {
 		return p
 	}
 	return filepath.Join(t.TempDir(), "audit-trail.png")
+}
+
+// AllowDownloads makes the browser save downloads into dir under their suggested names.
+func AllowDownloads(t testing.TB, ctx context.Context, dir string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+			Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir})
+		return err
+	})); err != nil {
+		t.Fatalf("allow downloads into %s: %v", dir, err)
+	}
+}
+
+// WaitDownload waits until the browser finished writing path (the file exists and its
+// .crdownload companion does not) and returns its content.
+func WaitDownload(t testing.TB, path string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(stepTimeout)
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			if _, err := os.Stat(path + ".crdownload"); os.IsNotExist(err) {
+				return b
+			}
+		}
+		if time.Now().After(deadline) {
+			entries, _ := os.ReadDir(filepath.Dir(path))
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			t.Fatalf("download %s did not complete within %s (directory holds %v)", path, stepTimeout, names)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -42,7 +42,7 @@ func run(n int, out, endText string) error {
 		end = t
 	}
 	ctx := context.Background()
-	s := sqlite.New()
+	s := sqlite.New(sqlite.Options{})
 	cfg, _ := json.Marshal(map[string]string{"path": out, "synchronous": "normal"})
 	if err := s.Configure(ctx, cfg); err != nil {
 		return fmt.Errorf("open %s: %w", out, err)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package auditapi
+
+const raceEnabled = false
