@@ -123,7 +123,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 		"FLOWKER_AUDIT_CAPTURE_MAX_BODY_BYTES":   "1KiB",
 		"FLOWKER_AUDIT_IDENTITY_JWT_ISSUER":      "https://idp",
 		"FLOWKER_AUDIT_TRUSTED_PROXIES":          "10.0.0.0/8",
-		"FLOWKER_AUDIT_IDENTITY_FINGERPRINT_KEY": "k",
+		"FLOWKER_AUDIT_IDENTITY_FINGERPRINT_KEY": "fingerprint-key-0123456789",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cfg, err := Parse([]byte("version: 1\nupstream: {url: http://file-wins-not:1}\n"), Options{Lookup: lookup})
@@ -133,7 +133,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 	if cfg.Upstream.URL != "https://flowker.internal:4021" || cfg.Listen.Addr != "0.0.0.0:8080" ||
 		fmt.Sprint(cfg.Auth.APIKeys) != "[first-key-123 second-key-456]" || cfg.Journal.MaxBytes != 2<<30 ||
 		cfg.Journal.Fsync || cfg.Watcher.Interval.D() != 2*time.Second || cfg.Capture.MaxBodyBytes != 1024 ||
-		cfg.Identity.JWT.Issuer != "https://idp" || len(cfg.TrustedProxies) != 1 || cfg.Identity.FingerprintKey != "k" {
+		cfg.Identity.JWT.Issuer != "https://idp" || len(cfg.TrustedProxies) != 1 || cfg.Identity.FingerprintKey != "fingerprint-key-0123456789" {
 		t.Fatalf("overrides not applied: %+v", cfg)
 	}
 	// A bad override names both the key path and the variable.

@@ -12,16 +12,17 @@ const EnvConfig = EnvPrefix + "CONFIG"
 // toolingEnv are FLOWKER_AUDIT_* variables that are not configuration keys: the config path, the
 // plugin handshake, and what the tests and benchmarks read. They are never reported as unknown.
 var toolingEnv = map[string]bool{
-	EnvConfig:                       true,
-	EnvPrefix + "SINK_PLUGIN":       true, // go-plugin magic cookie (sink.MagicCookieKey)
-	EnvPrefix + "BIN":               true,
-	EnvPrefix + "UI_TIMING":         true,
-	EnvPrefix + "SCREENSHOT":        true,
-	EnvPrefix + "UPDATE_SCREENSHOT": true,
-	EnvPrefix + "CHDB_DIR":          true,
-	EnvPrefix + "CLICKHOUSE_SERVER": true,
-	EnvPrefix + "SINK_TEST_PLUGIN":  true,
-	EnvPrefix + "HOST_TEST_PLUGIN":  true,
+	EnvConfig:                         true,
+	EnvPrefix + "SINK_PLUGIN":         true, // go-plugin magic cookie (sink.MagicCookieKey)
+	EnvPrefix + "BIN":                 true,
+	EnvPrefix + "UI_TIMING":           true,
+	EnvPrefix + "SCREENSHOT":          true,
+	EnvPrefix + "UPDATE_SCREENSHOT":   true,
+	EnvPrefix + "CHDB_DIR":            true,
+	EnvPrefix + "CLICKHOUSE_SERVER":   true,
+	EnvPrefix + "SINK_TEST_PLUGIN":    true,
+	EnvPrefix + "HOST_TEST_PLUGIN":    true,
+	EnvPrefix + "IMPORT_POSTGRES_URL": true, // flowker-audit import flowker --postgres-url
 }
 
 // toolingPrefixes start variable names the tests and benchmarks own (FLOWKER_AUDIT_TEST_LOG,

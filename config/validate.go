@@ -17,10 +17,6 @@ import (
 	"github.com/flowker-audit/flowker-audit/sink/pluginconfig"
 )
 
-// Validate checks cfg and returns every problem found (nil when valid). Plugin names and the
-// config blocks of bundled plugins are checked when plugins is not nil.
-func Validate(cfg *Config, plugins PluginCatalog) Errors { return validate(cfg, plugins) }
-
 var pluginKey = regexp.MustCompile(`^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+|\[[0-9]+\])*$`)
 
 var sinkName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -32,7 +28,9 @@ const (
 	KindExecutionStatus = "execution_status" // a read whose response may reveal a terminal status
 )
 
-func validate(cfg *Config, plugins PluginCatalog) Errors {
+// Validate checks cfg and returns every problem found (nil when valid). Plugin names and the
+// config blocks of bundled plugins are checked when plugins is not nil.
+func Validate(cfg *Config, plugins PluginCatalog) Errors {
 	var errs Errors
 	if cfg.Version != CurrentVersion {
 		errs.add("version", "must be %d (this build understands configuration version %d only)", CurrentVersion, CurrentVersion)
@@ -75,6 +73,9 @@ func validate(cfg *Config, plugins PluginCatalog) Errors {
 	if cfg.Auth.CursorKey != "" && len(cfg.Auth.CursorKey) < 16 {
 		errs.add("auth.cursor_key", "must be at least 16 characters")
 	}
+	if cfg.Identity.FingerprintKey != "" && len(cfg.Identity.FingerprintKey) < 16 {
+		errs.add("identity.fingerprint_key", "must be at least 16 characters (a short key lets anyone who sees a fingerprint guess the API key behind it faster)")
+	}
 	for name := range cfg.Identity.APIKeyNames {
 		if !regexp.MustCompile(`^key:[0-9a-f]{12}$`).MatchString(name) {
 			errs.add("identity.api_key_names."+name, "must be a key fingerprint such as key:7734d7c1c7fd (see flowker-audit fingerprint)")
@@ -115,6 +116,23 @@ func validate(cfg *Config, plugins PluginCatalog) Errors {
 		if _, err := regexp.Compile("(?i)" + p); err != nil {
 			errs.add(fmt.Sprintf("capture.redact_keys[%d]", i), "invalid regular expression: %v", err)
 		}
+	}
+	if cfg.Capture.MaxHoldAnonymous > cfg.Capture.MaxHoldTotal/2 {
+		errs.add("capture.max_hold_anonymous", "must be at most half of capture.max_hold_total (%d)", int64(cfg.Capture.MaxHoldTotal)/2)
+	}
+	for i, p := range cfg.Capture.KeepKeys {
+		if _, err := regexp.Compile(p); err != nil {
+			errs.add(fmt.Sprintf("capture.keep_keys[%d]", i), "invalid regular expression: %v", err)
+		}
+	}
+	if k := cfg.Capture.DigestKey; k != "" && len(k) < 32 {
+		errs.add("capture.digest_key", "must be at least 32 characters")
+	}
+	if cfg.Listen.BodyIdleTimeout <= 0 || cfg.Listen.BodyIdleTimeout > Duration(time.Hour) {
+		errs.add("listen.body_idle_timeout", "must be between 1ns and 1h")
+	}
+	if cfg.Listen.BodyReadTimeout < cfg.Listen.BodyIdleTimeout {
+		errs.add("listen.body_read_timeout", "must be at least listen.body_idle_timeout")
 	}
 	for i, p := range cfg.Capture.RedactPaths {
 		checkRedactPath(&errs, fmt.Sprintf("capture.redact_paths[%d]", i), p)

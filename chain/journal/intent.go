@@ -201,3 +201,13 @@ func (j *Journal) checkIntents(tx *bolt.Tx, rec *Recovery) error {
 	rec.IntentsPending = int(j.intents)
 	return nil
 }
+
+// OnceUsed reports whether an event with once-key key was journaled (and its key not pruned).
+func (j *Journal) OnceUsed(key string) (bool, error) {
+	var used bool
+	err := j.db.View(func(tx *bolt.Tx) error {
+		used = tx.Bucket(bucketOnce).Get([]byte(key)) != nil
+		return nil
+	})
+	return used, err
+}

@@ -20,7 +20,7 @@ import (
 func isExportFile(path string) (bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return false, err
+		return false, nil // not readable: the NDJSON path reports it (exit 3)
 	}
 	defer f.Close()
 	line, err := bufio.NewReaderSize(f, 64<<10).ReadBytes('\n')

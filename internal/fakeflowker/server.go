@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/flowker-audit/flowker-audit/internal/httpx"
 )
 
 // Version is the version the fake reports on /version and /readyz (the
@@ -210,7 +212,7 @@ func isKnownMethod(m string) bool {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	sw := &statusWriter{ResponseWriter: w}
+	sw := httpx.NewStatusRecorder(w, nil)
 	if d := s.latency; d > 0 {
 		t := time.NewTimer(d)
 		select {
@@ -224,7 +226,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serve(sw, r)
 
 	s.log.Debug("fake flowker request", slog.String("method", r.Method),
-		slog.String("path", rawRequestPath(r)), slog.Int("status", sw.status))
+		slog.String("path", rawRequestPath(r)), slog.Int("status", sw.Status()))
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -366,30 +368,4 @@ func readBody(r *http.Request) ([]byte, bool, error) {
 	}
 
 	return body, false, nil
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-
-	n, err := w.ResponseWriter.Write(b)
-	if err != nil {
-		return n, fmt.Errorf("write response: %w", err)
-	}
-
-	return n, nil
 }

@@ -60,6 +60,8 @@ var goldenModes = map[string]goldenMode{
 	"flowker_audit_proxy_request_duration_seconds":     modeValues,
 	"flowker_audit_proxy_requests_total":               modeValues,
 	"flowker_audit_upstream_request_duration_seconds":  modeValues,
+	"flowker_audit_access_requests_total":              modeShape, // labelled by caller fingerprint (a generated key)
+	"flowker_audit_access_events_returned_total":       modeShape,
 	"flowker_audit_search_duration_seconds":            modeValues,
 	"flowker_audit_search_requests_total":              modeValues,
 	"flowker_audit_verify_failures_total":              modeValues,

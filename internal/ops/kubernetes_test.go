@@ -225,7 +225,6 @@ type sidecarSetup struct {
 	flowker   corev1.Container
 	env       map[string]string
 	configRaw []byte
-	cfg       *config.Config
 }
 
 func findContainer(t *testing.T, d *appsv1.StatefulSet, name string) corev1.Container {

@@ -256,6 +256,9 @@ func (s *Sink) applySchema(ctx context.Context, st state) error {
 		if err := s.runDDL(ctx, st); err != nil {
 			return err
 		}
+		if err := s.backfillByActor(ctx, st, missing); err != nil {
+			return err
+		}
 	}
 	variant := st.version.Variant()
 	if len(missing) == 0 {
@@ -733,7 +736,7 @@ const (
 	codeWrongPassword       = 193
 	codeRequiredPassword    = 194
 	codeIPNotAllowed        = 195
-	codeDatabaseAccessDenid = 291
+	codeDatabaseAccessDenied = 291
 	codeQueryProhibited     = 392 // DDL prohibited (allow_ddl = 0)
 	codeNotEnoughPrivileges = 497
 	codeAuthFailed          = 516
@@ -755,7 +758,7 @@ func classify(err error) error {
 	}
 	switch exceptionCode(err) {
 	case codeUnknownTable, codeUnknownDatabase, codeReadonly, codeUnknownUser, codeWrongPassword,
-		codeRequiredPassword, codeIPNotAllowed, codeDatabaseAccessDenid, codeQueryProhibited,
+		codeRequiredPassword, codeIPNotAllowed, codeDatabaseAccessDenied, codeQueryProhibited,
 		codeNotEnoughPrivileges, codeAuthFailed:
 		return sink.Permanent(err)
 	}
@@ -775,23 +778,3 @@ func insertSettingsFor(v Version, rows []row) ch.Settings {
 	}
 }
 
-// insertSettings renders insertSettingsFor as SQL "name = value" assignments (the modern-engine
-// test replays inserts with them).
-func insertSettings(v Version, rows []row) []string {
-	settings := insertSettingsFor(v, rows)
-	names := make([]string, 0, len(settings))
-	for name := range settings {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	out := make([]string, 0, len(names))
-	for _, name := range names {
-		switch val := settings[name].(type) {
-		case string:
-			out = append(out, name+" = "+quoteString(val))
-		default:
-			out = append(out, fmt.Sprintf("%s = %v", name, val))
-		}
-	}
-	return out
-}

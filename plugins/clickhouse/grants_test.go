@@ -87,8 +87,8 @@ func TestUsers1816(t *testing.T) {
 		t.Errorf("flowker_audit cannot read system.one: %v", err)
 	}
 	query(t, srv, "CREATE TABLE default.other (x UInt8) ENGINE = Memory")
-	if err := app.Exec(ctx, "SELECT 1 FROM default.other"); exceptionCode(err) != codeDatabaseAccessDenid {
-		t.Errorf("flowker_audit reading another database: %v, want code %d", err, codeDatabaseAccessDenid)
+	if err := app.Exec(ctx, "SELECT 1 FROM default.other"); exceptionCode(err) != codeDatabaseAccessDenied {
+		t.Errorf("flowker_audit reading another database: %v, want code %d", err, codeDatabaseAccessDenied)
 	}
 	// Documented limitation: 18.16 lets a client override allow_ddl per query.
 	bypass := ch.Context(ctx, ch.WithSettings(ch.Settings{"allow_ddl": 1}))

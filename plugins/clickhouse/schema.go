@@ -8,7 +8,7 @@ import (
 
 // SchemaVersion is the version of the table layout this package creates and reads. It is
 // recorded in <database>.audit_schema_version.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Version is a ClickHouse server version.
 type Version struct {
@@ -83,7 +83,7 @@ const (
 const BlockSize = 16384
 
 // tables lists the tables the sink needs, in creation order.
-var tables = []string{TableEvents, TableByID, TableByResource, TableChainBlocks, TableSchemaVersion}
+var tables = []string{TableEvents, TableByID, TableByResource, TableChainBlocks, TableSchemaVersion, TableByActor}
 
 // insertColumns is the explicit column list of every insert (18.16 needs one; the MATERIALIZED
 // column ts must not be listed). selectColumns reads the same columns back.
@@ -112,13 +112,12 @@ func DDL(v Version, database string) []string {
 		}
 		return ""
 	}
-	var extra, settings, dedup string
+	var extra, dedup string
 	if modern {
 		extra = `,
     ts64           DateTime64(6, 'UTC') ALIAS fromUnixTimestamp64Micro(ts_us, 'UTC'),
     INDEX idx_event_id event_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_resource_id resource_id TYPE bloom_filter(0.01) GRANULARITY 1`
-		settings = ", non_replicated_deduplication_window = 1000"
 		// Retried inserts carry insert_deduplication_token and
 		// deduplicate_blocks_in_dependent_materialized_views: the views' tables deduplicate too.
 		dedup = "non_replicated_deduplication_window = 1000"
@@ -162,9 +161,8 @@ func DDL(v Version, database string) []string {
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(ts)
-ORDER BY (ts_us, chain_id, seq)
-SETTINGS index_granularity = 1024%[8]s`, db, TableEvents, lc("String"), codec("Delta, ZSTD(1)"), codec("DoubleDelta, ZSTD(1)"),
-			codec("ZSTD(3)"), extra, settings),
+ORDER BY (ts_us, chain_id, seq)%[8]s`, db, TableEvents, lc("String"), codec("Delta, ZSTD(1)"), codec("DoubleDelta, ZSTD(1)"),
+			codec("ZSTD(3)"), extra, settingsClause("index_granularity = 1024")),
 
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s.%[2]s
 (
@@ -227,6 +225,8 @@ GROUP BY chain_id, block`, db, TableChainBlocks, TableEvents, BlockSize),
 ENGINE = MergeTree
 ORDER BY version`, db, TableSchemaVersion),
 	}
+	// Schema version 2: the actor lookup (actor.go).
+	stmts = append(stmts, actorDDL(db, lc("String"), settingsClause("index_granularity = 8192"))...)
 	return stmts
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/internal/httpx"
 	"github.com/flowker-audit/flowker-audit/sink"
 )
 
@@ -42,6 +43,12 @@ type Options struct {
 	// ActorNames maps actor ids, exactly as they appear in events (for API keys, the fingerprint
 	// "key:..."), to display names for the Audit Trail page. Served by /audit-trail/config.json.
 	ActorNames map[string]string
+	// Caller names the caller of a request for the access log and metrics (never the
+	// credential): the app passes the API-key fingerprint of identity.fingerprint_key, so that
+	// identity.api_key_names apply. Nil fingerprints credentials under CursorKey.
+	Caller CallerFunc
+	// AccessLogger receives one "audit trail read" line per call; nil uses Logger.
+	AccessLogger *slog.Logger
 	// CheckpointLog is the signed checkpoint log (chain.checkpoint_log); the NDJSON export carries,
 	// per chain, a checkpoint read from it. Empty: exports carry none.
 	CheckpointLog string
@@ -59,6 +66,10 @@ type API struct {
 	uiConfig  []byte
 
 	checkpointLog string
+	caller        CallerFunc
+	actorNames    map[string]string
+	access        *accessMetrics
+	accessLog     *slog.Logger
 }
 
 // New validates opts and returns the API.
@@ -78,12 +89,25 @@ func New(opts Options) (*API, error) {
 		maxVerify: opts.MaxVerify,
 
 		checkpointLog: opts.CheckpointLog,
+		caller:        opts.Caller,
+		accessLog:     opts.AccessLogger,
+		actorNames:    map[string]string{},
 	}
+	for k, v := range opts.ActorNames {
+		a.actorNames[k] = v
+	}
+	if a.caller == nil {
+		a.caller = FingerprintCaller(a.codec.key)
+	}
+
 	if a.auth == nil {
 		a.auth = NoneConfigured{}
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.accessLog == nil {
+		a.accessLog = a.log
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -97,6 +121,9 @@ func New(opts Options) (*API, error) {
 		return nil, err
 	}
 	a.metrics = m
+	if a.access, err = newAccessMetrics(reg); err != nil {
+		return nil, fmt.Errorf("register audit api access metrics: %w", err)
+	}
 	mode := AuthModeNone
 	if m, ok := a.auth.(AuthModer); ok {
 		mode = m.AuthMode()
@@ -125,6 +152,7 @@ const (
 	routeVerify
 	routeUIConfig
 	routeExport
+	routeOpenAPI
 )
 
 func (r route) endpoint() string {
@@ -139,6 +167,8 @@ func (r route) endpoint() string {
 		return "ui-config"
 	case routeExport:
 		return "export"
+	case routeOpenAPI:
+		return "openapi"
 	}
 	return "none"
 }
@@ -153,6 +183,9 @@ func matchRoute(path string) (route, string) {
 	}
 	if strings.EqualFold(path, UIConfigPath) {
 		return routeUIConfig, ""
+	}
+	if strings.EqualFold(path, OpenAPIPath) {
+		return routeOpenAPI, ""
 	}
 	const base = "/v1/audit-events"
 	if len(path) < len(base) || !strings.EqualFold(path[:len(base)], base) {
@@ -186,32 +219,6 @@ func (a *API) Match(r *http.Request) bool {
 	return rt != routeNone
 }
 
-// statusWriter records the status for metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController reach the connection (flushes of the export).
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// statusClientClosed is recorded (never sent usefully) when the client went away mid-request.
-const statusClientClosed = 499
-
 // ServeHTTP answers a request that Match accepted.
 func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	rt, id := matchRoute(r.URL.Path)
@@ -221,22 +228,30 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := a.now()
-	w := &statusWriter{ResponseWriter: rw}
+	w := httpx.NewStatusRecorder(rw, a.now)
+	rows := 0
+	if rt != routeOpenAPI {
+		defer func() { a.logAccess(r, rt, id, w.Status(), rows, a.now().Sub(start)) }()
+	}
 	defer func() {
 		if rec := recover(); rec != nil {
 			if rec == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value
 				panic(rec)
 			}
 			a.log.Error("audit api: panic", "endpoint", rt.endpoint(), "panic", fmt.Sprint(rec))
-			if w.status == 0 {
+			if w.Status() == 0 {
 				writeError(w, errInternal)
 			}
 		}
 		ep := rt.endpoint()
-		a.metrics.requests.WithLabelValues(ep, strconv.Itoa(w.status)).Inc()
+		a.metrics.requests.WithLabelValues(ep, strconv.Itoa(w.Status())).Inc()
 		a.metrics.duration.WithLabelValues(ep).Observe(a.now().Sub(start).Seconds())
 	}()
 
+	if rt == routeOpenAPI && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		serveOpenAPI(w, r) // public, like Flowker's /swagger
+		return
+	}
 	if err := a.auth.Authenticate(r.Context(), r); err != nil {
 		var d *DeniedError
 		if errors.As(err, &d) {
@@ -244,7 +259,7 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if r.Context().Err() != nil {
-			w.WriteHeader(statusClientClosed)
+			w.WriteHeader(httpx.StatusClientClosed)
 			return
 		}
 		a.log.Warn("audit api: cannot check credentials", "err", err)
@@ -295,13 +310,13 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	switch rt {
 	case routeList:
-		a.list(w, r, q, search)
+		rows = a.list(w, r, q, search)
 	case routeGet:
-		a.get(w, r, q, evID)
+		rows = a.get(w, r, q, evID)
 	case routeVerify:
-		a.verify(w, r, q, evID)
+		rows = a.verify(w, r, q, evID)
 	case routeExport:
-		a.export(w, r, q, exp)
+		rows = a.export(w, r, q, exp)
 	}
 }
 
@@ -309,21 +324,21 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 func (a *API) storeError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	if r.Context().Err() != nil {
 		a.log.Debug("audit api: client went away", "op", op)
-		w.WriteHeader(statusClientClosed)
+		w.WriteHeader(httpx.StatusClientClosed)
 		return
 	}
 	a.log.Error("audit api: query sink failed", "op", op, "err", err)
 	writeError(w, errStoreUnavailable)
 }
 
-func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s searchRequest) {
+func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s searchRequest) int {
 	var page sink.Page
 	if !s.Empty {
 		var err error
 		page, err = q.Search(r.Context(), sink.Query{Filter: s.Filter, Order: s.Order, After: s.After, Limit: s.Limit})
 		if err != nil {
 			a.storeError(w, r, "search", err)
-			return
+			return 0
 		}
 	}
 	if len(page.Events) > s.Limit { // a sink that ignored Limit: cut, and there is more
@@ -332,7 +347,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s sea
 	if err := checkFiltered(page.Events, &s.Filter); err != nil {
 		a.log.Error("audit api: query sink ignored a filter (a plugin built before that filter existed?)", "err", err)
 		writeError(w, errStoreUnavailable)
-		return
+		return 0
 	}
 	next := ""
 	if page.More && len(page.Events) > 0 {
@@ -341,7 +356,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s sea
 		if err != nil {
 			a.log.Error("audit api: cannot encode cursor", "err", err)
 			writeError(w, errInternal)
-			return
+			return 0
 		}
 	}
 	b := make([]byte, 0, 256+len(page.Events)*900)
@@ -358,19 +373,21 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s sea
 	b = strconv.AppendBool(b, next != "")
 	b = append(b, "}\n"...)
 	writeJSONBytes(w, http.StatusOK, b)
+	return len(page.Events)
 }
 
-func (a *API) get(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) {
+func (a *API) get(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) int {
 	ev, err := q.Get(r.Context(), id)
 	if errors.Is(err, sink.ErrNotFound) {
 		writeError(w, errNotFound)
-		return
+		return 0
 	}
 	if err != nil {
 		a.storeError(w, r, "get", err)
-		return
+		return 0
 	}
 	writeJSONBytes(w, http.StatusOK, append(appendEvent(nil, &ev), '\n'))
+	return 1
 }
 
 // checkFiltered reports an event that does not match f: a sink plugin built against an older SDK
@@ -403,16 +420,16 @@ type VerifyOutput struct {
 // errStopScan ends a chain scan at the first problem.
 var errStopScan = errors.New("stop scan")
 
-func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) {
+func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) int {
 	ctx := r.Context()
 	ev, err := q.Get(ctx, id)
 	if errors.Is(err, sink.ErrNotFound) {
 		writeError(w, errNotFound)
-		return
+		return 0
 	}
 	if err != nil {
 		a.storeError(w, r, "get", err)
-		return
+		return 0
 	}
 	out := VerifyOutput{ChainID: ev.ChainID, FromSequence: 1, ToSequence: ev.Sequence}
 	fail := func(seq uint64, reason chain.Reason, detail string) {
@@ -425,7 +442,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 	if ev.Sequence == 0 {
 		fail(0, chain.ReasonOutOfOrder, "the event has no sequence number")
 		a.finishVerify(w, out)
-		return
+		return 0
 	}
 	prevHash := ""
 	if a.maxVerify > 0 && ev.Sequence > a.maxVerify {
@@ -439,12 +456,12 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 		})
 		if err != nil {
 			a.storeError(w, r, "read chain", err)
-			return
+			return 0
 		}
 		if !found {
 			fail(out.FromSequence-1, chain.ReasonGap, fmt.Sprintf("sequence %d missing", out.FromSequence-1))
 			a.finishVerify(w, out)
-			return
+			return 0
 		}
 	}
 	v := chain.NewVerifier(ev.ChainID, out.FromSequence, prevHash)
@@ -459,7 +476,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 	})
 	if err != nil && !errors.Is(err, errStopScan) {
 		a.storeError(w, r, "read chain", err)
-		return
+		return 0
 	}
 	out.TotalChecked = v.Checked()
 	last, lastHash := v.Last()
@@ -475,6 +492,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 		out.Message = "hash chain is valid"
 	}
 	a.finishVerify(w, out)
+	return int(out.TotalChecked)
 }
 
 func (a *API) finishVerify(w http.ResponseWriter, out VerifyOutput) {

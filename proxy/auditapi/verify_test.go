@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/internal/httpx"
 	"github.com/flowker-audit/flowker-audit/proxy/auditapi/auditapitest"
 	"github.com/flowker-audit/flowker-audit/sink"
 )
@@ -170,7 +171,7 @@ func TestVerifyStopsWhenClientGoesAway(t *testing.T) {
 	if n := q.delivered.Load(); n > 6 {
 		t.Fatalf("scan went on for %d events after the client left at 5", n)
 	}
-	if w.Code != statusClientClosed {
+	if w.Code != httpx.StatusClientClosed {
 		t.Fatalf("status %d", w.Code)
 	}
 }

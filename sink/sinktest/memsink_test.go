@@ -150,6 +150,7 @@ func (m *memSink) Search(_ context.Context, q sink.Query) (sink.Page, error) {
 			if f.EventType != "" && f.EventType != e.EventType || f.Action != "" && f.Action != e.Action ||
 				f.Result != "" && f.Result != e.Result || f.ResourceType != "" && f.ResourceType != e.ResourceType ||
 				f.ResourceID != "" && f.ResourceID != e.ResourceID ||
+				f.ActorType != "" && f.ActorType != e.Actor.Type || f.ActorID != "" && f.ActorID != e.Actor.ID ||
 				!from.IsZero() && e.Timestamp.Before(from) || !to.IsZero() && e.Timestamp.After(to) ||
 				m.mutant == "to-exclusive" && !to.IsZero() && e.Timestamp.Equal(to) {
 				continue
