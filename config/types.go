@@ -80,6 +80,10 @@ type Chain struct {
 	// CheckpointLog is the append-only NDJSON log of signed checkpoints, to ship to an external
 	// witness. Default: <data_dir>/checkpoints.ndjson.
 	CheckpointLog string `yaml:"checkpoint_log"`
+	// CheckpointPublicKeys are earlier signing keys' public halves (64 hex characters each, or
+	// files holding them), kept after a key rotation so that the checkpoints they signed still
+	// verify in /verify, the page and `flowker-audit verify`.
+	CheckpointPublicKeys []string `yaml:"checkpoint_public_keys"`
 }
 
 // CheckpointPaths returns the checkpoint key and log paths, defaults resolved under data_dir.

@@ -143,6 +143,11 @@ func Validate(cfg *Config, plugins PluginCatalog) Errors {
 	if ci := cfg.Chain.CheckpointInterval; ci < 0 || (ci > 0 && ci.D() < time.Second) {
 		errs.add("chain.checkpoint_interval", "must be 0 (off) or at least 1s, got %s", ci.D())
 	}
+	for i, k := range cfg.Chain.CheckpointPublicKeys {
+		if strings.TrimSpace(k) == "" {
+			errs.add(fmt.Sprintf("chain.checkpoint_public_keys[%d]", i), "is empty")
+		}
+	}
 	validateRules(&errs, cfg.Rules)
 	w := cfg.Watcher
 	if w.Enabled {

@@ -309,11 +309,15 @@ func (a *App) buildAuditAPI(cursorKey, fingerprintKey []byte) error {
 	for k, v := range cfg.Identity.APIKeyNames {
 		names[k] = v
 	}
-	var err error
+	evidence, err := a.checkpointEvidence()
+	if err != nil {
+		return err
+	}
 	a.api, err = auditapi.New(auditapi.Options{
 		Querier: a.querier, Auth: auth, CursorKey: cursorKey, Registerer: a.reg,
 		Logger: a.log.With("component", "audit-api"), ActorNames: names, CheckpointLog: checkpointLogPath(cfg),
 		Caller: auditapi.FingerprintCaller(fingerprintKey),
+		Checkpoints: evidence,
 	})
 	return err
 }
@@ -765,6 +769,12 @@ func openCheckpoints(cfg *config.Config, j *journal.Journal, reg prometheus.Regi
 	}
 	if info.Cut > 0 {
 		log.Warn("checkpoint log: cut a torn last line left by a crash", "path", logPath, "bytes", info.Cut)
+	}
+	if _, ok := l.Last(j.ChainID()); !ok && j.Last() > 0 && !created {
+		// The chain has events and the key is not new, yet the log holds no checkpoint of the
+		// chain by this key: it was deleted or emptied (or checkpoints were off until now).
+		log.Warn("checkpoint log holds no checkpoint of this chain although the chain has events: it was deleted, emptied or replaced (it is recreated); verify against the shipped copy",
+			"path", logPath, "chain_id", j.ChainID(), "last_sequence", j.Last(), "log_existed", info.Existed, "checkpoints_in_log", info.Count)
 	}
 	if info.Foreign > 0 {
 		log.Warn("checkpoint log holds checkpoints not signed by this key (an earlier key, or edited lines); verifiers need every key's public half",

@@ -706,7 +706,18 @@
     'duplicate': (n) => 'Sequence ' + n + ' is stored more than once.',
     'bad genesis': () => 'The first event of the chain links to a previous event.',
     'timestamp order': (n) => 'The event at sequence ' + n + ' is timestamped before the event preceding it.',
+    'checkpoint mismatch': (n) => 'The event at sequence ' + n + ' differs from what a signed checkpoint recorded: the chain was rewritten (re-linked) before it.',
+    'truncated': (n) => 'The chain ends before sequence ' + n + ', but a signed checkpoint proves it went further: its newest events were removed.',
+    'checkpoint log': () => 'A checkpoint of this chain in the signed checkpoint log does not verify: the log was edited, or a key is missing.',
   };
+
+  // What the signed checkpoints covered, and what weakened the check.
+  function coverageLines(b) {
+    const out = [];
+    if (b.coverage) out.push({ text: 'Checkpoints: ' + b.coverage + '.', cls: 'coverage' });
+    (b.warnings || []).forEach((w) => out.push({ text: 'Warning: ' + w, cls: 'warning' }));
+    return out;
+  }
 
   async function verify() {
     const id = state.openRowId;
@@ -721,13 +732,14 @@
       const from = String(b.fromSequence), to = String(b.toSequence);
       verifyShow('valid', 'Chain valid — ' + String(b.totalChecked) + ' events checked (sequence ' + from + '–' + to + ' of chain ' + b.chainId + ')', [
         from !== '1' ? { text: 'Events before sequence ' + from + ' were not recomputed (the sidecar limits one check); this range links to the stored hash of sequence ' + (Number(from) - 1) + '.' } : null,
-      ]);
+        b.notYetCovered > 0 ? { text: String(b.notYetCovered) + ' of these events are not yet covered by a signed checkpoint (their links are checked; no signature proves them yet).' } : null,
+      ].concat(coverageLines(b)));
     } else if (r.status === 200 && b.isValid === false) {
       verifyShow('invalid', 'Chain broken at sequence ' + String(b.firstInvalidId) + ': ' + (b.reason || 'invalid'), [
         { text: REASONS[b.reason] ? REASONS[b.reason](String(b.firstInvalidId)) : (b.message || '') },
         { text: String(b.totalChecked) + ' events verified before the break (checked sequence ' + String(b.fromSequence) + '–' + String(b.toSequence) + ' of chain ' + b.chainId + ').' },
         b.detail ? { text: b.detail, cls: 'detail' } : null,
-      ], true);
+      ].concat(coverageLines(b)), true);
     } else if (r.status === 401) {
       closeDetails();
       unauthorized(r);
