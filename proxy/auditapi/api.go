@@ -493,7 +493,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 	chains, err := q.Chains(ctx)
 	if err != nil {
 		a.storeError(w, r, "chains", err)
-		return
+		return 0
 	}
 	for _, c := range chains {
 		if c.ChainID == ev.ChainID {
@@ -554,7 +554,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 			return nil
 		}); err != nil {
 			a.storeError(w, r, "read chain", err)
-			return
+			return 0
 		}
 		if hash != ev.Hash {
 			fail(ev.Sequence, chain.ReasonHashMismatch, fmt.Sprintf("the event found by id has hash %s, the chain has %s at its sequence", ev.Hash, hash))
