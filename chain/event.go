@@ -131,6 +131,10 @@ type Event struct {
 	PreviousHash string          `json:"previousHash,omitempty"`
 	ChainID      string          `json:"chainId"`
 	Sequence     uint64          `json:"sequence"`
+	// ConflictingDuplicate is set on reads when the store holds another, conflicting row at this
+	// event's (chainId, sequence): this is the one that links into the chain. Not hashed, not
+	// stored, not part of the event's JSON (the audit API reports it beside the event).
+	ConflictingDuplicate bool `json:"-"`
 }
 
 // Genesis stands for the previous hash of a chain's first event in the canonical input.

@@ -30,7 +30,9 @@ func TestDefaultsAreValid(t *testing.T) {
 // external plugin's, with "key: problem" lines.
 type fakePlugins struct{}
 
-func (fakePlugins) Bundled() []string { return []string{"clickhouse", "file", "sqlite", "syslog"} }
+func (fakePlugins) Bundled() []string {
+	return []string{"clickhouse", "file", "otlp", "sqlite", "syslog"}
+}
 
 func (fakePlugins) Queryable(plugin string) bool { return plugin == "sqlite" || plugin == "clickhouse" }
 
@@ -87,6 +89,7 @@ func TestDecodeErrorsNameTheirPath(t *testing.T) {
 		{"sinks: [{name: a, plugin: sqlite, query: true}, {name: a, plugin: file}]", `sinks[1].name: "a" is already used by sinks[0]`},
 		{"sinks: [{name: a, plugin: syslog, query: true, config: {address: 'h:514'}}]", "sinks[0].query: the syslog plugin only writes"},
 		{"sinks: [{name: a, plugin: file, query: true, config: {dir: /tmp/x}}]", "sinks[0].query: the file plugin only writes"},
+		{"sinks: [{name: a, plugin: otlp, query: true, config: {endpoint: 'http://c:4317'}}]", "sinks[0].query: the otlp plugin only writes"},
 		{"log: {format: xml}", "log.format: must be json or text"},
 		{"identity: {api_key_names: {bob: x}}", "identity.api_key_names.bob: must be a key fingerprint"},
 		{"identity: {trusted_header: X-User}", "identity.trusted_header: is only honoured from trusted_proxies"},

@@ -49,19 +49,20 @@ func (p *Proxy) holdRequest(x *exchange, r *http.Request) (io.ReadCloser, func()
 		x.reqTee = capture.NewTee(nil, 0)
 		return r.Body, func() {}
 	}
-	x.reqTee = capture.NewTee(r.Body, 0) // counts and hashes; the held bytes are the capture
-	limit := p.budget.Take(p.opts.MaxHoldBytes + 1)
-	held, err := io.ReadAll(io.LimitReader(x.reqTee, int64(limit)))
-	p.budget.Give(limit - len(held))
+	// The tee counts and hashes (keyed); the held bytes are the capture, taken from the
+	// exchange's share of the budget as they are read.
+	x.reqTee = capture.NewTee(r.Body, 0).WithDigestKey(p.opts.DigestKey)
+	held, cut, err := hold(x.reqTee, p.opts.MaxHoldBytes, x.pool)
 	p.heldChanged()
 	x.reqHeld = held[:min(len(held), p.opts.MaxHoldBytes):min(len(held), p.opts.MaxHoldBytes)]
-	x.reqCut = limit <= p.opts.MaxHoldBytes && len(held) == limit // the budget, not the hold limit, stopped the read
-	release := func() { p.budget.Give(len(held)); p.heldChanged() }
+	x.reqCut = cut // the budget, not the hold limit, stopped the read
+	pool := x.pool
+	release := func() { pool.Give(len(held)); p.heldChanged() }
 	var rest io.Reader = bytes.NewReader(nil)
 	switch {
 	case err != nil:
 		rest = errReader{err} // the upstream call fails on it, as it did when the body streamed
-	case len(held) >= limit:
+	case !x.reqTee.Summary().Complete:
 		rest = x.reqTee // beyond the hold limit (or the budget) the body streams on
 	}
 	return &heldBody{Reader: io.MultiReader(bytes.NewReader(held), rest), closer: x.reqTee, release: func() {}}, release

@@ -25,6 +25,7 @@ func eventToPB(e *chain.Event, dst *sinkpb.Event, actor *sinkpb.Actor) {
 	dst.PreviousHash = e.PreviousHash
 	dst.ChainId = e.ChainID
 	dst.Sequence = e.Sequence
+	dst.ConflictingDuplicate = e.ConflictingDuplicate
 }
 
 // eventsToPB converts a batch with three allocations in total.
@@ -66,6 +67,8 @@ func eventFromPB(p *sinkpb.Event, dst *chain.Event) {
 		PreviousHash: p.GetPreviousHash(),
 		ChainID:      p.GetChainId(),
 		Sequence:     p.GetSequence(),
+
+		ConflictingDuplicate: p.GetConflictingDuplicate(),
 	}
 }
 

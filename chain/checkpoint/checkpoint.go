@@ -208,6 +208,22 @@ func LoadPublicKey(arg string) (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(b), nil
 }
 
+// LoadPublicKeys loads each of args with LoadPublicKey (blank entries are skipped).
+func LoadPublicKeys(args []string) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for _, a := range args {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		k, err := LoadPublicKey(a)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
 func parseSeed(s string) (ed25519.PrivateKey, error) {
 	seed, err := hex.DecodeString(s)
 	if err != nil || len(seed) != ed25519.SeedSize {

@@ -28,6 +28,8 @@ type OpenInfo struct {
 	// Foreign counts checkpoints not signed by the given key (another key, or a bad signature).
 	// They are kept in the file but never taken as the newest checkpoint.
 	Foreign int
+	Existed bool // the file existed before OpenLog
+	Count   int  // checkpoints read from it
 }
 
 // OpenLog opens (creating it if needed) the log at path for appending checkpoints signed by pub.
@@ -36,6 +38,9 @@ type OpenInfo struct {
 // is not what a crash leaves.
 func OpenLog(path string, pub ed25519.PublicKey) (*Log, OpenInfo, error) {
 	var info OpenInfo
+	if _, err := os.Stat(path); err == nil {
+		info.Existed = true
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, info, fmt.Errorf("opening checkpoint log: %w", err)
@@ -69,6 +74,7 @@ func OpenLog(path string, pub ed25519.PublicKey) (*Log, OpenInfo, error) {
 			return fail(err)
 		}
 	}
+	info.Count = len(cps)
 	l := &Log{f: f, path: path, last: map[string]Checkpoint{}}
 	for _, c := range cps {
 		if c.Verify(pub) != nil {

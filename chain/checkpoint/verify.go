@@ -161,10 +161,8 @@ func Verify(ctx context.Context, read ReadChainFunc, req Request) (Report, error
 	}
 	// Where the stored chain ends: known from the read when it went to the end, else from the
 	// store's claim (0: unknown, and truncation is not judged).
-	storedEnd := req.StoredLast
-	if req.To == 0 || req.StoredLast > 0 {
-		storedEnd = max(last, req.StoredLast)
-	}
+	endKnown := req.To == 0 || req.StoredLast > 0
+	storedEnd := max(last, req.StoredLast)
 	switch {
 	case problem != nil:
 	case req.To != 0 && last < req.To:
@@ -173,7 +171,7 @@ func Verify(ctx context.Context, read ReadChainFunc, req Request) (Report, error
 	case req.StoredLast > last && req.To == 0:
 		problem = &chain.Problem{ChainID: req.ChainID, Sequence: last + 1, Reason: chain.ReasonGap,
 			Detail: fmt.Sprintf("the store claims the chain reaches sequence %d, but its events end at %d", req.StoredLast, last)}
-	case r.Newest != nil && storedEnd > 0 && r.Newest.Sequence > storedEnd:
+	case r.Newest != nil && endKnown && r.Newest.Sequence > storedEnd:
 		problem = &chain.Problem{ChainID: req.ChainID, Sequence: storedEnd + 1, Reason: chain.ReasonTruncated,
 			Detail: fmt.Sprintf("the chain ends at sequence %d, but a checkpoint signed at %s covers sequence %d",
 				storedEnd, r.Newest.Time.Format(chain.TimestampLayout), r.Newest.Sequence)}
@@ -262,7 +260,7 @@ func (r Report) Summary() string {
 	}
 	switch {
 	case r.Used != nil:
-		fmt.Fprintf(&b, "; newest checkpoint used: sequence %d signed at %s (%d of %d checkpoints of the chain matched)",
+		fmt.Fprintf(&b, "; newest checkpoint used: sequence %d signed at %s (%d of %d signed checkpoints matched)",
 			r.Used.Sequence, r.Used.Time.Format(chain.TimestampLayout), r.Matched, r.Checkpoints)
 	case r.Checkpoints > 0:
 		fmt.Fprintf(&b, "; none of the chain's %d signed checkpoints falls in the verified range", r.Checkpoints)

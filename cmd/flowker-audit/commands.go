@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/internal/app"
@@ -221,37 +222,32 @@ func openQuerySink(ctx context.Context, cfg *config.Config, log *slog.Logger) (*
 	return nil, errors.New("no sink has query: true")
 }
 
-type verifyResult struct {
-	chainID string
-	checked uint64
-	first   uint64
-	problem *chain.Problem
-	note    string // what the signed checkpoints covered
-}
+// verifyResult is what verify found for one chain.
+type verifyResult = checkpoint.Report
 
 func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCommand("verify", verifyHelp, stdout, stderr)
 	path := fs.configFlag()
 	source := fs.String("source", "sink", "where to read the chain: sink (the query sink), journal (the local journal; the sidecar must be stopped), or the path of an NDJSON file: the CLI's export, or an export of the audit API (GET /v1/audit-events/export?format=ndjson), checked offline")
 	chainID := fs.String("chain", "", "verify only this chain (default: every chain)")
-	cpLog := fs.String("checkpoints", "", "signed checkpoint log to check the chain(s) against: every chain must reach its newest checkpoint with the signed hash (default for sink and journal: the configured chain.checkpoint_log when it exists; for an NDJSON file: none; none: skip)")
-	cpKey := fs.String("public-key", "", "checkpoint verification keys, hex or files, comma-separated (default: the public half of the configured chain.checkpoint_key)")
-	asJSON := fs.Bool("json", false, "print one JSON object (chains, problems, counts) instead of text")
+	cpLog := fs.String("checkpoints", "", "signed checkpoint log to check the chain(s) against: every chain must reach its newest checkpoint with the signed hash (default for sink and journal: the configured chain.checkpoint_log; for an NDJSON file: none; none: skip)")
+	cpKey := fs.String("public-key", "", "checkpoint verification keys, hex or files, comma-separated (default: the public half of the configured chain.checkpoint_key and chain.checkpoint_public_keys)")
+	asJSON := fs.Bool("json", false, "print one JSON object (chains, problems, coverage, counts) instead of text")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	start := time.Now()
 	var results []verifyResult
 	var err error
+	var cp *checkpoint.Evidence
 	switch *source {
 	case "sink", "journal":
 		cfg, lerr := loadConfig(*path)
 		if lerr != nil {
 			return verifyReadError(stdout, *asJSON, lerr)
 		}
-		cp, cerr := loadCheckpoints(cfg, *cpLog, *cpKey, stderr)
-		if cerr != nil {
-			return verifyReadError(stdout, *asJSON, cerr)
+		if cp, err = loadCheckpoints(cfg, *cpLog, *cpKey); err != nil {
+			return verifyReadError(stdout, *asJSON, err)
 		}
 		if *source == "journal" {
 			results, err = verifyJournal(ctx, cfg, cp)
@@ -262,21 +258,28 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if ok, xerr := isExportFile(*source); xerr != nil {
 			return verifyReadError(stdout, *asJSON, xerr)
 		} else if ok { // an export of the audit API (verifyexport.go)
+			if *asJSON {
+				return exitError{code: exitUsage, msg: "verify: --json is not available for audit API exports (GET /v1/audit-events/export) yet"}
+			}
 			return verifyExportCmd(*source, *chainID, *cpKey, *path, stdout, stderr)
 		}
-		cp, cerr := loadCheckpoints(nil, *cpLog, *cpKey, stderr)
-		if cerr != nil {
-			return verifyReadError(stdout, *asJSON, cerr)
+		if cp, err = loadCheckpoints(nil, *cpLog, *cpKey); err != nil {
+			return verifyReadError(stdout, *asJSON, err)
 		}
-		results, err = verifyNDJSON(*source, *chainID, cp)
+		results, err = verifyNDJSON(ctx, *source, *chainID, cp)
 	}
 	if err != nil {
 		return verifyReadError(stdout, *asJSON, err)
 	}
+	if cp != nil && !*asJSON {
+		for _, w := range cp.Warnings {
+			fmt.Fprintf(stderr, "warning: %s\n", w)
+		}
+	}
 	return verifyReport(stdout, results, time.Since(start), *asJSON)
 }
 
-func verifySink(ctx context.Context, cfg *config.Config, only string, cp *checkpoints, log *slog.Logger) ([]verifyResult, error) {
+func verifySink(ctx context.Context, cfg *config.Config, only string, cp *checkpoint.Evidence, log *slog.Logger) ([]verifyResult, error) {
 	c, err := openQuerySink(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -293,95 +296,114 @@ func verifySink(ctx context.Context, cfg *config.Config, only string, cp *checkp
 			continue
 		}
 		seen[ch.ChainID] = true
-		r := verifyResult{chainID: ch.ChainID, first: 1}
-		g, err := newGuard(cp, ch.ChainID, 1, "")
+		r, err := checkpoint.Verify(ctx, c.ReadChain, checkpoint.Request{ChainID: ch.ChainID, StoredLast: ch.Last, Evidence: cp})
 		if err != nil {
-			return nil, err
-		}
-		v := g.v
-		err = c.ReadChain(ctx, ch.ChainID, 1, 0, g.Add)
-		r.checked = v.Checked()
-		var p *chain.Problem
-		switch {
-		case errors.As(err, &p):
-			r.problem = p
-		case err != nil:
 			return nil, fmt.Errorf("reading chain %s: %w", ch.ChainID, err)
-		case v.Checked() < ch.Count:
+		}
+		if r.Problem == nil && r.Checked < ch.Count {
 			// ReadChain ended early: the events after it are missing.
-			last, _ := v.Last()
-			r.problem = &chain.Problem{ChainID: ch.ChainID, Sequence: last + 1, Reason: chain.ReasonGap,
-				Detail: fmt.Sprintf("the sink holds %d events but only %d link up from the genesis", ch.Count, v.Checked())}
-		default:
-			r.problem, r.note = g.finish(), g.note()
+			r.Problem = &chain.Problem{ChainID: ch.ChainID, Sequence: r.From + r.Checked, Reason: chain.ReasonGap,
+				Detail: fmt.Sprintf("the sink holds %d events but only %d link up from the genesis", ch.Count, r.Checked)}
 		}
 		out = append(out, r)
 	}
 	// A chain with signed checkpoints that the sink does not hold at all was removed whole.
-	for _, id := range cp.chains() {
+	for _, id := range evidenceChains(cp) {
 		if seen[id] || (only != "" && id != only) {
 			continue
 		}
-		g, err := newGuard(cp, id, 1, "")
+		none := func(context.Context, string, uint64, uint64, func(*chain.Event) error) error { return nil }
+		r, err := checkpoint.Verify(ctx, none, checkpoint.Request{ChainID: id, Evidence: cp})
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, verifyResult{chainID: id, first: 1, problem: g.finish()})
+		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].chainID < out[j].chainID })
+	sort.Slice(out, func(i, j int) bool { return out[i].ChainID < out[j].ChainID })
 	return out, nil
 }
 
-func verifyJournal(ctx context.Context, cfg *config.Config, cp *checkpoints) ([]verifyResult, error) {
+// evidenceChains returns the chain ids the checkpoint log mentions.
+func evidenceChains(cp *checkpoint.Evidence) []string {
+	if cp == nil {
+		return nil
+	}
+	return checkpoint.Chains(cp.Checkpoints)
+}
+
+func verifyJournal(ctx context.Context, cfg *config.Config, cp *checkpoint.Evidence) ([]verifyResult, error) {
 	j, _, err := journal.Open(journal.Options{Path: filepath.Join(cfg.DataDir, "journal.db")})
 	if err != nil {
 		return nil, err
 	}
 	defer j.Close()
-	_, _, first := j.Stats()
-	r := verifyResult{chainID: j.ChainID(), first: first}
-	var g *guard
+	// The journal keeps only what sinks have not all acknowledged: start from the first retained
+	// event, trusting its link (verify the whole chain against the query sink).
+	req := checkpoint.Request{ChainID: j.ChainID(), From: j.Last() + 1, StoredLast: j.Last(), Evidence: cp}
 	err = j.ReadRange(ctx, 1, 0, func(e *chain.Event) error {
-		if g == nil {
-			// The journal keeps only what sinks have not all acknowledged: start from the first
-			// retained event, trusting its link (verify the whole chain against the query sink).
-			var gerr error
-			if g, gerr = newGuard(cp, j.ChainID(), e.Sequence, e.PreviousHash); gerr != nil {
-				return gerr
-			}
-			r.first = e.Sequence
-		}
-		return g.Add(e)
+		req.From, req.PrevHash = e.Sequence, e.PreviousHash
+		return errStopRead
 	})
-	if g != nil {
-		r.checked = g.v.Checked()
-	}
-	var p *chain.Problem
-	switch {
-	case errors.As(err, &p):
-		r.problem = p
-	case err != nil:
+	if err != nil && !errors.Is(err, errStopRead) {
 		return nil, err
-	case g == nil:
-		// Nothing retained (all compacted): the journal's head must still reach the checkpoints.
-		if g, err = newGuard(cp, j.ChainID(), j.Last()+1, ""); err != nil {
-			return nil, err
-		}
-		r.problem = g.finish()
-	default:
-		r.problem, r.note = g.finish(), g.note()
+	}
+	read := func(ctx context.Context, _ string, from, to uint64, fn func(*chain.Event) error) error {
+		return j.ReadRange(ctx, from, to, fn)
+	}
+	r, err := checkpoint.Verify(ctx, read, req)
+	if err != nil {
+		return nil, err
 	}
 	return []verifyResult{r}, nil
 }
 
-func verifyNDJSON(path, only string, cp *checkpoints) ([]verifyResult, error) {
-	f, err := os.Open(path)
+// errStopRead ends a read after the first event.
+var errStopRead = errors.New("stop")
+
+// verifyNDJSON verifies every chain of an NDJSON export: a first pass finds each chain's first
+// event (an export may start mid-chain: its link is trusted), then each chain is read and checked.
+func verifyNDJSON(ctx context.Context, path, only string, cp *checkpoint.Evidence) ([]verifyResult, error) {
+	type firstEvent struct {
+		seq  uint64
+		prev string
+	}
+	firsts := map[string]firstEvent{}
+	err := scanNDJSON(path, func(e *chain.Event) error {
+		if _, ok := firsts[e.ChainID]; !ok && (only == "" || e.ChainID == only) {
+			firsts[e.ChainID] = firstEvent{e.Sequence, e.PreviousHash}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
+	read := func(ctx context.Context, chainID string, from, to uint64, fn func(*chain.Event) error) error {
+		return scanNDJSON(path, func(e *chain.Event) error {
+			if e.ChainID != chainID || e.Sequence < from || (to != 0 && e.Sequence > to) {
+				return nil
+			}
+			return fn(e)
+		})
+	}
+	var out []verifyResult
+	for id, f := range firsts {
+		r, err := checkpoint.Verify(ctx, read, checkpoint.Request{ChainID: id, From: f.seq, PrevHash: f.prev, Evidence: cp})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ChainID < out[j].ChainID })
+	return out, nil
+}
+
+// scanNDJSON calls fn for every event of the NDJSON file at path, in file order.
+func scanNDJSON(path string, fn func(*chain.Event) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
 	defer f.Close()
-	verifiers := map[string]*guard{}
-	results := map[string]*verifyResult{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	line := 0
@@ -392,40 +414,16 @@ func verifyNDJSON(path, only string, cp *checkpoints) ([]verifyResult, error) {
 		}
 		var e chain.Event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+			return fmt.Errorf("%s:%d: %w", path, line, err)
 		}
-		if only != "" && e.ChainID != only {
-			continue
+		if err := fn(&e); err != nil {
+			return err
 		}
-		g, ok := verifiers[e.ChainID]
-		if !ok {
-			// An export may start mid-chain: trust the first event's link.
-			if g, err = newGuard(cp, e.ChainID, e.Sequence, e.PreviousHash); err != nil {
-				return nil, err
-			}
-			verifiers[e.ChainID] = g
-			results[e.ChainID] = &verifyResult{chainID: e.ChainID, first: e.Sequence}
-		}
-		if err := g.Add(&e); err != nil {
-			var p *chain.Problem
-			if errors.As(err, &p) && results[e.ChainID].problem == nil {
-				results[e.ChainID].problem = p
-			}
-		}
-		results[e.ChainID].checked = g.v.Checked()
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	var out []verifyResult
-	for id, r := range results {
-		if r.problem == nil {
-			r.problem, r.note = verifiers[id].finish(), verifiers[id].note()
-		}
-		out = append(out, *r)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].chainID < out[j].chainID })
-	return out, nil
+	return nil
 }
 
 func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -73,6 +73,8 @@ Usage:
                                                sinks as chain flowker-native (resumable, idempotent)
   flowker-audit fingerprint [--config FILE] API_KEY
                                                print the actor id an API key is recorded as
+  flowker-audit audit-hash [--config FILE] [--match HEX] VALUE|-|@FILE
+                                               print (or check) the keyed digest events carry for a value
   flowker-audit schema clickhouse [--server-version V] [--database DB]
                                                print the ClickHouse DDL (dry run)
   flowker-audit fake-flowker [--listen ADDR] [--api-key KEY] [--execution-delay D] [--latency D]
@@ -112,6 +114,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return exportCmd(ctx, rest, stdout, stderr)
 	case "fingerprint":
 		return fingerprintCmd(rest, stdout, stderr)
+	case "audit-hash":
+		return auditHashCmd(rest, stdout, stderr)
 	case "import":
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/flowker-audit/flowker-audit/chain"
 )
 
 // verify's exit codes (documented in its --help, README and OPERATIONS).
@@ -44,7 +46,19 @@ type verifyChainJSON struct {
 	Checked       uint64       `json:"checked"`
 	FirstSequence uint64       `json:"firstSequence"`
 	Problem       *problemJSON `json:"problem,omitempty"`
-	Checkpoints   string       `json:"checkpoints,omitempty"`
+	// Checkpoints says in a sentence what the signed checkpoints covered.
+	Checkpoints string `json:"checkpoints,omitempty"`
+	// CheckpointsMatched / CheckpointsTotal: checkpoints of the chain matched in the range, and
+	// validly signed in the log.
+	CheckpointsMatched int `json:"checkpointsMatched"`
+	CheckpointsTotal   int `json:"checkpointsTotal"`
+	// NewestCheckpointSequence is the newest checkpoint used (0: none); NotYetCovered counts the
+	// verified events after it, which no signature proves yet.
+	NewestCheckpointSequence uint64 `json:"newestCheckpointSequence,omitempty"`
+	NotYetCovered            uint64 `json:"notYetCovered"`
+	// DepartsAfterSequence, on a checkpoint mismatch: the chain departs after this sequence.
+	DepartsAfterSequence *uint64  `json:"departsAfterSequence,omitempty"`
+	Warnings             []string `json:"warnings,omitempty"`
 }
 
 type problemJSON struct {
@@ -57,11 +71,19 @@ type problemJSON struct {
 func verifyReport(w io.Writer, results []verifyResult, el time.Duration, asJSON bool) error {
 	out := verifyJSON{Valid: true, Chains: []verifyChainJSON{}, ElapsedSeconds: el.Seconds()}
 	for _, r := range results {
-		out.Events += r.checked
-		c := verifyChainJSON{ChainID: r.chainID, Valid: r.problem == nil, Checked: r.checked, FirstSequence: r.first, Checkpoints: r.note}
-		if r.problem != nil {
+		out.Events += r.Checked
+		c := verifyChainJSON{ChainID: r.ChainID, Valid: r.Problem == nil, Checked: r.Checked, FirstSequence: r.From, Checkpoints: r.Summary(),
+			CheckpointsMatched: r.Matched, CheckpointsTotal: r.Checkpoints, NotYetCovered: r.NotYetCovered, Warnings: r.Warnings}
+		if r.Used != nil {
+			c.NewestCheckpointSequence = r.Used.Sequence
+		}
+		if r.Problem != nil {
 			out.Valid = false
-			c.Problem = &problemJSON{Sequence: r.problem.Sequence, Reason: string(r.problem.Reason), Detail: r.problem.Detail}
+			c.Problem = &problemJSON{Sequence: r.Problem.Sequence, Reason: string(r.Problem.Reason), Detail: r.Problem.Detail}
+			if r.Problem.Reason == chain.ReasonCheckpointMismatch {
+				d := r.DepartsAfter
+				c.DepartsAfterSequence = &d
+			}
 		}
 		out.Chains = append(out.Chains, c)
 	}
@@ -79,12 +101,12 @@ func verifyReport(w io.Writer, results []verifyResult, el time.Duration, asJSON 
 		}
 	} else {
 		for _, r := range results {
-			if r.problem != nil {
-				fmt.Fprintf(w, "chain %s: INVALID at sequence %d (%s): %s — %d events verified before it\n",
-					r.chainID, r.problem.Sequence, r.problem.Reason, r.problem.Detail, r.checked)
+			if r.Problem != nil {
+				fmt.Fprintf(w, "chain %s: INVALID at sequence %d (%s): %s — %d events verified before it; %s\n",
+					r.ChainID, r.Problem.Sequence, r.Problem.Reason, r.Problem.Detail, r.Checked, r.Summary())
 				continue
 			}
-			fmt.Fprintf(w, "chain %s: valid — %d events verified (sequence %d to %d)%s\n", r.chainID, r.checked, r.first, r.first+r.checked-1, r.note)
+			fmt.Fprintf(w, "chain %s: valid — %d events verified; %s\n", r.ChainID, r.Checked, r.Summary())
 		}
 		fmt.Fprintf(w, "%d chain(s), %d events in %s (%.0f events/s)\n", len(results), out.Events, el.Round(time.Millisecond), float64(out.Events)/el.Seconds())
 	}

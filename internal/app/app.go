@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,8 +87,9 @@ type App struct {
 	started        time.Time
 	unresolved     []journal.Intent // intents the previous run left, recovered by Run
 
-	mu       sync.Mutex
-	draining bool
+	mu        sync.Mutex
+	draining  bool
+	lastDrain atomic.Pointer[DrainReport]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -99,7 +101,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	o = o.withDefaults()
 	a := &App{cfg: o.Config, log: o.Logger, reg: o.Registry, started: time.Now()}
 	buildInfo(o.Registry, o.Version, o.Revision)
-	fpKey, cursorKey, err := a.openDataDir()
+	keys, err := a.openDataDir()
 	if err != nil {
 		return nil, err
 	}
@@ -130,10 +132,10 @@ func New(ctx context.Context, o Options) (*App, error) {
 		return nil, fmt.Errorf("upstream.url: %w", err)
 	}
 	a.transport = proxy.NewTransport(a.cfg.Upstream)
-	if err := a.buildAuditAPI(cursorKey, fpKey); err != nil {
+	if err := a.buildAuditAPI(keys.cursor, keys.fingerprint); err != nil {
 		return nil, err
 	}
-	if err := a.buildProxy(ctx, fpKey); err != nil {
+	if err := a.buildProxy(ctx, keys); err != nil {
 		return nil, err
 	}
 	a.buildServers()
@@ -178,19 +180,31 @@ func (a *App) Close() error {
 	return a.closeErr
 }
 
-// openDataDir creates data_dir and returns the fingerprint and cursor keys (configured, or
-// persisted there).
-func (a *App) openDataDir() (fingerprintKey, cursorKey []byte, err error) {
+// dataKeys are the HMAC keys of a deployment: configured, or generated into data_dir.
+type dataKeys struct {
+	fingerprint []byte // API-key fingerprints (identity.fingerprint_key)
+	cursor      []byte // pagination cursors (auth.cursor_key)
+	digest      []byte // body digests in events (capture.digest_key)
+}
+
+// openDataDir creates data_dir and returns the deployment's keys (configured, or persisted
+// there).
+func (a *App) openDataDir() (dataKeys, error) {
+	var k dataKeys
 	if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
-		return nil, nil, fmt.Errorf("creating data_dir %s: %w", a.cfg.DataDir, err)
+		return k, fmt.Errorf("creating data_dir %s: %w", a.cfg.DataDir, err)
 	}
-	if fingerprintKey, err = secret(a.cfg.Identity.FingerprintKey, filepath.Join(a.cfg.DataDir, "fingerprint.key")); err != nil {
-		return nil, nil, err
+	var err error
+	if k.fingerprint, err = secret(a.cfg.Identity.FingerprintKey, filepath.Join(a.cfg.DataDir, "fingerprint.key")); err != nil {
+		return k, err
 	}
-	if cursorKey, err = secret(a.cfg.Auth.CursorKey, filepath.Join(a.cfg.DataDir, "cursor.key")); err != nil {
-		return nil, nil, err
+	if k.cursor, err = secret(a.cfg.Auth.CursorKey, filepath.Join(a.cfg.DataDir, "cursor.key")); err != nil {
+		return k, err
 	}
-	return fingerprintKey, cursorKey, nil
+	if k.digest, err = secret(a.cfg.Capture.DigestKey, filepath.Join(a.cfg.DataDir, "digest.key")); err != nil {
+		return k, err
+	}
+	return k, nil
 }
 
 // openJournal opens the journal and recovers its tail.
@@ -295,22 +309,26 @@ func (a *App) buildAuditAPI(cursorKey, fingerprintKey []byte) error {
 	for k, v := range cfg.Identity.APIKeyNames {
 		names[k] = v
 	}
-	var err error
+	evidence, err := a.checkpointEvidence()
+	if err != nil {
+		return err
+	}
 	a.api, err = auditapi.New(auditapi.Options{
 		Querier: a.querier, Auth: auth, CursorKey: cursorKey, Registerer: a.reg,
 		Logger: a.log.With("component", "audit-api"), ActorNames: names, CheckpointLog: checkpointLogPath(cfg),
-		Caller: auditapi.FingerprintCaller(fingerprintKey),
+		Caller:      auditapi.FingerprintCaller(fingerprintKey),
+		Checkpoints: evidence,
 	})
 	return err
 }
 
 // buildProxy prepares the identity resolver, the rules, the execution watcher and the proxy
 // with its local routes (audit API, Audit Trail page).
-func (a *App) buildProxy(ctx context.Context, fingerprintKey []byte) error {
+func (a *App) buildProxy(ctx context.Context, keys dataKeys) error {
 	cfg := a.cfg
 	var err error
 	a.resolver, err = identity.New(ctx, identity.Options{
-		FingerprintKey: fingerprintKey, Names: cfg.Identity.APIKeyNames, TrustedProxies: cfg.TrustedProxies,
+		FingerprintKey: keys.fingerprint, Names: cfg.Identity.APIKeyNames, TrustedProxies: cfg.TrustedProxies,
 		TrustedHeader: cfg.Identity.TrustedHeader, Logger: a.log.With("component", "identity"),
 		JWT: identity.JWTOptions{JWKSURL: cfg.Identity.JWT.JWKSURL, PublicKeyFile: cfg.Identity.JWT.PublicKeyFile,
 			HMACSecret: cfg.Identity.JWT.HMACSecret, Issuer: cfg.Identity.JWT.Issuer, Audience: cfg.Identity.JWT.Audience,
@@ -323,7 +341,7 @@ func (a *App) buildProxy(ctx context.Context, fingerprintKey []byte) error {
 	if err != nil {
 		return err
 	}
-	redactor, err := capture.NewRedactor(cfg.Capture.RedactKeys, cfg.Capture.RedactPaths)
+	redactor, err := capture.NewRedactor(cfg.Capture.RedactKeys, cfg.Capture.RedactPaths, cfg.Capture.KeepKeys...)
 	if err != nil {
 		return err
 	}
@@ -336,7 +354,7 @@ func (a *App) buildProxy(ctx context.Context, fingerprintKey []byte) error {
 	if cfg.Watcher.Enabled {
 		a.watcher = watcher.New(watcher.Options{
 			Upstream: a.upstream, Client: &http.Client{Transport: a.transport, Timeout: 15 * time.Second},
-			APIKey: cfg.Watcher.APIKey, Authorization: cfg.Watcher.Authorization,
+			APIKey: cfg.Watcher.APIKey, Authorization: cfg.Watcher.Authorization, Credentials: watcherCredentials(cfg.Watcher),
 			Interval: cfg.Watcher.Interval.D(), MaxInterval: cfg.Watcher.MaxInterval.D(), GiveUpAfter: cfg.Watcher.GiveUpAfter.D(),
 			MaxInFlight: cfg.Watcher.MaxInFlight, Journal: a.journal, Registerer: a.reg, Logger: a.log.With("component", "watcher"),
 			OnEvent: func(ev chain.Event) { a.proxyMetrics.Events.WithLabelValues(ev.EventType, ev.Result).Inc() },
@@ -346,6 +364,8 @@ func (a *App) buildProxy(ctx context.Context, fingerprintKey []byte) error {
 	a.proxy, err = proxy.New(proxy.Options{
 		Upstream: a.upstream, Transport: a.transport, Rules: table, Identity: a.resolver, Redactor: redactor,
 		MaxBodyBytes: int(cfg.Capture.MaxBodyBytes), MaxHoldBytes: int(cfg.Capture.MaxHoldBytes), MaxHoldTotal: int64(cfg.Capture.MaxHoldTotal), CaptureBodies: cfg.Capture.Bodies,
+		MaxHoldAnonymous: int64(cfg.Capture.MaxHoldAnonymous), DigestKey: keys.digest,
+		BodyIdleTimeout: cfg.Listen.BodyIdleTimeout.D(), BodyReadTimeout: cfg.Listen.BodyReadTimeout.D(),
 		FailMode: cfg.Journal.FailMode, Journal: a.journal, Observer: observer, Metrics: a.proxyMetrics, Lost: a.journalMetrics.EventsLost,
 		Logger: a.log.With("component", "proxy"),
 		Local: []proxy.Local{
@@ -558,11 +578,9 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 	if a.checkpoints != nil {
 		a.checkpoints.Final() // nothing is appended any more: sign the final head
 	}
-	// Give the sinks until a little before the deadline to deliver what the journal holds; what
-	// they do not get is delivered after the next start (the journal keeps it).
-	drain, cancelDrain := context.WithDeadline(context.Background(), deadline.Add(-a.cfg.ShutdownTimeout.D()/4))
-	a.waitDelivered(drain)
-	cancelDrain()
+	// Deliver what the journal holds until a little before the deadline (drain.go); what the
+	// sinks do not get stays in the journal and is reported.
+	a.drain(deadline.Add(-a.cfg.ShutdownTimeout.D() / 4))
 	stopSinks()
 	sinkWG.Wait()
 	if a.admin != nil {
@@ -751,6 +769,12 @@ func openCheckpoints(cfg *config.Config, j *journal.Journal, reg prometheus.Regi
 	}
 	if info.Cut > 0 {
 		log.Warn("checkpoint log: cut a torn last line left by a crash", "path", logPath, "bytes", info.Cut)
+	}
+	if _, ok := l.Last(j.ChainID()); !ok && j.Last() > 0 && !created {
+		// The chain has events and the key is not new, yet the log holds no checkpoint of the
+		// chain by this key: it was deleted or emptied (or checkpoints were off until now).
+		log.Warn("checkpoint log holds no checkpoint of this chain although the chain has events: it was deleted, emptied or replaced (it is recreated); verify against the shipped copy",
+			"path", logPath, "chain_id", j.ChainID(), "last_sequence", j.Last(), "log_existed", info.Existed, "checkpoints_in_log", info.Count)
 	}
 	if info.Foreign > 0 {
 		log.Warn("checkpoint log holds checkpoints not signed by this key (an earlier key, or edited lines); verifiers need every key's public half",

@@ -24,6 +24,7 @@ const (
 	TargetAuditedWrites = 3000.0 // audited POSTs per second through the sidecar, fsync on
 	TargetVerifyRatio   = 0.50   // verify speed, share of raw SHA-256 speed, 1 KiB events
 	TargetNullsink      = 50000  // events per second through the plugin boundary into a no-op sink
+	TargetForwarding    = 20000  // events per second into rsyslog (TCP) and into the OpenTelemetry Collector
 )
 
 // Section is one section's raw output as scripts/bench.sh leaves it: NAME.cmd (the command),
@@ -574,17 +575,33 @@ func (x *renderer) pluginBoundary() {
 	sqliteVia := map[string]float64{}
 	if s := x.r.Sections["plugin-delivery"]; x.header(s, "section plugin-delivery") {
 		x.p("`BenchmarkDeliveryPlugin` (`internal/loadtest/delivery_bench_test.go`): a `host.Supervisor` delivers a bbolt journal (filled beforehand, read back through `journal.Read`, acknowledged with `journal.Ack`) into `sink/examples/nullsink` and into the bundled SQLite plugin process (`flowker-audit plugin sqlite`, default `synchronous: full`, so one fsync per batch). The clock starts when the filled journal becomes visible to an already started plugin and stops at the acknowledgement of the last event.\n\n")
-		x.p("| Sink | Batch | Events/s | MiB/s | Events per write | ms per write |\n|---|---:|---:|---:|---:|---:|\n")
+		x.p("The forwarding sinks run the same way: `flowker-audit plugin syslog` into rsyslogd over TCP (`internal/rsyslogtest`: a Direct main queue writing every message to a file) and `flowker-audit plugin otlp` into an OpenTelemetry Collector over OTLP/gRPC and OTLP/HTTP (`internal/otelcoltest`: OTLP receiver, file exporter), all on loopback. CPU per event: the benchmark process (supervisor and journal) plus the plugin process, and the receiver's process, per event delivered (— when the sink has no separate receiver).\n\n")
+		x.p("| Sink | Batch | Events/s | MiB/s | Events per write | ms per write | CPU µs/event, sidecar + plugin | CPU µs/event, receiver |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		forwarding := map[string]float64{}
+		var forwardingParts []string
 		for _, name := range Names(s.Bench, "BenchmarkDeliveryPlugin/") {
 			ev, _ := Median(s.Bench, name, "events/s")
 			mib, _ := Median(s.Bench, name, "MiB/s")
 			epw, _ := Median(s.Bench, name, "events/write")
 			msw, _ := Median(s.Bench, name, "ms/write")
+			cpu, ncpu := Median(s.Bench, name, "cpu-us/event")
+			rcpu, nrcpu := Median(s.Bench, name, "receiver-cpu-us/event")
 			sinkName := "?"
 			if m := regexp.MustCompile(`sink=([^/]+)`).FindStringSubmatch(name); m != nil {
 				sinkName = m[1]
 			}
-			x.p("| %s | %s | %s | %s | %s | %s |\n", sinkName, batchLabel(name), fmtRate(ev), trimFloat(mib, 1), fmtRate(epw), fmtMs(msw))
+			cpuText, rcpuText := "—", "—"
+			if ncpu > 0 {
+				cpuText = trimFloat(cpu, 1)
+			}
+			if nrcpu > 0 {
+				rcpuText = trimFloat(rcpu, 1)
+			}
+			x.p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", sinkName, batchLabel(name), fmtRate(ev), trimFloat(mib, 1), fmtRate(epw), fmtMs(msw), cpuText, rcpuText)
+			if strings.HasPrefix(sinkName, "syslog") || strings.HasPrefix(sinkName, "otlp") {
+				forwarding[sinkName] = max(forwarding[sinkName], ev)
+				forwardingParts = append(forwardingParts, fmt.Sprintf("%s %s/s at batch %s (%s µs CPU/event + receiver %s)", sinkName, fmtRate(ev), batchLabel(name), cpuText, rcpuText))
+			}
 			if sinkName == "nullsink" {
 				deliveries = append(deliveries, ev)
 				deliveryParts = append(deliveryParts, fmt.Sprintf("%s/s at batch %s (bbolt journal)", fmtRate(ev), batchLabel(name)))
@@ -594,6 +611,16 @@ func (x *renderer) pluginBoundary() {
 			}
 		}
 		x.p("\n")
+		fwdTarget := fmt.Sprintf("≥ %s events/s into rsyslog over TCP and into the OpenTelemetry Collector (best batch size per sink)", fmtRate(TargetForwarding))
+		if len(forwarding) == 0 {
+			x.verdict(fwdTarget, "not measured", false, false)
+		} else {
+			met := true
+			for _, ev := range forwarding {
+				met = met && ev >= TargetForwarding
+			}
+			x.verdict(fwdTarget, strings.Join(forwardingParts, "; "), met, true)
+		}
 	}
 	x.p("### SQLite `Write` in process, for comparison\n\n")
 	if s := x.r.Sections["sqlite-write"]; x.header(s, "section sqlite-write") {

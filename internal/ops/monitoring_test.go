@@ -29,6 +29,7 @@ var requiredAlerts = map[string]string{
 	"FlowkerAuditSinkDown":           "sink down",
 	"FlowkerAuditRequestsRefused":    "refused requests",
 	"FlowkerAuditJournalNotWritable": "journal not accepting events",
+	"FlowkerAuditSinkConflict":       "a store that disagrees with the journal",
 }
 
 // alertRules parses deployments/prometheus/alerts.yaml with Prometheus' own rule parser

@@ -85,6 +85,12 @@ type Options struct {
 	SinkTuning func(*host.SinkConfig)
 	// DataDir reuses a data directory (restart tests); default a fresh temp dir.
 	DataDir string
+	// NoWaitReady returns as soon as the sidecar listens, without waiting for /readyz (tests of
+	// sidecars that must stay unready, e.g. a query sink in conflict).
+	NoWaitReady bool
+	// LogTo also receives the sidecar's log (text, info level and above); it must be safe for
+	// concurrent writes.
+	LogTo io.Writer
 }
 
 // Env is a running fake Flowker with a sidecar in front of it.
@@ -156,7 +162,7 @@ func StartSidecar(t testing.TB, upstream string, o Options) *Env {
 		}
 	}
 	a, err := app.New(context.Background(), app.Options{
-		Config: cfg, Registry: reg, Version: "e2e", Logger: testLogger(t),
+		Config: cfg, Registry: reg, Version: "e2e", Logger: testLogger(t, o.LogTo),
 		PluginCommand: func(name string) (string, []string, error) { return bin, []string{"plugin", name}, nil },
 		SinkTuning:    tuning,
 	})
@@ -180,7 +186,9 @@ func StartSidecar(t testing.TB, upstream string, o Options) *Env {
 		t.Fatal("sidecar did not start within 30s")
 	}
 	t.Cleanup(func() { e.Stop() })
-	e.WaitReady(30 * time.Second)
+	if !o.NoWaitReady {
+		e.WaitReady(30 * time.Second)
+	}
 	return e
 }
 

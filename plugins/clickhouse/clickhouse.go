@@ -729,17 +729,17 @@ const hexDigits = "0123456789abcdef"
 
 // ClickHouse error codes the sink treats specially.
 const (
-	codeUnknownTable        = 60
-	codeUnknownDatabase     = 81
-	codeReadonly            = 164
-	codeUnknownUser         = 192
-	codeWrongPassword       = 193
-	codeRequiredPassword    = 194
-	codeIPNotAllowed        = 195
+	codeUnknownTable         = 60
+	codeUnknownDatabase      = 81
+	codeReadonly             = 164
+	codeUnknownUser          = 192
+	codeWrongPassword        = 193
+	codeRequiredPassword     = 194
+	codeIPNotAllowed         = 195
 	codeDatabaseAccessDenied = 291
-	codeQueryProhibited     = 392 // DDL prohibited (allow_ddl = 0)
-	codeNotEnoughPrivileges = 497
-	codeAuthFailed          = 516
+	codeQueryProhibited      = 392 // DDL prohibited (allow_ddl = 0)
+	codeNotEnoughPrivileges  = 497
+	codeAuthFailed           = 516
 )
 
 func exceptionCode(err error) int32 {
@@ -777,4 +777,3 @@ func insertSettingsFor(v Version, rows []row) ch.Settings {
 		"deduplicate_blocks_in_dependent_materialized_views": 1,
 	}
 }
-

@@ -77,6 +77,10 @@ func (s *Sink) Search(ctx context.Context, q sink.Query) (sink.Page, error) {
 	if len(events) > q.Limit {
 		page.Events, page.More = events[:q.Limit], true
 	}
+	// A sequence held by conflicting rows shows the one that links, flagged (duplicates.go).
+	if page.Events, err = s.resolveDuplicates(ctx, st, page.Events); err != nil {
+		return sink.Page{}, err
+	}
 	return page, nil
 }
 
@@ -253,7 +257,7 @@ func (s *Sink) searchSlab(ctx context.Context, st state, p plan, lo, hi bound, n
 	w = append(w, p.actor...)
 	table := quoteIdent(st.db) + "." + TableEvents
 	if !twoPhase {
-		q := fmt.Sprintf("SELECT %s FROM %s%s%s LIMIT 1 BY chain_id, seq LIMIT %d", insertColumns, table, w, p.orderBy(), n)
+		q := fmt.Sprintf("SELECT %s FROM %s%s%s LIMIT 1 BY ts_us, chain_id, seq LIMIT %d", insertColumns, table, w, p.orderBy(), n)
 		return s.queryEvents(ctx, st, "search_window", q, "", n)
 	}
 	q := fmt.Sprintf("SELECT ts_us, chain_id, seq FROM %s%s%s LIMIT 1 BY ts_us, chain_id, seq LIMIT %d", table, w, p.orderBy(), n)
@@ -306,7 +310,7 @@ func (s *Sink) fetchByKeys(ctx context.Context, st state, p plan, keys []key) ([
 	var w where
 	timeConds(&w, bound{true, lo}, bound{true, hi})
 	w.add("(ts_us, chain_id, seq) IN (" + list.String() + ")")
-	q := fmt.Sprintf("SELECT %s FROM %s.%s%s%s LIMIT 1 BY chain_id, seq", insertColumns, quoteIdent(st.db), TableEvents, w, p.orderBy())
+	q := fmt.Sprintf("SELECT %s FROM %s.%s%s%s LIMIT 1 BY ts_us, chain_id, seq", insertColumns, quoteIdent(st.db), TableEvents, w, p.orderBy())
 	return s.queryEvents(ctx, st, "fetch_by_keys", q, "", len(keys))
 }
 
@@ -340,14 +344,27 @@ func (s *Sink) Get(ctx context.Context, eventID string) (chain.Event, error) {
 		return chain.Event{}, fmt.Errorf("event %s: %w", id, sink.ErrNotFound)
 	}
 	k := keys[0]
-	q = fmt.Sprintf("SELECT %s FROM %s.%s WHERE ts_us = %d AND chain_id = %s AND seq = %d LIMIT 1",
-		insertColumns, quoteIdent(st.db), TableEvents, k.ts, quoteString(k.chain), k.seq)
+	q = fmt.Sprintf("SELECT %s FROM %s.%s WHERE ts_us = %d AND chain_id = %s AND seq = %d AND event_id = toUUID(%s) LIMIT 1",
+		insertColumns, quoteIdent(st.db), TableEvents, k.ts, quoteString(k.chain), k.seq, quoteString(id.String()))
 	events, err := s.queryEvents(ctx, st, "get_event", q, "", 1)
 	if err != nil {
 		return chain.Event{}, err
 	}
 	if len(events) == 0 || events[0].EventID != id.String() {
 		return chain.Event{}, fmt.Errorf("event %s: %w", id, sink.ErrNotFound)
+	}
+	// Another row at the same sequence: answer with the one that links, flagged, so that every
+	// read path shows the same event for a sequence.
+	dups, err := s.dupBlocks(ctx, st, events)
+	if err != nil || len(dups) == 0 {
+		return events[0], err
+	}
+	best, several, err := s.linking(ctx, k.chain, k.seq)
+	if err != nil {
+		return chain.Event{}, err
+	}
+	if several {
+		return best, nil
 	}
 	return events[0], nil
 }

@@ -588,3 +588,65 @@ func TestReadChainAcrossBlocks(t *testing.T) {
 		}
 	}
 }
+
+// TestConflictingDuplicateReads: a second row at a stored sequence, inserted with its own valid
+// hash (same timestamp, then another one), never stands in for the genuine event: Search (both
+// orders, a resource filter) and Get (by either id) all answer with the row that links, flagged;
+// the forged row is listed nowhere.
+func TestConflictingDuplicateReads(t *testing.T) {
+	srv := server(t)
+	for _, tc := range []struct {
+		name  string
+		shift time.Duration
+	}{{"same timestamp", 0}, {"another timestamp", 90 * time.Second}} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := newDatabase("dupreads")
+			s := openSink(t, srv, db, Options{}, nil)
+			evs := sinktest.GenerateChain("chain-dr", 40, sinktest.GenOptions{Seed: 6})
+			if err := s.Write(ctxT(t), evs); err != nil {
+				t.Fatal(err)
+			}
+			genuine := evs[20]
+			forged := genuine
+			forged.EventID = "00000000-0000-4000-8000-000000000021"
+			forged.ResourceID = "forged-" + genuine.ResourceID
+			forged.Timestamp = genuine.Timestamp.Add(tc.shift)
+			forged.Seal()
+			insertRaw(t, rawConn(t, srv), db, []chain.Event{forged})
+
+			check := func(what string, e chain.Event) {
+				t.Helper()
+				if e.EventID != genuine.EventID || e.Hash != genuine.Hash || !e.ConflictingDuplicate {
+					t.Fatalf("%s: got event %s (hash %s, flagged %v), want the genuine one flagged", what, e.EventID, e.Hash, e.ConflictingDuplicate)
+				}
+			}
+			for _, id := range []string{genuine.EventID, forged.EventID} {
+				e, err := s.Get(ctxT(t), id)
+				if err != nil {
+					t.Fatalf("Get(%s): %v", id, err)
+				}
+				check("Get("+id+")", e)
+			}
+			for _, q := range []sink.Query{{Limit: 100, Order: sink.Desc}, {Limit: 100, Order: sink.Asc},
+				{Limit: 100, Filter: sink.Filter{ResourceID: genuine.ResourceID}}} {
+				p, err := s.Search(ctxT(t), q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				for _, e := range p.Events {
+					if e.Sequence == 21 {
+						n++
+						check(fmt.Sprintf("Search %+v", q), e)
+					}
+					if e.EventID == forged.EventID {
+						t.Fatalf("Search %+v lists the forged row", q)
+					}
+				}
+				if q.Filter.ResourceID == "" && (n != 1 || len(p.Events) != 40) {
+					t.Fatalf("Search %+v: %d events, sequence 21 %d times", q, len(p.Events), n)
+				}
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/internal/httpx"
 	"github.com/flowker-audit/flowker-audit/sink"
 )
@@ -40,6 +41,9 @@ type Options struct {
 	// above it, only the last MaxVerify events up to it are recomputed, linked to the stored hash
 	// of the event before them (fromSequence in the answer says so). 0 checks the whole chain.
 	MaxVerify uint64
+	// Checkpoints returns the signed checkpoint log and its verification keys, read afresh for each
+	// verify call; nil checks hashes and links only (and says so in the answer's warnings).
+	Checkpoints func(chainID string) (*checkpoint.Evidence, error)
 	// ActorNames maps actor ids, exactly as they appear in events (for API keys, the fingerprint
 	// "key:..."), to display names for the Audit Trail page. Served by /audit-trail/config.json.
 	ActorNames map[string]string
@@ -62,6 +66,7 @@ type API struct {
 	log       *slog.Logger
 	now       func() time.Time
 	maxVerify uint64
+	evidence  func(chainID string) (*checkpoint.Evidence, error)
 	metrics   *metrics
 	uiConfig  []byte
 
@@ -87,6 +92,7 @@ func New(opts Options) (*API, error) {
 		log:       opts.Logger,
 		now:       opts.Now,
 		maxVerify: opts.MaxVerify,
+		evidence:  opts.Checkpoints,
 
 		checkpointLog: opts.CheckpointLog,
 		caller:        opts.Caller,
@@ -366,6 +372,9 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s sea
 			b = append(b, ',')
 		}
 		b = appendEvent(b, &page.Events[i])
+		if page.Events[i].ConflictingDuplicate {
+			a.metrics.duplicates.Inc()
+		}
 	}
 	b = append(b, `],"nextCursor":`...)
 	b = appendString(b, next)
@@ -386,6 +395,9 @@ func (a *API) get(w http.ResponseWriter, r *http.Request, q sink.Querier, id str
 		a.storeError(w, r, "get", err)
 		return 0
 	}
+	if ev.ConflictingDuplicate {
+		a.metrics.duplicates.Inc()
+	}
 	writeJSONBytes(w, http.StatusOK, append(appendEvent(nil, &ev), '\n'))
 	return 1
 }
@@ -404,7 +416,8 @@ func checkFiltered(events []chain.Event, f *sink.Filter) error {
 
 // VerifyOutput is the answer of GET /v1/audit-events/{id}/verify: Flowker's
 // HashChainVerificationOutput (isValid, firstInvalidId, totalChecked, message) plus what was
-// checked. FirstInvalidID is a chain sequence number (Flowker: its internal row id).
+// checked. FirstInvalidID is a chain sequence number (Flowker: its internal row id). The answer
+// comes from checkpoint.Verify, the verifier `flowker-audit verify` uses too.
 type VerifyOutput struct {
 	IsValid        bool    `json:"isValid"`
 	FirstInvalidID *uint64 `json:"firstInvalidId,omitempty"`
@@ -415,10 +428,36 @@ type VerifyOutput struct {
 	ToSequence     uint64  `json:"toSequence"`
 	Reason         string  `json:"reason,omitempty"`
 	Detail         string  `json:"detail,omitempty"`
+
+	// Against the signed checkpoint log:
+	// CheckpointsChecked is false when no checkpoint log was available (hashes and links only).
+	CheckpointsChecked bool `json:"checkpointsChecked"`
+	// Checkpoints is the number of validly signed checkpoints of the chain; CheckpointsMatched
+	// those inside the verified range whose event carried the signed hash.
+	Checkpoints        int `json:"checkpoints"`
+	CheckpointsMatched int `json:"checkpointsMatched"`
+	// NewestCheckpoint is the newest checkpoint used (matched inside the range), if any.
+	NewestCheckpoint *CheckpointRef `json:"newestCheckpoint,omitempty"`
+	// NotYetCovered counts verified events after NewestCheckpoint (or all when none): their
+	// links were checked, but no signed checkpoint proves them yet.
+	NotYetCovered uint64 `json:"notYetCovered"`
+	// DepartsAfterSequence, on a checkpoint mismatch, is the last sequence still proved by a
+	// matching checkpoint: the stored chain departs somewhere after it, at or before
+	// firstInvalidId.
+	DepartsAfterSequence *uint64 `json:"departsAfterSequence,omitempty"`
+	// Coverage says the above in a sentence; Warnings say what weakened the check (no log, an
+	// empty or torn log).
+	Coverage string   `json:"coverage"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
-// errStopScan ends a chain scan at the first problem.
-var errStopScan = errors.New("stop scan")
+// CheckpointRef names a signed checkpoint.
+type CheckpointRef struct {
+	Sequence uint64    `json:"sequence"`
+	Hash     string    `json:"hash"`
+	Time     time.Time `json:"time"`
+	KeyID    string    `json:"keyId"`
+}
 
 func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) int {
 	ctx := r.Context()
@@ -444,13 +483,30 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 		a.finishVerify(w, out)
 		return 0
 	}
-	prevHash := ""
+	req := checkpoint.Request{ChainID: ev.ChainID, From: 1, To: ev.Sequence}
+	if a.evidence != nil {
+		if req.Evidence, err = a.evidence(ev.ChainID); err != nil {
+			a.log.Error("audit api: reading the checkpoint log", "err", err)
+			req.Evidence = &checkpoint.Evidence{Warnings: []string{"the checkpoint log could not be read: " + err.Error()}}
+		}
+	}
+	chains, err := q.Chains(ctx)
+	if err != nil {
+		a.storeError(w, r, "chains", err)
+		return 0
+	}
+	for _, c := range chains {
+		if c.ChainID == ev.ChainID {
+			req.StoredLast = c.Last
+		}
+	}
 	if a.maxVerify > 0 && ev.Sequence > a.maxVerify {
-		out.FromSequence = ev.Sequence - a.maxVerify + 1
+		req.From = ev.Sequence - a.maxVerify + 1
+		out.FromSequence = req.From
 		found := false
-		err := q.ReadChain(ctx, ev.ChainID, out.FromSequence-1, out.FromSequence-1, func(e *chain.Event) error {
-			if e.Sequence == out.FromSequence-1 {
-				prevHash, found = e.Hash, true
+		err := q.ReadChain(ctx, ev.ChainID, req.From-1, req.From-1, func(e *chain.Event) error {
+			if e.Sequence == req.From-1 {
+				req.PrevHash, found = e.Hash, true
 			}
 			return nil
 		})
@@ -459,35 +515,51 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 			return 0
 		}
 		if !found {
-			fail(out.FromSequence-1, chain.ReasonGap, fmt.Sprintf("sequence %d missing", out.FromSequence-1))
+			fail(req.From-1, chain.ReasonGap, fmt.Sprintf("sequence %d missing", req.From-1))
 			a.finishVerify(w, out)
 			return 0
 		}
 	}
-	v := chain.NewVerifier(ev.ChainID, out.FromSequence, prevHash)
-	err = q.ReadChain(ctx, ev.ChainID, out.FromSequence, ev.Sequence, func(e *chain.Event) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if v.Add(e) != nil {
-			return errStopScan
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errStopScan) {
+	rep, err := checkpoint.Verify(ctx, q.ReadChain, req)
+	if err != nil {
 		a.storeError(w, r, "read chain", err)
 		return 0
 	}
-	out.TotalChecked = v.Checked()
-	last, lastHash := v.Last()
-	switch p := v.Problem(); {
+	out.TotalChecked = rep.Checked
+	out.CheckpointsChecked = req.Evidence != nil && len(req.Evidence.Keys) > 0
+	out.Checkpoints, out.CheckpointsMatched, out.NotYetCovered = rep.Checkpoints, rep.Matched, rep.NotYetCovered
+	if rep.Used != nil {
+		out.NewestCheckpoint = &CheckpointRef{Sequence: rep.Used.Sequence, Hash: rep.Used.Hash, Time: rep.Used.Time, KeyID: rep.Used.KeyID}
+	}
+	out.Warnings = rep.Warnings
+	if req.Evidence == nil {
+		out.Warnings = append(out.Warnings, "no signed checkpoint log is configured: only hashes and links are checked (a chain cut short at its end, or re-linked, would pass)")
+	}
+	out.Coverage = rep.Summary()
+	switch p := rep.Problem; {
 	case p != nil:
 		fail(p.Sequence, p.Reason, p.Detail)
-	case last < ev.Sequence:
-		fail(last+1, chain.ReasonGap, fmt.Sprintf("sequence %d..%d missing", last+1, ev.Sequence))
-	case lastHash != ev.Hash:
-		fail(ev.Sequence, chain.ReasonHashMismatch, fmt.Sprintf("the event found by id has hash %s, the chain has %s at its sequence", ev.Hash, lastHash))
+		if p.Reason == chain.ReasonCheckpointMismatch {
+			d := rep.DepartsAfter
+			out.DepartsAfterSequence = &d
+		}
 	default:
+		// The event found by id must be the one the chain holds at its sequence (a duplicate row
+		// with other content would otherwise pass).
+		var hash string
+		if err := q.ReadChain(ctx, ev.ChainID, ev.Sequence, ev.Sequence, func(e *chain.Event) error {
+			if e.Sequence == ev.Sequence && hash == "" {
+				hash = e.Hash
+			}
+			return nil
+		}); err != nil {
+			a.storeError(w, r, "read chain", err)
+			return 0
+		}
+		if hash != ev.Hash {
+			fail(ev.Sequence, chain.ReasonHashMismatch, fmt.Sprintf("the event found by id has hash %s, the chain has %s at its sequence", ev.Hash, hash))
+			break
+		}
 		out.IsValid = true
 		out.Message = "hash chain is valid"
 	}

@@ -13,6 +13,7 @@ type metrics struct {
 	requests       *prometheus.CounterVec
 	duration       *prometheus.HistogramVec
 	verifyFailures prometheus.Counter
+	duplicates     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -30,8 +31,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "flowker_audit", Name: "verify_failures_total",
 			Help: "Verify calls that found a broken hash chain.",
 		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "flowker_audit", Name: "conflicting_duplicates_served_total",
+			Help: "Events the audit API served whose sequence the store holds as several conflicting rows (the row that links is served, flagged conflictingDuplicate).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.verifyFailures} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.verifyFailures, m.duplicates} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -2,16 +2,20 @@ package auditapi
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/internal/httpx"
 	"github.com/flowker-audit/flowker-audit/proxy/auditapi/auditapitest"
 	"github.com/flowker-audit/flowker-audit/sink"
@@ -54,9 +58,15 @@ func TestVerify(t *testing.T) {
 	t.Run("valid", func(t *testing.T) {
 		env := newTestAPI(t, auditapitest.NewStore(events...), nil)
 		v, raw := verify(env, target)
-		want := VerifyOutput{IsValid: true, TotalChecked: target.Sequence, Message: "hash chain is valid", ChainID: "chain-a", FromSequence: 1, ToSequence: target.Sequence}
-		if v.FirstInvalidID != nil || v != want {
+		want := VerifyOutput{IsValid: true, TotalChecked: target.Sequence, Message: "hash chain is valid", ChainID: "chain-a", FromSequence: 1, ToSequence: target.Sequence,
+			NotYetCovered: target.Sequence}
+		got := v
+		got.Coverage, got.Warnings = "", nil
+		if v.FirstInvalidID != nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("got %+v, want %+v", v, want)
+		}
+		if len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0], "no signed checkpoint log") || !strings.Contains(v.Coverage, "not yet covered") {
+			t.Fatalf("warnings %q coverage %q", v.Warnings, v.Coverage)
 		}
 		for _, k := range []string{"firstInvalidId", "reason", "detail"} {
 			if _, ok := raw[k]; ok {
@@ -174,4 +184,83 @@ func TestVerifyStopsWhenClientGoesAway(t *testing.T) {
 	if w.Code != httpx.StatusClientClosed {
 		t.Fatalf("status %d", w.Code)
 	}
+}
+
+// TestVerifyWithCheckpoints: /verify checks the signed checkpoints like the CLI does: a chain cut
+// short at its end is truncated, a re-linked chain departs between two checkpoints, events after
+// the newest checkpoint are "not yet covered", and a torn log is a warning.
+func TestVerifyWithCheckpoints(t *testing.T) {
+	events := testEvents(300)
+	a := chainEvents(events, "chain-a")
+	signer := checkpoint.NewSigner(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var cps []checkpoint.Checkpoint
+	for _, i := range []int{19, 59, 99} {
+		c, err := signer.Sign("chain-a", a[i].Sequence, a[i].Hash, at.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cps = append(cps, c)
+	}
+	evidence := &checkpoint.Evidence{Path: "cp.ndjson", Checkpoints: cps, Keys: []ed25519.PublicKey{signer.Public()}}
+	withCP := func(o *Options) {
+		o.Checkpoints = func(string) (*checkpoint.Evidence, error) { return evidence, nil }
+	}
+	verify := func(env *testEnv, ev chain.Event) VerifyOutput {
+		v, _ := decodeVerify(t, env.get(t, "/v1/audit-events/"+ev.EventID+"/verify"))
+		return v
+	}
+	last := a[len(a)-1]
+
+	t.Run("valid, with what is not yet covered", func(t *testing.T) {
+		env := newTestAPI(t, auditapitest.NewStore(events...), withCP)
+		v := verify(env, last)
+		if !v.IsValid || !v.CheckpointsChecked || v.Checkpoints != 3 || v.CheckpointsMatched != 3 || v.NewestCheckpoint == nil ||
+			v.NewestCheckpoint.Sequence != 100 || v.NotYetCovered != last.Sequence-100 || len(v.Warnings) != 0 {
+			t.Fatalf("got %+v", v)
+		}
+	})
+	t.Run("tail truncation", func(t *testing.T) {
+		store := auditapitest.NewStore(events...)
+		for _, e := range a[95:] {
+			store.Delete(e.EventID)
+		}
+		env := newTestAPI(t, store, withCP)
+		v := verify(env, a[94])
+		if v.IsValid || v.Reason != string(chain.ReasonTruncated) || *v.FirstInvalidID != 96 || v.TotalChecked != 95 {
+			t.Fatalf("got %+v", v)
+		}
+	})
+	t.Run("re-link from 30", func(t *testing.T) {
+		store := auditapitest.NewStore(events...)
+		prev := a[28].Hash
+		for _, e := range a[29:] {
+			store.Tamper(e.EventID, func(x *chain.Event) {
+				if x.Sequence == 30 {
+					x.ResourceID = "rewritten"
+				}
+				x.PreviousHash = prev
+				x.Seal()
+				prev = x.Hash
+			})
+		}
+		env := newTestAPI(t, store, withCP)
+		v := verify(env, a[90])
+		if v.IsValid || v.Reason != string(chain.ReasonCheckpointMismatch) || *v.FirstInvalidID != 60 || v.DepartsAfterSequence == nil ||
+			*v.DepartsAfterSequence != 20 || v.TotalChecked != 59 || !strings.Contains(v.Detail, "21..60") {
+			t.Fatalf("got %+v", v)
+		}
+	})
+	t.Run("torn log warns", func(t *testing.T) {
+		env := newTestAPI(t, auditapitest.NewStore(events...), func(o *Options) {
+			o.Checkpoints = func(string) (*checkpoint.Evidence, error) {
+				e := *evidence
+				e.Warnings = []string{"the last line of the checkpoint log cp.ndjson is torn"}
+				return &e, nil
+			}
+		})
+		if v := verify(env, last); !v.IsValid || len(v.Warnings) != 1 || !strings.Contains(v.Warnings[0], "torn") {
+			t.Fatalf("got %+v", v)
+		}
+	})
 }

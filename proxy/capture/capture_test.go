@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -103,20 +104,22 @@ func TestQuery(t *testing.T) {
 
 func TestTee(t *testing.T) {
 	body := strings.Repeat("abcdefghij", 1000)
-	tee := NewTee(io.NopCloser(strings.NewReader(body)), 64)
+	key := []byte("tee-digest-key-0123456789abcdef")
+	tee := NewTee(io.NopCloser(strings.NewReader(body)), 64).WithDigestKey(key)
 	got, err := io.ReadAll(iotest.OneByteReader(tee))
 	if err != nil || string(got) != body {
 		t.Fatalf("passthrough changed the body: %v", err)
 	}
 	s := tee.Summary()
-	sum := sha256.Sum256([]byte(body))
-	if s.Bytes != 10000 || !s.Complete || !s.Truncated || len(s.Captured) != 64 || s.SHA256 != hex.EncodeToString(sum[:]) {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(body))
+	if s.Bytes != 10000 || !s.Complete || !s.Truncated || len(s.Captured) != 64 || s.Digest != hex.EncodeToString(mac.Sum(nil)) || s.Digest != Digest(key, []byte(body)) {
 		t.Fatalf("summary: %+v", s)
 	}
 	// A body cut short: no digest, the error kept.
 	tee = NewTee(io.NopCloser(iotest.ErrReader(errors.New("client went away"))), 64)
 	_, _ = io.ReadAll(tee)
-	if s := tee.Summary(); s.Complete || s.SHA256 != "" || s.Err == nil {
+	if s := tee.Summary(); s.Complete || s.Digest != "" || s.Err == nil {
 		t.Fatalf("broken body summary: %+v", s)
 	}
 	// No body at all.

@@ -147,11 +147,14 @@ type Event struct {
 	TimestampMicros int64  `protobuf:"varint,10,opt,name=timestamp_micros,json=timestampMicros,proto3" json:"timestamp_micros,omitempty"`
 	Hash            string `protobuf:"bytes,11,opt,name=hash,proto3" json:"hash,omitempty"`
 	// Empty for the first event of a chain.
-	PreviousHash  string `protobuf:"bytes,12,opt,name=previous_hash,json=previousHash,proto3" json:"previous_hash,omitempty"`
-	ChainId       string `protobuf:"bytes,13,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
-	Sequence      uint64 `protobuf:"varint,14,opt,name=sequence,proto3" json:"sequence,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PreviousHash string `protobuf:"bytes,12,opt,name=previous_hash,json=previousHash,proto3" json:"previous_hash,omitempty"`
+	ChainId      string `protobuf:"bytes,13,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	Sequence     uint64 `protobuf:"varint,14,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The store holds another, conflicting row at this (chain_id, sequence); this event is the one
+	// that links into the chain (set by query sinks on reads; never stored).
+	ConflictingDuplicate bool `protobuf:"varint,15,opt,name=conflicting_duplicate,json=conflictingDuplicate,proto3" json:"conflicting_duplicate,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
@@ -280,6 +283,13 @@ func (x *Event) GetSequence() uint64 {
 		return x.Sequence
 	}
 	return 0
+}
+
+func (x *Event) GetConflictingDuplicate() bool {
+	if x != nil {
+		return x.ConflictingDuplicate
+	}
+	return false
 }
 
 type ConfigureRequest struct {
@@ -1306,7 +1316,7 @@ const file_sink_proto_rawDesc = "" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
-	"ip_address\x18\x03 \x01(\tR\tipAddress\"\xbc\x03\n" +
+	"ip_address\x18\x03 \x01(\tR\tipAddress\"\xf1\x03\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
 	"\n" +
@@ -1324,7 +1334,8 @@ const file_sink_proto_rawDesc = "" +
 	"\x04hash\x18\v \x01(\tR\x04hash\x12#\n" +
 	"\rprevious_hash\x18\f \x01(\tR\fpreviousHash\x12\x19\n" +
 	"\bchain_id\x18\r \x01(\tR\achainId\x12\x1a\n" +
-	"\bsequence\x18\x0e \x01(\x04R\bsequence\"*\n" +
+	"\bsequence\x18\x0e \x01(\x04R\bsequence\x123\n" +
+	"\x15conflicting_duplicate\x18\x0f \x01(\bR\x14conflictingDuplicate\"*\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"\x13\n" +
 	"\x11ConfigureResponse\"\x15\n" +

@@ -345,6 +345,12 @@
     const names = (state.config && state.config.actorNames) || {};
     return actor && Object.prototype.hasOwnProperty.call(names, actor.id) ? names[actor.id] : '';
   }
+  // An actor the sidecar could not verify: a JWT subject claimed by the client whose signature was
+  // not checked (no key configured, or it failed). Shown as claimed, never as an established user.
+  function unverifiedActor(ev) {
+    const a = ev.context && typeof ev.context === 'object' ? ev.context.auth : null;
+    return !!(a && a.method === 'jwt' && a.verified === false);
+  }
   function resourceName(ev) {
     const m = ev.metadata && typeof ev.metadata === 'object' ? ev.metadata : {};
     const n = m['workflow.name'] != null ? m['workflow.name'] : m['provider_config.name'];
@@ -392,6 +398,10 @@
       const actor = ev.actor || {};
       const name = actorName(actor);
       tdActor.appendChild(h('span', 'tag', ACTOR_TYPES[actor.type] || actor.type || 'unknown'));
+      if (unverifiedActor(ev)) {
+        const u = tdActor.appendChild(h('span', 'tag unverified', 'Unverified'));
+        u.title = 'Subject claimed in a JWT whose signature was not verified';
+      }
       if (name) {
         tdActor.appendChild(h('span', 'actor-name', name));
         tdActor.appendChild(h('span', 'sub mono', actor.id));
@@ -640,6 +650,10 @@
     field('Timestamp', ts, { node: true });
     field('Actor type', ACTOR_TYPES[actor.type] ? ACTOR_TYPES[actor.type] + ' (' + actor.type + ')' : actor.type);
     field('Actor ID', actor.id, { mono: true });
+    if (unverifiedActor(ev)) {
+      const d = ev.context.auth.detail;
+      field('Actor verified', 'No: subject claimed in a JWT whose signature was not verified' + (d ? ' (' + d + ')' : ''), { id: 'd-actor-verified' });
+    }
     if (actorName(actor)) field('Actor name', actorName(actor));
     field('Actor IP', actor.ipAddress, { mono: true });
     field('Resource type', ev.resourceType, { mono: true });
@@ -692,7 +706,18 @@
     'duplicate': (n) => 'Sequence ' + n + ' is stored more than once.',
     'bad genesis': () => 'The first event of the chain links to a previous event.',
     'timestamp order': (n) => 'The event at sequence ' + n + ' is timestamped before the event preceding it.',
+    'checkpoint mismatch': (n) => 'The event at sequence ' + n + ' differs from what a signed checkpoint recorded: the chain was rewritten (re-linked) before it.',
+    'truncated': (n) => 'The chain ends before sequence ' + n + ', but a signed checkpoint proves it went further: its newest events were removed.',
+    'checkpoint log': () => 'A checkpoint of this chain in the signed checkpoint log does not verify: the log was edited, or a key is missing.',
   };
+
+  // What the signed checkpoints covered, and what weakened the check.
+  function coverageLines(b) {
+    const out = [];
+    if (b.coverage) out.push({ text: 'Checkpoints: ' + b.coverage + '.', cls: 'coverage' });
+    (b.warnings || []).forEach((w) => out.push({ text: 'Warning: ' + w, cls: 'warning' }));
+    return out;
+  }
 
   async function verify() {
     const id = state.openRowId;
@@ -707,13 +732,14 @@
       const from = String(b.fromSequence), to = String(b.toSequence);
       verifyShow('valid', 'Chain valid — ' + String(b.totalChecked) + ' events checked (sequence ' + from + '–' + to + ' of chain ' + b.chainId + ')', [
         from !== '1' ? { text: 'Events before sequence ' + from + ' were not recomputed (the sidecar limits one check); this range links to the stored hash of sequence ' + (Number(from) - 1) + '.' } : null,
-      ]);
+        b.notYetCovered > 0 ? { text: String(b.notYetCovered) + ' of these events are not yet covered by a signed checkpoint (their links are checked; no signature proves them yet).' } : null,
+      ].concat(coverageLines(b)));
     } else if (r.status === 200 && b.isValid === false) {
       verifyShow('invalid', 'Chain broken at sequence ' + String(b.firstInvalidId) + ': ' + (b.reason || 'invalid'), [
         { text: REASONS[b.reason] ? REASONS[b.reason](String(b.firstInvalidId)) : (b.message || '') },
         { text: String(b.totalChecked) + ' events verified before the break (checked sequence ' + String(b.fromSequence) + '–' + String(b.toSequence) + ' of chain ' + b.chainId + ').' },
         b.detail ? { text: b.detail, cls: 'detail' } : null,
-      ], true);
+      ].concat(coverageLines(b)), true);
     } else if (r.status === 401) {
       closeDetails();
       unauthorized(r);
