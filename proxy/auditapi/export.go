@@ -27,7 +27,7 @@ const (
 )
 
 // exportPageSize is how many events one sink call returns while exporting: the export holds at
-// most two such pages (one being written, one being read ahead), whatever its length.
+// most three such pages (one being written, one queued, one being read), whatever its length.
 const exportPageSize = 1000
 
 // exportFlushBytes is how much output is buffered before it is sent.
