@@ -316,7 +316,7 @@ func (a *App) buildAuditAPI(cursorKey, fingerprintKey []byte) error {
 	a.api, err = auditapi.New(auditapi.Options{
 		Querier: a.querier, Auth: auth, CursorKey: cursorKey, Registerer: a.reg,
 		Logger: a.log.With("component", "audit-api"), ActorNames: names, CheckpointLog: checkpointLogPath(cfg),
-		Caller: auditapi.FingerprintCaller(fingerprintKey),
+		Caller:      auditapi.FingerprintCaller(fingerprintKey),
 		Checkpoints: evidence,
 	})
 	return err

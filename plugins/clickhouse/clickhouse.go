@@ -777,4 +777,3 @@ func insertSettingsFor(v Version, rows []row) ch.Settings {
 		"deduplicate_blocks_in_dependent_materialized_views": 1,
 	}
 }
-
