@@ -2,7 +2,7 @@
 #   make demo   fake Flowker + the sidecar, with URLs and curl lines to try
 #   make test   every test (unit, integration, race detector) with real ClickHouse and Chromium
 #
-# Other targets: run (the sidecar on config.yaml), build, bench, lint, generate, deps, clean.
+# Other targets: run (the sidecar on config.yaml), build, bench, crash-long, lint, generate, deps, clean.
 
 GO      ?= go
 BIN     := bin/flowker-audit
@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # Tests run under the race detector; CI machines have 2 cores.
 TESTFLAGS ?= -race -timeout 25m
 
-.PHONY: all build run demo test deps lint bench generate clean
+.PHONY: all build run demo test deps lint bench crash-long generate clean
 
 all: build
 
@@ -35,18 +35,23 @@ deps:
 # second language and zone (the browser itself is pinned through the DevTools protocol).
 BROWSER_PKGS := ./proxy/ui/... ./internal/e2e/browser/...
 
-test: deps
-	$(GO) vet ./...
+test: deps lint
 	env -u LANG -u LC_ALL -u LANGUAGE TZ=Pacific/Chatham $(GO) test $(TESTFLAGS) ./...
 	env LANG=de_DE.UTF-8 LC_ALL=de_DE.UTF-8 TZ=Asia/Kathmandu $(GO) test $(TESTFLAGS) -count=1 $(BROWSER_PKGS)
 
+# go vet, gofmt, staticcheck and deadcode (pinned versions through go run; see scripts/lint.sh).
 lint:
-	$(GO) vet ./...
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	./scripts/lint.sh
 
 # Benchmarks (not tests): measures and rewrites docs/BENCHMARKS.md.
 bench: deps build
 	./scripts/bench.sh
+
+# The SIGKILL crash tests at length: 25 kills of the real sidecar under mixed writes (make test
+# runs 3), the full-disk test (root: it mounts a tmpfs) and a kill during recovery.
+crash-long: deps
+	FLOWKER_AUDIT_CRASH_ROUNDS=$${FLOWKER_AUDIT_CRASH_ROUNDS:-25} $(GO) test $(TESTFLAGS) -count=1 -v \
+		-run '^(TestKill9WithIntentsLeavesNoChangeWithoutEvent|TestDiskFullLeavesNoChangeWithoutEvent|TestKill9DuringRecovery)$$' ./internal/e2e/
 
 # Regenerates the sink protocol's Go code (needs protoc: apt-get install protobuf-compiler).
 generate:

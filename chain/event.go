@@ -60,10 +60,13 @@ const (
 	ActionUnknown    = "UNKNOWN"
 )
 
-// Results.
+// Results. Flowker knows SUCCESS and FAILED; UNKNOWN is the sidecar's own, like ActionUnknown:
+// an event rebuilt from an intent whose outcome could not be learned from Flowker (its context
+// says "outcome": "unknown" and why). It is never SUCCESS or FAILED unless that was observed.
 const (
 	ResultSuccess = "SUCCESS"
 	ResultFailed  = "FAILED"
+	ResultUnknown = "UNKNOWN"
 )
 
 // Resource types: Flowker's enum plus executor_config and unknown.
@@ -95,7 +98,7 @@ var EventTypes = []string{
 var Actions = []string{ActionCreate, ActionUpdate, ActionDelete, ActionActivate, ActionDeactivate, ActionDraft, ActionExecute, ActionUnknown}
 
 // Results lists every result.
-var Results = []string{ResultSuccess, ResultFailed}
+var Results = []string{ResultSuccess, ResultFailed, ResultUnknown}
 
 // ResourceTypes lists every resource type.
 var ResourceTypes = []string{ResourceWorkflow, ResourceExecution, ResourceProviderConfig, ResourceExecutorConfig, ResourceUnknown}

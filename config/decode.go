@@ -113,7 +113,7 @@ func Parse(data []byte, opts Options) (*Config, error) {
 		errs = append(errs, checkEnvNames(cfg, opts.Environ)...)
 	}
 	defaultSQLitePaths(cfg)
-	errs = append(errs, validate(cfg, opts.Plugins)...)
+	errs = append(errs, Validate(cfg, opts.Plugins)...)
 	if len(errs) > 0 {
 		return cfg, errs
 	}

@@ -17,6 +17,8 @@ func Default() *Config {
 			Addr:              ":4020",
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			IdleTimeout:       Duration(120 * time.Second),
+			BodyIdleTimeout:   Duration(30 * time.Second),
+			BodyReadTimeout:   Duration(5 * time.Minute),
 		},
 		Admin:   Admin{Addr: "127.0.0.1:9464"},
 		DataDir: "./data",
@@ -34,10 +36,11 @@ func Default() *Config {
 			JWT: JWT{JWKSRefresh: Duration(15 * time.Minute)},
 		},
 		Capture: Capture{
-			MaxBodyBytes: ByteSize(64 << 10),
-			MaxHoldBytes: ByteSize(8 << 20),
-			MaxHoldTotal: ByteSize(256 << 20),
-			Bodies:       true,
+			MaxBodyBytes:     ByteSize(64 << 10),
+			MaxHoldBytes:     ByteSize(8 << 20),
+			MaxHoldTotal:     ByteSize(256 << 20),
+			MaxHoldAnonymous: ByteSize(16 << 20),
+			Bodies:           true,
 		},
 		Watcher: Watcher{
 			Enabled:     true,
@@ -45,6 +48,7 @@ func Default() *Config {
 			MaxInterval: Duration(30 * time.Second),
 			MaxInFlight: 8,
 			GiveUpAfter: Duration(24 * time.Hour),
+			OAuth2:      WatcherOAuth2{RefreshBefore: Duration(time.Minute)},
 		},
 		Sinks: []Sink{{
 			Name:   "store",

@@ -12,16 +12,17 @@ const EnvConfig = EnvPrefix + "CONFIG"
 // toolingEnv are FLOWKER_AUDIT_* variables that are not configuration keys: the config path, the
 // plugin handshake, and what the tests and benchmarks read. They are never reported as unknown.
 var toolingEnv = map[string]bool{
-	EnvConfig:                       true,
-	EnvPrefix + "SINK_PLUGIN":       true, // go-plugin magic cookie (sink.MagicCookieKey)
-	EnvPrefix + "BIN":               true,
-	EnvPrefix + "UI_TIMING":         true,
-	EnvPrefix + "SCREENSHOT":        true,
-	EnvPrefix + "UPDATE_SCREENSHOT": true,
-	EnvPrefix + "CHDB_DIR":          true,
-	EnvPrefix + "CLICKHOUSE_SERVER": true,
-	EnvPrefix + "SINK_TEST_PLUGIN":  true,
-	EnvPrefix + "HOST_TEST_PLUGIN":  true,
+	EnvConfig:                         true,
+	EnvPrefix + "SINK_PLUGIN":         true, // go-plugin magic cookie (sink.MagicCookieKey)
+	EnvPrefix + "BIN":                 true,
+	EnvPrefix + "UI_TIMING":           true,
+	EnvPrefix + "SCREENSHOT":          true,
+	EnvPrefix + "UPDATE_SCREENSHOT":   true,
+	EnvPrefix + "CHDB_DIR":            true,
+	EnvPrefix + "CLICKHOUSE_SERVER":   true,
+	EnvPrefix + "SINK_TEST_PLUGIN":    true,
+	EnvPrefix + "HOST_TEST_PLUGIN":    true,
+	EnvPrefix + "IMPORT_POSTGRES_URL": true, // flowker-audit import flowker --postgres-url
 }
 
 // toolingPrefixes start variable names the tests and benchmarks own (FLOWKER_AUDIT_TEST_LOG,
@@ -32,7 +33,13 @@ var toolingPrefixes = []string{EnvPrefix + "TEST_", EnvPrefix + "BENCH_", EnvPre
 // key's dotted path: scalars, durations, sizes and string lists (lists of structures and maps are
 // configured in the file only).
 func EnvNames() map[string]string {
-	out := map[string]string{}
+	out, _ := envNames()
+	return out
+}
+
+// envNames returns the overrides and the names the file-only keys would have.
+func envNames() (overrides, fileOnly map[string]string) {
+	overrides, fileOnly = map[string]string{}, map[string]string{}
 	var walk func(t reflect.Type, path string)
 	walk = func(t reflect.Type, path string) {
 		for i := 0; i < t.NumField(); i++ {
@@ -45,13 +52,14 @@ func EnvNames() map[string]string {
 				continue
 			case ft.Kind() == reflect.Slice && ft.Elem().Kind() != reflect.String,
 				ft.Kind() == reflect.Map, ft.Kind() == reflect.Pointer:
+				fileOnly[EnvName(p)] = p
 				continue
 			}
-			out[EnvName(p)] = p
+			overrides[EnvName(p)] = p
 		}
 	}
 	walk(reflect.TypeFor[Config](), "")
-	return out
+	return overrides, fileOnly
 }
 
 // checkEnvNames reports every FLOWKER_AUDIT_* variable in environ (KEY=VALUE entries) that is
@@ -59,7 +67,7 @@ func EnvNames() map[string]string {
 // tooling variables, naming the closest known override: a misspelt variable is an error, not a
 // silently ignored setting.
 func checkEnvNames(cfg *Config, environ []string) Errors {
-	known := EnvNames()
+	known, fileOnly := envNames()
 	referenced := map[string]bool{}
 	for _, s := range cfg.Sinks {
 		for k, v := range s.Config {
@@ -85,8 +93,11 @@ func checkEnvNames(cfg *Config, environ []string) Errors {
 		if _, ok := known[name]; ok || referenced[name] || toolingEnv[name] || hasAnyPrefix(name, toolingPrefixes) {
 			continue
 		}
-		errs.add("", "environment variable %s is not a configuration override (did you mean %s?); "+
-			"lists of structures and maps (sinks, rules, identity.api_key_names) are set in the file only", name, closest(name, candidates))
+		if p, ok := fileOnly[name]; ok {
+			errs.add("", "environment variable %s is not a configuration override: %s is set in the configuration file only", name, p)
+			continue
+		}
+		errs.add("", "environment variable %s is not a configuration override (did you mean %s?)", name, closest(name, candidates))
 	}
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Msg < errs[j].Msg })
 	return errs

@@ -53,6 +53,11 @@ type Listen struct {
 	Addr              string   `yaml:"addr"`
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
 	IdleTimeout       Duration `yaml:"idle_timeout"`
+	// BodyIdleTimeout bounds the wait for the next bytes of a request body: a client that stops
+	// sending is answered 408 and its connection (and the upstream one) closed.
+	BodyIdleTimeout Duration `yaml:"body_idle_timeout"`
+	// BodyReadTimeout bounds the reading of a whole request body, however it trickles in.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
 }
 
 // Admin is the separate listener for /metrics, /healthz and /readyz.
@@ -161,6 +166,17 @@ type Capture struct {
 	RedactPaths []string `yaml:"redact_paths"`
 	// Bodies turns body capture off entirely (only sizes and hashes are kept) when false.
 	Bodies bool `yaml:"bodies"`
+	// KeepKeys are case-insensitive regular expressions of keys that look secret but are not
+	// (matched against the whole key): their values are not redacted by name. Value shapes
+	// (JWTs, PEM keys, URL credentials, cloud keys) are redacted in them all the same.
+	KeepKeys []string `yaml:"keep_keys"`
+	// DigestKey keys the HMAC-SHA-256 digests of bodies in events. Empty means generate one into
+	// data_dir (digest.key) on first start. Set the same value on every replica.
+	DigestKey string `yaml:"digest_key" secret:"true"`
+	// MaxHoldAnonymous is the part of max_hold_total that requests without credentials (no API
+	// key, no bearer token, no trusted identity header) may hold together; the rest is reserved
+	// for authenticated requests.
+	MaxHoldAnonymous ByteSize `yaml:"max_hold_anonymous"`
 }
 
 // Rule adds or overrides a route rule. A rule with the same method and path as a built-in one
@@ -186,11 +202,30 @@ type Watcher struct {
 	// APIKey is sent as X-API-Key when polling (use the environment: FLOWKER_AUDIT_WATCHER_API_KEY).
 	APIKey string `yaml:"api_key" secret:"true"`
 	// Authorization is sent verbatim as the Authorization header when set.
-	Authorization string   `yaml:"authorization" secret:"true"`
-	Interval      Duration `yaml:"interval"`
-	MaxInterval   Duration `yaml:"max_interval"`
-	MaxInFlight   int      `yaml:"max_in_flight"`
-	GiveUpAfter   Duration `yaml:"give_up_after"`
+	Authorization string `yaml:"authorization" secret:"true"`
+	// OAuth2 gets bearer tokens with the client credentials grant, renewed before they expire.
+	OAuth2 WatcherOAuth2 `yaml:"oauth2"`
+	// TokenFile holds a bearer token (a projected service-account token), re-read when it changes.
+	TokenFile   string   `yaml:"token_file"`
+	Interval    Duration `yaml:"interval"`
+	MaxInterval Duration `yaml:"max_interval"`
+	MaxInFlight int      `yaml:"max_in_flight"`
+	GiveUpAfter Duration `yaml:"give_up_after"`
+}
+
+// WatcherOAuth2 are OAuth2 client credentials for the execution watcher (Flowker's Access
+// Manager mode accepts bearer tokens only).
+type WatcherOAuth2 struct {
+	TokenURL string `yaml:"token_url"`
+	ClientID string `yaml:"client_id"`
+	// ClientSecret: use the environment (FLOWKER_AUDIT_WATCHER_OAUTH2_CLIENT_SECRET) or
+	// ClientSecretFile (re-read at every token request, so a rotated secret is picked up).
+	ClientSecret     string   `yaml:"client_secret" secret:"true"`
+	ClientSecretFile string   `yaml:"client_secret_file"`
+	Scopes           []string `yaml:"scopes"`
+	// RefreshBefore: a token is renewed this long before it expires (at most a quarter of its
+	// lifetime before).
+	RefreshBefore Duration `yaml:"refresh_before"`
 }
 
 // Sink is one sink plugin.

@@ -17,10 +17,6 @@ import (
 	"github.com/flowker-audit/flowker-audit/sink/pluginconfig"
 )
 
-// Validate checks cfg and returns every problem found (nil when valid). Plugin names and the
-// config blocks of bundled plugins are checked when plugins is not nil.
-func Validate(cfg *Config, plugins PluginCatalog) Errors { return validate(cfg, plugins) }
-
 var pluginKey = regexp.MustCompile(`^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+|\[[0-9]+\])*$`)
 
 var sinkName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -32,7 +28,9 @@ const (
 	KindExecutionStatus = "execution_status" // a read whose response may reveal a terminal status
 )
 
-func validate(cfg *Config, plugins PluginCatalog) Errors {
+// Validate checks cfg and returns every problem found (nil when valid). Plugin names and the
+// config blocks of bundled plugins are checked when plugins is not nil.
+func Validate(cfg *Config, plugins PluginCatalog) Errors {
 	var errs Errors
 	if cfg.Version != CurrentVersion {
 		errs.add("version", "must be %d (this build understands configuration version %d only)", CurrentVersion, CurrentVersion)
@@ -119,6 +117,23 @@ func validate(cfg *Config, plugins PluginCatalog) Errors {
 			errs.add(fmt.Sprintf("capture.redact_keys[%d]", i), "invalid regular expression: %v", err)
 		}
 	}
+	if cfg.Capture.MaxHoldAnonymous > cfg.Capture.MaxHoldTotal/2 {
+		errs.add("capture.max_hold_anonymous", "must be at most half of capture.max_hold_total (%d)", int64(cfg.Capture.MaxHoldTotal)/2)
+	}
+	for i, p := range cfg.Capture.KeepKeys {
+		if _, err := regexp.Compile(p); err != nil {
+			errs.add(fmt.Sprintf("capture.keep_keys[%d]", i), "invalid regular expression: %v", err)
+		}
+	}
+	if k := cfg.Capture.DigestKey; k != "" && len(k) < 32 {
+		errs.add("capture.digest_key", "must be at least 32 characters")
+	}
+	if cfg.Listen.BodyIdleTimeout <= 0 || cfg.Listen.BodyIdleTimeout > Duration(time.Hour) {
+		errs.add("listen.body_idle_timeout", "must be between 1ns and 1h")
+	}
+	if cfg.Listen.BodyReadTimeout < cfg.Listen.BodyIdleTimeout {
+		errs.add("listen.body_read_timeout", "must be at least listen.body_idle_timeout")
+	}
 	for i, p := range cfg.Capture.RedactPaths {
 		checkRedactPath(&errs, fmt.Sprintf("capture.redact_paths[%d]", i), p)
 	}
@@ -142,6 +157,7 @@ func validate(cfg *Config, plugins PluginCatalog) Errors {
 		if w.MaxInFlight < 1 || w.MaxInFlight > 1024 {
 			errs.add("watcher.max_in_flight", "must be between 1 and 1024")
 		}
+		validateWatcherCredentials(&errs, w)
 	}
 	validateSinks(&errs, cfg.Sinks, plugins)
 	if !slices.Contains([]string{"json", "text"}, cfg.Log.Format) {
@@ -347,4 +363,37 @@ func addPluginErrors(errs *Errors, prefix string, err error) {
 		keyed = plain
 	}
 	*errs = append(*errs, keyed...)
+}
+
+// validateWatcherCredentials: at most one way to get the Authorization header, and OAuth2
+// client credentials complete.
+func validateWatcherCredentials(errs *Errors, w Watcher) {
+	o := w.OAuth2
+	set := 0
+	for _, v := range []string{w.Authorization, w.TokenFile, o.TokenURL} {
+		if v != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		errs.add("watcher", "set at most one of authorization, token_file and oauth2.token_url (each sets the Authorization header)")
+	}
+	if o.TokenURL == "" {
+		if o.ClientID != "" || o.ClientSecret != "" || o.ClientSecretFile != "" || len(o.Scopes) > 0 {
+			errs.add("watcher.oauth2", "token_url is required when other watcher.oauth2 keys are set")
+		}
+		return
+	}
+	if u, err := url.Parse(o.TokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs.add("watcher.oauth2.token_url", "must be an absolute http(s) URL")
+	}
+	if o.ClientID == "" {
+		errs.add("watcher.oauth2.client_id", "is required with watcher.oauth2.token_url")
+	}
+	if (o.ClientSecret == "") == (o.ClientSecretFile == "") {
+		errs.add("watcher.oauth2", "set exactly one of client_secret (FLOWKER_AUDIT_WATCHER_OAUTH2_CLIENT_SECRET) and client_secret_file")
+	}
+	if o.RefreshBefore < 0 {
+		errs.add("watcher.oauth2.refresh_before", "must not be negative")
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/plugins/clickhouse"
 	"github.com/flowker-audit/flowker-audit/plugins/file"
+	"github.com/flowker-audit/flowker-audit/plugins/otlp"
 	"github.com/flowker-audit/flowker-audit/plugins/sqlite"
 	"github.com/flowker-audit/flowker-audit/plugins/syslog"
 	"github.com/flowker-audit/flowker-audit/sink"
@@ -23,6 +24,7 @@ var bundled = map[string]func(*slog.Logger) sink.Sink{
 	"clickhouse": func(l *slog.Logger) sink.Sink { return clickhouse.New(clickhouse.Options{Logger: l}) },
 	"file":       func(l *slog.Logger) sink.Sink { return file.New(file.Options{Logger: l}) },
 	"syslog":     func(l *slog.Logger) sink.Sink { return syslog.New(syslog.Options{Logger: l}) },
+	"otlp":       func(l *slog.Logger) sink.Sink { return otlp.New(otlp.Options{Logger: l}) },
 }
 
 // Names returns the bundled plugin names, sorted.
@@ -48,7 +50,7 @@ type Catalog struct{}
 func (Catalog) Bundled() []string { return Names() }
 
 // Queryable reports whether the bundled plugin can answer the audit API (implements
-// sink.Querier); write-only plugins such as file and syslog cannot.
+// sink.Querier); write-only plugins such as file, syslog and otlp cannot.
 func (Catalog) Queryable(name string) bool {
 	f, ok := bundled[name]
 	if !ok {

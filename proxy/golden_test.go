@@ -36,6 +36,9 @@ const (
 
 var testFingerprintKey = []byte("golden-fingerprint-key-0123456789")
 
+// testDigestKey keys the body digests of every harness (golden files are stable).
+var testDigestKey = []byte("golden-digest-key-0123456789abcdef")
+
 type harness struct {
 	t        testing.TB
 	journal  *journal.Journal
@@ -100,7 +103,7 @@ func newHarness(t testing.TB, upstream http.Handler, mut ...func(*Options)) *har
 	}
 	u, _ := url.Parse(h.upstream.URL)
 	opts := Options{Upstream: u, Rules: tb, Identity: id, Redactor: red, MaxBodyBytes: 64 << 10, MaxHoldBytes: 1 << 20,
-		CaptureBodies: true, Journal: j, Observer: h.observer, Metrics: NewMetrics(h.reg), Lost: jm.EventsLost}
+		CaptureBodies: true, Journal: j, Observer: h.observer, Metrics: NewMetrics(h.reg), Lost: jm.EventsLost, DigestKey: testDigestKey}
 	for _, f := range mut {
 		f(&opts)
 	}

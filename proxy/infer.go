@@ -66,7 +66,7 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 		if f.Key == "workflow.id" {
 			workflowID = v
 		}
-		meta.str(f.Key, capture.Sanitize(v))
+		meta.str(f.Key, capture.Text(capture.Sanitize(v)))
 	}
 	if rule.Kind == config.KindExecutionStart && success && !pending {
 		if status == http.StatusOK {
@@ -90,7 +90,7 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 		}
 	}
 	ctx.str("method", capture.Sanitize(x.method))
-	ctx.str("path", capture.Sanitize(x.rawPath))
+	ctx.str("path", capture.Text(capture.Sanitize(x.rawPath)))
 	ctx.str("route", rule.Method+" "+rule.Path)
 	ctx.str("rule", rule.Name)
 	ctx.str("requestId", x.eventID)
@@ -110,7 +110,7 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 	if code := errorCode(failure); code != "" {
 		ctx.str("errorCode", code)
 		if msg := capture.Decode(failure, capture.Segs("message")); msg.Text != "" {
-			ctx.str("errorMessage", clip(capture.Sanitize(msg.Text), 1024))
+			ctx.str("errorMessage", clip(capture.Text(capture.Sanitize(msg.Text)), 1024))
 		}
 	}
 	if upstreamErr != nil {
@@ -125,13 +125,13 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 		ctx.raw("durationMs", dur.bytes())
 	}
 	if ua := x.hdr.Get("User-Agent"); ua != "" {
-		ctx.str("userAgent", clip(capture.Sanitize(ua), 512))
+		ctx.str("userAgent", clip(capture.Text(capture.Sanitize(ua)), 512))
 	}
 	if id := x.hdr.Get("X-Request-Id"); id != "" {
-		ctx.str("clientRequestId", clip(capture.Sanitize(id), 256))
+		ctx.str("clientRequestId", clip(capture.Text(capture.Sanitize(id)), 256))
 	}
 	if k := x.hdr.Get("Idempotency-Key"); k != "" {
-		ctx.str("idempotencyKey", clip(capture.Sanitize(k), 256))
+		ctx.str("idempotencyKey", clip(capture.Text(capture.Sanitize(k)), 256))
 	}
 	auth := newObj(128)
 	auth.str("method", x.id.Method)
@@ -164,11 +164,26 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 			ctx.raw("ambiguousKeys", b)
 		}
 	}
-	ctx.raw("request", p.bodyContext(rule, x.hdr.Get("Content-Type"), req))
+	// The request's part is the same for the intent and the event when the whole body was held
+	// before forwarding: rendered once.
+	reqCtx := x.reqCtx
+	if reqCtx == nil {
+		reqCtx = p.bodyContext(rule, x.hdr.Get("Content-Type"), req)
+		if pending && req.Complete && !req.Truncated && req.Err == nil {
+			x.reqCtx = reqCtx
+		}
+	}
+	ctx.raw("request", reqCtx)
 	if upstreamErr == nil && !pending {
 		ctx.raw("response", p.bodyContext(rule, respHeader.Get("Content-Type"), resp))
 	}
 
+	if pending {
+		// An intent's context and metadata are kept as written (valid JSON, not canonical):
+		// the rare event rebuilt from an intent is canonicalised then.
+		d.Context, d.Metadata = ctx.bytes(), meta.bytes()
+		return d, true
+	}
 	c := p.canon.Get().(*jsonb.Canonicalizer)
 	defer p.canon.Put(c)
 	d.Context = canonical(c, ctx.bytes())
@@ -204,46 +219,83 @@ func complete(s capture.Summary) []byte {
 	return s.Captured
 }
 
-// bodyContext describes a body: size, digest, content type and a redacted, capped rendering.
+// bodyContext describes a body: size, keyed digest, content type and a redacted, capped
+// rendering.
+//
+// The digest is HMAC-SHA-256 under the deployment's digest key, never a plain hash: a plain hash
+// of a body whose secrets were redacted lets anyone who can read the trail confirm guesses of them.
+// For the same reason, when a body's content is not wholly shown (a value was redacted, or the
+// body was not rendered) its size is given rounded up to a multiple of sizeGrain
+// ("bytesAtMost"), not exactly: the exact size minus the rendered rest is the secret's length.
 func (p *Proxy) bodyContext(rule *rules.Rule, contentType string, s capture.Summary) []byte {
 	o := newObj(256 + min(len(s.Captured), p.opts.MaxBodyBytes))
-	o.int("bytes", s.Bytes)
 	if contentType != "" {
 		o.str("contentType", clip(capture.Sanitize(contentType), 128))
 	}
-	if s.Bytes == 0 {
+	if s.Bytes == 0 && !s.Truncated {
+		o.int("bytes", 0)
 		return o.bytes()
 	}
-	if s.SHA256 != "" {
-		o.str("sha256", s.SHA256)
+	hidden := false // part of the content is not shown
+	truncated := s.Truncated
+	var rendered []byte
+	var notes func()
+	switch {
+	case !capture.LooksJSON(contentType, s.Captured):
+		hidden = true
+		notes = func() {
+			o.raw("body", []byte("null"))
+			o.str("bodyOmitted", "not JSON: only its size and keyed digest are kept")
+		}
+	case !p.opts.CaptureBodies:
+		hidden = true
+	default:
+		r, err := p.redactor(rule).Render(s.Captured, s.Complete && !s.Truncated, p.opts.MaxBodyBytes)
+		if err != nil {
+			hidden = true
+			notes = func() { o.str("bodyOmitted", "not valid JSON: only its size and keyed digest are kept") }
+			break
+		}
+		hidden = r.Redacted
+		truncated = truncated || r.Truncated
+		rendered = r.JSON
+		notes = func() {
+			o.raw("body", rendered)
+			if r.Invalid {
+				o.bool("invalidJson", true)
+			}
+		}
+	}
+	if hidden {
+		o.int("bytesAtMost", roundUp(s.Bytes, sizeGrain))
 	} else {
+		o.int("bytes", s.Bytes)
+	}
+	if s.Digest != "" {
+		o.str("hmacSha256", s.Digest)
+	} else if !s.Complete {
 		o.bool("complete", false) // not read to the end (upstream answered early, or the body broke)
+	}
+	if truncated {
+		o.bool("truncated", true)
 	}
 	if s.Err != nil {
 		o.str("readError", clip(capture.Sanitize(s.Err.Error()), 256))
 	}
-	looksJSON := capture.LooksJSON(contentType, s.Captured)
-	if !looksJSON {
-		o.raw("body", []byte("null"))
-		o.str("bodyOmitted", "not JSON: only its size and digest are kept")
-		return o.bytes()
-	}
-	if !p.opts.CaptureBodies {
-		return o.bytes()
-	}
-	r, err := p.redactor(rule).Render(s.Captured, s.Complete && !s.Truncated, p.opts.MaxBodyBytes)
-	if err != nil {
-		o.str("bodyOmitted", "not valid JSON: only its size and digest are kept")
-		return o.bytes()
-	}
-	o.raw("body", r.JSON)
-	if r.Truncated || s.Truncated {
-		o.bool("truncated", true)
-	}
-	if r.Invalid {
-		o.bool("invalidJson", true)
+	if notes != nil {
+		notes()
 	}
 	return o.bytes()
+}
+
+// sizeGrain is the granularity of sizes given for bodies whose content is partly hidden.
+const sizeGrain = 64
+
+func roundUp(n, grain int64) int64 {
+	if n <= 0 {
+		return grain
+	}
+	return (n + grain - 1) / grain * grain
 }
 
 func (p *Proxy) redactor(r *rules.Rule) *capture.Redactor {

@@ -27,9 +27,9 @@ func BenchmarkInfer(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body) + len(resp)))
 	for b.Loop() {
-		tee := capture.NewTee(io.NopCloser(strings.NewReader(body)), 8<<20)
+		tee := capture.NewTee(io.NopCloser(strings.NewReader(body)), 8<<20).WithDigestKey(testDigestKey)
 		_, _ = io.Copy(io.Discard, tee)
-		rt := capture.NewTee(io.NopCloser(strings.NewReader(resp)), 8<<20)
+		rt := capture.NewTee(io.NopCloser(strings.NewReader(resp)), 8<<20).WithDigestKey(testDigestKey)
 		_, _ = io.Copy(io.Discard, rt)
 		x := &exchange{match: m, rule: m.Rule, route: m.Rule.Name, start: time.Now(), mode: "fail_closed", eventID: "e",
 			method: "PUT", rawPath: "/v1/workflows/c5160020-5d68-4a05-b984-cef31de6428a", hdr: hdr, reqTee: tee}

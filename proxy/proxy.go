@@ -1,17 +1,20 @@
 // Package proxy is the sidecar's request path: a reverse proxy in front of Flowker that forwards
 // every request unchanged and turns each mutating one into an audit event.
 //
-// For an audited request the proxy checks that the journal can accept an event (if not, and the
-// route is fail_closed, it answers 503 before Flowker sees anything), forwards the request while
-// teeing its body, holds the response (up to capture.max_hold_bytes), infers the event from the
-// rule, the request and the response, appends it to the journal and waits for the fsync, and only
-// then releases the response with the event id in X-Audit-Id. Reads and routes that are not
+// For an audited request the proxy checks that the journal can accept an event, reads the request
+// body (up to capture.max_hold_bytes) and makes an intent durable in the journal (write-ahead: if
+// it cannot, and the route is fail_closed, it answers 503 before Flowker sees anything), forwards
+// the request, holds the response (up to capture.max_hold_bytes), infers the event from the rule,
+// the request and the response, appends it to the journal (resolving the intent in the same
+// transaction) and waits for the fsync, and only then releases the response with the event id in
+// X-Audit-Id. Reads and routes that are not
 // audited stream straight through with no buffering.
 package proxy
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -75,13 +78,25 @@ type Options struct {
 	MaxHoldBytes int // cap of a response held before its event is durable
 	// MaxHoldTotal caps the body bytes held by all audited requests in flight together (default
 	// 256 MiB); past it, captures are cut short (the event says truncated) and responses stream.
-	MaxHoldTotal  int64
-	CaptureBodies bool // render bodies (false: sizes and digests only)
-	FailMode      string
-	Journal       Journal
-	Observer      Observer
-	Local         []Local
-	Metrics       *Metrics
+	// Bytes are counted as they are held, in steps of holdStep, not reserved up front.
+	MaxHoldTotal int64
+	// MaxHoldAnonymous is the part of MaxHoldTotal set aside for requests that present no
+	// credential at all (default 16 MiB, at most half the total): they hold bytes from it alone,
+	// so they can never starve requests that do.
+	MaxHoldAnonymous int64
+	// BodyIdleTimeout and BodyReadTimeout bound the reading of every forwarded request body:
+	// no progress for BodyIdleTimeout (default 30 s), or not whole after BodyReadTimeout (default
+	// 5 min), and the request is answered 408 (and recorded as a FAILED attempt when audited).
+	BodyIdleTimeout, BodyReadTimeout time.Duration
+	CaptureBodies                    bool // render bodies (false: sizes and digests only)
+	// DigestKey keys the HMAC-SHA-256 digests of bodies (capture.digest_key, the same on every
+	// replica). Empty: a random key for this process (digests then match nothing after a restart).
+	DigestKey []byte
+	FailMode  string
+	Journal   Journal
+	Observer  Observer
+	Local     []Local
+	Metrics   *Metrics
 	// Lost counts events that could not be journaled (shared with the journal's metrics).
 	Lost   *prometheus.CounterVec
 	Logger *slog.Logger
@@ -98,7 +113,8 @@ type Proxy struct {
 	m         *Metrics
 	redactors map[*rules.Rule]*capture.Redactor
 	canon     sync.Pool       // *jsonb.Canonicalizer scratch space, reused across requests
-	budget    *capture.Budget // body bytes held by audited requests in flight
+	budget    *capture.Budget // body bytes held by audited requests in flight that carry a credential
+	anon      *capture.Budget // ... and by those that carry none (their own small share)
 	stranded  stranded        // events waiting for a failed journal (their intents are durable)
 }
 
@@ -118,6 +134,7 @@ type exchange struct {
 	reqHeld  []byte // the request body's first bytes, read before forwarding
 	reqCut   bool   // the hold budget, not the hold limit, cut reqHeld short
 	intended bool   // the intent is durable: the event resolves it
+	reqCtx   []byte // the request's rendering in the context, when final before forwarding
 	observe  bool   // execution status read: watch the response body
 	audited  bool
 	failed   bool // ModifyResponse failed to journal (fail_closed)
@@ -129,6 +146,7 @@ type exchange struct {
 	// client is the incoming request's context: it ends when the client goes away, while the
 	// upstream call of an audited request runs on, detached (see serveAudited).
 	client context.Context
+	pool   *capture.Budget // where this exchange's held bytes are counted
 }
 
 // detachedLimit bounds an audited upstream call that outlives its client.
@@ -169,8 +187,26 @@ func New(opts Options) (*Proxy, error) {
 	if opts.AppendTimeout <= 0 {
 		opts.AppendTimeout = 30 * time.Second
 	}
+	if opts.MaxHoldAnonymous <= 0 {
+		opts.MaxHoldAnonymous = 16 << 20
+	}
+	opts.MaxHoldAnonymous = min(opts.MaxHoldAnonymous, opts.MaxHoldTotal/2)
+	if opts.BodyIdleTimeout <= 0 {
+		opts.BodyIdleTimeout = 30 * time.Second
+	}
+	if opts.BodyReadTimeout <= 0 {
+		opts.BodyReadTimeout = 5 * time.Minute
+	}
+	if len(opts.DigestKey) == 0 {
+		opts.DigestKey = make([]byte, 32)
+		if _, err := rand.Read(opts.DigestKey); err != nil {
+			return nil, fmt.Errorf("proxy: digest key: %w", err)
+		}
+	}
 	p := &Proxy{opts: opts, log: opts.Logger, m: opts.Metrics, redactors: map[*rules.Rule]*capture.Redactor{},
-		budget: capture.NewBudget(opts.MaxHoldTotal)}
+		budget: capture.NewBudget(opts.MaxHoldTotal - opts.MaxHoldAnonymous), anon: capture.NewBudget(opts.MaxHoldAnonymous)}
+	p.budget.OnChange(p.heldChanged)
+	p.anon.OnChange(p.heldChanged)
 	p.canon.New = func() any { return new(jsonb.Canonicalizer) }
 	for _, r := range opts.Rules.Rules() {
 		p.redactors[r] = opts.Redactor.With(r.Redact)
@@ -273,6 +309,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if r.Body != nil && r.Body != http.NoBody {
+		tb := newTimedBody(rec, r.Body, p.opts.BodyIdleTimeout, p.opts.BodyReadTimeout, p.opts.Now())
+		r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, tb))
+		r.Body = tb
+	}
 	m := p.opts.Rules.Match(r.Method, r.URL.EscapedPath())
 	var rule *rules.Rule
 	switch {
@@ -329,6 +370,10 @@ func (p *Proxy) serveAudited(w http.ResponseWriter, r *http.Request, m *rules.Ma
 	if m == nil {
 		x.match = &rules.Match{Rule: rule}
 	}
+	x.pool = p.budget
+	if x.id.Method == "anonymous" {
+		x.pool = p.anon
+	}
 	x.client = r.Context()
 	// The request body is read (up to capture.max_hold_bytes) and the intent made durable before
 	// Flowker sees anything (write-ahead audit).
@@ -349,7 +394,7 @@ func (p *Proxy) serveAudited(w http.ResponseWriter, r *http.Request, m *rules.Ma
 	p.rp.ServeHTTP(w, out)
 }
 
-func (p *Proxy) heldChanged() { p.m.HeldBytes.Set(float64(p.budget.InUse())) }
+func (p *Proxy) heldChanged() { p.m.HeldBytes.Set(float64(p.budget.InUse() + p.anon.InUse())) }
 
 func newEventID() string {
 	if u, err := uuid.NewV7(); err == nil {
@@ -376,19 +421,24 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	holdStart := p.opts.Now()
 	x.upStatus = resp.StatusCode
 	// The tee only counts and hashes: the held bytes are the capture (one copy, not two). They
-	// count against the budget shared by all requests in flight until the response is done.
-	respTee := capture.NewTee(resp.Body, 0)
-	limit := p.budget.Take(p.opts.MaxHoldBytes + 1)
-	held, readErr := io.ReadAll(io.LimitReader(respTee, int64(limit)))
-	p.budget.Give(limit - len(held))
+	// count against the budget shared by all requests in flight until the response is done. A
+	// response Flowker accepted counts against the main share even for a request that carried no
+	// credential (Flowker runs without authentication, or the route is open); others against the
+	// pool of their request.
+	pool := x.pool
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		pool = p.budget
+	}
+	respTee := capture.NewTee(resp.Body, 0).WithDigestKey(p.opts.DigestKey)
+	held, cut, readErr := hold(respTee, p.opts.MaxHoldBytes, pool)
 	p.heldChanged()
-	cut := limit <= p.opts.MaxHoldBytes && len(held) == limit // the budget, not the hold limit, stopped the read
 	if cut {
-		p.log.Warn("capture.max_hold_total reached: response captured in part and streamed", "route", x.route, "held_bytes", p.budget.InUse())
+		p.log.Warn("capture.max_hold_total reached: response captured in part and streamed", "route", x.route,
+			"held_bytes", p.budget.InUse()+p.anon.InUse(), "anonymous_pool", pool == p.anon)
 	}
 	sum := respTee.Summary()
 	sum.Captured = held[:min(len(held), p.opts.MaxHoldBytes):min(len(held), p.opts.MaxHoldBytes)]
-	sum.Truncated = sum.Bytes > int64(len(sum.Captured)) || cut
+	sum.Truncated = sum.Bytes > int64(len(sum.Captured)) || cut || (!sum.Complete && readErr == nil)
 	if readErr != nil && sum.Err == nil {
 		sum.Err = readErr
 	}
@@ -405,7 +455,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 			// journal resolved the intent).
 		case x.mode == config.FailClosed:
 			x.failed = true
-			p.budget.Give(len(held)) // the response is dropped
+			pool.Give(len(held)) // the response is dropped
 			p.heldChanged()
 			return fmt.Errorf("audit record not written: %w", err)
 		}
@@ -416,12 +466,51 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	switch {
 	case readErr != nil:
 		rest = errReader{readErr}
-	case len(held) >= limit:
+	case !sum.Complete:
 		rest = respTee // beyond the hold limit (or the budget) the body streams on after the event
 	}
 	resp.Body = &heldBody{Reader: io.MultiReader(bytes.NewReader(held), rest), closer: respTee,
-		release: func() { p.budget.Give(len(held)); p.heldChanged() }}
+		release: func() { pool.Give(len(held)); p.heldChanged() }}
 	return nil
+}
+
+// holdStep is how much budget a held body takes at a time: the budget counts the bytes
+// actually held (give or take one step), never the most a body could hold.
+const holdStep = 32 << 10
+
+// holdPrefix is the start of every response that is held even when the budget is spent (and
+// counted, so held_bytes stays true): Flowker writes ids, names and statuses first, so the event
+// keeps them even when its capture is cut.
+const holdPrefix = 4 << 10
+
+// hold reads r until EOF or max+1 bytes, taking budget in steps. cut says the budget stopped it
+// before either.
+func hold(r io.Reader, maxHold int, b *capture.Budget) (held []byte, cut bool, err error) {
+	limit := maxHold + 1 // one byte more than the hold limit says the body goes on
+	for len(held) < limit {
+		want := min(holdStep, limit-len(held))
+		got := b.Take(want)
+		if got == 0 {
+			if len(held) >= holdPrefix {
+				return held, true, nil
+			}
+			got = min(want, holdPrefix-len(held))
+			b.Force(got)
+		}
+		if cap(held)-len(held) < got {
+			held = append(make([]byte, 0, max(2*cap(held), len(held)+got)), held...)
+		}
+		n, rerr := io.ReadFull(r, held[len(held):len(held)+got])
+		held = held[:len(held)+n]
+		b.Give(got - n)
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			return held, false, nil
+		case rerr != nil:
+			return held, false, rerr
+		}
+	}
+	return held, false, nil
 }
 
 // journalReason is the metric label of a journal refusal.
@@ -495,7 +584,11 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		clientGone = x.client.Err() != nil
 	}
 	var ne net.Error
+	timedOut := bodyTimedOut(r)
 	switch {
+	case timedOut != "":
+		status, code, title, msg = http.StatusRequestTimeout, "408", "request_failed", "the request body was not received in time ("+timedOut+")"
+		err = fmt.Errorf("request body %s timeout: %w", timedOut, err)
 	case clientGone:
 		status, code, title, msg = 499, "FLKAUD-0499", "Client Closed Request", "the client went away before the response"
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
@@ -511,6 +604,10 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		} else if ev, aerr := p.append(r.Context(), x, d); aerr == nil {
 			w.Header().Set("X-Audit-Id", ev.EventID)
 		}
+	}
+	if timedOut != "" {
+		writeTimeout(w, timedOut)
+		return
 	}
 	if clientGone {
 		return

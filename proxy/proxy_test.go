@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +20,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/config"
+	"github.com/flowker-audit/flowker-audit/proxy/capture"
 	"github.com/flowker-audit/flowker-audit/proxy/identity"
 )
 
@@ -362,7 +361,7 @@ func TestOversizedAndMalformedBodies(t *testing.T) {
 	var ctx struct {
 		Request struct {
 			Bytes     int64          `json:"bytes"`
-			SHA256    string         `json:"sha256"`
+			Digest    string         `json:"hmacSha256"`
 			Truncated bool           `json:"truncated"`
 			Body      map[string]any `json:"body"`
 		} `json:"request"`
@@ -370,9 +369,8 @@ func TestOversizedAndMalformedBodies(t *testing.T) {
 	if err := json.Unmarshal(e.Context, &ctx); err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(big)
-	if ctx.Request.Bytes != int64(len(big)) || ctx.Request.SHA256 != hex.EncodeToString(sum[:]) || !ctx.Request.Truncated || len(e.Context) > 8<<10 {
-		t.Fatalf("big body context: bytes %d sha %s truncated %v (context %d bytes)", ctx.Request.Bytes, ctx.Request.SHA256, ctx.Request.Truncated, len(e.Context))
+	if ctx.Request.Bytes != int64(len(big)) || ctx.Request.Digest != capture.Digest(testDigestKey, big) || !ctx.Request.Truncated || len(e.Context) > 8<<10 {
+		t.Fatalf("big body context: bytes %d digest %s truncated %v (context %d bytes)", ctx.Request.Bytes, ctx.Request.Digest, ctx.Request.Truncated, len(e.Context))
 	}
 	// Malformed JSON, a non-JSON body and an empty body are all forwarded and recorded.
 	for _, b := range []string{`{"name": "oops`, "name=x&password=hunter2", ""} {

@@ -9,7 +9,9 @@
 #   verify             chain verify vs raw SHA-256, 1 KiB events
 #   nullsink-write     sink.Client.Write into the no-op plugin
 #   nullsink-delivery  host.Supervisor delivery into the no-op plugin
-#   plugin-delivery    host.Supervisor delivery from a bbolt journal into nullsink and SQLite
+#   plugin-delivery    host.Supervisor delivery from a bbolt journal into nullsink, SQLite and the
+#                      forwarding plugins: syslog into rsyslogd (TCP), otlp into an OpenTelemetry
+#                      Collector (gRPC, HTTP) built from internal/otelcoltest/collector
 #   sqlite-write       the SQLite sink's Write in process
 #   sqlite-search      SQLite query p50/p99 at 1M events
 #   clickhouse         ClickHouse ingest and queries (plugins/clickhouse benchmarks)

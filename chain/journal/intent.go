@@ -154,9 +154,9 @@ func (j *Journal) stageIntent(in *Intent, st *batchState, intents *bolt.Bucket) 
 	if st.size+st.intentBytes+int64(len(rec))+reserve > j.opts.MaxBytes {
 		return result{err: ErrFull}, nil
 	}
-	if intents.Get([]byte(in.ID)) == nil {
-		st.intentDelta++
-	}
+	// Intent ids are fresh event ids (UUIDv7), so no lookup first: a repeated id would only make
+	// the pending count one too high until the next Open recounts it.
+	st.intentDelta++
 	if err := intents.Put([]byte(in.ID), rec); err != nil {
 		return result{}, err
 	}
@@ -166,11 +166,15 @@ func (j *Journal) stageIntent(in *Intent, st *batchState, intents *bolt.Bucket) 
 
 // resolveIntent deletes intent id (if present) inside the commit transaction.
 func resolveIntent(id string, st *batchState, intents *bolt.Bucket) error {
-	if id == "" || intents.Get([]byte(id)) == nil {
+	if id == "" {
+		return nil
+	}
+	c := intents.Cursor() // one search for both the check and the delete
+	if k, _ := c.Seek([]byte(id)); k == nil || string(k) != id {
 		return nil
 	}
 	st.intentDelta--
-	return intents.Delete([]byte(id))
+	return c.Delete()
 }
 
 // checkIntents re-verifies every intent record at Open: damaged ones are cut (they can no longer
@@ -200,4 +204,14 @@ func (j *Journal) checkIntents(tx *bolt.Tx, rec *Recovery) error {
 	}
 	rec.IntentsPending = int(j.intents)
 	return nil
+}
+
+// OnceUsed reports whether an event with once-key key was journaled (and its key not pruned).
+func (j *Journal) OnceUsed(key string) (bool, error) {
+	var used bool
+	err := j.db.View(func(tx *bolt.Tx) error {
+		used = tx.Bucket(bucketOnce).Get([]byte(key)) != nil
+		return nil
+	})
+	return used, err
 }

@@ -169,10 +169,11 @@ func fingerprintCmd(args []string, stdout, stderr io.Writer) error {
 }
 
 func schemaCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newCommand("schema clickhouse", cmdHelp{usage: "schema clickhouse [--server-version V] [--database DB]", what: "Print the ClickHouse DDL the clickhouse sink would create (for operators who manage schemas\nthemselves); nothing is executed.",
+	fs := newCommand("schema clickhouse", cmdHelp{usage: "schema clickhouse [--server-version V] [--database DB] [--grants USER]", what: "Print the ClickHouse DDL the clickhouse sink would create (for operators who manage schemas\nthemselves), in the form of the files in deployments/clickhouse; nothing is executed.\nWith --grants, print instead the SQL that creates USER with SELECT and INSERT on the database\nand nothing else (ClickHouse 20.5 and later; 18.16 uses users.xml).",
 		example: "flowker-audit schema clickhouse --server-version 24.8 --database audit > schema.sql"}, stdout, stderr)
 	ver := fs.String("server-version", clickhouse.Legacy.String(), "ClickHouse server version the DDL is for (18.16.1 = portable; 23+ = modern)")
 	db := fs.String("database", "audit", "database name")
+	grantsFor := fs.String("grants", "", "print the user and grants SQL for this ClickHouse user instead of the DDL")
 	if len(args) == 0 || args[0] != "clickhouse" {
 		if err := fs.parse(args); err != nil { // --help
 			return err
@@ -186,11 +187,14 @@ func schemaCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return exitError{code: 2, msg: err.Error()}
 	}
-	fmt.Fprintf(stdout, "-- flowker-audit ClickHouse schema v%d for server %s (%s variant)\n", clickhouse.SchemaVersion, v, v.Variant())
-	for _, stmt := range clickhouse.DDL(v, *db) {
-		fmt.Fprintf(stdout, "%s;\n\n", strings.TrimSpace(stmt))
+	if *grantsFor != "" {
+		_, err := fmt.Fprint(stdout, clickhouse.SQLScript(fmt.Sprintf("Application user %s: SELECT and INSERT on %s only (ClickHouse 20.5 and later).\nReplace the placeholder with the SHA-256 hex of the password.", *grantsFor, *db),
+			clickhouse.Grants(*db, *grantsFor)))
+		return err
 	}
-	return nil
+	_, err = fmt.Fprint(stdout, clickhouse.SQLScript(fmt.Sprintf("flowker-audit ClickHouse schema v%d for server %s (%s variant).", clickhouse.SchemaVersion, v, v.Variant()),
+		clickhouse.DDL(v, *db)))
+	return err
 }
 
 // openQuerySink starts the configured query sink's plugin on its own (for verify and export).
@@ -254,6 +258,9 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if ok, xerr := isExportFile(*source); xerr != nil {
 			return verifyReadError(stdout, *asJSON, xerr)
 		} else if ok { // an export of the audit API (verifyexport.go)
+			if *asJSON {
+				return exitError{code: exitUsage, msg: "verify: --json is not available for audit API exports (GET /v1/audit-events/export) yet"}
+			}
 			return verifyExportCmd(*source, *chainID, *cpKey, *path, stdout, stderr)
 		}
 		if cp, err = loadCheckpoints(nil, *cpLog, *cpKey); err != nil {

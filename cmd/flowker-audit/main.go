@@ -68,8 +68,13 @@ Usage:
                                                print the key that verifies this sidecar's checkpoints
   flowker-audit export [--config FILE] --chain ID [--from N] [--to N] [--out FILE]
                                                write a chain as NDJSON from the query sink
+  flowker-audit import flowker --postgres-url URL [--config FILE] [--chain ID] [--report FILE]
+                                               copy Flowker's own audit_events (PostgreSQL) into the
+                                               sinks as chain flowker-native (resumable, idempotent)
   flowker-audit fingerprint [--config FILE] API_KEY
                                                print the actor id an API key is recorded as
+  flowker-audit audit-hash [--config FILE] [--match HEX] VALUE|-|@FILE
+                                               print (or check) the keyed digest events carry for a value
   flowker-audit schema clickhouse [--server-version V] [--database DB]
                                                print the ClickHouse DDL (dry run)
   flowker-audit fake-flowker [--listen ADDR] [--api-key KEY] [--execution-delay D] [--latency D]
@@ -109,6 +114,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return exportCmd(ctx, rest, stdout, stderr)
 	case "fingerprint":
 		return fingerprintCmd(rest, stdout, stderr)
+	case "audit-hash":
+		return auditHashCmd(rest, stdout, stderr)
+	case "import":
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return importCmd(ctx, rest, stdout, stderr)
 	case "schema":
 		return schemaCmd(rest, stdout, stderr)
 	case "fake-flowker":

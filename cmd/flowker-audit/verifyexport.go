@@ -20,7 +20,7 @@ import (
 func isExportFile(path string) (bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return false, err
+		return false, nil // not readable: the NDJSON path reports it (exit 3)
 	}
 	defer f.Close()
 	line, err := bufio.NewReaderSize(f, 64<<10).ReadBytes('\n')
@@ -62,12 +62,12 @@ func exportKeys(pubArg, cfgPath string, stderr io.Writer) ([]ed25519.PublicKey, 
 func verifyExportCmd(path, only, pubArg, cfgPath string, stdout, stderr io.Writer) error {
 	keys, err := exportKeys(pubArg, cfgPath, stderr)
 	if err != nil {
-		return err
+		return verifyReadError(stdout, false, err)
 	}
 	start := time.Now()
 	res, err := exportfile.Verify(path, keys, only)
 	if err != nil {
-		return err
+		return verifyReadError(stdout, false, err)
 	}
 	h := res.Header
 	kind := "filtered export (not contiguous chains): each event's hash is recomputed, and each link whose two ends are both present is checked; missing sequences are expected"
@@ -95,7 +95,7 @@ func verifyExportCmd(path, only, pubArg, cfgPath string, stdout, stderr io.Write
 	el := time.Since(start)
 	fmt.Fprintf(stdout, "%d chain(s), %d events in %s\n", len(res.Chains), total, el.Round(time.Millisecond))
 	if len(res.Chains) == 0 && res.Problem == "" {
-		return exitError{code: 1, msg: "no events found"}
+		return exitError{code: exitVerifyReadFail, msg: "could not verify: no events found"}
 	}
 	if !res.Valid() {
 		return exitError{code: 1}

@@ -1,4 +1,4 @@
--- flowker-audit ClickHouse schema, modern variant (schema version 1), for ClickHouse 23.1 and later:
+-- flowker-audit ClickHouse schema, modern variant (schema version 2), for ClickHouse 23.1 and later:
 -- LowCardinality columns, codecs, bloom_filter skip indexes, a DateTime64 alias column and a
 -- deduplication window for retried inserts. Queries are the same as with schema.sql.
 -- Generated from plugins/clickhouse (DDL, Grants) by `go test ./plugins/clickhouse -run TestDeploymentFiles -update`.
@@ -108,3 +108,23 @@ CREATE TABLE IF NOT EXISTS audit.audit_schema_version
 )
 ENGINE = MergeTree
 ORDER BY version;
+
+CREATE TABLE IF NOT EXISTS audit.audit_events_by_actor
+(
+    actor_id       String,
+    ts_us          Int64,
+    chain_id       LowCardinality(String),
+    seq            UInt64,
+    actor_type     LowCardinality(String),
+    resource_id    String,
+    resource_type  LowCardinality(String),
+    event_type     LowCardinality(String),
+    action         LowCardinality(String),
+    result         LowCardinality(String)
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (actor_id, ts_us, chain_id, seq)
+SETTINGS index_granularity = 8192, non_replicated_deduplication_window = 1000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS audit.audit_events_by_actor_mv TO audit.audit_events_by_actor
+AS SELECT actor_id, ts_us, chain_id, seq, actor_type, resource_id, resource_type, event_type, action, result FROM audit.audit_events;

@@ -1,6 +1,8 @@
--- flowker-audit ClickHouse schema, portable variant (schema version 1).
+-- flowker-audit ClickHouse schema, portable variant (schema version 2).
 -- Runs unchanged on ClickHouse 18.16 (Debian) and on current releases; the sink applies it itself
 -- unless create_schema is false. Replace "audit" to use another database.
+-- Upgrading a database of schema version 1 by hand: run this file, then once
+-- INSERT INTO audit.audit_events_by_actor (actor_id, ts_us, chain_id, seq, actor_type, resource_id, resource_type, event_type, action, result) SELECT actor_id, ts_us, chain_id, seq, actor_type, resource_id, resource_type, event_type, action, result FROM audit.audit_events
 -- Generated from plugins/clickhouse (DDL, Grants) by `go test ./plugins/clickhouse -run TestDeploymentFiles -update`.
 -- Do not edit: a test compares this file with the code.
 
@@ -104,3 +106,23 @@ CREATE TABLE IF NOT EXISTS audit.audit_schema_version
 )
 ENGINE = MergeTree
 ORDER BY version;
+
+CREATE TABLE IF NOT EXISTS audit.audit_events_by_actor
+(
+    actor_id       String,
+    ts_us          Int64,
+    chain_id       String,
+    seq            UInt64,
+    actor_type     String,
+    resource_id    String,
+    resource_type  String,
+    event_type     String,
+    action         String,
+    result         String
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (actor_id, ts_us, chain_id, seq)
+SETTINGS index_granularity = 8192;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS audit.audit_events_by_actor_mv TO audit.audit_events_by_actor
+AS SELECT actor_id, ts_us, chain_id, seq, actor_type, resource_id, resource_type, event_type, action, result FROM audit.audit_events;

@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,9 +85,12 @@ type App struct {
 	checkpoints    *checkpoint.Writer // nil when checkpoints are off
 	upstream       *url.URL
 	transport      *http.Transport
+	started        time.Time
+	unresolved     []journal.Intent // intents the previous run left, recovered by Run
 
-	mu       sync.Mutex
-	draining bool
+	mu        sync.Mutex
+	draining  bool
+	lastDrain atomic.Pointer[DrainReport]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -96,9 +100,9 @@ type App struct {
 // component. Nothing listens or runs until Run. An App that is never Run must be closed (Close).
 func New(ctx context.Context, o Options) (*App, error) {
 	o = o.withDefaults()
-	a := &App{cfg: o.Config, log: o.Logger, reg: o.Registry}
+	a := &App{cfg: o.Config, log: o.Logger, reg: o.Registry, started: time.Now()}
 	buildInfo(o.Registry, o.Version, o.Revision)
-	fpKey, cursorKey, err := a.openDataDir()
+	keys, err := a.openDataDir()
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +115,9 @@ func New(ctx context.Context, o Options) (*App, error) {
 			_ = a.Close()
 		}
 	}()
+	if err := a.loadIntents(); err != nil {
+		return nil, err
+	}
 	if a.cfg.Chain.CheckpointInterval > 0 {
 		if a.checkpoints, err = openCheckpoints(a.cfg, a.journal, o.Registry, o.Logger); err != nil {
 			return nil, err
@@ -127,10 +134,10 @@ func New(ctx context.Context, o Options) (*App, error) {
 		return nil, fmt.Errorf("upstream.url: %w", err)
 	}
 	a.transport = proxy.NewTransport(a.cfg.Upstream)
-	if err := a.buildAuditAPI(cursorKey); err != nil {
+	if err := a.buildAuditAPI(keys.cursor, keys.fingerprint); err != nil {
 		return nil, err
 	}
-	if err := a.buildProxy(ctx, fpKey); err != nil {
+	if err := a.buildProxy(ctx, keys); err != nil {
 		return nil, err
 	}
 	a.buildServers()
@@ -175,19 +182,31 @@ func (a *App) Close() error {
 	return a.closeErr
 }
 
-// openDataDir creates data_dir and returns the fingerprint and cursor keys (configured, or
-// persisted there).
-func (a *App) openDataDir() (fingerprintKey, cursorKey []byte, err error) {
+// dataKeys are the HMAC keys of a deployment: configured, or generated into data_dir.
+type dataKeys struct {
+	fingerprint []byte // API-key fingerprints (identity.fingerprint_key)
+	cursor      []byte // pagination cursors (auth.cursor_key)
+	digest      []byte // body digests in events (capture.digest_key)
+}
+
+// openDataDir creates data_dir and returns the deployment's keys (configured, or persisted
+// there).
+func (a *App) openDataDir() (dataKeys, error) {
+	var k dataKeys
 	if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
-		return nil, nil, fmt.Errorf("creating data_dir %s: %w", a.cfg.DataDir, err)
+		return k, fmt.Errorf("creating data_dir %s: %w", a.cfg.DataDir, err)
 	}
-	if fingerprintKey, err = secret(a.cfg.Identity.FingerprintKey, filepath.Join(a.cfg.DataDir, "fingerprint.key")); err != nil {
-		return nil, nil, err
+	var err error
+	if k.fingerprint, err = secret(a.cfg.Identity.FingerprintKey, filepath.Join(a.cfg.DataDir, "fingerprint.key")); err != nil {
+		return k, err
 	}
-	if cursorKey, err = secret(a.cfg.Auth.CursorKey, filepath.Join(a.cfg.DataDir, "cursor.key")); err != nil {
-		return nil, nil, err
+	if k.cursor, err = secret(a.cfg.Auth.CursorKey, filepath.Join(a.cfg.DataDir, "cursor.key")); err != nil {
+		return k, err
 	}
-	return fingerprintKey, cursorKey, nil
+	if k.digest, err = secret(a.cfg.Capture.DigestKey, filepath.Join(a.cfg.DataDir, "digest.key")); err != nil {
+		return k, err
+	}
+	return k, nil
 }
 
 // openJournal opens the journal and recovers its tail.
@@ -271,7 +290,7 @@ func (a *App) checkAgainstSinks(ctx context.Context, wait time.Duration) error {
 
 // buildAuditAPI prepares the audit API with its authentication: static keys and/or delegation
 // to Flowker; never open.
-func (a *App) buildAuditAPI(cursorKey []byte) error {
+func (a *App) buildAuditAPI(cursorKey, fingerprintKey []byte) error {
 	cfg := a.cfg
 	var auths []auditapi.Authenticator
 	if len(cfg.Auth.APIKeys) > 0 {
@@ -309,6 +328,7 @@ func (a *App) buildAuditAPI(cursorKey []byte) error {
 	a.api, err = auditapi.New(auditapi.Options{
 		Querier: a.querier, Auth: auth, CursorKey: cursorKey, Registerer: a.reg,
 		Logger: a.log.With("component", "audit-api"), ActorNames: names, CheckpointLog: checkpointLogPath(cfg),
+		Caller:      auditapi.FingerprintCaller(fingerprintKey),
 		Checkpoints: evidence,
 	})
 	return err
@@ -316,11 +336,11 @@ func (a *App) buildAuditAPI(cursorKey []byte) error {
 
 // buildProxy prepares the identity resolver, the rules, the execution watcher and the proxy
 // with its local routes (audit API, Audit Trail page).
-func (a *App) buildProxy(ctx context.Context, fingerprintKey []byte) error {
+func (a *App) buildProxy(ctx context.Context, keys dataKeys) error {
 	cfg := a.cfg
 	var err error
 	a.resolver, err = identity.New(ctx, identity.Options{
-		FingerprintKey: fingerprintKey, Names: cfg.Identity.APIKeyNames, TrustedProxies: cfg.TrustedProxies,
+		FingerprintKey: keys.fingerprint, Names: cfg.Identity.APIKeyNames, TrustedProxies: cfg.TrustedProxies,
 		TrustedHeader: cfg.Identity.TrustedHeader, Logger: a.log.With("component", "identity"),
 		JWT: identity.JWTOptions{JWKSURL: cfg.Identity.JWT.JWKSURL, PublicKeyFile: cfg.Identity.JWT.PublicKeyFile,
 			HMACSecret: cfg.Identity.JWT.HMACSecret, Issuer: cfg.Identity.JWT.Issuer, Audience: cfg.Identity.JWT.Audience,
@@ -333,7 +353,7 @@ func (a *App) buildProxy(ctx context.Context, fingerprintKey []byte) error {
 	if err != nil {
 		return err
 	}
-	redactor, err := capture.NewRedactor(cfg.Capture.RedactKeys, cfg.Capture.RedactPaths)
+	redactor, err := capture.NewRedactor(cfg.Capture.RedactKeys, cfg.Capture.RedactPaths, cfg.Capture.KeepKeys...)
 	if err != nil {
 		return err
 	}
@@ -346,7 +366,7 @@ func (a *App) buildProxy(ctx context.Context, fingerprintKey []byte) error {
 	if cfg.Watcher.Enabled {
 		a.watcher = watcher.New(watcher.Options{
 			Upstream: a.upstream, Client: &http.Client{Transport: a.transport, Timeout: 15 * time.Second},
-			APIKey: cfg.Watcher.APIKey, Authorization: cfg.Watcher.Authorization,
+			APIKey: cfg.Watcher.APIKey, Authorization: cfg.Watcher.Authorization, Credentials: watcherCredentials(cfg.Watcher),
 			Interval: cfg.Watcher.Interval.D(), MaxInterval: cfg.Watcher.MaxInterval.D(), GiveUpAfter: cfg.Watcher.GiveUpAfter.D(),
 			MaxInFlight: cfg.Watcher.MaxInFlight, Journal: a.journal, Registerer: a.reg, Logger: a.log.With("component", "watcher"),
 			OnEvent: func(ev chain.Event) { a.proxyMetrics.Events.WithLabelValues(ev.EventType, ev.Result).Inc() },
@@ -356,6 +376,8 @@ func (a *App) buildProxy(ctx context.Context, fingerprintKey []byte) error {
 	a.proxy, err = proxy.New(proxy.Options{
 		Upstream: a.upstream, Transport: a.transport, Rules: table, Identity: a.resolver, Redactor: redactor,
 		MaxBodyBytes: int(cfg.Capture.MaxBodyBytes), MaxHoldBytes: int(cfg.Capture.MaxHoldBytes), MaxHoldTotal: int64(cfg.Capture.MaxHoldTotal), CaptureBodies: cfg.Capture.Bodies,
+		MaxHoldAnonymous: int64(cfg.Capture.MaxHoldAnonymous), DigestKey: keys.digest,
+		BodyIdleTimeout: cfg.Listen.BodyIdleTimeout.D(), BodyReadTimeout: cfg.Listen.BodyReadTimeout.D(),
 		FailMode: cfg.Journal.FailMode, Journal: a.journal, Observer: observer, Metrics: a.proxyMetrics, Lost: a.journalMetrics.EventsLost,
 		Logger: a.log.With("component", "proxy"),
 		Local: []proxy.Local{
@@ -521,7 +543,9 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 		wg.Add(1)
 		go func() { defer wg.Done(); a.checkpoints.Run(bg, a.cfg.Chain.CheckpointInterval.D()) }()
 	}
-	wg.Add(2)
+	wg.Add(4)
+	go func() { defer wg.Done(); a.recoverIntents(bg) }()
+	go func() { defer wg.Done(); a.retryStranded(bg) }()
 	go func() { defer wg.Done(); a.compactLoop(bg) }()
 	go func() { defer wg.Done(); a.resolver.RefreshLoop(bg) }()
 
@@ -557,14 +581,18 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 	}
 	stopBG()
 	wg.Wait()
+	if a.proxy.StrandedCount() > 0 && a.journal.Accepting() == nil {
+		// Events that waited for the journal: journal them now rather than at the next start.
+		if _, err := a.proxy.RetryStranded(sctx); err != nil {
+			a.log.Warn("events still waiting for the journal at shutdown are recovered from their intents at the next start", "err", err)
+		}
+	}
 	if a.checkpoints != nil {
 		a.checkpoints.Final() // nothing is appended any more: sign the final head
 	}
-	// Give the sinks until a little before the deadline to deliver what the journal holds; what
-	// they do not get is delivered after the next start (the journal keeps it).
-	drain, cancelDrain := context.WithDeadline(context.Background(), deadline.Add(-a.cfg.ShutdownTimeout.D()/4))
-	a.waitDelivered(drain)
-	cancelDrain()
+	// Deliver what the journal holds until a little before the deadline (drain.go); what the
+	// sinks do not get stays in the journal and is reported.
+	a.drain(deadline.Add(-a.cfg.ShutdownTimeout.D() / 4))
 	stopSinks()
 	sinkWG.Wait()
 	if a.admin != nil {

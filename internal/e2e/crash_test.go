@@ -78,6 +78,11 @@ func startProcess(t *testing.T, cfgPath string, proxyPort, adminPort int) *sidec
 			_ = p.cmd.Wait()
 		}
 	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("sidecar log:\n%s", p.stderr.String())
+		}
+	})
 	testenv.Eventually(t, 30*time.Second, "the sidecar process to be ready", func() bool {
 		resp, err := http.Get(p.admin + "/readyz")
 		if err != nil {

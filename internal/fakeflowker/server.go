@@ -37,6 +37,11 @@ type Options struct {
 	// 401 {"code":"UNAUTHORIZED","title":"Unauthorized","message":"API Key missing or invalid"}.
 	// /health, /readyz and /version stay public.
 	APIKey string
+	// BearerAuth, when set, makes every /v1 route require "Authorization: Bearer TOKEN" (or the
+	// bare token, as Flowker's plugin auth accepts) for which it returns true, as Flowker does
+	// with PLUGIN_AUTH_ENABLED=true: a missing token answers 401 "Missing Token" and a token it
+	// refuses (expired, unknown) 401 as the Access Manager would, in plain text.
+	BearerAuth func(token string) bool
 	// ExecutionDelay is the time until an execution reaches a terminal state
 	// (default 50ms).
 	ExecutionDelay time.Duration
@@ -53,6 +58,7 @@ type Options struct {
 // safe for concurrent use.
 type Server struct {
 	apiKey  []byte
+	bearer  func(string) bool
 	delay   time.Duration
 	latency time.Duration
 	nowFn   func() time.Time
@@ -109,6 +115,7 @@ func New(opts Options) *Server {
 	if opts.APIKey != "" {
 		s.apiKey = []byte(opts.APIKey)
 	}
+	s.bearer = opts.BearerAuth
 
 	s.started = s.now()
 	s.routes = s.buildRoutes()
@@ -264,6 +271,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("X-API-Key")
 		if key == "" || subtle.ConstantTimeCompare([]byte(key), s.apiKey) != 1 {
 			writeJSON(w, http.StatusUnauthorized, apiError{Code: "UNAUTHORIZED", Title: "Unauthorized", Message: "API Key missing or invalid"})
+			return
+		}
+	}
+
+	if s.bearer != nil && strings.HasPrefix(detection, "/v1") {
+		tok := strings.TrimSpace(r.Header.Get("Authorization"))
+		if t, ok := strings.CutPrefix(tok, "Bearer "); ok {
+			tok = strings.TrimSpace(t)
+		}
+		switch {
+		case tok == "":
+			http.Error(w, "Missing Token", http.StatusUnauthorized)
+			return
+		case !s.bearer(tok):
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
 		}
 	}

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/proxy"
@@ -32,11 +34,17 @@ import (
 type sidecar struct {
 	front   *httptest.Server
 	journal *journal.Journal
+	metrics *proxy.Metrics
+	dir     string
 }
 
-func startSidecar(t testing.TB, upstream string) *sidecar {
+// testDigestKey keys the body digests of the test sidecars.
+var testDigestKey = []byte("fiberdiff-digest-key-0123456789abcdef")
+
+func startSidecar(t testing.TB, upstream string, mut ...func(*proxy.Options)) *sidecar {
 	t.Helper()
-	j, _, err := journal.Open(journal.Options{Path: filepath.Join(t.TempDir(), "journal.db"), ChainID: "diff", NoSync: true})
+	dir := t.TempDir()
+	j, _, err := journal.Open(journal.Options{Path: filepath.Join(dir, "journal.db"), ChainID: "diff", NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,12 +67,18 @@ func startSidecar(t testing.TB, upstream string) *sidecar {
 		t.Fatal(err)
 	}
 	u, _ := url.Parse(upstream)
-	p, err := proxy.New(proxy.Options{Upstream: u, Rules: tb, Identity: id, Redactor: red, CaptureBodies: true, Journal: j,
-		Local: []proxy.Local{{Name: "audit_api", Match: api.Match, Handler: api}}})
+	m := proxy.NewMetrics(prometheus.NewRegistry())
+	opts := proxy.Options{Upstream: u, Rules: tb, Identity: id, Redactor: red, CaptureBodies: true, Journal: j,
+		DigestKey: testDigestKey, Metrics: m,
+		Local: []proxy.Local{{Name: "audit_api", Match: api.Match, Handler: api}}}
+	for _, f := range mut {
+		f(&opts)
+	}
+	p, err := proxy.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sidecar{front: httptest.NewServer(p), journal: j}
+	s := &sidecar{front: httptest.NewServer(p), journal: j, metrics: m, dir: dir}
 	t.Cleanup(s.front.Close)
 	return s
 }

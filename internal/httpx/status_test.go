@@ -19,7 +19,11 @@ func TestStatusRecorder(t *testing.T) {
 		headerTime time.Duration
 	}{
 		{"nothing written: the client went away", func(http.ResponseWriter) { clock = t0.Add(3 * time.Second) }, 0, StatusClientClosed, 3 * time.Second},
-		{"write implies 200", func(w http.ResponseWriter) { clock = t0.Add(time.Second); _, _ = w.Write([]byte("x")); clock = t0.Add(9 * time.Second) }, 200, 200, time.Second},
+		{"write implies 200", func(w http.ResponseWriter) {
+			clock = t0.Add(time.Second)
+			_, _ = w.Write([]byte("x"))
+			clock = t0.Add(9 * time.Second)
+		}, 200, 200, time.Second},
 		{"first status wins", func(w http.ResponseWriter) { w.WriteHeader(404); w.WriteHeader(500) }, 404, 404, 0},
 		{"1xx is passed on, not recorded", func(w http.ResponseWriter) { w.WriteHeader(103); clock = t0.Add(2 * time.Second); w.WriteHeader(201) }, 201, 201, 2 * time.Second},
 	} {

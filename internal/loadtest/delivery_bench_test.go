@@ -8,8 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +21,8 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/chain/journal"
+	"github.com/flowker-audit/flowker-audit/internal/otelcoltest"
+	"github.com/flowker-audit/flowker-audit/internal/rsyslogtest"
 	"github.com/flowker-audit/flowker-audit/internal/testenv"
 	"github.com/flowker-audit/flowker-audit/sink"
 	"github.com/flowker-audit/flowker-audit/sink/host"
@@ -145,6 +149,11 @@ func fillJournal(b *testing.B, path string, n int) *journal.Journal {
 // batch sizes the host can be configured with. Each iteration delivers the whole journal
 // (FLOWKER_AUDIT_BENCH_DELIVERY_EVENTS, default 50,000 events of about 1 KiB) to a fresh sink;
 // the clock runs from the moment the events become visible to the acknowledgement of the last.
+// It also delivers into the forwarding plugins: `flowker-audit plugin syslog` into rsyslogd over
+// TCP and `flowker-audit plugin otlp` into an OpenTelemetry Collector over OTLP/gRPC and
+// OTLP/HTTP (internal/rsyslogtest, internal/otelcoltest). cpu-us/event is the CPU time of this
+// process (the supervisor and the journal) plus the plugin process per event delivered;
+// receiver-cpu-us/event that of rsyslogd or the collector.
 //
 //	FLOWKER_AUDIT_BIN=bin/flowker-audit go test -run '^$' -bench DeliveryPlugin -benchtime 1x ./internal/loadtest/
 func BenchmarkDeliveryPlugin(b *testing.B) {
@@ -161,22 +170,36 @@ func BenchmarkDeliveryPlugin(b *testing.B) {
 	last := j.Last()
 	_, journalBytes, _ := j.Stats()
 
+	// The forwarding sinks' receivers, started once: rsyslogd (plain TCP, a Direct main queue
+	// writing to a file) and the OpenTelemetry Collector (OTLP receiver, file exporter).
+	rsyslog := rsyslogtest.Start(b, rsyslogtest.Options{})
+	collector := otelcoltest.Start(b, otelcoltest.Options{})
+	jsonConfig := func(v any) func(string) []byte {
+		return func(string) []byte { c, _ := json.Marshal(v); return c }
+	}
 	sinks := []struct {
-		name   string
-		launch sink.LaunchOptions
-		config func(dir string) []byte
+		name     string
+		launch   sink.LaunchOptions
+		config   func(dir string) []byte
+		receiver func() int // the receiver's pid, for its CPU time; nil when there is none
 	}{
-		{"nullsink", sink.LaunchOptions{Path: nullsink}, func(string) []byte { return []byte(`{}`) }},
+		{"nullsink", sink.LaunchOptions{Path: nullsink}, func(string) []byte { return []byte(`{}`) }, nil},
 		{"sqlite", sink.LaunchOptions{Path: bin, Args: []string{"plugin", "sqlite"}}, func(dir string) []byte {
 			c, _ := json.Marshal(map[string]string{"path": filepath.Join(dir, "audit.db")})
 			return c
-		}},
+		}, nil},
+		{"syslog-tcp", sink.LaunchOptions{Path: bin, Args: []string{"plugin", "syslog"}},
+			jsonConfig(map[string]any{"address": rsyslog.Addr}), rsyslog.Pid},
+		{"otlp-grpc", sink.LaunchOptions{Path: bin, Args: []string{"plugin", "otlp"}},
+			jsonConfig(map[string]any{"endpoint": "http://" + collector.GRPCAddr, "protocol": "grpc"}), collector.Pid},
+		{"otlp-http", sink.LaunchOptions{Path: bin, Args: []string{"plugin", "otlp"}},
+			jsonConfig(map[string]any{"endpoint": "http://" + collector.HTTPAddr, "protocol": "http"}), collector.Pid},
 	}
 	run := 0
 	for _, s := range sinks {
 		for _, size := range []int{500, 1000, 5000} {
 			b.Run(fmt.Sprintf("sink=%s/batch=%d", s.name, size), func(b *testing.B) {
-				var busy time.Duration
+				var busy, cpu, receiverCPU time.Duration
 				var writes, batchEvents uint64
 				var writeSeconds float64
 				for range b.N {
@@ -198,6 +221,11 @@ func BenchmarkDeliveryPlugin(b *testing.B) {
 						time.Sleep(time.Millisecond)
 					}
 					start := time.Now()
+					cpu0 := ownCPU(b)
+					var recv0 time.Duration
+					if s.receiver != nil {
+						recv0 = pidCPU(b, s.receiver())
+					}
 					src.Open()
 					for {
 						c, err := j.Cursor(name)
@@ -210,6 +238,9 @@ func BenchmarkDeliveryPlugin(b *testing.B) {
 						time.Sleep(200 * time.Microsecond)
 					}
 					busy += time.Since(start)
+					if s.receiver != nil {
+						receiverCPU += pidCPU(b, s.receiver()) - recv0
+					}
 					w, wsum := histogramOf(b, reg, "flowker_audit_sink_write_duration_seconds")
 					bc, bsum := histogramOf(b, reg, "flowker_audit_sink_batch_events")
 					writes += w
@@ -222,10 +253,17 @@ func BenchmarkDeliveryPlugin(b *testing.B) {
 					if err := <-done; err != nil && ctx.Err() == nil {
 						b.Fatal(err)
 					}
+					// The plugin process has been waited for: its CPU time is now in
+					// RUSAGE_CHILDREN (the plugin's start and stop included, a little).
+					cpu += ownCPU(b) - cpu0
 				}
 				delivered := float64(b.N) * float64(last)
 				b.ReportMetric(delivered/busy.Seconds(), "events/s")
 				b.ReportMetric(float64(journalBytes)*float64(b.N)/busy.Seconds()/(1<<20), "MiB/s")
+				b.ReportMetric(float64(cpu.Microseconds())/delivered, "cpu-us/event")
+				if s.receiver != nil {
+					b.ReportMetric(float64(receiverCPU.Microseconds())/delivered, "receiver-cpu-us/event")
+				}
 				if writes > 0 {
 					b.ReportMetric(float64(batchEvents)/float64(writes), "events/write")
 					b.ReportMetric(writeSeconds/float64(writes)*1000, "ms/write")
@@ -233,6 +271,33 @@ func BenchmarkDeliveryPlugin(b *testing.B) {
 			})
 		}
 	}
+}
+
+// ownCPU returns the CPU time (user + system) of this process plus that of its children that
+// have been waited for (the plugin processes of finished runs).
+func ownCPU(b *testing.B) time.Duration {
+	var self, children syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &self); err != nil {
+		b.Fatal(err)
+	}
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children); err != nil {
+		b.Fatal(err)
+	}
+	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	return tv(self.Utime) + tv(self.Stime) + tv(children.Utime) + tv(children.Stime)
+}
+
+// pidCPU returns the CPU time (user + system) pid used so far, from /proc/PID/stat (Linux).
+func pidCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatalf("receiver CPU: %v", err)
+	}
+	s := string(raw)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }
 
 // histogramOf returns the sample count and sum of the histogram name in reg (summed over labels).

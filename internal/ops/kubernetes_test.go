@@ -17,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -34,6 +35,9 @@ type k8sObjects struct {
 	secrets     map[string]*corev1.Secret
 	pvcs        map[string]*corev1.PersistentVolumeClaim
 	deployments map[string]*appsv1.Deployment
+	sets        map[string]*appsv1.StatefulSet
+	pdbs        map[string]*policyv1.PodDisruptionBudget
+	accounts    map[string]*corev1.ServiceAccount
 	services    map[string]*corev1.Service
 	policies    map[string]*networkingv1.NetworkPolicy
 }
@@ -73,10 +77,11 @@ func loadKubernetes(t *testing.T) (k8sObjects, kustomization) {
 	}
 	o := k8sObjects{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{},
 		pvcs: map[string]*corev1.PersistentVolumeClaim{}, deployments: map[string]*appsv1.Deployment{},
+		sets: map[string]*appsv1.StatefulSet{}, pdbs: map[string]*policyv1.PodDisruptionBudget{}, accounts: map[string]*corev1.ServiceAccount{},
 		services: map[string]*corev1.Service{}, policies: map[string]*networkingv1.NetworkPolicy{}}
 	for _, f := range files {
 		base := filepath.Base(f)
-		if base == "kustomization.yaml" {
+		if base == "kustomization.yaml" || base == "values.yaml" { // values.yaml: the chart's values flowker-audit.yaml is rendered with
 			continue
 		}
 		if !listed[base] {
@@ -120,6 +125,21 @@ func loadKubernetes(t *testing.T) (k8sObjects, kustomization) {
 				v := &appsv1.Deployment{}
 				if decode(v) {
 					o.deployments[v.Name], meta = v, &v.ObjectMeta
+				}
+			case "apps/v1 StatefulSet":
+				v := &appsv1.StatefulSet{}
+				if decode(v) {
+					o.sets[v.Name], meta = v, &v.ObjectMeta
+				}
+			case "policy/v1 PodDisruptionBudget":
+				v := &policyv1.PodDisruptionBudget{}
+				if decode(v) {
+					o.pdbs[v.Name], meta = v, &v.ObjectMeta
+				}
+			case "v1 ServiceAccount":
+				v := &corev1.ServiceAccount{}
+				if decode(v) {
+					o.accounts[v.Name], meta = v, &v.ObjectMeta
 				}
 			case "v1 Service":
 				v := &corev1.Service{}
@@ -200,33 +220,32 @@ func (o k8sObjects) containerEnv(t *testing.T, c corev1.Container) map[string]st
 
 // sidecarSetup is the Deployment's sidecar with what it is configured with.
 type sidecarSetup struct {
-	dep       *appsv1.Deployment
+	set       *appsv1.StatefulSet
 	sidecar   corev1.Container
 	flowker   corev1.Container
 	env       map[string]string
 	configRaw []byte
-	cfg       *config.Config
 }
 
-func findContainer(t *testing.T, d *appsv1.Deployment, name string) corev1.Container {
+func findContainer(t *testing.T, d *appsv1.StatefulSet, name string) corev1.Container {
 	t.Helper()
 	for _, c := range d.Spec.Template.Spec.Containers {
 		if c.Name == name {
 			return c
 		}
 	}
-	t.Fatalf("deployment %s has no container %s", d.Name, name)
+	t.Fatalf("statefulset %s has no container %s", d.Name, name)
 	return corev1.Container{}
 }
 
 // sidecar resolves the sidecar container, its environment and the configuration it mounts.
 func (o k8sObjects) sidecar(t *testing.T) sidecarSetup {
 	t.Helper()
-	d := o.deployments["flowker"]
+	d := o.sets["flowker"]
 	if d == nil {
-		t.Fatal("no Deployment flowker")
+		t.Fatal("no StatefulSet flowker")
 	}
-	s := sidecarSetup{dep: d, sidecar: findContainer(t, d, "flowker-audit"), flowker: findContainer(t, d, "flowker")}
+	s := sidecarSetup{set: d, sidecar: findContainer(t, d, "flowker-audit"), flowker: findContainer(t, d, "flowker")}
 	s.env = o.containerEnv(t, s.sidecar)
 	args := append(append([]string{}, s.sidecar.Command...), s.sidecar.Args...)
 	if len(args) != 3 || args[0] != "serve" || args[1] != "--config" {
@@ -234,7 +253,12 @@ func (o k8sObjects) sidecar(t *testing.T) sidecarSetup {
 	}
 	cfgPath := args[2]
 	for _, m := range s.sidecar.VolumeMounts {
-		if path.Dir(cfgPath) != m.MountPath {
+		key := path.Base(cfgPath)
+		switch {
+		case m.MountPath == cfgPath && m.SubPath != "":
+			key = m.SubPath
+		case path.Dir(cfgPath) == m.MountPath && m.SubPath == "":
+		default:
 			continue
 		}
 		for _, v := range d.Spec.Template.Spec.Volumes {
@@ -245,9 +269,9 @@ func (o k8sObjects) sidecar(t *testing.T) sidecarSetup {
 			if cm == nil {
 				t.Fatalf("volume %s: ConfigMap %s is not in the manifests", v.Name, v.ConfigMap.Name)
 			}
-			data, ok := cm.Data[path.Base(cfgPath)]
+			data, ok := cm.Data[key]
 			if !ok {
-				t.Fatalf("ConfigMap %s has no key %s", cm.Name, path.Base(cfgPath))
+				t.Fatalf("ConfigMap %s has no key %s", cm.Name, key)
 			}
 			s.configRaw = []byte(data)
 		}
@@ -298,18 +322,27 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Error("kustomization.yaml sets no namespace")
 	}
 	s := o.sidecar(t)
-	checkEnvNames(t, "deployment flowker-audit container", s.env)
+	checkEnvNames(t, "statefulset flowker-audit container", s.env)
 	cfg := parseDeployedConfig(t, "the ConfigMap's config.yaml", s.configRaw, s.env)
-	d := s.dep
+	d := s.set
 	spec := d.Spec.Template.Spec
 	podLabels := labels.Set(d.Spec.Template.Labels)
 
 	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil || !sel.Matches(podLabels) {
-		t.Errorf("deployment selector %v does not match its pod labels %v", d.Spec.Selector, podLabels)
+		t.Errorf("statefulset selector %v does not match its pod labels %v", d.Spec.Selector, podLabels)
 	}
-	if r := d.Spec.Replicas; r == nil || *r != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
-		t.Errorf("one journal volume (ReadWriteOnce) needs replicas 1 and the Recreate strategy")
+	// Several pods, each with its own volume (claim template), rolled one at a time, and a PDB.
+	if r := d.Spec.Replicas; r == nil || *r < 2 || d.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+		t.Errorf("want at least 2 replicas rolled one at a time (RollingUpdate), got %v %q", d.Spec.Replicas, d.Spec.UpdateStrategy.Type)
+	}
+	pdbOK := false
+	for _, p := range o.pdbs {
+		ps, err := metav1.LabelSelectorAsSelector(p.Spec.Selector)
+		pdbOK = pdbOK || (err == nil && ps.Matches(podLabels) && p.Spec.MaxUnavailable != nil && p.Spec.MaxUnavailable.IntValue() == 1)
+	}
+	if !pdbOK {
+		t.Error("no PodDisruptionBudget with maxUnavailable 1 selects the pods")
 	}
 
 	// Flowker: its published image, on loopback, where the sidecar's upstream points.
@@ -411,14 +444,19 @@ func TestKubernetesManifests(t *testing.T) {
 	for _, v := range spec.Volumes {
 		vols[v.Name] = v
 	}
-	if v, ok := vols[mounts[cfg.DataDir]]; !ok || v.PersistentVolumeClaim == nil || o.pvcs[v.PersistentVolumeClaim.ClaimName] == nil {
-		t.Errorf("data_dir %s is not mounted from a PersistentVolumeClaim of the manifests", cfg.DataDir)
-	} else {
-		pvc := o.pvcs[v.PersistentVolumeClaim.ClaimName]
+	claimed := false
+	for _, pvc := range d.Spec.VolumeClaimTemplates {
+		if pvc.Name != mounts[cfg.DataDir] {
+			continue
+		}
+		claimed = true
 		size := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
 		if size.Cmp(*resource.NewQuantity(int64(cfg.Journal.MaxBytes)*2, resource.BinarySI)) < 0 {
-			t.Errorf("PVC %s of %s is less than twice journal.max_bytes (%d): the query store shares it", pvc.Name, size.String(), cfg.Journal.MaxBytes)
+			t.Errorf("claim %s of %s is less than twice journal.max_bytes (%d): the query store shares it", pvc.Name, size.String(), cfg.Journal.MaxBytes)
 		}
+	}
+	if !claimed {
+		t.Errorf("data_dir %s is not mounted from a volume claim template (one volume per pod)", cfg.DataDir)
 	}
 	if v, ok := vols[mounts["/tmp"]]; !ok || v.EmptyDir == nil {
 		t.Error("the sidecar has a read-only root filesystem but no writable /tmp (go-plugin's sockets)")
@@ -429,23 +467,29 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 
-	// The Service targets the sidecar's proxy port, and only it.
-	svc := o.services["flowker"]
-	if svc == nil {
-		t.Fatal("no Service flowker")
-	}
-	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels) || len(svc.Spec.Selector) == 0 {
-		t.Errorf("service selector %v does not select the pod %v", svc.Spec.Selector, podLabels)
-	}
-	for _, p := range svc.Spec.Ports {
-		tp := p.TargetPort
-		target := tp.IntVal
-		if tp.Type == intstr.String {
-			target, _ = containerPort(s.sidecar, tp.StrVal)
+	// The Service clients call (Flowker's name) targets the sidecar's proxy port, and only it;
+	// the headless one (stable pod names) the admin port only.
+	for name, want := range map[string]int32{"flowker": proxyPort, "flowker-headless": adminPort} {
+		svc := o.services[name]
+		if svc == nil {
+			t.Fatalf("no Service %s", name)
 		}
-		if target != proxyPort {
-			t.Errorf("service port %d targets %s, not the sidecar's proxy port %d", p.Port, tp.String(), proxyPort)
+		if !labels.SelectorFromSet(svc.Spec.Selector).Matches(podLabels) || len(svc.Spec.Selector) == 0 {
+			t.Errorf("service %s selector %v does not select the pod %v", name, svc.Spec.Selector, podLabels)
 		}
+		for _, p := range svc.Spec.Ports {
+			tp := p.TargetPort
+			target := tp.IntVal
+			if tp.Type == intstr.String {
+				target, _ = containerPort(s.sidecar, tp.StrVal)
+			}
+			if target != want {
+				t.Errorf("service %s port %d targets %s (%d), want %d", name, p.Port, tp.String(), target, want)
+			}
+		}
+	}
+	if d.Spec.ServiceName != "flowker-headless" {
+		t.Errorf("statefulset serviceName %q", d.Spec.ServiceName)
 	}
 
 	// The NetworkPolicy admits the proxy port, the admin port from monitoring only, nothing else.
@@ -553,6 +597,15 @@ func TestKubernetesConfigRuns(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "journal.db")); err != nil {
 		t.Errorf("no journal in data_dir: %v", err)
+	}
+	// Shutdown with the warehouse unreachable: the drain cannot complete, says what is left,
+	// and the journal keeps it for the next start.
+	if err := sc.stop(); err != nil {
+		t.Fatal(err)
+	}
+	rep := sc.App.LastDrain()
+	if rep == nil || rep.Complete || rep.Undelivered["warehouse"] == 0 || rep.Undelivered["store"] != 0 || rep.Retained == 0 {
+		t.Errorf("drain report %+v: want the warehouse's events undelivered and retained, the store's delivered", rep)
 	}
 }
 

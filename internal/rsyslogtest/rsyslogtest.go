@@ -162,6 +162,16 @@ func (s *Server) Stop(sig syscall.Signal) {
 	}
 }
 
+// Pid returns the running rsyslogd's process id (0 when stopped).
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 func (s *Server) output() string {
 	b, _ := os.ReadFile(filepath.Join(s.dir, "rsyslogd.out"))
 	return string(b)

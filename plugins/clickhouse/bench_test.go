@@ -306,6 +306,12 @@ func BenchmarkQueries(b *testing.B) {
 	cold := strings.Fields(query(b, srv, fmt.Sprintf("SELECT resource_id FROM %s.%s GROUP BY resource_id HAVING count() BETWEEN 2 AND 20 LIMIT 200", db, TableByResource)))
 	ids := strings.Fields(query(b, srv, fmt.Sprintf("SELECT toString(event_id) FROM %s.%s WHERE cityHash64(toString(event_id)) %% 1000 = 7 LIMIT 500", db, TableByID)))
 	types := strings.Fields(query(b, srv, fmt.Sprintf("SELECT DISTINCT event_type FROM %s.%s", db, TableByResource)))
+	hotActor := query(b, srv, fmt.Sprintf("SELECT actor_id FROM %s.%s GROUP BY actor_id ORDER BY count() DESC LIMIT 1", db, TableByActor))
+	coldActors := strings.Fields(query(b, srv, fmt.Sprintf("SELECT actor_id FROM %s.%s GROUP BY actor_id HAVING count() BETWEEN 2 AND 200 LIMIT 200", db, TableByActor)))
+	actorTypes := []string{chain.ActorAPIKey, chain.ActorUser, chain.ActorSystem}
+	if len(coldActors) == 0 {
+		coldActors = []string{hotActor}
+	}
 	depth := min(1_000_000, env.events/2)
 	cur := strings.Fields(query(b, srv, fmt.Sprintf("SELECT ts_us, chain_id, seq FROM %s.%s ORDER BY ts_us DESC, chain_id DESC, seq DESC LIMIT 1 OFFSET %d", db, TableEvents, depth-1)))
 	if len(cur) != 3 || len(cold) == 0 || len(ids) == 0 || len(types) == 0 {
@@ -348,6 +354,16 @@ func BenchmarkQueries(b *testing.B) {
 			return search(sink.Query{Filter: sink.Filter{From: day, To: day.Add(24*time.Hour - time.Microsecond)}, Limit: 20}, 20)
 		}},
 		{fmt.Sprintf("cursor_depth_%d", depth), func() func() error { return search(sink.Query{After: &cursor, Limit: 20}, 20) }},
+		{"actor_type", func() func() error {
+			return search(sink.Query{Filter: sink.Filter{ActorType: actorTypes[rng.IntN(len(actorTypes))]}, Limit: 20}, 1)
+		}},
+		{"actor_hot", func() func() error { return search(sink.Query{Filter: sink.Filter{ActorID: hotActor}, Limit: 20}, 20) }},
+		{"actor_cold", func() func() error {
+			return search(sink.Query{Filter: sink.Filter{ActorID: coldActors[rng.IntN(len(coldActors))]}, Limit: 20}, 1)
+		}},
+		{"actor_hot_event_type", func() func() error {
+			return search(sink.Query{Filter: sink.Filter{ActorID: hotActor, EventType: types[rng.IntN(len(types))]}, Limit: 20}, 0)
+		}},
 		{"get_event_id", func() func() error {
 			id := ids[rng.IntN(len(ids))]
 			return func() error { _, err := s.Get(ctx, id); return err }

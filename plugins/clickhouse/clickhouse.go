@@ -263,6 +263,9 @@ func (s *Sink) applySchema(ctx context.Context, st state) error {
 			}
 			return err
 		}
+		if err := s.backfillByActor(ctx, st, missing); err != nil {
+			return err
+		}
 	}
 	variant := st.version.Variant()
 	if len(missing) == 0 {
@@ -787,25 +790,4 @@ func insertSettingsFor(v Version, rows []row) ch.Settings {
 		"insert_deduplication_token":                         dedupToken(rows),
 		"deduplicate_blocks_in_dependent_materialized_views": 1,
 	}
-}
-
-// insertSettings renders insertSettingsFor as SQL "name = value" assignments (the modern-engine
-// test replays inserts with them).
-func insertSettings(v Version, rows []row) []string {
-	settings := insertSettingsFor(v, rows)
-	names := make([]string, 0, len(settings))
-	for name := range settings {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	out := make([]string, 0, len(names))
-	for _, name := range names {
-		switch val := settings[name].(type) {
-		case string:
-			out = append(out, name+" = "+quoteString(val))
-		default:
-			out = append(out, fmt.Sprintf("%s = %v", name, val))
-		}
-	}
-	return out
 }

@@ -285,3 +285,24 @@ func sameLines(a, b []byte) bool {
 	}
 	return true
 }
+
+// insertSettings renders insertSettingsFor as SQL "name = value" assignments (the modern-engine
+// test replays inserts with them).
+func insertSettings(v Version, rows []row) []string {
+	settings := insertSettingsFor(v, rows)
+	names := make([]string, 0, len(settings))
+	for name := range settings {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := make([]string, 0, len(names))
+	for _, name := range names {
+		switch val := settings[name].(type) {
+		case string:
+			out = append(out, name+" = "+quoteString(val))
+		default:
+			out = append(out, fmt.Sprintf("%s = %v", name, val))
+		}
+	}
+	return out
+}

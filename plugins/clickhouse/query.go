@@ -62,9 +62,12 @@ func (s *Sink) Search(ctx context.Context, q sink.Query) (sink.Page, error) {
 		return sink.Page{}, nil
 	}
 	var events []chain.Event
-	if q.Filter.ResourceID != "" && len(p.actor) == 0 {
+	switch {
+	case q.Filter.ActorID != "":
+		events, err = s.searchByActor(ctx, st, p, &q.Filter)
+	case q.Filter.ResourceID != "" && len(p.actor) == 0:
 		events, err = s.searchByResource(ctx, st, p)
-	} else {
+	default:
 		events, err = s.searchWindowed(ctx, st, p)
 	}
 	if err != nil {

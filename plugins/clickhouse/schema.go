@@ -8,7 +8,7 @@ import (
 
 // SchemaVersion is the version of the table layout this package creates and reads. It is
 // recorded in <database>.audit_schema_version.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Version is a ClickHouse server version.
 type Version struct {
@@ -84,7 +84,7 @@ const (
 const BlockSize = 16384
 
 // tables lists the tables the sink needs, in creation order.
-var tables = []string{TableEvents, TableByID, TableByResource, TableChainBlocks, TableSchemaVersion, TableCheckpoints}
+var tables = []string{TableEvents, TableByID, TableByResource, TableChainBlocks, TableSchemaVersion, TableByActor, TableCheckpoints}
 
 // insertColumns is the explicit column list of every insert (18.16 needs one; the MATERIALIZED
 // column ts must not be listed). selectColumns reads the same columns back.
@@ -238,6 +238,8 @@ ORDER BY (chain_id, seq, key_id, signature)`, db, TableCheckpoints),
 ENGINE = MergeTree
 ORDER BY version`, db, TableSchemaVersion),
 	}
+	// Schema version 2: the actor lookup (actor.go).
+	stmts = append(stmts, actorDDL(db, lc("String"), settingsClause("index_granularity = 8192"))...)
 	return stmts
 }
 

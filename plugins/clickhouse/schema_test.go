@@ -17,11 +17,13 @@ var deploymentDir = filepath.Join("..", "..", "deployments", "clickhouse")
 func deploymentFiles() map[string]string {
 	const note = "Generated from plugins/clickhouse (DDL, Grants) by `go test ./plugins/clickhouse -run TestDeploymentFiles -update`.\nDo not edit: a test compares this file with the code."
 	return map[string]string{
-		"schema.sql": SQLScript(`flowker-audit ClickHouse schema, portable variant (schema version 1).
+		"schema.sql": SQLScript(`flowker-audit ClickHouse schema, portable variant (schema version 2).
 Runs unchanged on ClickHouse 18.16 (Debian) and on current releases; the sink applies it itself
 unless create_schema is false. Replace "audit" to use another database.
+Upgrading a database of schema version 1 by hand: run this file, then once
+`+BackfillByActor("audit")+`
 `+note, DDL(Legacy, "audit")),
-		"schema-modern.sql": SQLScript(`flowker-audit ClickHouse schema, modern variant (schema version 1), for ClickHouse 23.1 and later:
+		"schema-modern.sql": SQLScript(`flowker-audit ClickHouse schema, modern variant (schema version 2), for ClickHouse 23.1 and later:
 LowCardinality columns, codecs, bloom_filter skip indexes, a DateTime64 alias column and a
 deduplication window for retried inserts. Queries are the same as with schema.sql.
 `+note, DDL(Modern, "audit")),

@@ -35,6 +35,7 @@ func TestSearchPlansUseIndexesWithoutSorting(t *testing.T) {
 		"actorType+actorId":        {ActorType: "user", ActorID: "alice"},
 		"actorId+eventType+From":   {ActorID: "alice", EventType: "WORKFLOW_UPDATED", From: t0},
 		"actorType+eventType":      {ActorType: "user", EventType: "WORKFLOW_UPDATED"},
+		"actorId+eventType":        {ActorID: "alice", EventType: "WORKFLOW_DELETED"},
 		"From":                     {From: t0},
 		"To":                       {To: t0.Add(2 * time.Hour)},
 		"From..To":                 {From: t0, To: t0.Add(2 * time.Hour)},

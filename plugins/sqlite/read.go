@@ -176,6 +176,9 @@ func buildSearch(q sink.Query) searchSQL {
 			index = c.index // later entries are more selective and win
 		}
 	}
+	if f.ActorID != "" && f.EventType != "" && f.ResourceID == "" {
+		index = "events_actor_id_type" // both equalities fix the prefix
+	}
 	eq("resource_id", f.ResourceID)
 	eq("event_type", f.EventType)
 	eq("action", f.Action)

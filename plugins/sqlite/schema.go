@@ -58,9 +58,12 @@ var migrations = [][]string{
 			last_seq    INTEGER NOT NULL
 		) STRICT, WITHOUT ROWID`,
 	},
-	// 1 -> 2: the actor filters (actorType, actorId) get their own equality indexes.
+	// 1 -> 2: the actor filters (actorType, actorId) get their own equality indexes, and "what
+	// did this actor do of this type" its own (an actor's events of a rare type would otherwise
+	// be found by walking all of that actor's index entries).
 	{
 		`CREATE INDEX events_actor_id ON events (actor_id, ts_us, chain_id, seq, actor_type, event_type, action, result, resource_type)`,
+		`CREATE INDEX events_actor_id_type ON events (actor_id, event_type, ts_us, chain_id, seq, actor_type, action, result, resource_type)`,
 		`CREATE INDEX events_actor_type ON events (actor_type, ts_us, chain_id, seq, event_type, action, result, resource_type)`,
 	},
 	// 2 -> 3: signed checkpoints of chain heads, kept beside the events (sink.CheckpointWriter).

@@ -1,7 +1,6 @@
 package syslog
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/plugins/internal/forward"
+	"github.com/flowker-audit/flowker-audit/sink/pluginconfig"
 )
 
 // Transports.
@@ -51,7 +51,7 @@ type Config struct {
 	// enterprise number from RFC 5612's documentation range — set your own).
 	SDID string `json:"sd_id"`
 	// DialTimeout bounds connecting and the TLS handshake (default 5s).
-	DialTimeout forward.Duration `json:"dial_timeout"`
+	DialTimeout pluginconfig.Duration `json:"dial_timeout"`
 	// ReplayOnReconnect is how many of the events last confirmed on a connection that then
 	// broke are sent again first on the next connection (default 1000, 0 disables): TCP
 	// syslog cannot tell what the receiver had processed when its connection broke (see the
@@ -66,7 +66,8 @@ type Config struct {
 // reported with its key path. It reads no file and opens no connection.
 func ParseConfig(raw []byte) (Config, error) {
 	var c Config
-	p := forward.Decode(raw, &c)
+	var p pluginconfig.Problems
+	pluginconfig.Decode(raw, &c, &p)
 	if c.Address == "" {
 		p.Add("address", "required (host:port)")
 	} else if host, port, err := net.SplitHostPort(c.Address); err != nil || host == "" || port == "" {
@@ -116,7 +117,7 @@ func ParseConfig(raw []byte) (Config, error) {
 	}
 	switch {
 	case c.DialTimeout == 0:
-		c.DialTimeout = forward.Duration(DefaultDialTimeout)
+		c.DialTimeout = pluginconfig.Duration(DefaultDialTimeout)
 	case c.DialTimeout < 0:
 		p.Add("dial_timeout", "must be positive")
 	}
@@ -127,10 +128,7 @@ func ParseConfig(raw []byte) (Config, error) {
 			p.Add("replay_on_reconnect", "must not be negative")
 		}
 	}
-	if err := p.Err(); err != nil {
-		return c, fmt.Errorf("invalid syslog sink configuration:\n%w", err)
-	}
-	return c, nil
+	return c, p.Err("invalid syslog sink configuration")
 }
 
 var facilities = map[string]int{

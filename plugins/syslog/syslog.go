@@ -35,6 +35,8 @@
 // The sink cannot read back what it sent: Head reports the last event this plugin process
 // delivered (nothing after a restart, so the host resumes from its own cursor), and events at
 // or below it are not sent again when the host repeats a batch.
+// An event repeated with another hash at one of the last forward.Window sequences delivered is
+// refused as a conflict (sink.ErrConflict), and nothing of its batch is sent.
 //
 // A connection that failed is replaced on the next Write; the host retries a failed Write with
 // exponential backoff and jitter (sinks[].min_backoff..max_backoff), which is the reconnect
@@ -162,10 +164,10 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 	if !s.configured {
 		return sink.Permanentf("syslog sink used before Configure (or after Close)")
 	}
-	if err := s.heads.Conflict(events); err != nil {
+	fresh, err := s.heads.Fresh(events)
+	if err != nil {
 		return err
 	}
-	fresh := s.heads.Fresh(events)
 	if len(fresh) == 0 {
 		return nil
 	}

@@ -174,10 +174,10 @@ func TestDeliverToRsyslog(t *testing.T) {
 			tc.cfg["address"] = srv.Addr
 			tc.cfg["hostname"] = "audit-host"
 			s := newSink(t, tc.cfg)
-			events := sinktest.GenerateChain("chain-syslog", 1500, sinktest.GenOptions{Seed: 7})
+			events := sinktest.GenerateChain("chain-syslog", 1000, sinktest.GenOptions{Seed: 7})
 			writeAll(t, s, events, 100, nil)
 			// A repeated batch is not forwarded twice.
-			if err := s.Write(t.Context(), events[1400:]); err != nil {
+			if err := s.Write(t.Context(), events[900:]); err != nil {
 				t.Fatal(err)
 			}
 			_, _ = checkReceived(t, srv, events, false)
@@ -204,11 +204,11 @@ func TestReceiverRestart(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			srv := rsyslogtest.Start(t, rsyslogtest.Options{})
 			s := newSink(t, map[string]any{"address": srv.Addr, "hostname": "audit-host"})
-			events := sinktest.GenerateChain("chain-restart", 6000, sinktest.GenOptions{Seed: 9})
+			events := sinktest.GenerateChain("chain-restart", 3000, sinktest.GenOptions{Seed: 9})
 			restarted := make(chan error, 2)
 			failures := writeAll(t, s, events, 100, func(b int) {
 				switch b {
-				case 20, 40:
+				case 10, 20:
 					srv.Stop(sig)
 					go func() {
 						time.Sleep(time.Second)

@@ -47,6 +47,12 @@ type Options struct {
 	// ActorNames maps actor ids, exactly as they appear in events (for API keys, the fingerprint
 	// "key:..."), to display names for the Audit Trail page. Served by /audit-trail/config.json.
 	ActorNames map[string]string
+	// Caller names the caller of a request for the access log and metrics (never the
+	// credential): the app passes the API-key fingerprint of identity.fingerprint_key, so that
+	// identity.api_key_names apply. Nil fingerprints credentials under CursorKey.
+	Caller CallerFunc
+	// AccessLogger receives one "audit trail read" line per call; nil uses Logger.
+	AccessLogger *slog.Logger
 	// CheckpointLog is the signed checkpoint log (chain.checkpoint_log); the NDJSON export carries,
 	// per chain, a checkpoint read from it. Empty: exports carry none.
 	CheckpointLog string
@@ -65,6 +71,10 @@ type API struct {
 	uiConfig  []byte
 
 	checkpointLog string
+	caller        CallerFunc
+	actorNames    map[string]string
+	access        *accessMetrics
+	accessLog     *slog.Logger
 }
 
 // New validates opts and returns the API.
@@ -85,12 +95,25 @@ func New(opts Options) (*API, error) {
 		evidence:  opts.Checkpoints,
 
 		checkpointLog: opts.CheckpointLog,
+		caller:        opts.Caller,
+		accessLog:     opts.AccessLogger,
+		actorNames:    map[string]string{},
 	}
+	for k, v := range opts.ActorNames {
+		a.actorNames[k] = v
+	}
+	if a.caller == nil {
+		a.caller = FingerprintCaller(a.codec.key)
+	}
+
 	if a.auth == nil {
 		a.auth = NoneConfigured{}
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.accessLog == nil {
+		a.accessLog = a.log
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -104,6 +127,9 @@ func New(opts Options) (*API, error) {
 		return nil, err
 	}
 	a.metrics = m
+	if a.access, err = newAccessMetrics(reg); err != nil {
+		return nil, fmt.Errorf("register audit api access metrics: %w", err)
+	}
 	mode := AuthModeNone
 	if m, ok := a.auth.(AuthModer); ok {
 		mode = m.AuthMode()
@@ -132,6 +158,7 @@ const (
 	routeVerify
 	routeUIConfig
 	routeExport
+	routeOpenAPI
 )
 
 func (r route) endpoint() string {
@@ -146,6 +173,8 @@ func (r route) endpoint() string {
 		return "ui-config"
 	case routeExport:
 		return "export"
+	case routeOpenAPI:
+		return "openapi"
 	}
 	return "none"
 }
@@ -160,6 +189,9 @@ func matchRoute(path string) (route, string) {
 	}
 	if strings.EqualFold(path, UIConfigPath) {
 		return routeUIConfig, ""
+	}
+	if strings.EqualFold(path, OpenAPIPath) {
+		return routeOpenAPI, ""
 	}
 	const base = "/v1/audit-events"
 	if len(path) < len(base) || !strings.EqualFold(path[:len(base)], base) {
@@ -203,6 +235,10 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	start := a.now()
 	w := httpx.NewStatusRecorder(rw, a.now)
+	rows := 0
+	if rt != routeOpenAPI {
+		defer func() { a.logAccess(r, rt, id, w.Status(), rows, a.now().Sub(start)) }()
+	}
 	defer func() {
 		if rec := recover(); rec != nil {
 			if rec == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value
@@ -218,6 +254,10 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		a.metrics.duration.WithLabelValues(ep).Observe(a.now().Sub(start).Seconds())
 	}()
 
+	if rt == routeOpenAPI && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		serveOpenAPI(w, r) // public, like Flowker's /swagger
+		return
+	}
 	if err := a.auth.Authenticate(r.Context(), r); err != nil {
 		var d *DeniedError
 		if errors.As(err, &d) {
@@ -276,13 +316,13 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	switch rt {
 	case routeList:
-		a.list(w, r, q, search)
+		rows = a.list(w, r, q, search)
 	case routeGet:
-		a.get(w, r, q, evID)
+		rows = a.get(w, r, q, evID)
 	case routeVerify:
-		a.verify(w, r, q, evID)
+		rows = a.verify(w, r, q, evID)
 	case routeExport:
-		a.export(w, r, q, exp)
+		rows = a.export(w, r, q, exp)
 	}
 }
 
@@ -297,14 +337,14 @@ func (a *API) storeError(w http.ResponseWriter, r *http.Request, op string, err 
 	writeError(w, errStoreUnavailable)
 }
 
-func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s searchRequest) {
+func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s searchRequest) int {
 	var page sink.Page
 	if !s.Empty {
 		var err error
 		page, err = q.Search(r.Context(), sink.Query{Filter: s.Filter, Order: s.Order, After: s.After, Limit: s.Limit})
 		if err != nil {
 			a.storeError(w, r, "search", err)
-			return
+			return 0
 		}
 	}
 	if len(page.Events) > s.Limit { // a sink that ignored Limit: cut, and there is more
@@ -313,7 +353,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s sea
 	if err := checkFiltered(page.Events, &s.Filter); err != nil {
 		a.log.Error("audit api: query sink ignored a filter (a plugin built before that filter existed?)", "err", err)
 		writeError(w, errStoreUnavailable)
-		return
+		return 0
 	}
 	next := ""
 	if page.More && len(page.Events) > 0 {
@@ -322,7 +362,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s sea
 		if err != nil {
 			a.log.Error("audit api: cannot encode cursor", "err", err)
 			writeError(w, errInternal)
-			return
+			return 0
 		}
 	}
 	b := make([]byte, 0, 256+len(page.Events)*900)
@@ -342,22 +382,24 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q sink.Querier, s sea
 	b = strconv.AppendBool(b, next != "")
 	b = append(b, "}\n"...)
 	writeJSONBytes(w, http.StatusOK, b)
+	return len(page.Events)
 }
 
-func (a *API) get(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) {
+func (a *API) get(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) int {
 	ev, err := q.Get(r.Context(), id)
 	if errors.Is(err, sink.ErrNotFound) {
 		writeError(w, errNotFound)
-		return
+		return 0
 	}
 	if err != nil {
 		a.storeError(w, r, "get", err)
-		return
+		return 0
 	}
 	if ev.ConflictingDuplicate {
 		a.metrics.duplicates.Inc()
 	}
 	writeJSONBytes(w, http.StatusOK, append(appendEvent(nil, &ev), '\n'))
+	return 1
 }
 
 // checkFiltered reports an event that does not match f: a sink plugin built against an older SDK
@@ -417,16 +459,16 @@ type CheckpointRef struct {
 	KeyID    string    `json:"keyId"`
 }
 
-func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) {
+func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id string) int {
 	ctx := r.Context()
 	ev, err := q.Get(ctx, id)
 	if errors.Is(err, sink.ErrNotFound) {
 		writeError(w, errNotFound)
-		return
+		return 0
 	}
 	if err != nil {
 		a.storeError(w, r, "get", err)
-		return
+		return 0
 	}
 	out := VerifyOutput{ChainID: ev.ChainID, FromSequence: 1, ToSequence: ev.Sequence}
 	fail := func(seq uint64, reason chain.Reason, detail string) {
@@ -439,7 +481,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 	if ev.Sequence == 0 {
 		fail(0, chain.ReasonOutOfOrder, "the event has no sequence number")
 		a.finishVerify(w, out)
-		return
+		return 0
 	}
 	req := checkpoint.Request{ChainID: ev.ChainID, From: 1, To: ev.Sequence}
 	if a.evidence != nil {
@@ -461,7 +503,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 	chains, err := q.Chains(ctx)
 	if err != nil {
 		a.storeError(w, r, "chains", err)
-		return
+		return 0
 	}
 	for _, c := range chains {
 		if c.ChainID == ev.ChainID {
@@ -480,18 +522,18 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 		})
 		if err != nil {
 			a.storeError(w, r, "read chain", err)
-			return
+			return 0
 		}
 		if !found {
 			fail(req.From-1, chain.ReasonGap, fmt.Sprintf("sequence %d missing", req.From-1))
 			a.finishVerify(w, out)
-			return
+			return 0
 		}
 	}
 	rep, err := checkpoint.Verify(ctx, q.ReadChain, req)
 	if err != nil {
 		a.storeError(w, r, "read chain", err)
-		return
+		return 0
 	}
 	out.TotalChecked = rep.Checked
 	out.CheckpointsChecked = req.Evidence != nil && len(req.Evidence.Keys) > 0
@@ -522,7 +564,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 			return nil
 		}); err != nil {
 			a.storeError(w, r, "read chain", err)
-			return
+			return 0
 		}
 		if hash != ev.Hash {
 			fail(ev.Sequence, chain.ReasonHashMismatch, fmt.Sprintf("the event found by id has hash %s, the chain has %s at its sequence", ev.Hash, hash))
@@ -532,6 +574,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 		out.Message = "hash chain is valid"
 	}
 	a.finishVerify(w, out)
+	return int(out.TotalChecked)
 }
 
 // checkpointsFromSink converts checkpoints read from a sink.

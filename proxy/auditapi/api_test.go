@@ -42,7 +42,7 @@ func TestMatchRoute(t *testing.T) {
 		{"/v1/audit-events/abc/other", routeNone, ""},
 		{"/v1/audit-events/abc/verify/x", routeNone, ""},
 		{"/v1/audit-eventsx", routeNone, ""},
-		{"/v1/audit-events//", routeList, ""}, // Fiber strips every trailing slash
+		{"/v1/audit-events//", routeList, ""}, // Fiber strips every trailing slash: Flowker would route it to its list
 		{"/v1/audit-event", routeNone, ""},
 		{"/v1/workflows", routeNone, ""},
 		{"/audit-trail", routeNone, ""},

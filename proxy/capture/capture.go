@@ -13,15 +13,13 @@ package capture
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"hash"
 	"io"
-	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,142 +29,6 @@ import (
 
 // Redacted replaces every redacted value.
 const Redacted = "[REDACTED]"
-
-// DefaultSecretKeys are always redacted, wherever they appear (case-insensitive, matched against
-// the key with '-' and '_' removed).
-var DefaultSecretKeys = []string{
-	"password", "passwd", "passphrase", "secret", "token", "apikey", "accesskey", "privatekey",
-	"authorization", "credential", "cookie", "signature", "sessionid", "clientsecret", "webhooktoken",
-	"verifytoken", "bearer", "jwt", "connectionstring", "connstr", "dsn",
-}
-
-// DefaultSecretNames are short names redacted only when the whole (normalised) key is one of
-// them: as substrings they would hide ordinary fields ("pass" in "bypass", "key" in "keyword").
-var DefaultSecretNames = []string{"pass", "pwd", "pw", "key", "auth", "sig", "sign", "otp", "pin", "creds"}
-
-// Redactor decides what to hide. It is immutable and safe for concurrent use.
-type Redactor struct {
-	keys  [][]byte         // substrings of a normalised key that mark a secret
-	names []string         // whole normalised keys that mark a secret
-	extra []*regexp.Regexp // configured key patterns
-	paths [][]string       // dot paths, lower-cased, "*" = any key or index
-}
-
-// NewRedactor builds a redactor from the default secret keys plus configured key patterns
-// (case-insensitive regular expressions) and dot paths.
-func NewRedactor(keyPatterns, paths []string) (*Redactor, error) {
-	r := &Redactor{}
-	for _, k := range DefaultSecretKeys {
-		r.keys = append(r.keys, []byte(k))
-	}
-	r.names = DefaultSecretNames
-	for _, p := range keyPatterns {
-		re, err := regexp.Compile("(?i)" + p)
-		if err != nil {
-			return nil, fmt.Errorf("redact key pattern %q: %w", p, err)
-		}
-		r.extra = append(r.extra, re)
-	}
-	for _, p := range paths {
-		r.paths = append(r.paths, strings.Split(strings.ToLower(p), "."))
-	}
-	return r, nil
-}
-
-// With returns a redactor that also redacts paths (for a rule's own paths).
-func (r *Redactor) With(paths []string) *Redactor {
-	if len(paths) == 0 {
-		return r
-	}
-	c := *r
-	c.paths = append([][]string{}, r.paths...)
-	for _, p := range paths {
-		c.paths = append(c.paths, strings.Split(strings.ToLower(p), "."))
-	}
-	return &c
-}
-
-// SecretKey reports whether a key or parameter name looks like it holds a secret.
-func (r *Redactor) SecretKey(key string) bool {
-	var buf [64]byte
-	n := normalizeKey(buf[:0], key)
-	for _, k := range r.keys {
-		if bytes.Contains(n, k) {
-			return true
-		}
-	}
-	for _, k := range r.names {
-		if string(n) == k {
-			return true
-		}
-	}
-	for _, re := range r.extra {
-		if re.MatchString(key) {
-			return true
-		}
-	}
-	return false
-}
-
-// normalizeKey appends key lower-cased without '-', '_', '.' and spaces ("X-API-Key" ->
-// "xapikey"), the form DefaultSecretKeys are written in.
-func normalizeKey(dst []byte, key string) []byte {
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		switch {
-		case c == '-' || c == '_' || c == '.' || c == ' ':
-			continue
-		case c >= 'A' && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		dst = append(dst, c)
-	}
-	return dst
-}
-
-func (r *Redactor) pathRedacted(path []string) bool {
-	for _, p := range r.paths {
-		if len(p) != len(path) {
-			continue
-		}
-		ok := true
-		for i := range p {
-			if p[i] != "*" && p[i] != strings.ToLower(path[i]) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
-}
-
-// Query returns the query parameters with secret-looking values redacted, or nil when empty.
-func (r *Redactor) Query(rawQuery string) map[string][]string {
-	if rawQuery == "" {
-		return nil
-	}
-	vals, err := url.ParseQuery(rawQuery)
-	if err != nil && len(vals) == 0 {
-		return map[string][]string{"_unparsed": {fmt.Sprintf("%d bytes", len(rawQuery))}}
-	}
-	out := make(map[string][]string, len(vals))
-	for k, vs := range vals {
-		k = sanitize(k)
-		if r.SecretKey(k) {
-			out[k] = []string{Redacted}
-			continue
-		}
-		clean := make([]string, len(vs))
-		for i, v := range vs {
-			clean[i] = sanitize(v)
-		}
-		out[k] = clean
-	}
-	return out
-}
 
 // LooksJSON reports whether a body should be parsed as JSON: a JSON content type, or (whatever
 // the declared type, since Flowker itself parses the body) a first non-space byte of { or [.
@@ -183,6 +45,7 @@ type Rendering struct {
 	JSON      json.RawMessage // nil when nothing could be rendered
 	Truncated bool            // cut by the input or output budget
 	Invalid   bool            // the input stopped being valid JSON part-way
+	Redacted  bool            // at least one value was replaced by [REDACTED]
 }
 
 // ErrNotJSON is returned when the body does not start as JSON at all.
@@ -201,10 +64,24 @@ func encodeString(s string) []byte {
 }
 
 // Budget bounds the bytes that everything sharing it holds at once (the bodies of all audited
-// requests in flight). It never blocks: a holder takes what is left and captures less.
+// requests in flight). It never blocks: a holder takes what is left and captures less. Holders
+// take it in small steps as they hold bytes, never the most they could hold.
 type Budget struct {
-	avail atomic.Int64
-	total int64
+	avail   atomic.Int64
+	total   int64
+	changed func() // called after every change (keeps a gauge of held bytes current)
+}
+
+// OnChange registers f, called after every change of what is held. Call it before use.
+func (b *Budget) OnChange(f func()) *Budget {
+	b.changed = f
+	return b
+}
+
+func (b *Budget) notify() {
+	if b.changed != nil {
+		b.changed()
+	}
 }
 
 // NewBudget returns a budget of n bytes.
@@ -219,14 +96,27 @@ func (b *Budget) Take(n int) int {
 	for {
 		a := b.avail.Load()
 		got := min(int64(n), max(a, 0))
-		if got == 0 || b.avail.CompareAndSwap(a, a-got) {
+		if got == 0 {
+			return 0
+		}
+		if b.avail.CompareAndSwap(a, a-got) {
+			b.notify()
 			return int(got)
 		}
 	}
 }
 
+// Force takes n bytes even past the bound (InUse may then exceed the total): for the small
+// prefix every held response keeps, so the gauge of held bytes stays true.
+func (b *Budget) Force(n int) { b.avail.Add(-int64(n)); b.notify() }
+
 // Give returns n bytes.
-func (b *Budget) Give(n int) { b.avail.Add(int64(n)) }
+func (b *Budget) Give(n int) {
+	if n != 0 {
+		b.avail.Add(int64(n))
+		b.notify()
+	}
+}
 
 // InUse is the number of bytes taken.
 func (b *Budget) InUse() int64 { return b.total - b.avail.Load() }
@@ -234,38 +124,35 @@ func (b *Budget) InUse() int64 { return b.total - b.avail.Load() }
 // Tee wraps a body: it passes every byte through, keeps the first Limit bytes, and hashes and
 // counts everything.
 type Tee struct {
-	mu     sync.Mutex // Summary may run while the transport still reads
-	rc     io.ReadCloser
-	limit  int
-	buf    []byte
-	h      hash.Hash
-	n      int64
-	err    error
-	eof    bool
-	budget *Budget
-	taken  int
+	mu    sync.Mutex // Summary may run while the transport still reads
+	rc    io.ReadCloser
+	limit int
+	buf   []byte
+	h     hash.Hash
+	n     int64
+	err   error
+	eof   bool
 }
 
-// NewTee wraps rc (which may be nil or http.NoBody).
+// NewTee wraps rc (which may be nil or http.NoBody). It computes no digest until given a key.
 func NewTee(rc io.ReadCloser, limit int) *Tee {
-	return &Tee{rc: rc, limit: limit, h: sha256.New()}
+	return &Tee{rc: rc, limit: limit}
 }
 
-// WithBudget makes the captured bytes count against b: once b runs out the Tee stops capturing
-// (what it kept stays a prefix). Release gives them back.
-func (t *Tee) WithBudget(b *Budget) *Tee {
-	t.budget = b
+// WithDigestKey makes the Tee compute HMAC-SHA-256(key, body): a digest that proves a body was
+// (or was not) a given value to whoever holds the key, and to nobody else. An unkeyed SHA-256 of
+// a body whose secrets are redacted would let anyone who reads the trail test guesses of them.
+func (t *Tee) WithDigestKey(key []byte) *Tee {
+	t.h = hmac.New(sha256.New, key)
 	return t
 }
 
-// Release gives the captured bytes back to the budget; the capture must not be used afterwards.
-func (t *Tee) Release() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.budget != nil && t.taken > 0 {
-		t.budget.Give(t.taken)
-		t.taken = 0
-	}
+// Digest is the keyed digest of value, as events carry it (hex HMAC-SHA-256): what
+// `flowker-audit audit-hash` prints.
+func Digest(key, value []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write(value)
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // Read implements io.Reader.
@@ -280,19 +167,12 @@ func (t *Tee) Read(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if n > 0 {
-		t.h.Write(p[:n])
+		if t.h != nil {
+			t.h.Write(p[:n])
+		}
 		t.n += int64(n)
 		if room := t.limit - len(t.buf); room > 0 {
-			want := min(n, room)
-			if t.budget != nil {
-				got := t.budget.Take(want)
-				t.taken += got
-				if got < want {
-					t.limit = len(t.buf) + got // out of budget: keep a prefix, capture no more
-				}
-				want = got
-			}
-			t.buf = append(t.buf, p[:want]...)
+			t.buf = append(t.buf, p[:min(n, room)]...)
 		}
 	}
 	if err == io.EOF {
@@ -315,7 +195,7 @@ func (t *Tee) Close() error {
 type Summary struct {
 	Bytes     int64
 	Complete  bool   // read to EOF
-	SHA256    string // of every byte; empty when not read to EOF
+	Digest    string // hex HMAC-SHA-256 of every byte (keyed Tees only); empty when not read to EOF
 	Captured  []byte // the first Limit bytes
 	Truncated bool   // more bytes passed than were captured
 	Err       error  // the first read error other than EOF
@@ -326,8 +206,8 @@ func (t *Tee) Summary() Summary {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := Summary{Bytes: t.n, Complete: t.eof, Captured: t.buf[:len(t.buf):len(t.buf)], Truncated: t.n > int64(len(t.buf)), Err: t.err}
-	if t.eof {
-		s.SHA256 = hex.EncodeToString(t.h.Sum(nil))
+	if t.eof && t.h != nil {
+		s.Digest = hex.EncodeToString(t.h.Sum(nil))
 	}
 	return s
 }

@@ -141,23 +141,23 @@ func FormValue(body []byte, rawContentType, name string) (v Value, ambiguous boo
 	var args fasthttp.Args
 	args.ParseBytes(body)
 	var spelling string
-	args.VisitAll(func(k, val []byte) {
+	for k, val := range args.All() {
 		key := string(k)
 		if i := strings.IndexByte(key, '['); i >= 0 {
 			if strings.EqualFold(key[:i], name) {
 				ambiguous = true // bracket notation: bound through Fiber's path rules, not read here
 			}
-			return
+			continue
 		}
 		if !strings.EqualFold(key, name) {
-			return
+			continue
 		}
 		if spelling != "" && spelling != key {
 			ambiguous = true
 		}
 		spelling = key
 		v = Value{Text: string(val), Found: true, IsString: true}
-	})
+	}
 	if ambiguous {
 		return Value{}, true
 	}
@@ -171,13 +171,13 @@ func FormAmbiguousKeys(body []byte, limit int) []string {
 	seen := map[string]bool{}
 	reported := map[string]bool{}
 	var out []string
-	args.VisitAll(func(k, _ []byte) {
+	for k := range args.All() {
 		f := foldKey(string(k))
 		if seen[f] && !reported[f] && len(out) < limit {
 			reported[f] = true
 			out = append(out, Sanitize(string(k)))
 		}
 		seen[f] = true
-	})
+	}
 	return out
 }

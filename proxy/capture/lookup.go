@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -169,15 +170,24 @@ func foldKey(k string) string {
 // the members a reader of the body could take for the value while Flowker's decoder took another
 // (the last one). It returns nil for a body without them, or that is not valid JSON.
 func AmbiguousKeys(body []byte, limit int) []string {
-	s := &scanner{in: body, complete: true}
-	var out []string
-	if err := ambiguous(s, nil, &out, limit, 0); err != nil {
-		return out
-	}
-	return out
+	var keys, path [32][]byte
+	a := &ambiguity{s: scanner{in: body, complete: true}, limit: limit, keys: keys[:0], path: path[:0]}
+	_ = a.value(0)
+	return a.out
 }
 
-func ambiguous(s *scanner, path []string, out *[]string, limit, depth int) error {
+// ambiguity walks a body; keys of the open objects are kept as views of the input (decoded only
+// when escaped) on one stack, so a body without repeats costs no allocation per member.
+type ambiguity struct {
+	s     scanner
+	limit int
+	out   []string
+	keys  [][]byte // keys of the open objects, innermost last
+	path  [][]byte // the member path to the current value
+}
+
+func (a *ambiguity) value(depth int) error {
+	s := &a.s
 	if depth > maxRenderDepth {
 		return errSyntax
 	}
@@ -188,8 +198,8 @@ func ambiguous(s *scanner, path []string, out *[]string, limit, depth int) error
 	switch s.in[s.pos] {
 	case '{':
 		s.pos++
-		seen := map[string]bool{}
-		reported := map[string]bool{}
+		base := len(a.keys)
+		defer func() { a.keys = a.keys[:base] }()
 		for n := 0; ; n++ {
 			switch err := s.next(n, '}'); err {
 			case nil:
@@ -202,14 +212,21 @@ func ambiguous(s *scanner, path []string, out *[]string, limit, depth int) error
 			if err != nil {
 				return err
 			}
-			k := keyText(raw, escaped)
-			f := foldKey(k)
-			if seen[f] && !reported[f] && len(*out) < limit {
-				reported[f] = true
-				*out = append(*out, strings.Join(append(append([]string(nil), path...), k), "."))
+			k := raw[1 : len(raw)-1]
+			if escaped {
+				k = []byte(keyText(raw, escaped))
 			}
-			seen[f] = true
-			if err := ambiguous(s, append(path, k), out, limit, depth+1); err != nil {
+			for _, prev := range a.keys[base:] {
+				if bytes.EqualFold(prev, k) {
+					a.report(k)
+					break
+				}
+			}
+			a.keys = append(a.keys, k)
+			a.path = append(a.path, k)
+			err = a.value(depth + 1)
+			a.path = a.path[:len(a.path)-1]
+			if err != nil {
 				return err
 			}
 		}
@@ -223,12 +240,35 @@ func ambiguous(s *scanner, path []string, out *[]string, limit, depth int) error
 			default:
 				return err
 			}
-			if err := ambiguous(s, append(path, "*"), out, limit, depth+1); err != nil {
+			a.path = append(a.path, star)
+			err := a.value(depth + 1)
+			a.path = a.path[:len(a.path)-1]
+			if err != nil {
 				return err
 			}
 		}
 	}
 	return s.skip(depth)
+}
+
+var star = []byte("*")
+
+func (a *ambiguity) report(k []byte) {
+	if len(a.out) >= a.limit {
+		return
+	}
+	p := make([]string, 0, len(a.path)+1)
+	for _, seg := range a.path {
+		p = append(p, string(seg))
+	}
+	p = append(p, string(k))
+	full := strings.Join(p, ".")
+	for _, o := range a.out {
+		if strings.EqualFold(o, full) {
+			return
+		}
+	}
+	a.out = append(a.out, full)
 }
 
 // DecodePrefix is Decode for a body cut short (a capture the hold budget or limit stopped):

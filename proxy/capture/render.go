@@ -51,6 +51,7 @@ func (r *Redactor) Render(body []byte, complete bool, budget int) (Rendering, er
 			return Rendering{}, ErrNotJSON
 		}
 	}
+	out.Redacted = w.redacted
 	out.JSON = w.close()
 	return out, nil
 }
@@ -296,12 +297,19 @@ type writer struct {
 	budget int
 	closer []byte // closing brackets of open containers, innermost last
 	path   []string
+	// redacted: some value was hidden (by name, path or shape).
+	redacted bool
 }
 
 const redactedJSON = `"` + Redacted + `"`
 
 // room reports whether n more bytes fit while keeping space to close every open container.
 func (w *writer) room(n int) bool { return len(w.out)+n+len(w.closer) <= w.budget }
+
+func (w *writer) emitRedacted() error {
+	w.redacted = true
+	return w.emit([]byte(redactedJSON))
+}
 
 func (w *writer) emit(b []byte) error {
 	if !w.room(len(b)) {
@@ -358,9 +366,12 @@ func (w *writer) value(r *Redactor, s *scanner, depth int) error {
 	}
 	switch c := s.in[s.pos]; {
 	case c == '"':
-		raw, _, dirty, err := s.str()
+		raw, escaped, dirty, err := s.str()
 		if err != nil {
 			return err
+		}
+		if escaped && SecretValue(keyText(raw, escaped)) || !escaped && secretBytes(raw[1:len(raw)-1]) {
+			return w.emitRedacted() // the shape of a secret, whatever its key
 		}
 		return w.emit(stringOut(raw, dirty))
 	case c == '-' || (c >= '0' && c <= '9'):
@@ -422,7 +433,7 @@ func (w *writer) object(r *Redactor, s *scanner, depth int) error {
 		w.path = append(w.path, key)
 		if r.SecretKey(key) || r.pathRedacted(w.path) {
 			w.path = w.path[:len(w.path)-1]
-			if err := w.emit([]byte(redactedJSON)); err != nil {
+			if err := w.emitRedacted(); err != nil {
 				w.out = w.out[:mark]
 				return err
 			}
@@ -470,7 +481,7 @@ func (w *writer) array(r *Redactor, s *scanner, depth int) error {
 		redacted := r.pathRedacted(w.path)
 		var err error
 		if redacted {
-			if err = w.emit([]byte(redactedJSON)); err == nil {
+			if err = w.emitRedacted(); err == nil {
 				err = s.skip(depth + 1)
 			}
 		} else {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -38,6 +39,10 @@ func (s *site) walkAPI(t *testing.T, q url.Values) []string {
 // downloaded files with what the API answers for the same filters.
 func TestActorFilterAndExportInBrowser(t *testing.T) {
 	events := testEvents()
+	// Five events of Flowker's native history, older than everything else (import flowker).
+	imported := auditapitest.Generate(auditapitest.GenOptions{ChainID: "flowker-native", Count: 5,
+		Start: events[0].Timestamp.Add(-24 * time.Hour), Step: time.Minute, Seed: 9})
+	events = append(events, imported...)
 	key := auditapitest.APIKeyActors[0]
 	names := map[string]string{key: "ci-bot", auditapitest.APIKeyActors[1]: "release-pipeline"}
 	q, dbPath := openSQLite(t, events)
@@ -133,6 +138,14 @@ func TestActorFilterAndExportInBrowser(t *testing.T) {
 				t.Fatalf("%s: %d events downloaded, the API lists %d", format, len(got), len(want))
 			}
 			uitest.Eval[bool](t, ctx, `(delete document.body.dataset.export, true)`)
+		}
+	})
+	t.Run("imported events are marked", func(t *testing.T) {
+		uitest.Run(t, ctx, chromedp.Navigate(pageURL+"?sortOrder=ASC"))
+		uitest.WaitFor(t, ctx, "the oldest events", `document.body.dataset.state === 'ready'`)
+		got := uitest.Eval[[]bool](t, ctx, `Array.from(document.querySelectorAll('#rows tr.event-row')).slice(0, 7).map(r => !!r.querySelector('.badge.imported'))`)
+		if !slices.Equal(got, []bool{true, true, true, true, true, false, false}) {
+			t.Fatalf("Imported marks on the 7 oldest rows: %v", got)
 		}
 	})
 }

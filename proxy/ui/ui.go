@@ -37,6 +37,8 @@ const (
 	AssetPrefix = Root + "/assets/"
 	// configPath belongs to the audit API (auditapi serves it, authenticated), not to this package.
 	configPath = Root + "/config.json"
+	// openAPIPath belongs to the audit API too (auditapi.OpenAPIPath).
+	openAPIPath = Root + "/openapi.yaml"
 )
 
 // CSP is the Content-Security-Policy of every response of this package.
@@ -142,7 +144,8 @@ func (h *Handler) Match(r *http.Request) bool {
 	if rest != "" && rest[0] != '/' {
 		return false
 	}
-	return !strings.EqualFold(strings.TrimSuffix(p, "/"), configPath)
+	p = strings.TrimSuffix(p, "/")
+	return !strings.EqualFold(p, configPath) && !strings.EqualFold(p, openAPIPath)
 }
 
 func setSecurityHeaders(hd http.Header) {

@@ -44,14 +44,17 @@ type Options struct {
 	Client        *http.Client
 	APIKey        string
 	Authorization string
-	Interval      time.Duration
-	MaxInterval   time.Duration
-	GiveUpAfter   time.Duration
-	MaxInFlight   int
-	Journal       Journal
-	Registerer    prometheus.Registerer
-	Logger        *slog.Logger
-	Now           func() time.Time
+	// Credentials, when set, authorize every poll (after APIKey and Authorization); a poll
+	// answered 401 is retried once after Credentials.Invalidate.
+	Credentials Credentials
+	Interval    time.Duration
+	MaxInterval time.Duration
+	GiveUpAfter time.Duration
+	MaxInFlight int
+	Journal     Journal
+	Registerer  prometheus.Registerer
+	Logger      *slog.Logger
+	Now         func() time.Time
 	// OnEvent is called after a terminal event was journaled (metrics, tests).
 	OnEvent func(chain.Event)
 }
@@ -265,7 +268,7 @@ func (w *Watcher) poll(ctx context.Context, e *entry) {
 	default:
 		w.polls.WithLabelValues("error").Inc()
 		lvl := slog.LevelDebug
-		if code == http.StatusUnauthorized || code == http.StatusForbidden {
+		if code == http.StatusUnauthorized || code == http.StatusForbidden || errors.Is(err, errCredentials) {
 			lvl = slog.LevelError // misconfigured watcher credentials: say so loudly
 		}
 		w.log.Log(ctx, lvl, "execution poll failed", "execution_id", id, "status", code, "err", err)
@@ -295,7 +298,20 @@ func (w *Watcher) release(id string, backoff bool) {
 	}
 }
 
+// errCredentials marks a poll that could not be authorized (token endpoint or token file).
+var errCredentials = errors.New("watcher credentials")
+
 func (w *Watcher) fetch(ctx context.Context, id string) (status, int, error) {
+	st, code, err := w.fetchOnce(ctx, id)
+	if code == http.StatusUnauthorized && w.opts.Credentials != nil {
+		// The token expired or was revoked early: once more with a new one.
+		w.opts.Credentials.Invalidate()
+		st, code, err = w.fetchOnce(ctx, id)
+	}
+	return st, code, err
+}
+
+func (w *Watcher) fetchOnce(ctx context.Context, id string) (status, int, error) {
 	u := *w.opts.Upstream
 	u.Path = strings.TrimRight(u.Path, "/") + "/v1/executions/" + url.PathEscape(id)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -307,6 +323,11 @@ func (w *Watcher) fetch(ctx context.Context, id string) (status, int, error) {
 	}
 	if w.opts.Authorization != "" {
 		req.Header.Set("Authorization", w.opts.Authorization)
+	}
+	if w.opts.Credentials != nil {
+		if err := w.opts.Credentials.Apply(ctx, req); err != nil {
+			return status{}, 0, fmt.Errorf("%w: %w", errCredentials, err)
+		}
 	}
 	req.Header.Set("User-Agent", "flowker-audit-watcher")
 	resp, err := w.opts.Client.Do(req)

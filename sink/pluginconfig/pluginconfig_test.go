@@ -73,6 +73,9 @@ func TestDecode(t *testing.T) {
 			if !slices.Equal(msgs, tc.problems) {
 				t.Fatalf("problems\n%q\nwant\n%q", msgs, tc.problems)
 			}
+			if got.hidden != "" {
+				t.Fatalf("an unexported field was set: %q", got.hidden)
+			}
 			if tc.problems != nil {
 				return
 			}

@@ -26,22 +26,6 @@ type TLS struct {
 // IsZero reports whether no option is set.
 func (t TLS) IsZero() bool { return t == TLS{} }
 
-// Check reports missing pairs and unreadable files, under the key path prefix (e.g. "tls.").
-// It reads the files, so it runs at Configure and at check-config alike.
-func (t TLS) Check(prefix string, p *Problems) {
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		p.Add(prefix+"cert_file", "cert_file and key_file go together")
-	}
-	for key, f := range map[string]string{"ca_file": t.CAFile, "cert_file": t.CertFile, "key_file": t.KeyFile} {
-		if f == "" {
-			continue
-		}
-		if _, err := os.Stat(f); err != nil {
-			p.Add(prefix+key, "%v", err)
-		}
-	}
-}
-
 // Config loads the files and returns the client configuration; host is used as the server
 // name when ServerName is empty.
 func (t TLS) Config(host string) (*tls.Config, error) {

@@ -194,7 +194,7 @@
 
   function readURL() {
     const p = new URLSearchParams(location.search);
-    el.result.value = ['SUCCESS', 'FAILED'].indexOf(p.get('result')) >= 0 ? p.get('result') : '';
+    el.result.value = ['SUCCESS', 'FAILED', 'UNKNOWN'].indexOf(p.get('result')) >= 0 ? p.get('result') : '';
     el.resource.value = p.get('resourceId') || '';
     readActorURL(p);
     el.from.value = p.get('dateFrom') ? localInputValue(p.get('dateFrom')) : '';
@@ -345,15 +345,29 @@
     const names = (state.config && state.config.actorNames) || {};
     return actor && Object.prototype.hasOwnProperty.call(names, actor.id) ? names[actor.id] : '';
   }
+  // An actor the sidecar could not verify: a JWT subject claimed by the client whose signature was
+  // not checked (no key configured, or it failed). Shown as claimed, never as an established user.
+  function unverifiedActor(ev) {
+    const a = ev.context && typeof ev.context === 'object' ? ev.context.auth : null;
+    return !!(a && a.method === 'jwt' && a.verified === false);
+  }
   function resourceName(ev) {
     const m = ev.metadata && typeof ev.metadata === 'object' ? ev.metadata : {};
     const n = m['workflow.name'] != null ? m['workflow.name'] : m['provider_config.name'];
     return n != null && String(n) !== '' ? String(n) : '';
   }
+  // Events of the chain written by `flowker-audit import flowker` (Flowker's native history).
+  const IMPORTED_CHAIN = 'flowker-native';
+  function isImported(ev) { return ev && ev.chainId === IMPORTED_CHAIN; }
   function eventBadge(ev) {
     const frag = document.createDocumentFragment();
     const t = typeInfo(ev.eventType);
     frag.appendChild(h('span', 'badge fam-' + t.family, t.label));
+    if (isImported(ev)) {
+      const imp = h('span', 'badge imported', 'Imported');
+      imp.title = 'Imported from Flowker\'s own audit table (flowker-audit import flowker): hashed by Flowker\'s rules';
+      frag.appendChild(imp);
+    }
     if (ev.result === 'FAILED') {
       const f = h('span', 'result-failed');
       f.appendChild(h('span', 'alert-icon', '!')).setAttribute('aria-hidden', 'true');
@@ -384,6 +398,10 @@
       const actor = ev.actor || {};
       const name = actorName(actor);
       tdActor.appendChild(h('span', 'tag', ACTOR_TYPES[actor.type] || actor.type || 'unknown'));
+      if (unverifiedActor(ev)) {
+        const u = tdActor.appendChild(h('span', 'tag unverified', 'Unverified'));
+        u.title = 'Subject claimed in a JWT whose signature was not verified';
+      }
       if (name) {
         tdActor.appendChild(h('span', 'actor-name', name));
         tdActor.appendChild(h('span', 'sub mono', actor.id));
@@ -632,6 +650,10 @@
     field('Timestamp', ts, { node: true });
     field('Actor type', ACTOR_TYPES[actor.type] ? ACTOR_TYPES[actor.type] + ' (' + actor.type + ')' : actor.type);
     field('Actor ID', actor.id, { mono: true });
+    if (unverifiedActor(ev)) {
+      const d = ev.context.auth.detail;
+      field('Actor verified', 'No: subject claimed in a JWT whose signature was not verified' + (d ? ' (' + d + ')' : ''), { id: 'd-actor-verified' });
+    }
     if (actorName(actor)) field('Actor name', actorName(actor));
     field('Actor IP', actor.ipAddress, { mono: true });
     field('Resource type', ev.resourceType, { mono: true });

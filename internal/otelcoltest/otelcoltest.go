@@ -1,0 +1,344 @@
+// Package otelcoltest runs a real OpenTelemetry Collector for tests: the one built from the Go
+// module in ./collector (the OTLP receiver, gRPC and HTTP, and the file exporter), started as a
+// separate process on free loopback ports, writing every log record it receives to a file the
+// test reads back.
+//
+// The collector is built with `go build` on first use and the binary kept in the user's cache
+// directory (os.UserCacheDir()/flowker-audit), keyed by a hash of the module's files, so later
+// runs start at once. The first, cold build compiles the collector's dependencies (a few
+// minutes on two cores; warm Go build cache: seconds). The collector module has its own go.mod
+// so none of that reaches the flowker-audit binary.
+package otelcoltest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Options configures a collector.
+type Options struct {
+	// TLS, when set, makes both receivers speak TLS with this certificate and key.
+	TLS *TLS
+}
+
+// TLS is the receivers' certificate; with ClientCA set, clients must present a certificate it
+// signed (mutual TLS).
+type TLS struct{ Cert, Key, ClientCA string }
+
+// Collector is a running (or stopped) collector.
+type Collector struct {
+	bin, dir, conf string
+	// GRPCAddr and HTTPAddr are the OTLP receivers' 127.0.0.1:port (the same across restarts).
+	GRPCAddr, HTTPAddr string
+	// Out is the file exporter's file (OTLP JSON, one export request per line).
+	Out string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// Start starts a collector and waits until both receivers accept connections. It is stopped
+// when the test ends.
+func Start(t testing.TB, o Options) *Collector {
+	t.Helper()
+	bin := Binary(t)
+	dir := t.TempDir()
+	c := &Collector{bin: bin, dir: dir, conf: filepath.Join(dir, "config.yaml"), Out: filepath.Join(dir, "logs.jsonl")}
+	ports, err := freePorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.GRPCAddr, c.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+	tlsBlock := ""
+	if o.TLS != nil {
+		clientCA := ""
+		if o.TLS.ClientCA != "" {
+			clientCA = fmt.Sprintf(", client_ca_file: %q", o.TLS.ClientCA)
+		}
+		tlsBlock = fmt.Sprintf("\n        tls: {cert_file: %q, key_file: %q%s}", o.TLS.Cert, o.TLS.Key, clientCA)
+	}
+	conf := fmt.Sprintf(`receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: %q%s
+      http:
+        endpoint: %q%s
+exporters:
+  file:
+    path: %q
+    append: true
+    flush_interval: 100ms
+service:
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [file]
+`, c.GRPCAddr, tlsBlock, c.HTTPAddr, tlsBlock, c.Out)
+	if err := os.WriteFile(c.conf, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop(syscall.SIGTERM) })
+	return c
+}
+
+// Restart starts the collector again (after Stop) on the same ports, appending to the same
+// file, and waits until both receivers accept connections. It may be called from any
+// goroutine.
+func (c *Collector) Restart() error {
+	logf, err := os.OpenFile(filepath.Join(c.dir, "collector.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("otelcoltest: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(c.bin, "--config", c.conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("otelcoltest: starting the collector: %w", err)
+	}
+	exited := make(chan struct{})
+	c.mu.Lock()
+	c.cmd, c.exited = cmd, exited
+	c.mu.Unlock()
+	go func() { _ = cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, addr := range []string{c.GRPCAddr, c.HTTPAddr} {
+		for {
+			conn, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				conn.Close()
+				break
+			}
+			select {
+			case <-exited:
+				return fmt.Errorf("otelcoltest: the collector exited at start:\n%s", c.output())
+			default:
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("otelcoltest: the collector is not listening on %s after 60s: %w\n%s", addr, err, c.output())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// Stop sends sig to the collector (SIGTERM: an orderly shutdown, which flushes the file
+// exporter; SIGKILL: a crash, losing what the exporter had buffered) and waits for it to exit.
+func (c *Collector) Stop(sig syscall.Signal) {
+	c.mu.Lock()
+	cmd, exited := c.cmd, c.exited
+	c.cmd = nil
+	c.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// Pid returns the running collector's process id (0 when stopped).
+func (c *Collector) Pid() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
+
+func (c *Collector) output() string {
+	b, _ := os.ReadFile(filepath.Join(c.dir, "collector.out"))
+	return string(b)
+}
+
+// Record is one received log record, flattened.
+type Record struct {
+	Resource     map[string]string // resource attributes (string values)
+	Scope        string
+	EventName    string
+	Severity     int
+	SeverityText string
+	TimeUnixNano string
+	Body         string
+	Attributes   map[string]any // string values as string, int values as string (OTLP JSON)
+}
+
+// Records reads every record written so far. A last line cut short by a crash is skipped and
+// counted in torn.
+func (c *Collector) Records() (recs []Record, torn int, err error) {
+	b, err := os.ReadFile(c.Out)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 64<<20)
+	for sc.Scan() {
+		var req exportRequest
+		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+			torn++
+			continue
+		}
+		for _, rl := range req.ResourceLogs {
+			res := map[string]string{}
+			for _, a := range rl.Resource.Attributes {
+				res[a.Key] = a.Value.String()
+			}
+			for _, sl := range rl.ScopeLogs {
+				for _, lr := range sl.LogRecords {
+					r := Record{Resource: res, Scope: sl.Scope.Name, EventName: lr.EventName, Severity: lr.SeverityNumber,
+						SeverityText: lr.SeverityText, TimeUnixNano: lr.TimeUnixNano, Body: lr.Body.String(), Attributes: map[string]any{}}
+					for _, a := range lr.Attributes {
+						r.Attributes[a.Key] = a.Value.String()
+					}
+					recs = append(recs, r)
+				}
+			}
+		}
+	}
+	return recs, torn, sc.Err()
+}
+
+// exportRequest is the OTLP JSON shape of the file exporter's lines (the parts read here).
+type exportRequest struct {
+	ResourceLogs []struct {
+		Resource struct {
+			Attributes []keyValue `json:"attributes"`
+		} `json:"resource"`
+		ScopeLogs []struct {
+			Scope struct {
+				Name string `json:"name"`
+			} `json:"scope"`
+			LogRecords []struct {
+				TimeUnixNano   string     `json:"timeUnixNano"`
+				SeverityNumber int        `json:"severityNumber"`
+				SeverityText   string     `json:"severityText"`
+				EventName      string     `json:"eventName"`
+				Body           anyValue   `json:"body"`
+				Attributes     []keyValue `json:"attributes"`
+			} `json:"logRecords"`
+		} `json:"scopeLogs"`
+	} `json:"resourceLogs"`
+}
+
+type keyValue struct {
+	Key   string   `json:"key"`
+	Value anyValue `json:"value"`
+}
+
+type anyValue struct {
+	StringValue *string `json:"stringValue"`
+	IntValue    *string `json:"intValue"`
+}
+
+func (v anyValue) String() string {
+	switch {
+	case v.StringValue != nil:
+		return *v.StringValue
+	case v.IntValue != nil:
+		return *v.IntValue
+	}
+	return ""
+}
+
+var buildMu sync.Mutex
+
+// Binary returns the path of the collector binary, building it when the cached one is missing
+// or its sources changed.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("otelcoltest: go env GOMOD: %v", err)
+	}
+	src := filepath.Join(filepath.Dir(strings.TrimSpace(string(gomod))), "internal", "otelcoltest", "collector")
+	h := sha256.New()
+	for _, f := range []string{"go.mod", "go.sum", "main.go"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatalf("otelcoltest: %v", err)
+		}
+		fmt.Fprintf(h, "%s %d\n", f, len(b))
+		h.Write(b)
+	}
+	fmt.Fprintf(h, "%s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "flowker-audit")
+	bin := filepath.Join(dir, "otelcol-"+hex.EncodeToString(h.Sum(nil))[:16])
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("otelcoltest: %v", err)
+	}
+	// Test binaries of several packages run at once: one builds, the others wait for it.
+	lock, err := os.OpenFile(filepath.Join(dir, "otelcol.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatalf("otelcoltest: %v", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("otelcoltest: locking %s: %v", lock.Name(), err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing unlocks too
+	if _, err := os.Stat(bin); err == nil {
+		return bin // built by another process meanwhile
+	}
+	tmp := fmt.Sprintf("%s.tmp-%d", bin, os.Getpid())
+	start := time.Now()
+	cmd := exec.Command("go", "build", "-o", tmp, ".")
+	cmd.Dir = src
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("otelcoltest: building the collector in %s: %v\n%s", src, err, out)
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		t.Fatalf("otelcoltest: %v", err)
+	}
+	t.Logf("otelcoltest: built the collector in %s: %s", time.Since(start).Round(time.Second), bin)
+	return bin
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}

@@ -1,0 +1,102 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/sink"
+)
+
+// TableByActor maps an actor id (+ every other filter column) to the sort key, like
+// audit_events_by_resource for resources: the actorId filter reads one range of it.
+const TableByActor = "audit_events_by_actor"
+
+// actorDDL creates audit_events_by_actor and the view that fills it (schema version 2).
+func actorDDL(db, lowCardinality, settings string) []string {
+	return []string{
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s.%[2]s
+(
+    actor_id       String,
+    ts_us          Int64,
+    chain_id       %[3]s,
+    seq            UInt64,
+    actor_type     %[3]s,
+    resource_id    String,
+    resource_type  %[3]s,
+    event_type     %[3]s,
+    action         %[3]s,
+    result         %[3]s
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (actor_id, ts_us, chain_id, seq)%[4]s`, db, TableByActor, lowCardinality, settings),
+
+		fmt.Sprintf(`CREATE MATERIALIZED VIEW IF NOT EXISTS %[1]s.%[2]s_mv TO %[1]s.%[2]s
+AS SELECT %[4]s FROM %[1]s.%[3]s`, db, TableByActor, TableEvents, byActorColumns),
+	}
+}
+
+// byActorColumns are the columns of audit_events_by_actor, as selected from audit_events.
+const byActorColumns = "actor_id, ts_us, chain_id, seq, actor_type, resource_id, resource_type, event_type, action, result"
+
+// BackfillByActor returns the statement that fills audit_events_by_actor from the events stored
+// before the table existed (an upgrade from schema version 1). Run it after the view exists: an
+// event inserted meanwhile may then be in the table twice, which the lookup tolerates (LIMIT 1 BY
+// and ReplacingMergeTree).
+func BackfillByActor(database string) string {
+	db := quoteIdent(database)
+	return fmt.Sprintf("INSERT INTO %[1]s.%[2]s (%[4]s) SELECT %[4]s FROM %[1]s.%[3]s", db, TableByActor, TableEvents, byActorColumns)
+}
+
+// backfillByActor fills the actor lookup when this start created it over existing events.
+func (s *Sink) backfillByActor(ctx context.Context, st state, missing []string) error {
+	createdActor, createdEvents := false, false
+	for _, m := range missing {
+		switch m {
+		case st.db + "." + TableByActor:
+			createdActor = true
+		case st.db + "." + TableEvents:
+			createdEvents = true
+		}
+	}
+	if !createdActor || createdEvents {
+		return nil
+	}
+	q := BackfillByActor(st.db)
+	s.observe("backfill_by_actor", q)
+	s.log.Info("filling the actor lookup table from the stored events (upgrade to schema version 2)", "database", st.db)
+	if err := st.conn.Exec(ctx, q); err != nil {
+		return classify(fmt.Errorf("fill %s: %w", TableByActor, err))
+	}
+	return nil
+}
+
+// searchByActor finds the sort keys in audit_events_by_actor (which carries every filter column),
+// then fetches the rows by primary key.
+func (s *Sink) searchByActor(ctx context.Context, st state, p plan, f *sink.Filter) ([]chain.Event, error) {
+	var w where
+	w.add("actor_id = " + quoteString(f.ActorID))
+	if p.lo.set {
+		w.add("ts_us >= " + i64(p.lo.v))
+	}
+	if p.hi.set {
+		w.add("ts_us <= " + i64(p.hi.v))
+	}
+	if k := p.keyset(); k != "" {
+		w.add(k)
+	}
+	w = append(w, p.filters...)
+	if f.ActorType != "" {
+		w.add("actor_type = " + quoteString(f.ActorType))
+	}
+	if f.ResourceID != "" {
+		w.add("resource_id = " + quoteString(f.ResourceID))
+	}
+	q := fmt.Sprintf("SELECT ts_us, chain_id, seq FROM %s.%s%s%s LIMIT 1 BY ts_us, chain_id, seq LIMIT %d",
+		quoteIdent(st.db), TableByActor, w, p.orderBy(), p.need)
+	keys, err := s.queryKeys(ctx, st, "search_actor_keys", q)
+	if err != nil {
+		return nil, err
+	}
+	return s.fetchByKeys(ctx, st, p, keys)
+}

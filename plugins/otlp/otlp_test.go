@@ -1,0 +1,257 @@
+package otlp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/internal/otelcoltest"
+	"github.com/flowker-audit/flowker-audit/internal/tlstest"
+	"github.com/flowker-audit/flowker-audit/sink"
+	"github.com/flowker-audit/flowker-audit/sink/sinktest"
+)
+
+func newSink(t testing.TB, cfg map[string]any) *Sink {
+	t.Helper()
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{})
+	if err := s.Configure(context.Background(), raw); err != nil {
+		t.Fatalf("Configure(%s): %v", raw, err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
+// writeAll writes events in batches of n, retrying a failed batch as the host does (a
+// permanent error fails the test), and returns how many writes failed.
+func writeAll(t testing.TB, s *Sink, events []chain.Event, n int, between func(batch int)) int {
+	t.Helper()
+	failures := 0
+	for i, b := 0, 0; i < len(events); b++ {
+		if between != nil {
+			between(b)
+		}
+		end := min(i+n, len(events))
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := s.Write(ctx, events[i:end])
+			cancel()
+			if err == nil {
+				break
+			}
+			if sink.IsPermanent(err) {
+				t.Fatalf("batch %d: permanent error: %v", b, err)
+			}
+			failures++
+			if failures > 2000 {
+				t.Fatalf("batch %d: still failing after %d failed writes: %v", b, failures, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		i = end
+	}
+	return failures
+}
+
+// checkReceived compares the collector's records of the chains of events (collectors are
+// shared between subtests) with events: every event present with the expected body,
+// attributes and resource; duplicates only when dupsOK (then counted).
+func checkReceived(t *testing.T, col *otelcoltest.Collector, events []chain.Event, dupsOK bool) (dups int) {
+	t.Helper()
+	byID := map[string]*chain.Event{}
+	chains := map[string]bool{}
+	for i := range events {
+		byID[events[i].EventID] = &events[i]
+		chains[events[i].ChainID] = true
+	}
+	var recs []otelcoltest.Record
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		all, _, err := col.Records()
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = recs[:0]
+		distinct := map[any]bool{}
+		for _, r := range all {
+			if chains[r.Resource["service.instance.id"]] {
+				recs = append(recs, r)
+				distinct[r.Attributes["log.record.uid"]] = true
+			}
+		}
+		// The file exporter writes every 100 ms: wait until every event is in the file.
+		if len(distinct) >= len(events) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	count := map[string]int{}
+	for i, r := range recs {
+		id, _ := r.Attributes["log.record.uid"].(string)
+		e := byID[id]
+		if e == nil {
+			t.Fatalf("record %d: unknown log.record.uid %q", i, id)
+		}
+		count[id]++
+		what := fmt.Sprintf("record %d (sequence %d)", i, e.Sequence)
+		if want := string(e.AppendJSON(nil)); r.Body != want {
+			t.Fatalf("%s: body differs from the event's JSON\n got %s\nwant %s", what, r.Body, want)
+		}
+		var back chain.Event
+		if err := json.Unmarshal([]byte(r.Body), &back); err != nil {
+			t.Fatalf("%s: body is not an event: %v", what, err)
+		}
+		if got := back.ComputeHash(); got != e.Hash {
+			t.Fatalf("%s: hash recomputed from the body = %s, want %s", what, got, e.Hash)
+		}
+		sev, sevText := 9, "INFO"
+		if e.Result != chain.ResultSuccess {
+			sev, sevText = 13, "WARN"
+		}
+		attrs := map[string]string{
+			"event.name": e.EventType, "flowker.audit.event_type": e.EventType, "flowker.audit.action": e.Action,
+			"flowker.audit.result": e.Result, "flowker.audit.actor.type": e.Actor.Type, "flowker.audit.actor.id": e.Actor.ID,
+			"flowker.audit.resource.type": e.ResourceType, "flowker.audit.resource.id": e.ResourceID,
+			"flowker.audit.chain_id": e.ChainID, "flowker.audit.sequence": strconv.FormatUint(e.Sequence, 10),
+			"flowker.audit.hash": e.Hash, "client.address": e.Actor.IPAddress,
+		}
+		if e.PreviousHash != "" {
+			attrs["flowker.audit.previous_hash"] = e.PreviousHash
+		}
+		if e.Actor.Type == chain.ActorUser || e.Actor.Type == chain.ActorAPIKey {
+			attrs["user.id"] = e.Actor.ID
+		}
+		for k, want := range attrs {
+			if got, _ := r.Attributes[k].(string); got != want {
+				t.Fatalf("%s: attribute %s = %q, want %q", what, k, got, want)
+			}
+		}
+		if len(r.Attributes) != len(attrs)+1 { // + log.record.uid
+			t.Fatalf("%s: %d attributes, want %d: %v", what, len(r.Attributes), len(attrs)+1, r.Attributes)
+		}
+		for _, c := range []struct{ name, got, want string }{
+			{"event name", r.EventName, e.EventType},
+			{"severity", strconv.Itoa(r.Severity), strconv.Itoa(sev)},
+			{"severity text", r.SeverityText, sevText},
+			{"time", r.TimeUnixNano, strconv.FormatInt(e.Timestamp.UnixNano(), 10)},
+			{"service.name", r.Resource["service.name"], "flowker-audit"},
+			{"service.instance.id", r.Resource["service.instance.id"], e.ChainID},
+			{"scope", r.Scope, scopeName},
+		} {
+			if c.got != c.want {
+				t.Fatalf("%s: %s = %q, want %q", what, c.name, c.got, c.want)
+			}
+		}
+	}
+	for i := range events {
+		switch n := count[events[i].EventID]; {
+		case n == 0:
+			t.Fatalf("event sequence %d (chain %s) was never received (%d records in all)", events[i].Sequence, events[i].ChainID, len(recs))
+		case n > 1 && !dupsOK:
+			t.Fatalf("event sequence %d received %d times", events[i].Sequence, n)
+		case n > 1:
+			dups += n - 1
+		}
+	}
+	return dups
+}
+
+func endpoint(col *otelcoltest.Collector, protocol, scheme string) string {
+	if protocol == ProtocolHTTP {
+		return scheme + "://" + col.HTTPAddr
+	}
+	return scheme + "://" + col.GRPCAddr
+}
+
+func TestDeliverToCollector(t *testing.T) {
+	certs := tlstest.Generate(t)
+	plain := otelcoltest.Start(t, otelcoltest.Options{})
+	secure := otelcoltest.Start(t, otelcoltest.Options{TLS: &otelcoltest.TLS{Cert: certs.ServerCert, Key: certs.ServerKey}})
+	mutual := otelcoltest.Start(t, otelcoltest.Options{TLS: &otelcoltest.TLS{Cert: certs.ServerCert, Key: certs.ServerKey, ClientCA: certs.CA}})
+	n := 0
+	for _, protocol := range []string{ProtocolGRPC, ProtocolHTTP} {
+		for _, tc := range []struct {
+			name string
+			col  *otelcoltest.Collector
+			cfg  map[string]any
+		}{
+			{"plain", plain, map[string]any{}},
+			{"gzip", plain, map[string]any{"compression": "gzip", "headers": map[string]string{"x-tenant": "audit"}}},
+			{"tls", secure, map[string]any{"tls": map[string]any{"ca_file": certs.CA, "server_name": tlstest.ServerName}}},
+			{"mutual tls", mutual, map[string]any{"tls": map[string]any{"ca_file": certs.CA, "cert_file": certs.ClientCert, "key_file": certs.ClientKey}}},
+		} {
+			t.Run(protocol+"/"+tc.name, func(t *testing.T) {
+				n++
+				scheme := "http"
+				if tc.col != plain {
+					scheme = "https"
+				}
+				tc.cfg["endpoint"] = endpoint(tc.col, protocol, scheme)
+				tc.cfg["protocol"] = protocol
+				s := newSink(t, tc.cfg)
+				// Two chains in one batch: each gets its own resource.
+				a := sinktest.GenerateChain(fmt.Sprintf("chain-%d-a", n), 300, sinktest.GenOptions{Seed: int64(n)})
+				b := sinktest.GenerateChain(fmt.Sprintf("chain-%d-b", n), 150, sinktest.GenOptions{Seed: int64(100 + n)})
+				writeAll(t, s, append(append([]chain.Event{}, a[:200]...), b...), 100, nil)
+				writeAll(t, s, a, 120, nil) // a[:200] again: not forwarded twice
+				checkReceived(t, tc.col, append(append([]chain.Event{}, a...), b...), false)
+			})
+		}
+	}
+	// The mutual-TLS collector refuses a client without a certificate.
+	for _, protocol := range []string{ProtocolGRPC, ProtocolHTTP} {
+		s := newSink(t, map[string]any{"endpoint": endpoint(mutual, protocol, "https"), "protocol": protocol, "timeout": "2s",
+			"tls": map[string]any{"ca_file": certs.CA}})
+		if err := s.Write(t.Context(), sinktest.GenerateChain("chain-no-cert", 1, sinktest.GenOptions{Seed: 1})); err == nil {
+			t.Errorf("%s: a client without a certificate was accepted by the mutual-TLS collector", protocol)
+		}
+	}
+}
+
+// TestCollectorDown stops the collector for 10 s under load and starts it again: nothing may
+// be lost. Duplicates are possible only for a request the collector stored but whose answer
+// was lost; they are counted.
+func TestCollectorDown(t *testing.T) {
+	for _, protocol := range []string{ProtocolGRPC, ProtocolHTTP} {
+		t.Run(protocol, func(t *testing.T) {
+			t.Parallel() // each has its own collector; the 10 s outages overlap
+			col := otelcoltest.Start(t, otelcoltest.Options{})
+			s := newSink(t, map[string]any{"endpoint": endpoint(col, protocol, "http"), "protocol": protocol, "timeout": "2s"})
+			events := sinktest.GenerateChain("chain-down-"+protocol, 3000, sinktest.GenOptions{Seed: 5})
+			restarted := make(chan error, 1)
+			var down time.Time
+			failures := writeAll(t, s, events, 100, func(b int) {
+				if b == 20 {
+					col.Stop(syscall.SIGTERM)
+					down = time.Now()
+					go func() {
+						time.Sleep(10 * time.Second)
+						restarted <- col.Restart()
+					}()
+				}
+			})
+			ended := time.Since(down)
+			if err := <-restarted; err != nil {
+				t.Fatal(err)
+			}
+			dups := checkReceived(t, col, events, true)
+			t.Logf("%s: %d events; collector stopped at batch 20 and restarted 10s later; the last batch was written %s after the stop; %d failed writes retried; %d duplicates",
+				protocol, len(events), ended.Round(100*time.Millisecond), failures, dups)
+		})
+	}
+}
+
+func TestConformance(t *testing.T) {
+	col := otelcoltest.Start(t, otelcoltest.Options{})
+	sinktest.Run(t, func(t *testing.T) sink.Sink {
+		return newSink(t, map[string]any{"endpoint": "http://" + col.GRPCAddr})
+	})
+}
