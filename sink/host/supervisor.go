@@ -199,13 +199,6 @@ func (s *Supervisor) setUp(c *sink.Client, caps sink.Capabilities) {
 	}
 }
 
-// Conflict returns why the sink's store disagrees with the journal, or "" when it does not.
-func (s *Supervisor) Conflict() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conflict
-}
-
 // setConflict records that the sink's store disagrees with the journal: delivery to it stops
 // (nothing more is acknowledged, so the journal keeps every event from the cursor on) until a
 // later check finds the store consistent again. It reports whether the conflict is new.
