@@ -540,7 +540,10 @@ var tamperScenarios = []tamperScenario{
 		r.noGenuineEventLost()
 	}},
 	{name: "journal byte flip", stores: "sqlite", config: func(c *config.Config) {
-		c.Journal.CompactEvery = config.Duration(time.Hour) // keep the delivered records in the journal
+		// A second sink that never starts keeps every record in the journal (its cursor stays 0;
+		// shutdown compacts only what every sink acknowledged).
+		c.Sinks = append(c.Sinks, config.Sink{Name: "lagging", Plugin: "file", Config: map[string]any{"dir": "/dev/null/not-a-dir"}})
+		c.ShutdownTimeout = config.Duration(2 * time.Second)
 	}, run: func(t *testing.T, r *tamperRun) {
 		path := filepath.Join(r.dir, "journal.db")
 		flipRecord(t, path, r.stored[4].EventID)
@@ -555,10 +558,13 @@ var tamperScenarios = []tamperScenario{
 		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 			t.Fatal("verify --source journal changed the journal")
 		}
-		// The start cuts the record; every sink holds it, so nothing is lost.
+		// Restarted with the store alone (the lagging sink is gone from the configuration, as
+		// a rebase needs every sink's head): the start cuts the record, says it was in the middle
+		// and that every sink holds it, so nothing is counted lost.
+		r.tweak = nil
 		r.start()
 		logs := r.logs.String()
-		if !strings.Contains(logs, "every sink had already acknowledged them") || !strings.Contains(logs, "where=\"in the middle") {
+		if !strings.Contains(logs, "every sink had already acknowledged them") || !strings.Contains(logs, `where="in the middle`) {
 			t.Fatalf("recovery log:\n%s", logs)
 		}
 		m := r.metrics()
@@ -568,8 +574,6 @@ var tamperScenarios = []tamperScenario{
 		if v := r.verifyAPI(r.stored[19].EventID); !v.IsValid {
 			t.Fatalf("the store is intact: %+v", v)
 		}
-		r.write(2)
-		r.env.WaitDelivered(30 * time.Second)
 		r.noGenuineEventLost()
 	}},
 	{name: "journal deleted", stores: "sqlite", run: func(t *testing.T, r *tamperRun) {
