@@ -254,6 +254,13 @@ func (s *Sink) applySchema(ctx context.Context, st state) error {
 	}
 	if len(missing) > 0 {
 		if err := s.runDDL(ctx, st); err != nil {
+			if len(missing) == 1 && missing[0] == st.db+"."+TableCheckpoints {
+				// Only the optional checkpoints table is new (an upgrade) and this user may not
+				// create it: the events are unaffected.
+				s.log.Warn("could not create the checkpoints table: signed checkpoints are not kept in ClickHouse; apply deployments/clickhouse/schema.sql again as an administrator",
+					"error", err)
+				return nil
+			}
 			return err
 		}
 		if err := s.backfillByActor(ctx, st, missing); err != nil {
@@ -333,6 +340,13 @@ func (s *Sink) checkSchema(ctx context.Context, st state) error {
 	missing, err := s.missingTables(ctx, st)
 	if err != nil {
 		return err
+	}
+	if len(missing) == 1 && missing[0] == st.db+"."+TableCheckpoints {
+		// Optional: without it the sink does not keep checkpoints (their writes fail and are
+		// retried); the events are unaffected.
+		s.log.Warn("the checkpoints table is missing: signed checkpoints are not kept in ClickHouse; apply deployments/clickhouse/schema.sql again as an administrator",
+			"table", missing[0])
+		missing = nil
 	}
 	if len(missing) > 0 {
 		return sink.Permanentf("create_schema is false but these tables are missing: %s; apply deployments/clickhouse/schema.sql (or schema-modern.sql) as an administrator",

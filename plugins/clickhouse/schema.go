@@ -76,6 +76,7 @@ const (
 	TableByResource    = "audit_events_by_resource" // resource_id (+ filters) -> sort key
 	TableChainBlocks   = "audit_chain_blocks"       // per chain and 16384-sequence block: ranges, count, last hash
 	TableSchemaVersion = "audit_schema_version"     // schema versions applied
+	TableCheckpoints   = "audit_checkpoints"        // signed checkpoints of chain heads (optional)
 )
 
 // BlockSize is the number of sequences one audit_chain_blocks row summarises. ReadChain reads one
@@ -83,7 +84,7 @@ const (
 const BlockSize = 16384
 
 // tables lists the tables the sink needs, in creation order.
-var tables = []string{TableEvents, TableByID, TableByResource, TableChainBlocks, TableSchemaVersion, TableByActor}
+var tables = []string{TableEvents, TableByID, TableByResource, TableChainBlocks, TableSchemaVersion, TableByActor, TableCheckpoints}
 
 // insertColumns is the explicit column list of every insert (18.16 needs one; the MATERIALIZED
 // column ts must not be listed). selectColumns reads the same columns back.
@@ -214,6 +215,18 @@ AS SELECT chain_id, intDiv(seq, %[4]d) AS block, minState(seq) AS min_seq, maxSt
     minState(ts_us) AS min_ts, maxState(ts_us) AS max_ts, countState() AS rows, argMaxState(hash, seq) AS last_hash
 FROM %[1]s.%[3]s
 GROUP BY chain_id, block`, db, TableChainBlocks, TableEvents, BlockSize),
+
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s.%[2]s
+(
+    chain_id   String,
+    seq        UInt64,
+    hash       String,
+    time_us    Int64,
+    key_id     String,
+    signature  String
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (chain_id, seq, key_id, signature)`, db, TableCheckpoints),
 
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s.%[2]s
 (
