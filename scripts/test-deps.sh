@@ -3,7 +3,8 @@
 # Node.js with npm, chdb (a current ClickHouse engine from the npm registry) for the
 # modern-DDL checks, and rsyslog with its TLS driver (rsyslog-gnutls) for the syslog sink. The
 # OpenTelemetry Collector the otlp sink's tests run is built from Go modules by the tests
-# themselves (internal/otelcoltest).
+# themselves (internal/otelcoltest). PostgreSQL 15 serves the Flowker import's tests
+# (internal/pgtest runs /usr/lib/postgresql/15/bin, as the postgres user when root).
 # As root it installs what is missing; otherwise it says exactly what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/bin/clickhouse-server 
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
 { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || missing+=(nodejs npm)
 [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql-15)
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || [ -n "$(find /usr/lib -name lmnsd_gtls.so -print -quit 2>/dev/null)" ] || missing+=(rsyslog-gnutls)
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
