@@ -1,0 +1,266 @@
+package clickhouse
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/internal/chtest"
+	"github.com/flowker-audit/flowker-audit/sink"
+	"github.com/flowker-audit/flowker-audit/sink/sinktest"
+)
+
+// clusterConfig is a sink configuration for a cluster reached through addrs.
+func clusterConfig(addrs []string, database string, extra map[string]any) map[string]any {
+	cfg := map[string]any{"addr": addrs, "database": database, "cluster": "audit", "dial_timeout": "2s", "read_timeout": "30s"}
+	for k, v := range extra {
+		cfg[k] = v
+	}
+	return cfg
+}
+
+func configureSink(t testing.TB, cfg map[string]any) (*Sink, error) {
+	t.Helper()
+	s := New(Options{Logger: testLogger(t)})
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return s, s.Configure(ctx, b)
+}
+
+// syncReplicas waits until every replica has fetched every part of the local tables of l.
+func syncReplicas(t testing.TB, c *chtest.Cluster, l Layout) {
+	t.Helper()
+	for _, srv := range c.Replicas {
+		for _, tb := range l.Tables() {
+			if strings.HasSuffix(tb, "_local") {
+				query(t, srv, fmt.Sprintf("SYSTEM SYNC REPLICA %s.%s", l.Database, tb))
+			}
+		}
+	}
+}
+
+// TestClusterSink writes through the plugin into two replicas of one shard (ZooKeeper and
+// clickhouse-server 18.16 started by chtest), reads from either replica, and kills one replica
+// with SIGKILL under writes: nothing is lost, nothing is stored twice by (chain, sequence), and
+// the replicas converge once the killed one is back.
+func TestClusterSink(t *testing.T) {
+	c := chtest.StartCluster(t, "audit", 2)
+	r1, r2 := c.Replicas[0], c.Replicas[1]
+	db := newDatabase("cluster")
+	l := Layout{Database: db, Table: "trail", Cluster: "audit"}
+
+	w, err := configureSink(t, clusterConfig(c.Addrs(), db, map[string]any{"table": "trail"}))
+	if err != nil {
+		t.Fatalf("Configure on the cluster: %v", err)
+	}
+	// The schema exists on both replicas: Replicated local tables under Distributed ones.
+	for _, srv := range c.Replicas {
+		got := query(t, srv, fmt.Sprintf("SELECT name, engine FROM system.tables WHERE database = '%s' AND name IN ('trail', 'trail_local', 'trail_by_id_local', 'trail_chain_blocks') ORDER BY name", db))
+		want := "trail\tDistributed\ntrail_by_id_local\tReplicatedReplacingMergeTree\ntrail_chain_blocks\tDistributed\ntrail_local\tReplicatedMergeTree"
+		if got != want {
+			t.Fatalf("tables on %s:\n%s\nwant\n%s", srv.Addr, got, want)
+		}
+	}
+
+	t.Run("quorum", func(t *testing.T) {
+		q, err := configureSink(t, clusterConfig(c.Addrs(), db, map[string]any{"table": "trail", "insert_quorum": 2}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs := sinktest.GenerateChain("chain-quorum", 200, sinktest.GenOptions{Seed: 21})
+		if err := q.Write(ctxT(t), evs); err != nil {
+			t.Fatalf("Write with insert_quorum 2: %v", err)
+		}
+		// Acknowledged with quorum 2: both replicas have it, without waiting for replication.
+		for _, srv := range c.Replicas {
+			if n := query(t, srv, fmt.Sprintf("SELECT count() FROM %s.trail_local WHERE chain_id = 'chain-quorum'", db)); n != "200" {
+				t.Errorf("%s has %s rows of the quorum write, want 200", srv.Addr, n)
+			}
+		}
+		// Read from the second replica alone.
+		r, err := configureSink(t, clusterConfig([]string{r2.Addr}, db, map[string]any{"table": "trail"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkChain(t, r, evs)
+	})
+
+	t.Run("kill a replica under writes", func(t *testing.T) {
+		const chains, perChain, batch = 3, 1500, 50
+		all := make([][]chain.Event, chains)
+		for i := range all {
+			all[i] = sinktest.GenerateChain(fmt.Sprintf("chain-ha-%d", i), perChain, sinktest.GenOptions{Seed: int64(30 + i)})
+		}
+		ctx := ctxT(t)
+		var (
+			mu      sync.Mutex
+			written int // batches acknowledged
+			retries int
+		)
+		// One writer per chain, like one sidecar per chain: each retries its batch until the
+		// sink acknowledges it, as the host does from its journal.
+		var wg sync.WaitGroup
+		errs := make(chan error, chains)
+		for i := 0; i < chains; i++ {
+			wg.Add(1)
+			go func(evs []chain.Event) {
+				defer wg.Done()
+				for lo := 0; lo < len(evs); lo += batch {
+					for attempt := 0; ; attempt++ {
+						err := w.Write(ctx, evs[lo:lo+batch])
+						if err == nil {
+							break
+						}
+						if sink.IsPermanent(err) || ctx.Err() != nil {
+							errs <- fmt.Errorf("batch at %d: %w", lo, err)
+							return
+						}
+						mu.Lock()
+						retries++
+						mu.Unlock()
+						time.Sleep(100 * time.Millisecond)
+					}
+					mu.Lock()
+					written++
+					mu.Unlock()
+				}
+			}(all[i])
+		}
+		progress := func() int { mu.Lock(); defer mu.Unlock(); return written }
+		waitFor := func(n int) {
+			for progress() < n && ctx.Err() == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		total := chains * perChain / batch
+		waitFor(total / 4)
+		if err := r1.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		killedAt := progress()
+		t.Logf("killed replica r1 (SIGKILL) after %d of %d batches", killedAt, total)
+		waitFor(total * 3 / 5)
+		// Searches keep answering from the surviving replica.
+		rd, err := configureSink(t, clusterConfig([]string{r2.Addr}, db, map[string]any{"table": "trail"}))
+		if err != nil {
+			t.Fatalf("Configure on the surviving replica: %v", err)
+		}
+		page, err := rd.Search(ctx, sink.Query{Order: sink.Desc, Limit: 20})
+		if err != nil || len(page.Events) != 20 {
+			t.Fatalf("Search on the surviving replica: %d events, %v", len(page.Events), err)
+		}
+		downFor := progress() - killedAt
+		if err := r1.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("restarted r1 after %d more batches", downFor)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		t.Logf("all %d batches acknowledged, %d retried writes", total, retries)
+
+		syncReplicas(t, c, l)
+		want := chains * perChain
+		for _, srv := range c.Replicas {
+			got := query(t, srv, fmt.Sprintf("SELECT count(), uniqExact(chain_id, seq) FROM %s.trail_local WHERE chain_id LIKE 'chain-ha-%%'", db))
+			if got != fmt.Sprintf("%d\t%d", want, want) {
+				t.Errorf("replica %s: rows, distinct (chain, seq) = %q, want %d each (0 lost, 0 duplicated)", srv.Addr, got, want)
+			}
+		}
+		// Every chain reads back whole and verifies through either replica alone.
+		for _, addr := range c.Addrs() {
+			r, err := configureSink(t, clusterConfig([]string{addr}, db, map[string]any{"table": "trail"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, evs := range all {
+				checkChain(t, r, evs)
+			}
+			if n := pageAll(t, r); n != want+200 {
+				t.Errorf("paging through %s: %d distinct events, want %d", addr, n, want+200)
+			}
+		}
+		// The replicas hold the same rows.
+		sums := make([]string, 0, 2)
+		for _, srv := range c.Replicas {
+			sums = append(sums, query(t, srv, fmt.Sprintf("SELECT sum(cityHash64(chain_id, seq, hash)) FROM %s.trail_local", db)))
+		}
+		if sums[0] != sums[1] {
+			t.Errorf("replicas differ: checksums %v", sums)
+		}
+	})
+}
+
+
+// checkChain reads want's chain back through s: whole, identical, verifying, with its head.
+func checkChain(t *testing.T, s *Sink, want []chain.Event) {
+	t.Helper()
+	got, v := readAll(t, s, want[0].ChainID)
+	if p := v.Problem(); p != nil {
+		t.Fatalf("chain %s does not verify: %v", want[0].ChainID, p)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("chain %s: ReadChain returned %d events, want %d", want[0].ChainID, len(got), len(want))
+	}
+	for i := range want {
+		if !sameEvent(&got[i], &want[i]) {
+			t.Fatalf("chain %s event %d = %+v, want %+v", want[0].ChainID, i, got[i], want[i])
+		}
+	}
+	h, err := s.Head(ctxT(t), want[0].ChainID)
+	last := want[len(want)-1]
+	if err != nil || !h.Found || h.Sequence != last.Sequence || h.Hash != last.Hash {
+		t.Fatalf("Head(%s) = %+v, %v; want sequence %d", want[0].ChainID, h, err, last.Sequence)
+	}
+}
+
+// pageAll pages through every event of s in ascending order (timestamp, chain, sequence) and
+// returns how many it saw, failing t on a repeated event or a step backwards.
+func pageAll(t *testing.T, s *Sink) int {
+	t.Helper()
+	type key struct {
+		chain string
+		seq   uint64
+	}
+	seen := map[key]bool{}
+	var prev *chain.Event
+	q := sink.Query{Order: sink.Asc, Limit: 97}
+	for pages := 0; ; pages++ {
+		if pages > 10000 {
+			t.Fatal("paging does not end")
+		}
+		p, err := s.Search(ctxT(t), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range p.Events {
+			e := &p.Events[i]
+			k := key{e.ChainID, e.Sequence}
+			if seen[k] {
+				t.Fatalf("paging returned %s/%d twice", e.ChainID, e.Sequence)
+			}
+			seen[k] = true
+			if prev != nil && !sink.PositionOf(prev).Less(sink.PositionOf(e)) {
+				t.Fatalf("paging order: %s/%d after %s/%d", e.ChainID, e.Sequence, prev.ChainID, prev.Sequence)
+			}
+			prev = e
+		}
+		if !p.More || len(p.Events) == 0 {
+			return len(seen)
+		}
+		after := sink.PositionOf(prev)
+		q.After = &after
+	}
+}
