@@ -813,4 +813,3 @@ func insertSettingsFor(st state, rows []row) ch.Settings {
 	}
 	return settings
 }
-

@@ -63,8 +63,9 @@ func (s *Sink) checkCluster(ctx context.Context, conn driver.Conn) error {
 	var n uint64
 	if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
 		msg := err.Error()
-		if strings.Contains(msg, "no zookeeper configuration") || strings.Contains(msg, "There is no ZooKeeper") ||
-			strings.Contains(strings.ToLower(msg), "zookeeper configuration") {
+			// Without a <zookeeper> section, 18.16 has no system.zookeeper table at all; current
+		// servers say so in the message.
+		if exceptionCode(err) == codeUnknownTable || strings.Contains(strings.ToLower(msg), "zookeeper configuration") {
 			return sink.Permanentf("clickhouse sink: cluster %q needs ZooKeeper, which the server at %v is not configured with (%v); %s",
 				name, s.cfg.Addr, err, fixZooKeeper)
 		}

@@ -203,7 +203,6 @@ func TestClusterSink(t *testing.T) {
 	})
 }
 
-
 // checkChain reads want's chain back through s: whole, identical, verifying, with its head.
 func checkChain(t *testing.T, s *Sink, want []chain.Event) {
 	t.Helper()
@@ -262,5 +261,55 @@ func pageAll(t *testing.T, s *Sink) int {
 		}
 		after := sink.PositionOf(prev)
 		q.After = &after
+	}
+}
+
+// TestClusterBadInput: a cluster the server does not know, missing macros, ZooKeeper not
+// configured, and ZooKeeper down at start are each named with their fix at Configure, and nothing
+// is created on the server.
+func TestClusterBadInput(t *testing.T) {
+	ports, err := chtest.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadZK := fmt.Sprintf("    <zookeeper><node><host>127.0.0.1</host><port>%d</port></node><session_timeout_ms>2000</session_timeout_ms></zookeeper>\n", ports[0])
+	macros := "    <macros><shard>01</shard><replica>r1</replica></macros>\n"
+	for _, tc := range []struct {
+		name      string
+		config    string // added to config.xml; remote_servers is added by the test
+		cluster   string
+		permanent bool
+		want      []string
+	}{
+		{"unknown cluster", "", "nope", true, []string{`cluster "nope" is not in the remote_servers`, "it knows: audit", "deployments/clickhouse/cluster/remote_servers.xml"}},
+		{"missing macros", "", "audit", true, []string{"needs the macros {shard} and {replica}", "deployments/clickhouse/cluster/macros.xml"}},
+		{"no zookeeper", macros, "audit", true, []string{"not configured with", "deployments/clickhouse/cluster/zookeeper.xml"}},
+		{"zookeeper down", macros + deadZK, "audit", false, []string{"cannot reach ZooKeeper", "start ZooKeeper", "nothing was created"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := chtest.FreePorts(3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs := fmt.Sprintf("    <remote_servers><audit><shard><replica><host>127.0.0.1</host><port>%d</port></replica></shard></audit></remote_servers>\n", p[0])
+			srv := chtest.Start(t, chtest.WithPorts(p[0], p[1], p[2]), chtest.WithConfig(rs+tc.config))
+			db := newDatabase("bad_cluster")
+			_, err = configureSink(t, clusterConfig([]string{srv.Addr}, db, map[string]any{"cluster": tc.cluster}))
+			if err == nil {
+				t.Fatal("Configure succeeded")
+			}
+			if sink.IsPermanent(err) != tc.permanent {
+				t.Errorf("permanent = %v, want %v: %v", sink.IsPermanent(err), tc.permanent, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			if n := query(t, srv, fmt.Sprintf("SELECT count() FROM system.databases WHERE name = '%s'", db)); n != "0" {
+				t.Errorf("database %s was created", db)
+			}
+		})
 	}
 }

@@ -82,9 +82,6 @@ const (
 // block per query, so it also bounds the rows held in memory at once.
 const BlockSize = 16384
 
-// tables lists the tables the sink needs, in creation order.
-
-
 // insertColumns is the explicit column list of every insert (18.16 needs one; the MATERIALIZED
 // column ts must not be listed). selectColumns reads the same columns back.
 const insertColumns = "chain_id, " + chainReadColumns
