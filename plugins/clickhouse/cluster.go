@@ -63,7 +63,7 @@ func (s *Sink) checkCluster(ctx context.Context, conn driver.Conn) error {
 	var n uint64
 	if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
 		msg := err.Error()
-			// Without a <zookeeper> section, 18.16 has no system.zookeeper table at all; current
+		// Without a <zookeeper> section, 18.16 has no system.zookeeper table at all; current
 		// servers say so in the message.
 		if exceptionCode(err) == codeUnknownTable || strings.Contains(strings.ToLower(msg), "zookeeper configuration") {
 			return sink.Permanentf("clickhouse sink: cluster %q needs ZooKeeper, which the server at %v is not configured with (%v); %s",
