@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -96,33 +97,53 @@ func TestClusterSink(t *testing.T) {
 	})
 
 	t.Run("kill a replica under writes", func(t *testing.T) {
-		const chains, perChain, batch = 3, 1500, 50
+		// The outage lasts FLOWKER_AUDIT_CLUSTER_OUTAGE (default 5s; the scenario is 30s)
+		// while the writers go on.
+		outage := 5 * time.Second
+		if v := os.Getenv("FLOWKER_AUDIT_CLUSTER_OUTAGE"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				t.Fatalf("FLOWKER_AUDIT_CLUSTER_OUTAGE: %v", err)
+			}
+			outage = d
+		}
+		const chains, batch = 3, 25
+		pace := 50 * time.Millisecond // between one writer's batches: ~500 events/s per writer
+		perChain := int((outage+20*time.Second)/pace) * batch
 		all := make([][]chain.Event, chains)
 		for i := range all {
 			all[i] = sinktest.GenerateChain(fmt.Sprintf("chain-ha-%d", i), perChain, sinktest.GenOptions{Seed: int64(30 + i)})
 		}
-		ctx := ctxT(t)
+		ctx, cancel := context.WithTimeout(context.Background(), outage+2*time.Minute)
+		defer cancel()
 		var (
 			mu      sync.Mutex
 			written int // batches acknowledged
 			retries int
+			acked   = make([]int, chains) // events acknowledged per chain (a prefix of all[i])
 		)
+		stop := make(chan struct{})
 		// One writer per chain, like one sidecar per chain: each retries its batch until the
-		// sink acknowledges it, as the host does from its journal.
+		// sink acknowledges it, as the host does from its journal, until stopped.
 		var wg sync.WaitGroup
 		errs := make(chan error, chains)
 		for i := 0; i < chains; i++ {
 			wg.Add(1)
-			go func(evs []chain.Event) {
+			go func(i int, evs []chain.Event) {
 				defer wg.Done()
-				for lo := 0; lo < len(evs); lo += batch {
-					for attempt := 0; ; attempt++ {
+				for lo := 0; lo+batch <= len(evs); lo += batch {
+					select {
+					case <-stop:
+						return
+					case <-time.After(pace):
+					}
+					for {
 						err := w.Write(ctx, evs[lo:lo+batch])
 						if err == nil {
 							break
 						}
 						if sink.IsPermanent(err) || ctx.Err() != nil {
-							errs <- fmt.Errorf("batch at %d: %w", lo, err)
+							errs <- fmt.Errorf("chain %d batch at %d: %w", i, lo, err)
 							return
 						}
 						mu.Lock()
@@ -132,9 +153,11 @@ func TestClusterSink(t *testing.T) {
 					}
 					mu.Lock()
 					written++
+					acked[i] = lo + batch
 					mu.Unlock()
 				}
-			}(all[i])
+				errs <- fmt.Errorf("chain %d: the writer ran out of events before it was stopped", i)
+			}(i, all[i])
 		}
 		progress := func() int { mu.Lock(); defer mu.Unlock(); return written }
 		waitFor := func(n int) {
@@ -142,14 +165,13 @@ func TestClusterSink(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
-		total := chains * perChain / batch
-		waitFor(total / 4)
+		waitFor(30)
 		if err := r1.Kill(); err != nil {
 			t.Fatal(err)
 		}
 		killedAt := progress()
-		t.Logf("killed replica r1 (SIGKILL) after %d of %d batches", killedAt, total)
-		waitFor(total * 3 / 5)
+		t.Logf("killed replica r1 (SIGKILL) after %d batches; down for %v", killedAt, outage)
+		time.Sleep(outage)
 		// Searches keep answering from the surviving replica.
 		rd, err := configureSink(t, clusterConfig([]string{r2.Addr}, db, map[string]any{"table": "trail"}))
 		if err != nil {
@@ -163,16 +185,23 @@ func TestClusterSink(t *testing.T) {
 		if err := r1.Restart(); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("restarted r1 after %d more batches", downFor)
+		restartedAt := progress()
+		waitFor(restartedAt + 30)
+		close(stop)
 		wg.Wait()
 		close(errs)
 		for err := range errs {
 			t.Fatal(err)
 		}
-		t.Logf("all %d batches acknowledged, %d retried writes", total, retries)
+		want := 0
+		for i := range acked {
+			want += acked[i]
+			all[i] = all[i][:acked[i]]
+		}
+		t.Logf("%d batches acknowledged while r1 was down, %d after its restart; %d events in all, %d retried writes",
+			downFor, progress()-restartedAt, want, retries)
 
 		syncReplicas(t, c, l)
-		want := chains * perChain
 		for _, srv := range c.Replicas {
 			got := query(t, srv, fmt.Sprintf("SELECT count(), uniqExact(chain_id, seq) FROM %s.trail_local WHERE chain_id LIKE 'chain-ha-%%'", db))
 			if got != fmt.Sprintf("%d\t%d", want, want) {
