@@ -55,6 +55,7 @@ func syncReplicas(t testing.TB, c *chtest.Cluster, l Layout) {
 // with SIGKILL under writes: nothing is lost, nothing is stored twice by (chain, sequence), and
 // the replicas converge once the killed one is back.
 func TestClusterSink(t *testing.T) {
+	t.Parallel()
 	c := chtest.StartCluster(t, "audit", 2)
 	r1, r2 := c.Replicas[0], c.Replicas[1]
 	db := newDatabase("cluster")
@@ -297,6 +298,7 @@ func pageAll(t *testing.T, s *Sink) int {
 // configured, and ZooKeeper down at start are each named with their fix at Configure, and nothing
 // is created on the server.
 func TestClusterBadInput(t *testing.T) {
+	t.Parallel()
 	ports, err := chtest.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
