@@ -30,7 +30,9 @@ func TestDefaultsAreValid(t *testing.T) {
 // external plugin's, with "key: problem" lines.
 type fakePlugins struct{}
 
-func (fakePlugins) Bundled() []string { return []string{"clickhouse", "file", "otlp", "sqlite", "syslog"} }
+func (fakePlugins) Bundled() []string {
+	return []string{"clickhouse", "file", "otlp", "sqlite", "syslog"}
+}
 
 func (fakePlugins) Queryable(plugin string) bool { return plugin == "sqlite" || plugin == "clickhouse" }
 

@@ -85,10 +85,9 @@ func (x *exchange) requestSummary() capture.Summary {
 func (p *Proxy) intend(w http.ResponseWriter, r *http.Request, x *exchange) bool {
 	in := p.intentOf(x)
 	// Not cancelled with the client: a request whose client left mid-body is still forwarded and
-	// recorded as a failed attempt, as before intents.
-	ictx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), p.opts.AppendTimeout)
-	defer cancel()
-	err := p.opts.Journal.Intend(ictx, in)
+	// recorded as a failed attempt, as before intents. (The wait is bounded by the writer: it
+	// answers every queued request.)
+	err := p.opts.Journal.Intend(context.WithoutCancel(r.Context()), in)
 	if err == nil {
 		x.intended = true
 		return true
@@ -113,33 +112,45 @@ func (p *Proxy) intend(w http.ResponseWriter, r *http.Request, x *exchange) bool
 var matchesOnBody = map[string]bool{"workflow.create": true, "workflow.clone": true, "workflow.update": true,
 	"provider_config.create": true, "provider_config.update": true}
 
+var nameKey, providerIDKey = capture.Segs("name"), capture.Segs("providerId")
+
 // intentOf builds the intent of an exchange: the event as known before forwarding, and what
 // recovery needs to learn the outcome.
 func (p *Proxy) intentOf(x *exchange) journal.Intent {
 	d := p.pendingDraft(x)
-	det := IntentDetail{Rule: x.rule.Name, Kind: x.rule.Kind, Method: x.method, Path: x.rawPath, FailMode: x.mode,
-		IdempotencyKey: clip(capture.Sanitize(x.hdr.Get("Idempotency-Key")), 256)}
+	// The detail is written by hand (it is decoded by ParseIntentDetail): one allocation.
+	o := newObj(256)
+	o.str("rule", x.rule.Name)
+	if x.rule.Kind != "" {
+		o.str("kind", x.rule.Kind)
+	}
+	o.str("method", capture.Sanitize(x.method))
+	o.str("path", capture.Sanitize(x.rawPath))
+	o.str("failMode", x.mode)
+	if k := x.hdr.Get("Idempotency-Key"); k != "" {
+		o.str("idempotencyKey", clip(capture.Sanitize(k), 256))
+	}
 	if x.match != nil && len(x.match.Params) > 0 {
-		det.Params = make(map[string]string, len(x.match.Params))
+		params := newObj(128)
 		for k, v := range x.match.Params {
-			det.Params[k] = clip(capture.Sanitize(rules.CanonicalID(v)), 256)
+			params.str(capture.Sanitize(k), clip(capture.Sanitize(rules.CanonicalID(v)), 256))
 		}
+		o.raw("params", params.bytes())
 	}
 	if matchesOnBody[x.rule.Name] && x.rule.Builtin {
 		// Read without checking the whole body is valid JSON first (that costs more than the
 		// lookups): a malformed body only makes recovery match on nothing.
 		if req := x.requestSummary(); req.Complete && !req.Truncated {
 			// Read as Flowker's decoder reads them (last duplicate wins, fields match in any case).
-			if v := capture.Decode(req.Captured, capture.Segs("name")); v.Found && !v.Mismatch {
-				det.Name = clip(capture.Sanitize(v.Text), 256)
+			if v := capture.Decode(req.Captured, nameKey); v.Found && !v.Mismatch {
+				o.str("name", clip(capture.Sanitize(v.Text), 256))
 			}
-			if v := capture.Decode(req.Captured, capture.Segs("providerId")); v.Found && !v.Mismatch {
-				det.ProviderID = clip(capture.Sanitize(v.Text), 256)
+			if v := capture.Decode(req.Captured, providerIDKey); v.Found && !v.Mismatch {
+				o.str("providerId", clip(capture.Sanitize(v.Text), 256))
 			}
 		}
 	}
-	detail, _ := json.Marshal(det) // strings and a map of strings: cannot fail
-	return journal.Intent{ID: x.eventID, Start: x.start, Draft: d, Detail: detail}
+	return journal.Intent{ID: x.eventID, Start: x.start, Draft: d, Detail: o.bytes()}
 }
 
 // stranded holds events whose request reached Flowker but whose append failed (journal full or

@@ -38,7 +38,8 @@ func (s *server) Capabilities(ctx context.Context, _ *sinkpb.CapabilitiesRequest
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &sinkpb.CapabilitiesResponse{Write: caps.Write, Query: caps.Query && s.q != nil}, nil
+	_, cpw := s.impl.(CheckpointWriter)
+	return &sinkpb.CapabilitiesResponse{Write: caps.Write, Query: caps.Query && s.q != nil, Checkpoints: cpw}, nil
 }
 
 func (s *server) Write(ctx context.Context, req *sinkpb.WriteRequest) (*sinkpb.WriteResponse, error) {

@@ -64,8 +64,9 @@ type Querier interface {
 
 // Capabilities describes a sink.
 type Capabilities struct {
-	Write bool // accepts Write
-	Query bool // implements Querier
+	Write       bool // accepts Write
+	Query       bool // implements Querier
+	Checkpoints bool // implements CheckpointWriter (set by the SDK, whatever the sink reports)
 }
 
 // Head is the last stored event of a chain.

@@ -31,7 +31,7 @@ func LoadEvidence(path string, keys ...ed25519.PublicKey) (*Evidence, error) {
 	ev := &Evidence{Path: path, Keys: keys}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		ev.Warnings = append(ev.Warnings, fmt.Sprintf("no checkpoint log at %s: only hashes and links are checked (a chain cut short at its end, or re-linked, would pass)", path))
+		ev.Warnings = append(ev.Warnings, fmt.Sprintf("no checkpoint log at %s: unless the store keeps checkpoints, only hashes and links are checked (a chain cut short at its end, or re-linked, would pass)", path))
 		return ev, nil
 	}
 	if err != nil {
@@ -51,7 +51,7 @@ func LoadEvidence(path string, keys ...ed25519.PublicKey) (*Evidence, error) {
 		ev.Warnings = append(ev.Warnings, fmt.Sprintf("the last line of the checkpoint log %s is torn (%d bytes ignored): a crash mid-write, or an edit", path, fi.Size()-good))
 	}
 	if len(cps) == 0 {
-		ev.Warnings = append(ev.Warnings, fmt.Sprintf("the checkpoint log %s is empty: only hashes and links are checked", path))
+		ev.Warnings = append(ev.Warnings, fmt.Sprintf("the checkpoint log %s is empty: unless the store keeps checkpoints, only hashes and links are checked", path))
 	}
 	return ev, nil
 }
@@ -277,4 +277,23 @@ func (r Report) Summary() string {
 		fmt.Fprintf(&b, "; the link into sequence %d is trusted", r.From)
 	}
 	return b.String()
+}
+
+// Add adds checkpoints from another copy (a query sink, a forwarded file) that the evidence does
+// not hold yet, and returns how many were new. Signatures are checked by Verify as for the log's
+// own lines: a copy cannot add a checkpoint nobody with the key signed.
+func (ev *Evidence) Add(cps ...Checkpoint) int {
+	have := map[string]bool{}
+	for _, c := range ev.Checkpoints {
+		have[c.ChainID+"\x00"+c.Signature] = true
+	}
+	n := 0
+	for _, c := range cps {
+		if k := c.ChainID + "\x00" + c.Signature; !have[k] {
+			have[k] = true
+			ev.Checkpoints = append(ev.Checkpoints, c)
+			n++
+		}
+	}
+	return n
 }

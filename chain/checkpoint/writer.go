@@ -42,6 +42,9 @@ type Writer struct {
 	Metrics *Metrics         // optional
 	Logger  *slog.Logger     // optional
 	Now     func() time.Time // optional, for tests
+	// OnWrite, when set, receives every checkpoint appended to the log (the sidecar hands it to
+	// the sinks that keep checkpoints).
+	OnWrite func(Checkpoint)
 }
 
 // Checkpoint signs the current head when it differs from the last checkpoint logged with this
@@ -72,6 +75,9 @@ func (w *Writer) Checkpoint() (Checkpoint, bool, error) {
 	if w.Metrics != nil {
 		w.Metrics.written.WithLabelValues("ok").Inc()
 		w.Metrics.sequence.Set(float64(seq))
+	}
+	if w.OnWrite != nil {
+		w.OnWrite(c)
 	}
 	return c, true, nil
 }

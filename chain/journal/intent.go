@@ -154,9 +154,9 @@ func (j *Journal) stageIntent(in *Intent, st *batchState, intents *bolt.Bucket) 
 	if st.size+st.intentBytes+int64(len(rec))+reserve > j.opts.MaxBytes {
 		return result{err: ErrFull}, nil
 	}
-	if intents.Get([]byte(in.ID)) == nil {
-		st.intentDelta++
-	}
+	// Intent ids are fresh event ids (UUIDv7), so no lookup first: a repeated id would only make
+	// the pending count one too high until the next Open recounts it.
+	st.intentDelta++
 	if err := intents.Put([]byte(in.ID), rec); err != nil {
 		return result{}, err
 	}
@@ -166,11 +166,15 @@ func (j *Journal) stageIntent(in *Intent, st *batchState, intents *bolt.Bucket) 
 
 // resolveIntent deletes intent id (if present) inside the commit transaction.
 func resolveIntent(id string, st *batchState, intents *bolt.Bucket) error {
-	if id == "" || intents.Get([]byte(id)) == nil {
+	if id == "" {
+		return nil
+	}
+	c := intents.Cursor() // one search for both the check and the delete
+	if k, _ := c.Seek([]byte(id)); k == nil || string(k) != id {
 		return nil
 	}
 	st.intentDelta--
-	return intents.Delete([]byte(id))
+	return c.Delete()
 }
 
 // checkIntents re-verifies every intent record at Open: damaged ones are cut (they can no longer

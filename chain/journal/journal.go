@@ -134,6 +134,11 @@ type Recovery struct {
 	CutFrom   uint64 // first sequence cut (0: nothing cut)
 	CutCount  int
 	CutReason string
+	// CutHeld counts the cut records every sink had already acknowledged (they are in the sinks,
+	// not lost); CutLost the others. CutInMiddle is true when sound records follow the first cut
+	// one (a damaged record in the middle of the re-verified window, not at the tail).
+	CutHeld, CutLost int
+	CutInMiddle      bool
 	// IntentsPending is the number of unresolved intents (requests forwarded whose event was
 	// never journaled): the application turns each into one event.
 	IntentsPending int

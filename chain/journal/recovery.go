@@ -53,9 +53,18 @@ func (j *Journal) recover() (*Recovery, error) {
 	rec.Retained = uint64(j.entries)
 	if rec.CutCount > 0 {
 		j.m.RecoveryCut.Add(float64(rec.CutCount))
-		j.m.EventsLost.WithLabelValues("journal_corrupt").Add(float64(rec.CutCount))
-		j.log.Error("journal tail was damaged and has been cut; the chain resumes from the last good record",
-			"first_cut_sequence", rec.CutFrom, "records_cut", rec.CutCount, "reason", rec.CutReason, "resumes_after", rec.Last)
+		j.m.EventsLost.WithLabelValues("journal_corrupt").Add(float64(rec.CutLost))
+		where := "at the tail"
+		if rec.CutInMiddle {
+			where = "in the middle of the re-verified records"
+		}
+		attrs := []any{"where", where, "first_cut_sequence", rec.CutFrom, "records_cut", rec.CutCount,
+			"held_by_every_sink", rec.CutHeld, "lost", rec.CutLost, "reason", rec.CutReason, "resumes_after", rec.Last}
+		if rec.CutLost > 0 {
+			j.log.Error("damaged journal records were cut; some were not yet acknowledged by every sink and are lost", attrs...)
+		} else {
+			j.log.Warn("damaged journal records were cut; every sink had already acknowledged them (they are in the sinks, not lost)", attrs...)
+		}
 	}
 	if len(rec.IntentsCut) > 0 {
 		j.m.IntentsCut.Add(float64(len(rec.IntentsCut)))
@@ -134,6 +143,24 @@ func (j *Journal) checkTail(tx *bolt.Tx, rec *Recovery) error {
 	}
 	rec.CutCount = len(bad)
 	if len(bad) > 0 {
+		// What every sink acknowledged is in the sinks: cutting it from the journal loses nothing.
+		held, known := uint64(0), false
+		if err := tx.Bucket(bucketCursors).ForEach(func(_, v []byte) error {
+			if c := readU64(v); !known || c < held {
+				held, known = c, true
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range bad {
+			if known && readU64(k) <= held {
+				rec.CutHeld++
+			} else {
+				rec.CutLost++
+			}
+		}
+		rec.CutInMiddle = last != nil && last.Sequence > rec.CutFrom
 		// A cut event never happened as far as the chain is concerned: release its Once key, so
 		// that a retry of the same change (e.g. an execution start) is recorded.
 		if err := releaseOnce(tx.Bucket(bucketOnce), bad); err != nil {

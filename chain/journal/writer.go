@@ -131,10 +131,8 @@ func (j *Journal) apply(batch []*request, results []result, st *batchState) erro
 	if err != nil {
 		return err
 	}
-	events := tx.Bucket(bucketEvents)
-	events.FillPercent = 1.0 // append-only keys
-	b := buckets{events: events, once: tx.Bucket(bucketOnce), watch: tx.Bucket(bucketWatch), intents: tx.Bucket(bucketIntents)}
-	cursors := tx.Bucket(bucketCursors)
+	b := &buckets{tx: tx}
+	start := st.head
 	for i, r := range batch {
 		switch r.kind {
 		case kindAppend:
@@ -147,14 +145,14 @@ func (j *Journal) apply(batch []*request, results []result, st *batchState) erro
 				}
 			}
 		case kindIntent:
-			results[i], err = j.stageIntent(r.intent, st, b.intents)
+			results[i], err = j.stageIntent(r.intent, st, b.intents())
 			if err == nil && results[i].err == nil {
 				st.intents++
 			}
 		case kindResolve:
-			err = resolveIntent(r.name, st, b.intents)
+			err = resolveIntent(r.name, st, b.intents())
 		case kindAck:
-			err = cursors.Put([]byte(r.name), u64(r.seq))
+			err = tx.Bucket(bucketCursors).Put([]byte(r.name), u64(r.seq))
 		case kindRebase:
 			if r.seq <= st.head.seq {
 				results[i].err = fmt.Errorf("cannot rebase to sequence %d: the journal is already at %d", r.seq, st.head.seq)
@@ -162,10 +160,10 @@ func (j *Journal) apply(batch []*request, results []result, st *batchState) erro
 				st.head = head{seq: r.seq, hash: r.hash, ts: r.ts}
 			}
 		case kindPruneOnce:
-			results[i].n, err = pruneOnceChunk(b.once, r.ts, pruneOnceChunkSize)
+			results[i].n, err = pruneOnceChunk(b.once(), r.ts, pruneOnceChunkSize)
 		case kindCompact:
 			var freed int64
-			results[i].n, freed, err = compactChunk(events, r.seq, compactChunkSize)
+			results[i].n, freed, err = compactChunk(b.events(), r.seq, compactChunkSize)
 			st.compacted += results[i].n
 			st.size -= freed
 		}
@@ -177,13 +175,15 @@ func (j *Journal) apply(batch []*request, results []result, st *batchState) erro
 	if st.compacted > 0 {
 		// The first retained event, read rather than derived: after a rebase the retained
 		// sequences need not be contiguous with the head.
-		if k, _ := events.Cursor().First(); k != nil {
+		if k, _ := b.events().Cursor().First(); k != nil {
 			st.firstLeft = readU64(k)
 		}
 	}
-	if err := putHead(tx.Bucket(bucketMeta), st.head); err != nil {
-		_ = tx.Rollback()
-		return err
+	if st.head != start {
+		if err := putHead(tx.Bucket(bucketMeta), st.head); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
 	}
 	return tx.Commit()
 }
@@ -243,20 +243,54 @@ func (j *Journal) committed(st *batchState, took time.Duration) {
 	j.publishGauges()
 }
 
-// buckets are the buckets an append writes to.
+// buckets opens the buckets of a write transaction when first used (opening one allocates, and
+// most batches touch only some).
 type buckets struct {
-	events, once, watch, intents *bolt.Bucket
+	tx                               *bolt.Tx
+	eventsB, onceB, watchB, intentsB *bolt.Bucket
+}
+
+func (b *buckets) events() *bolt.Bucket {
+	if b.eventsB == nil {
+		b.eventsB = b.tx.Bucket(bucketEvents)
+		b.eventsB.FillPercent = 1.0 // append-only keys
+	}
+	return b.eventsB
+}
+
+func (b *buckets) once() *bolt.Bucket {
+	if b.onceB == nil {
+		b.onceB = b.tx.Bucket(bucketOnce)
+	}
+	return b.onceB
+}
+
+func (b *buckets) watch() *bolt.Bucket {
+	if b.watchB == nil {
+		b.watchB = b.tx.Bucket(bucketWatch)
+	}
+	return b.watchB
+}
+
+func (b *buckets) intents() *bolt.Bucket {
+	if b.intentsB == nil {
+		b.intentsB = b.tx.Bucket(bucketIntents)
+	}
+	return b.intentsB
 }
 
 // stage sequences one draft and stages it inside the commit transaction. The draft is refused
 // (res.err, nothing staged) when it cannot be appended on its own; every check happens before the
 // first write. A write error (err) means the transaction holds part of the draft and must be
 // rolled back.
-func (j *Journal) stage(d *Draft, st *batchState, b buckets) (res result, err error) {
+func (j *Journal) stage(d *Draft, st *batchState, b *buckets) (res result, err error) {
 	if d.Once != "" {
-		if st.once[d.Once] || b.once.Get([]byte(d.Once)) != nil {
+		if st.once[d.Once] || b.once().Get([]byte(d.Once)) != nil {
 			// Nothing new happened: the intent (if any) is resolved without an event.
-			return result{err: ErrDuplicate}, resolveIntent(d.Resolves, st, b.intents)
+			if d.Resolves == "" {
+				return result{err: ErrDuplicate}, nil
+			}
+			return result{err: ErrDuplicate}, resolveIntent(d.Resolves, st, b.intents())
 		}
 		if len(d.Once) > bolt.MaxKeySize {
 			return result{err: fmt.Errorf("once-key of %d bytes is too long", len(d.Once))}, nil
@@ -294,24 +328,26 @@ func (j *Journal) stage(d *Draft, st *batchState, b buckets) (res result, err er
 	// Writes: the record's companions first, the record last.
 	if d.Once != "" {
 		// The key's sequence and when it was written (for PruneOnce).
-		if err := b.once.Put([]byte(d.Once), append(u64(e.Sequence), u64(uint64(now/1e6))...)); err != nil {
+		if err := b.once().Put([]byte(d.Once), append(u64(e.Sequence), u64(uint64(now/1e6))...)); err != nil {
 			return result{}, err
 		}
 	}
 	if watch != nil {
-		if err := b.watch.Put([]byte(d.Watch.ExecutionID), watch); err != nil {
+		if err := b.watch().Put([]byte(d.Watch.ExecutionID), watch); err != nil {
 			return result{}, err
 		}
 	}
 	if d.Unwatch != "" {
-		if err := b.watch.Delete([]byte(d.Unwatch)); err != nil {
+		if err := b.watch().Delete([]byte(d.Unwatch)); err != nil {
 			return result{}, err
 		}
 	}
-	if err := resolveIntent(d.Resolves, st, b.intents); err != nil {
-		return result{}, err
+	if d.Resolves != "" {
+		if err := resolveIntent(d.Resolves, st, b.intents()); err != nil {
+			return result{}, err
+		}
 	}
-	if err := b.events.Put(u64(e.Sequence), rec); err != nil {
+	if err := b.events().Put(u64(e.Sequence), rec); err != nil {
 		return result{}, err
 	}
 	if d.Once != "" {

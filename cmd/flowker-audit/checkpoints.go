@@ -34,11 +34,12 @@ func loadCheckpoints(cfg *config.Config, logArg, pubArg string) (*checkpoint.Evi
 	if logArg == "" {
 		return nil, nil
 	}
+	missing := false
 	if _, err := os.Stat(logArg); err != nil {
 		if explicit || !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("checkpoint log: %w", err)
 		}
-		return checkpoint.LoadEvidence(logArg) // a missing default log: a warning
+		missing = true // a missing default log: a warning; the sink's checkpoints may still count
 	}
 	var keys []ed25519.PublicKey
 	switch {
@@ -49,6 +50,9 @@ func loadCheckpoints(cfg *config.Config, logArg, pubArg string) (*checkpoint.Evi
 		}
 	case keyPath != "":
 		key, err := checkpoint.LoadKey(keyPath)
+		if err != nil && missing {
+			return checkpoint.LoadEvidence(logArg) // neither log nor key: hashes and links only
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w (or give --public-key)", err)
 		}

@@ -302,6 +302,14 @@ func verifySink(ctx context.Context, cfg *config.Config, only string, cp *checkp
 			continue
 		}
 		seen[ch.ChainID] = true
+		if cp != nil && len(cp.Keys) > 0 {
+			// The checkpoints the sink keeps count too (their signatures are checked).
+			if cps, err := c.ReadCheckpoints(ctx, ch.ChainID); err == nil {
+				for _, x := range cps {
+					cp.Add(checkpoint.Checkpoint{ChainID: x.ChainID, Sequence: x.Sequence, Hash: x.Hash, Time: x.Time, KeyID: x.KeyID, Signature: x.Signature})
+				}
+			}
+		}
 		r, err := checkpoint.Verify(ctx, c.ReadChain, checkpoint.Request{ChainID: ch.ChainID, StoredLast: ch.Last, Evidence: cp})
 		if err != nil {
 			return nil, fmt.Errorf("reading chain %s: %w", ch.ChainID, err)
@@ -337,33 +345,58 @@ func evidenceChains(cp *checkpoint.Evidence) []string {
 	return checkpoint.Chains(cp.Checkpoints)
 }
 
+// verifyJournal checks the local journal read-only (journal.Inspect: the file is never changed,
+// nothing is cut): the retained events from the first one on, its link trusted (the whole chain is
+// verified against the query sink). A damaged record is reported as such, not as a gap.
 func verifyJournal(ctx context.Context, cfg *config.Config, cp *checkpoint.Evidence) ([]verifyResult, error) {
-	j, _, err := journal.Open(journal.Options{Path: filepath.Join(cfg.DataDir, "journal.db")})
-	if err != nil {
-		return nil, err
+	path := filepath.Join(cfg.DataDir, "journal.db")
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
 	}
-	defer j.Close()
-	// The journal keeps only what sinks have not all acknowledged: start from the first retained
-	// event, trusting its link (verify the whole chain against the query sink).
-	req := checkpoint.Request{ChainID: j.ChainID(), From: j.Last() + 1, StoredLast: j.Last(), Evidence: cp}
-	err = j.ReadRange(ctx, 1, 0, func(e *chain.Event) error {
-		req.From, req.PrevHash = e.Sequence, e.PreviousHash
+	var first *chain.Event
+	in, err := journal.Inspect(ctx, path, 1, func(e *chain.Event) error {
+		ev := *e
+		first = &ev
 		return errStopRead
 	})
 	if err != nil && !errors.Is(err, errStopRead) {
 		return nil, err
 	}
+	req := checkpoint.Request{ChainID: in.ChainID, From: in.Last + 1, StoredLast: in.Last, Evidence: cp}
+	if first != nil {
+		req.From, req.PrevHash = first.Sequence, first.PreviousHash
+	}
+	var damaged []journal.RecordDamage
 	read := func(ctx context.Context, _ string, from, to uint64, fn func(*chain.Event) error) error {
-		return j.ReadRange(ctx, from, to, fn)
+		in, err := journal.Inspect(ctx, path, from, func(e *chain.Event) error {
+			if to != 0 && e.Sequence > to {
+				return errStopRead
+			}
+			return fn(e)
+		})
+		damaged = in.Damaged
+		if errors.Is(err, errStopRead) {
+			return nil
+		}
+		return err
 	}
 	r, err := checkpoint.Verify(ctx, read, req)
 	if err != nil {
 		return nil, err
 	}
+	// A damaged record first shows as a gap (or a broken link) at or after it: name it.
+	if len(damaged) > 0 && (r.Problem == nil || damaged[0].Sequence <= r.Problem.Sequence) {
+		d := damaged[0]
+		r.Problem = &chain.Problem{ChainID: in.ChainID, Sequence: d.Sequence, Reason: chain.ReasonDamagedRecord,
+			Detail: fmt.Sprintf("%s (%d damaged record(s) in the journal; verify does not change the file: the sidecar's start cuts them)", d.Reason, len(damaged))}
+		if d.Sequence >= r.From && d.Sequence-r.From < r.Checked {
+			r.Checked = d.Sequence - r.From
+		}
+	}
 	return []verifyResult{r}, nil
 }
 
-// errStopRead ends a read after the first event.
+// errStopRead ends a read early.
 var errStopRead = errors.New("stop")
 
 // verifyNDJSON verifies every chain of an NDJSON export: a first pass finds each chain's first

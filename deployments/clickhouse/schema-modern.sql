@@ -87,7 +87,19 @@ AS SELECT chain_id, intDiv(seq, 16384) AS block, minState(seq) AS min_seq, maxSt
 FROM audit.audit_events
 GROUP BY chain_id, block;
 
-CREATE TABLE IF NOT EXISTS audit.audit_schema_version
+CREATE TABLE IF NOT EXISTS audit.audit_checkpoints
+(
+    chain_id   String,
+    seq        UInt64,
+    hash       String,
+    time_us    Int64,
+    key_id     String,
+    signature  String
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (chain_id, seq, key_id, signature);
+
+CREATE TABLE IF NOT EXISTS audit.audit_schema_version.MergeTree
 (
     version         UInt32,
     variant         String,

@@ -81,6 +81,7 @@ type App struct {
 	main           *http.Server
 	admin          *http.Server
 	recovery       *journal.Recovery
+	adoptedChain   string             // the chain recognised from the checkpoint log after a journal loss ("" otherwise)
 	checkpoints    *checkpoint.Writer // nil when checkpoints are off
 	upstream       *url.URL
 	transport      *http.Transport
@@ -125,6 +126,7 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if err := a.buildSinks(o); err != nil {
 		return nil, err
 	}
+	a.forwardCheckpoints()
 	if err := a.checkAgainstSinks(ctx, o.RebaseWait); err != nil {
 		return nil, err
 	}
@@ -211,8 +213,16 @@ func (a *App) openDataDir() (dataKeys, error) {
 func (a *App) openJournal() error {
 	cfg := a.cfg
 	a.journalMetrics = journal.NewMetrics(a.reg)
+	chainID := cfg.Chain.ID
+	if chainID == "" {
+		// A journal lost without chain.id configured must not silently start a new chain: the
+		// checkpoint log names the chain this key signed last (recover.go).
+		if chainID = a.chainFromCheckpoints(); chainID != "" {
+			a.adoptedChain = chainID
+		}
+	}
 	j, rec, err := journal.Open(journal.Options{
-		Path: filepath.Join(cfg.DataDir, "journal.db"), ChainID: cfg.Chain.ID, MaxBytes: int64(cfg.Journal.MaxBytes),
+		Path: filepath.Join(cfg.DataDir, "journal.db"), ChainID: chainID, MaxBytes: int64(cfg.Journal.MaxBytes),
 		NoSync: !cfg.Journal.Fsync, MaxBatch: cfg.Journal.GroupCommitMax, Logger: a.log.With("component", "journal"), Metrics: a.journalMetrics,
 	})
 	if err != nil {
@@ -260,7 +270,7 @@ func (a *App) buildSinks(o Options) error {
 func (a *App) checkAgainstSinks(ctx context.Context, wait time.Duration) error {
 	// A journal that lost its tail (or a configured chain whose journal is new) must not reuse
 	// sequence numbers a sink already holds: continue after the highest head the sinks report.
-	if a.recovery.CutCount > 0 || (a.recovery.Fresh && a.cfg.Chain.ID != "") {
+	if a.recovery.CutCount > 0 || (a.recovery.Fresh && (a.cfg.Chain.ID != "" || a.adoptedChain != "")) {
 		if err := a.rebaseFromSinks(ctx, a.sinkConfigs, wait); err != nil {
 			return err
 		}
@@ -269,8 +279,10 @@ func (a *App) checkAgainstSinks(ctx context.Context, wait time.Duration) error {
 		if last, ok := a.checkpoints.Log.Last(a.journal.ChainID()); ok && last.Sequence > a.journal.Last() {
 			// Neither the journal nor any sink reaches a head this sidecar signed: events that
 			// were acknowledged to clients are gone.
-			a.log.Error("the chain ends before its newest signed checkpoint: acknowledged events are missing",
-				"last_sequence", a.journal.Last(), "checkpoint_sequence", last.Sequence, "checkpoint_time", last.Time)
+			lost := last.Sequence - a.journal.Last()
+			a.journalMetrics.EventsLost.WithLabelValues("journal_lost").Add(float64(lost))
+			a.log.Error("the chain ends before its newest signed checkpoint: acknowledged events are missing (counted in events_lost_total{reason=\"journal_lost\"}; at least this many)",
+				"last_sequence", a.journal.Last(), "checkpoint_sequence", last.Sequence, "checkpoint_time", last.Time, "lost_at_least", lost)
 		}
 	}
 	return nil
@@ -316,7 +328,7 @@ func (a *App) buildAuditAPI(cursorKey, fingerprintKey []byte) error {
 	a.api, err = auditapi.New(auditapi.Options{
 		Querier: a.querier, Auth: auth, CursorKey: cursorKey, Registerer: a.reg,
 		Logger: a.log.With("component", "audit-api"), ActorNames: names, CheckpointLog: checkpointLogPath(cfg),
-		Caller: auditapi.FingerprintCaller(fingerprintKey),
+		Caller:      auditapi.FingerprintCaller(fingerprintKey),
 		Checkpoints: evidence,
 	})
 	return err
@@ -614,7 +626,7 @@ func (a *App) waitDelivered(ctx context.Context) {
 	for {
 		done := true
 		for _, s := range a.supervisors {
-			if s.Lag() > 0 {
+			if s.Lag() > 0 || s.CheckpointsPending() {
 				done = false
 			}
 		}

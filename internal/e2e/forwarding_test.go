@@ -39,17 +39,23 @@ func TestForwardingSinks(t *testing.T) {
 		t.Fatal("no events")
 	}
 
-	msgs, torn, err := rs.Messages()
-	if err != nil || torn > 0 {
-		t.Fatalf("rsyslog output: %v (%d torn)", err, torn)
-	}
+	// Acknowledged means received; the collector's file exporter writes every 100 ms.
+	var msgs []rsyslogtest.Message
+	var recs []otelcoltest.Record
+	testenv.Eventually(t, 30*time.Second, "the receivers' files to hold every event", func() bool {
+		var torn int
+		var err error
+		if msgs, torn, err = rs.Messages(); err != nil || torn > 0 {
+			t.Fatalf("rsyslog output: %v (%d torn)", err, torn)
+		}
+		if recs, _, err = col.Records(); err != nil {
+			t.Fatal(err)
+		}
+		return len(msgs) >= len(events) && len(recs) >= 2*len(events)
+	})
 	gotSyslog := map[string]int{}
 	for _, m := range msgs {
 		gotSyslog[m.Msg]++
-	}
-	recs, _, err := col.Records()
-	if err != nil {
-		t.Fatal(err)
 	}
 	gotOTLP := map[string]int{}
 	for _, r := range recs {

@@ -71,14 +71,30 @@ type tamperRun struct {
 	stored  []chain.Event // the 20 genuine events, as stored
 	genuine []string      // every event id acknowledged to a client (X-Audit-Id)
 	logPath string
+	tweak   func(*config.Config) // the scenario's own configuration, if any
+	signed  []uint64             // the checkpointed sequences (10 and 20, and any a tick caught between)
 }
 
-func newTamperRun(t *testing.T, st tamperStore) *tamperRun {
+// checkpointAround returns the lowest checkpointed sequence >= seq and the highest one below it
+// (0 when none).
+func (r *tamperRun) checkpointAround(seq uint64) (atOrAfter, before uint64) {
+	for _, s := range r.signed {
+		if s >= seq && (atOrAfter == 0 || s < atOrAfter) {
+			atOrAfter = s
+		}
+		if s < seq && s > before {
+			before = s
+		}
+	}
+	return atOrAfter, before
+}
+
+func newTamperRun(t *testing.T, st tamperStore, tweak func(*config.Config)) *tamperRun {
 	t.Helper()
 	fake := fakeflowker.New(fakeflowker.Options{APIKey: testenv.FlowkerKey, ExecutionDelay: 50 * time.Millisecond})
 	fsrv := httptest.NewServer(fake)
 	t.Cleanup(func() { fsrv.Close(); fake.Close() })
-	r := &tamperRun{t: t, st: st, dir: t.TempDir(), fakeURL: fsrv.URL}
+	r := &tamperRun{t: t, st: st, dir: t.TempDir(), fakeURL: fsrv.URL, tweak: tweak}
 	r.start()
 	r.write(10)
 	r.env.WaitDelivered(30 * time.Second)
@@ -95,6 +111,13 @@ func newTamperRun(t *testing.T, st tamperStore) *tamperRun {
 	}
 	r.chainID = r.stored[0].ChainID
 	r.stop() // the final checkpoint signs sequence 20
+	cps, err := checkpoint.ReadFile(r.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cps {
+		r.signed = append(r.signed, c.Sequence)
+	}
 	return r
 }
 
@@ -105,6 +128,9 @@ func (r *tamperRun) start() {
 		Config: func(c *config.Config) {
 			c.Chain.CheckpointInterval = config.Duration(time.Second)
 			c.Sinks = []config.Sink{r.st.sink(r.dir)}
+			if r.tweak != nil {
+				r.tweak(c)
+			}
 		}})
 	// Started: the store's plugin is either up or has reported its conflict.
 	testenv.Eventually(r.t, 60*time.Second, "the store sink to be up or in conflict", func() bool {
@@ -237,7 +263,46 @@ func (r *tamperRun) noGenuineEventLost() {
 type tamperScenario struct {
 	name   string
 	stores string // "" both, or "sqlite" / "clickhouse"
+	config func(*config.Config)
 	run    func(t *testing.T, r *tamperRun)
+}
+
+// metric returns the sidecar's exposition.
+func (r *tamperRun) metrics() string {
+	r.t.Helper()
+	resp, err := http.Get(r.env.AdminURL + "/metrics")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// flipRecord flips one byte of the journal record of the event with id (in every copy bbolt
+// keeps), as a disk error or an editor would.
+func flipRecord(t *testing.T, path, id string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for off := 0; ; {
+		i := bytes.Index(b[off:], []byte(id))
+		if i < 0 {
+			break
+		}
+		b[off+i+3] ^= 0x20
+		off += i + len(id)
+		n++
+	}
+	if n == 0 {
+		t.Fatalf("event %s not in the journal file", id)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 var tamperScenarios = []tamperScenario{
@@ -264,11 +329,16 @@ var tamperScenarios = []tamperScenario{
 	{name: "edit with its own hash", run: func(t *testing.T, r *tamperRun) {
 		r.st.replace(t, r.dir, forge(r.stored[6]))
 		r.start()
+		// The broken link at 8, unless a checkpoint signed 7 itself (a tick during the writes).
+		reason, at := "broken link", uint64(8)
+		if c, _ := r.checkpointAround(7); c == 7 {
+			reason, at = "checkpoint mismatch", 7
+		}
 		v := r.verifyAPI(r.stored[19].EventID)
-		if v.IsValid || v.Reason != "broken link" || v.FirstInvalidID != 8 || v.TotalChecked != 7 {
+		if v.IsValid || v.Reason != reason || v.FirstInvalidID != at || v.TotalChecked != at-1 {
 			t.Fatalf("verify: %+v", v)
 		}
-		if out, code := r.cli(); code != 1 || !strings.Contains(out, "INVALID at sequence 8 (broken link)") {
+		if out, code := r.cli(); code != 1 || !strings.Contains(out, fmt.Sprintf("INVALID at sequence %d (%s)", at, reason)) {
 			t.Fatalf("CLI:\n%s", out)
 		}
 	}},
@@ -284,12 +354,15 @@ var tamperScenarios = []tamperScenario{
 			r.st.replace(t, r.dir, e)
 		}
 		r.start()
+		// Found at the first checkpoint at or after 12; located after the last one before it.
+		at, before := r.checkpointAround(12)
+		span := fmt.Sprintf("sequences %d..%d", before+1, at)
 		v := r.verifyAPI(r.stored[19].EventID)
-		if v.IsValid || v.Reason != "checkpoint mismatch" || v.FirstInvalidID != 20 || v.DepartsAfterSequence == nil ||
-			*v.DepartsAfterSequence != 10 || !strings.Contains(v.Detail, "sequences 11..20") || v.TotalChecked != 19 {
-			t.Fatalf("verify: %+v", v)
+		if v.IsValid || v.Reason != "checkpoint mismatch" || v.FirstInvalidID != at || v.DepartsAfterSequence == nil ||
+			*v.DepartsAfterSequence != before || !strings.Contains(v.Detail, span) || v.TotalChecked != at-1 {
+			t.Fatalf("verify (checkpoints %v): %+v", r.signed, v)
 		}
-		if out, code := r.cli(); code != 1 || !strings.Contains(out, "INVALID at sequence 20 (checkpoint mismatch)") || !strings.Contains(out, "11..20") {
+		if out, code := r.cli(); code != 1 || !strings.Contains(out, fmt.Sprintf("INVALID at sequence %d (checkpoint mismatch)", at)) || !strings.Contains(out, span) {
 			t.Fatalf("CLI:\n%s", out)
 		}
 		// The store's head (20) now has another hash than the journal's head: delivery stops.
@@ -310,6 +383,24 @@ var tamperScenarios = []tamperScenario{
 		}
 		if out, _ := r.cli("--checkpoints", "none"); !strings.Contains(out, "valid — 15 events verified") {
 			t.Fatalf("without checkpoints the cut chain should look valid (the gap checkpoints close):\n%s", out)
+		}
+	}},
+	{name: "tail truncation with the checkpoint log deleted", run: func(t *testing.T, r *tamperRun) {
+		// The attacker also deletes the log on the host: the checkpoints the store keeps (signed,
+		// so not forgeable without the key) still prove the chain went to 20.
+		r.st.delete(t, r.dir, r.chainID, 16, 20)
+		r.st.fixSummary(t, r.dir, r.chainID)
+		if err := os.Remove(r.logPath); err != nil {
+			t.Fatal(err)
+		}
+		if out, code := r.cli(); code != 1 || !strings.Contains(out, "INVALID at sequence 16 (truncated)") {
+			t.Fatalf("CLI:\n%s", out)
+		}
+		r.start()
+		v := r.verifyAPI(r.stored[14].EventID)
+		if w := strings.Join(v.Warnings, ";"); v.IsValid || v.Reason != "truncated" || v.FirstInvalidID != 16 ||
+			!strings.Contains(w, "no checkpoint log") && !strings.Contains(w, "is empty") {
+			t.Fatalf("verify: %+v", v)
 		}
 	}},
 	{name: "middle deletion", run: func(t *testing.T, r *tamperRun) {
@@ -343,7 +434,7 @@ var tamperScenarios = []tamperScenario{
 			t.Fatalf("forged appends: conflict %q", why)
 		}
 		// Until a checkpoint covers sequences past 20, the forged events are "not yet covered".
-		if v := r.verifyAPI(forged[2].EventID); !v.IsValid || v.NotYetCovered != 3 || v.CheckpointsMatched != 2 {
+		if v := r.verifyAPI(forged[2].EventID); !v.IsValid || v.NotYetCovered != 3 || v.CheckpointsMatched != len(r.signed) {
 			t.Fatalf("verify before new checkpoints: %+v", v)
 		}
 		r.write(4) // genuine 21..24: never acknowledged by the conflicting store
@@ -449,6 +540,69 @@ var tamperScenarios = []tamperScenario{
 		}
 		r.noGenuineEventLost()
 	}},
+	{name: "journal byte flip", stores: "sqlite", config: func(c *config.Config) {
+		c.Journal.CompactEvery = config.Duration(time.Hour) // keep the delivered records in the journal
+	}, run: func(t *testing.T, r *tamperRun) {
+		path := filepath.Join(r.dir, "journal.db")
+		flipRecord(t, path, r.stored[4].EventID)
+		before, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, code := r.cli("--source", "journal")
+		if code != 1 || !strings.Contains(out, "INVALID at sequence 5 (damaged record)") || !strings.Contains(out, "4 events verified before it") {
+			t.Fatalf("CLI --source journal:\n%s", out)
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+			t.Fatal("verify --source journal changed the journal")
+		}
+		// The start cuts the record; every sink holds it, so nothing is lost.
+		r.start()
+		logs := r.logs.String()
+		if !strings.Contains(logs, "every sink had already acknowledged them") || !strings.Contains(logs, "where=\"in the middle") {
+			t.Fatalf("recovery log:\n%s", logs)
+		}
+		m := r.metrics()
+		if !strings.Contains(m, `flowker_audit_events_lost_total{reason="journal_corrupt"} 0`) || !strings.Contains(m, "flowker_audit_journal_recovery_cut_records_total 1") {
+			t.Fatalf("a record held by the sinks was counted as lost:\n%s", m)
+		}
+		if v := r.verifyAPI(r.stored[19].EventID); !v.IsValid {
+			t.Fatalf("the store is intact: %+v", v)
+		}
+		r.write(2)
+		r.env.WaitDelivered(30 * time.Second)
+		r.noGenuineEventLost()
+	}},
+	{name: "journal deleted", stores: "sqlite", run: func(t *testing.T, r *tamperRun) {
+		// The journal is lost while the store lacks its last three events (not yet delivered).
+		if err := os.Remove(filepath.Join(r.dir, "journal.db")); err != nil {
+			t.Fatal(err)
+		}
+		r.st.delete(t, r.dir, r.chainID, 18, 20)
+		r.st.fixSummary(t, r.dir, r.chainID)
+		r.start()
+		if got := r.env.App.Journal().ChainID(); got != r.chainID {
+			t.Fatalf("a new chain %s was started instead of continuing %s", got, r.chainID)
+		}
+		if !strings.Contains(r.logs.String(), "the journal was lost; continuing that chain") {
+			t.Fatalf("no warning:\n%s", r.logs)
+		}
+		if m := r.metrics(); !strings.Contains(m, `flowker_audit_events_lost_total{reason="journal_lost"} 3`) {
+			t.Fatalf("the three events neither the journal nor the store holds are not counted")
+		}
+		r.genuine = r.genuine[:17] // 18..20 are gone (counted above); the rest must survive
+		r.write(1)
+		r.env.WaitDelivered(30 * time.Second)
+		evs := r.env.AllEvents()
+		if last := evs[len(evs)-1]; last.Sequence != 18 || last.PreviousHash != r.stored[16].Hash {
+			t.Fatalf("the chain continued at %d (prev %s), want 18 after 17", last.Sequence, last.PreviousHash)
+		}
+		r.noGenuineEventLost()
+		// The checkpoint signed at 20 still proves what was lost.
+		if out, code := r.cli(); code != 1 || !strings.Contains(out, "(truncated)") && !strings.Contains(out, "(checkpoint mismatch)") {
+			t.Fatalf("CLI:\n%s", out)
+		}
+	}},
 	{name: "checkpoint log edited", stores: "sqlite", run: func(t *testing.T, r *tamperRun) {
 		b, err := os.ReadFile(r.logPath)
 		if err != nil {
@@ -508,7 +662,7 @@ var tamperScenarios = []tamperScenario{
 			t.Fatal(err)
 		}
 		v := r.verifyAPI(r.stored[19].EventID)
-		if !v.IsValid || !strings.Contains(strings.Join(v.Warnings, "; "), "lacks the checkpoint this sidecar last wrote") || v.CheckpointsMatched != 1 {
+		if !v.IsValid || !strings.Contains(strings.Join(v.Warnings, "; "), "lacks the checkpoint this sidecar last wrote") || v.CheckpointsMatched < 1 {
 			t.Fatalf("verify: %+v", v)
 		}
 	}},
@@ -526,7 +680,7 @@ func TestTamperSuite(t *testing.T) {
 			}
 			t.Run(st.name()+"/"+sc.name, func(t *testing.T) {
 				t.Parallel() // each run has its own data dir and database; most of a run is waiting
-				r := newTamperRun(t, st)
+				r := newTamperRun(t, st, sc.config)
 				sc.run(t, r)
 			})
 		}

@@ -65,4 +65,12 @@
 // starts with two seeded ones and tests can add more with
 // Server.SeedExecutorConfig. The audit routes exist but the fake keeps no
 // native audit trail: the list is always empty and single events are 404.
+//
+// # Code layout
+//
+// Workflows, provider configurations and executor configurations share their
+// list, get, update and delete handlers (family.go, generic over the stored
+// entity and its JSON answer); workflows.go, providers.go and executors.go
+// hold only what differs: validation, filters, status rules and the routes
+// the other families do not have.
 package fakeflowker

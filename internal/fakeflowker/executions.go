@@ -247,7 +247,7 @@ func (s *Server) executeWorkflow(c *reqCtx) {
 		return
 	}
 
-	workflowID, ok := s.parseWorkflowID(c, "workflowId")
+	workflowID, ok := workflowFamily.parseID(c, "workflowId")
 	if !ok {
 		return
 	}

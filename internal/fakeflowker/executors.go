@@ -87,12 +87,6 @@ type executorConfigOutput struct {
 	LastTestedAt   *time.Time         `json:"lastTestedAt,omitempty"`
 }
 
-type executorConfigListOutput struct {
-	Items      []executorConfigOutput `json:"items"`
-	NextCursor string                 `json:"nextCursor"`
-	HasMore    bool                   `json:"hasMore"`
-}
-
 func (e *executorConfig) output() executorConfigOutput {
 	return executorConfigOutput{
 		ID: e.ID, Name: e.Name, Description: e.Description, BaseURL: e.BaseURL,
@@ -102,6 +96,12 @@ func (e *executorConfig) output() executorConfigOutput {
 		CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, LastTestedAt: e.LastTestedAt,
 	}
 }
+
+func (e *executorConfig) meta() entityMeta {
+	return entityMeta{id: e.ID, name: e.Name, createdAt: e.CreatedAt, updatedAt: e.UpdatedAt}
+}
+
+func (e *executorConfig) setUpdatedAt(t time.Time) { e.UpdatedAt = t }
 
 var validAuthTypes = map[string]bool{
 	"none": true, "api_key": true, "bearer": true, "basic": true,
@@ -253,16 +253,6 @@ func (s *Server) seedDefaults() {
 	}
 }
 
-func (s *Server) parseExecutorConfigID(c *reqCtx) (uuid.UUID, bool) {
-	id, err := uuid.Parse(c.param("id"))
-	if err != nil {
-		c.badRequest("FLK-0002", "invalid executor configuration ID")
-		return uuid.UUID{}, false
-	}
-
-	return id, true
-}
-
 func errExecutorConfigNotFound() *apiErr {
 	return errNotFound("FLK-0250", "executor configuration not found")
 }
@@ -271,28 +261,8 @@ func errExecutorConfigCannotModify() *apiErr {
 	return errUnprocessable("FLK-0252", "cannot modify executor configuration in current status")
 }
 
-func executorSortKey(e *executorConfig, sortBy string) sortKey {
-	switch sortBy {
-	case "updatedAt":
-		return timeKey(e.UpdatedAt)
-	case "name":
-		return stringKey(e.Name)
-	default:
-		return timeKey(e.CreatedAt)
-	}
-}
-
 func (s *Server) listExecutorConfigs(c *reqCtx) {
-	limit := 10
-	if v := c.query("limit"); v != "" {
-		limit = queryIntDefault(v, 10)
-	}
-
-	if limit <= 0 {
-		limit = 10
-	}
-
-	p, e := parseMongoListParams(c, limit)
+	p, e := parseMongoListParams(c, lenientLimit(c))
 	if e != nil {
 		// The executor-configuration handler maps no ValidationError: 500.
 		c.internal()
@@ -301,57 +271,13 @@ func (s *Server) listExecutorConfigs(c *reqCtx) {
 
 	status := c.query("status")
 
-	s.mu.Lock()
-
-	items := make([]pageItem[*executorConfig], 0, len(s.executors))
-
-	for _, ec := range s.executors {
-		if status != "" && ec.Status != status {
-			continue
-		}
-
-		items = append(items, pageItem[*executorConfig]{id: ec.ID.String(), key: executorSortKey(ec, p.sortBy), v: ec})
-	}
-
-	page, hasMore := paginate(items, p.asc, p.after, p.limit)
-
-	out := executorConfigListOutput{Items: make([]executorConfigOutput, 0, len(page)), HasMore: hasMore}
-	for _, it := range page {
-		out.Items = append(out.Items, it.v.output())
-	}
-
-	s.mu.Unlock()
-
-	out.NextCursor = nextCursorFor(page, hasMore, p.sortBy, p.sortOrder)
-
-	c.json(http.StatusOK, out)
+	executorConfigFamily.list(s, c, p, func(ec *executorConfig) bool { return status == "" || ec.Status == status })
 }
 
-func (s *Server) getExecutorConfig(c *reqCtx) {
-	id, ok := s.parseExecutorConfigID(c)
-	if !ok {
-		return
-	}
-
-	s.mu.Lock()
-	ec, found := s.executors[id]
-
-	var out executorConfigOutput
-	if found {
-		out = ec.output()
-	}
-	s.mu.Unlock()
-
-	if !found {
-		c.sendErr(errExecutorConfigNotFound())
-		return
-	}
-
-	c.json(http.StatusOK, out)
-}
+func (s *Server) getExecutorConfig(c *reqCtx) { executorConfigFamily.get(s, c) }
 
 func (s *Server) updateExecutorConfig(c *reqCtx) {
-	id, ok := s.parseExecutorConfigID(c)
+	id, ok := executorConfigFamily.parseID(c, "id")
 	if !ok {
 		return
 	}
@@ -373,92 +299,38 @@ func (s *Server) updateExecutorConfig(c *reqCtx) {
 		return
 	}
 
-	s.mu.Lock()
+	executorConfigFamily.update(s, c, id, func(ec *executorConfig) *apiErr {
+		if ec.Status != ExecutorUnconfigured && ec.Status != ExecutorConfigured {
+			return errExecutorConfigCannotModify()
+		}
 
-	ec, found := s.executors[id]
-
-	var (
-		e   *apiErr
-		out executorConfigOutput
-	)
-
-	switch {
-	case !found:
-		e = errExecutorConfigNotFound()
-	case ec.Status != ExecutorUnconfigured && ec.Status != ExecutorConfigured:
-		e = errExecutorConfigCannotModify()
-	default:
 		if err := validateExecutorConfig(in.Name, in.BaseURL, in.Description, in.Endpoints, in.Authentication.Type); err != nil {
 			s.log.Debug("executor configuration rejected", "error", err)
-			e = errInternal()
-
-			break
+			return errInternal()
 		}
 
 		for _, other := range s.executors {
 			if other.ID != ec.ID && other.Name == in.Name {
-				e = errConflict("FLK-0251", "executor configuration name already exists")
-				break
+				return errConflict("FLK-0251", "executor configuration name already exists")
 			}
 		}
-	}
 
-	if e == nil {
-		now := s.now()
 		ec.Name, ec.Description, ec.BaseURL = in.Name, in.Description, in.BaseURL
 		ec.Endpoints = append([]ExecutorEndpoint(nil), in.Endpoints...)
 		ec.Authentication = executorAuth{Type: in.Authentication.Type, Config: maps.Clone(in.Authentication.Config)}
 
-		if len(in.Metadata) > 0 {
-			if ec.Metadata == nil {
-				ec.Metadata = make(map[string]any)
-			}
+		ec.Metadata = mergeMetadata(ec.Metadata, in.Metadata)
 
-			maps.Copy(ec.Metadata, in.Metadata)
-		}
-
-		ec.UpdatedAt = msTime(now)
-		out = ec.output()
-		out.UpdatedAt = now
-	}
-
-	s.mu.Unlock()
-
-	if e != nil {
-		c.sendErr(e)
-		return
-	}
-
-	c.json(http.StatusOK, out)
+		return nil
+	})
 }
 
 func (s *Server) deleteExecutorConfig(c *reqCtx) {
-	id, ok := s.parseExecutorConfigID(c)
-	if !ok {
-		return
-	}
+	executorConfigFamily.remove(s, c, func(ec *executorConfig) *apiErr {
+		if ec.Status == ExecutorActive || ec.Status == ExecutorTested {
+			return errExecutorConfigCannotModify()
+		}
 
-	s.mu.Lock()
-
-	ec, found := s.executors[id]
-
-	var e *apiErr
-
-	switch {
-	case !found:
-		e = errExecutorConfigNotFound()
-	case ec.Status == ExecutorActive || ec.Status == ExecutorTested:
-		e = errExecutorConfigCannotModify()
-	default:
-		delete(s.executors, id)
-	}
-
-	s.mu.Unlock()
-
-	if e != nil {
-		c.sendErr(e)
-		return
-	}
-
-	writeNoContent(c.w)
+		return nil
+	})
 }

@@ -42,12 +42,6 @@ type providerConfigCreateOutput struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
-type providerConfigListOutput struct {
-	Items      []providerConfigOutput `json:"items"`
-	NextCursor string                 `json:"nextCursor"`
-	HasMore    bool                   `json:"hasMore"`
-}
-
 func (p *providerConfig) output() providerConfigOutput {
 	return providerConfigOutput{
 		ID: p.ID, Name: p.Name, Description: p.Description, ProviderID: p.ProviderID,
@@ -55,6 +49,12 @@ func (p *providerConfig) output() providerConfigOutput {
 		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
 }
+
+func (p *providerConfig) meta() entityMeta {
+	return entityMeta{id: p.ID, name: p.Name, createdAt: p.CreatedAt, updatedAt: p.UpdatedAt}
+}
+
+func (p *providerConfig) setUpdatedAt(t time.Time) { p.UpdatedAt = t }
 
 // isSensitiveKey reports whether a config key holds a secret.
 func isSensitiveKey(k string) bool {
@@ -94,16 +94,6 @@ func maskSensitiveConfig(cfg map[string]any) map[string]any {
 	}
 
 	return out
-}
-
-func (s *Server) parseProviderConfigID(c *reqCtx) (uuid.UUID, bool) {
-	id, err := uuid.Parse(c.param("id"))
-	if err != nil {
-		c.badRequest("FLK-0002", "invalid provider configuration ID")
-		return uuid.UUID{}, false
-	}
-
-	return id, true
 }
 
 func errProviderConfigNotFound() *apiErr {
@@ -199,17 +189,6 @@ func (s *Server) createProviderConfig(c *reqCtx) {
 	c.json(http.StatusCreated, providerConfigCreateOutput{ID: pc.ID, Name: pc.Name, Status: pc.Status, CreatedAt: now})
 }
 
-func providerSortKey(p *providerConfig, sortBy string) sortKey {
-	switch sortBy {
-	case "updatedAt":
-		return timeKey(p.UpdatedAt)
-	case "name":
-		return stringKey(p.Name)
-	default:
-		return timeKey(p.CreatedAt)
-	}
-}
-
 func (s *Server) listProviderConfigs(c *reqCtx) {
 	limit := 10
 
@@ -238,96 +217,15 @@ func (s *Server) listProviderConfigs(c *reqCtx) {
 		return
 	}
 
-	s.mu.Lock()
-
-	items := make([]pageItem[*providerConfig], 0, len(s.providers))
-
-	for _, pc := range s.providers {
-		if status != "" && pc.Status != status {
-			continue
-		}
-
-		if providerID != "" && pc.ProviderID != providerID {
-			continue
-		}
-
-		items = append(items, pageItem[*providerConfig]{id: pc.ID.String(), key: providerSortKey(pc, p.sortBy), v: pc})
-	}
-
-	page, hasMore := paginate(items, p.asc, p.after, p.limit)
-
-	out := providerConfigListOutput{Items: make([]providerConfigOutput, 0, len(page)), HasMore: hasMore}
-	for _, it := range page {
-		out.Items = append(out.Items, it.v.output())
-	}
-
-	s.mu.Unlock()
-
-	out.NextCursor = nextCursorFor(page, hasMore, p.sortBy, p.sortOrder)
-
-	c.json(http.StatusOK, out)
+	providerConfigFamily.list(s, c, p, func(pc *providerConfig) bool {
+		return (status == "" || pc.Status == status) && (providerID == "" || pc.ProviderID == providerID)
+	})
 }
 
-func (s *Server) getProviderConfig(c *reqCtx) {
-	id, ok := s.parseProviderConfigID(c)
-	if !ok {
-		return
-	}
-
-	s.mu.Lock()
-	pc, found := s.providers[id]
-
-	var out providerConfigOutput
-	if found {
-		out = pc.output()
-	}
-	s.mu.Unlock()
-
-	if !found {
-		c.sendErr(errProviderConfigNotFound())
-		return
-	}
-
-	c.json(http.StatusOK, out)
-}
-
-// withProviderConfig runs fn under the lock and answers the updated
-// configuration with its in-memory updatedAt.
-func (s *Server) withProviderConfig(c *reqCtx, id uuid.UUID, fn func(pc *providerConfig) *apiErr) {
-	s.mu.Lock()
-
-	pc, found := s.providers[id]
-
-	var (
-		e   *apiErr
-		out providerConfigOutput
-	)
-
-	if !found {
-		e = errProviderConfigNotFound()
-	} else {
-		e = fn(pc)
-	}
-
-	if e == nil {
-		now := s.now()
-		pc.UpdatedAt = msTime(now)
-		out = pc.output()
-		out.UpdatedAt = now
-	}
-
-	s.mu.Unlock()
-
-	if e != nil {
-		c.sendErr(e)
-		return
-	}
-
-	c.json(http.StatusOK, out)
-}
+func (s *Server) getProviderConfig(c *reqCtx) { providerConfigFamily.get(s, c) }
 
 func (s *Server) updateProviderConfig(c *reqCtx) {
-	id, ok := s.parseProviderConfigID(c)
+	id, ok := providerConfigFamily.parseID(c, "id")
 	if !ok {
 		return
 	}
@@ -344,7 +242,7 @@ func (s *Server) updateProviderConfig(c *reqCtx) {
 		return
 	}
 
-	s.withProviderConfig(c, id, func(pc *providerConfig) *apiErr {
+	providerConfigFamily.update(s, c, id, func(pc *providerConfig) *apiErr {
 		name, description, cfg := pc.Name, pc.Description, pc.Config
 
 		if in.Config != nil {
@@ -375,69 +273,34 @@ func (s *Server) updateProviderConfig(c *reqCtx) {
 
 		pc.Name, pc.Description, pc.Config = name, description, maps.Clone(cfg)
 
-		if len(in.Metadata) > 0 {
-			if pc.Metadata == nil {
-				pc.Metadata = make(map[string]any)
-			}
-
-			maps.Copy(pc.Metadata, in.Metadata)
-		}
+		pc.Metadata = mergeMetadata(pc.Metadata, in.Metadata)
 
 		return nil
 	})
 }
 
-func (s *Server) deleteProviderConfig(c *reqCtx) {
-	id, ok := s.parseProviderConfigID(c)
-	if !ok {
-		return
-	}
-
-	s.mu.Lock()
-	_, found := s.providers[id]
-	delete(s.providers, id)
-	s.mu.Unlock()
-
-	if !found {
-		c.sendErr(errProviderConfigNotFound())
-		return
-	}
-
-	writeNoContent(c.w)
-}
+func (s *Server) deleteProviderConfig(c *reqCtx) { providerConfigFamily.remove(s, c, nil) }
 
 func (s *Server) disableProviderConfig(c *reqCtx) {
-	id, ok := s.parseProviderConfigID(c)
-	if !ok {
-		return
-	}
-
-	s.withProviderConfig(c, id, func(pc *providerConfig) *apiErr {
-		if pc.Status != statusActive {
-			return errProviderConfigCannotModify()
-		}
-
-		pc.Status = statusDisabled
-
-		return nil
-	})
+	providerConfigFamily.modify(s, c, changeProviderConfigStatus(statusActive, statusDisabled))
 }
 
 func (s *Server) enableProviderConfig(c *reqCtx) {
-	id, ok := s.parseProviderConfigID(c)
-	if !ok {
-		return
-	}
+	providerConfigFamily.modify(s, c, changeProviderConfigStatus(statusDisabled, statusActive))
+}
 
-	s.withProviderConfig(c, id, func(pc *providerConfig) *apiErr {
-		if pc.Status != statusDisabled {
+// changeProviderConfigStatus moves a configuration from status from to
+// status to, and refuses any other starting status.
+func changeProviderConfigStatus(from, to string) func(*providerConfig) *apiErr {
+	return func(pc *providerConfig) *apiErr {
+		if pc.Status != from {
 			return errProviderConfigCannotModify()
 		}
 
-		pc.Status = statusActive
+		pc.Status = to
 
 		return nil
-	})
+	}
 }
 
 type testStage struct {
@@ -461,7 +324,7 @@ type testResultOutput struct {
 
 // testProviderConfig simulates the connectivity test; it changes nothing.
 func (s *Server) testProviderConfig(c *reqCtx) {
-	id, ok := s.parseProviderConfigID(c)
+	id, ok := providerConfigFamily.parseID(c, "id")
 	if !ok {
 		return
 	}

@@ -104,12 +104,6 @@ type workflowCreateOutput struct {
 	CreatedAt  time.Time `json:"createdAt"`
 }
 
-type workflowListOutput struct {
-	Items      []workflowOutput `json:"items"`
-	NextCursor string           `json:"nextCursor"`
-	HasMore    bool             `json:"hasMore"`
-}
-
 // output copies the workflow for encoding outside the lock.
 func (w *workflow) output() workflowOutput {
 	nodes := make([]nodeInput, len(w.Nodes))
@@ -124,6 +118,12 @@ func (w *workflow) output() workflowOutput {
 		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
 	}
 }
+
+func (w *workflow) meta() entityMeta {
+	return entityMeta{id: w.ID, name: w.Name, createdAt: w.CreatedAt, updatedAt: w.UpdatedAt}
+}
+
+func (w *workflow) setUpdatedAt(t time.Time) { w.UpdatedAt = t }
 
 // validateWorkflowDraft is Flowker's validateWorkflowDataForDraft.
 func validateWorkflowDraft(name string, nodes []nodeInput, edges []edgeInput) *apiErr {
@@ -333,16 +333,6 @@ func (s *Server) createWorkflowLocked(in workflowInput) (*workflow, time.Time, *
 	return w, now, nil
 }
 
-func (s *Server) parseWorkflowID(c *reqCtx, name string) (uuid.UUID, bool) {
-	id, err := uuid.Parse(c.param(name))
-	if err != nil {
-		c.badRequest("FLK-0002", "invalid workflow ID")
-		return uuid.UUID{}, false
-	}
-
-	return id, true
-}
-
 func errWorkflowNotFound() *apiErr { return errNotFound("FLK-0100", "workflow not found") }
 
 func errInvalidTransition() *apiErr {
@@ -413,19 +403,6 @@ func (s *Server) createWorkflowFromTemplate(c *reqCtx) {
 	c.json(http.StatusCreated, workflowCreateOutput{WorkflowID: w.ID, Version: "1.0.0", Status: statusDraft, CreatedAt: now})
 }
 
-// workflowSortKey maps sortBy like Flowker's mapSortField (unknown fields
-// sort by createdAt).
-func workflowSortKey(w *workflow, sortBy string) sortKey {
-	switch sortBy {
-	case "updatedAt":
-		return timeKey(w.UpdatedAt)
-	case "name":
-		return stringKey(w.Name)
-	default:
-		return timeKey(w.CreatedAt)
-	}
-}
-
 // queryIntDefault mirrors Fiber's c.QueryInt: a non-integer gives def.
 func queryIntDefault(v string, def int) int {
 	n, err := strconv.Atoi(v)
@@ -486,16 +463,7 @@ func parseMongoListParams(c *reqCtx, limit int) (listParams, *apiErr) {
 }
 
 func (s *Server) listWorkflows(c *reqCtx) {
-	limit := 10
-	if v := c.query("limit"); v != "" {
-		limit = queryIntDefault(v, 10)
-	}
-
-	if limit <= 0 {
-		limit = 10
-	}
-
-	p, e := parseMongoListParams(c, limit)
+	p, e := parseMongoListParams(c, lenientLimit(c))
 	if e != nil {
 		c.sendErr(e)
 		return
@@ -503,58 +471,13 @@ func (s *Server) listWorkflows(c *reqCtx) {
 
 	status := c.query("status")
 
-	s.mu.Lock()
-
-	items := make([]pageItem[*workflow], 0, len(s.workflows))
-
-	for _, w := range s.workflows {
-		if status != "" && w.Status != status {
-			continue
-		}
-
-		items = append(items, pageItem[*workflow]{id: w.ID.String(), key: workflowSortKey(w, p.sortBy), v: w})
-	}
-
-	page, hasMore := paginate(items, p.asc, p.after, p.limit)
-
-	out := workflowListOutput{Items: make([]workflowOutput, 0, len(page))}
-	for _, it := range page {
-		out.Items = append(out.Items, it.v.output())
-	}
-
-	s.mu.Unlock()
-
-	out.HasMore = hasMore
-	out.NextCursor = nextCursorFor(page, hasMore, p.sortBy, p.sortOrder)
-
-	c.json(http.StatusOK, out)
+	workflowFamily.list(s, c, p, func(w *workflow) bool { return status == "" || w.Status == status })
 }
 
-func (s *Server) getWorkflow(c *reqCtx) {
-	id, ok := s.parseWorkflowID(c, "id")
-	if !ok {
-		return
-	}
-
-	s.mu.Lock()
-	w, found := s.workflows[id]
-
-	var out workflowOutput
-	if found {
-		out = w.output()
-	}
-	s.mu.Unlock()
-
-	if !found {
-		c.sendErr(errWorkflowNotFound())
-		return
-	}
-
-	c.json(http.StatusOK, out)
-}
+func (s *Server) getWorkflow(c *reqCtx) { workflowFamily.get(s, c) }
 
 func (s *Server) updateWorkflow(c *reqCtx) {
-	id, ok := s.parseWorkflowID(c, "id")
+	id, ok := workflowFamily.parseID(c, "id")
 	if !ok {
 		return
 	}
@@ -565,7 +488,7 @@ func (s *Server) updateWorkflow(c *reqCtx) {
 		return
 	}
 
-	out, e := s.withWorkflow(id, func(w *workflow, now time.Time) *apiErr {
+	workflowFamily.update(s, c, id, func(w *workflow) *apiErr {
 		if w.Status != statusDraft {
 			return errCannotModifyWorkflow()
 		}
@@ -597,72 +520,22 @@ func (s *Server) updateWorkflow(c *reqCtx) {
 
 		return nil
 	})
-	if e != nil {
-		c.sendErr(e)
-		return
-	}
-
-	c.json(http.StatusOK, out)
-}
-
-// withWorkflow runs fn on the stored workflow under the lock. On success the
-// workflow's updatedAt is set and its output returned with the in-memory
-// (nanosecond) updatedAt, as Flowker answers from the entity it just saved.
-func (s *Server) withWorkflow(id uuid.UUID, fn func(w *workflow, now time.Time) *apiErr) (workflowOutput, *apiErr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-
-	w, ok := s.workflows[id]
-	if !ok {
-		return workflowOutput{}, errWorkflowNotFound()
-	}
-
-	now := s.now()
-	if e := fn(w, now); e != nil {
-		return workflowOutput{}, e
-	}
-
-	w.UpdatedAt = msTime(now)
-	out := w.output()
-	out.UpdatedAt = now
-
-	return out, nil
 }
 
 func (s *Server) deleteWorkflow(c *reqCtx) {
-	id, ok := s.parseWorkflowID(c, "id")
-	if !ok {
-		return
-	}
+	workflowFamily.remove(s, c, func(w *workflow) *apiErr {
+		if w.Status == statusActive {
+			return errCannotModifyWorkflow()
+		}
 
-	s.mu.Lock()
+		s.unregisterWebhooksLocked(w.ID)
 
-	w, found := s.workflows[id]
-
-	var e *apiErr
-
-	switch {
-	case !found:
-		e = errWorkflowNotFound()
-	case w.Status == statusActive:
-		e = errCannotModifyWorkflow()
-	default:
-		delete(s.workflows, id)
-		s.unregisterWebhooksLocked(id)
-	}
-
-	s.mu.Unlock()
-
-	if e != nil {
-		c.sendErr(e)
-		return
-	}
-
-	writeNoContent(c.w)
+		return nil
+	})
 }
 
 func (s *Server) cloneWorkflow(c *reqCtx) {
-	id, ok := s.parseWorkflowID(c, "id")
+	id, ok := workflowFamily.parseID(c, "id")
 	if !ok {
 		return
 	}
@@ -720,12 +593,7 @@ func (s *Server) cloneWorkflow(c *reqCtx) {
 }
 
 func (s *Server) activateWorkflow(c *reqCtx) {
-	id, ok := s.parseWorkflowID(c, "id")
-	if !ok {
-		return
-	}
-
-	out, e := s.withWorkflow(id, func(w *workflow, _ time.Time) *apiErr {
+	workflowFamily.modify(s, c, func(w *workflow) *apiErr {
 		if e := validateWorkflowStructure(w); e != nil {
 			return e
 		}
@@ -750,21 +618,10 @@ func (s *Server) activateWorkflow(c *reqCtx) {
 
 		return nil
 	})
-	if e != nil {
-		c.sendErr(e)
-		return
-	}
-
-	c.json(http.StatusOK, out)
 }
 
 func (s *Server) deactivateWorkflow(c *reqCtx) {
-	id, ok := s.parseWorkflowID(c, "id")
-	if !ok {
-		return
-	}
-
-	out, e := s.withWorkflow(id, func(w *workflow, _ time.Time) *apiErr {
+	workflowFamily.modify(s, c, func(w *workflow) *apiErr {
 		if w.Status != statusActive {
 			return errInvalidTransition()
 		}
@@ -774,21 +631,10 @@ func (s *Server) deactivateWorkflow(c *reqCtx) {
 
 		return nil
 	})
-	if e != nil {
-		c.sendErr(e)
-		return
-	}
-
-	c.json(http.StatusOK, out)
 }
 
 func (s *Server) draftWorkflow(c *reqCtx) {
-	id, ok := s.parseWorkflowID(c, "id")
-	if !ok {
-		return
-	}
-
-	out, e := s.withWorkflow(id, func(w *workflow, _ time.Time) *apiErr {
+	workflowFamily.modify(s, c, func(w *workflow) *apiErr {
 		if w.Status != statusInactive {
 			return errInvalidTransition()
 		}
@@ -797,12 +643,6 @@ func (s *Server) draftWorkflow(c *reqCtx) {
 
 		return nil
 	})
-	if e != nil {
-		c.sendErr(e)
-		return
-	}
-
-	c.json(http.StatusOK, out)
 }
 
 // webhookRoute is one entry of the in-memory webhook registry.

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/proxy"
 	"github.com/flowker-audit/flowker-audit/proxy/capture"
 )
@@ -490,5 +491,37 @@ func TestHostileTrailingSlashesAndPreflights(t *testing.T) {
 	ev, _, _ := mustEvent(t, sc, id)
 	if st != 201 || !ran || ev.EventType != chain.ExecutionStarted || ev.ResourceID != hit.ResourceID {
 		t.Fatalf("OPTIONS without Origin: status %d, ran %v, event %s %s", st, ran, ev.EventType, ev.ResourceID)
+	}
+}
+
+// TestStoredEventsKeepVerifying: an event recorded before keyed digests (unkeyed sha256, exact
+// bytes) stays in the chain as it was, and the chain — old event and new ones — verifies.
+func TestStoredEventsKeepVerifying(t *testing.T) {
+	app := startApp(t)
+	sc := startSidecar(t, app.URL)
+	old, err := sc.journal.Append(context.Background(), journal.Draft{
+		EventID: "01a20f23-a720-79cd-9c03-e9d81ff2615b", EventType: chain.WorkflowCreated, Action: chain.ActionCreate,
+		Result: chain.ResultSuccess, ResourceID: "5f9e6132-c483-43c3-95b3-d41e18dbe830", ResourceType: chain.ResourceWorkflow,
+		Actor:    chain.Actor{Type: chain.ActorAPIKey, ID: "key:cfd1ee4c07e8", IPAddress: "10.0.3.7"},
+		Context:  []byte(`{"request": {"body": {"name": "my-flow"}, "bytes": 17, "sha256": "4772dd8efeb4eba10ad4e2953cf103119bcf2802414b0053a0a7e1ad2c1e438f"}}`),
+		Metadata: []byte(`{"workflow.name": "my-flow"}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		send(t, sc, "POST", "/v1/workflows", jsonKey, fmt.Sprintf(`{"name":"new-%d"}`, i))
+	}
+	v := chain.NewVerifier(sc.journal.ChainID(), 1, "")
+	n := 0
+	err = sc.journal.ReadRange(context.Background(), 1, 0, func(e *chain.Event) error {
+		n++
+		if e.Sequence == old.Sequence && (e.Hash != old.Hash || !bytes.Contains(e.Context, []byte(`"sha256"`))) {
+			t.Errorf("the stored event changed: %s %s", e.Hash, e.Context)
+		}
+		return v.Add(e)
+	})
+	if err != nil || v.Problem() != nil || n != 4 {
+		t.Fatalf("chain of %d events: %v %v", n, err, v.Problem())
 	}
 }

@@ -235,11 +235,47 @@ func TestPostBody(t *testing.T) {
 	}
 }
 
-// TestRenderGolden renders testdata/sample (the raw outputs of a BENCH_QUICK=1 run of
-// scripts/bench.sh on the project machine, with a failed ClickHouse section, plus the
-// sqlite-search and ui sections of a full run) and compares the document with
-// testdata/sample.golden.md (go test -run TestRenderGolden -update).
+// TestRenderGolden renders each fixture results directory and compares the document, byte for
+// byte, with testdata/NAME.golden.md (go test -run TestRenderGolden -update):
+//   - sample: the raw outputs of a BENCH_QUICK=1 run of scripts/bench.sh on the project
+//     machine, with a failed ClickHouse section, plus the sqlite-search and ui sections of a
+//     full run;
+//   - variant: sample changed to reach the other branches: two rounds per case, paced runs,
+//     pinned CPUs, a failed event check read back with an API error, no profile, a proxy
+//     comparison with a service time, a passing ClickHouse section, a skipped and a missing
+//     section, a UI timing without a figure, no commit;
+//   - minimal: one skipped section and nothing else.
 func TestRenderGolden(t *testing.T) {
+	for _, name := range []string{"sample", "variant", "minimal"} {
+		t.Run(name, func(t *testing.T) {
+			r, err := LoadResults(filepath.Join("testdata", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			if err := Render(&b, r); err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", name+".golden.md")
+			if *update {
+				if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b.Bytes(), want) {
+				t.Fatalf("rendered document differs from %s (run with -update after checking the change):\n%s", golden, b.String())
+			}
+		})
+	}
+}
+
+// TestRenderVerdicts checks, independently of the golden files, that the verdicts follow from
+// the sample's numbers.
+func TestRenderVerdicts(t *testing.T) {
 	r, err := LoadResults(filepath.Join("testdata", "sample"))
 	if err != nil {
 		t.Fatal(err)
@@ -247,19 +283,6 @@ func TestRenderGolden(t *testing.T) {
 	var b bytes.Buffer
 	if err := Render(&b, r); err != nil {
 		t.Fatal(err)
-	}
-	golden := filepath.Join("testdata", "sample.golden.md")
-	if *update {
-		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(b.Bytes(), want) {
-		t.Fatalf("rendered document differs from %s (run with -update after checking the change):\n%s", golden, b.String())
 	}
 	// Independent of the golden file: the verdicts follow from the sample's numbers.
 	for _, want := range []string{

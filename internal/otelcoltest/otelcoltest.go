@@ -36,8 +36,9 @@ type Options struct {
 	TLS *TLS
 }
 
-// TLS is the receivers' certificate.
-type TLS struct{ Cert, Key string }
+// TLS is the receivers' certificate; with ClientCA set, clients must present a certificate it
+// signed (mutual TLS).
+type TLS struct{ Cert, Key, ClientCA string }
 
 // Collector is a running (or stopped) collector.
 type Collector struct {
@@ -66,7 +67,11 @@ func Start(t testing.TB, o Options) *Collector {
 	c.GRPCAddr, c.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	tlsBlock := ""
 	if o.TLS != nil {
-		tlsBlock = fmt.Sprintf("\n        tls: {cert_file: %q, key_file: %q}", o.TLS.Cert, o.TLS.Key)
+		clientCA := ""
+		if o.TLS.ClientCA != "" {
+			clientCA = fmt.Sprintf(", client_ca_file: %q", o.TLS.ClientCA)
+		}
+		tlsBlock = fmt.Sprintf("\n        tls: {cert_file: %q, key_file: %q%s}", o.TLS.Cert, o.TLS.Key, clientCA)
 	}
 	conf := fmt.Sprintf(`receivers:
   otlp:

@@ -273,6 +273,13 @@ func (s *Sink) applySchema(ctx context.Context, st state) error {
 	}
 	if len(missing) > 0 {
 		if err := s.runDDL(ctx, st); err != nil {
+			if onlyCheckpoints(st, missing) {
+				// Only the optional checkpoints table is new (an upgrade) and this user may not
+				// create it: the events are unaffected.
+				s.log.Warn("could not create the checkpoints table: signed checkpoints are not kept in ClickHouse; apply deployments/clickhouse/schema.sql again as an administrator",
+					"error", err)
+				return nil
+			}
 			return err
 		}
 		if err := s.backfillByActor(ctx, st, missing); err != nil {
@@ -350,11 +357,32 @@ func (s *Sink) tableExists(ctx context.Context, st state, table string) (bool, e
 	return n == 1, nil
 }
 
+// onlyCheckpoints reports whether missing (as listed by missingTables) holds only the optional
+// checkpoints table (and, in a cluster, its local table).
+func onlyCheckpoints(st state, missing []string) bool {
+	if len(missing) == 0 {
+		return false
+	}
+	for _, m := range missing {
+		if m != st.db+"."+st.l.Checkpoints() && m != st.db+"."+local(st.l.Checkpoints()) {
+			return false
+		}
+	}
+	return true
+}
+
 // checkSchema verifies that an administrator created the schema (create_schema: false).
 func (s *Sink) checkSchema(ctx context.Context, st state) error {
 	missing, err := s.missingTables(ctx, st)
 	if err != nil {
 		return err
+	}
+	if onlyCheckpoints(st, missing) {
+		// Optional: without it the sink does not keep checkpoints (their writes fail and are
+		// retried); the events are unaffected.
+		s.log.Warn("the checkpoints table is missing: signed checkpoints are not kept in ClickHouse; apply deployments/clickhouse/schema.sql again as an administrator",
+			"table", missing[0])
+		missing = nil
 	}
 	if len(missing) > 0 {
 		if st.l.Cluster != "" {

@@ -76,6 +76,7 @@ const (
 	TableByResource    = "audit_events_by_resource" // resource_id (+ filters) -> sort key
 	TableChainBlocks   = "audit_chain_blocks"       // per chain and 16384-sequence block: ranges, count, last hash
 	TableSchemaVersion = "audit_schema_version"     // schema versions applied
+	TableCheckpoints   = "audit_checkpoints"        // signed checkpoints of chain heads (optional)
 )
 
 // BlockSize is the number of sequences one audit_chain_blocks row summarises. ReadChain reads one
@@ -96,8 +97,8 @@ type Layout struct {
 	Database string
 	// Table is the events table (default audit_events). The lookup tables are named after it:
 	// <table>_by_id, <table>_by_resource, <table>_by_actor, <table>_chain_blocks and
-	// <table>_schema_version, except that the default table keeps the historical names
-	// audit_chain_blocks and audit_schema_version.
+	// <table>_checkpoints and <table>_schema_version, except that the default table keeps the
+	// historical names audit_chain_blocks, audit_checkpoints and audit_schema_version.
 	Table string
 	// Cluster, when set, is a cluster of the servers' remote_servers: every statement runs ON
 	// CLUSTER, each table is a Replicated engine named <name>_local (ZooKeeper path
@@ -116,7 +117,7 @@ func (l Layout) table() string {
 	return l.Table
 }
 
-// Events, ByID, ByResource, ByActor, ChainBlocks and SchemaVersionTable name the tables the sink
+// Events, ByID, ByResource, ByActor, ChainBlocks, Checkpoints and SchemaVersionTable name the tables the sink
 // reads and writes (the Distributed tables in a cluster).
 func (l Layout) Events() string     { return l.table() }
 func (l Layout) ByID() string       { return l.table() + "_by_id" }
@@ -127,6 +128,12 @@ func (l Layout) ChainBlocks() string {
 		return TableChainBlocks
 	}
 	return l.table() + "_chain_blocks"
+}
+func (l Layout) Checkpoints() string {
+	if l.table() == TableEvents {
+		return TableCheckpoints
+	}
+	return l.table() + "_checkpoints"
 }
 func (l Layout) SchemaVersionTable() string {
 	if l.table() == TableEvents {
@@ -139,7 +146,7 @@ func (l Layout) SchemaVersionTable() string {
 // replicated table and then its Distributed table.
 func (l Layout) Tables() []string {
 	var out []string
-	for _, t := range []string{l.Events(), l.ByID(), l.ByResource(), l.ChainBlocks(), l.SchemaVersionTable(), l.ByActor()} {
+	for _, t := range []string{l.Events(), l.ByID(), l.ByResource(), l.ChainBlocks(), l.SchemaVersionTable(), l.ByActor(), l.Checkpoints()} {
 		if l.Cluster != "" {
 			out = append(out, local(t))
 		}
@@ -324,6 +331,18 @@ GROUP BY chain_id, block`, db, l.ChainBlocks(), target(l.ChainBlocks()), target(
 
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s
 (
+    chain_id   String,
+    seq        UInt64,
+    hash       String,
+    time_us    Int64,
+    key_id     String,
+    signature  String
+)
+ENGINE = %[2]s
+ORDER BY (chain_id, seq, key_id, signature)`, name(l.Checkpoints()), engine("ReplacingMergeTree", l.Checkpoints())),
+
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s.%[2]s
+(
     version         UInt32,
     variant         String,
     server_version  String,
@@ -336,12 +355,12 @@ ORDER BY version`, name(l.SchemaVersionTable()), engine("MergeTree", l.SchemaVer
 	stmts = append(stmts, actorDDL(db, name(l.ByActor()), db+"."+l.ByActor()+"_mv"+on, target(l.ByActor()), target(ev),
 		engine("ReplacingMergeTree", l.ByActor()), lc("String"), settingsClause("index_granularity = 8192"))...)
 	if cluster {
-		// The Distributed tables the sink reads and writes. Only the events table is written
-		// through its Distributed table (and the schema version, once); the others are filled by
-		// the views on each server, so their sharding key only matters for manual inserts.
+		// The Distributed tables the sink reads and writes. The events and checkpoints tables
+		// are written through theirs (and the schema version, once); the others are filled by the
+		// views on each server, so their sharding key only matters for manual inserts.
 		for _, t := range []struct{ name, key string }{
 			{ev, ShardingKey}, {l.ByID(), ShardingKey}, {l.ByResource(), ShardingKey}, {l.ChainBlocks(), ShardingKey},
-			{l.SchemaVersionTable(), "version"}, {l.ByActor(), ShardingKey},
+			{l.SchemaVersionTable(), "version"}, {l.ByActor(), ShardingKey}, {l.Checkpoints(), ShardingKey},
 		} {
 			stmts = append(stmts, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %[1]s.%[2]s%[3]s AS %[1]s.%[4]s\nENGINE = Distributed(%[5]s, %[6]s, %[4]s, %[7]s)",
 				db, t.name, on, local(t.name), quoteIdent(l.Cluster), db, t.key))

@@ -113,6 +113,8 @@ func TestClusterDDL(t *testing.T) {
 			"ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/db1/trail_chain_blocks_local', '{replica}')",
 			"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db1/trail_by_actor_local', '{replica}')",
 			"ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db1/trail_schema_version_local', '{replica}')",
+			"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db1/trail_checkpoints_local', '{replica}')",
+			"CREATE TABLE IF NOT EXISTS db1.trail_checkpoints ON CLUSTER c1 AS db1.trail_checkpoints_local\nENGINE = Distributed(c1, db1, trail_checkpoints_local, cityHash64(chain_id))",
 			"CREATE MATERIALIZED VIEW IF NOT EXISTS db1.trail_by_id_mv ON CLUSTER c1 TO db1.trail_by_id_local\nAS SELECT event_id, ts_us, chain_id, seq FROM db1.trail_local",
 			"CREATE TABLE IF NOT EXISTS db1.trail ON CLUSTER c1 AS db1.trail_local\nENGINE = Distributed(c1, db1, trail_local, cityHash64(chain_id))",
 			"CREATE TABLE IF NOT EXISTS db1.trail_chain_blocks ON CLUSTER c1 AS db1.trail_chain_blocks_local\nENGINE = Distributed(c1, db1, trail_chain_blocks_local, cityHash64(chain_id))",
@@ -125,11 +127,11 @@ func TestClusterDDL(t *testing.T) {
 		if strings.Contains(all, "non_replicated_deduplication_window") || strings.Contains(all, "MATERIALIZED toDateTime") {
 			t.Errorf("%v: cluster DDL has a single-node setting or a MATERIALIZED ts", v)
 		}
-		if got := len(stmts); got != len(DDL(v, "db1"))+6 {
-			t.Errorf("%v: %d statements, want the single-node ones plus 6 Distributed tables", v, got)
+		if got := len(stmts); got != len(DDL(v, "db1"))+7 {
+			t.Errorf("%v: %d statements, want the single-node ones plus 7 Distributed tables", v, got)
 		}
 		if got, want := l.Tables(), []string{"trail_local", "trail", "trail_by_id_local", "trail_by_id", "trail_by_resource_local", "trail_by_resource",
-			"trail_chain_blocks_local", "trail_chain_blocks", "trail_schema_version_local", "trail_schema_version", "trail_by_actor_local", "trail_by_actor"}; strings.Join(got, ",") != strings.Join(want, ",") {
+			"trail_chain_blocks_local", "trail_chain_blocks", "trail_schema_version_local", "trail_schema_version", "trail_by_actor_local", "trail_by_actor", "trail_checkpoints_local", "trail_checkpoints"}; strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Errorf("Tables() = %v", got)
 		}
 	}

@@ -127,6 +127,7 @@ type Sink struct {
 	newest     time.Time // the time in the newest file's name (zero when there is none)
 	heads      map[string]sink.Head
 	buf        []byte
+	cpSeen     map[string]bool // forwarded checkpoints already in the checkpoint file (checkpoints.go)
 }
 
 // Interface guards.

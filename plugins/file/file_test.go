@@ -555,3 +555,32 @@ func TestWriteBeforeConfigure(t *testing.T) {
 		t.Error("the file sink must not claim to answer queries")
 	}
 }
+
+// Forwarded checkpoints land in <dir>/<prefix>.checkpoints.ndjson in the checkpoint log's own
+// format, once each, beside (not among) the event files.
+func TestWriteCheckpointsForwardsOnce(t *testing.T) {
+	dir := t.TempDir()
+	s := New(Options{})
+	if err := s.Configure(context.Background(), []byte(fmt.Sprintf(`{"dir": %q}`, dir))); err != nil {
+		t.Fatal(err)
+	}
+	var w sink.CheckpointWriter = s
+	cp := sink.Checkpoint{ChainID: "c", Sequence: 7, Hash: strings.Repeat("ab", 32), Time: time.Date(2026, 12, 1, 0, 0, 0, 5000, time.UTC),
+		KeyID: "0123456789abcdef", Signature: "c2lnbmF0dXJl"}
+	for i := 0; i < 2; i++ {
+		if err := w.WriteCheckpoints(context.Background(), []sink.Checkpoint{cp}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, CheckpointFile(DefaultPrefix)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"chainId":"c","sequence":7,"hash":"` + strings.Repeat("ab", 32) + `","time":"2026-12-01T00:00:00.000005Z","keyId":"0123456789abcdef","signature":"c2lnbmF0dXJl"}` + "\n"
+	if string(b) != want {
+		t.Fatalf("checkpoint file:\n%s\nwant\n%s", b, want)
+	}
+	if h, err := s.Head(context.Background(), "c"); err != nil || h.Found {
+		t.Fatalf("the checkpoint file was read as events: %+v %v", h, err)
+	}
+}

@@ -80,12 +80,15 @@ func checkReceived(t *testing.T, col *otelcoltest.Collector, events []chain.Even
 			t.Fatal(err)
 		}
 		recs = recs[:0]
+		distinct := map[any]bool{}
 		for _, r := range all {
 			if chains[r.Resource["service.instance.id"]] {
 				recs = append(recs, r)
+				distinct[r.Attributes["log.record.uid"]] = true
 			}
 		}
-		if len(recs) >= len(events) || time.Now().After(deadline) {
+		// The file exporter writes every 100 ms: wait until every event is in the file.
+		if len(distinct) >= len(events) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -172,6 +175,7 @@ func TestDeliverToCollector(t *testing.T) {
 	certs := tlstest.Generate(t)
 	plain := otelcoltest.Start(t, otelcoltest.Options{})
 	secure := otelcoltest.Start(t, otelcoltest.Options{TLS: &otelcoltest.TLS{Cert: certs.ServerCert, Key: certs.ServerKey}})
+	mutual := otelcoltest.Start(t, otelcoltest.Options{TLS: &otelcoltest.TLS{Cert: certs.ServerCert, Key: certs.ServerKey, ClientCA: certs.CA}})
 	n := 0
 	for _, protocol := range []string{ProtocolGRPC, ProtocolHTTP} {
 		for _, tc := range []struct {
@@ -182,11 +186,12 @@ func TestDeliverToCollector(t *testing.T) {
 			{"plain", plain, map[string]any{}},
 			{"gzip", plain, map[string]any{"compression": "gzip", "headers": map[string]string{"x-tenant": "audit"}}},
 			{"tls", secure, map[string]any{"tls": map[string]any{"ca_file": certs.CA, "server_name": tlstest.ServerName}}},
+			{"mutual tls", mutual, map[string]any{"tls": map[string]any{"ca_file": certs.CA, "cert_file": certs.ClientCert, "key_file": certs.ClientKey}}},
 		} {
 			t.Run(protocol+"/"+tc.name, func(t *testing.T) {
 				n++
 				scheme := "http"
-				if tc.col == secure {
+				if tc.col != plain {
 					scheme = "https"
 				}
 				tc.cfg["endpoint"] = endpoint(tc.col, protocol, scheme)
@@ -199,6 +204,14 @@ func TestDeliverToCollector(t *testing.T) {
 				writeAll(t, s, a, 120, nil) // a[:200] again: not forwarded twice
 				checkReceived(t, tc.col, append(append([]chain.Event{}, a...), b...), false)
 			})
+		}
+	}
+	// The mutual-TLS collector refuses a client without a certificate.
+	for _, protocol := range []string{ProtocolGRPC, ProtocolHTTP} {
+		s := newSink(t, map[string]any{"endpoint": endpoint(mutual, protocol, "https"), "protocol": protocol, "timeout": "2s",
+			"tls": map[string]any{"ca_file": certs.CA}})
+		if err := s.Write(t.Context(), sinktest.GenerateChain("chain-no-cert", 1, sinktest.GenOptions{Seed: 1})); err == nil {
+			t.Errorf("%s: a client without a certificate was accepted by the mutual-TLS collector", protocol)
 		}
 	}
 }

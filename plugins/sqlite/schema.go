@@ -66,6 +66,18 @@ var migrations = [][]string{
 		`CREATE INDEX events_actor_id_type ON events (actor_id, event_type, ts_us, chain_id, seq, actor_type, action, result, resource_type)`,
 		`CREATE INDEX events_actor_type ON events (actor_type, ts_us, chain_id, seq, event_type, action, result, resource_type)`,
 	},
+	// 2 -> 3: signed checkpoints of chain heads, kept beside the events (sink.CheckpointWriter).
+	{
+		`CREATE TABLE checkpoints (
+			chain_id  TEXT    NOT NULL,
+			seq       INTEGER NOT NULL,
+			hash      TEXT    NOT NULL,
+			time_us   INTEGER NOT NULL,
+			key_id    TEXT    NOT NULL,
+			signature TEXT    NOT NULL,
+			PRIMARY KEY (chain_id, seq, key_id, signature)
+		) STRICT, WITHOUT ROWID`,
+	},
 }
 
 // SchemaVersion is the schema version this package creates and reads.

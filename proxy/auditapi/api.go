@@ -490,6 +490,16 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 			req.Evidence = &checkpoint.Evidence{Warnings: []string{"the checkpoint log could not be read: " + err.Error()}}
 		}
 	}
+	if req.Evidence != nil {
+		// The checkpoints the query sink keeps count too (signatures checked like the log's).
+		if cr, ok := q.(sink.CheckpointReader); ok {
+			if cps, err := cr.ReadCheckpoints(ctx, ev.ChainID); err == nil {
+				req.Evidence.Add(checkpointsFromSink(cps)...)
+			} else if !errors.Is(err, sink.ErrUnsupported) {
+				a.log.Warn("audit api: reading the query sink's checkpoints", "err", err)
+			}
+		}
+	}
 	chains, err := q.Chains(ctx)
 	if err != nil {
 		a.storeError(w, r, "chains", err)
@@ -565,6 +575,15 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 	}
 	a.finishVerify(w, out)
 	return int(out.TotalChecked)
+}
+
+// checkpointsFromSink converts checkpoints read from a sink.
+func checkpointsFromSink(cps []sink.Checkpoint) []checkpoint.Checkpoint {
+	out := make([]checkpoint.Checkpoint, len(cps))
+	for i, c := range cps {
+		out[i] = checkpoint.Checkpoint{ChainID: c.ChainID, Sequence: c.Sequence, Hash: c.Hash, Time: c.Time, KeyID: c.KeyID, Signature: c.Signature}
+	}
+	return out
 }
 
 func (a *API) finishVerify(w http.ResponseWriter, out VerifyOutput) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -26,7 +27,7 @@ const (
 )
 
 // exportPageSize is how many events one sink call returns while exporting: the export holds at
-// most two such pages (one being written, one being read ahead), whatever its length.
+// most three such pages (one being written, one queued, one being read), whatever its length.
 const exportPageSize = 1000
 
 // exportFlushBytes is how much output is buffered before it is sent.
@@ -34,7 +35,7 @@ const exportFlushBytes = 256 << 10
 
 // CSVColumns are the columns of the CSV export, one per event field.
 var CSVColumns = []string{"eventId", "eventType", "action", "result", "resourceId", "resourceType",
-	"actorType", "actorId", "actorIpAddress", "context", "metadata", "timestamp", "hash", "previousHash", "chainId", "sequence"}
+	"actorType", "actorId", "actorIpAddress", "actorAuth", "context", "metadata", "timestamp", "hash", "previousHash", "chainId", "sequence"}
 
 // exportRequest is a validated export request.
 type exportRequest struct {
@@ -252,13 +253,33 @@ func (a *API) writeCSV(bw *bufio.Writer, first exportPage, ok bool, pages <-chan
 	}, func(e *chain.Event) error {
 		rec[0], rec[1], rec[2], rec[3] = e.EventID, e.EventType, e.Action, e.Result
 		rec[4], rec[5] = e.ResourceID, e.ResourceType
-		rec[6], rec[7], rec[8] = e.Actor.Type, e.Actor.ID, e.Actor.IPAddress
-		rec[9], rec[10] = jsonText(e.Context), jsonText(e.Metadata)
-		rec[11] = e.Timestamp.UTC().Format(chain.TimestampLayout)
-		rec[12], rec[13], rec[14] = e.Hash, e.PreviousHash, e.ChainID
-		rec[15] = strconv.FormatUint(e.Sequence, 10)
+		rec[6], rec[7], rec[8], rec[9] = e.Actor.Type, e.Actor.ID, e.Actor.IPAddress, ActorAuth(e.Context)
+		rec[10], rec[11] = jsonText(e.Context), jsonText(e.Metadata)
+		rec[12] = e.Timestamp.UTC().Format(chain.TimestampLayout)
+		rec[13], rec[14], rec[15] = e.Hash, e.PreviousHash, e.ChainID
+		rec[16] = strconv.FormatUint(e.Sequence, 10)
 		return cw.Write(rec)
 	})
+}
+
+// ActorAuth says how the sidecar knows an event's actor, from context.auth: the method (api_key,
+// jwt, trusted_header, anonymous), with " (unverified)" when it is a JWT subject whose signature
+// was not checked — a claim of the client, shown as such wherever actors are shown. Empty for
+// events without context.auth (execution outcomes, Flowker's own rows).
+func ActorAuth(context []byte) string {
+	var c struct {
+		Auth *struct {
+			Method   string `json:"method"`
+			Verified bool   `json:"verified"`
+		} `json:"auth"`
+	}
+	if len(context) == 0 || json.Unmarshal(context, &c) != nil || c.Auth == nil {
+		return ""
+	}
+	if c.Auth.Method == "jwt" && !c.Auth.Verified {
+		return "jwt (unverified)"
+	}
+	return c.Auth.Method
 }
 
 // jsonText renders context or metadata as the API does ("{}" when empty).

@@ -361,3 +361,18 @@ func TestExportEveryEventOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestActorAuthColumn(t *testing.T) {
+	for ctx, want := range map[string]string{
+		`{"auth": {"method": "jwt", "verified": false, "detail": "no key"}}`: "jwt (unverified)",
+		`{"auth": {"method": "jwt", "verified": true}}`:                      "jwt",
+		`{"auth": {"method": "api_key", "verified": false}}`:                 "api_key",
+		`{"auth": {"method": "anonymous", "verified": false}}`:               "anonymous",
+		`{"outcome": "reconciled"}`:                                          "",
+		``:                                                                   "",
+	} {
+		if got := ActorAuth([]byte(ctx)); got != want {
+			t.Errorf("ActorAuth(%s) = %q, want %q", ctx, got, want)
+		}
+	}
+}

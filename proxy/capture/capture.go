@@ -124,16 +124,14 @@ func (b *Budget) InUse() int64 { return b.total - b.avail.Load() }
 // Tee wraps a body: it passes every byte through, keeps the first Limit bytes, and hashes and
 // counts everything.
 type Tee struct {
-	mu     sync.Mutex // Summary may run while the transport still reads
-	rc     io.ReadCloser
-	limit  int
-	buf    []byte
-	h      hash.Hash
-	n      int64
-	err    error
-	eof    bool
-	budget *Budget
-	taken  int
+	mu    sync.Mutex // Summary may run while the transport still reads
+	rc    io.ReadCloser
+	limit int
+	buf   []byte
+	h     hash.Hash
+	n     int64
+	err   error
+	eof   bool
 }
 
 // NewTee wraps rc (which may be nil or http.NoBody). It computes no digest until given a key.
@@ -157,23 +155,6 @@ func Digest(key, value []byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// WithBudget makes the captured bytes count against b: once b runs out the Tee stops capturing
-// (what it kept stays a prefix). Release gives them back.
-func (t *Tee) WithBudget(b *Budget) *Tee {
-	t.budget = b
-	return t
-}
-
-// Release gives the captured bytes back to the budget; the capture must not be used afterwards.
-func (t *Tee) Release() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.budget != nil && t.taken > 0 {
-		t.budget.Give(t.taken)
-		t.taken = 0
-	}
-}
-
 // Read implements io.Reader.
 func (t *Tee) Read(p []byte) (int, error) {
 	if t.rc == nil {
@@ -191,16 +172,7 @@ func (t *Tee) Read(p []byte) (int, error) {
 		}
 		t.n += int64(n)
 		if room := t.limit - len(t.buf); room > 0 {
-			want := min(n, room)
-			if t.budget != nil {
-				got := t.budget.Take(want)
-				t.taken += got
-				if got < want {
-					t.limit = len(t.buf) + got // out of budget: keep a prefix, capture no more
-				}
-				want = got
-			}
-			t.buf = append(t.buf, p[:want]...)
+			t.buf = append(t.buf, p[:min(n, room)]...)
 		}
 	}
 	if err == io.EOF {

@@ -253,36 +253,25 @@ func TestSecretKeyNames(t *testing.T) {
 	}
 }
 
-func TestBudgetBoundsWhatTeesHold(t *testing.T) {
+func TestBudgetCountsWhatIsHeld(t *testing.T) {
 	b := NewBudget(100)
-	t1 := NewTee(io.NopCloser(strings.NewReader(strings.Repeat("a", 80))), 1000).WithBudget(b)
-	t2 := NewTee(io.NopCloser(strings.NewReader(strings.Repeat("b", 80))), 1000).WithBudget(b)
-	if _, err := io.ReadAll(t1); err != nil {
-		t.Fatal(err)
+	changes := 0
+	b.OnChange(func() { changes++ })
+	if got := b.Take(80); got != 80 {
+		t.Fatalf("took %d", got)
 	}
-	if _, err := io.ReadAll(t2); err != nil {
-		t.Fatal(err)
+	if got := b.Take(80); got != 20 {
+		t.Fatalf("took %d of what was left, want 20", got)
 	}
-	s1, s2 := t1.Summary(), t2.Summary()
-	if len(s1.Captured) != 80 || len(s2.Captured) != 20 || !s2.Truncated || s2.Bytes != 80 || !s2.Complete {
-		t.Fatalf("captured %d and %d (truncated %v, %d bytes passed)", len(s1.Captured), len(s2.Captured), s2.Truncated, s2.Bytes)
+	if got := b.Take(1); got != 0 || b.InUse() != 100 {
+		t.Fatalf("took %d from an empty budget (in use %d)", got, b.InUse())
 	}
-	if b.InUse() != 100 {
-		t.Fatalf("in use %d", b.InUse())
+	b.Force(10) // the prefix every held body keeps: counted past the bound
+	if b.InUse() != 110 {
+		t.Fatalf("in use %d after forcing 10", b.InUse())
 	}
-	t1.Release()
-	t1.Release() // idempotent
-	if b.InUse() != 20 {
-		t.Fatalf("in use after a release %d", b.InUse())
-	}
-	// A capture cut by the budget stays a prefix even when budget comes back mid-body.
-	t3 := NewTee(io.NopCloser(strings.NewReader("0123456789")), 1000).WithBudget(b)
-	b.avail.Store(3)
-	buf := make([]byte, 5)
-	n, _ := t3.Read(buf)
-	b.Give(1000)
-	_, _ = io.ReadAll(io.MultiReader(bytes.NewReader(nil), t3))
-	if got := string(t3.Summary().Captured); got != "012" || n != 5 {
-		t.Fatalf("captured %q, want the prefix 012", got)
+	b.Give(110)
+	if b.InUse() != 0 || changes != 4 {
+		t.Fatalf("in use %d, %d change notifications", b.InUse(), changes)
 	}
 }

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -37,7 +38,7 @@ var DefaultKeptKeyEnds = []string{
 // signatures). A string value containing one is replaced whole.
 var secretShapes = regexp.MustCompile(strings.Join([]string{
 	`[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s@]+@`, // URL userinfo
-	`(?i)\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}`,
+	`(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}`,
 	`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`, // JWT (header.payload.signature)
 	`-----BEGIN[A-Z ]* PRIVATE KEY-----`,
 	`\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b`, // AWS access key ids
@@ -60,12 +61,25 @@ var shapeHints = func() [][]byte {
 	return out
 }()
 
+// basicCredentials finds HTTP Basic credentials: "Basic " and base64 that decodes to user:password
+// (checked in basicSecret, so "basic settlement" is not one).
+var basicCredentials = regexp.MustCompile(`(?i)\bbasic\s+([A-Za-z0-9+/]{4,}={0,2})`)
+
+func basicSecret(b []byte) bool {
+	for _, m := range basicCredentials.FindAllSubmatch(b, 4) {
+		if dec, err := base64.StdEncoding.DecodeString(string(m[1])); err == nil && bytes.IndexByte(dec, ':') > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // minShape is the length of the shortest secret shape ("a://b@").
 const minShape = 6
 
 // SecretValue reports whether a string has the shape of a secret.
 func SecretValue(s string) bool {
-	return len(s) >= minShape && hasHint([]byte(s)) && secretShapes.MatchString(s)
+	return secretBytes([]byte(s))
 }
 
 // hintsByFirst indexes shapeHints by their first byte: one pass over a value finds whether it
@@ -90,7 +104,7 @@ func hasHint(b []byte) bool {
 
 // secretBytes is SecretValue for bytes (no copy).
 func secretBytes(b []byte) bool {
-	return len(b) >= minShape && hasHint(b) && secretShapes.Match(b)
+	return len(b) >= minShape && hasHint(b) && (secretShapes.Match(b) || basicSecret(b))
 }
 
 // Text returns s, or Redacted when it has the shape of a secret (for values outside bodies:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -237,5 +238,28 @@ func TestMatchFoldsASCIIOnly(t *testing.T) {
 	}
 	if m := tb.Match("POST", "/v1/wor\u212aflows"); m != nil {
 		t.Fatalf("the Kelvin sign matched rule %s", m.Rule.Name)
+	}
+}
+
+// TestConfiguredMetadataInKeyOrder checks that a configured rule's metadata fields come out in
+// the order of their keys, whatever the map's iteration order.
+func TestConfiguredMetadataInKeyOrder(t *testing.T) {
+	keys := []string{"zeta", "alpha", "workflow.name", "Beta", "alpha.b", "m"}
+	meta := map[string][]string{}
+	for _, k := range keys {
+		meta[k] = []string{"request:name"}
+	}
+	tb := table(t, config.Rule{Name: "meta", Method: "POST", Path: "/v1/meta/{thing}", Metadata: meta})
+	m := tb.Match("POST", "/v1/meta/x")
+	if m == nil {
+		t.Fatal("configured rule not matched")
+	}
+	var got []string
+	for _, f := range m.Rule.Metadata {
+		got = append(got, f.Key)
+	}
+	want := []string{"Beta", "alpha", "alpha.b", "m", "workflow.name", "zeta"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("metadata keys %q, want %q", got, want)
 	}
 }

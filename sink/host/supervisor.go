@@ -112,6 +112,9 @@ type Supervisor struct {
 	failedOp string // what failed: "start", "head" or "write"
 	down     string // why client is nil
 	conflict string // non-empty while the sink's store disagrees with the journal
+
+	cpPending []sink.Checkpoint // signed checkpoints not yet handed to the sink
+	cpNotify  chan struct{}
 }
 
 // NewSupervisor returns a supervisor for cfg that delivers src. m may be shared by several
@@ -131,7 +134,7 @@ func NewSupervisor(cfg SinkConfig, src Source, m *Metrics, log *slog.Logger) *Su
 	if cfg.Launch.Name == "" {
 		cfg.Launch.Name = cfg.Name
 	}
-	return &Supervisor{cfg: cfg, src: src, m: m.forSink(cfg.Name), log: log, down: "not started"}
+	return &Supervisor{cfg: cfg, src: src, m: m.forSink(cfg.Name), log: log, down: "not started", cpNotify: make(chan struct{}, 1)}
 }
 
 // Name returns the sink's name.
@@ -477,6 +480,13 @@ func (s *Supervisor) deliver(ctx context.Context, c *sink.Client) (progressed bo
 		defer wg.Done()
 		s.watch(dctx, c, cancel)
 	}()
+	if s.caps.Checkpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.forwardCheckpoints(dctx, c)
+		}()
+	}
 
 	retry := newBackoff(s.cfg.MinBackoff, s.cfg.MaxBackoff)
 	cursor, err := s.resync(dctx, c, retry)
@@ -788,6 +798,65 @@ func (s *Supervisor) journalHash(ctx context.Context, seq uint64) (string, bool)
 		return "", false
 	}
 	return evs[0].Hash, true
+}
+
+// maxPendingCheckpoints bounds the checkpoints kept for a sink that cannot take them (the
+// oldest are dropped: the newest checkpoint proves the most).
+const maxPendingCheckpoints = 1024
+
+// Checkpoint hands a signed checkpoint to the sink: plugins with the checkpoint capability keep
+// or forward it (a witness beside the events). Delivery is asynchronous and retried while the
+// plugin runs; the checkpoint log stays the reference.
+func (s *Supervisor) Checkpoint(c sink.Checkpoint) {
+	s.mu.Lock()
+	s.cpPending = append(s.cpPending, c)
+	if n := len(s.cpPending); n > maxPendingCheckpoints {
+		s.cpPending = append(s.cpPending[:0], s.cpPending[n-maxPendingCheckpoints:]...)
+	}
+	s.mu.Unlock()
+	select {
+	case s.cpNotify <- struct{}{}:
+	default:
+	}
+}
+
+// CheckpointsPending reports whether the running plugin keeps checkpoints and some have not
+// been handed to it yet (shutdown waits for them like for events).
+func (s *Supervisor) CheckpointsPending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client != nil && s.caps.Checkpoints && s.conflict == "" && len(s.cpPending) > 0
+}
+
+// forwardCheckpoints sends pending checkpoints to a plugin that keeps them, when one arrives and
+// every PingInterval while some are left.
+func (s *Supervisor) forwardCheckpoints(ctx context.Context, c *sink.Client) {
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		batch := append([]sink.Checkpoint(nil), s.cpPending...)
+		s.mu.Unlock()
+		if len(batch) > 0 {
+			cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+			err := c.WriteCheckpoints(cctx, batch)
+			cancel()
+			if err == nil {
+				s.mu.Lock()
+				s.cpPending = s.cpPending[min(len(batch), len(s.cpPending)):]
+				s.mu.Unlock()
+				s.log.Debug("signed checkpoints handed to the sink", "count", len(batch), "sequence", batch[len(batch)-1].Sequence)
+			} else if ctx.Err() == nil {
+				s.log.Warn("handing signed checkpoints to the sink failed; retrying", "error", err, "pending", len(batch))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.cpNotify:
+		case <-t.C:
+		}
+	}
 }
 
 // fill waits up to BatchInterval for a full batch.

@@ -19,15 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Sink_Configure_FullMethodName    = "/flowker_audit.sink.v1.Sink/Configure"
-	Sink_Capabilities_FullMethodName = "/flowker_audit.sink.v1.Sink/Capabilities"
-	Sink_Write_FullMethodName        = "/flowker_audit.sink.v1.Sink/Write"
-	Sink_Head_FullMethodName         = "/flowker_audit.sink.v1.Sink/Head"
-	Sink_Search_FullMethodName       = "/flowker_audit.sink.v1.Sink/Search"
-	Sink_Get_FullMethodName          = "/flowker_audit.sink.v1.Sink/Get"
-	Sink_ReadChain_FullMethodName    = "/flowker_audit.sink.v1.Sink/ReadChain"
-	Sink_Chains_FullMethodName       = "/flowker_audit.sink.v1.Sink/Chains"
-	Sink_Close_FullMethodName        = "/flowker_audit.sink.v1.Sink/Close"
+	Sink_Configure_FullMethodName        = "/flowker_audit.sink.v1.Sink/Configure"
+	Sink_Capabilities_FullMethodName     = "/flowker_audit.sink.v1.Sink/Capabilities"
+	Sink_Write_FullMethodName            = "/flowker_audit.sink.v1.Sink/Write"
+	Sink_Head_FullMethodName             = "/flowker_audit.sink.v1.Sink/Head"
+	Sink_Search_FullMethodName           = "/flowker_audit.sink.v1.Sink/Search"
+	Sink_Get_FullMethodName              = "/flowker_audit.sink.v1.Sink/Get"
+	Sink_ReadChain_FullMethodName        = "/flowker_audit.sink.v1.Sink/ReadChain"
+	Sink_Chains_FullMethodName           = "/flowker_audit.sink.v1.Sink/Chains"
+	Sink_Close_FullMethodName            = "/flowker_audit.sink.v1.Sink/Close"
+	Sink_WriteCheckpoints_FullMethodName = "/flowker_audit.sink.v1.Sink/WriteCheckpoints"
+	Sink_ReadCheckpoints_FullMethodName  = "/flowker_audit.sink.v1.Sink/ReadCheckpoints"
 )
 
 // SinkClient is the client API for Sink service.
@@ -55,6 +57,10 @@ type SinkClient interface {
 	Chains(ctx context.Context, in *ChainsRequest, opts ...grpc.CallOption) (*ChainsResponse, error)
 	// Close flushes and releases the sink's resources before the host stops the plugin.
 	Close(ctx context.Context, in *CloseRequest, opts ...grpc.CallOption) (*CloseResponse, error)
+	// Signed checkpoints of chain heads (optional: Capabilities.checkpoints). The host sends each
+	// new checkpoint to every sink that keeps them; query sinks return them for verification.
+	WriteCheckpoints(ctx context.Context, in *WriteCheckpointsRequest, opts ...grpc.CallOption) (*WriteCheckpointsResponse, error)
+	ReadCheckpoints(ctx context.Context, in *ReadCheckpointsRequest, opts ...grpc.CallOption) (*ReadCheckpointsResponse, error)
 }
 
 type sinkClient struct {
@@ -164,6 +170,26 @@ func (c *sinkClient) Close(ctx context.Context, in *CloseRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *sinkClient) WriteCheckpoints(ctx context.Context, in *WriteCheckpointsRequest, opts ...grpc.CallOption) (*WriteCheckpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WriteCheckpointsResponse)
+	err := c.cc.Invoke(ctx, Sink_WriteCheckpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sinkClient) ReadCheckpoints(ctx context.Context, in *ReadCheckpointsRequest, opts ...grpc.CallOption) (*ReadCheckpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadCheckpointsResponse)
+	err := c.cc.Invoke(ctx, Sink_ReadCheckpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SinkServer is the server API for Sink service.
 // All implementations must embed UnimplementedSinkServer
 // for forward compatibility.
@@ -189,6 +215,10 @@ type SinkServer interface {
 	Chains(context.Context, *ChainsRequest) (*ChainsResponse, error)
 	// Close flushes and releases the sink's resources before the host stops the plugin.
 	Close(context.Context, *CloseRequest) (*CloseResponse, error)
+	// Signed checkpoints of chain heads (optional: Capabilities.checkpoints). The host sends each
+	// new checkpoint to every sink that keeps them; query sinks return them for verification.
+	WriteCheckpoints(context.Context, *WriteCheckpointsRequest) (*WriteCheckpointsResponse, error)
+	ReadCheckpoints(context.Context, *ReadCheckpointsRequest) (*ReadCheckpointsResponse, error)
 	mustEmbedUnimplementedSinkServer()
 }
 
@@ -225,6 +255,12 @@ func (UnimplementedSinkServer) Chains(context.Context, *ChainsRequest) (*ChainsR
 }
 func (UnimplementedSinkServer) Close(context.Context, *CloseRequest) (*CloseResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Close not implemented")
+}
+func (UnimplementedSinkServer) WriteCheckpoints(context.Context, *WriteCheckpointsRequest) (*WriteCheckpointsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method WriteCheckpoints not implemented")
+}
+func (UnimplementedSinkServer) ReadCheckpoints(context.Context, *ReadCheckpointsRequest) (*ReadCheckpointsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReadCheckpoints not implemented")
 }
 func (UnimplementedSinkServer) mustEmbedUnimplementedSinkServer() {}
 func (UnimplementedSinkServer) testEmbeddedByValue()              {}
@@ -402,6 +438,42 @@ func _Sink_Close_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Sink_WriteCheckpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WriteCheckpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SinkServer).WriteCheckpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Sink_WriteCheckpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SinkServer).WriteCheckpoints(ctx, req.(*WriteCheckpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Sink_ReadCheckpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadCheckpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SinkServer).ReadCheckpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Sink_ReadCheckpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SinkServer).ReadCheckpoints(ctx, req.(*ReadCheckpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Sink_ServiceDesc is the grpc.ServiceDesc for Sink service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -440,6 +512,14 @@ var Sink_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Close",
 			Handler:    _Sink_Close_Handler,
+		},
+		{
+			MethodName: "WriteCheckpoints",
+			Handler:    _Sink_WriteCheckpoints_Handler,
+		},
+		{
+			MethodName: "ReadCheckpoints",
+			Handler:    _Sink_ReadCheckpoints_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

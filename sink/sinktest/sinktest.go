@@ -26,6 +26,7 @@ import (
 	"slices"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/sink"
@@ -75,6 +76,41 @@ func testConflicts(t *testing.T, s sink.Sink) {
 	}
 }
 
+// testCheckpoints checks a sink that keeps signed checkpoints: writes are idempotent, and a
+// query sink returns exactly what it was given, per chain, in sequence order.
+func testCheckpoints(t *testing.T, s sink.Sink) {
+	w, ok := s.(sink.CheckpointWriter)
+	if !ok {
+		t.Skip("sink does not keep checkpoints (no sink.CheckpointWriter)")
+	}
+	at := time.Date(2026, 12, 1, 10, 0, 0, 123456000, time.UTC)
+	mk := func(chainID string, seq uint64) sink.Checkpoint {
+		return sink.Checkpoint{ChainID: chainID, Sequence: seq, Hash: fmt.Sprintf("%064x", seq), Time: at.Add(time.Duration(seq) * time.Minute),
+			KeyID: "0123456789abcdef", Signature: fmt.Sprintf("sig-%s-%d", chainID, seq)}
+	}
+	batch := []sink.Checkpoint{mk("cp-a", 20), mk("cp-b", 5), mk("cp-a", 10)}
+	for i := 0; i < 2; i++ {
+		if err := w.WriteCheckpoints(t.Context(), batch); err != nil {
+			t.Fatalf("WriteCheckpoints (call %d): %v", i+1, err)
+		}
+	}
+	r, ok := s.(sink.CheckpointReader)
+	if !ok {
+		return
+	}
+	got, err := r.ReadCheckpoints(t.Context(), "cp-a")
+	if err != nil {
+		t.Fatalf("ReadCheckpoints: %v", err)
+	}
+	want := []sink.Checkpoint{mk("cp-a", 10), mk("cp-a", 20)}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("ReadCheckpoints(cp-a) = %v, want %v (written twice: stored once each, in sequence order)", got, want)
+	}
+	if got, err := r.ReadCheckpoints(t.Context(), "cp-none"); err != nil || len(got) != 0 {
+		t.Fatalf("ReadCheckpoints of an unknown chain: %v %v", got, err)
+	}
+}
+
 // Run runs the conformance suite against sinks made by newSink.
 func Run(t *testing.T, newSink func(t *testing.T) sink.Sink) {
 	t.Run("Capabilities", func(t *testing.T) { testCapabilities(t, newSink(t)) })
@@ -82,6 +118,7 @@ func Run(t *testing.T, newSink func(t *testing.T) sink.Sink) {
 	t.Run("WriteIdempotent", func(t *testing.T) { testWriteIdempotent(t, newSink(t)) })
 	t.Run("MultipleChains", func(t *testing.T) { testMultipleChains(t, newSink(t)) })
 	t.Run("Conflicts", func(t *testing.T) { testConflicts(t, newSink(t)) })
+	t.Run("Checkpoints", func(t *testing.T) { testCheckpoints(t, newSink(t)) })
 	t.Run("Query", func(t *testing.T) {
 		s := newSink(t)
 		q := querier(t, s)

@@ -88,7 +88,19 @@ AS SELECT chain_id, intDiv(seq, 16384) AS block, minState(seq) AS min_seq, maxSt
 FROM audit.audit_events_local
 GROUP BY chain_id, block;
 
-CREATE TABLE IF NOT EXISTS audit.audit_schema_version_local ON CLUSTER audit_cluster
+CREATE TABLE IF NOT EXISTS audit.audit_checkpoints_local ON CLUSTER audit_cluster
+(
+    chain_id   String,
+    seq        UInt64,
+    hash       String,
+    time_us    Int64,
+    key_id     String,
+    signature  String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit/audit_checkpoints_local', '{replica}')
+ORDER BY (chain_id, seq, key_id, signature);
+
+CREATE TABLE IF NOT EXISTS audit.audit_schema_version_local ON CLUSTER audit_cluster.ReplicatedMergeTree('/clickhouse/tables/{shard}/audit/audit_schema_version_local', '{replica}')
 (
     version         UInt32,
     variant         String,
@@ -135,3 +147,6 @@ ENGINE = Distributed(audit_cluster, audit, audit_schema_version_local, version);
 
 CREATE TABLE IF NOT EXISTS audit.audit_events_by_actor ON CLUSTER audit_cluster AS audit.audit_events_by_actor_local
 ENGINE = Distributed(audit_cluster, audit, audit_events_by_actor_local, cityHash64(chain_id));
+
+CREATE TABLE IF NOT EXISTS audit.audit_checkpoints ON CLUSTER audit_cluster AS audit.audit_checkpoints_local
+ENGINE = Distributed(audit_cluster, audit, audit_checkpoints_local, cityHash64(chain_id));

@@ -11,10 +11,11 @@ import (
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
-	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/releaseutil"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -133,27 +134,54 @@ func renderAs(t *testing.T, release string, vals map[string]any) *rendered {
 func tryRenderAs(t *testing.T, release string, vals map[string]any) (*rendered, error) {
 	t.Helper()
 	ch := loadChart(t)
-	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
-	inst.DryRun, inst.ClientOnly, inst.Replace = true, true, true
-	inst.ReleaseName, inst.Namespace = release, namespace
-	inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.31.0", Major: "1", Minor: "31"}
-	inst.APIVersions = chartutil.VersionSet{"monitoring.coreos.com/v1"}
-	rel, err := inst.Run(ch, deepCopy(vals))
+	// What `helm template` does, without pkg/action (which would pull the Kubernetes client,
+	// kubectl's libraries and the OCI registry client into this package's compile): values
+	// coalesced and validated against values.schema.json, kubeVersion checked, templates
+	// rendered, manifests sorted in install order, NOTES.txt rendered apart.
+	caps := chartutil.DefaultCapabilities.Copy()
+	caps.KubeVersion = chartutil.KubeVersion{Version: "v1.31.0", Major: "1", Minor: "31"}
+	caps.APIVersions = append(caps.APIVersions, "monitoring.coreos.com/v1")
+	if !chartutil.IsCompatibleRange(ch.Metadata.KubeVersion, caps.KubeVersion.String()) {
+		return nil, fmt.Errorf("chart requires kubeVersion %s, incompatible with %s", ch.Metadata.KubeVersion, caps.KubeVersion.String())
+	}
+	if err := chartutil.ProcessDependenciesWithMerge(ch, deepCopy(vals)); err != nil {
+		return nil, err
+	}
+	rv, err := chartutil.ToRenderValues(ch, deepCopy(vals), chartutil.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}, caps)
 	if err != nil {
 		return nil, err
+	}
+	files, err := engine.Render(ch, rv)
+	if err != nil {
+		return nil, err
+	}
+	notes := ""
+	for name, content := range files {
+		if strings.HasSuffix(name, "NOTES.txt") {
+			notes = content
+			delete(files, name)
+		}
+	}
+	_, manifests, err := releaseutil.SortManifests(files, caps.APIVersions, releaseutil.InstallOrder)
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	for _, m := range manifests {
+		fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", m.Name, m.Content)
 	}
 	full, err := chartutil.CoalesceValues(ch, deepCopy(vals))
 	if err != nil {
 		return nil, err
 	}
-	r := &rendered{values: full.AsMap(), notes: rel.Info.Notes, manifest: rel.Manifest,
+	r := &rendered{values: full.AsMap(), notes: notes, manifest: b.String(),
 		configMaps: map[string]*corev1.ConfigMap{}, services: map[string]*corev1.Service{},
 		accounts: map[string]*corev1.ServiceAccount{}, statefulSets: map[string]*appsv1.StatefulSet{},
 		deployments: map[string]*appsv1.Deployment{}, pdbs: map[string]*policyv1.PodDisruptionBudget{},
 		hpas: map[string]*autoscalingv2.HorizontalPodAutoscaler{}, policies: map[string]*networkingv1.NetworkPolicy{},
 		podMonitors: map[string]*monitoringv1.PodMonitor{}, svcMonitors: map[string]*monitoringv1.ServiceMonitor{},
 		rules: map[string]*monitoringv1.PrometheusRule{}}
-	for _, doc := range splitManifest(rel.Manifest) {
+	for _, doc := range splitManifest(r.manifest) {
 		if err := r.decode(doc); err != nil {
 			t.Errorf("%v\n%s", err, doc)
 		}

@@ -1,0 +1,1 @@
+go test -bench BenchmarkSearch1M ./plugins/sqlite/

@@ -1,0 +1,1 @@
+go test -run '^$' -bench 'BenchmarkAppend|BenchmarkFdatasync4KiB' -benchtime 100x ./chain/journal/

@@ -1,0 +1,1 @@
+go test -run '^$' -bench DeliveryNullsink -benchtime 2x ./sink/host/

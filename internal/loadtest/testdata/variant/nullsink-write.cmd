@@ -1,0 +1,1 @@
+go test -run '^$' -bench WriteNullsink -benchtime 20x ./sink/

@@ -1,0 +1,1 @@
+bin/loadtest -fake-latency 40ms

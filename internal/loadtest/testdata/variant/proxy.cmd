@@ -1,0 +1,1 @@
+go run ./internal/loadtest/cmd/proxybench -bin bin/flowker-audit -concurrency 32,64 -warmup 1s -duration 2s -rate 200 -profile-seconds 2 -profile bench-results/20261124-201513/proxy-profile.pprof -workdir bench-results/20261124-201513/proxy-work -out bench-results/20261124-201513/proxy.json

@@ -1,0 +1,1 @@
+go test -run '^$' -bench 'BenchmarkWrite$' -benchtime 3x ./plugins/sqlite/
