@@ -97,7 +97,7 @@ CREATE TABLE IF NOT EXISTS audit.audit_checkpoints
 ENGINE = ReplacingMergeTree
 ORDER BY (chain_id, seq, key_id, signature);
 
-CREATE TABLE IF NOT EXISTS audit.audit_schema_version.MergeTree
+CREATE TABLE IF NOT EXISTS audit.audit_schema_version
 (
     version         UInt32,
     variant         String,

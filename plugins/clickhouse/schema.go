@@ -341,7 +341,7 @@ GROUP BY chain_id, block`, db, l.ChainBlocks(), target(l.ChainBlocks()), target(
 ENGINE = %[2]s
 ORDER BY (chain_id, seq, key_id, signature)`, name(l.Checkpoints()), engine("ReplacingMergeTree", l.Checkpoints())),
 
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s.%[2]s
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s
 (
     version         UInt32,
     variant         String,

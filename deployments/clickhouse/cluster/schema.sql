@@ -100,7 +100,7 @@ CREATE TABLE IF NOT EXISTS audit.audit_checkpoints_local ON CLUSTER audit_cluste
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit/audit_checkpoints_local', '{replica}')
 ORDER BY (chain_id, seq, key_id, signature);
 
-CREATE TABLE IF NOT EXISTS audit.audit_schema_version_local ON CLUSTER audit_cluster.ReplicatedMergeTree('/clickhouse/tables/{shard}/audit/audit_schema_version_local', '{replica}')
+CREATE TABLE IF NOT EXISTS audit.audit_schema_version_local ON CLUSTER audit_cluster
 (
     version         UInt32,
     variant         String,
