@@ -61,8 +61,11 @@ func TestMutualTLS(t *testing.T) {
 	if sink.IsPermanent(err) {
 		t.Errorf("a refused handshake is retryable (the certificate may be deployed later): %v", err)
 	}
+	// With TLS 1.3 the client learns of the refusal either as the server's "certificate
+	// required" alert or as a reset connection, depending on timing; the same server accepted the
+	// sink with its certificate above.
 	t.Logf("without a client certificate: %v", err)
-	if !strings.Contains(err.Error(), "connect to clickhouse") || !strings.Contains(err.Error(), "certificate required") {
+	if !strings.Contains(err.Error(), "connect to clickhouse") {
 		t.Errorf("error does not say what failed: %v", err)
 	}
 }
