@@ -15,6 +15,10 @@
 // benchmark driver, to be stopped with Close. Stop, Kill and Restart simulate outages: Restart brings
 // the server back on the same ports and data directory.
 //
+// StartCluster adds Debian's ZooKeeper (run with java in a temporary directory, see
+// LaunchZooKeeper) and several servers that are the replicas of one shard of a cluster, with
+// remote_servers, macros and ON CLUSTER DDL written into their configuration.
+//
 // The package also drives chdb, an embedded current ClickHouse shipped through npm, to check SQL
 // against a modern engine (see Chdb).
 package chtest
@@ -257,6 +261,17 @@ func lookServer() string {
 
 // install runs apt-get under a file lock so that parallel test binaries install once.
 func install(logf func(format string, args ...any)) error {
+	return withInstallLock(func() error {
+		if lookServer() != "" {
+			return nil
+		}
+		return installPackages(logf, strings.Fields(InstallCommand))
+	})
+}
+
+// withInstallLock runs f holding the file lock that serialises package installs across test
+// binaries.
+func withInstallLock(f func() error) error {
 	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "flowker-audit-chtest-install.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("open install lock: %w", err)
@@ -266,10 +281,7 @@ func install(logf func(format string, args ...any)) error {
 		return fmt.Errorf("take install lock: %w", err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // released on close anyway
-	if lookServer() != "" {
-		return nil
-	}
-	return installPackages(logf, strings.Fields(InstallCommand))
+	return f()
 }
 
 // installPackages runs an apt-get install command, after apt-get update when it fails at first.

@@ -94,7 +94,13 @@ func findZooKeeper(logf func(format string, args ...any)) (string, error) {
 	if os.Geteuid() != 0 {
 		return "", fmt.Errorf("%w (or java is missing); install it with: sudo %s", ErrNoZooKeeper, ZooKeeperInstallCommand)
 	}
-	if err := installPackages(logf, strings.Fields(ZooKeeperInstallCommand)); err != nil {
+	err := withInstallLock(func() error {
+		if _, err := os.Stat(zooKeeperJar); err == nil { // another test binary installed it meanwhile
+			return nil
+		}
+		return installPackages(logf, strings.Fields(ZooKeeperInstallCommand))
+	})
+	if err != nil {
 		return "", fmt.Errorf("%w and %q failed: %w", ErrNoZooKeeper, ZooKeeperInstallCommand, err)
 	}
 	java, _ = exec.LookPath("java")
