@@ -344,3 +344,30 @@ func TestClusterBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestTableShareDatabase: two deployments with their own table share one database on one server;
+// each reads back only its own events, and the default table keeps its historical names.
+func TestTableShareDatabase(t *testing.T) {
+	t.Parallel()
+	srv := server(t)
+	db := newDatabase("shared_db")
+	a := openSink(t, srv, db, Options{}, map[string]any{"table": "team_a"})
+	b := openSink(t, srv, db, Options{}, nil)
+	ea := sinktest.GenerateChain("chain-a", 40, sinktest.GenOptions{Seed: 51})
+	eb := sinktest.GenerateChain("chain-b", 30, sinktest.GenOptions{Seed: 52})
+	if err := a.Write(ctxT(t), ea); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Write(ctxT(t), eb); err != nil {
+		t.Fatal(err)
+	}
+	checkStored(t, a, ea)
+	checkStored(t, b, eb)
+	got := query(t, srv, fmt.Sprintf("SELECT name FROM system.tables WHERE database = '%s' AND name NOT LIKE '%%_mv' ORDER BY name", db))
+	want := strings.Join([]string{"audit_chain_blocks", "audit_checkpoints", "audit_events", "audit_events_by_actor", "audit_events_by_id",
+		"audit_events_by_resource", "audit_schema_version", "team_a", "team_a_by_actor", "team_a_by_id", "team_a_by_resource",
+		"team_a_chain_blocks", "team_a_checkpoints", "team_a_schema_version"}, "\n")
+	if got != want {
+		t.Errorf("tables:\n%s\nwant\n%s", got, want)
+	}
+}
