@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the test dependencies are present: clickhouse-server (Debian's 18.16), chromium,
+# Makes sure the test dependencies are present: clickhouse-server (Debian's 18.16), zookeeper
+# (Debian's 3.8, run with java by internal/chtest for the replicated-cluster tests), chromium,
 # Node.js with npm, chdb (a current ClickHouse engine from the npm registry) for the
 # modern-DDL checks, and rsyslog with its TLS driver (rsyslog-gnutls) for the syslog sink. The
 # OpenTelemetry Collector the otlp sink's tests run is built from Go modules by the tests
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/bin/clickhouse-server ] || missing+=(clickhouse-server clickhouse-client)
+{ [ -e /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1; } || missing+=(zookeeper)
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
 { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || missing+=(nodejs npm)
 [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
