@@ -169,10 +169,12 @@ func fingerprintCmd(args []string, stdout, stderr io.Writer) error {
 }
 
 func schemaCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newCommand("schema clickhouse", cmdHelp{usage: "schema clickhouse [--server-version V] [--database DB] [--grants USER]", what: "Print the ClickHouse DDL the clickhouse sink would create (for operators who manage schemas\nthemselves), in the form of the files in deployments/clickhouse; nothing is executed.\nWith --grants, print instead the SQL that creates USER with SELECT and INSERT on the database\nand nothing else (ClickHouse 20.5 and later; 18.16 uses users.xml).",
+	fs := newCommand("schema clickhouse", cmdHelp{usage: "schema clickhouse [--server-version V] [--database DB] [--table TABLE] [--cluster NAME] [--grants USER]", what: "Print the ClickHouse DDL the clickhouse sink would create (for operators who manage schemas\nthemselves), in the form of the files in deployments/clickhouse; nothing is executed.\nWith --cluster, the replicated variant: ON CLUSTER DDL, Replicated tables named <name>_local\nunder Distributed tables (deployments/clickhouse/cluster).\nWith --grants, print instead the SQL that creates USER with SELECT and INSERT on the database\nand nothing else (ClickHouse 20.5 and later; 18.16 uses users.xml).",
 		example: "flowker-audit schema clickhouse --server-version 24.8 --database audit > schema.sql"}, stdout, stderr)
 	ver := fs.String("server-version", clickhouse.Legacy.String(), "ClickHouse server version the DDL is for (18.16.1 = portable; 23+ = modern)")
 	db := fs.String("database", "audit", "database name")
+	table := fs.String("table", clickhouse.TableEvents, "events table name (the sink's table key); the other tables are named after it")
+	cluster := fs.String("cluster", "", "cluster name from the servers' remote_servers (the sink's cluster key): print the replicated schema")
 	grantsFor := fs.String("grants", "", "print the user and grants SQL for this ClickHouse user instead of the DDL")
 	if len(args) == 0 || args[0] != "clickhouse" {
 		if err := fs.parse(args); err != nil { // --help
@@ -192,8 +194,12 @@ func schemaCmd(args []string, stdout, stderr io.Writer) error {
 			clickhouse.Grants(*db, *grantsFor)))
 		return err
 	}
-	_, err = fmt.Fprint(stdout, clickhouse.SQLScript(fmt.Sprintf("flowker-audit ClickHouse schema v%d for server %s (%s variant).", clickhouse.SchemaVersion, v, v.Variant()),
-		clickhouse.DDL(v, *db)))
+	l := clickhouse.Layout{Database: *db, Table: *table, Cluster: *cluster}
+	header := fmt.Sprintf("flowker-audit ClickHouse schema v%d for server %s (%s variant).", clickhouse.SchemaVersion, v, v.Variant())
+	if *cluster != "" {
+		header += fmt.Sprintf("\nReplicated on cluster %s: set the {shard} and {replica} macros on every server (deployments/clickhouse/cluster).", *cluster)
+	}
+	_, err = fmt.Fprint(stdout, clickhouse.SQLScript(header, clickhouse.SchemaDDL(v, l)))
 	return err
 }
 

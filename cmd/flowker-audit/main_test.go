@@ -74,6 +74,11 @@ func TestSchemaDryRun(t *testing.T) {
 	if _, _, err := runCLI(t, "schema", "clickhouse", "--server-version", "x"); exitCode(err) != 2 {
 		t.Fatalf("bad version: %v", err)
 	}
+	out, _, err = runCLI(t, "schema", "clickhouse", "--cluster", "audit_cluster", "--table", "trail", "--database", "logs")
+	if err != nil || !strings.Contains(out, "CREATE TABLE IF NOT EXISTS logs.trail_local ON CLUSTER audit_cluster") ||
+		!strings.Contains(out, "ENGINE = Distributed(audit_cluster, logs, trail_local, cityHash64(chain_id))") {
+		t.Fatalf("cluster DDL: %v\n%s", err, out)
+	}
 }
 
 func TestVerifyNDJSON(t *testing.T) {

@@ -15,6 +15,10 @@
 // benchmark driver, to be stopped with Close. Stop, Kill and Restart simulate outages: Restart brings
 // the server back on the same ports and data directory.
 //
+// StartCluster adds Debian's ZooKeeper (run with java in a temporary directory, see
+// LaunchZooKeeper) and several servers that are the replicas of one shard of a cluster, with
+// remote_servers, macros and ON CLUSTER DDL written into their configuration.
+//
 // The package also drives chdb, an embedded current ClickHouse shipped through npm, to check SQL
 // against a modern engine (see Chdb).
 package chtest
@@ -63,6 +67,8 @@ type options struct {
 	stopTimeout  time.Duration
 	usersD       map[string][]byte
 	logf         func(format string, args ...any)
+	ports        [3]int // tcp, http, interserver; zero: free ports are picked
+	extraConfig  string // XML elements added inside <yandex> of config.xml
 }
 
 // WithDir keeps the server's files in dir (created if needed) instead of a temporary directory,
@@ -97,6 +103,16 @@ func WithLogf(logf func(format string, args ...any)) Option {
 	return func(o *options) { o.logf = logf }
 }
 
+// WithPorts fixes the native, HTTP and interserver (replication) ports instead of picking free
+// ones; a cluster needs them before any of its servers starts, for remote_servers.
+func WithPorts(tcp, http, interserver int) Option {
+	return func(o *options) { o.ports = [3]int{tcp, http, interserver} }
+}
+
+// WithConfig adds XML elements (remote_servers, macros, zookeeper, ...) inside <yandex> of the
+// server's config.xml.
+func WithConfig(xml string) Option { return func(o *options) { o.extraConfig += xml } }
+
 // Server is a running (or stopped) ClickHouse server.
 type Server struct {
 	// Addr is the native protocol address (host:port) for clickhouse-go.
@@ -108,10 +124,11 @@ type Server struct {
 	// Bin is the server binary.
 	Bin string
 
-	opts    options
-	tmpDir  bool
-	tcpPort int
-	http    int
+	opts        options
+	tmpDir      bool
+	tcpPort     int
+	http        int
+	interserver int
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -180,8 +197,12 @@ func Launch(opts ...Option) (*Server, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken between probe and bind
-		if s.tcpPort, s.http, err = freePorts(); err != nil {
+		if o.ports[0] != 0 {
+			s.tcpPort, s.http, s.interserver = o.ports[0], o.ports[1], o.ports[2]
+		} else if ports, err := FreePorts(3); err != nil {
 			return nil, err
+		} else {
+			s.tcpPort, s.http, s.interserver = ports[0], ports[1], ports[2]
 		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.tcpPort))
 		s.HTTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.http))
@@ -192,6 +213,9 @@ func Launch(opts ...Option) (*Server, error) {
 			return s, nil
 		}
 		o.logf("chtest: start attempt %d failed: %v", attempt+1, lastErr)
+		if o.ports[0] != 0 {
+			break // fixed ports: another attempt would bind the same ones
+		}
 	}
 	if s.tmpDir {
 		_ = os.RemoveAll(s.Dir)
@@ -237,6 +261,17 @@ func lookServer() string {
 
 // install runs apt-get under a file lock so that parallel test binaries install once.
 func install(logf func(format string, args ...any)) error {
+	return withInstallLock(func() error {
+		if lookServer() != "" {
+			return nil
+		}
+		return installPackages(logf, strings.Fields(InstallCommand))
+	})
+}
+
+// withInstallLock runs f holding the file lock that serialises package installs across test
+// binaries.
+func withInstallLock(f func() error) error {
 	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "flowker-audit-chtest-install.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("open install lock: %w", err)
@@ -246,9 +281,11 @@ func install(logf func(format string, args ...any)) error {
 		return fmt.Errorf("take install lock: %w", err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck // released on close anyway
-	if lookServer() != "" {
-		return nil
-	}
+	return f()
+}
+
+// installPackages runs an apt-get install command, after apt-get update when it fails at first.
+func installPackages(logf func(format string, args ...any), installArgs []string) error {
 	run := func(args ...string) error {
 		logf("chtest: running %s", strings.Join(args, " "))
 		cmd := exec.Command(args[0], args[1:]...)
@@ -259,7 +296,6 @@ func install(logf func(format string, args ...any)) error {
 		}
 		return nil
 	}
-	installArgs := strings.Fields(InstallCommand)
 	if err := run(installArgs...); err == nil {
 		return nil
 	}
@@ -276,7 +312,9 @@ func tail(b []byte, n int) string {
 	return string(b)
 }
 
-func freePorts() (tcp, http int, err error) {
+// FreePorts returns n distinct free loopback ports (free when probed; a process started later
+// binds them).
+func FreePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -284,15 +322,15 @@ func freePorts() (tcp, http int, err error) {
 		}
 	}()
 	var ports []int
-	for i := 0; i < 2; i++ {
+	for i := 0; i < n; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return 0, 0, fmt.Errorf("find a free port: %w", err)
+			return nil, fmt.Errorf("find a free port: %w", err)
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	return ports[0], ports[1], nil
+	return ports, nil
 }
 
 const configXML = `<?xml version="1.0"?>
@@ -320,7 +358,9 @@ const configXML = `<?xml version="1.0"?>
     <default_database>default</default_database>
     <timezone>UTC</timezone>
     <mlock_executable>false</mlock_executable>
-</yandex>
+    <interserver_http_host>127.0.0.1</interserver_http_host>
+    <interserver_http_port>%[5]d</interserver_http_port>
+%[6]s</yandex>
 `
 
 const usersXML = `<?xml version="1.0"?>
@@ -364,7 +404,7 @@ func (s *Server) writeConfig() error {
 		}
 	}
 	files := map[string][]byte{
-		"config.xml": fmt.Appendf(nil, configXML, s.opts.logLevel, s.Dir, s.http, s.tcpPort),
+		"config.xml": fmt.Appendf(nil, configXML, s.opts.logLevel, s.Dir, s.http, s.tcpPort, s.interserver, s.opts.extraConfig),
 		"users.xml":  fmt.Appendf(nil, usersXML, s.opts.maxMemory),
 	}
 	for name, content := range s.opts.usersD {

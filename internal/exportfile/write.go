@@ -64,9 +64,6 @@ func (w *Writer) Event(e *chain.Event) error {
 	return nil
 }
 
-// Events returns the number of event lines written.
-func (w *Writer) Events() uint64 { return w.events }
-
 // Ranges returns the chains written so far, by chain id.
 func (w *Writer) Ranges() []ChainRange {
 	out := make([]ChainRange, 0, len(w.chains))

@@ -12,27 +12,28 @@ import (
 // audit_events_by_resource for resources: the actorId filter reads one range of it.
 const TableByActor = "audit_events_by_actor"
 
-// actorDDL creates audit_events_by_actor and the view that fills it (schema version 2).
-func actorDDL(db, lowCardinality, settings string) []string {
+// actorDDL creates audit_events_by_actor (table, with its ON CLUSTER clause in a cluster) and
+// the view mv (likewise) that fills target from events (schema version 2).
+func actorDDL(db, table, mv, target, events, engine, lowCardinality, settings string) []string {
 	return []string{
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s.%[2]s
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s
 (
     actor_id       String,
     ts_us          Int64,
-    chain_id       %[3]s,
+    chain_id       %[2]s,
     seq            UInt64,
-    actor_type     %[3]s,
+    actor_type     %[2]s,
     resource_id    String,
-    resource_type  %[3]s,
-    event_type     %[3]s,
-    action         %[3]s,
-    result         %[3]s
+    resource_type  %[2]s,
+    event_type     %[2]s,
+    action         %[2]s,
+    result         %[2]s
 )
-ENGINE = ReplacingMergeTree
-ORDER BY (actor_id, ts_us, chain_id, seq)%[4]s`, db, TableByActor, lowCardinality, settings),
+ENGINE = %[4]s
+ORDER BY (actor_id, ts_us, chain_id, seq)%[3]s`, table, lowCardinality, settings, engine),
 
-		fmt.Sprintf(`CREATE MATERIALIZED VIEW IF NOT EXISTS %[1]s.%[2]s_mv TO %[1]s.%[2]s
-AS SELECT %[4]s FROM %[1]s.%[3]s`, db, TableByActor, TableEvents, byActorColumns),
+		fmt.Sprintf(`CREATE MATERIALIZED VIEW IF NOT EXISTS %[1]s TO %[2]s
+AS SELECT %[4]s FROM %[3]s`, mv, target, events, byActorColumns),
 	}
 }
 
@@ -43,9 +44,11 @@ const byActorColumns = "actor_id, ts_us, chain_id, seq, actor_type, resource_id,
 // before the table existed (an upgrade from schema version 1). Run it after the view exists: an
 // event inserted meanwhile may then be in the table twice, which the lookup tolerates (LIMIT 1 BY
 // and ReplacingMergeTree).
-func BackfillByActor(database string) string {
-	db := quoteIdent(database)
-	return fmt.Sprintf("INSERT INTO %[1]s.%[2]s (%[4]s) SELECT %[4]s FROM %[1]s.%[3]s", db, TableByActor, TableEvents, byActorColumns)
+func BackfillByActor(database string) string { return backfillByActorSQL(DefaultLayout(database)) }
+
+func backfillByActorSQL(l Layout) string {
+	db := quoteIdent(l.Database)
+	return fmt.Sprintf("INSERT INTO %[1]s.%[2]s (%[4]s) SELECT %[4]s FROM %[1]s.%[3]s", db, l.ByActor(), l.Events(), byActorColumns)
 }
 
 // backfillByActor fills the actor lookup when this start created it over existing events.
@@ -53,20 +56,20 @@ func (s *Sink) backfillByActor(ctx context.Context, st state, missing []string) 
 	createdActor, createdEvents := false, false
 	for _, m := range missing {
 		switch m {
-		case st.db + "." + TableByActor:
+		case st.db + "." + st.l.ByActor():
 			createdActor = true
-		case st.db + "." + TableEvents:
+		case st.db + "." + st.l.Events():
 			createdEvents = true
 		}
 	}
-	if !createdActor || createdEvents {
+	if !createdActor || createdEvents || st.l.Cluster != "" { // a cluster schema starts at version 2
 		return nil
 	}
-	q := BackfillByActor(st.db)
+	q := backfillByActorSQL(st.l)
 	s.observe("backfill_by_actor", q)
 	s.log.Info("filling the actor lookup table from the stored events (upgrade to schema version 2)", "database", st.db)
 	if err := st.conn.Exec(ctx, q); err != nil {
-		return classify(fmt.Errorf("fill %s: %w", TableByActor, err))
+		return classify(fmt.Errorf("fill %s: %w", st.l.ByActor(), err))
 	}
 	return nil
 }
@@ -93,7 +96,7 @@ func (s *Sink) searchByActor(ctx context.Context, st state, p plan, f *sink.Filt
 		w.add("resource_id = " + quoteString(f.ResourceID))
 	}
 	q := fmt.Sprintf("SELECT ts_us, chain_id, seq FROM %s.%s%s%s LIMIT 1 BY ts_us, chain_id, seq LIMIT %d",
-		quoteIdent(st.db), TableByActor, w, p.orderBy(), p.need)
+		quoteIdent(st.db), st.l.ByActor(), w, p.orderBy(), p.need)
 	keys, err := s.queryKeys(ctx, st, "search_actor_keys", q)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+
 	"github.com/flowker-audit/flowker-audit/sink"
 )
 
@@ -24,8 +26,11 @@ func (s *Sink) WriteCheckpoints(ctx context.Context, cps []sink.Checkpoint) erro
 	if err != nil {
 		return err
 	}
-	q := fmt.Sprintf("INSERT INTO %s.%s (chain_id, seq, hash, time_us, key_id, signature)", quoteIdent(st.db), TableCheckpoints)
+	q := fmt.Sprintf("INSERT INTO %s.%s (chain_id, seq, hash, time_us, key_id, signature)", quoteIdent(st.db), st.l.Checkpoints())
 	s.observe("checkpoints_insert", q)
+	if st.l.Cluster != "" { // through the Distributed table, acknowledged once a replica has them
+		ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_distributed_sync": 1}))
+	}
 	batch, err := st.conn.PrepareBatch(ctx, q)
 	if err != nil {
 		return classify(fmt.Errorf("prepare insert of %d checkpoints: %w", len(cps), err))
@@ -49,7 +54,7 @@ func (s *Sink) ReadCheckpoints(ctx context.Context, chainID string) ([]sink.Chec
 		return nil, err
 	}
 	q := fmt.Sprintf("SELECT DISTINCT seq, hash, time_us, key_id, signature FROM %s.%s WHERE chain_id = %s ORDER BY seq, time_us, key_id, signature",
-		quoteIdent(st.db), TableCheckpoints, quoteString(chainID))
+		quoteIdent(st.db), st.l.Checkpoints(), quoteString(chainID))
 	s.observe("checkpoints_read", q)
 	rows, err := st.conn.Query(st.readCtx(ctx), q)
 	if err != nil {

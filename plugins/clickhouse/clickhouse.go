@@ -163,8 +163,10 @@ func (s *Sink) Close(context.Context) error {
 type state struct {
 	conn    driver.Conn
 	db      string
+	l       Layout
 	version Version
 	maxExec int
+	quorum  int
 }
 
 // ensureReady connects and prepares the schema once; later calls are cheap.
@@ -174,7 +176,7 @@ func (s *Sink) ensureReady(ctx context.Context) (state, error) {
 	if s.conn == nil {
 		return state{}, sink.Permanentf("clickhouse sink used before Configure (or after Close)")
 	}
-	st := state{conn: s.conn, db: s.cfg.Database, version: s.version, maxExec: s.cfg.MaxExecutionTime}
+	st := s.stateLocked()
 	if s.ready {
 		return st, nil
 	}
@@ -184,6 +186,11 @@ func (s *Sink) ensureReady(ctx context.Context) (state, error) {
 	s.ready = true
 	st.version = s.version
 	return st, nil
+}
+
+func (s *Sink) stateLocked() state {
+	return state{conn: s.conn, db: s.cfg.Database, l: s.cfg.layout(), version: s.version,
+		maxExec: s.cfg.MaxExecutionTime, quorum: s.cfg.InsertQuorum}
 }
 
 func (s *Sink) initLocked(ctx context.Context) error {
@@ -203,7 +210,12 @@ func (s *Sink) initLocked(ctx context.Context) error {
 		return classify(fmt.Errorf("read clickhouse server version: %w", err))
 	}
 	s.version = Version{int(sv.Version.Major), int(sv.Version.Minor), int(sv.Version.Patch)}
-	st := state{conn: s.conn, db: s.cfg.Database, version: s.version, maxExec: s.cfg.MaxExecutionTime}
+	st := s.stateLocked()
+	if st.l.Cluster != "" {
+		if err := s.checkCluster(ctx, st.conn); err != nil {
+			return err
+		}
+	}
 	if s.cfg.CreateSchema {
 		if err := s.applySchema(ctx, st); err != nil {
 			return err
@@ -211,7 +223,8 @@ func (s *Sink) initLocked(ctx context.Context) error {
 	} else if err := s.checkSchema(ctx, st); err != nil {
 		return err
 	}
-	s.log.Info("clickhouse ready", "server_version", s.version.String(), "schema_variant", s.version.Variant())
+	s.log.Info("clickhouse ready", "server_version", s.version.String(), "schema_variant", s.version.Variant(),
+		"table", s.cfg.Table, "cluster", s.cfg.Cluster)
 	return nil
 }
 
@@ -225,7 +238,13 @@ func (s *Sink) createDatabase(ctx context.Context) error {
 		return sink.Permanent(fmt.Errorf("open clickhouse connection: %w", err))
 	}
 	defer conn.Close()
-	q := DDL(Legacy, s.cfg.Database)[0] // CREATE DATABASE IF NOT EXISTS, the same in every variant
+	if s.cfg.Cluster != "" {
+		// Nothing is created before the cluster, its macros and ZooKeeper are known to work.
+		if err := s.checkCluster(ctx, conn); err != nil {
+			return err
+		}
+	}
+	q := SchemaDDL(Legacy, s.cfg.layout())[0] // CREATE DATABASE IF NOT EXISTS, the same in every variant
 	s.observe("ddl", q)
 	if err := conn.Exec(ctx, q); err != nil {
 		return classify(fmt.Errorf("create database %s: %w", s.cfg.Database, err))
@@ -254,7 +273,7 @@ func (s *Sink) applySchema(ctx context.Context, st state) error {
 	}
 	if len(missing) > 0 {
 		if err := s.runDDL(ctx, st); err != nil {
-			if len(missing) == 1 && missing[0] == st.db+"."+TableCheckpoints {
+			if onlyCheckpoints(st, missing) {
 				// Only the optional checkpoints table is new (an upgrade) and this user may not
 				// create it: the events are unaffected.
 				s.log.Warn("could not create the checkpoints table: signed checkpoints are not kept in ClickHouse; apply deployments/clickhouse/schema.sql again as an administrator",
@@ -274,9 +293,12 @@ func (s *Sink) applySchema(ctx context.Context, st state) error {
 	if current < SchemaVersion {
 		// INSERT ... SELECT: an INSERT ... VALUES sent with Exec waits forever for data on 18.16.
 		q := fmt.Sprintf("INSERT INTO %s.%s (version, variant, server_version, applied_at) SELECT %d, %s, %s, toDateTime(%d, 'UTC')",
-			quoteIdent(st.db), TableSchemaVersion, SchemaVersion, quoteString(variant),
+			quoteIdent(st.db), st.l.SchemaVersionTable(), SchemaVersion, quoteString(variant),
 			quoteString(st.version.String()), time.Now().Unix())
 		s.observe("schema_version_insert", q)
+		if st.l.Cluster != "" { // through the Distributed table: synchronously, so it is there when we return
+			ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_distributed_sync": 1}))
+		}
 		if err := st.conn.Exec(ctx, q); err != nil {
 			return classify(fmt.Errorf("record schema version: %w", err))
 		}
@@ -286,7 +308,7 @@ func (s *Sink) applySchema(ctx context.Context, st state) error {
 }
 
 func (s *Sink) runDDL(ctx context.Context, st state) error {
-	for _, q := range DDL(st.version, st.db) {
+	for _, q := range SchemaDDL(st.version, st.l) {
 		s.observe("ddl", q)
 		if err := st.conn.Exec(ctx, q); err != nil {
 			return classify(fmt.Errorf("apply schema (%s): %w", firstLine(q), err))
@@ -298,7 +320,7 @@ func (s *Sink) runDDL(ctx context.Context, st state) error {
 // missingTables lists the required tables that do not exist.
 func (s *Sink) missingTables(ctx context.Context, st state) ([]string, error) {
 	var missing []string
-	for _, t := range tables {
+	for _, t := range st.l.Tables() {
 		ok, err := s.tableExists(ctx, st, t)
 		if err != nil {
 			return nil, err
@@ -312,11 +334,11 @@ func (s *Sink) missingTables(ctx context.Context, st state) ([]string, error) {
 
 // schemaVersion returns the highest schema version recorded in the database (0 when none).
 func (s *Sink) schemaVersion(ctx context.Context, st state) (uint32, error) {
-	exists, err := s.tableExists(ctx, st, TableSchemaVersion)
+	exists, err := s.tableExists(ctx, st, st.l.SchemaVersionTable())
 	if err != nil || !exists {
 		return 0, err
 	}
-	q := fmt.Sprintf("SELECT max(version) FROM %s.%s", quoteIdent(st.db), TableSchemaVersion)
+	q := fmt.Sprintf("SELECT max(version) FROM %s.%s", quoteIdent(st.db), st.l.SchemaVersionTable())
 	s.observe("schema_version", q)
 	var v uint32
 	if err := st.conn.QueryRow(ctx, q).Scan(&v); err != nil {
@@ -335,13 +357,27 @@ func (s *Sink) tableExists(ctx context.Context, st state, table string) (bool, e
 	return n == 1, nil
 }
 
+// onlyCheckpoints reports whether missing (as listed by missingTables) holds only the optional
+// checkpoints table (and, in a cluster, its local table).
+func onlyCheckpoints(st state, missing []string) bool {
+	if len(missing) == 0 {
+		return false
+	}
+	for _, m := range missing {
+		if m != st.db+"."+st.l.Checkpoints() && m != st.db+"."+local(st.l.Checkpoints()) {
+			return false
+		}
+	}
+	return true
+}
+
 // checkSchema verifies that an administrator created the schema (create_schema: false).
 func (s *Sink) checkSchema(ctx context.Context, st state) error {
 	missing, err := s.missingTables(ctx, st)
 	if err != nil {
 		return err
 	}
-	if len(missing) == 1 && missing[0] == st.db+"."+TableCheckpoints {
+	if onlyCheckpoints(st, missing) {
 		// Optional: without it the sink does not keep checkpoints (their writes fail and are
 		// retried); the events are unaffected.
 		s.log.Warn("the checkpoints table is missing: signed checkpoints are not kept in ClickHouse; apply deployments/clickhouse/schema.sql again as an administrator",
@@ -349,6 +385,10 @@ func (s *Sink) checkSchema(ctx context.Context, st state) error {
 		missing = nil
 	}
 	if len(missing) > 0 {
+		if st.l.Cluster != "" {
+			return sink.Permanentf("create_schema is false but these tables are missing: %s; apply the output of `flowker-audit schema clickhouse --cluster %s --database %s --table %s` as an administrator (deployments/clickhouse/cluster)",
+				strings.Join(missing, ", "), st.l.Cluster, st.db, st.l.Events())
+		}
 		return sink.Permanentf("create_schema is false but these tables are missing: %s; apply deployments/clickhouse/schema.sql (or schema-modern.sql) as an administrator",
 			strings.Join(missing, ", "))
 	}
@@ -570,9 +610,9 @@ func (s *Sink) checkStored(ctx context.Context, rows []row) ([]row, error) {
 }
 
 func (s *Sink) insert(ctx context.Context, st state, rows []row) error {
-	q := fmt.Sprintf("INSERT INTO %s.%s (%s)", quoteIdent(st.db), TableEvents, insertColumns)
+	q := fmt.Sprintf("INSERT INTO %s.%s (%s)", quoteIdent(st.db), st.l.Events(), insertColumns)
 	s.observe("insert", q)
-	if settings := insertSettingsFor(st.version, rows); settings != nil {
+	if settings := insertSettingsFor(st, rows); settings != nil {
 		ctx = ch.Context(ctx, ch.WithSettings(settings))
 	}
 	batch, err := st.conn.PrepareBatch(ctx, q)
@@ -690,7 +730,7 @@ func (s *Sink) Head(ctx context.Context, chainID string) (sink.Head, error) {
 	switch {
 	case len(hashes) == 0:
 		return sink.Head{}, sink.Conflictf("clickhouse sink: the summary table (%s) says chain %s reaches sequence %d, but no event row holds it: a forged or stale summary",
-			TableChainBlocks, chainID, h.Sequence)
+			st.l.ChainBlocks(), chainID, h.Sequence)
 	case len(hashes) > 1:
 		return sink.Head{}, sink.Conflictf("clickhouse sink: chain %s sequence %d is stored as %d different rows (hashes %s): an inserted duplicate",
 			chainID, h.Sequence, len(hashes), strings.Join(hashes, ", "))
@@ -705,7 +745,7 @@ func (s *Sink) Head(ctx context.Context, chainID string) (sink.Head, error) {
 // part, never the events themselves.
 func (s *Sink) head(ctx context.Context, st state, chainID string) (sink.Head, error) {
 	q := fmt.Sprintf("SELECT count(), maxMerge(max_seq), argMaxMerge(last_hash) FROM %s.%s WHERE chain_id = %s",
-		quoteIdent(st.db), TableChainBlocks, quoteString(chainID))
+		quoteIdent(st.db), st.l.ChainBlocks(), quoteString(chainID))
 	s.observe("head", q)
 	var (
 		n    uint64
@@ -779,15 +819,25 @@ func classify(err error) error {
 	return err
 }
 
-// insertSettingsFor returns the settings sent with an insert of rows on a server of version v:
-// on modern servers, the batch's deduplication token, applied to the views' tables too. 18.16
-// knows neither setting (and rejects string-valued settings from this driver).
-func insertSettingsFor(v Version, rows []row) ch.Settings {
-	if !v.IsModern() {
+// insertSettingsFor returns the settings sent with an insert of rows: on modern servers, the
+// batch's deduplication token, applied to the views' tables too (18.16 knows neither setting, and
+// rejects string-valued settings from this driver); in a cluster, a synchronous insert through
+// the Distributed table (the sink acknowledges only what a replica of the chain's shard has
+// stored, never what waits in a local queue for a later send) and the configured quorum.
+func insertSettingsFor(st state, rows []row) ch.Settings {
+	settings := ch.Settings{}
+	if st.version.IsModern() {
+		settings["insert_deduplication_token"] = dedupToken(rows)
+		settings["deduplicate_blocks_in_dependent_materialized_views"] = 1
+	}
+	if st.l.Cluster != "" {
+		settings["insert_distributed_sync"] = 1
+		if st.quorum > 0 {
+			settings["insert_quorum"] = st.quorum
+		}
+	}
+	if len(settings) == 0 {
 		return nil
 	}
-	return ch.Settings{
-		"insert_deduplication_token":                         dedupToken(rows),
-		"deduplicate_blocks_in_dependent_materialized_views": 1,
-	}
+	return settings
 }

@@ -22,6 +22,16 @@ type Config struct {
 	Addr pluginconfig.Strings `json:"addr"`
 	// Database holds the audit tables (default "audit").
 	Database string `json:"database"`
+	// Table is the events table (default "audit_events"); the lookup tables are named after it,
+	// so several deployments can share a database (see Layout).
+	Table string `json:"table"`
+	// Cluster names a cluster of the servers' remote_servers. When set, the schema is created ON
+	// CLUSTER with Replicated engines ({shard}/{replica} macros) under Distributed tables, and
+	// the sink reads and writes the Distributed tables (see SchemaDDL).
+	Cluster string `json:"cluster"`
+	// InsertQuorum, when above 0, makes every insert wait until that many replicas of the shard
+	// have it (ClickHouse's insert_quorum); it needs Cluster.
+	InsertQuorum int `json:"insert_quorum"`
 	// User is the ClickHouse user (default "default").
 	User string `json:"user"`
 	// Password is the user's password. Prefer PasswordEnv; never both.
@@ -51,6 +61,10 @@ type TLSConfig struct {
 	CAFile             string `json:"ca_file"`
 	InsecureSkipVerify bool   `json:"insecure_skip_verify"`
 	ServerName         string `json:"server_name"`
+	// CertFile and KeyFile are the client certificate and key (PEM) presented to a server that
+	// requires mutual TLS; both or neither.
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
 }
 
 // DefaultConfig returns the configuration used for keys that are not set.
@@ -58,6 +72,7 @@ func DefaultConfig() Config {
 	return Config{
 		Addr:             pluginconfig.Strings{"127.0.0.1:9000"},
 		Database:         "audit",
+		Table:            TableEvents,
 		User:             "default",
 		DialTimeout:      pluginconfig.Duration(5 * time.Second),
 		ReadTimeout:      pluginconfig.Duration(60 * time.Second),
@@ -101,6 +116,17 @@ func parseConfig(config []byte) (Config, error) {
 	if !identRe.MatchString(cfg.Database) {
 		p.Add("database", "%q is not a valid database name (letters, digits, underscore)", cfg.Database)
 	}
+	if !identRe.MatchString(cfg.Table) {
+		p.Add("table", "%q is not a valid table name (letters, digits, underscore)", cfg.Table)
+	}
+	if cfg.Cluster != "" && !identRe.MatchString(cfg.Cluster) {
+		p.Add("cluster", "%q is not a valid cluster name (letters, digits, underscore)", cfg.Cluster)
+	}
+	if cfg.InsertQuorum < 0 {
+		p.Add("insert_quorum", "must be >= 0 replicas")
+	} else if cfg.InsertQuorum > 0 && cfg.Cluster == "" {
+		p.Add("insert_quorum", "needs cluster: a quorum counts replicas of replicated tables")
+	}
 	if cfg.User == "" {
 		p.Add("user", "must not be empty")
 	}
@@ -128,12 +154,21 @@ func parseConfig(config []byte) (Config, error) {
 	default:
 		p.Add("compression", "%q is not one of auto, lz4, zstd, none", cfg.Compression)
 	}
-	if !cfg.TLS.Enabled && (cfg.TLS.CAFile != "" || cfg.TLS.InsecureSkipVerify || cfg.TLS.ServerName != "") {
+	if !cfg.TLS.Enabled && (cfg.TLS.CAFile != "" || cfg.TLS.InsecureSkipVerify || cfg.TLS.ServerName != "" ||
+		cfg.TLS.CertFile != "" || cfg.TLS.KeyFile != "") {
 		p.Add("tls.enabled", "must be true when other tls options are set")
 	}
 	if cfg.TLS.CAFile != "" { // reading a named file is allowed to a sink.Validator
 		if _, err := loadCA(cfg.TLS.CAFile); err != nil {
 			p.Add("tls.ca_file", "%v", err)
+		}
+	}
+	switch {
+	case (cfg.TLS.CertFile == "") != (cfg.TLS.KeyFile == ""):
+		p.Add("tls.cert_file", "set both tls.cert_file and tls.key_file for a client certificate, or neither")
+	case cfg.TLS.CertFile != "":
+		if _, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile); err != nil {
+			p.Add("tls.cert_file", "load client certificate and key: %v", err)
 		}
 	}
 	if err := p.Err("clickhouse sink config"); err != nil {
@@ -152,6 +187,11 @@ func loadCA(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("no PEM certificate in %s", path)
 	}
 	return pool, nil
+}
+
+// layout returns where the configured schema lives.
+func (c *Config) layout() Layout {
+	return Layout{Database: c.Database, Table: c.Table, Cluster: c.Cluster}
 }
 
 // password returns the configured password, reading PasswordEnv when set.
@@ -178,6 +218,13 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 			return nil, err
 		}
 		t.RootCAs = pool
+	}
+	if c.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load client certificate and key: %w", err)
+		}
+		t.Certificates = []tls.Certificate{cert}
 	}
 	return t, nil
 }

@@ -1,7 +1,14 @@
 package clickhouse
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,6 +80,12 @@ func TestConfigProblems(t *testing.T) {
 		{"tls options without tls", `{"tls": {"insecure_skip_verify": true}}`, []string{"tls.enabled: must be true"}},
 		{"ca file", `{"tls": {"enabled": true, "ca_file": "` + notPEM + `"}}`, []string{"tls.ca_file: no PEM certificate"}},
 		{"missing ca file", `{"tls": {"enabled": true, "ca_file": "/nonexistent/ca.pem"}}`, []string{"tls.ca_file: read CA file"}},
+		{"cluster names", `{"table": "audit-events", "cluster": "my cluster"}`, []string{"table: \"audit-events\" is not a valid table name", "cluster: \"my cluster\" is not a valid cluster name"}},
+		{"quorum without cluster", `{"insert_quorum": 2}`, []string{"insert_quorum: needs cluster"}},
+		{"negative quorum", `{"cluster": "c", "insert_quorum": -1}`, []string{"insert_quorum: must be >= 0"}},
+		{"cert without key", `{"tls": {"enabled": true, "cert_file": "` + notPEM + `"}}`, []string{"tls.cert_file: set both tls.cert_file and tls.key_file"}},
+		{"bad client cert", `{"tls": {"enabled": true, "cert_file": "` + notPEM + `", "key_file": "` + notPEM + `"}}`, []string{"tls.cert_file: load client certificate and key"}},
+		{"client cert without tls", `{"tls": {"cert_file": "a", "key_file": "b"}}`, []string{"tls.enabled: must be true"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := ValidateConfig([]byte(tc.in))
@@ -92,6 +105,53 @@ func TestConfigProblems(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestConfigCluster(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeClientCert(t, dir)
+	cfg, err := parseConfig([]byte(`{"addr": ["ch1:9000", "ch2:9000"], "cluster": "audit_cluster", "table": "trail_a",
+		"insert_quorum": 2, "tls": {"enabled": true, "cert_file": "` + certFile + `", "key_file": "` + keyFile + `"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := cfg.layout(); l != (Layout{Database: "audit", Table: "trail_a", Cluster: "audit_cluster"}) || cfg.InsertQuorum != 2 {
+		t.Fatalf("got %+v", cfg)
+	}
+	tc, err := cfg.tlsConfig()
+	if err != nil || len(tc.Certificates) != 1 {
+		t.Fatalf("client certificate not loaded: %+v, %v", tc, err)
+	}
+	if def, err := parseConfig(nil); err != nil || def.layout() != DefaultLayout("audit") {
+		t.Fatalf("default layout %+v, %v", def.layout(), err)
+	}
+}
+
+// writeClientCert writes a self-signed certificate and its key (PEM) into dir.
+func writeClientCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "flowker-audit"},
+		NotBefore: time.Unix(0, 0), NotAfter: time.Unix(1<<33, 0), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }
 
 func TestConfigPasswordNotInErrors(t *testing.T) {

@@ -41,7 +41,7 @@ func (s *Sink) dupBlocks(ctx context.Context, st state, events []chain.Event) (m
 	sort.Strings(cl)
 	sort.Strings(bl)
 	q := fmt.Sprintf("SELECT chain_id, block, minMerge(min_seq) AS lo, maxMerge(max_seq) AS hi, minMerge(min_ts), maxMerge(max_ts), countMerge(rows) AS n FROM %s.%s WHERE chain_id IN (%s) AND block IN (%s) GROUP BY chain_id, block HAVING n > hi - lo + 1",
-		quoteIdent(st.db), TableChainBlocks, strings.Join(cl, ", "), strings.Join(bl, ", "))
+		quoteIdent(st.db), st.l.ChainBlocks(), strings.Join(cl, ", "), strings.Join(bl, ", "))
 	s.observe("duplicate_blocks", q)
 	rows, err := st.conn.Query(st.readCtx(ctx), q)
 	if err != nil {

@@ -289,7 +289,7 @@ func sameLines(a, b []byte) bool {
 // insertSettings renders insertSettingsFor as SQL "name = value" assignments (the modern-engine
 // test replays inserts with them).
 func insertSettings(v Version, rows []row) []string {
-	settings := insertSettingsFor(v, rows)
+	settings := insertSettingsFor(state{version: v}, rows)
 	names := make([]string, 0, len(settings))
 	for name := range settings {
 		names = append(names, name)

@@ -255,7 +255,7 @@ func (s *Sink) searchSlab(ctx context.Context, st state, p plan, lo, hi bound, n
 	}
 	w = append(w, p.filters...)
 	w = append(w, p.actor...)
-	table := quoteIdent(st.db) + "." + TableEvents
+	table := quoteIdent(st.db) + "." + st.l.Events()
 	if !twoPhase {
 		q := fmt.Sprintf("SELECT %s FROM %s%s%s LIMIT 1 BY ts_us, chain_id, seq LIMIT %d", insertColumns, table, w, p.orderBy(), n)
 		return s.queryEvents(ctx, st, "search_window", q, "", n)
@@ -284,7 +284,7 @@ func (s *Sink) searchByResource(ctx context.Context, st state, p plan) ([]chain.
 	}
 	w = append(w, p.filters...)
 	q := fmt.Sprintf("SELECT ts_us, chain_id, seq FROM %s.%s%s%s LIMIT 1 BY ts_us, chain_id, seq LIMIT %d",
-		quoteIdent(st.db), TableByResource, w, p.orderBy(), p.need)
+		quoteIdent(st.db), st.l.ByResource(), w, p.orderBy(), p.need)
 	keys, err := s.queryKeys(ctx, st, "search_resource_keys", q)
 	if err != nil {
 		return nil, err
@@ -310,13 +310,13 @@ func (s *Sink) fetchByKeys(ctx context.Context, st state, p plan, keys []key) ([
 	var w where
 	timeConds(&w, bound{true, lo}, bound{true, hi})
 	w.add("(ts_us, chain_id, seq) IN (" + list.String() + ")")
-	q := fmt.Sprintf("SELECT %s FROM %s.%s%s%s LIMIT 1 BY ts_us, chain_id, seq", insertColumns, quoteIdent(st.db), TableEvents, w, p.orderBy())
+	q := fmt.Sprintf("SELECT %s FROM %s.%s%s%s LIMIT 1 BY ts_us, chain_id, seq", insertColumns, quoteIdent(st.db), st.l.Events(), w, p.orderBy())
 	return s.queryEvents(ctx, st, "fetch_by_keys", q, "", len(keys))
 }
 
 // timeRange returns the number of summary rows and the oldest and newest stored timestamps.
 func (s *Sink) timeRange(ctx context.Context, st state) (n uint64, minTs, maxTs int64, err error) {
-	q := fmt.Sprintf("SELECT count(), minMerge(min_ts), maxMerge(max_ts) FROM %s.%s", quoteIdent(st.db), TableChainBlocks)
+	q := fmt.Sprintf("SELECT count(), minMerge(min_ts), maxMerge(max_ts) FROM %s.%s", quoteIdent(st.db), st.l.ChainBlocks())
 	s.observe("time_range", q)
 	if err := st.conn.QueryRow(st.readCtx(ctx), q).Scan(&n, &minTs, &maxTs); err != nil {
 		return 0, 0, 0, classify(fmt.Errorf("read stored time range: %w", err))
@@ -335,7 +335,7 @@ func (s *Sink) Get(ctx context.Context, eventID string) (chain.Event, error) {
 		return chain.Event{}, err
 	}
 	q := fmt.Sprintf("SELECT ts_us, chain_id, seq FROM %s.%s WHERE event_id = toUUID(%s) LIMIT 1",
-		quoteIdent(st.db), TableByID, quoteString(id.String()))
+		quoteIdent(st.db), st.l.ByID(), quoteString(id.String()))
 	keys, err := s.queryKeys(ctx, st, "get_key", q)
 	if err != nil {
 		return chain.Event{}, err
@@ -345,7 +345,7 @@ func (s *Sink) Get(ctx context.Context, eventID string) (chain.Event, error) {
 	}
 	k := keys[0]
 	q = fmt.Sprintf("SELECT %s FROM %s.%s WHERE ts_us = %d AND chain_id = %s AND seq = %d AND event_id = toUUID(%s) LIMIT 1",
-		insertColumns, quoteIdent(st.db), TableEvents, k.ts, quoteString(k.chain), k.seq, quoteString(id.String()))
+		insertColumns, quoteIdent(st.db), st.l.Events(), k.ts, quoteString(k.chain), k.seq, quoteString(id.String()))
 	events, err := s.queryEvents(ctx, st, "get_event", q, "", 1)
 	if err != nil {
 		return chain.Event{}, err
@@ -473,7 +473,7 @@ func (s *Sink) listBlocks(ctx context.Context, st state, chainID string, from, t
 			w.add("block <= " + u64(to/BlockSize))
 		}
 		q := fmt.Sprintf("SELECT block, minMerge(min_seq), maxMerge(max_seq), minMerge(min_ts), maxMerge(max_ts), countMerge(rows) FROM %s.%s%s GROUP BY block ORDER BY block LIMIT %d",
-			quoteIdent(st.db), TableChainBlocks, w, blocksPage)
+			quoteIdent(st.db), st.l.ChainBlocks(), w, blocksPage)
 		blocks, err := s.queryBlocks(ctx, st, "chain_blocks", q)
 		if err != nil {
 			return err
@@ -509,7 +509,7 @@ func (s *Sink) readBlock(ctx context.Context, st state, chainID string, b blockI
 	w.add("seq >= " + u64(lo))
 	w.add("seq <= " + u64(hi))
 	// The chain is known: its column is not read (one string less to decode per event).
-	q := fmt.Sprintf("SELECT %s FROM %s.%s%s", chainReadColumns, quoteIdent(st.db), TableEvents, w)
+	q := fmt.Sprintf("SELECT %s FROM %s.%s%s", chainReadColumns, quoteIdent(st.db), st.l.Events(), w)
 	events, err := s.queryEvents(ctx, st, "chain_window", q, chainID, int(min(b.rows, 2*BlockSize)))
 	if err != nil {
 		return nil, err
@@ -538,7 +538,7 @@ func (s *Sink) Chains(ctx context.Context) ([]sink.ChainInfo, error) {
 	}
 	db := quoteIdent(st.db)
 	q := fmt.Sprintf("SELECT chain_id, minMerge(min_seq), maxMerge(max_seq), countMerge(rows) FROM %s.%s GROUP BY chain_id ORDER BY chain_id",
-		db, TableChainBlocks)
+		db, st.l.ChainBlocks())
 	s.observe("chains", q)
 	rows, err := st.conn.Query(st.readCtx(ctx), q)
 	if err != nil {
@@ -561,7 +561,7 @@ func (s *Sink) Chains(ctx context.Context) ([]sink.ChainInfo, error) {
 	}
 
 	q = fmt.Sprintf("SELECT chain_id, block, minMerge(min_seq) AS lo, maxMerge(max_seq) AS hi, minMerge(min_ts), maxMerge(max_ts), countMerge(rows) AS n FROM %s.%s GROUP BY chain_id, block HAVING n > hi - lo + 1",
-		db, TableChainBlocks)
+		db, st.l.ChainBlocks())
 	s.observe("chains_duplicates", q)
 	dupRows, err := st.conn.Query(st.readCtx(ctx), q)
 	if err != nil {
@@ -590,7 +590,7 @@ func (s *Sink) Chains(ctx context.Context) ([]sink.ChainInfo, error) {
 		w.add("chain_id = " + quoteString(d.chain))
 		w.add("seq >= " + u64(d.b.minSeq))
 		w.add("seq <= " + u64(d.b.maxSeq))
-		q := fmt.Sprintf("SELECT uniqExact(seq) FROM %s.%s%s", db, TableEvents, w)
+		q := fmt.Sprintf("SELECT uniqExact(seq) FROM %s.%s%s", db, st.l.Events(), w)
 		s.observe("chains_exact_count", q)
 		var exact uint64
 		if err := st.conn.QueryRow(st.readCtx(ctx), q).Scan(&exact); err != nil {

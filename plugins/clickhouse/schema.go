@@ -83,9 +83,6 @@ const (
 // block per query, so it also bounds the rows held in memory at once.
 const BlockSize = 16384
 
-// tables lists the tables the sink needs, in creation order.
-var tables = []string{TableEvents, TableByID, TableByResource, TableChainBlocks, TableSchemaVersion, TableByActor, TableCheckpoints}
-
 // insertColumns is the explicit column list of every insert (18.16 needs one; the MATERIALIZED
 // column ts must not be listed). selectColumns reads the same columns back.
 const insertColumns = "chain_id, " + chainReadColumns
@@ -93,14 +90,95 @@ const insertColumns = "chain_id, " + chainReadColumns
 // chainReadColumns is insertColumns without chain_id, for reads of one chain.
 const chainReadColumns = "seq, event_id, ts_us, event_type, action, result, resource_type, resource_id, actor_type, actor_id, actor_ip, context, metadata, hash, previous_hash"
 
-// DDL returns the statements that create the schema in database for a server of version v. Every
-// statement is idempotent (IF NOT EXISTS). Servers older than Modern get the portable variant,
-// which also runs unchanged on current servers; modern servers additionally get LowCardinality
-// columns, codecs, bloom-filter skip indexes, a DateTime64 alias column and a deduplication window
-// for retried inserts.
-func DDL(v Version, database string) []string {
-	db := quoteIdent(database)
+// Layout names where the schema lives: the database, the events table (the other tables' names
+// derive from it) and, for a replicated deployment, the cluster.
+type Layout struct {
+	// Database holds the tables.
+	Database string
+	// Table is the events table (default audit_events). The lookup tables are named after it:
+	// <table>_by_id, <table>_by_resource, <table>_by_actor, <table>_chain_blocks and
+	// <table>_checkpoints and <table>_schema_version, except that the default table keeps the
+	// historical names audit_chain_blocks, audit_checkpoints and audit_schema_version.
+	Table string
+	// Cluster, when set, is a cluster of the servers' remote_servers: every statement runs ON
+	// CLUSTER, each table is a Replicated engine named <name>_local (ZooKeeper path
+	// /clickhouse/tables/{shard}/<database>/<name>_local, replica name {replica}), and <name>
+	// itself is a Distributed table over it, which is what the sink reads and writes.
+	Cluster string
+}
+
+// DefaultLayout is database with the default table names on one server.
+func DefaultLayout(database string) Layout { return Layout{Database: database, Table: TableEvents} }
+
+func (l Layout) table() string {
+	if l.Table == "" {
+		return TableEvents
+	}
+	return l.Table
+}
+
+// Events, ByID, ByResource, ByActor, ChainBlocks, Checkpoints and SchemaVersionTable name the tables the sink
+// reads and writes (the Distributed tables in a cluster).
+func (l Layout) Events() string     { return l.table() }
+func (l Layout) ByID() string       { return l.table() + "_by_id" }
+func (l Layout) ByResource() string { return l.table() + "_by_resource" }
+func (l Layout) ByActor() string    { return l.table() + "_by_actor" }
+func (l Layout) ChainBlocks() string {
+	if l.table() == TableEvents {
+		return TableChainBlocks
+	}
+	return l.table() + "_chain_blocks"
+}
+func (l Layout) Checkpoints() string {
+	if l.table() == TableEvents {
+		return TableCheckpoints
+	}
+	return l.table() + "_checkpoints"
+}
+func (l Layout) SchemaVersionTable() string {
+	if l.table() == TableEvents {
+		return TableSchemaVersion
+	}
+	return l.table() + "_schema_version"
+}
+
+// Tables lists every table of the layout, in creation order: in a cluster, each local
+// replicated table and then its Distributed table.
+func (l Layout) Tables() []string {
+	var out []string
+	for _, t := range []string{l.Events(), l.ByID(), l.ByResource(), l.ChainBlocks(), l.SchemaVersionTable(), l.ByActor(), l.Checkpoints()} {
+		if l.Cluster != "" {
+			out = append(out, local(t))
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// local names the replicated table under a Distributed one.
+func local(table string) string { return table + "_local" }
+
+// ShardingKey is the sharding expression of the Distributed events table. Hashing the chain id
+// sends every row of one chain to one shard: a chain's blocks stay together, so the per-chain
+// summary (chain_blocks, kept by a view on each shard's local table) is complete on one shard and
+// verifying a chain reads one shard in sequence order; the chains of many sidecars still spread
+// over the shards. (Hashing the sequence or the time would scatter every chain over all shards.)
+const ShardingKey = "cityHash64(chain_id)"
+
+// DDL returns the statements that create the schema in database for a server of version v, on one
+// server with the default table names. See SchemaDDL.
+func DDL(v Version, database string) []string { return SchemaDDL(v, DefaultLayout(database)) }
+
+// SchemaDDL returns the statements that create the schema of layout l for a server of version v.
+// Every statement is idempotent (IF NOT EXISTS). Servers older than Modern get the portable
+// variant, which also runs unchanged on current servers; modern servers additionally get
+// LowCardinality columns, codecs, bloom-filter skip indexes, a DateTime64 alias column and (on one
+// server) a deduplication window for retried inserts; replicated tables deduplicate retried
+// blocks through ZooKeeper on every version.
+func SchemaDDL(v Version, l Layout) []string {
+	db := quoteIdent(l.Database)
 	modern := v.IsModern()
+	cluster := l.Cluster != ""
 	lc := func(t string) string { // low-cardinality strings
 		if modern {
 			return "LowCardinality(" + t + ")"
@@ -119,9 +197,12 @@ func DDL(v Version, database string) []string {
     ts64           DateTime64(6, 'UTC') ALIAS fromUnixTimestamp64Micro(ts_us, 'UTC'),
     INDEX idx_event_id event_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_resource_id resource_id TYPE bloom_filter(0.01) GRANULARITY 1`
-		// Retried inserts carry insert_deduplication_token and
-		// deduplicate_blocks_in_dependent_materialized_views: the views' tables deduplicate too.
-		dedup = "non_replicated_deduplication_window = 1000"
+		if !cluster {
+			// Retried inserts carry insert_deduplication_token and
+			// deduplicate_blocks_in_dependent_materialized_views: the views' tables deduplicate
+			// too. (Replicated tables have their own window, replicated_deduplication_window.)
+			dedup = "non_replicated_deduplication_window = 1000"
+		}
 	}
 	// settingsClause renders a SETTINGS clause of the given settings plus the modern dedup window.
 	settingsClause := func(base string) string {
@@ -137,68 +218,100 @@ func DDL(v Version, database string) []string {
 		}
 		return "\nSETTINGS " + strings.Join(parts, ", ")
 	}
+	on := ""
+	if cluster {
+		on = " ON CLUSTER " + quoteIdent(l.Cluster)
+	}
+	// name is the table a CREATE TABLE makes (the local one in a cluster), with ON CLUSTER.
+	name := func(t string) string {
+		if cluster {
+			return db + "." + local(t) + on
+		}
+		return db + "." + t
+	}
+	// target is the table a view reads or writes: each server's local table in a cluster.
+	target := func(t string) string {
+		if cluster {
+			return db + "." + local(t)
+		}
+		return db + "." + t
+	}
+	engine := func(kind, t string) string {
+		if cluster {
+			return fmt.Sprintf("Replicated%s('/clickhouse/tables/{shard}/%s/%s', '{replica}')", kind, l.Database, local(t))
+		}
+		return kind
+	}
+	ev := l.Events()
+	// ts (the partition key) is computed from ts_us. In a cluster it is a DEFAULT column, not a
+	// MATERIALIZED one: 18.16's synchronous Distributed insert forwards every column, the
+	// materialized one included, and the local table rejects that ("Cannot insert column ts").
+	tsKind := "MATERIALIZED"
+	if cluster {
+		tsKind = "DEFAULT"
+	}
 	stmts := []string{
-		fmt.Sprintf("CREATE DATABASE IF NOT EXISTS %s", db),
+		fmt.Sprintf("CREATE DATABASE IF NOT EXISTS %s%s", db, on),
 
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s.%[2]s
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s
 (
-    chain_id       %[3]s,
-    seq            UInt64%[4]s,
+    chain_id       %[2]s,
+    seq            UInt64%[3]s,
     event_id       UUID,
-    ts_us          Int64%[5]s,
-    ts             DateTime('UTC') MATERIALIZED toDateTime(intDiv(ts_us, 1000000), 'UTC'),
-    event_type     %[3]s,
-    action         %[3]s,
-    result         %[3]s,
-    resource_type  %[3]s,
+    ts_us          Int64%[4]s,
+    ts             DateTime('UTC') %[9]s toDateTime(intDiv(ts_us, 1000000), 'UTC'),
+    event_type     %[2]s,
+    action         %[2]s,
+    result         %[2]s,
+    resource_type  %[2]s,
     resource_id    String,
-    actor_type     %[3]s,
+    actor_type     %[2]s,
     actor_id       String,
     actor_ip       String,
-    context        String%[6]s,
-    metadata       String%[6]s,
+    context        String%[5]s,
+    metadata       String%[5]s,
     hash           FixedString(32),
-    previous_hash  FixedString(32)%[7]s
+    previous_hash  FixedString(32)%[6]s
 )
-ENGINE = MergeTree
+ENGINE = %[8]s
 PARTITION BY toYYYYMM(ts)
-ORDER BY (ts_us, chain_id, seq)%[8]s`, db, TableEvents, lc("String"), codec("Delta, ZSTD(1)"), codec("DoubleDelta, ZSTD(1)"),
-			codec("ZSTD(3)"), extra, settingsClause("index_granularity = 1024")),
+ORDER BY (ts_us, chain_id, seq)%[7]s`, name(ev), lc("String"), codec("Delta, ZSTD(1)"), codec("DoubleDelta, ZSTD(1)"),
+			codec("ZSTD(3)"), extra, settingsClause("index_granularity = 1024"), engine("MergeTree", ev), tsKind),
 
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s.%[2]s
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s
 (
     event_id  UUID,
     ts_us     Int64,
-    chain_id  %[3]s,
+    chain_id  %[2]s,
     seq       UInt64
 )
-ENGINE = ReplacingMergeTree
-ORDER BY event_id%[4]s`, db, TableByID, lc("String"), settingsClause("index_granularity = 8192")),
+ENGINE = %[4]s
+ORDER BY event_id%[3]s`, name(l.ByID()), lc("String"), settingsClause("index_granularity = 8192"), engine("ReplacingMergeTree", l.ByID())),
 
-		fmt.Sprintf(`CREATE MATERIALIZED VIEW IF NOT EXISTS %[1]s.%[2]s_mv TO %[1]s.%[2]s
-AS SELECT event_id, ts_us, chain_id, seq FROM %[1]s.%[3]s`, db, TableByID, TableEvents),
+		fmt.Sprintf(`CREATE MATERIALIZED VIEW IF NOT EXISTS %[1]s.%[2]s_mv%[5]s TO %[3]s
+AS SELECT event_id, ts_us, chain_id, seq FROM %[4]s`, db, l.ByID(), target(l.ByID()), target(ev), on),
 
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s.%[2]s
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s
 (
     resource_id    String,
     ts_us          Int64,
-    chain_id       %[3]s,
+    chain_id       %[2]s,
     seq            UInt64,
-    resource_type  %[3]s,
-    event_type     %[3]s,
-    action         %[3]s,
-    result         %[3]s
+    resource_type  %[2]s,
+    event_type     %[2]s,
+    action         %[2]s,
+    result         %[2]s
 )
-ENGINE = ReplacingMergeTree
-ORDER BY (resource_id, ts_us, chain_id, seq)%[4]s`, db, TableByResource, lc("String"), settingsClause("index_granularity = 8192")),
+ENGINE = %[4]s
+ORDER BY (resource_id, ts_us, chain_id, seq)%[3]s`, name(l.ByResource()), lc("String"), settingsClause("index_granularity = 8192"), engine("ReplacingMergeTree", l.ByResource())),
 
-		fmt.Sprintf(`CREATE MATERIALIZED VIEW IF NOT EXISTS %[1]s.%[2]s_mv TO %[1]s.%[2]s
-AS SELECT resource_id, ts_us, chain_id, seq, resource_type, event_type, action, result FROM %[1]s.%[3]s`,
-			db, TableByResource, TableEvents),
+		fmt.Sprintf(`CREATE MATERIALIZED VIEW IF NOT EXISTS %[1]s.%[2]s_mv%[5]s TO %[3]s
+AS SELECT resource_id, ts_us, chain_id, seq, resource_type, event_type, action, result FROM %[4]s`,
+			db, l.ByResource(), target(l.ByResource()), target(ev), on),
 
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s.%[2]s
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s
 (
-    chain_id   %[3]s,
+    chain_id   %[2]s,
     block      UInt64,
     min_seq    AggregateFunction(min, UInt64),
     max_seq    AggregateFunction(max, UInt64),
@@ -207,16 +320,16 @@ AS SELECT resource_id, ts_us, chain_id, seq, resource_type, event_type, action, 
     rows       AggregateFunction(count),
     last_hash  AggregateFunction(argMax, FixedString(32), UInt64)
 )
-ENGINE = AggregatingMergeTree
-ORDER BY (chain_id, block)%[4]s`, db, TableChainBlocks, lc("String"), settingsClause("")),
+ENGINE = %[4]s
+ORDER BY (chain_id, block)%[3]s`, name(l.ChainBlocks()), lc("String"), settingsClause(""), engine("AggregatingMergeTree", l.ChainBlocks())),
 
-		fmt.Sprintf(`CREATE MATERIALIZED VIEW IF NOT EXISTS %[1]s.%[2]s_mv TO %[1]s.%[2]s
-AS SELECT chain_id, intDiv(seq, %[4]d) AS block, minState(seq) AS min_seq, maxState(seq) AS max_seq,
+		fmt.Sprintf(`CREATE MATERIALIZED VIEW IF NOT EXISTS %[1]s.%[2]s_mv%[6]s TO %[3]s
+AS SELECT chain_id, intDiv(seq, %[5]d) AS block, minState(seq) AS min_seq, maxState(seq) AS max_seq,
     minState(ts_us) AS min_ts, maxState(ts_us) AS max_ts, countState() AS rows, argMaxState(hash, seq) AS last_hash
-FROM %[1]s.%[3]s
-GROUP BY chain_id, block`, db, TableChainBlocks, TableEvents, BlockSize),
+FROM %[4]s
+GROUP BY chain_id, block`, db, l.ChainBlocks(), target(l.ChainBlocks()), target(ev), BlockSize, on),
 
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s.%[2]s
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s
 (
     chain_id   String,
     seq        UInt64,
@@ -225,21 +338,34 @@ GROUP BY chain_id, block`, db, TableChainBlocks, TableEvents, BlockSize),
     key_id     String,
     signature  String
 )
-ENGINE = ReplacingMergeTree
-ORDER BY (chain_id, seq, key_id, signature)`, db, TableCheckpoints),
+ENGINE = %[2]s
+ORDER BY (chain_id, seq, key_id, signature)`, name(l.Checkpoints()), engine("ReplacingMergeTree", l.Checkpoints())),
 
-		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s.%[2]s
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s
 (
     version         UInt32,
     variant         String,
     server_version  String,
     applied_at      DateTime('UTC')
 )
-ENGINE = MergeTree
-ORDER BY version`, db, TableSchemaVersion),
+ENGINE = %[2]s
+ORDER BY version`, name(l.SchemaVersionTable()), engine("MergeTree", l.SchemaVersionTable())),
 	}
 	// Schema version 2: the actor lookup (actor.go).
-	stmts = append(stmts, actorDDL(db, lc("String"), settingsClause("index_granularity = 8192"))...)
+	stmts = append(stmts, actorDDL(db, name(l.ByActor()), db+"."+l.ByActor()+"_mv"+on, target(l.ByActor()), target(ev),
+		engine("ReplacingMergeTree", l.ByActor()), lc("String"), settingsClause("index_granularity = 8192"))...)
+	if cluster {
+		// The Distributed tables the sink reads and writes. The events and checkpoints tables
+		// are written through theirs (and the schema version, once); the others are filled by the
+		// views on each server, so their sharding key only matters for manual inserts.
+		for _, t := range []struct{ name, key string }{
+			{ev, ShardingKey}, {l.ByID(), ShardingKey}, {l.ByResource(), ShardingKey}, {l.ChainBlocks(), ShardingKey},
+			{l.SchemaVersionTable(), "version"}, {l.ByActor(), ShardingKey}, {l.Checkpoints(), ShardingKey},
+		} {
+			stmts = append(stmts, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %[1]s.%[2]s%[3]s AS %[1]s.%[4]s\nENGINE = Distributed(%[5]s, %[6]s, %[4]s, %[7]s)",
+				db, t.name, on, local(t.name), quoteIdent(l.Cluster), db, t.key))
+		}
+	}
 	return stmts
 }
 

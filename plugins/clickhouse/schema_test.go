@@ -27,6 +27,15 @@ Upgrading a database of schema version 1 by hand: run this file, then once
 LowCardinality columns, codecs, bloom_filter skip indexes, a DateTime64 alias column and a
 deduplication window for retried inserts. Queries are the same as with schema.sql.
 `+note, DDL(Modern, "audit")),
+		filepath.Join("cluster", "schema.sql"): SQLScript(`flowker-audit ClickHouse schema for a replicated cluster, portable variant (schema version 2).
+For the sink configuration: cluster: audit_cluster, database: audit, table: audit_events.
+Every statement runs ON CLUSTER: each table is a Replicated engine named <name>_local (ZooKeeper
+path /clickhouse/tables/{shard}/audit/<name>_local, replica {replica}: set the macros on every
+server, see macros.xml), and <name> is a Distributed table over it. The events are sharded by
+cityHash64(chain_id): one chain's rows stay on one shard. The sink writes and reads the
+Distributed tables. Print another layout with:
+  flowker-audit schema clickhouse --cluster NAME [--database DB] [--table TABLE] [--server-version V]
+`+note, SchemaDDL(Legacy, Layout{Database: "audit", Table: TableEvents, Cluster: "audit_cluster"})),
 		"grants.sql": SQLScript(`Application user for ClickHouse 20.5 and later (SQL access control): SELECT and INSERT on the audit
 database only, so it cannot ALTER (no UPDATE/DELETE mutations), DROP, TRUNCATE or CREATE.
 Run as an administrator after schema.sql or schema-modern.sql, then start the sink with
@@ -79,6 +88,62 @@ func TestDDLVariants(t *testing.T) {
 	}
 	if got := DDL(Legacy, "weird-name")[0]; got != "CREATE DATABASE IF NOT EXISTS `weird-name`" {
 		t.Errorf("quoted database: %s", got)
+	}
+}
+
+// TestClusterDDL checks the cluster variants (portable and modern, renamed table) statement by
+// statement; the portable one is also compared in full with deployments/clickhouse/cluster/schema.sql.
+func TestClusterDDL(t *testing.T) {
+	for _, v := range []Version{Legacy, Modern} {
+		l := Layout{Database: "db1", Table: "trail", Cluster: "c1"}
+		stmts := SchemaDDL(v, l)
+		all := strings.Join(stmts, "\n")
+		for _, q := range stmts {
+			if !strings.Contains(q, " ON CLUSTER c1") {
+				t.Errorf("%v: statement without ON CLUSTER: %s", v, firstLine(q))
+			}
+			if strings.Contains(q, "audit_") {
+				t.Errorf("%v: statement names a default table although table is trail: %s", v, firstLine(q))
+			}
+		}
+		for _, want := range []string{
+			"CREATE TABLE IF NOT EXISTS db1.trail_local ON CLUSTER c1",
+			"ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db1/trail_local', '{replica}')",
+			"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db1/trail_by_id_local', '{replica}')",
+			"ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/db1/trail_chain_blocks_local', '{replica}')",
+			"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db1/trail_by_actor_local', '{replica}')",
+			"ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db1/trail_schema_version_local', '{replica}')",
+			"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db1/trail_checkpoints_local', '{replica}')",
+			"CREATE TABLE IF NOT EXISTS db1.trail_checkpoints ON CLUSTER c1 AS db1.trail_checkpoints_local\nENGINE = Distributed(c1, db1, trail_checkpoints_local, cityHash64(chain_id))",
+			"CREATE MATERIALIZED VIEW IF NOT EXISTS db1.trail_by_id_mv ON CLUSTER c1 TO db1.trail_by_id_local\nAS SELECT event_id, ts_us, chain_id, seq FROM db1.trail_local",
+			"CREATE TABLE IF NOT EXISTS db1.trail ON CLUSTER c1 AS db1.trail_local\nENGINE = Distributed(c1, db1, trail_local, cityHash64(chain_id))",
+			"CREATE TABLE IF NOT EXISTS db1.trail_chain_blocks ON CLUSTER c1 AS db1.trail_chain_blocks_local\nENGINE = Distributed(c1, db1, trail_chain_blocks_local, cityHash64(chain_id))",
+			"ts             DateTime('UTC') DEFAULT toDateTime(intDiv(ts_us, 1000000), 'UTC')",
+		} {
+			if !strings.Contains(all, want) {
+				t.Errorf("%v: cluster DDL lacks %q", v, want)
+			}
+		}
+		if strings.Contains(all, "non_replicated_deduplication_window") || strings.Contains(all, "MATERIALIZED toDateTime") {
+			t.Errorf("%v: cluster DDL has a single-node setting or a MATERIALIZED ts", v)
+		}
+		if got := len(stmts); got != len(DDL(v, "db1"))+7 {
+			t.Errorf("%v: %d statements, want the single-node ones plus 7 Distributed tables", v, got)
+		}
+		if got, want := l.Tables(), []string{"trail_local", "trail", "trail_by_id_local", "trail_by_id", "trail_by_resource_local", "trail_by_resource",
+			"trail_chain_blocks_local", "trail_chain_blocks", "trail_schema_version_local", "trail_schema_version", "trail_by_actor_local", "trail_by_actor", "trail_checkpoints_local", "trail_checkpoints"}; strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("Tables() = %v", got)
+		}
+	}
+	// Another table on one server: renamed tables, no cluster clauses.
+	single := strings.Join(SchemaDDL(Legacy, Layout{Database: "audit", Table: "trail"}), "\n")
+	for _, bad := range []string{"ON CLUSTER", "Replicated", "Distributed", "audit_chain_blocks", "audit_events"} {
+		if strings.Contains(single, bad) {
+			t.Errorf("single-node DDL for table trail contains %q", bad)
+		}
+	}
+	if !strings.Contains(single, "audit.trail_chain_blocks_mv TO audit.trail_chain_blocks") {
+		t.Error("single-node DDL for table trail lacks its chain blocks view")
 	}
 }
 

@@ -3,6 +3,7 @@ package auditapi_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/proxy/auditapi"
 	"github.com/flowker-audit/flowker-audit/proxy/auditapi/auditapitest"
 	"github.com/flowker-audit/flowker-audit/proxy/ui"
@@ -127,11 +129,36 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		return api
 	}
 	good := newAPI(auditapitest.NewStore(events...), false)
+	// Signed checkpoints of chain-a: one matching at sequence 40, and for the "departed" API one
+	// at sequence 80 whose hash is not the stored one.
+	signer := checkpoint.NewSigner(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, ed25519.SeedSize)))
+	sign := func(seq uint64, hash string) checkpoint.Checkpoint {
+		c, err := signer.Sign("chain-a", seq, hash, events[seq-1].Timestamp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	withEvidence := func(cps ...checkpoint.Checkpoint) *auditapi.API {
+		api, err := auditapi.New(auditapi.Options{
+			Querier: func(context.Context) (sink.Querier, error) { return auditapitest.NewStore(events...), nil },
+			Auth:    keys, CursorKey: []byte("0123456789abcdef0123456789abcdef"), Registerer: prometheus.NewRegistry(),
+			Checkpoints: func(string) (*checkpoint.Evidence, error) {
+				return &checkpoint.Evidence{Path: "checkpoints.ndjson", Checkpoints: cps, Keys: []ed25519.PublicKey{signer.Public()}}, nil
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return api
+	}
 	apis := map[string]*auditapi.API{
 		"good":     good,
 		"down":     newAPI(nil, true),
 		"tampered": newAPI(auditapitest.NewStore(tampered...), false),
 		"panic":    newAPI(panicking{auditapitest.NewStore(events...)}, false),
+		"signed":   withEvidence(sign(40, events[39].Hash)),
+		"departed": withEvidence(sign(40, events[39].Hash), sign(80, strings.Repeat("ab", 32))),
 	}
 	page, err := ui.New(ui.Options{AuthMode: good.AuthMode()})
 	if err != nil {
@@ -190,6 +217,8 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{"get store down", "down", "GET", "/v1/audit-events/" + id, true, 503},
 		{"verify valid", "good", "GET", "/v1/audit-events/" + last + "/verify", true, 200},
 		{"verify broken", "tampered", "GET", "/v1/audit-events/" + last + "/verify", true, 200},
+		{"verify with checkpoints", "signed", "GET", "/v1/audit-events/" + last + "/verify", true, 200},
+		{"verify departs from a checkpoint", "departed", "GET", "/v1/audit-events/" + last + "/verify", true, 200},
 		{"verify bad id", "good", "GET", "/v1/audit-events/x/verify", true, 400},
 		{"verify unknown", "good", "GET", "/v1/audit-events/6ba7b810-9dad-41d1-80b4-00c04fd430c8/verify", true, 404},
 		{"verify no key", "good", "GET", "/v1/audit-events/" + id + "/verify", false, 401},
@@ -230,6 +259,11 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 			}
 			if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 				t.Fatalf("%s %s: %d response does not match the document: %v\n%s", tc.method, tc.target, w.Code, err, clipBody(w.Body.String()))
+			}
+			for name, want := range map[string]string{"verify with checkpoints": `"newestCheckpoint":{`, "verify departs from a checkpoint": `"departsAfterSequence":40`} {
+				if tc.name == name && !strings.Contains(w.Body.String(), want) {
+					t.Fatalf("%s: the answer lacks %s: %s", name, want, w.Body)
+				}
 			}
 		})
 	}
