@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/internal/app"
 	"github.com/flowker-audit/flowker-audit/internal/fakeflowker"
@@ -67,17 +70,48 @@ func TestCutJournalTailAndShorterSinkKeepDelivering(t *testing.T) {
 		c.Chain.ID = "cut-chain"
 		c.Journal.CompactEvery = config.Duration(time.Hour) // keep the records, so a tail can be cut
 	}}
-	env := testenv.StartSidecar(t, fsrv.URL, opts)
+	// The first run is the real binary, stopped with SIGKILL: a graceful stop drains the journal
+	// into the sinks and compacts it (issue 16), which leaves no tail to damage.
+	cfgPath := writeConfig(t, dir, fsrv.URL, freePort(t), freePort(t))
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = bytes.Replace(raw, []byte("compact_every: 1s"), []byte("compact_every: 1h"), 1) // keep the records
+	raw = append(raw, []byte("chain: {id: cut-chain, checkpoint_interval: 1s}\n")...)
+	if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var proxyPort, adminPort int
+	if _, err := fmt.Sscanf(string(raw[bytes.Index(raw, []byte("listen:")):]), "listen: {addr: \"127.0.0.1:%d\"}\nadmin: {addr: \"127.0.0.1:%d\"}", &proxyPort, &adminPort); err != nil {
+		t.Fatalf("ports in %s: %v", cfgPath, err)
+	}
+	proc := startProcess(t, cfgPath, proxyPort, adminPort)
 	for i := 0; i < 10; i++ {
-		if r := env.Flowker("POST", "/v1/workflows", map[string]any{"name": "before"}); r.Status != 201 {
+		if r := testenv.Do(t, "POST", proc.proxy+"/v1/workflows", map[string]any{"name": "before"}, map[string]string{"X-API-Key": testenv.FlowkerKey}); r.Status != 201 {
 			t.Fatal(r.Status)
 		}
 	}
-	env.WaitDelivered(30 * time.Second)
-	evs := env.AllEvents()
-	if err := env.Stop(); err != nil {
+	var evs []chain.Event
+	testenv.Eventually(t, 30*time.Second, "10 events in the store", func() bool {
+		var p testenv.Page
+		r := testenv.Do(t, "GET", proc.proxy+"/v1/audit-events?limit=100&sortOrder=ASC", nil, map[string]string{"X-API-Key": testenv.AuditKey})
+		if r.Status != 200 {
+			return false
+		}
+		r.JSON(t, &p)
+		evs = p.Items
+		return len(evs) == 10
+	})
+	// A periodic checkpoint signs the head of sequence 10 before the kill.
+	testenv.Eventually(t, 30*time.Second, "a checkpoint of sequence 10", func() bool {
+		cps, err := checkpoint.ReadFile(filepath.Join(dir, "checkpoints.ndjson"))
+		return err == nil && len(cps) > 0 && cps[len(cps)-1].Sequence == 10
+	})
+	if err := proc.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
+	_ = proc.cmd.Wait()
 	// Damage the last record in the journal file (recovery cuts it: the journal ends at 9 while the
 	// sink's cursor says 10) and drop 10 from the sink too.
 	jpath := filepath.Join(dir, "journal.db")
@@ -126,7 +160,7 @@ func TestCutJournalTailAndShorterSinkKeepDelivering(t *testing.T) {
 		t.Fatalf("after the cut: %d events in the sink, want 9 old + 3 new linked after sequence 9", len(after))
 	}
 	// The chain links up, but sequence 10 now holds another event than the one the sidecar
-	// signed at its shutdown: /verify, checking the checkpoints, says so (the first event 10 was
+	// signed before it was killed: /verify, checking the checkpoints, says so (the first event 10 was
 	// acknowledged, then lost from both the journal and the sink).
 	var v verifyOut
 	env2.Audit("/v1/audit-events/"+after[11].EventID+"/verify").JSON(t, &v)
