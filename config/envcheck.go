@@ -29,15 +29,9 @@ var toolingEnv = map[string]bool{
 // FLOWKER_AUDIT_BENCH_EVENTS, FLOWKER_AUDIT_SKIP_CLICKHOUSE, ...).
 var toolingPrefixes = []string{EnvPrefix + "TEST_", EnvPrefix + "BENCH_", EnvPrefix + "SKIP_"}
 
-// EnvNames returns every FLOWKER_AUDIT_* variable that overrides a configuration key, with the
-// key's dotted path: scalars, durations, sizes and string lists (lists of structures and maps are
-// configured in the file only).
-func EnvNames() map[string]string {
-	out, _ := envNames()
-	return out
-}
-
-// envNames returns the overrides and the names the file-only keys would have.
+// envNames returns every FLOWKER_AUDIT_* variable that overrides a configuration key, with the
+// key's dotted path (scalars, durations, sizes and string lists), and the names the file-only
+// keys (lists of structures, maps) would have.
 func envNames() (overrides, fileOnly map[string]string) {
 	overrides, fileOnly = map[string]string{}, map[string]string{}
 	var walk func(t reflect.Type, path string)

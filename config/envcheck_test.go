@@ -58,11 +58,11 @@ func TestUnknownEnvironmentVariableNamesTheClosest(t *testing.T) {
 }
 
 func TestEnvNamesCoverTheReference(t *testing.T) {
-	names := EnvNames()
+	names, _ := envNames()
 	for n, p := range map[string]string{"FLOWKER_AUDIT_UPSTREAM_URL": "upstream.url", "FLOWKER_AUDIT_AUTH_API_KEYS": "auth.api_keys",
 		"FLOWKER_AUDIT_SHUTDOWN_TIMEOUT": "shutdown_timeout", "FLOWKER_AUDIT_JOURNAL_MAX_BYTES": "journal.max_bytes"} {
 		if names[n] != p {
-			t.Errorf("EnvNames()[%s] = %q, want %q", n, names[n], p)
+			t.Errorf("envNames()[%s] = %q, want %q", n, names[n], p)
 		}
 	}
 	if _, ok := names["FLOWKER_AUDIT_SINKS"]; ok {

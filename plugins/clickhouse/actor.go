@@ -40,12 +40,6 @@ AS SELECT %[4]s FROM %[3]s`, mv, target, events, byActorColumns),
 // byActorColumns are the columns of audit_events_by_actor, as selected from audit_events.
 const byActorColumns = "actor_id, ts_us, chain_id, seq, actor_type, resource_id, resource_type, event_type, action, result"
 
-// BackfillByActor returns the statement that fills audit_events_by_actor from the events stored
-// before the table existed (an upgrade from schema version 1). Run it after the view exists: an
-// event inserted meanwhile may then be in the table twice, which the lookup tolerates (LIMIT 1 BY
-// and ReplacingMergeTree).
-func BackfillByActor(database string) string { return backfillByActorSQL(DefaultLayout(database)) }
-
 func backfillByActorSQL(l Layout) string {
 	db := quoteIdent(l.Database)
 	return fmt.Sprintf("INSERT INTO %[1]s.%[2]s (%[4]s) SELECT %[4]s FROM %[1]s.%[3]s", db, l.ByActor(), l.Events(), byActorColumns)

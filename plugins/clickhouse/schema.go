@@ -107,9 +107,6 @@ type Layout struct {
 	Cluster string
 }
 
-// DefaultLayout is database with the default table names on one server.
-func DefaultLayout(database string) Layout { return Layout{Database: database, Table: TableEvents} }
-
 func (l Layout) table() string {
 	if l.Table == "" {
 		return TableEvents
@@ -164,10 +161,6 @@ func local(table string) string { return table + "_local" }
 // verifying a chain reads one shard in sequence order; the chains of many sidecars still spread
 // over the shards. (Hashing the sequence or the time would scatter every chain over all shards.)
 const ShardingKey = "cityHash64(chain_id)"
-
-// DDL returns the statements that create the schema in database for a server of version v, on one
-// server with the default table names. See SchemaDDL.
-func DDL(v Version, database string) []string { return SchemaDDL(v, DefaultLayout(database)) }
 
 // SchemaDDL returns the statements that create the schema of layout l for a server of version v.
 // Every statement is idempotent (IF NOT EXISTS). Servers older than Modern get the portable
