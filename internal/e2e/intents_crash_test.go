@@ -250,9 +250,27 @@ func TestKill9WithIntentsLeavesNoChangeWithoutEvent(t *testing.T) {
 		}
 		return -1
 	}
-	testenv.Eventually(t, 60*time.Second, "no intent pending and no execution watched", func() bool {
+	// lagged sums flowker_audit_sink_lag_events over its series: the events journaled (outcomes of
+	// executions included, which no client waits for) that a sink has not acknowledged yet.
+	lagged := func() float64 {
+		r := testenv.Do(t, "GET", proc.admin+"/metrics", nil, nil)
+		sum, found := 0.0, false
+		for _, line := range strings.Split(string(r.Body), "\n") {
+			if rest, ok := strings.CutPrefix(line, "flowker_audit_sink_lag_events{"); ok {
+				if _, v, ok := strings.Cut(rest, "} "); ok {
+					f, _ := strconv.ParseFloat(v, 64)
+					sum, found = sum+f, true
+				}
+			}
+		}
+		if !found {
+			return -1
+		}
+		return sum
+	}
+	testenv.Eventually(t, 60*time.Second, "no intent pending, no execution watched, every event delivered", func() bool {
 		return metric("flowker_audit_intents_pending") == 0 && metric("flowker_audit_proxy_events_waiting") == 0 &&
-			metric("flowker_audit_watcher_pending") <= 0
+			metric("flowker_audit_watcher_pending") <= 0 && lagged() == 0
 	})
 	env := &testenv.Env{ProxyURL: proc.proxy}
 	var events []chain.Event
