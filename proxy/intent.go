@@ -52,7 +52,7 @@ func (p *Proxy) holdRequest(x *exchange, r *http.Request) (io.ReadCloser, func()
 	// The tee counts and hashes (keyed); the held bytes are the capture, taken from the
 	// exchange's share of the budget as they are read.
 	x.reqTee = capture.NewTee(r.Body, 0).WithDigestKey(p.opts.DigestKey)
-	held, cut, err := hold(x.reqTee, p.opts.MaxHoldBytes, x.pool)
+	held, cut, err := hold(x.reqTee, p.opts.MaxHoldBytes, x.pool, r.ContentLength)
 	p.heldChanged()
 	x.reqHeld = held[:min(len(held), p.opts.MaxHoldBytes):min(len(held), p.opts.MaxHoldBytes)]
 	x.reqCut = cut // the budget, not the hold limit, stopped the read
