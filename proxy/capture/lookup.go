@@ -83,7 +83,7 @@ func decodeObject(s *scanner, path []Seg, v *Value, depth int) error {
 		if err != nil {
 			return err
 		}
-		k := keyText(raw, escaped)
+		k := keyView(raw, escaped) // compared only
 		if seg.Exact && k != seg.Name || !seg.Exact && !strings.EqualFold(k, seg.Name) {
 			if err := s.skip(depth + 1); err != nil {
 				return err
