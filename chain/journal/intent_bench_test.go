@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -56,7 +57,7 @@ func BenchmarkIntentAppend(b *testing.B) {
 							return
 						}
 						d := drafts[i%int64(len(drafts))]
-						d.EventID = fmt.Sprintf("%s-%d", d.EventID, i)
+						d.EventID = uuid.Must(uuid.NewV7()).String() // as the proxy's event ids: time-ordered
 						t0 := time.Now()
 						if intents {
 							pending := d
