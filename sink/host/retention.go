@@ -68,7 +68,9 @@ func NewRetentionMetrics(reg prometheus.Registerer) *RetentionMetrics {
 }
 
 // Events returns the events removed from the named sink so far (for tests and reports).
-func (m *RetentionMetrics) Events(sinkName string) prometheus.Counter { return m.events.WithLabelValues(sinkName) }
+func (m *RetentionMetrics) Events(sinkName string) prometheus.Counter {
+	return m.events.WithLabelValues(sinkName)
+}
 
 // ErrNoRetention means a sink has a retention period but its plugin does not implement
 // sink.Retainer.
