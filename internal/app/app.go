@@ -251,7 +251,8 @@ func (a *App) buildSinks(o Options) error {
 			return err
 		}
 		sc := host.SinkConfig{Name: s.Name, Plugin: s.Plugin, Launch: launch, Config: raw, Query: s.Query,
-			BatchSize: s.BatchSize, BatchBytes: int(s.BatchBytes), BatchInterval: s.BatchInterval.D(), WriteTimeout: s.WriteTimeout.D()}
+			BatchSize: s.BatchSize, BatchBytes: int(s.BatchBytes), BatchInterval: s.BatchInterval.D(), WriteTimeout: s.WriteTimeout.D(),
+			Retention: s.Retention.D()}
 		if o.SinkTuning != nil {
 			o.SinkTuning(&sc)
 		}
@@ -542,6 +543,10 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 	if a.checkpoints != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.checkpoints.Run(bg, a.cfg.Chain.CheckpointInterval.D()) }()
+	}
+	if r, every := a.retention(); r != nil { // retention.go
+		wg.Add(1)
+		go func() { defer wg.Done(); r.Run(bg, every) }()
 	}
 	wg.Add(4)
 	go func() { defer wg.Done(); a.recoverIntents(bg) }()
