@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,5 +53,21 @@ func TestSinkRetentionValidation(t *testing.T) {
 				t.Fatalf("got %v, want one sinks[1].retention problem containing %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestRetentionKeyDecodes: the key reads from YAML as a duration, like every other.
+func TestRetentionKeyDecodes(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	yaml := "version: 1\nsinks:\n  - name: store\n    plugin: sqlite\n    query: true\n    retention: 61320h\n"
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(p, Options{Lookup: func(string) (string, bool) { return "", false }, Plugins: retainingPlugins{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Sinks[0].Retention.D(); got != 61320*time.Hour {
+		t.Fatalf("retention = %s", got)
 	}
 }
