@@ -11,9 +11,11 @@ import (
 	"github.com/flowker-audit/flowker-audit/sink"
 )
 
-// DefaultRetentionBatch is how many events one retention block deletes: one transaction, short
-// enough that writes queued behind it (SQLite has one writer) wait milliseconds, not seconds.
-const DefaultRetentionBatch = 5000
+// DefaultRetentionBatch is how many events one retention block deletes: one transaction, which
+// holds SQLite's single writer while every index entry of its rows is removed, so writes queued
+// behind it wait for it (BenchmarkRetentionBlock: 5,000 events took 0.74 s at load 38 on two
+// cores, 1,000 about a fifth of that).
+const DefaultRetentionBatch = 1000
 
 var _ sink.Retainer = (*Sink)(nil)
 
@@ -100,6 +102,10 @@ func (s *Sink) Retain(ctx context.Context, a sink.RetentionAnchor) (sink.Retenti
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		a.ChainID, int64(a.Sequence), a.Hash, a.Cutoff.UnixMicro(), a.Time.UnixMicro(), a.KeyID, a.Signature); err != nil {
 		return sink.RetentionResult{}, fmt.Errorf("sqlite sink: store retention anchor: %w", err)
+	}
+	// Only the newest anchor is needed to verify (older ones would pile up, one per block).
+	if _, err := tx.ExecContext(ctx, `DELETE FROM retention_anchors WHERE chain_id = ? AND seq < ?`, a.ChainID, int64(a.Sequence)); err != nil {
+		return sink.RetentionResult{}, fmt.Errorf("sqlite sink: prune older retention anchors: %w", err)
 	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE chain_id = ? AND seq <= ?`, a.ChainID, int64(a.Sequence))
 	if err != nil {
