@@ -10,6 +10,7 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
+	"github.com/flowker-audit/flowker-audit/internal/chtest"
 	"github.com/flowker-audit/flowker-audit/sink"
 	"github.com/flowker-audit/flowker-audit/sink/sinktest"
 )
@@ -40,7 +41,8 @@ func verifyCH(t *testing.T, s *Sink, chainID string, pub ed25519.PublicKey) chec
 func TestRetentionDropsWholePartitions(t *testing.T) {
 	srv := server(t)
 	db := newDatabase("retention")
-	s := openSink(t, srv, db, Options{}, nil)
+	rec := &recorder{}
+	s := openSink(t, srv, db, Options{QueryHook: rec.hook}, nil)
 	const id = "chain-ret"
 	start := time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC)
 	evs := sinktest.GenerateChain(id, 60, sinktest.GenOptions{Seed: 11, Start: start, MeanGap: 8 * 24 * time.Hour})
@@ -163,4 +165,37 @@ func TestRetentionDropsWholePartitions(t *testing.T) {
 	if r.Problem == nil || (r.Problem.Reason != chain.ReasonRetentionAnchor && r.Problem.Reason != chain.ReasonGap) {
 		t.Fatalf("a forged anchor hid a dropped month: %+v", r)
 	}
+
+	// The same statements on the modern engine (chdb, embedded ClickHouse 26.x), after the modern
+	// schema and the same events: every one must run.
+	t.Run("modern engine", func(t *testing.T) {
+		engine := chtest.RequireChdb(t)
+		var insertSQL string
+		stmts := append([]string(nil), DDL(Modern, db)...)
+		var retention []string
+		for _, c := range rec.all {
+			switch {
+			case c.name == "insert":
+				insertSQL = c.sql
+			case c.name == "retention_anchor_insert":
+				retention = append(retention, c.sql+fmt.Sprintf(" VALUES ('%s', 1, 'h', 0, 0, 'k', 's')", id))
+			case strings.HasPrefix(c.name, "retention_"):
+				retention = append(retention, c.sql)
+			}
+		}
+		stmts = append(stmts, insertSQL+" VALUES "+valuesOf(t, evs), insertSQL+" VALUES "+valuesOf(t, other))
+		stmts = append(stmts, retention...)
+		res, err := engine.Run(ctxT(t), "TSV", stmts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			if r.Err != "" {
+				t.Errorf("chdb rejected statement %d:\n%s\nerror: %s", i, r.SQL, r.Err)
+			}
+		}
+		if len(retention) < 6 {
+			t.Errorf("only %d retention statements recorded", len(retention))
+		}
+	})
 }
