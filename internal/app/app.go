@@ -61,32 +61,35 @@ type Options struct {
 	// RebaseWait bounds how long a start that must check the journal against the sinks' heads
 	// waits for an unreachable sink (default 1 min).
 	RebaseWait time.Duration
+	// RetentionTuning adjusts the retention driver and its interval (tests inject a clock).
+	RetentionTuning func(r *host.Retention, interval *time.Duration)
 }
 
 // App is the running sidecar.
 type App struct {
-	cfg            *config.Config
-	log            *slog.Logger
-	reg            *prometheus.Registry
-	journal        *journal.Journal
-	journalMetrics *journal.Metrics
-	supervisors    []*host.Supervisor // one per sink
-	sinkConfigs    []host.SinkConfig  // the supervisors' settings, in the same order
-	query          *host.Supervisor
-	proxy          *proxy.Proxy
-	proxyMetrics   *proxy.Metrics
-	api            *auditapi.API
-	watcher        *watcher.Watcher
-	resolver       *identity.Resolver
-	main           *http.Server
-	admin          *http.Server
-	recovery       *journal.Recovery
-	adoptedChain   string             // the chain recognised from the checkpoint log after a journal loss ("" otherwise)
-	checkpoints    *checkpoint.Writer // nil when checkpoints are off
-	upstream       *url.URL
-	transport      *http.Transport
-	started        time.Time
-	unresolved     []journal.Intent // intents the previous run left, recovered by Run
+	cfg             *config.Config
+	log             *slog.Logger
+	reg             *prometheus.Registry
+	journal         *journal.Journal
+	journalMetrics  *journal.Metrics
+	supervisors     []*host.Supervisor // one per sink
+	sinkConfigs     []host.SinkConfig  // the supervisors' settings, in the same order
+	query           *host.Supervisor
+	proxy           *proxy.Proxy
+	proxyMetrics    *proxy.Metrics
+	api             *auditapi.API
+	watcher         *watcher.Watcher
+	resolver        *identity.Resolver
+	main            *http.Server
+	admin           *http.Server
+	recovery        *journal.Recovery
+	adoptedChain    string             // the chain recognised from the checkpoint log after a journal loss ("" otherwise)
+	checkpoints     *checkpoint.Writer // nil when checkpoints are off
+	retentionTuning func(*host.Retention, *time.Duration)
+	upstream        *url.URL
+	transport       *http.Transport
+	started         time.Time
+	unresolved      []journal.Intent // intents the previous run left, recovered by Run
 
 	mu        sync.Mutex
 	draining  bool
@@ -100,7 +103,7 @@ type App struct {
 // component. Nothing listens or runs until Run. An App that is never Run must be closed (Close).
 func New(ctx context.Context, o Options) (*App, error) {
 	o = o.withDefaults()
-	a := &App{cfg: o.Config, log: o.Logger, reg: o.Registry, started: time.Now()}
+	a := &App{cfg: o.Config, log: o.Logger, reg: o.Registry, started: time.Now(), retentionTuning: o.RetentionTuning}
 	buildInfo(o.Registry, o.Version, o.Revision)
 	keys, err := a.openDataDir()
 	if err != nil {

@@ -38,5 +38,9 @@ func (a *App) retention() (*host.Retention, time.Duration) {
 		Metrics: host.NewRetentionMetrics(a.reg),
 		Logger:  a.log.With("component", "retention"),
 	}
-	return r, min(max(shortest/100, time.Minute), time.Hour)
+	every := min(max(shortest/100, time.Minute), time.Hour)
+	if a.retentionTuning != nil {
+		a.retentionTuning(r, &every)
+	}
+	return r, every
 }
