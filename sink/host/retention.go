@@ -67,11 +67,6 @@ func NewRetentionMetrics(reg prometheus.Registerer) *RetentionMetrics {
 	return m
 }
 
-// Events returns the events removed from the named sink so far (for tests and reports).
-func (m *RetentionMetrics) Events(sinkName string) prometheus.Counter {
-	return m.events.WithLabelValues(sinkName)
-}
-
 // ErrNoRetention means a sink has a retention period but its plugin does not implement
 // sink.Retainer.
 var ErrNoRetention = errors.New("the sink's plugin cannot apply retention (it does not implement sink.Retainer)")

@@ -113,7 +113,7 @@ func TestRetentionSQLite(t *testing.T) {
 	if r.Problem != nil || r.Anchor == nil || r.Anchor.Sequence != want || r.From != want+1 || r.To != 300 {
 		t.Fatalf("after the second pass: %+v (%v), want verified from %d", r, r.Problem, want+1)
 	}
-	if got := testutil.ToFloat64(ret.Metrics.Events("a")); got != float64(want) {
+	if got := testutil.ToFloat64(ret.Metrics.events.WithLabelValues("a")); got != float64(want) {
 		t.Errorf("removed events metric = %v, want %d", got, want)
 	}
 	if got := testutil.ToFloat64(ret.Metrics.anchor.WithLabelValues("a")); got != float64(want) {
