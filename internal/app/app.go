@@ -67,29 +67,29 @@ type Options struct {
 
 // App is the running sidecar.
 type App struct {
-	cfg             *config.Config
-	log             *slog.Logger
-	reg             *prometheus.Registry
-	journal         *journal.Journal
-	journalMetrics  *journal.Metrics
-	supervisors     []*host.Supervisor // one per sink
-	sinkConfigs     []host.SinkConfig  // the supervisors' settings, in the same order
-	query           *host.Supervisor
-	proxy           *proxy.Proxy
-	proxyMetrics    *proxy.Metrics
-	api             *auditapi.API
-	watcher         *watcher.Watcher
-	resolver        *identity.Resolver
-	main            *http.Server
-	admin           *http.Server
-	recovery        *journal.Recovery
-	adoptedChain    string             // the chain recognised from the checkpoint log after a journal loss ("" otherwise)
-	checkpoints     *checkpoint.Writer // nil when checkpoints are off
-	retentionTuning func(*host.Retention, *time.Duration)
-	upstream        *url.URL
-	transport       *http.Transport
-	started         time.Time
-	unresolved      []journal.Intent // intents the previous run left, recovered by Run
+	cfg            *config.Config
+	log            *slog.Logger
+	reg            *prometheus.Registry
+	journal        *journal.Journal
+	journalMetrics *journal.Metrics
+	supervisors    []*host.Supervisor // one per sink
+	sinkConfigs    []host.SinkConfig  // the supervisors' settings, in the same order
+	query          *host.Supervisor
+	proxy          *proxy.Proxy
+	proxyMetrics   *proxy.Metrics
+	api            *auditapi.API
+	watcher        *watcher.Watcher
+	resolver       *identity.Resolver
+	main           *http.Server
+	admin          *http.Server
+	recovery       *journal.Recovery
+	adoptedChain   string             // the chain recognised from the checkpoint log after a journal loss ("" otherwise)
+	checkpoints    *checkpoint.Writer // nil when checkpoints are off
+	retTuning      func(*host.Retention, *time.Duration)
+	upstream       *url.URL
+	transport      *http.Transport
+	started        time.Time
+	unresolved     []journal.Intent // intents the previous run left, recovered by Run
 
 	mu        sync.Mutex
 	draining  bool
@@ -103,7 +103,7 @@ type App struct {
 // component. Nothing listens or runs until Run. An App that is never Run must be closed (Close).
 func New(ctx context.Context, o Options) (*App, error) {
 	o = o.withDefaults()
-	a := &App{cfg: o.Config, log: o.Logger, reg: o.Registry, started: time.Now(), retentionTuning: o.RetentionTuning}
+	a := &App{cfg: o.Config, log: o.Logger, reg: o.Registry, started: time.Now(), retTuning: o.RetentionTuning}
 	buildInfo(o.Registry, o.Version, o.Revision)
 	keys, err := a.openDataDir()
 	if err != nil {

@@ -39,8 +39,8 @@ func (a *App) retention() (*host.Retention, time.Duration) {
 		Logger:  a.log.With("component", "retention"),
 	}
 	every := min(max(shortest/100, time.Minute), time.Hour)
-	if a.retentionTuning != nil {
-		a.retentionTuning(r, &every)
+	if a.retTuning != nil {
+		a.retTuning(r, &every)
 	}
 	return r, every
 }
