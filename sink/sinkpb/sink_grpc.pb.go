@@ -30,6 +30,7 @@ const (
 	Sink_Close_FullMethodName            = "/flowker_audit.sink.v1.Sink/Close"
 	Sink_WriteCheckpoints_FullMethodName = "/flowker_audit.sink.v1.Sink/WriteCheckpoints"
 	Sink_ReadCheckpoints_FullMethodName  = "/flowker_audit.sink.v1.Sink/ReadCheckpoints"
+	Sink_DropRows_FullMethodName         = "/flowker_audit.sink.v1.Sink/DropRows"
 )
 
 // SinkClient is the client API for Sink service.
@@ -61,6 +62,10 @@ type SinkClient interface {
 	// new checkpoint to every sink that keeps them; query sinks return them for verification.
 	WriteCheckpoints(ctx context.Context, in *WriteCheckpointsRequest, opts ...grpc.CallOption) (*WriteCheckpointsResponse, error)
 	ReadCheckpoints(ctx context.Context, in *ReadCheckpointsRequest, opts ...grpc.CallOption) (*ReadCheckpointsResponse, error)
+	// DropRows removes the named rows of a chain (only a row with both the sequence and the hash
+	// given) and makes any summary the store keeps agree with the rows left: the operator's repair
+	// of a store that conflicts with the journal (flowker-audit sink repair). Optional.
+	DropRows(ctx context.Context, in *DropRowsRequest, opts ...grpc.CallOption) (*DropRowsResponse, error)
 }
 
 type sinkClient struct {
@@ -190,6 +195,16 @@ func (c *sinkClient) ReadCheckpoints(ctx context.Context, in *ReadCheckpointsReq
 	return out, nil
 }
 
+func (c *sinkClient) DropRows(ctx context.Context, in *DropRowsRequest, opts ...grpc.CallOption) (*DropRowsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DropRowsResponse)
+	err := c.cc.Invoke(ctx, Sink_DropRows_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SinkServer is the server API for Sink service.
 // All implementations must embed UnimplementedSinkServer
 // for forward compatibility.
@@ -219,6 +234,10 @@ type SinkServer interface {
 	// new checkpoint to every sink that keeps them; query sinks return them for verification.
 	WriteCheckpoints(context.Context, *WriteCheckpointsRequest) (*WriteCheckpointsResponse, error)
 	ReadCheckpoints(context.Context, *ReadCheckpointsRequest) (*ReadCheckpointsResponse, error)
+	// DropRows removes the named rows of a chain (only a row with both the sequence and the hash
+	// given) and makes any summary the store keeps agree with the rows left: the operator's repair
+	// of a store that conflicts with the journal (flowker-audit sink repair). Optional.
+	DropRows(context.Context, *DropRowsRequest) (*DropRowsResponse, error)
 	mustEmbedUnimplementedSinkServer()
 }
 
@@ -261,6 +280,9 @@ func (UnimplementedSinkServer) WriteCheckpoints(context.Context, *WriteCheckpoin
 }
 func (UnimplementedSinkServer) ReadCheckpoints(context.Context, *ReadCheckpointsRequest) (*ReadCheckpointsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReadCheckpoints not implemented")
+}
+func (UnimplementedSinkServer) DropRows(context.Context, *DropRowsRequest) (*DropRowsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DropRows not implemented")
 }
 func (UnimplementedSinkServer) mustEmbedUnimplementedSinkServer() {}
 func (UnimplementedSinkServer) testEmbeddedByValue()              {}
@@ -474,6 +496,24 @@ func _Sink_ReadCheckpoints_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Sink_DropRows_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DropRowsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SinkServer).DropRows(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Sink_DropRows_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SinkServer).DropRows(ctx, req.(*DropRowsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Sink_ServiceDesc is the grpc.ServiceDesc for Sink service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -520,6 +560,10 @@ var Sink_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReadCheckpoints",
 			Handler:    _Sink_ReadCheckpoints_Handler,
+		},
+		{
+			MethodName: "DropRows",
+			Handler:    _Sink_DropRows_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
