@@ -200,4 +200,3 @@ func TestVerifyShowsCheckpointCoverage(t *testing.T) {
 		wantWarning(t, v, lines)
 	})
 }
-
