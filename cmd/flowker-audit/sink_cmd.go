@@ -57,6 +57,8 @@ that they cannot.`,
 
 func sinkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCommand("sink", sinkHelp, stdout, stderr)
+	path := fs.configFlag()
+	apply := fs.Bool("apply", false, "repair: carry the plan out (default: print it and change nothing)")
 	if len(args) == 0 || (args[0] != "status" && args[0] != "repair") {
 		if err := fs.parse(args); err != nil { // --help
 			return err
@@ -74,8 +76,6 @@ func sinkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		name, rest = rest[0], rest[1:]
 	}
-	path := fs.configFlag()
-	apply := fs.Bool("apply", false, "repair: carry the plan out (default: print it and change nothing)")
 	if err := fs.parse(rest); err != nil {
 		return err
 	}
@@ -438,7 +438,7 @@ func sinkRepair(ctx context.Context, sc config.Sink, jv *journalView, apply bool
 	fmt.Fprintln(stdout, "after the repair:")
 	after.print(stdout, jv)
 	if after.inConflict() {
-		return exitError{code: exitSinkFailed, msg: fmt.Sprintf("sink %s still conflicts with the journal", sc.Name)}
+		return exitError{code: exitSinkFailed, msg: fmt.Sprintf("sink %s still conflicts with the journal: the genuine events at the conflicting sequences are no longer in the journal (it compacted them), so they cannot be restored from it; verify the chain and restore the rows from an archive (docs/OPERATIONS.md, sink conflicts)", sc.Name)}
 	}
 	fmt.Fprintf(stdout, "sink %s agrees with the journal: start the sidecar; it resumes delivery to it\n", sc.Name)
 	return nil
