@@ -70,8 +70,8 @@ type Scrubber struct {
 	cfg ScrubConfig
 	log *slog.Logger
 
-	problem, problems, problSeq, lastPass prometheus.Gauge
-	problemsC, events, errors             prometheus.Counter
+	problem, problSeq, lastPass prometheus.Gauge
+	problemsC, events, errors   prometheus.Counter
 
 	// scan position (only Run's goroutine)
 	pos      uint64 // next sequence to verify (0: start a pass)
