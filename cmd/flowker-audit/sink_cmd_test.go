@@ -126,3 +126,23 @@ func TestSinkCommandRefusals(t *testing.T) {
 		t.Fatalf("while the journal is held: %v", err)
 	}
 }
+
+// TestSinkStatusOfAWriteOnlySink: a sink that cannot be read back (the file sink) is compared
+// by its head alone; repair has nothing to do while it agrees.
+func TestSinkStatusOfAWriteOnlySink(t *testing.T) {
+	cfgPath, dir, _ := sinkFixture(t, 3)
+	f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "  - name: archive\n    plugin: file\n    config: {dir: %s}\n", filepath.Join(dir, "archive"))
+	f.Close()
+	out, _, err := runCLI(t, "sink", "status", "--config", cfgPath)
+	if err != nil || !strings.Contains(out, "sink archive (file): agrees with the journal") ||
+		!strings.Contains(out, "head: none") || !strings.Contains(out, "rows: not compared") || !strings.Contains(out, "sink store (sqlite, query): agrees with the journal") {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	if out, _, err := runCLI(t, "sink", "repair", "archive", "--config", cfgPath); err != nil || !strings.Contains(out, "nothing to repair") {
+		t.Fatalf("repair of an agreeing sink: %v\n%s", err, out)
+	}
+}
