@@ -40,7 +40,9 @@ holds its lock, and keeping it from starting meanwhile) and start each sink's pl
 status: for each configured sink, its head against the journal's chain (sequence and hash), its
 delivery cursor, and, for query sinks, every stored row the journal disagrees with: a sequence
 beyond the journal's last one, or a hash other than the journal's for a sequence the journal still
-holds. Exit 0 when no sink conflicts, 1 when one does, 3 when something could not be read.
+holds; and, at the newest checkpointed sequence up to the sink's cursor that the journal no longer
+holds, a row with another hash than the signed one (chain.checkpoint_log, with the configured
+keys). Exit 0 when no sink conflicts, 1 when one does, 3 when something could not be read.
 
 repair NAME: the plan for sink NAME, printed and, with --apply, carried out: the disagreeing
 rows are dropped (only rows whose sequence and hash are named: a genuine row beside a forged
@@ -48,7 +50,8 @@ duplicate stays), the store's summary is rebuilt from its rows (a forged summary
 the journal's genuine events at the dropped sequences that the sidecar would not deliver again
 are written back, and the head is checked against the journal again. Events after that are
 delivered by the sidecar when it starts. A row the journal no longer holds is never dropped (the
-genuine event could not be restored): that case is reported, and left to verify and a backup.
+genuine event could not be restored), nor a row a checkpoint contradicts unless the row with
+the signed hash is stored beside it: those are reported, and left to verify and a backup.
 Without --apply nothing is changed (exit 1 while a conflict is found). The query sinks of the
 bundled plugins (sqlite, clickhouse on a single server) can be repaired; other plugins answer
 that they cannot.`,
@@ -101,6 +104,7 @@ func sinkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return exitError{code: exitSinkFailed, msg: fmt.Sprintf("sink %s: %v", sub, err)}
 	}
 	fmt.Fprintf(stdout, "journal %s: chain %s, last sequence %d, %s\n", jpath, jv.chainID, jv.last, jv.retained())
+	jv.signed = signedHashes(cfg, jv.chainID, stdout)
 	if sub == "status" {
 		return sinkStatus(ctx, cfg, jv, stdout, log)
 	}
@@ -126,6 +130,7 @@ type journalView struct {
 	hashes   map[uint64]string // retained sound records
 	first    uint64            // lowest retained sequence (0: none)
 	cursors  map[string]uint64
+	signed   map[uint64]string // hashes validly signed by the configured keys' checkpoints (sink_signed.go)
 }
 
 func readJournalView(ctx context.Context, path string) (*journalView, error) {
@@ -186,14 +191,22 @@ func (jv *journalView) event(ctx context.Context, seq uint64) (chain.Event, erro
 
 // badRow is a stored row the journal disagrees with.
 type badRow struct {
-	seq        uint64
-	hash       string // stored
-	eventID    string
-	want       string // the journal's hash ("" beyond the journal)
-	repairable bool   // the journal holds the genuine event (or there is none: beyond its head)
+	seq         uint64
+	hash        string // stored
+	eventID     string
+	want        string // the journal's hash ("" beyond the journal)
+	repairable  bool   // the journal holds the genuine event (or there is none: beyond its head), or the genuine row is stored beside it
+	bySignature bool   // judged by a signed checkpoint, not by the journal
 }
 
 func (b badRow) String() string {
+	if b.bySignature {
+		kept := "the row with the signed hash is not stored: it cannot be restored from the journal"
+		if b.repairable {
+			kept = "the row with the signed hash is stored beside it"
+		}
+		return fmt.Sprintf("sequence %d: stored hash %s (event %s), a signed checkpoint says %s: forged or duplicated; %s", b.seq, b.hash, b.eventID, b.want, kept)
+	}
 	if b.want == "" {
 		return fmt.Sprintf("sequence %d: stored hash %s (event %s), beyond the journal's last sequence: not written by this sidecar", b.seq, b.hash, b.eventID)
 	}
@@ -281,6 +294,9 @@ func inspectSink(ctx context.Context, c *sink.Client, caps sink.Capabilities, sc
 	})
 	if err != nil {
 		return st, fmt.Errorf("sink %s: reading chain %s from sequence %d: %w", sc.Name, jv.chainID, from, err)
+	}
+	if err := checkSigned(ctx, c, st, jv); err != nil {
+		return st, fmt.Errorf("sink %s: %w", sc.Name, err)
 	}
 	return st, nil
 }
@@ -379,9 +395,14 @@ func sinkRepair(ctx context.Context, sc config.Sink, jv *journalView, apply bool
 	}
 	// Write back the genuine events the sidecar would not deliver again: at or below the
 	// sequence it resumes after (max of its cursor and the head left after the drop).
-	dropped := map[uint64]bool{}
-	for _, r := range drop {
-		dropped[r.Sequence] = true
+	dropped, restore := map[uint64]bool{}, map[uint64]bool{}
+	for _, r := range st.rows {
+		if r.repairable {
+			dropped[r.seq] = true
+			if !r.bySignature && jv.hashes[r.seq] != "" {
+				restore[r.seq] = true
+			}
+		}
 	}
 	newHead := uint64(0)
 	if st.head.Found && st.headErr == nil {
@@ -392,14 +413,14 @@ func sinkRepair(ctx context.Context, sc config.Sink, jv *journalView, apply bool
 	}
 	resume := max(st.cursor, newHead)
 	var rewrite []uint64
-	for seq := range dropped {
-		if seq <= resume && seq <= jv.last {
+	for seq := range restore {
+		if seq <= resume {
 			rewrite = append(rewrite, seq)
 		}
 	}
 	sort.Slice(rewrite, func(i, j int) bool { return rewrite[i] < rewrite[j] })
 	fmt.Fprintf(stdout, "plan for sink %s:\n", sc.Name)
-	fmt.Fprintf(stdout, "  drop %d row(s) the journal disagrees with%s\n", len(drop), seqList(drop))
+	fmt.Fprintf(stdout, "  drop %d row(s) the journal or a signed checkpoint disagrees with%s\n", len(drop), seqList(drop))
 	fmt.Fprintln(stdout, "  rebuild the store's summary of the chain from its rows")
 	if len(rewrite) > 0 {
 		fmt.Fprintf(stdout, "  write back the journal's genuine events at sequence(s) %s\n", joinSeqs(rewrite))

@@ -3,6 +3,7 @@ package e2e
 import (
 	"errors"
 	"os/exec"
+	"sort"
 	"strings"
 	"time"
 
@@ -89,13 +90,16 @@ func (r *tamperRun) repairConflict(wantInStatus ...string) {
 	}
 }
 
-// withoutLogs drops the plugins' log lines (time=...) from a command's output.
+// withoutLogs drops the plugins' log lines (time=...) from a command's output, and the head
+// line (a plugin's conflict message lists duplicate rows in the order the store returned them),
+// and sorts the rest.
 func withoutLogs(out string) string {
 	var keep []string
 	for _, l := range strings.Split(out, "\n") {
-		if !strings.HasPrefix(l, "time=") {
+		if !strings.HasPrefix(l, "time=") && !strings.HasPrefix(l, "  head:") {
 			keep = append(keep, l)
 		}
 	}
+	sort.Strings(keep)
 	return strings.Join(keep, "\n")
 }
