@@ -11,6 +11,7 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
+	"github.com/flowker-audit/flowker-audit/sink"
 )
 
 // ScrubConfig configures the background scrub of a query sink (Scrubber).
@@ -66,7 +67,7 @@ func NewScrubMetrics(reg prometheus.Registerer) *ScrubMetrics {
 // never looks again) is found within a pass. It reads through the sink's Querier and never
 // blocks delivery.
 type Scrubber struct {
-	sup *Supervisor
+	tgt scrubTarget
 	cfg ScrubConfig
 	log *slog.Logger
 
@@ -82,9 +83,22 @@ type Scrubber struct {
 	report string // the problem reported now ("" none)
 }
 
+// scrubTarget is what the scrub reads: the sink's querier (while its plugin runs), the chain and
+// the sequence the sink acknowledged.
+type scrubTarget struct {
+	name    string
+	querier func() (sink.Querier, error)
+	chainID func() string
+	acked   func() uint64
+}
+
 // NewScrubber returns a scrubber of sup's store. m nil creates unregistered metrics; log nil
 // discards.
 func NewScrubber(sup *Supervisor, cfg ScrubConfig, m *ScrubMetrics, log *slog.Logger) *Scrubber {
+	return newScrubber(scrubTarget{name: sup.Name(), querier: sup.Querier, chainID: sup.src.ChainID, acked: sup.acked.Load}, cfg, m, log)
+}
+
+func newScrubber(tgt scrubTarget, cfg ScrubConfig, m *ScrubMetrics, log *slog.Logger) *Scrubber {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 100000
 	}
@@ -94,8 +108,8 @@ func NewScrubber(sup *Supervisor, cfg ScrubConfig, m *ScrubMetrics, log *slog.Lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := sup.Name()
-	sc := &Scrubber{sup: sup, cfg: cfg, log: log.With("sink", n, "component", "scrub"),
+	n := tgt.name
+	sc := &Scrubber{tgt: tgt, cfg: cfg, log: log.With("sink", n, "component", "scrub"),
 		problem: m.problem.WithLabelValues(n), problSeq: m.problSeq.WithLabelValues(n), lastPass: m.lastPass.WithLabelValues(n),
 		problemsC: m.problems.WithLabelValues(n), events: m.events.WithLabelValues(n), errors: m.errors.WithLabelValues(n)}
 	return sc
@@ -132,12 +146,12 @@ func (sc *Scrubber) Run(ctx context.Context) {
 // Step verifies the next batch of stored events (Run calls it every Interval; tests call it
 // directly). It returns an error only when the sink or the checkpoints could not be read.
 func (sc *Scrubber) Step(ctx context.Context) error {
-	q, err := sc.sup.Querier()
+	q, err := sc.tgt.querier()
 	if err != nil {
 		return err
 	}
-	chainID := sc.sup.src.ChainID()
-	acked := sc.sup.acked.Load()
+	chainID := sc.tgt.chainID()
+	acked := sc.tgt.acked()
 	if sc.pos == 0 || sc.pos > acked {
 		if sc.pos > acked && sc.pos > 1 {
 			sc.passDone()
