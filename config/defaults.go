@@ -22,7 +22,7 @@ func Default() *Config {
 		},
 		Admin:   Admin{Addr: "127.0.0.1:9464"},
 		DataDir: "./data",
-		Chain:   Chain{CheckpointInterval: Duration(time.Minute)},
+		Chain:   Chain{CheckpointInterval: Duration(time.Minute), ScrubInterval: Duration(time.Minute), ScrubBatch: 100000},
 		Journal: Journal{
 			MaxBytes:       ByteSize(1 << 30),
 			Fsync:          true,

@@ -84,6 +84,12 @@ type Chain struct {
 	// files holding them), kept after a key rotation so that the checkpoints they signed still
 	// verify in /verify, the page and `flowker-audit verify`.
 	CheckpointPublicKeys []string `yaml:"checkpoint_public_keys"`
+	// ScrubInterval is the period of the background scrub, which re-verifies the query sink's
+	// stored chain (hashes, links, signed checkpoints) ScrubBatch events at a time and starts
+	// over at its end, so a row edited below the delivery cursor is found. 0 disables it.
+	ScrubInterval Duration `yaml:"scrub_interval"`
+	// ScrubBatch is the most events one scrub step verifies.
+	ScrubBatch int `yaml:"scrub_batch"`
 }
 
 // CheckpointPaths returns the checkpoint key and log paths, defaults resolved under data_dir.

@@ -143,6 +143,12 @@ func Validate(cfg *Config, plugins PluginCatalog) Errors {
 	if ci := cfg.Chain.CheckpointInterval; ci < 0 || (ci > 0 && ci.D() < time.Second) {
 		errs.add("chain.checkpoint_interval", "must be 0 (off) or at least 1s, got %s", ci.D())
 	}
+	if cfg.Chain.ScrubInterval < 0 {
+		errs.add("chain.scrub_interval", "must be 0 (off) or positive, got %s", cfg.Chain.ScrubInterval.D())
+	}
+	if cfg.Chain.ScrubBatch < 1 {
+		errs.add("chain.scrub_batch", "must be at least 1, got %d", cfg.Chain.ScrubBatch)
+	}
 	for i, k := range cfg.Chain.CheckpointPublicKeys {
 		if strings.TrimSpace(k) == "" {
 			errs.add(fmt.Sprintf("chain.checkpoint_public_keys[%d]", i), "is empty")

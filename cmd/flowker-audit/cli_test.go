@@ -17,7 +17,7 @@ func TestEverySubcommandHelp(t *testing.T) {
 		{"serve", "--help"}, {"check-config", "-h"}, {"healthcheck", "--help"}, {"verify", "--help"},
 		{"checkpoints", "public-key", "--help"}, {"checkpoints", "--help"}, {"export", "--help"},
 		{"fingerprint", "--help"}, {"schema", "clickhouse", "--help"}, {"schema", "--help"},
-		{"fake-flowker", "--help"}, {"version", "--help"},
+		{"fake-flowker", "--help"}, {"version", "--help"}, {"sink", "--help"}, {"sink", "status", "--help"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			out, stderr, err := runCLI(t, args...)

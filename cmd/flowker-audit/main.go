@@ -11,6 +11,7 @@
 //	                     [--checkpoints FILE|none] [--public-key HEX|FILE] [--json]
 //	flowker-audit checkpoints public-key [--config FILE]
 //	flowker-audit export [--config FILE] --chain ID [--from N] [--to N] [--out FILE]
+//	flowker-audit sink status [--config FILE] | sink repair NAME [--config FILE] [--apply]
 //	flowker-audit fingerprint [--config FILE] API_KEY
 //	flowker-audit schema clickhouse [--server-version V] [--database DB]
 //	flowker-audit fake-flowker [--listen ADDR] [--api-key KEY] [--execution-delay D] [--latency D]
@@ -68,6 +69,10 @@ Usage:
                                                print the key that verifies this sidecar's checkpoints
   flowker-audit export [--config FILE] --chain ID [--from N] [--to N] [--out FILE]
                                                write a chain as NDJSON from the query sink
+  flowker-audit sink status [--config FILE]    each sink's head and rows against the journal (sidecar stopped)
+  flowker-audit sink repair NAME [--config FILE] [--apply]
+                                               drop the rows of sink NAME the journal disagrees with
+                                               and restore the genuine events (dry run without --apply)
   flowker-audit import flowker --postgres-url URL [--config FILE] [--chain ID] [--report FILE]
                                                copy Flowker's own audit_events (PostgreSQL) into the
                                                sinks as chain flowker-native (resumable, idempotent)
@@ -112,6 +117,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return exportCmd(ctx, rest, stdout, stderr)
+	case "sink":
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return sinkCmd(ctx, rest, stdout, stderr)
 	case "fingerprint":
 		return fingerprintCmd(rest, stdout, stderr)
 	case "audit-hash":

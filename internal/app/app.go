@@ -86,6 +86,7 @@ type App struct {
 	adoptedChain   string             // the chain recognised from the checkpoint log after a journal loss ("" otherwise)
 	checkpoints    *checkpoint.Writer // nil when checkpoints are off
 	retTuning      func(*host.Retention, *time.Duration)
+	scrub          *host.Scrubber // the query sink's background scrub (scrub.go); nil when off
 	upstream       *url.URL
 	transport      *http.Transport
 	started        time.Time
@@ -130,6 +131,9 @@ func New(ctx context.Context, o Options) (*App, error) {
 		return nil, err
 	}
 	a.forwardCheckpoints()
+	if err := a.buildScrub(); err != nil {
+		return nil, err
+	}
 	if err := a.checkAgainstSinks(ctx, o.RebaseWait); err != nil {
 		return nil, err
 	}
@@ -551,6 +555,10 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 		wg.Add(1)
 		go func() { defer wg.Done(); r.Run(bg, every) }()
 	}
+	if a.scrub != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.scrub.Run(bg) }()
+	}
 	wg.Add(4)
 	go func() { defer wg.Done(); a.recoverIntents(bg) }()
 	go func() { defer wg.Done(); a.retryStranded(bg) }()
@@ -699,7 +707,7 @@ type Readiness struct {
 
 // CheckResult is one readiness check.
 type CheckResult struct {
-	Status string `json:"status"` // up, down
+	Status string `json:"status"` // up, down (scrub checks: up, problem)
 	Error  string `json:"error,omitempty"`
 	Query  bool   `json:"query,omitempty"`
 	Lag    uint64 `json:"lagEvents,omitempty"`
@@ -734,6 +742,7 @@ func (a *App) Ready() (bool, Readiness) {
 		}
 		r.Checks["sink:"+s.Name()] = c
 	}
+	a.scrubReadiness(&r)
 	if !ready {
 		r.Status = "not ready"
 	}

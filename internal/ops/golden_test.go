@@ -91,6 +91,13 @@ var goldenModes = map[string]goldenMode{
 	"flowker_audit_conflicting_duplicates_served_total":  modeValues,
 	"flowker_audit_sink_conflict":                        modeValues,
 	"flowker_audit_sink_conflicts_total":                 modeValues,
+	// The background scrub (issue 20): its counts and pass time depend on timing.
+	"flowker_audit_sink_scrub_problem":                     modeValues,
+	"flowker_audit_sink_scrub_problem_sequence":            modeValues,
+	"flowker_audit_sink_scrub_problems_total":              modeValues,
+	"flowker_audit_sink_scrub_errors_total":                modeSeries,
+	"flowker_audit_sink_scrub_verified_events_total":       modeSeries,
+	"flowker_audit_sink_scrub_last_pass_timestamp_seconds": modeSeries,
 }
 
 // normalizedLabels are label values that differ between runs and machines.

@@ -30,6 +30,7 @@ var requiredAlerts = map[string]string{
 	"FlowkerAuditRequestsRefused":    "refused requests",
 	"FlowkerAuditJournalNotWritable": "journal not accepting events",
 	"FlowkerAuditSinkConflict":       "a store that disagrees with the journal",
+	"FlowkerAuditSinkScrubProblem":   "a stored chain found broken below the delivery cursor",
 }
 
 // alertRules parses deployments/prometheus/alerts.yaml with Prometheus' own rule parser

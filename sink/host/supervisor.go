@@ -116,6 +116,11 @@ type Supervisor struct {
 	down     string // why client is nil
 	conflict string // non-empty while the sink's store disagrees with the journal
 
+	// forkedHead is a head found holding another hash than the journal's (delivery goroutine
+	// only): while the sink still reports it, it stays a conflict even once the journal no
+	// longer holds that sequence (its head moved on and compaction removed it).
+	forkedHead sink.Head
+
 	cpPending []sink.Checkpoint // signed checkpoints not yet handed to the sink
 	cpNotify  chan struct{}
 }
@@ -746,10 +751,17 @@ func (s *Supervisor) checkHead(ctx context.Context, h sink.Head) error {
 		return sink.Conflictf("the sink's head is sequence %d (hash %s), beyond the journal's last sequence %d: the store holds events this sidecar did not write",
 			h.Sequence, h.Hash, last)
 	}
-	if want, ok := s.journalHash(ctx, h.Sequence); ok && want != h.Hash {
+	want, ok := s.journalHash(ctx, h.Sequence)
+	switch {
+	case ok && want != h.Hash:
+		s.forkedHead = h
 		return sink.Conflictf("the sink holds sequence %d with hash %s, the journal has %s: a forked or rewritten chain",
 			h.Sequence, h.Hash, want)
+	case !ok && s.forkedHead == h:
+		return sink.Conflictf("the sink still holds sequence %d with hash %s, which disagreed with the journal when it was found (the journal no longer holds that sequence): a forked or rewritten chain",
+			h.Sequence, h.Hash)
 	}
+	s.forkedHead = sink.Head{}
 	return nil
 }
 

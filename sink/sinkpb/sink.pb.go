@@ -406,6 +406,155 @@ func (x *ReadAnchorsResponse) GetAnchors() []*RetentionAnchor {
 	return nil
 }
 
+// A stored row named by its chain sequence and hash.
+type RowRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sequence      uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Hash          string                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RowRef) Reset() {
+	*x = RowRef{}
+	mi := &file_sink_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RowRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RowRef) ProtoMessage() {}
+
+func (x *RowRef) ProtoReflect() protoreflect.Message {
+	mi := &file_sink_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RowRef.ProtoReflect.Descriptor instead.
+func (*RowRef) Descriptor() ([]byte, []int) {
+	return file_sink_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RowRef) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *RowRef) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+type DropRowsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChainId       string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	Rows          []*RowRef              `protobuf:"bytes,2,rep,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropRowsRequest) Reset() {
+	*x = DropRowsRequest{}
+	mi := &file_sink_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropRowsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropRowsRequest) ProtoMessage() {}
+
+func (x *DropRowsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sink_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropRowsRequest.ProtoReflect.Descriptor instead.
+func (*DropRowsRequest) Descriptor() ([]byte, []int) {
+	return file_sink_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DropRowsRequest) GetChainId() string {
+	if x != nil {
+		return x.ChainId
+	}
+	return ""
+}
+
+func (x *DropRowsRequest) GetRows() []*RowRef {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+type DropRowsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dropped       uint64                 `protobuf:"varint,1,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropRowsResponse) Reset() {
+	*x = DropRowsResponse{}
+	mi := &file_sink_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropRowsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropRowsResponse) ProtoMessage() {}
+
+func (x *DropRowsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sink_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropRowsResponse.ProtoReflect.Descriptor instead.
+func (*DropRowsResponse) Descriptor() ([]byte, []int) {
+	return file_sink_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DropRowsResponse) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
 // A signed checkpoint (chain/checkpoint): Ed25519 over chain id, sequence, hash and time.
 type Checkpoint struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -421,7 +570,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_sink_proto_msgTypes[6]
+	mi := &file_sink_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +582,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[6]
+	mi := &file_sink_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +595,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{6}
+	return file_sink_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Checkpoint) GetChainId() string {
@@ -500,7 +649,7 @@ type WriteCheckpointsRequest struct {
 
 func (x *WriteCheckpointsRequest) Reset() {
 	*x = WriteCheckpointsRequest{}
-	mi := &file_sink_proto_msgTypes[7]
+	mi := &file_sink_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -512,7 +661,7 @@ func (x *WriteCheckpointsRequest) String() string {
 func (*WriteCheckpointsRequest) ProtoMessage() {}
 
 func (x *WriteCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[7]
+	mi := &file_sink_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -525,7 +674,7 @@ func (x *WriteCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*WriteCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{7}
+	return file_sink_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WriteCheckpointsRequest) GetCheckpoints() []*Checkpoint {
@@ -543,7 +692,7 @@ type WriteCheckpointsResponse struct {
 
 func (x *WriteCheckpointsResponse) Reset() {
 	*x = WriteCheckpointsResponse{}
-	mi := &file_sink_proto_msgTypes[8]
+	mi := &file_sink_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +704,7 @@ func (x *WriteCheckpointsResponse) String() string {
 func (*WriteCheckpointsResponse) ProtoMessage() {}
 
 func (x *WriteCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[8]
+	mi := &file_sink_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +717,7 @@ func (x *WriteCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*WriteCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{8}
+	return file_sink_proto_rawDescGZIP(), []int{11}
 }
 
 type ReadCheckpointsRequest struct {
@@ -580,7 +729,7 @@ type ReadCheckpointsRequest struct {
 
 func (x *ReadCheckpointsRequest) Reset() {
 	*x = ReadCheckpointsRequest{}
-	mi := &file_sink_proto_msgTypes[9]
+	mi := &file_sink_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -592,7 +741,7 @@ func (x *ReadCheckpointsRequest) String() string {
 func (*ReadCheckpointsRequest) ProtoMessage() {}
 
 func (x *ReadCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[9]
+	mi := &file_sink_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -605,7 +754,7 @@ func (x *ReadCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ReadCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{9}
+	return file_sink_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReadCheckpointsRequest) GetChainId() string {
@@ -624,7 +773,7 @@ type ReadCheckpointsResponse struct {
 
 func (x *ReadCheckpointsResponse) Reset() {
 	*x = ReadCheckpointsResponse{}
-	mi := &file_sink_proto_msgTypes[10]
+	mi := &file_sink_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -636,7 +785,7 @@ func (x *ReadCheckpointsResponse) String() string {
 func (*ReadCheckpointsResponse) ProtoMessage() {}
 
 func (x *ReadCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[10]
+	mi := &file_sink_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -649,7 +798,7 @@ func (x *ReadCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ReadCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{10}
+	return file_sink_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReadCheckpointsResponse) GetCheckpoints() []*Checkpoint {
@@ -671,7 +820,7 @@ type Actor struct {
 
 func (x *Actor) Reset() {
 	*x = Actor{}
-	mi := &file_sink_proto_msgTypes[11]
+	mi := &file_sink_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +832,7 @@ func (x *Actor) String() string {
 func (*Actor) ProtoMessage() {}
 
 func (x *Actor) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[11]
+	mi := &file_sink_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +845,7 @@ func (x *Actor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Actor.ProtoReflect.Descriptor instead.
 func (*Actor) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{11}
+	return file_sink_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Actor) GetType() string {
@@ -749,7 +898,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_sink_proto_msgTypes[12]
+	mi := &file_sink_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +910,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[12]
+	mi := &file_sink_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +923,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{12}
+	return file_sink_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Event) GetEventId() string {
@@ -892,7 +1041,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_sink_proto_msgTypes[13]
+	mi := &file_sink_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1053,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[13]
+	mi := &file_sink_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1066,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{13}
+	return file_sink_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ConfigureRequest) GetConfig() []byte {
@@ -935,7 +1084,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_sink_proto_msgTypes[14]
+	mi := &file_sink_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1096,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[14]
+	mi := &file_sink_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1109,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{14}
+	return file_sink_proto_rawDescGZIP(), []int{17}
 }
 
 type CapabilitiesRequest struct {
@@ -971,7 +1120,7 @@ type CapabilitiesRequest struct {
 
 func (x *CapabilitiesRequest) Reset() {
 	*x = CapabilitiesRequest{}
-	mi := &file_sink_proto_msgTypes[15]
+	mi := &file_sink_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1132,7 @@ func (x *CapabilitiesRequest) String() string {
 func (*CapabilitiesRequest) ProtoMessage() {}
 
 func (x *CapabilitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[15]
+	mi := &file_sink_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1145,7 @@ func (x *CapabilitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapabilitiesRequest.ProtoReflect.Descriptor instead.
 func (*CapabilitiesRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{15}
+	return file_sink_proto_rawDescGZIP(), []int{18}
 }
 
 type CapabilitiesResponse struct {
@@ -1011,7 +1160,7 @@ type CapabilitiesResponse struct {
 
 func (x *CapabilitiesResponse) Reset() {
 	*x = CapabilitiesResponse{}
-	mi := &file_sink_proto_msgTypes[16]
+	mi := &file_sink_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1172,7 @@ func (x *CapabilitiesResponse) String() string {
 func (*CapabilitiesResponse) ProtoMessage() {}
 
 func (x *CapabilitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[16]
+	mi := &file_sink_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1185,7 @@ func (x *CapabilitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapabilitiesResponse.ProtoReflect.Descriptor instead.
 func (*CapabilitiesResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{16}
+	return file_sink_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CapabilitiesResponse) GetWrite() bool {
@@ -1076,7 +1225,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_sink_proto_msgTypes[17]
+	mi := &file_sink_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1237,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[17]
+	mi := &file_sink_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1250,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{17}
+	return file_sink_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WriteRequest) GetEvents() []*Event {
@@ -1119,7 +1268,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_sink_proto_msgTypes[18]
+	mi := &file_sink_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1280,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[18]
+	mi := &file_sink_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1293,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{18}
+	return file_sink_proto_rawDescGZIP(), []int{21}
 }
 
 type HeadRequest struct {
@@ -1156,7 +1305,7 @@ type HeadRequest struct {
 
 func (x *HeadRequest) Reset() {
 	*x = HeadRequest{}
-	mi := &file_sink_proto_msgTypes[19]
+	mi := &file_sink_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1317,7 @@ func (x *HeadRequest) String() string {
 func (*HeadRequest) ProtoMessage() {}
 
 func (x *HeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[19]
+	mi := &file_sink_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1330,7 @@ func (x *HeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadRequest.ProtoReflect.Descriptor instead.
 func (*HeadRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{19}
+	return file_sink_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HeadRequest) GetChainId() string {
@@ -1202,7 +1351,7 @@ type HeadResponse struct {
 
 func (x *HeadResponse) Reset() {
 	*x = HeadResponse{}
-	mi := &file_sink_proto_msgTypes[20]
+	mi := &file_sink_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1363,7 @@ func (x *HeadResponse) String() string {
 func (*HeadResponse) ProtoMessage() {}
 
 func (x *HeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[20]
+	mi := &file_sink_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1376,7 @@ func (x *HeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadResponse.ProtoReflect.Descriptor instead.
 func (*HeadResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{20}
+	return file_sink_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HeadResponse) GetFound() bool {
@@ -1269,7 +1418,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_sink_proto_msgTypes[21]
+	mi := &file_sink_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1430,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[21]
+	mi := &file_sink_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1443,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{21}
+	return file_sink_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Filter) GetEventType() string {
@@ -1372,7 +1521,7 @@ type Position struct {
 
 func (x *Position) Reset() {
 	*x = Position{}
-	mi := &file_sink_proto_msgTypes[22]
+	mi := &file_sink_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1533,7 @@ func (x *Position) String() string {
 func (*Position) ProtoMessage() {}
 
 func (x *Position) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[22]
+	mi := &file_sink_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1546,7 @@ func (x *Position) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Position.ProtoReflect.Descriptor instead.
 func (*Position) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{22}
+	return file_sink_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Position) GetTimeMicros() int64 {
@@ -1434,7 +1583,7 @@ type SearchRequest struct {
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_sink_proto_msgTypes[23]
+	mi := &file_sink_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1595,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[23]
+	mi := &file_sink_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1608,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{23}
+	return file_sink_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SearchRequest) GetFilter() *Filter {
@@ -1500,7 +1649,7 @@ type SearchResponse struct {
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_sink_proto_msgTypes[24]
+	mi := &file_sink_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1512,7 +1661,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[24]
+	mi := &file_sink_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1525,7 +1674,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{24}
+	return file_sink_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SearchResponse) GetEvents() []*Event {
@@ -1551,7 +1700,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_sink_proto_msgTypes[25]
+	mi := &file_sink_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1563,7 +1712,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[25]
+	mi := &file_sink_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1576,7 +1725,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{25}
+	return file_sink_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetRequest) GetEventId() string {
@@ -1595,7 +1744,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_sink_proto_msgTypes[26]
+	mi := &file_sink_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1756,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[26]
+	mi := &file_sink_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1769,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{26}
+	return file_sink_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetResponse) GetEvent() *Event {
@@ -1642,7 +1791,7 @@ type ReadChainRequest struct {
 
 func (x *ReadChainRequest) Reset() {
 	*x = ReadChainRequest{}
-	mi := &file_sink_proto_msgTypes[27]
+	mi := &file_sink_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1803,7 @@ func (x *ReadChainRequest) String() string {
 func (*ReadChainRequest) ProtoMessage() {}
 
 func (x *ReadChainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[27]
+	mi := &file_sink_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1816,7 @@ func (x *ReadChainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadChainRequest.ProtoReflect.Descriptor instead.
 func (*ReadChainRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{27}
+	return file_sink_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReadChainRequest) GetChainId() string {
@@ -1699,7 +1848,7 @@ type ChainsRequest struct {
 
 func (x *ChainsRequest) Reset() {
 	*x = ChainsRequest{}
-	mi := &file_sink_proto_msgTypes[28]
+	mi := &file_sink_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +1860,7 @@ func (x *ChainsRequest) String() string {
 func (*ChainsRequest) ProtoMessage() {}
 
 func (x *ChainsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[28]
+	mi := &file_sink_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1724,7 +1873,7 @@ func (x *ChainsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainsRequest.ProtoReflect.Descriptor instead.
 func (*ChainsRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{28}
+	return file_sink_proto_rawDescGZIP(), []int{31}
 }
 
 // ChainInfo summarises one stored chain.
@@ -1740,7 +1889,7 @@ type ChainInfo struct {
 
 func (x *ChainInfo) Reset() {
 	*x = ChainInfo{}
-	mi := &file_sink_proto_msgTypes[29]
+	mi := &file_sink_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +1901,7 @@ func (x *ChainInfo) String() string {
 func (*ChainInfo) ProtoMessage() {}
 
 func (x *ChainInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[29]
+	mi := &file_sink_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +1914,7 @@ func (x *ChainInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainInfo.ProtoReflect.Descriptor instead.
 func (*ChainInfo) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{29}
+	return file_sink_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ChainInfo) GetChainId() string {
@@ -1805,7 +1954,7 @@ type ChainsResponse struct {
 
 func (x *ChainsResponse) Reset() {
 	*x = ChainsResponse{}
-	mi := &file_sink_proto_msgTypes[30]
+	mi := &file_sink_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1817,7 +1966,7 @@ func (x *ChainsResponse) String() string {
 func (*ChainsResponse) ProtoMessage() {}
 
 func (x *ChainsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[30]
+	mi := &file_sink_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1830,7 +1979,7 @@ func (x *ChainsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainsResponse.ProtoReflect.Descriptor instead.
 func (*ChainsResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{30}
+	return file_sink_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ChainsResponse) GetChains() []*ChainInfo {
@@ -1848,7 +1997,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_sink_proto_msgTypes[31]
+	mi := &file_sink_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +2009,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[31]
+	mi := &file_sink_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2022,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{31}
+	return file_sink_proto_rawDescGZIP(), []int{34}
 }
 
 type CloseResponse struct {
@@ -1884,7 +2033,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_sink_proto_msgTypes[32]
+	mi := &file_sink_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +2045,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[32]
+	mi := &file_sink_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +2058,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{32}
+	return file_sink_proto_rawDescGZIP(), []int{35}
 }
 
 var File_sink_proto protoreflect.FileDescriptor
@@ -1939,7 +2088,15 @@ const file_sink_proto_rawDesc = "" +
 	"\x12ReadAnchorsRequest\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\"W\n" +
 	"\x13ReadAnchorsResponse\x12@\n" +
-	"\aanchors\x18\x01 \x03(\v2&.flowker_audit.sink.v1.RetentionAnchorR\aanchors\"\xad\x01\n" +
+	"\aanchors\x18\x01 \x03(\v2&.flowker_audit.sink.v1.RetentionAnchorR\aanchors\"8\n" +
+	"\x06RowRef\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\tR\x04hash\"_\n" +
+	"\x0fDropRowsRequest\x12\x19\n" +
+	"\bchain_id\x18\x01 \x01(\tR\achainId\x121\n" +
+	"\x04rows\x18\x02 \x03(\v2\x1d.flowker_audit.sink.v1.RowRefR\x04rows\",\n" +
+	"\x10DropRowsResponse\x12\x18\n" +
+	"\adropped\x18\x01 \x01(\x04R\adropped\"\xad\x01\n" +
 	"\n" +
 	"Checkpoint\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x1a\n" +
@@ -2050,7 +2207,7 @@ const file_sink_proto_rawDesc = "" +
 	"\x05Order\x12\x0e\n" +
 	"\n" +
 	"ORDER_DESC\x10\x00\x12\r\n" +
-	"\tORDER_ASC\x10\x012\xa1\n" +
+	"\tORDER_ASC\x10\x012\xfe\n" +
 	"\n" +
 	"\x04Sink\x12^\n" +
 	"\tConfigure\x12'.flowker_audit.sink.v1.ConfigureRequest\x1a(.flowker_audit.sink.v1.ConfigureResponse\x12g\n" +
@@ -2066,7 +2223,8 @@ const file_sink_proto_rawDesc = "" +
 	"\x0fReadCheckpoints\x12-.flowker_audit.sink.v1.ReadCheckpointsRequest\x1a..flowker_audit.sink.v1.ReadCheckpointsResponse\x12a\n" +
 	"\rPlanRetention\x12+.flowker_audit.sink.v1.PlanRetentionRequest\x1a#.flowker_audit.sink.v1.HeadResponse\x12U\n" +
 	"\x06Retain\x12$.flowker_audit.sink.v1.RetainRequest\x1a%.flowker_audit.sink.v1.RetainResponse\x12d\n" +
-	"\vReadAnchors\x12).flowker_audit.sink.v1.ReadAnchorsRequest\x1a*.flowker_audit.sink.v1.ReadAnchorsResponseB4Z2github.com/flowker-audit/flowker-audit/sink/sinkpbb\x06proto3"
+	"\vReadAnchors\x12).flowker_audit.sink.v1.ReadAnchorsRequest\x1a*.flowker_audit.sink.v1.ReadAnchorsResponse\x12[\n" +
+	"\bDropRows\x12&.flowker_audit.sink.v1.DropRowsRequest\x1a'.flowker_audit.sink.v1.DropRowsResponseB4Z2github.com/flowker-audit/flowker-audit/sink/sinkpbb\x06proto3"
 
 var (
 	file_sink_proto_rawDescOnce sync.Once
@@ -2081,7 +2239,7 @@ func file_sink_proto_rawDescGZIP() []byte {
 }
 
 var file_sink_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sink_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_sink_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_sink_proto_goTypes = []any{
 	(Order)(0),                       // 0: flowker_audit.sink.v1.Order
 	(*RetentionAnchor)(nil),          // 1: flowker_audit.sink.v1.RetentionAnchor
@@ -2090,80 +2248,86 @@ var file_sink_proto_goTypes = []any{
 	(*RetainResponse)(nil),           // 4: flowker_audit.sink.v1.RetainResponse
 	(*ReadAnchorsRequest)(nil),       // 5: flowker_audit.sink.v1.ReadAnchorsRequest
 	(*ReadAnchorsResponse)(nil),      // 6: flowker_audit.sink.v1.ReadAnchorsResponse
-	(*Checkpoint)(nil),               // 7: flowker_audit.sink.v1.Checkpoint
-	(*WriteCheckpointsRequest)(nil),  // 8: flowker_audit.sink.v1.WriteCheckpointsRequest
-	(*WriteCheckpointsResponse)(nil), // 9: flowker_audit.sink.v1.WriteCheckpointsResponse
-	(*ReadCheckpointsRequest)(nil),   // 10: flowker_audit.sink.v1.ReadCheckpointsRequest
-	(*ReadCheckpointsResponse)(nil),  // 11: flowker_audit.sink.v1.ReadCheckpointsResponse
-	(*Actor)(nil),                    // 12: flowker_audit.sink.v1.Actor
-	(*Event)(nil),                    // 13: flowker_audit.sink.v1.Event
-	(*ConfigureRequest)(nil),         // 14: flowker_audit.sink.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),        // 15: flowker_audit.sink.v1.ConfigureResponse
-	(*CapabilitiesRequest)(nil),      // 16: flowker_audit.sink.v1.CapabilitiesRequest
-	(*CapabilitiesResponse)(nil),     // 17: flowker_audit.sink.v1.CapabilitiesResponse
-	(*WriteRequest)(nil),             // 18: flowker_audit.sink.v1.WriteRequest
-	(*WriteResponse)(nil),            // 19: flowker_audit.sink.v1.WriteResponse
-	(*HeadRequest)(nil),              // 20: flowker_audit.sink.v1.HeadRequest
-	(*HeadResponse)(nil),             // 21: flowker_audit.sink.v1.HeadResponse
-	(*Filter)(nil),                   // 22: flowker_audit.sink.v1.Filter
-	(*Position)(nil),                 // 23: flowker_audit.sink.v1.Position
-	(*SearchRequest)(nil),            // 24: flowker_audit.sink.v1.SearchRequest
-	(*SearchResponse)(nil),           // 25: flowker_audit.sink.v1.SearchResponse
-	(*GetRequest)(nil),               // 26: flowker_audit.sink.v1.GetRequest
-	(*GetResponse)(nil),              // 27: flowker_audit.sink.v1.GetResponse
-	(*ReadChainRequest)(nil),         // 28: flowker_audit.sink.v1.ReadChainRequest
-	(*ChainsRequest)(nil),            // 29: flowker_audit.sink.v1.ChainsRequest
-	(*ChainInfo)(nil),                // 30: flowker_audit.sink.v1.ChainInfo
-	(*ChainsResponse)(nil),           // 31: flowker_audit.sink.v1.ChainsResponse
-	(*CloseRequest)(nil),             // 32: flowker_audit.sink.v1.CloseRequest
-	(*CloseResponse)(nil),            // 33: flowker_audit.sink.v1.CloseResponse
+	(*RowRef)(nil),                   // 7: flowker_audit.sink.v1.RowRef
+	(*DropRowsRequest)(nil),          // 8: flowker_audit.sink.v1.DropRowsRequest
+	(*DropRowsResponse)(nil),         // 9: flowker_audit.sink.v1.DropRowsResponse
+	(*Checkpoint)(nil),               // 10: flowker_audit.sink.v1.Checkpoint
+	(*WriteCheckpointsRequest)(nil),  // 11: flowker_audit.sink.v1.WriteCheckpointsRequest
+	(*WriteCheckpointsResponse)(nil), // 12: flowker_audit.sink.v1.WriteCheckpointsResponse
+	(*ReadCheckpointsRequest)(nil),   // 13: flowker_audit.sink.v1.ReadCheckpointsRequest
+	(*ReadCheckpointsResponse)(nil),  // 14: flowker_audit.sink.v1.ReadCheckpointsResponse
+	(*Actor)(nil),                    // 15: flowker_audit.sink.v1.Actor
+	(*Event)(nil),                    // 16: flowker_audit.sink.v1.Event
+	(*ConfigureRequest)(nil),         // 17: flowker_audit.sink.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),        // 18: flowker_audit.sink.v1.ConfigureResponse
+	(*CapabilitiesRequest)(nil),      // 19: flowker_audit.sink.v1.CapabilitiesRequest
+	(*CapabilitiesResponse)(nil),     // 20: flowker_audit.sink.v1.CapabilitiesResponse
+	(*WriteRequest)(nil),             // 21: flowker_audit.sink.v1.WriteRequest
+	(*WriteResponse)(nil),            // 22: flowker_audit.sink.v1.WriteResponse
+	(*HeadRequest)(nil),              // 23: flowker_audit.sink.v1.HeadRequest
+	(*HeadResponse)(nil),             // 24: flowker_audit.sink.v1.HeadResponse
+	(*Filter)(nil),                   // 25: flowker_audit.sink.v1.Filter
+	(*Position)(nil),                 // 26: flowker_audit.sink.v1.Position
+	(*SearchRequest)(nil),            // 27: flowker_audit.sink.v1.SearchRequest
+	(*SearchResponse)(nil),           // 28: flowker_audit.sink.v1.SearchResponse
+	(*GetRequest)(nil),               // 29: flowker_audit.sink.v1.GetRequest
+	(*GetResponse)(nil),              // 30: flowker_audit.sink.v1.GetResponse
+	(*ReadChainRequest)(nil),         // 31: flowker_audit.sink.v1.ReadChainRequest
+	(*ChainsRequest)(nil),            // 32: flowker_audit.sink.v1.ChainsRequest
+	(*ChainInfo)(nil),                // 33: flowker_audit.sink.v1.ChainInfo
+	(*ChainsResponse)(nil),           // 34: flowker_audit.sink.v1.ChainsResponse
+	(*CloseRequest)(nil),             // 35: flowker_audit.sink.v1.CloseRequest
+	(*CloseResponse)(nil),            // 36: flowker_audit.sink.v1.CloseResponse
 }
 var file_sink_proto_depIdxs = []int32{
 	1,  // 0: flowker_audit.sink.v1.RetainRequest.anchor:type_name -> flowker_audit.sink.v1.RetentionAnchor
 	1,  // 1: flowker_audit.sink.v1.ReadAnchorsResponse.anchors:type_name -> flowker_audit.sink.v1.RetentionAnchor
-	7,  // 2: flowker_audit.sink.v1.WriteCheckpointsRequest.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
-	7,  // 3: flowker_audit.sink.v1.ReadCheckpointsResponse.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
-	12, // 4: flowker_audit.sink.v1.Event.actor:type_name -> flowker_audit.sink.v1.Actor
-	13, // 5: flowker_audit.sink.v1.WriteRequest.events:type_name -> flowker_audit.sink.v1.Event
-	22, // 6: flowker_audit.sink.v1.SearchRequest.filter:type_name -> flowker_audit.sink.v1.Filter
-	0,  // 7: flowker_audit.sink.v1.SearchRequest.order:type_name -> flowker_audit.sink.v1.Order
-	23, // 8: flowker_audit.sink.v1.SearchRequest.after:type_name -> flowker_audit.sink.v1.Position
-	13, // 9: flowker_audit.sink.v1.SearchResponse.events:type_name -> flowker_audit.sink.v1.Event
-	13, // 10: flowker_audit.sink.v1.GetResponse.event:type_name -> flowker_audit.sink.v1.Event
-	30, // 11: flowker_audit.sink.v1.ChainsResponse.chains:type_name -> flowker_audit.sink.v1.ChainInfo
-	14, // 12: flowker_audit.sink.v1.Sink.Configure:input_type -> flowker_audit.sink.v1.ConfigureRequest
-	16, // 13: flowker_audit.sink.v1.Sink.Capabilities:input_type -> flowker_audit.sink.v1.CapabilitiesRequest
-	18, // 14: flowker_audit.sink.v1.Sink.Write:input_type -> flowker_audit.sink.v1.WriteRequest
-	20, // 15: flowker_audit.sink.v1.Sink.Head:input_type -> flowker_audit.sink.v1.HeadRequest
-	24, // 16: flowker_audit.sink.v1.Sink.Search:input_type -> flowker_audit.sink.v1.SearchRequest
-	26, // 17: flowker_audit.sink.v1.Sink.Get:input_type -> flowker_audit.sink.v1.GetRequest
-	28, // 18: flowker_audit.sink.v1.Sink.ReadChain:input_type -> flowker_audit.sink.v1.ReadChainRequest
-	29, // 19: flowker_audit.sink.v1.Sink.Chains:input_type -> flowker_audit.sink.v1.ChainsRequest
-	32, // 20: flowker_audit.sink.v1.Sink.Close:input_type -> flowker_audit.sink.v1.CloseRequest
-	8,  // 21: flowker_audit.sink.v1.Sink.WriteCheckpoints:input_type -> flowker_audit.sink.v1.WriteCheckpointsRequest
-	10, // 22: flowker_audit.sink.v1.Sink.ReadCheckpoints:input_type -> flowker_audit.sink.v1.ReadCheckpointsRequest
-	2,  // 23: flowker_audit.sink.v1.Sink.PlanRetention:input_type -> flowker_audit.sink.v1.PlanRetentionRequest
-	3,  // 24: flowker_audit.sink.v1.Sink.Retain:input_type -> flowker_audit.sink.v1.RetainRequest
-	5,  // 25: flowker_audit.sink.v1.Sink.ReadAnchors:input_type -> flowker_audit.sink.v1.ReadAnchorsRequest
-	15, // 26: flowker_audit.sink.v1.Sink.Configure:output_type -> flowker_audit.sink.v1.ConfigureResponse
-	17, // 27: flowker_audit.sink.v1.Sink.Capabilities:output_type -> flowker_audit.sink.v1.CapabilitiesResponse
-	19, // 28: flowker_audit.sink.v1.Sink.Write:output_type -> flowker_audit.sink.v1.WriteResponse
-	21, // 29: flowker_audit.sink.v1.Sink.Head:output_type -> flowker_audit.sink.v1.HeadResponse
-	25, // 30: flowker_audit.sink.v1.Sink.Search:output_type -> flowker_audit.sink.v1.SearchResponse
-	27, // 31: flowker_audit.sink.v1.Sink.Get:output_type -> flowker_audit.sink.v1.GetResponse
-	13, // 32: flowker_audit.sink.v1.Sink.ReadChain:output_type -> flowker_audit.sink.v1.Event
-	31, // 33: flowker_audit.sink.v1.Sink.Chains:output_type -> flowker_audit.sink.v1.ChainsResponse
-	33, // 34: flowker_audit.sink.v1.Sink.Close:output_type -> flowker_audit.sink.v1.CloseResponse
-	9,  // 35: flowker_audit.sink.v1.Sink.WriteCheckpoints:output_type -> flowker_audit.sink.v1.WriteCheckpointsResponse
-	11, // 36: flowker_audit.sink.v1.Sink.ReadCheckpoints:output_type -> flowker_audit.sink.v1.ReadCheckpointsResponse
-	21, // 37: flowker_audit.sink.v1.Sink.PlanRetention:output_type -> flowker_audit.sink.v1.HeadResponse
-	4,  // 38: flowker_audit.sink.v1.Sink.Retain:output_type -> flowker_audit.sink.v1.RetainResponse
-	6,  // 39: flowker_audit.sink.v1.Sink.ReadAnchors:output_type -> flowker_audit.sink.v1.ReadAnchorsResponse
-	26, // [26:40] is the sub-list for method output_type
-	12, // [12:26] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	7,  // 2: flowker_audit.sink.v1.DropRowsRequest.rows:type_name -> flowker_audit.sink.v1.RowRef
+	10, // 3: flowker_audit.sink.v1.WriteCheckpointsRequest.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
+	10, // 4: flowker_audit.sink.v1.ReadCheckpointsResponse.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
+	15, // 5: flowker_audit.sink.v1.Event.actor:type_name -> flowker_audit.sink.v1.Actor
+	16, // 6: flowker_audit.sink.v1.WriteRequest.events:type_name -> flowker_audit.sink.v1.Event
+	25, // 7: flowker_audit.sink.v1.SearchRequest.filter:type_name -> flowker_audit.sink.v1.Filter
+	0,  // 8: flowker_audit.sink.v1.SearchRequest.order:type_name -> flowker_audit.sink.v1.Order
+	26, // 9: flowker_audit.sink.v1.SearchRequest.after:type_name -> flowker_audit.sink.v1.Position
+	16, // 10: flowker_audit.sink.v1.SearchResponse.events:type_name -> flowker_audit.sink.v1.Event
+	16, // 11: flowker_audit.sink.v1.GetResponse.event:type_name -> flowker_audit.sink.v1.Event
+	33, // 12: flowker_audit.sink.v1.ChainsResponse.chains:type_name -> flowker_audit.sink.v1.ChainInfo
+	17, // 13: flowker_audit.sink.v1.Sink.Configure:input_type -> flowker_audit.sink.v1.ConfigureRequest
+	19, // 14: flowker_audit.sink.v1.Sink.Capabilities:input_type -> flowker_audit.sink.v1.CapabilitiesRequest
+	21, // 15: flowker_audit.sink.v1.Sink.Write:input_type -> flowker_audit.sink.v1.WriteRequest
+	23, // 16: flowker_audit.sink.v1.Sink.Head:input_type -> flowker_audit.sink.v1.HeadRequest
+	27, // 17: flowker_audit.sink.v1.Sink.Search:input_type -> flowker_audit.sink.v1.SearchRequest
+	29, // 18: flowker_audit.sink.v1.Sink.Get:input_type -> flowker_audit.sink.v1.GetRequest
+	31, // 19: flowker_audit.sink.v1.Sink.ReadChain:input_type -> flowker_audit.sink.v1.ReadChainRequest
+	32, // 20: flowker_audit.sink.v1.Sink.Chains:input_type -> flowker_audit.sink.v1.ChainsRequest
+	35, // 21: flowker_audit.sink.v1.Sink.Close:input_type -> flowker_audit.sink.v1.CloseRequest
+	11, // 22: flowker_audit.sink.v1.Sink.WriteCheckpoints:input_type -> flowker_audit.sink.v1.WriteCheckpointsRequest
+	13, // 23: flowker_audit.sink.v1.Sink.ReadCheckpoints:input_type -> flowker_audit.sink.v1.ReadCheckpointsRequest
+	2,  // 24: flowker_audit.sink.v1.Sink.PlanRetention:input_type -> flowker_audit.sink.v1.PlanRetentionRequest
+	3,  // 25: flowker_audit.sink.v1.Sink.Retain:input_type -> flowker_audit.sink.v1.RetainRequest
+	5,  // 26: flowker_audit.sink.v1.Sink.ReadAnchors:input_type -> flowker_audit.sink.v1.ReadAnchorsRequest
+	8,  // 27: flowker_audit.sink.v1.Sink.DropRows:input_type -> flowker_audit.sink.v1.DropRowsRequest
+	18, // 28: flowker_audit.sink.v1.Sink.Configure:output_type -> flowker_audit.sink.v1.ConfigureResponse
+	20, // 29: flowker_audit.sink.v1.Sink.Capabilities:output_type -> flowker_audit.sink.v1.CapabilitiesResponse
+	22, // 30: flowker_audit.sink.v1.Sink.Write:output_type -> flowker_audit.sink.v1.WriteResponse
+	24, // 31: flowker_audit.sink.v1.Sink.Head:output_type -> flowker_audit.sink.v1.HeadResponse
+	28, // 32: flowker_audit.sink.v1.Sink.Search:output_type -> flowker_audit.sink.v1.SearchResponse
+	30, // 33: flowker_audit.sink.v1.Sink.Get:output_type -> flowker_audit.sink.v1.GetResponse
+	16, // 34: flowker_audit.sink.v1.Sink.ReadChain:output_type -> flowker_audit.sink.v1.Event
+	34, // 35: flowker_audit.sink.v1.Sink.Chains:output_type -> flowker_audit.sink.v1.ChainsResponse
+	36, // 36: flowker_audit.sink.v1.Sink.Close:output_type -> flowker_audit.sink.v1.CloseResponse
+	12, // 37: flowker_audit.sink.v1.Sink.WriteCheckpoints:output_type -> flowker_audit.sink.v1.WriteCheckpointsResponse
+	14, // 38: flowker_audit.sink.v1.Sink.ReadCheckpoints:output_type -> flowker_audit.sink.v1.ReadCheckpointsResponse
+	24, // 39: flowker_audit.sink.v1.Sink.PlanRetention:output_type -> flowker_audit.sink.v1.HeadResponse
+	4,  // 40: flowker_audit.sink.v1.Sink.Retain:output_type -> flowker_audit.sink.v1.RetainResponse
+	6,  // 41: flowker_audit.sink.v1.Sink.ReadAnchors:output_type -> flowker_audit.sink.v1.ReadAnchorsResponse
+	9,  // 42: flowker_audit.sink.v1.Sink.DropRows:output_type -> flowker_audit.sink.v1.DropRowsResponse
+	28, // [28:43] is the sub-list for method output_type
+	13, // [13:28] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_sink_proto_init() }
@@ -2171,14 +2335,14 @@ func file_sink_proto_init() {
 	if File_sink_proto != nil {
 		return
 	}
-	file_sink_proto_msgTypes[21].OneofWrappers = []any{}
+	file_sink_proto_msgTypes[24].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sink_proto_rawDesc), len(file_sink_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,6 +33,7 @@ const (
 	Sink_PlanRetention_FullMethodName    = "/flowker_audit.sink.v1.Sink/PlanRetention"
 	Sink_Retain_FullMethodName           = "/flowker_audit.sink.v1.Sink/Retain"
 	Sink_ReadAnchors_FullMethodName      = "/flowker_audit.sink.v1.Sink/ReadAnchors"
+	Sink_DropRows_FullMethodName         = "/flowker_audit.sink.v1.Sink/DropRows"
 )
 
 // SinkClient is the client API for Sink service.
@@ -71,6 +72,10 @@ type SinkClient interface {
 	PlanRetention(ctx context.Context, in *PlanRetentionRequest, opts ...grpc.CallOption) (*HeadResponse, error)
 	Retain(ctx context.Context, in *RetainRequest, opts ...grpc.CallOption) (*RetainResponse, error)
 	ReadAnchors(ctx context.Context, in *ReadAnchorsRequest, opts ...grpc.CallOption) (*ReadAnchorsResponse, error)
+	// DropRows removes the named rows of a chain (only a row with both the sequence and the hash
+	// given) and makes any summary the store keeps agree with the rows left: the operator's repair
+	// of a store that conflicts with the journal (flowker-audit sink repair). Optional.
+	DropRows(ctx context.Context, in *DropRowsRequest, opts ...grpc.CallOption) (*DropRowsResponse, error)
 }
 
 type sinkClient struct {
@@ -230,6 +235,16 @@ func (c *sinkClient) ReadAnchors(ctx context.Context, in *ReadAnchorsRequest, op
 	return out, nil
 }
 
+func (c *sinkClient) DropRows(ctx context.Context, in *DropRowsRequest, opts ...grpc.CallOption) (*DropRowsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DropRowsResponse)
+	err := c.cc.Invoke(ctx, Sink_DropRows_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SinkServer is the server API for Sink service.
 // All implementations must embed UnimplementedSinkServer
 // for forward compatibility.
@@ -266,6 +281,10 @@ type SinkServer interface {
 	PlanRetention(context.Context, *PlanRetentionRequest) (*HeadResponse, error)
 	Retain(context.Context, *RetainRequest) (*RetainResponse, error)
 	ReadAnchors(context.Context, *ReadAnchorsRequest) (*ReadAnchorsResponse, error)
+	// DropRows removes the named rows of a chain (only a row with both the sequence and the hash
+	// given) and makes any summary the store keeps agree with the rows left: the operator's repair
+	// of a store that conflicts with the journal (flowker-audit sink repair). Optional.
+	DropRows(context.Context, *DropRowsRequest) (*DropRowsResponse, error)
 	mustEmbedUnimplementedSinkServer()
 }
 
@@ -317,6 +336,9 @@ func (UnimplementedSinkServer) Retain(context.Context, *RetainRequest) (*RetainR
 }
 func (UnimplementedSinkServer) ReadAnchors(context.Context, *ReadAnchorsRequest) (*ReadAnchorsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReadAnchors not implemented")
+}
+func (UnimplementedSinkServer) DropRows(context.Context, *DropRowsRequest) (*DropRowsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DropRows not implemented")
 }
 func (UnimplementedSinkServer) mustEmbedUnimplementedSinkServer() {}
 func (UnimplementedSinkServer) testEmbeddedByValue()              {}
@@ -584,6 +606,24 @@ func _Sink_ReadAnchors_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Sink_DropRows_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DropRowsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SinkServer).DropRows(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Sink_DropRows_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SinkServer).DropRows(ctx, req.(*DropRowsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Sink_ServiceDesc is the grpc.ServiceDesc for Sink service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -642,6 +682,10 @@ var Sink_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReadAnchors",
 			Handler:    _Sink_ReadAnchors_Handler,
+		},
+		{
+			MethodName: "DropRows",
+			Handler:    _Sink_DropRows_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

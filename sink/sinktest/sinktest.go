@@ -130,6 +130,7 @@ func Run(t *testing.T, newSink func(t *testing.T) sink.Sink) {
 	t.Run("Conflicts", func(t *testing.T) { testConflicts(t, newSink(t)) })
 	t.Run("Checkpoints", func(t *testing.T) { testCheckpoints(t, newSink(t)) })
 	t.Run("Retention", func(t *testing.T) { testRetention(t, newSink(t)) })
+	t.Run("Repair", func(t *testing.T) { testRepair(t, newSink(t)) })
 	t.Run("Query", func(t *testing.T) {
 		s := newSink(t)
 		q := querier(t, s)
