@@ -10,10 +10,12 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/proxy"
+	"github.com/flowker-audit/flowker-audit/proxy/capture"
 )
 
 // Outcome is what recovery learned about a request whose event was never journaled.
@@ -74,29 +76,43 @@ func (rc *reconciler) learn(ctx context.Context, in journal.Intent) (Outcome, er
 	id := det.Params["id"]
 	switch det.Rule {
 	case "workflow.create", "workflow.clone":
-		return rc.created(ctx, "/v1/workflows", det, since, "")
+		return rc.created(ctx, "/v1/workflows", nameOf(det.Name, in.Draft.Metadata, "workflow.name"), since, "")
+	case "workflow.create_from_template":
+		// The name is the template's params.workflowName, which the pending event's metadata holds.
+		return rc.created(ctx, "/v1/workflows", nameOf("", in.Draft.Metadata, "workflow.name"), since, "")
 	case "provider_config.create":
-		return rc.created(ctx, "/v1/provider-configurations", det, since, det.ProviderID)
+		return rc.created(ctx, "/v1/provider-configurations", nameOf(det.Name, in.Draft.Metadata, "provider_config.name"), since, det.ProviderID)
 	case "workflow.activate":
 		return rc.status(ctx, "/v1/workflows/"+id, "active", since)
 	case "workflow.deactivate":
 		return rc.status(ctx, "/v1/workflows/"+id, "inactive", since)
 	case "workflow.draft":
 		return rc.status(ctx, "/v1/workflows/"+id, "draft", since)
-	case "workflow.update", "provider_config.update":
-		path := "/v1/workflows/"
-		if det.Rule == "provider_config.update" {
-			path = "/v1/provider-configurations/"
-		}
-		return rc.updated(ctx, path+id, det, since)
+	case "provider_config.enable":
+		return rc.status(ctx, "/v1/provider-configurations/"+id, "active", since)
+	case "provider_config.disable":
+		return rc.status(ctx, "/v1/provider-configurations/"+id, "disabled", since)
+	case "workflow.update":
+		return rc.updated(ctx, "/v1/workflows/"+id, nameOf(det.Name, in.Draft.Metadata, "workflow.name"), since)
+	case "provider_config.update":
+		return rc.updated(ctx, "/v1/provider-configurations/"+id, nameOf(det.Name, in.Draft.Metadata, "provider_config.name"), since)
+	case "executor_config.update":
+		return rc.updated(ctx, "/v1/executors/"+id, nameOf(det.Name, in.Draft.Metadata, "executor_config.name"), since)
 	case "workflow.delete":
 		return rc.deleted(ctx, "/v1/workflows/"+id)
 	case "provider_config.delete":
 		return rc.deleted(ctx, "/v1/provider-configurations/"+id)
+	case "executor_config.delete":
+		return rc.deleted(ctx, "/v1/executors/"+id)
 	case "execution.start":
-		return rc.execution(ctx, det.Params["workflowId"], since)
+		return rc.executionStart(ctx, det, since)
+	case "webhook.trigger":
+		return rc.webhook(ctx, det, since)
 	}
-	return unknown("Flowker offers no way to learn the outcome of %s %s (rule %s)", det.Method, det.Path, det.Rule), nil
+	if det.Rule == "unclassified" {
+		return unknown("%s %s matched no rule: which resource it changes, and how to observe it, is not known", det.Method, det.Path), nil
+	}
+	return unknown("rule %s (%s %s) is not one whose outcome Flowker's read endpoints show", det.Rule, det.Method, det.Path), nil
 }
 
 // get reads path from Flowker into v; it returns the status (404 is an answer, not an error).
@@ -183,10 +199,11 @@ func (rc *reconciler) list(ctx context.Context, path, sortKey string, q url.Valu
 }
 
 // created matches a create on the name it carried (and the provider), among the resources
-// created since the request started.
-func (rc *reconciler) created(ctx context.Context, path string, det proxy.IntentDetail, since time.Time, providerID string) (Outcome, error) {
-	if det.Name == "" {
-		return unknown("the request carried no name to find the created resource by"), nil
+// created since the request started. Flowker's lists have no name filter: the list is read newest
+// first (sortBy=createdAt, DESC) and matched here, page by page, until the window's start.
+func (rc *reconciler) created(ctx context.Context, path string, name wantName, since time.Time, providerID string) (Outcome, error) {
+	if name.why != "" {
+		return unknown("%s", name.why), nil
 	}
 	q := url.Values{}
 	if providerID != "" {
@@ -203,14 +220,14 @@ func (rc *reconciler) created(ctx context.Context, path string, det proxy.Intent
 			id = it.WorkflowID
 		}
 		it.ID = id
-		if it.Name == det.Name && (providerID == "" || it.ProviderID == providerID) && !rc.claimed[id] {
+		if name.matches(it.Name) && (providerID == "" || it.ProviderID == providerID) && !rc.claimed[id] {
 			match = append(match, it)
 		}
 	}
 	window := "created at or after " + since.UTC().Format(time.RFC3339Nano)
 	switch {
 	case len(match) == 1:
-		o := reconciled(chain.ResultSuccess, fmt.Sprintf("GET %s lists %s %q %s (createdAt %s)", path, match[0].ID, det.Name, window,
+		o := reconciled(chain.ResultSuccess, fmt.Sprintf("GET %s lists %s %s %s (createdAt %s)", path, match[0].ID, name, window,
 			match[0].CreatedAt.UTC().Format(time.RFC3339Nano)))
 		o.ResourceID = match[0].ID
 		return o, nil
@@ -219,11 +236,11 @@ func (rc *reconciler) created(ctx context.Context, path string, det proxy.Intent
 		for i, m := range match {
 			ids[i] = m.ID
 		}
-		return unknown("GET %s lists %d resources named %q %s: %s", path, len(match), det.Name, window, strings.Join(ids, ", ")), nil
+		return unknown("GET %s lists %d resources %s %s: %s", path, len(match), name, window, strings.Join(ids, ", ")), nil
 	case !complete:
 		return unknown("more than %d resources were %s; not all were read", rc.maxPages*100, window), nil
 	}
-	return reconciled(chain.ResultFailed, fmt.Sprintf("GET %s lists no resource named %q %s: it was not created", path, det.Name, window)), nil
+	return reconciled(chain.ResultFailed, fmt.Sprintf("GET %s lists no resource %s %s: it was not created", path, name, window)), nil
 }
 
 // status checks a status transition: the resource now has the target status and changed since
@@ -253,7 +270,7 @@ func (rc *reconciler) status(ctx context.Context, path, target string, since tim
 }
 
 // updated checks an update: changed since the request started, with the name it carried.
-func (rc *reconciler) updated(ctx context.Context, path string, det proxy.IntentDetail, since time.Time) (Outcome, error) {
+func (rc *reconciler) updated(ctx context.Context, path string, name wantName, since time.Time) (Outcome, error) {
 	var r resource
 	code, err := rc.get(ctx, path, nil, &r)
 	if err != nil {
@@ -269,7 +286,7 @@ func (rc *reconciler) updated(ctx context.Context, path string, det proxy.Intent
 	case r.UpdatedAt.Before(since):
 		return reconciled(chain.ResultFailed, fmt.Sprintf("GET %s: unchanged since %s (before the request)", path,
 			r.UpdatedAt.UTC().Format(time.RFC3339Nano))), nil
-	case det.Name != "" && r.Name == det.Name:
+	case name.why == "" && name.matches(r.Name):
 		return reconciled(chain.ResultSuccess, fmt.Sprintf("GET %s: name %q as requested, updated %s (after the request started)", path, r.Name,
 			r.UpdatedAt.UTC().Format(time.RFC3339Nano))), nil
 	}
@@ -292,53 +309,49 @@ func (rc *reconciler) deleted(ctx context.Context, path string) (Outcome, error)
 	return unknown("GET %s answered %d", path, code), nil
 }
 
-// execution finds the execution a start created: one of the workflow's executions started since
-// the request, not yet recorded by any event nor claimed by another intent.
-func (rc *reconciler) execution(ctx context.Context, workflowID string, since time.Time) (Outcome, error) {
-	if workflowID == "" {
-		return unknown("the request names no workflow"), nil
-	}
-	path := "/v1/executions"
-	items, complete, err := rc.list(ctx, path, "startedAt", url.Values{"workflowId": {workflowID}},
-		func(r resource) time.Time { return r.StartedAt }, since)
-	if err != nil {
-		return Outcome{}, err
-	}
-	var match []resource
-	recorded := 0
-	for _, it := range items {
-		if rc.claimed[it.ExecutionID] {
-			continue
+// wantName is the name a request carried, as far as its intent kept it.
+type wantName struct {
+	text string
+	// prefix: the intent kept only the name's first bytes (a long name is clipped, ending "…").
+	prefix bool
+	// why, when set, says why there is no name to match on.
+	why string
+}
+
+// nameOf is the name a request carried: from the intent's detail (read from the body) or else
+// the pending event's metadata (metaKey). A name that was redacted or altered when recorded is
+// not matched on: a mismatch would read as "not applied".
+func nameOf(detail string, metadata []byte, metaKey string) wantName {
+	n := detail
+	if n == "" && len(metadata) > 0 {
+		var m map[string]any
+		if json.Unmarshal(metadata, &m) == nil {
+			n, _ = m[metaKey].(string)
 		}
-		used, err := rc.journal.OnceUsed("exec-start:" + it.ExecutionID)
-		if err != nil {
-			return Outcome{}, err
-		}
-		if used {
-			recorded++
-			continue
-		}
-		match = append(match, it)
 	}
-	window := fmt.Sprintf("of workflow %s started at or after %s", workflowID, since.UTC().Format(time.RFC3339Nano))
 	switch {
-	case len(match) == 1:
-		m := match[0]
-		o := reconciled(chain.ResultSuccess, fmt.Sprintf("GET %s?workflowId=%s lists execution %s (startedAt %s, status %s), the only one %s without an event",
-			path, workflowID, m.ExecutionID, m.StartedAt.UTC().Format(time.RFC3339Nano), m.Status, window))
-		o.ResourceID = m.ExecutionID
-		o.Once = "exec-start:" + m.ExecutionID
-		o.Watch = &journal.Watch{ExecutionID: m.ExecutionID, WorkflowID: workflowID, Since: time.Now().UTC()}
-		return o, nil
-	case len(match) > 1:
-		ids := make([]string, len(match))
-		for i, m := range match {
-			ids[i] = m.ExecutionID
-		}
-		return unknown("%d executions %s have no event, and the list does not show idempotency keys: %s", len(match), window, strings.Join(ids, ", ")), nil
-	case !complete:
-		return unknown("more than %d executions %s; not all were read", rc.maxPages*100, window), nil
+	case n == "":
+		return wantName{why: "the request carried no name to find the resource by"}
+	case n == capture.Redacted:
+		return wantName{why: "the name the request carried was redacted when recorded (it had the shape of a secret)"}
+	case strings.ContainsRune(n, utf8.RuneError):
+		return wantName{why: "the name the request carried was altered when recorded (invalid UTF-8 or U+0000)"}
+	case len(n) > 256 && strings.HasSuffix(n, "…"):
+		return wantName{text: strings.TrimSuffix(n, "…"), prefix: true}
 	}
-	return reconciled(chain.ResultFailed, fmt.Sprintf("GET %s?workflowId=%s lists no execution %s without an event (%d with one): none was started",
-		path, workflowID, window, recorded)), nil
+	return wantName{text: n}
+}
+
+func (w wantName) matches(s string) bool {
+	if w.prefix {
+		return strings.HasPrefix(s, w.text)
+	}
+	return s == w.text
+}
+
+func (w wantName) String() string {
+	if w.prefix {
+		return fmt.Sprintf("whose name starts %q", w.text)
+	}
+	return fmt.Sprintf("named %q", w.text)
 }
