@@ -76,34 +76,34 @@ func (rc *reconciler) learn(ctx context.Context, in journal.Intent) (Outcome, er
 	id := det.Params["id"]
 	switch det.Rule {
 	case "workflow.create", "workflow.clone":
-		return rc.created(ctx, "/v1/workflows", nameOf(det.Name, in.Draft.Metadata, "workflow.name"), since, "")
+		return rc.created(ctx, workflows, nameOf(det.Name, in.Draft.Metadata, "workflow.name"), since, "")
 	case "workflow.create_from_template":
 		// The name is the template's params.workflowName, which the pending event's metadata holds.
-		return rc.created(ctx, "/v1/workflows", nameOf("", in.Draft.Metadata, "workflow.name"), since, "")
+		return rc.created(ctx, workflows, nameOf("", in.Draft.Metadata, "workflow.name"), since, "")
 	case "provider_config.create":
-		return rc.created(ctx, "/v1/provider-configurations", nameOf(det.Name, in.Draft.Metadata, "provider_config.name"), since, det.ProviderID)
+		return rc.created(ctx, providerConfigs, nameOf(det.Name, in.Draft.Metadata, "provider_config.name"), since, det.ProviderID)
 	case "workflow.activate":
-		return rc.status(ctx, "/v1/workflows/"+id, "active", since)
+		return rc.status(ctx, workflows, id, "active", since)
 	case "workflow.deactivate":
-		return rc.status(ctx, "/v1/workflows/"+id, "inactive", since)
+		return rc.status(ctx, workflows, id, "inactive", since)
 	case "workflow.draft":
-		return rc.status(ctx, "/v1/workflows/"+id, "draft", since)
+		return rc.status(ctx, workflows, id, "draft", since)
 	case "provider_config.enable":
-		return rc.status(ctx, "/v1/provider-configurations/"+id, "active", since)
+		return rc.status(ctx, providerConfigs, id, "active", since)
 	case "provider_config.disable":
-		return rc.status(ctx, "/v1/provider-configurations/"+id, "disabled", since)
+		return rc.status(ctx, providerConfigs, id, "disabled", since)
 	case "workflow.update":
-		return rc.updated(ctx, "/v1/workflows/"+id, nameOf(det.Name, in.Draft.Metadata, "workflow.name"), since)
+		return rc.updated(ctx, workflows, id, nameOf(det.Name, in.Draft.Metadata, "workflow.name"), since)
 	case "provider_config.update":
-		return rc.updated(ctx, "/v1/provider-configurations/"+id, nameOf(det.Name, in.Draft.Metadata, "provider_config.name"), since)
+		return rc.updated(ctx, providerConfigs, id, nameOf(det.Name, in.Draft.Metadata, "provider_config.name"), since)
 	case "executor_config.update":
-		return rc.updated(ctx, "/v1/executors/"+id, nameOf(det.Name, in.Draft.Metadata, "executor_config.name"), since)
+		return rc.updated(ctx, executorConfigs, id, nameOf(det.Name, in.Draft.Metadata, "executor_config.name"), since)
 	case "workflow.delete":
-		return rc.deleted(ctx, "/v1/workflows/"+id)
+		return rc.deleted(ctx, workflows, id)
 	case "provider_config.delete":
-		return rc.deleted(ctx, "/v1/provider-configurations/"+id)
+		return rc.deleted(ctx, providerConfigs, id)
 	case "executor_config.delete":
-		return rc.deleted(ctx, "/v1/executors/"+id)
+		return rc.deleted(ctx, executorConfigs, id)
 	case "execution.start":
 		return rc.executionStart(ctx, det, since)
 	case "webhook.trigger":
@@ -169,7 +169,12 @@ type page struct {
 
 // list walks a list endpoint newest first (sortKey DESC) and returns the items whose time is at
 // or after since. complete is false when the page bound stopped the walk.
-func (rc *reconciler) list(ctx context.Context, path, sortKey string, q url.Values, at func(resource) time.Time, since time.Time) (items []resource, complete bool, err error) {
+//
+// Flowker's lists differ on the next pages (verified on v1.0.2, docs/FLOWKER-BEHAVIOUR.md): the
+// workflow and provider-configuration lists take the sort from the query on every page (the
+// cursor's own sort is ignored), while the execution list refuses sortBy or sortOrder beside a
+// cursor (400 FLK-0304) and takes the sort from the cursor: sortInCursor.
+func (rc *reconciler) list(ctx context.Context, path, sortKey string, sortInCursor bool, q url.Values, at func(resource) time.Time, since time.Time) (items []resource, complete bool, err error) {
 	q.Set("limit", "100")
 	q.Set("sortBy", sortKey)
 	q.Set("sortOrder", "DESC")
@@ -194,6 +199,10 @@ func (rc *reconciler) list(ctx context.Context, path, sortKey string, q url.Valu
 			return items, true, nil
 		}
 		q.Set("cursor", p.NextCursor)
+		if sortInCursor {
+			q.Del("sortBy")
+			q.Del("sortOrder")
+		}
 	}
 	return items, false, nil
 }
@@ -201,7 +210,7 @@ func (rc *reconciler) list(ctx context.Context, path, sortKey string, q url.Valu
 // created matches a create on the name it carried (and the provider), among the resources
 // created since the request started. Flowker's lists have no name filter: the list is read newest
 // first (sortBy=createdAt, DESC) and matched here, page by page, until the window's start.
-func (rc *reconciler) created(ctx context.Context, path string, name wantName, since time.Time, providerID string) (Outcome, error) {
+func (rc *reconciler) created(ctx context.Context, col collection, name wantName, since time.Time, providerID string) (Outcome, error) {
 	if name.why != "" {
 		return unknown("%s", name.why), nil
 	}
@@ -209,7 +218,8 @@ func (rc *reconciler) created(ctx context.Context, path string, name wantName, s
 	if providerID != "" {
 		q.Set("providerId", providerID)
 	}
-	items, complete, err := rc.list(ctx, path, "createdAt", q, func(r resource) time.Time { return r.CreatedAt }, since)
+	path := col.path
+	items, complete, err := rc.list(ctx, path, "createdAt", false, q, func(r resource) time.Time { return r.CreatedAt }, since)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -243,19 +253,57 @@ func (rc *reconciler) created(ctx context.Context, path string, name wantName, s
 	return reconciled(chain.ResultFailed, fmt.Sprintf("GET %s lists no resource %s %s: it was not created", path, name, window)), nil
 }
 
-// status checks a status transition: the resource now has the target status and changed since
-// the request started (applied), or did not change since (not applied).
-func (rc *reconciler) status(ctx context.Context, path, target string, since time.Time) (Outcome, error) {
-	var r resource
-	code, err := rc.get(ctx, path, nil, &r)
+// collection is one of Flowker's Mongo-backed resources: its path and the code of its 404.
+type collection struct {
+	path, notFound string
+}
+
+var (
+	workflows       = collection{"/v1/workflows", "FLK-0100"}
+	providerConfigs = collection{"/v1/provider-configurations", "FLK-0290"}
+	executorConfigs = collection{"/v1/executors", "FLK-0250"}
+)
+
+// one reads one resource. gone is true when Flowker answers 404 with the collection's own
+// not-found code (any other 404, from a route Flowker does not have or a proxy in between, is
+// not an answer about the resource).
+func (rc *reconciler) one(ctx context.Context, col collection, id string) (r resource, gone bool, unk *Outcome, err error) {
+	path := col.path + "/" + id
+	if id == "" {
+		o := unknown("the request's path names no %s id", col.path)
+		return r, false, &o, nil
+	}
+	var body struct {
+		resource
+		Code string `json:"code"`
+	}
+	code, err := rc.do(ctx, http.MethodGet, path, nil, nil, nil, &body)
 	if err != nil {
-		return Outcome{}, err
+		return r, false, nil, err
 	}
 	switch {
-	case code == http.StatusNotFound:
-		return reconciled(chain.ResultFailed, fmt.Sprintf("GET %s answers 404: the resource does not exist", path)), nil
-	case code != http.StatusOK:
-		return unknown("GET %s answered %d", path, code), nil
+	case code == http.StatusOK:
+		return body.resource, false, nil, nil
+	case code == http.StatusNotFound && body.Code == col.notFound:
+		return r, true, nil, nil
+	}
+	o := unknown("GET %s answered %d %s", path, code, body.Code)
+	return r, false, &o, nil
+}
+
+// status checks a status transition: the resource now has the target status and changed since
+// the request started (applied), or did not change since (not applied). Every transition
+// Flowker makes (activate, deactivate, draft, enable, disable) sets updatedAt.
+func (rc *reconciler) status(ctx context.Context, col collection, id, target string, since time.Time) (Outcome, error) {
+	path := col.path + "/" + id
+	r, gone, unk, err := rc.one(ctx, col, id)
+	switch {
+	case err != nil:
+		return Outcome{}, err
+	case unk != nil:
+		return *unk, nil
+	case gone:
+		return unknown("GET %s answers 404 %s: the resource does not exist now (never, or deleted since), so whether this request changed it first cannot be told", path, col.notFound), nil
 	case r.UpdatedAt.After(rc.until):
 		return unknown("GET %s: changed again after the sidecar restarted (updated %s)", path, r.UpdatedAt.UTC().Format(time.RFC3339Nano)), nil
 	case r.UpdatedAt.Before(since):
@@ -270,17 +318,16 @@ func (rc *reconciler) status(ctx context.Context, path, target string, since tim
 }
 
 // updated checks an update: changed since the request started, with the name it carried.
-func (rc *reconciler) updated(ctx context.Context, path string, name wantName, since time.Time) (Outcome, error) {
-	var r resource
-	code, err := rc.get(ctx, path, nil, &r)
-	if err != nil {
-		return Outcome{}, err
-	}
+func (rc *reconciler) updated(ctx context.Context, col collection, id string, name wantName, since time.Time) (Outcome, error) {
+	path := col.path + "/" + id
+	r, gone, unk, err := rc.one(ctx, col, id)
 	switch {
-	case code == http.StatusNotFound:
-		return reconciled(chain.ResultFailed, fmt.Sprintf("GET %s answers 404: the resource does not exist", path)), nil
-	case code != http.StatusOK:
-		return unknown("GET %s answered %d", path, code), nil
+	case err != nil:
+		return Outcome{}, err
+	case unk != nil:
+		return *unk, nil
+	case gone:
+		return unknown("GET %s answers 404 %s: the resource does not exist now (never, or deleted since), so whether this request changed it first cannot be told", path, col.notFound), nil
 	case r.UpdatedAt.After(rc.until):
 		return unknown("GET %s: changed again after the sidecar restarted (updated %s)", path, r.UpdatedAt.UTC().Format(time.RFC3339Nano)), nil
 	case r.UpdatedAt.Before(since):
@@ -294,19 +341,19 @@ func (rc *reconciler) updated(ctx context.Context, path string, name wantName, s
 		r.UpdatedAt.UTC().Format(time.RFC3339Nano)), nil
 }
 
-// deleted checks a delete: the resource answers 404 now.
-func (rc *reconciler) deleted(ctx context.Context, path string) (Outcome, error) {
-	code, err := rc.get(ctx, path, nil, nil)
-	if err != nil {
+// deleted checks a delete (Flowker's deletes are hard deletes): the resource answers 404 now.
+func (rc *reconciler) deleted(ctx context.Context, col collection, id string) (Outcome, error) {
+	path := col.path + "/" + id
+	_, gone, unk, err := rc.one(ctx, col, id)
+	switch {
+	case err != nil:
 		return Outcome{}, err
+	case unk != nil:
+		return *unk, nil
+	case gone:
+		return reconciled(chain.ResultSuccess, fmt.Sprintf("GET %s answers 404 %s after the DELETE: the resource is gone", path, col.notFound)), nil
 	}
-	switch code {
-	case http.StatusNotFound:
-		return reconciled(chain.ResultSuccess, fmt.Sprintf("GET %s answers 404 after the DELETE: the resource is gone", path)), nil
-	case http.StatusOK:
-		return reconciled(chain.ResultFailed, fmt.Sprintf("GET %s answers 200: the resource still exists", path)), nil
-	}
-	return unknown("GET %s answered %d", path, code), nil
+	return reconciled(chain.ResultFailed, fmt.Sprintf("GET %s answers 200: the resource still exists", path)), nil
 }
 
 // wantName is the name a request carried, as far as its intent kept it.

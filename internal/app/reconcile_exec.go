@@ -179,7 +179,7 @@ func (rc *reconciler) webhookWorkflows(ctx context.Context, method, path string)
 // the request, not yet recorded by any event nor claimed by another intent.
 func (rc *reconciler) execution(ctx context.Context, workflowID string, since time.Time, about string) (Outcome, error) {
 	path := "/v1/executions"
-	items, complete, err := rc.list(ctx, path, "startedAt", url.Values{"workflowId": {workflowID}},
+	items, complete, err := rc.list(ctx, path, "startedAt", true, url.Values{"workflowId": {workflowID}},
 		func(r resource) time.Time { return r.StartedAt }, since)
 	if err != nil {
 		return Outcome{}, err

@@ -254,6 +254,12 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 	first, second := f.start(twice, f.name("twice-1")), f.start(twice, f.name("twice-2"))
 	f.start(runner, replayKey) // replays the execution started before
 	keylessRun := f.start(keyless, f.name("keyless"))
+	// 105 more starts of that workflow, each claimed by another intent: the one without an event
+	// is on the second page of GET /v1/executions (sorted by the cursor).
+	var claimedRuns []string
+	for i := range 105 {
+		claimedRuns = append(claimedRuns, f.start(keyless, f.name(fmt.Sprintf("keyless-noise-%03d", i))))
+	}
 	hookedKey := f.hook(path("runner"), f.name("hook-key"))
 	hookedRun := f.hook(path("hooked"), "")
 
@@ -300,11 +306,14 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 		{"second of two starts of one workflow", intentFor(start, exec(twice, f.name("twice-2")), nil), ok, second, "Idempotency-Key"},
 		{"execution start not applied (by key)", intentFor(start, exec(runner, f.name("run-never")), nil), failed, "", "FLK-0100"},
 		{"execution start that replayed an earlier execution", intentFor(start, exec(runner, replayKey), nil), ok, replayed, "replayed"},
-		{"execution start without a usable key (window)", intentFor(start, exec(keyless, ""), nil), ok, keylessRun, "the only one"},
+		{"execution start without a usable key (window, second page)", intentFor(start, exec(keyless, ""), nil), ok, keylessRun, "the only one"},
 		{"webhook with a key applied", intentFor(start, hook(path("runner"), f.name("hook-key")), nil), ok, hookedKey, "Idempotency-Key"},
 		{"webhook without a key applied (route, window)", intentFor(start, hook(path("hooked"), ""), nil), ok, hookedRun, "webhook trigger"},
 		{"webhook without a key not applied", intentFor(start, hook(path("hooked-idle"), ""), nil), failed, "", "none was started"},
 		{"webhook no active workflow declares", intentFor(start, hook(path("nowhere"), ""), nil), unk, "", "no active workflow"},
+		{"activation of a workflow that does not exist (now)", intentFor(start, wf("workflow.activate", "POST", "/v1/workflows/"+toDelete+"/activate", id(toDelete), ""), nil), unk, "", "does not exist now"},
+		{"delete with an id Flowker refuses", intentFor(start, wf("workflow.delete", "DELETE", "/v1/workflows/not-a-uuid", id("not-a-uuid"), ""), nil), unk, "", "answered 400 FLK-0002"},
+		{"update with no name to identify it", intentFor(start, wf("provider_config.update", "PATCH", "/v1/provider-configurations/"+pcUpdate, id(pcUpdate), ""), nil), unk, "", "nothing it carried"},
 		{"unclassified route", intentFor(start, proxy.IntentDetail{Rule: "unclassified", Method: "PATCH", Path: "/v1/somewhere"}, nil), unk, "", "matched no rule"},
 	}
 	if f.fake != nil {
@@ -318,6 +327,9 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 	}
 
 	rc := testReconciler(t, f, 100*time.Millisecond)
+	for _, id := range claimedRuns {
+		rc.claimed[id] = true
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := rc.learn(t.Context(), c.intent)
