@@ -30,7 +30,10 @@ import (
 const (
 	realFlowkerURLEnv = "FLOWKER_AUDIT_REAL_FLOWKER_URL"
 	realFlowkerKeyEnv = "FLOWKER_AUDIT_REAL_FLOWKER_KEY"
-	fakeFlowkerKey    = "reconcile-test-key"
+	// Two executor configurations of the real Flowker (unconfigured or configured) the test may
+	// change and delete: Flowker has no route that creates them.
+	realFlowkerExecutorsEnv = "FLOWKER_AUDIT_REAL_FLOWKER_EXECUTOR_IDS"
+	fakeFlowkerKey          = "reconcile-test-key"
 )
 
 type testFlowker struct {
@@ -212,6 +215,9 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 	replayKey := f.name("replayed")
 	replayed := f.start(runner, replayKey)
 	var exUpdate, exDelete string
+	if ids := strings.Split(os.Getenv(realFlowkerExecutorsEnv), ","); f.fake == nil && len(ids) == 2 {
+		exUpdate, exDelete = ids[0], ids[1]
+	}
 	if f.fake != nil {
 		var err error
 		ep := []fakeflowker.ExecutorEndpoint{{Name: "e", Path: "/e", Method: "POST"}}
@@ -245,7 +251,7 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 	f.must(http.StatusOK, "POST", "/v1/provider-configurations/"+pcDisable+"/disable", nil)
 	f.must(http.StatusOK, "POST", "/v1/provider-configurations/"+pcEnable+"/enable", nil)
 	f.must(http.StatusNoContent, "DELETE", "/v1/provider-configurations/"+pcDelete, nil)
-	if f.fake != nil {
+	if exUpdate != "" {
 		f.must(http.StatusOK, "PATCH", "/v1/executors/"+exUpdate, map[string]any{"name": f.name("ex-updated"), "baseUrl": "http://127.0.0.1:9",
 			"endpoints": []any{map[string]any{"name": "e", "path": "/e", "method": "POST"}}, "authentication": map[string]any{"type": "none"}})
 		f.must(http.StatusNoContent, "DELETE", "/v1/executors/"+exDelete, nil)
@@ -316,14 +322,14 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 		{"update with no name to identify it", intentFor(start, wf("provider_config.update", "PATCH", "/v1/provider-configurations/"+pcUpdate, id(pcUpdate), ""), nil), unk, "", "nothing it carried"},
 		{"unclassified route", intentFor(start, proxy.IntentDetail{Rule: "unclassified", Method: "PATCH", Path: "/v1/somewhere"}, nil), unk, "", "matched no rule"},
 	}
-	if f.fake != nil {
+	if exUpdate != "" {
 		cases = append(cases,
 			recoveryCase{"executor config update applied", intentFor(start, wf("executor_config.update", "PATCH", "/v1/executors/"+exUpdate, id(exUpdate), ""),
 				map[string]string{"executor_config.name": f.name("ex-updated")}), ok, "", "as requested"},
 			recoveryCase{"executor config delete applied", intentFor(start, wf("executor_config.delete", "DELETE", "/v1/executors/"+exDelete, id(exDelete), ""), nil), ok, "", "404"},
 		)
 	} else {
-		t.Log("executor configuration cases skipped: the real Flowker has no route that creates one")
+		t.Logf("executor configuration cases skipped: the real Flowker has no route that creates one (set %s)", realFlowkerExecutorsEnv)
 	}
 
 	rc := testReconciler(t, f, 100*time.Millisecond)
