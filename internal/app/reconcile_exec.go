@@ -69,6 +69,11 @@ func (rc *reconciler) byKey(ctx context.Context, key string, since time.Time) (o
 	}
 	lookup := fmt.Sprintf("POST %s with Idempotency-Key %q (a lookup: Flowker checks the key before the workflow, and no workflow has this id)", path, key)
 	switch {
+	case (code == http.StatusOK || code == http.StatusCreated) && ex.ExecutionID != "" && ex.StartedAt.After(rc.until):
+		// Started after this process did: by a later request with the same key (a client's
+		// retry), or by this one, handled very late. Who made it cannot be told.
+		return unknown("%s answers %d: execution %s of workflow %s, started %s, after the sidecar restarted: a later request with the same key started it, or this one did late",
+			lookup, code, ex.ExecutionID, ex.WorkflowID, ex.StartedAt.UTC().Format(time.RFC3339Nano)), true, nil
 	case (code == http.StatusOK || code == http.StatusCreated) && ex.ExecutionID != "":
 		started := ex.StartedAt.UTC().Format(time.RFC3339Nano)
 		var o Outcome
@@ -266,4 +271,22 @@ func (rc *reconciler) do(ctx context.Context, method, path string, query url.Val
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// recoveryOrder puts the intents whose execution can be looked up by key first: they are exact,
+// and the executions they claim are then no longer candidates for the starts matched by time
+// window (a keyless webhook on the same workflow).
+func recoveryOrder(in []journal.Intent) []journal.Intent {
+	out := make([]journal.Intent, 0, len(in))
+	var later []journal.Intent
+	for _, i := range in {
+		det, err := proxy.ParseIntentDetail(i.Detail)
+		_, keyed := usableKey(det.IdempotencyKey)
+		if err == nil && keyed && (det.Rule == "execution.start" || det.Rule == "webhook.trigger") {
+			out = append(out, i)
+		} else {
+			later = append(later, i)
+		}
+	}
+	return append(out, later...)
 }

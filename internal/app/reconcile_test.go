@@ -370,3 +370,50 @@ func testReconciler(t *testing.T, f *testFlowker, skew time.Duration) *reconcile
 	return &reconciler{base: base, client: &http.Client{Timeout: 15 * time.Second}, apiKey: f.key, journal: j,
 		skew: skew, until: time.Now().Add(skew), claimed: map[string]bool{}, maxPages: 50}
 }
+
+// TestKeyedStartsAreRecoveredFirst: a keyed start and a keyless webhook call started one
+// execution each of the same workflow. Looked up by key first, the keyed start claims its own
+// execution, and the webhook's is then the only one left in the window; in the other order the
+// webhook would see two candidates. An execution its key names that started after this process
+// did is not attributed to the request.
+func TestKeyedStartsAreRecoveredFirst(t *testing.T) {
+	f := startTestFlowker(t)
+	hookPath := "/rec-" + f.run + "/both"
+	w := f.activeWorkflow("both", hookPath)
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	hooked := f.hook(hookPath, "")
+	keyed := f.start(w, f.name("keyed"))
+
+	webhookIntent := intentFor(start, proxy.IntentDetail{Rule: "webhook.trigger", Method: "POST", Path: "/v1/webhooks" + hookPath}, nil)
+	keyedIntent := intentFor(start, proxy.IntentDetail{Rule: "execution.start", Method: "POST", Path: "/v1/workflows/" + w + "/executions",
+		Params: map[string]string{"workflowId": w}, IdempotencyKey: f.name("keyed")}, nil)
+	lateIntent := intentFor(start, proxy.IntentDetail{Rule: "execution.start", Method: "POST", Path: "/v1/workflows/" + w + "/executions",
+		Params: map[string]string{"workflowId": w}, IdempotencyKey: f.name("late")}, nil)
+	rc := testReconciler(t, f, 100*time.Millisecond)
+	time.Sleep(150 * time.Millisecond) // past rc.until
+	f.start(w, f.name("late"))
+
+	order := recoveryOrder([]journal.Intent{webhookIntent, keyedIntent, lateIntent})
+	if order[0].ID != keyedIntent.ID || order[1].ID != lateIntent.ID || order[2].ID != webhookIntent.ID {
+		t.Fatal("the keyed starts are not first")
+	}
+	want := map[string]struct{ result, resource, says string }{
+		keyedIntent.ID:   {chain.ResultSuccess, keyed, "Idempotency-Key"},
+		lateIntent.ID:    {chain.ResultUnknown, "", "after the sidecar restarted"},
+		webhookIntent.ID: {chain.ResultSuccess, hooked, "the only one"},
+	}
+	for _, in := range order {
+		out, err := rc.learn(t.Context(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := want[in.ID]; out.Result != w.result || out.ResourceID != w.resource || !strings.Contains(out.Evidence+out.Reason, w.says) {
+			t.Fatalf("%s: result %s resource %q (want %s %q): %s%s", in.Detail, out.Result, out.ResourceID, w.result, w.resource, out.Evidence, out.Reason)
+		}
+		if out.ResourceID != "" {
+			rc.claimed[out.ResourceID] = true
+		}
+	}
+}
