@@ -24,15 +24,15 @@ import (
 )
 
 // The Flowker recovery is tested against: the fake by default, or a running real Flowker when
-// FLOWKER_AUDIT_REAL_FLOWKER_URL is set (its API key in FLOWKER_AUDIT_REAL_FLOWKER_KEY; see
+// REAL_FLOWKER_URL is set (its API key in REAL_FLOWKER_KEY; see
 // docs/FLOWKER-BEHAVIOUR.md for how to run one). Every fixture is made through Flowker's HTTP API,
 // so the same cases run against both.
 const (
-	realFlowkerURLEnv = "FLOWKER_AUDIT_REAL_FLOWKER_URL"
-	realFlowkerKeyEnv = "FLOWKER_AUDIT_REAL_FLOWKER_KEY"
+	realFlowkerURLEnv = "REAL_FLOWKER_URL"
+	realFlowkerKeyEnv = "REAL_FLOWKER_KEY"
 	// Two executor configurations of the real Flowker (unconfigured or configured) the test may
 	// change and delete: Flowker has no route that creates them.
-	realFlowkerExecutorsEnv = "FLOWKER_AUDIT_REAL_FLOWKER_EXECUTOR_IDS"
+	realFlowkerExecutorsEnv = "REAL_FLOWKER_EXECUTOR_IDS"
 	fakeFlowkerKey          = "reconcile-test-key"
 )
 
@@ -184,7 +184,7 @@ type recoveryCase struct {
 // TestRecoveryLearnsEveryOutcome: for every rule whose outcome Flowker's API shows, an applied
 // request reconciles as SUCCESS (with the resource it made) and one that was not applied as
 // FAILED; what cannot be learned stays unknown with its reason. Run against the fake by
-// default, and against a real Flowker with FLOWKER_AUDIT_REAL_FLOWKER_URL.
+// default, and against a real Flowker with REAL_FLOWKER_URL.
 func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 	f := startTestFlowker(t)
 	path := func(s string) string { return "/rec-" + f.run + "/" + s }

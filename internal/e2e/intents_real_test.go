@@ -19,17 +19,17 @@ import (
 )
 
 // TestIntentsRecoveredAgainstTheRealFlowker is TestIntentsLeftByACrashAreRecovered against a
-// running real Flowker (opt-in: FLOWKER_AUDIT_REAL_FLOWKER_URL, its API key in
-// FLOWKER_AUDIT_REAL_FLOWKER_KEY; docs/FLOWKER-BEHAVIOUR.md says how to run one). Changes are
+// running real Flowker (opt-in: REAL_FLOWKER_URL, its API key in
+// REAL_FLOWKER_KEY; docs/FLOWKER-BEHAVIOUR.md says how to run one). Changes are
 // made on Flowker directly, as if the sidecar had died before their events; their intents are
 // left in the stopped sidecar's journal, and the sidecar binary, started again, must turn each
 // into one event with the outcome Flowker shows.
 func TestIntentsRecoveredAgainstTheRealFlowker(t *testing.T) {
-	base := strings.TrimRight(os.Getenv("FLOWKER_AUDIT_REAL_FLOWKER_URL"), "/")
+	base := strings.TrimRight(os.Getenv("REAL_FLOWKER_URL"), "/")
 	if base == "" {
-		t.Skip("set FLOWKER_AUDIT_REAL_FLOWKER_URL (and FLOWKER_AUDIT_REAL_FLOWKER_KEY) to a running real Flowker to run this test (docs/FLOWKER-BEHAVIOUR.md)")
+		t.Skip("set REAL_FLOWKER_URL (and REAL_FLOWKER_KEY) to a running real Flowker to run this test (docs/FLOWKER-BEHAVIOUR.md)")
 	}
-	key := os.Getenv("FLOWKER_AUDIT_REAL_FLOWKER_KEY")
+	key := os.Getenv("REAL_FLOWKER_KEY")
 	opts := testenv.Options{Config: func(c *config.Config) { c.Watcher.APIKey = key }}
 	call := func(method, path string, body any, hdr ...string) testenv.Response {
 		t.Helper()

@@ -17,8 +17,9 @@ import (
 
 // The read queries the sidecar's intent recovery makes, as the real Flowker v1.0.2 answers them
 // (each case was run against it; docs/FLOWKER-BEHAVIOUR.md lists the requests and answers).
-// The fake must answer them alike. With FLOWKER_AUDIT_REAL_FLOWKER_URL (and
-// FLOWKER_AUDIT_REAL_FLOWKER_KEY) the same test runs against a real Flowker instead.
+// The fake must answer them alike. With REAL_FLOWKER_URL (and
+// REAL_FLOWKER_KEY) the same test runs against a real Flowker instead; nothing else may create
+// resources there meanwhile (the order checks assume it): run with go test -p 1.
 
 type rq struct {
 	t    *testing.T
@@ -78,9 +79,9 @@ func (q rq) must(want int, method, path, body string, hdr ...string) rqAnswer {
 }
 
 func recoveryTarget(t *testing.T) rq {
-	if u := os.Getenv("FLOWKER_AUDIT_REAL_FLOWKER_URL"); u != "" {
+	if u := os.Getenv("REAL_FLOWKER_URL"); u != "" {
 		t.Logf("against the real Flowker at %s", u)
-		return rq{t: t, base: strings.TrimRight(u, "/"), key: os.Getenv("FLOWKER_AUDIT_REAL_FLOWKER_KEY")}
+		return rq{t: t, base: strings.TrimRight(u, "/"), key: os.Getenv("REAL_FLOWKER_KEY")}
 	}
 	// A clock that moves on every call: the fixtures get distinct times, as they do on a real
 	// Flowker (ties sort by id there as here).
