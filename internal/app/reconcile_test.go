@@ -238,6 +238,9 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 	for i := range 120 { // the created workflow is on the second page of the window
 		f.must(http.StatusCreated, "POST", "/v1/workflows", map[string]any{"name": f.name(fmt.Sprintf("noise-%03d", i))})
 	}
+	// Flowker creates no unique index on names (verified on v1.0.2): two creates of one name.
+	f.must(http.StatusCreated, "POST", "/v1/workflows", map[string]any{"name": f.name("twin")})
+	f.must(http.StatusCreated, "POST", "/v1/workflows", map[string]any{"name": f.name("twin")})
 	clone := f.must(http.StatusCreated, "POST", "/v1/workflows/"+toClone+"/clone", map[string]any{"name": f.name("clone")}).str("workflowId")
 	fromTemplate := f.must(http.StatusCreated, "POST", "/v1/workflows/from-template", map[string]any{"templateId": "tracer-midaz-validation",
 		"params": map[string]any{"workflowName": f.name("from-template"), "tracerProviderConfigId": tracer, "midazProviderConfigId": midaz}}).str("workflowId")
@@ -284,6 +287,7 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 	cases := []recoveryCase{
 		{"create applied (second page of the window)", intentFor(start, wf("workflow.create", "POST", "/v1/workflows", nil, f.name("created")), nil), ok, created, "createdAt"},
 		{"create not applied", intentFor(start, wf("workflow.create", "POST", "/v1/workflows", nil, f.name("never")), nil), failed, "", "it was not created"},
+		{"one of two creates of one name", intentFor(start, wf("workflow.create", "POST", "/v1/workflows", nil, f.name("twin")), nil), unk, "", "lists 2 resources"},
 		{"create with a redacted name", intentFor(start, wf("workflow.create", "POST", "/v1/workflows", nil, capture.Redacted), nil), unk, "", "redacted"},
 		{"clone applied", intentFor(start, wf("workflow.clone", "POST", "/v1/workflows/"+toClone+"/clone", id(toClone), f.name("clone")), nil), ok, clone, "createdAt"},
 		{"from-template applied (name from the metadata)", intentFor(start, wf("workflow.create_from_template", "POST", "/v1/workflows/from-template", nil, ""),
