@@ -14,6 +14,7 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/chain/journal"
+	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/proxy"
 	"github.com/flowker-audit/flowker-audit/proxy/capture"
 )
@@ -111,6 +112,16 @@ func (rc *reconciler) learn(ctx context.Context, in journal.Intent) (Outcome, er
 	}
 	if det.Rule == "unclassified" {
 		return unknown("%s %s matched no rule: which resource it changes, and how to observe it, is not known", det.Method, det.Path), nil
+	}
+	if det.Kind == config.KindExecutionStart {
+		// A configured rule that starts executions: its key, if it carried one, names the execution.
+		if key, ok := usableKey(det.IdempotencyKey); ok {
+			out, done, err := rc.byKey(ctx, key, since)
+			if err != nil || done {
+				return out, err
+			}
+		}
+		return unknown("rule %s (%s %s) starts executions, but carried no Idempotency-Key to look its execution up by", det.Rule, det.Method, det.Path), nil
 	}
 	return unknown("rule %s (%s %s) is not one whose outcome Flowker's read endpoints show", det.Rule, det.Method, det.Path), nil
 }

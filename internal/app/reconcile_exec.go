@@ -14,6 +14,7 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/chain/journal"
+	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/proxy"
 )
 
@@ -282,7 +283,7 @@ func recoveryOrder(in []journal.Intent) []journal.Intent {
 	for _, i := range in {
 		det, err := proxy.ParseIntentDetail(i.Detail)
 		_, keyed := usableKey(det.IdempotencyKey)
-		if err == nil && keyed && (det.Rule == "execution.start" || det.Rule == "webhook.trigger") {
+		if err == nil && keyed && (det.Kind == config.KindExecutionStart || det.Rule == "execution.start" || det.Rule == "webhook.trigger") {
 			out = append(out, i)
 		} else {
 			later = append(later, i)

@@ -260,6 +260,7 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 		f.must(http.StatusNoContent, "DELETE", "/v1/executors/"+exDelete, nil)
 	}
 	started := f.start(runner, f.name("run-1"))
+	customRun := f.start(runner, f.name("custom-run"))
 	first, second := f.start(twice, f.name("twice-1")), f.start(twice, f.name("twice-2"))
 	f.start(runner, replayKey) // replays the execution started before
 	keylessRun := f.start(keyless, f.name("keyless"))
@@ -324,6 +325,11 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 		{"activation of a workflow that does not exist (now)", intentFor(start, wf("workflow.activate", "POST", "/v1/workflows/"+toDelete+"/activate", id(toDelete), ""), nil), unk, "", "does not exist now"},
 		{"delete with an id Flowker refuses", intentFor(start, wf("workflow.delete", "DELETE", "/v1/workflows/not-a-uuid", id("not-a-uuid"), ""), nil), unk, "", "answered 400 FLK-0002"},
 		{"update with no name to identify it", intentFor(start, wf("provider_config.update", "PATCH", "/v1/provider-configurations/"+pcUpdate, id(pcUpdate), ""), nil), unk, "", "nothing it carried"},
+		{"configured execution-start rule with a key", intentFor(start, proxy.IntentDetail{Rule: "custom.run", Kind: "execution_start", Method: "POST",
+			Path: "/v1/workflows/" + runner + "/executions", IdempotencyKey: f.name("custom-run")}, nil), ok, customRun, "Idempotency-Key"},
+		{"configured execution-start rule without a key", intentFor(start, proxy.IntentDetail{Rule: "custom.run", Kind: "execution_start", Method: "POST",
+			Path: "/v1/custom"}, nil), unk, "", "carried no Idempotency-Key"},
+		{"configured rule of another kind", intentFor(start, proxy.IntentDetail{Rule: "custom.thing", Method: "POST", Path: "/v1/custom"}, nil), unk, "", "not one whose outcome"},
 		{"unclassified route", intentFor(start, proxy.IntentDetail{Rule: "unclassified", Method: "PATCH", Path: "/v1/somewhere"}, nil), unk, "", "matched no rule"},
 	}
 	if exUpdate != "" {
