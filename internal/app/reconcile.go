@@ -321,11 +321,21 @@ func (rc *reconciler) status(ctx context.Context, col collection, id, target str
 		return reconciled(chain.ResultFailed, fmt.Sprintf("GET %s: status %q, unchanged since %s (before the request)", path, r.Status,
 			r.UpdatedAt.UTC().Format(time.RFC3339Nano))), nil
 	case r.Status == target:
-		return reconciled(chain.ResultSuccess, fmt.Sprintf("GET %s: status %q, updated %s (after the request started)", path, r.Status,
-			r.UpdatedAt.UTC().Format(time.RFC3339Nano))), nil
+		return reconciled(chain.ResultSuccess, fmt.Sprintf("GET %s: status %q, updated %s (%s)", path, r.Status,
+			r.UpdatedAt.UTC().Format(time.RFC3339Nano), rc.when(r.UpdatedAt, since))), nil
 	}
-	return unknown("GET %s: status %q (not %q), updated %s after the request started: changed since by another request", path, r.Status, target,
-		r.UpdatedAt.UTC().Format(time.RFC3339Nano)), nil
+	return unknown("GET %s: status %q (not %q), updated %s (%s): by an earlier request, or by this one and then another; which cannot be told",
+		path, r.Status, target, r.UpdatedAt.UTC().Format(time.RFC3339Nano), rc.when(r.UpdatedAt, since)), nil
+}
+
+// when places t, a Flowker time at or after since (the request's start less the clock
+// allowance), relative to the request's start.
+func (rc *reconciler) when(t, since time.Time) string {
+	start := since.Add(rc.skew)
+	if t.Before(start) {
+		return fmt.Sprintf("%v before the request started, within the %v clock allowance", start.Sub(t).Round(time.Millisecond), rc.skew)
+	}
+	return "after the request started"
 }
 
 // updated checks an update: changed since the request started, with the name it carried.
@@ -345,11 +355,14 @@ func (rc *reconciler) updated(ctx context.Context, col collection, id string, na
 		return reconciled(chain.ResultFailed, fmt.Sprintf("GET %s: unchanged since %s (before the request)", path,
 			r.UpdatedAt.UTC().Format(time.RFC3339Nano))), nil
 	case name.why == "" && name.matches(r.Name):
-		return reconciled(chain.ResultSuccess, fmt.Sprintf("GET %s: name %q as requested, updated %s (after the request started)", path, r.Name,
-			r.UpdatedAt.UTC().Format(time.RFC3339Nano))), nil
+		return reconciled(chain.ResultSuccess, fmt.Sprintf("GET %s: name %q as requested, updated %s (%s)", path, r.Name,
+			r.UpdatedAt.UTC().Format(time.RFC3339Nano), rc.when(r.UpdatedAt, since))), nil
+	case name.why == "":
+		return unknown("GET %s: name %q (not %q), updated %s (%s): by an earlier request, or by this one and then another; which cannot be told",
+			path, r.Name, name.text, r.UpdatedAt.UTC().Format(time.RFC3339Nano), rc.when(r.UpdatedAt, since)), nil
 	}
-	return unknown("GET %s: updated %s, after the request started, but nothing it carried identifies the change as this request's", path,
-		r.UpdatedAt.UTC().Format(time.RFC3339Nano)), nil
+	return unknown("GET %s: updated %s (%s), but %s, so nothing identifies the change as this request's", path,
+		r.UpdatedAt.UTC().Format(time.RFC3339Nano), rc.when(r.UpdatedAt, since), name.why), nil
 }
 
 // deleted checks a delete (Flowker's deletes are hard deletes): the resource answers 404 now.

@@ -230,6 +230,8 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 	}
 
 	time.Sleep(200 * time.Millisecond) // past the skew allowed below
+	// Changed just before the requests, within the clock allowance.
+	recent := f.workflow("recent", path("recent"))
 	start := time.Now()
 	time.Sleep(5 * time.Millisecond)
 
@@ -322,9 +324,13 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 		{"webhook without a key applied (route, window)", intentFor(start, hook(path("hooked"), ""), nil), ok, hookedRun, "webhook trigger"},
 		{"webhook without a key not applied", intentFor(start, hook(path("hooked-idle"), ""), nil), failed, "", "none was started"},
 		{"webhook no active workflow declares", intentFor(start, hook(path("nowhere"), ""), nil), unk, "", "no active workflow"},
+		{"update not applied to a workflow changed just before", intentFor(start, wf("workflow.update", "PUT", "/v1/workflows/"+recent, id(recent), f.name("y")), nil),
+			unk, "", "within the 100ms clock allowance"},
+		{"activation not applied to a workflow changed just before", intentFor(start, wf("workflow.activate", "POST", "/v1/workflows/"+recent+"/activate", id(recent), ""), nil),
+			unk, "", "by an earlier request, or by this one and then another"},
 		{"activation of a workflow that does not exist (now)", intentFor(start, wf("workflow.activate", "POST", "/v1/workflows/"+toDelete+"/activate", id(toDelete), ""), nil), unk, "", "does not exist now"},
 		{"delete with an id Flowker refuses", intentFor(start, wf("workflow.delete", "DELETE", "/v1/workflows/not-a-uuid", id("not-a-uuid"), ""), nil), unk, "", "answered 400 FLK-0002"},
-		{"update with no name to identify it", intentFor(start, wf("provider_config.update", "PATCH", "/v1/provider-configurations/"+pcUpdate, id(pcUpdate), ""), nil), unk, "", "nothing it carried"},
+		{"update with no name to identify it", intentFor(start, wf("provider_config.update", "PATCH", "/v1/provider-configurations/"+pcUpdate, id(pcUpdate), ""), nil), unk, "", "nothing identifies the change"},
 		{"configured execution-start rule with a key", intentFor(start, proxy.IntentDetail{Rule: "custom.run", Kind: "execution_start", Method: "POST",
 			Path: "/v1/workflows/" + runner + "/executions", IdempotencyKey: f.name("custom-run")}, nil), ok, customRun, "Idempotency-Key"},
 		{"configured execution-start rule without a key", intentFor(start, proxy.IntentDetail{Rule: "custom.run", Kind: "execution_start", Method: "POST",
