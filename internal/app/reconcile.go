@@ -355,11 +355,11 @@ func (rc *reconciler) updated(ctx context.Context, col collection, id string, na
 		return reconciled(chain.ResultFailed, fmt.Sprintf("GET %s: unchanged since %s (before the request)", path,
 			r.UpdatedAt.UTC().Format(time.RFC3339Nano))), nil
 	case name.why == "" && name.matches(r.Name):
-		return reconciled(chain.ResultSuccess, fmt.Sprintf("GET %s: name %q as requested, updated %s (%s)", path, r.Name,
+		return reconciled(chain.ResultSuccess, fmt.Sprintf("GET %s: name %q as requested, updated %s (%s)", path, capture.Text(r.Name),
 			r.UpdatedAt.UTC().Format(time.RFC3339Nano), rc.when(r.UpdatedAt, since))), nil
 	case name.why == "":
 		return unknown("GET %s: name %q (not %q), updated %s (%s): by an earlier request, or by this one and then another; which cannot be told",
-			path, r.Name, name.text, r.UpdatedAt.UTC().Format(time.RFC3339Nano), rc.when(r.UpdatedAt, since)), nil
+			path, capture.Text(r.Name), capture.Text(name.text), r.UpdatedAt.UTC().Format(time.RFC3339Nano), rc.when(r.UpdatedAt, since)), nil
 	}
 	return unknown("GET %s: updated %s (%s), but %s, so nothing identifies the change as this request's", path,
 		r.UpdatedAt.UTC().Format(time.RFC3339Nano), rc.when(r.UpdatedAt, since), name.why), nil
@@ -422,7 +422,8 @@ func (w wantName) matches(s string) bool {
 
 func (w wantName) String() string {
 	if w.prefix {
-		return fmt.Sprintf("whose name starts %q", w.text)
+		return fmt.Sprintf("whose name starts %q", capture.Text(w.text))
 	}
-	return fmt.Sprintf("named %q", w.text)
+	// As the event's metadata shows names (a value shaped like a secret is redacted).
+	return fmt.Sprintf("named %q", capture.Text(w.text))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/chain/journal"
 	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/proxy"
+	"github.com/flowker-audit/flowker-audit/proxy/capture"
 )
 
 // Executions. Flowker's idempotency keys are global and looked up before the workflow
@@ -68,7 +69,8 @@ func (rc *reconciler) byKey(ctx context.Context, key string, since time.Time) (o
 	if err != nil {
 		return Outcome{}, false, err
 	}
-	lookup := fmt.Sprintf("POST %s with Idempotency-Key %q (a lookup: Flowker checks the key before the workflow, and no workflow has this id)", path, key)
+	// The key is shown as the event's context shows it (a value shaped like a secret is redacted).
+	lookup := fmt.Sprintf("POST %s with Idempotency-Key %q (a lookup: Flowker checks the key before the workflow, and no workflow has this id)", path, capture.Text(key))
 	switch {
 	case (code == http.StatusOK || code == http.StatusCreated) && ex.ExecutionID != "" && ex.StartedAt.After(rc.until):
 		// Started after this process did: by a later request with the same key (a client's
@@ -114,7 +116,7 @@ func (rc *reconciler) webhook(ctx context.Context, det proxy.IntentDetail, since
 	if err != nil {
 		return Outcome{}, err
 	}
-	route := fmt.Sprintf("%s %s", strings.ToUpper(det.Method), normalizeWebhookPath(rest))
+	route := fmt.Sprintf("%s %s", strings.ToUpper(det.Method), capture.Text(normalizeWebhookPath(rest)))
 	switch {
 	case len(ids) == 1:
 		return rc.execution(ctx, ids[0], since, " (the active workflow whose webhook trigger is "+route+")")

@@ -240,6 +240,9 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 	for i := range 120 { // the created workflow is on the second page of the window
 		f.must(http.StatusCreated, "POST", "/v1/workflows", map[string]any{"name": f.name(fmt.Sprintf("noise-%03d", i))})
 	}
+	// A name shaped like a secret (the intent's detail holds it; the event shows it redacted).
+	secretName := "sk_live_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	secretCreated := f.must(http.StatusCreated, "POST", "/v1/workflows", map[string]any{"name": secretName}).str("workflowId")
 	// Flowker creates no unique index on names (verified on v1.0.2): two creates of one name.
 	f.must(http.StatusCreated, "POST", "/v1/workflows", map[string]any{"name": f.name("twin")})
 	f.must(http.StatusCreated, "POST", "/v1/workflows", map[string]any{"name": f.name("twin")})
@@ -290,6 +293,8 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 	cases := []recoveryCase{
 		{"create applied (second page of the window)", intentFor(start, wf("workflow.create", "POST", "/v1/workflows", nil, f.name("created")), nil), ok, created, "createdAt"},
 		{"create not applied", intentFor(start, wf("workflow.create", "POST", "/v1/workflows", nil, f.name("never")), nil), failed, "", "it was not created"},
+		{"create with a name shaped like a secret (not repeated in the evidence)", intentFor(start, wf("workflow.create", "POST", "/v1/workflows", nil, secretName), nil),
+			ok, secretCreated, `named "[REDACTED]"`},
 		{"one of two creates of one name", intentFor(start, wf("workflow.create", "POST", "/v1/workflows", nil, f.name("twin")), nil), unk, "", "lists 2 resources"},
 		{"create with a redacted name", intentFor(start, wf("workflow.create", "POST", "/v1/workflows", nil, capture.Redacted), nil), unk, "", "redacted"},
 		{"clone applied", intentFor(start, wf("workflow.clone", "POST", "/v1/workflows/"+toClone+"/clone", id(toClone), f.name("clone")), nil), ok, clone, "createdAt"},
@@ -359,6 +364,9 @@ func TestRecoveryLearnsEveryOutcome(t *testing.T) {
 				t.Fatal(err)
 			}
 			text := out.Evidence + out.Reason
+			if strings.Contains(text, secretName) {
+				t.Fatalf("the evidence repeats a secret-shaped value: %s", text)
+			}
 			if out.Result != c.result || (c.resource != "" && out.ResourceID != c.resource) || !strings.Contains(text, c.says) {
 				t.Fatalf("result %s resource %q %q (want %s %q, saying %q)", out.Result, out.ResourceID, text, c.result, c.resource, c.says)
 			}
