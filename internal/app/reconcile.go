@@ -111,7 +111,7 @@ func (rc *reconciler) learn(ctx context.Context, in journal.Intent) (Outcome, er
 		return rc.webhook(ctx, det, since)
 	}
 	if det.Rule == "unclassified" {
-		return unknown("%s %s matched no rule: which resource it changes, and how to observe it, is not known", det.Method, det.Path), nil
+		return unknown("%s %s matched no rule: which resource it changes, and how to observe it, is not known", det.Method, capture.Text(det.Path)), nil
 	}
 	if det.Kind == config.KindExecutionStart {
 		// A configured rule that starts executions: its key, if it carried one, names the execution.
@@ -121,9 +121,9 @@ func (rc *reconciler) learn(ctx context.Context, in journal.Intent) (Outcome, er
 				return out, err
 			}
 		}
-		return unknown("rule %s (%s %s) starts executions, but carried no Idempotency-Key to look its execution up by", det.Rule, det.Method, det.Path), nil
+		return unknown("rule %s (%s %s) starts executions, but carried no Idempotency-Key to look its execution up by", det.Rule, det.Method, capture.Text(det.Path)), nil
 	}
-	return unknown("rule %s (%s %s) is not one whose outcome Flowker's read endpoints show", det.Rule, det.Method, det.Path), nil
+	return unknown("rule %s (%s %s) is not one whose outcome Flowker's read endpoints show", det.Rule, det.Method, capture.Text(det.Path)), nil
 }
 
 // get reads path from Flowker into v; it returns the status (404 is an answer, not an error).

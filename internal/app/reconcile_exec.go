@@ -110,7 +110,7 @@ func (rc *reconciler) webhook(ctx context.Context, det proxy.IntentDetail, since
 	}
 	rest, ok := strings.CutPrefix(det.Path, "/v1/webhooks/")
 	if !ok {
-		return unknown("the path %q is not under /v1/webhooks/", det.Path), nil
+		return unknown("the path %q is not under /v1/webhooks/", capture.Text(det.Path)), nil
 	}
 	ids, complete, err := rc.webhookWorkflows(ctx, det.Method, rest)
 	if err != nil {
