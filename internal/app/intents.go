@@ -57,7 +57,7 @@ func (a *App) recoverIntents(ctx context.Context) {
 	}
 	rc := a.newReconciler()
 	counts := map[string]int{}
-	for _, in := range a.unresolved {
+	for _, in := range recoveryOrder(a.unresolved) {
 		outcome, err := a.recoverIntent(ctx, rc, in)
 		if err != nil {
 			a.log.Error("intent recovery stopped; the rest are recovered at the next start", "err", err)

@@ -68,6 +68,12 @@ func startProcess(t *testing.T, cfgPath string, proxyPort, adminPort int) *sidec
 	t.Helper()
 	p := &sidecarProcess{stderr: &syncbuf.Buffer{}, proxy: fmt.Sprintf("http://127.0.0.1:%d", proxyPort), admin: fmt.Sprintf("http://127.0.0.1:%d", adminPort)}
 	p.cmd = exec.Command(testenv.Binary(t), "serve", "--config", cfgPath)
+	// The test's own knob is not the sidecar's: it refuses unknown FLOWKER_AUDIT_* variables.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "FLOWKER_AUDIT_CRASH_ROUNDS=") {
+			p.cmd.Env = append(p.cmd.Env, kv)
+		}
+	}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -29,6 +29,9 @@ import (
 type appliedLog struct {
 	mu      sync.Mutex
 	changes map[string]int // "EVENT_TYPE resourceId" -> times applied
+	// started are the executions answered so far: a 201 naming one again is an idempotent
+	// replay of a running execution (a client's retry, or recovery's lookup by key), not a change.
+	started map[string]bool
 }
 
 var (
@@ -77,6 +80,16 @@ func (l *appliedLog) wrap(h http.Handler) http.Handler {
 			m := wfAction.FindStringSubmatch(p)
 			key = map[string]string{"activate": chain.WorkflowActivated, "deactivate": chain.WorkflowDeactivated, "draft": chain.WorkflowDrafted}[m[2]] + " " + m[1]
 		case r.Method == "POST" && execStart.MatchString(p) && cw.status == http.StatusCreated:
+			l.mu.Lock()
+			replay := l.started[out.ExecutionID]
+			if l.started == nil {
+				l.started = map[string]bool{}
+			}
+			l.started[out.ExecutionID] = true
+			l.mu.Unlock()
+			if replay {
+				return
+			}
 			key = chain.ExecutionStarted + " " + out.ExecutionID
 		default:
 			return

@@ -210,6 +210,13 @@ func (s *Server) listProviderConfigs(c *reqCtx) {
 
 	providerID := c.query("providerId")
 
+	// ProviderConfigListFilter.Validate accepts only ASC or DESC (case-sensitive) and returns a
+	// ValidationError the handler does not map: 500 (verified on the real v1.0.2).
+	if so := c.query("sortOrder"); so != "" && so != "ASC" && so != "DESC" {
+		c.internal()
+		return
+	}
+
 	p, e := parseMongoListParams(c, limit)
 	if e != nil {
 		// The provider-configuration handler maps no ValidationError: 500.
