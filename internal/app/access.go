@@ -317,11 +317,3 @@ func (t *accessTrail) ready(r *Readiness) {
 		r.Checks["access-sink:"+strings.TrimPrefix(s.Name(), accessSinkPrefix)] = c
 	}
 }
-
-// AccessJournal returns the access trail's journal (tests), nil when access_events is off.
-func (a *App) AccessJournal() *journal.Journal {
-	if a.access == nil {
-		return nil
-	}
-	return a.access.journal
-}

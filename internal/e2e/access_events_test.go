@@ -16,14 +16,30 @@ import (
 	"github.com/flowker-audit/flowker-audit/internal/testenv"
 )
 
-// waitAccessDelivered waits until the access sink holds every access event journaled so far and
-// returns how many there are.
-func waitAccessDelivered(t *testing.T, env *testenv.Env, want uint64) {
+// accessRecorded returns flowker_audit_access_events_recorded_total, or -1 when it is not
+// registered (access_events off).
+func accessRecorded(t *testing.T, env *testenv.Env) float64 {
 	t.Helper()
-	j := env.App.AccessJournal()
-	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%d access events delivered", want), func() bool {
-		c, _ := j.Cursor("access-access")
-		return j.Last() == want && c == want
+	mfs, err := env.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "flowker_audit_access_events_recorded_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return -1
+}
+
+// waitAccessDelivered waits until want access events were journaled and the access sink holds
+// them all.
+func waitAccessDelivered(t *testing.T, env *testenv.Env, want float64) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%v access events delivered", want), func() bool {
+		_, r := env.App.Ready()
+		c, ok := r.Checks["access-sink:access"]
+		return accessRecorded(t, env) == want && ok && c.Status == "up" && c.Lag == 0
 	})
 }
 
@@ -58,8 +74,8 @@ func TestAccessEventsThroughTheSidecar(t *testing.T) {
 		}
 	}
 	env.WaitDelivered(30 * time.Second)
-	if n := env.App.AccessJournal().Last(); n != 0 {
-		t.Fatalf("%d access events before any read", n)
+	if n := accessRecorded(t, env); n != 0 {
+		t.Fatalf("%v access events before any read", n)
 	}
 
 	// Five reads, one of each kind.
@@ -163,8 +179,8 @@ func TestAccessEventsThroughTheSidecar(t *testing.T) {
 	// No feedback: each read of the access trail made exactly one event.
 	waitAccessDelivered(t, env, 11)
 	time.Sleep(300 * time.Millisecond)
-	if n := env.App.AccessJournal().Last(); n != 11 {
-		t.Fatalf("%d access events after 11 reads", n)
+	if n := accessRecorded(t, env); n != 11 {
+		t.Fatalf("%v access events after 11 reads", n)
 	}
 	if _, err := os.Stat(filepath.Join(env.DataDir, "access-journal.db")); err != nil {
 		t.Fatal(err)
@@ -181,8 +197,11 @@ func TestAccessEventsOffByDefault(t *testing.T) {
 	if r := env.Audit("/v1/audit-events"); r.Status != 200 {
 		t.Fatalf("search: %d", r.Status)
 	}
-	if env.App.AccessJournal() != nil {
-		t.Fatal("an access journal without access_events")
+	if n := accessRecorded(t, env); n != -1 {
+		t.Fatalf("access events recorded without access_events: %v", n)
+	}
+	if _, r := env.App.Ready(); len(r.Checks) == 0 || r.Checks["access-sink:access"] != (app.CheckResult{}) {
+		t.Fatalf("readiness lists an access sink without access_events: %+v", r.Checks)
 	}
 	if _, err := os.Stat(filepath.Join(env.DataDir, "access-journal.db")); !os.IsNotExist(err) {
 		t.Fatalf("access-journal.db: %v", err)
