@@ -11,7 +11,7 @@ import (
 func TestAccessEvents(t *testing.T) {
 	none := func(string) (string, bool) { return "", false }
 	cfg, err := Parse([]byte("version: 1\n"), Options{Lookup: none})
-	if err != nil || cfg.AccessEvents.Enabled || len(cfg.AccessEvents.Sinks) != 0 {
+	if err != nil || cfg.AccessEvents.Enabled || len(cfg.AccessEvents.Sinks) != 0 || cfg.AccessEvents.MaxBytes != 64<<20 {
 		t.Fatalf("defaults: %+v %v", cfg.AccessEvents, err)
 	}
 	cfg, err = Parse([]byte("version: 1\ndata_dir: /d\naccess_events: {enabled: true}\n"), Options{Lookup: none})
@@ -30,6 +30,7 @@ func TestAccessEvents(t *testing.T) {
 			"access_events.sinks[0].config: writes where a sink of sinks writes"},
 		{"bad name", "access_events: {enabled: true, sinks: [{name: A, plugin: sqlite, query: true}]}",
 			"access_events.sinks[0].name: must be"},
+		{"tiny journal", "access_events: {enabled: true, max_bytes: 1000}", "access_events.max_bytes: must be at least 1MiB"},
 		{"off: not checked", "access_events: {enabled: false, sinks: [{name: A, plugin: sqlite}]}", ""},
 	}
 	for _, tc := range tests {

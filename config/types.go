@@ -250,6 +250,10 @@ type Sink struct {
 // /v1/audit-access-events.
 type AccessEvents struct {
 	Enabled bool `yaml:"enabled"`
+	// MaxBytes bounds the access journal (what its sinks have not acknowledged yet); at the bound
+	// reads are still answered, their events counted as lost. Small by default: the access
+	// journal shares the volume with the audit journal, which must never fill because of it.
+	MaxBytes ByteSize `yaml:"max_bytes"`
 	// Sinks receive the access events, like sinks (exactly one with query: true). Default, when
 	// enabled: one SQLite sink "access" at <data_dir>/access-events.db.
 	Sinks []Sink `yaml:"sinks"`

@@ -163,6 +163,9 @@ func Validate(cfg *Config, plugins PluginCatalog) Errors {
 	validateSinks(&errs, "sinks", cfg.Sinks, plugins)
 	if cfg.AccessEvents.Enabled {
 		validateSinks(&errs, "access_events.sinks", cfg.AccessEvents.Sinks, plugins)
+		if cfg.AccessEvents.MaxBytes < 1<<20 {
+			errs.add("access_events.max_bytes", "must be at least 1MiB, got %d", cfg.AccessEvents.MaxBytes)
+		}
 		validateAccessStores(&errs, cfg)
 	}
 	if !slices.Contains([]string{"json", "text"}, cfg.Log.Format) {

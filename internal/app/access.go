@@ -81,7 +81,7 @@ func (a *App) openAccessTrail(o Options, sinkMetrics *host.Metrics) (*accessTrai
 	}
 	j, rec, err := journal.Open(journal.Options{
 		Path: filepath.Join(cfg.DataDir, "access-journal.db"), ChainID: a.journal.ChainID() + AccessChainSuffix,
-		MaxBytes: int64(cfg.Journal.MaxBytes), NoSync: !cfg.Journal.Fsync, Logger: t.log.With("journal", "access"),
+		MaxBytes: int64(cfg.AccessEvents.MaxBytes), NoSync: !cfg.Journal.Fsync, Logger: t.log.With("journal", "access"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("access journal: %w", err)
