@@ -105,7 +105,7 @@ func TestActorSearchAcrossWindows(t *testing.T) {
 	t.Parallel()
 	srv := server(t)
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
-	// ~500 events 6 h apart: 125 days, across the one-day and 31-day windows.
+	// ~500 events 6 h apart: 125 days, far beyond the one-day window.
 	events := sinktest.GenerateChain("chain-w", 500, sinktest.GenOptions{Seed: 23, Start: start, MeanGap: 6 * time.Hour})
 	// Two rare actors: one event near each end, and one only in the middle.
 	rare := func(i int, id string) {
