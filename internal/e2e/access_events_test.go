@@ -60,7 +60,7 @@ func accessPage(t *testing.T, env *testenv.Env, query string) testenv.Page {
 // AUDIT_TRAIL_READ event on the access chain, delivered to the access sink and served under
 // /v1/audit-access-events; the Flowker-compatible search, its paging and verify show the audit
 // events only, and both chains verify. A refused (401) call makes none; reading the access trail
-// makes one event per call, no more.
+// makes one event per call, no more. After a restart the access chain continues and verifies.
 func TestAccessEventsThroughTheSidecar(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{Config: func(c *config.Config) {
 		c.AccessEvents.Enabled = true
@@ -184,6 +184,32 @@ func TestAccessEventsThroughTheSidecar(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(env.DataDir, "access-journal.db")); err != nil {
 		t.Fatal(err)
+	}
+
+	// Durable across a restart: the access chain continues at 12 and verifies whole.
+	if err := env.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	env2 := testenv.Start(t, testenv.Options{DataDir: env.DataDir, Config: func(c *config.Config) {
+		c.AccessEvents.Enabled = true
+		c.AccessEvents.Sinks = []config.Sink{{Name: "access", Plugin: "sqlite", Query: true,
+			Config: map[string]any{"path": filepath.Join(c.DataDir, "access-events.db")}}}
+	}})
+	if all := accessPage(t, env2, "limit=100"); len(all.Items) != 11 { // the 12th
+		t.Fatalf("after a restart the access trail holds %d events, want 11", len(all.Items))
+	}
+	waitAccessDelivered(t, env2, 1)
+	last = accessPage(t, env2, "limit=1") // the 13th
+	if len(last.Items) != 1 || last.Items[0].Sequence != 12 {
+		t.Fatalf("newest access event after a restart: %+v", last.Items)
+	}
+	r = env2.Audit("/v1/audit-access-events/" + last.Items[0].EventID + "/verify")
+	r.JSON(t, &ver)
+	if !ver.IsValid || ver.TotalChecked != 12 {
+		t.Fatalf("verify of the access chain after a restart: %s", r.Body)
+	}
+	if r := env2.Audit("/v1/audit-events/" + all[2].EventID + "/verify"); !strings.Contains(string(r.Body), `"totalChecked":3`) {
+		t.Fatalf("verify of the audit chain after a restart: %s", r.Body)
 	}
 }
 
