@@ -84,20 +84,28 @@ func Load(path string, opts Options) (*Config, error) {
 }
 
 // defaultSQLitePaths puts the store of a SQLite sink that names no path in data_dir (as it
-// stands after the environment overrides), beside the journal.
+// stands after the environment overrides), beside the journal: audit.db, and access-events.db
+// for the access trail (whose default sink it adds when access events are on and name no sink).
 func defaultSQLitePaths(cfg *Config) {
-	for i := range cfg.Sinks {
-		s := &cfg.Sinks[i]
-		if s.Plugin != "sqlite" {
-			continue
-		}
-		if s.Config == nil {
-			s.Config = map[string]any{}
-		}
-		if _, ok := s.Config["path"]; !ok {
-			s.Config["path"] = filepath.Join(cfg.DataDir, "audit.db")
+	setPaths := func(sinks []Sink, file string) {
+		for i := range sinks {
+			s := &sinks[i]
+			if s.Plugin != "sqlite" {
+				continue
+			}
+			if s.Config == nil {
+				s.Config = map[string]any{}
+			}
+			if _, ok := s.Config["path"]; !ok {
+				s.Config["path"] = filepath.Join(cfg.DataDir, file)
+			}
 		}
 	}
+	setPaths(cfg.Sinks, "audit.db")
+	if cfg.AccessEvents.Enabled && len(cfg.AccessEvents.Sinks) == 0 {
+		cfg.AccessEvents.Sinks = []Sink{{Name: "access", Plugin: "sqlite", Query: true}}
+	}
+	setPaths(cfg.AccessEvents.Sinks, "access-events.db")
 }
 
 // Parse is Load for a configuration held in memory.

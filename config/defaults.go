@@ -31,7 +31,8 @@ func Default() *Config {
 			CompactEvery:   Duration(10 * time.Second),
 			OnceRetention:  Duration(30 * 24 * time.Hour),
 		},
-		Auth: Auth{DelegateCacheTTL: Duration(30 * time.Second)},
+		AccessEvents: AccessEvents{MaxBytes: ByteSize(64 << 20)},
+		Auth:         Auth{DelegateCacheTTL: Duration(30 * time.Second)},
 		Identity: Identity{
 			JWT: JWT{JWKSRefresh: Duration(15 * time.Minute)},
 		},

@@ -45,3 +45,13 @@ func validateRetentionNeedsCheckpoints(errs *Errors, cfg *Config) {
 }
 
 func sinkPath(i int) string { return fmt.Sprintf("sinks[%d]", i) }
+
+// validateAccessRetention refuses retention on the access trail's sinks: the retention driver
+// signs anchors for the audit chain only, so a retention key there would be silently ignored.
+func validateAccessRetention(errs *Errors, sinks []Sink) {
+	for i, s := range sinks {
+		if s.Retention > 0 {
+			errs.add(fmt.Sprintf("access_events.sinks[%d].retention", i), "retention is not applied to the access trail's sinks (its anchors would have no signed chain to stand on); remove it here")
+		}
+	}
+}

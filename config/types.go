@@ -22,22 +22,23 @@ const CurrentVersion = 1
 // Config is the whole configuration. Field comments are the reference documentation; config.yaml
 // at the repository root repeats them for operators.
 type Config struct {
-	Version         int      `yaml:"version"`
-	Upstream        Upstream `yaml:"upstream"`
-	Listen          Listen   `yaml:"listen"`
-	Admin           Admin    `yaml:"admin"`
-	DataDir         string   `yaml:"data_dir"`
-	Chain           Chain    `yaml:"chain"`
-	Journal         Journal  `yaml:"journal"`
-	Auth            Auth     `yaml:"auth"`
-	Identity        Identity `yaml:"identity"`
-	TrustedProxies  []string `yaml:"trusted_proxies"`
-	Capture         Capture  `yaml:"capture"`
-	Rules           []Rule   `yaml:"rules"`
-	Watcher         Watcher  `yaml:"watcher"`
-	Sinks           []Sink   `yaml:"sinks"`
-	Log             Log      `yaml:"log"`
-	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	Version         int          `yaml:"version"`
+	Upstream        Upstream     `yaml:"upstream"`
+	Listen          Listen       `yaml:"listen"`
+	Admin           Admin        `yaml:"admin"`
+	DataDir         string       `yaml:"data_dir"`
+	Chain           Chain        `yaml:"chain"`
+	Journal         Journal      `yaml:"journal"`
+	Auth            Auth         `yaml:"auth"`
+	Identity        Identity     `yaml:"identity"`
+	TrustedProxies  []string     `yaml:"trusted_proxies"`
+	Capture         Capture      `yaml:"capture"`
+	Rules           []Rule       `yaml:"rules"`
+	Watcher         Watcher      `yaml:"watcher"`
+	Sinks           []Sink       `yaml:"sinks"`
+	AccessEvents    AccessEvents `yaml:"access_events"`
+	Log             Log          `yaml:"log"`
+	ShutdownTimeout Duration     `yaml:"shutdown_timeout"`
 }
 
 // Upstream is the Flowker API the sidecar forwards to.
@@ -251,6 +252,22 @@ type Sink struct {
 	// acknowledged them. 0 keeps everything. Needs a plugin that implements sink.Retainer
 	// (sqlite, clickhouse, file) and signed checkpoints (chain.checkpoint_interval > 0).
 	Retention Duration `yaml:"retention"`
+}
+
+// AccessEvents records every authenticated call of the audit API (search, get, verify, export,
+// the page's configuration) as an AUDIT_TRAIL_READ event: a chain of its own ("<chain id>-access"),
+// journaled in <data_dir>/access-journal.db and delivered to Sinks, which hold nothing else, so
+// the Flowker-compatible /v1/audit-events never shows these events. They are read under
+// /v1/audit-access-events.
+type AccessEvents struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxBytes bounds the access journal (what its sinks have not acknowledged yet); at the bound
+	// reads are still answered, their events counted as lost. Small by default: the access
+	// journal shares the volume with the audit journal, which must never fill because of it.
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// Sinks receive the access events, like sinks (exactly one with query: true). Default, when
+	// enabled: one SQLite sink "access" at <data_dir>/access-events.db.
+	Sinks []Sink `yaml:"sinks"`
 }
 
 // Log configures structured logging.

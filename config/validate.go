@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -165,8 +166,16 @@ func Validate(cfg *Config, plugins PluginCatalog) Errors {
 		}
 		validateWatcherCredentials(&errs, w)
 	}
-	validateSinks(&errs, cfg.Sinks, plugins)
+	validateSinks(&errs, "sinks", cfg.Sinks, plugins)
 	validateRetentionNeedsCheckpoints(&errs, cfg)
+	if cfg.AccessEvents.Enabled {
+		validateSinks(&errs, "access_events.sinks", cfg.AccessEvents.Sinks, plugins)
+		if cfg.AccessEvents.MaxBytes < 1<<20 {
+			errs.add("access_events.max_bytes", "must be at least 1MiB, got %d", cfg.AccessEvents.MaxBytes)
+		}
+		validateAccessStores(&errs, cfg)
+		validateAccessRetention(&errs, cfg.AccessEvents.Sinks)
+	}
 	if !slices.Contains([]string{"json", "text"}, cfg.Log.Format) {
 		errs.add("log.format", "must be json or text, got %q", cfg.Log.Format)
 	}
@@ -278,19 +287,19 @@ func validateRules(errs *Errors, rules []Rule) {
 	}
 }
 
-func validateSinks(errs *Errors, sinks []Sink, plugins PluginCatalog) {
+func validateSinks(errs *Errors, key string, sinks []Sink, plugins PluginCatalog) {
 	if len(sinks) == 0 {
-		errs.add("sinks", "at least one sink is required")
+		errs.add(key, "at least one sink is required")
 		return
 	}
 	names := map[string]int{}
 	queries := 0
 	for i, s := range sinks {
-		p := fmt.Sprintf("sinks[%d]", i)
+		p := fmt.Sprintf("%s[%d]", key, i)
 		if !sinkName.MatchString(s.Name) {
 			errs.add(p+".name", "must be 1-63 lower-case letters, digits, '_' or '-', got %q", s.Name)
 		} else if j, dup := names[s.Name]; dup {
-			errs.add(p+".name", "%q is already used by sinks[%d]", s.Name, j)
+			errs.add(p+".name", "%q is already used by %s[%d]", s.Name, key, j)
 		} else {
 			names[s.Name] = i
 		}
@@ -337,7 +346,7 @@ func validateSinks(errs *Errors, sinks []Sink, plugins PluginCatalog) {
 		}
 	}
 	if queries != 1 {
-		errs.add("sinks", "exactly one sink must have query: true (it answers the audit API), found %d", queries)
+		errs.add(key, "exactly one sink must have query: true (it answers the audit API), found %d", queries)
 	}
 }
 
@@ -403,5 +412,31 @@ func validateWatcherCredentials(errs *Errors, w Watcher) {
 	}
 	if o.RefreshBefore < 0 {
 		errs.add("watcher.oauth2.refresh_before", "must not be negative")
+	}
+}
+
+// validateAccessStores refuses an access sink that would write into a store of the main trail:
+// the Flowker-compatible search would then show the access events. SQLite files and file sink
+// directories are compared; ClickHouse databases/tables cannot be told apart here (see the
+// configuration's comments).
+func validateAccessStores(errs *Errors, cfg *Config) {
+	where := func(s Sink) string {
+		for _, k := range []string{"path", "dir"} {
+			if v, ok := s.Config[k].(string); ok && v != "" {
+				return s.Plugin + ":" + filepath.Clean(v)
+			}
+		}
+		return ""
+	}
+	used := map[string]bool{}
+	for _, s := range cfg.Sinks {
+		if w := where(s); w != "" {
+			used[w] = true
+		}
+	}
+	for i, s := range cfg.AccessEvents.Sinks {
+		if w := where(s); w != "" && used[w] {
+			errs.add(fmt.Sprintf("access_events.sinks[%d].config", i), "writes where a sink of sinks writes (%s): the access events must be kept apart from the audit events", w)
+		}
 	}
 }

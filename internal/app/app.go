@@ -91,6 +91,8 @@ type App struct {
 	transport      *http.Transport
 	started        time.Time
 	unresolved     []journal.Intent // intents the previous run left, recovered by Run
+	sinkMetrics    *host.Metrics
+	access         *accessTrail // nil unless access_events.enabled (access.go)
 
 	mu        sync.Mutex
 	draining  bool
@@ -130,11 +132,17 @@ func New(ctx context.Context, o Options) (*App, error) {
 	if err := a.buildSinks(o); err != nil {
 		return nil, err
 	}
+	if a.access, err = a.openAccessTrail(o, a.sinkMetrics); err != nil {
+		return nil, err
+	}
 	a.forwardCheckpoints()
 	if err := a.buildScrub(); err != nil {
 		return nil, err
 	}
 	if err := a.checkAgainstSinks(ctx, o.RebaseWait); err != nil {
+		return nil, err
+	}
+	if err := a.rebaseAccess(ctx, o.RebaseWait); err != nil {
 		return nil, err
 	}
 	if a.upstream, err = url.Parse(a.cfg.Upstream.URL); err != nil {
@@ -182,6 +190,11 @@ func (a *App) Close() error {
 		if a.journal != nil {
 			if err := a.journal.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("closing the journal: %w", err))
+			}
+		}
+		if a.access != nil {
+			if err := a.access.journal.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("closing the access journal: %w", err))
 			}
 		}
 		a.closeErr = errors.Join(errs...)
@@ -247,6 +260,7 @@ func (a *App) openJournal() error {
 // buildSinks prepares one supervisor per configured sink (none is started).
 func (a *App) buildSinks(o Options) error {
 	sinkMetrics := host.NewMetrics(a.reg)
+	a.sinkMetrics = sinkMetrics
 	for _, s := range a.cfg.Sinks {
 		config.SinkDefaults(&s)
 		raw, err := json.Marshal(s.Config)
@@ -333,12 +347,16 @@ func (a *App) buildAuditAPI(cursorKey, fingerprintKey []byte) error {
 	if err != nil {
 		return err
 	}
-	a.api, err = auditapi.New(auditapi.Options{
+	opts := auditapi.Options{
 		Querier: a.querier, Auth: auth, CursorKey: cursorKey, Registerer: a.reg,
 		Logger: a.log.With("component", "audit-api"), ActorNames: names, CheckpointLog: checkpointLogPath(cfg),
 		Caller:      auditapi.FingerprintCaller(fingerprintKey),
 		Checkpoints: evidence,
-	})
+	}
+	if a.access != nil { // access.go
+		opts.AccessQuerier, opts.OnRead = a.accessQuerier, a.access.record
+	}
+	a.api, err = auditapi.New(opts)
 	return err
 }
 
@@ -538,6 +556,9 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 			}
 		}(s)
 	}
+	if a.access != nil {
+		a.access.run(sinkCtx, &sinkWG, a.cfg.Journal.CompactEvery.D())
+	}
 	if a.watcher != nil {
 		wg.Add(1)
 		go func() {
@@ -609,6 +630,11 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 	// Deliver what the journal holds until a little before the deadline (drain.go); what the
 	// sinks do not get stays in the journal and is reported.
 	a.drain(deadline.Add(-a.cfg.ShutdownTimeout.D() / 4))
+	if a.access != nil {
+		actx, acancel := context.WithDeadline(context.Background(), deadline.Add(-a.cfg.ShutdownTimeout.D()/8))
+		a.access.drain(actx)
+		acancel()
+	}
 	stopSinks()
 	sinkWG.Wait()
 	if a.admin != nil {
@@ -743,6 +769,9 @@ func (a *App) Ready() (bool, Readiness) {
 		r.Checks["sink:"+s.Name()] = c
 	}
 	a.scrubReadiness(&r)
+	if a.access != nil {
+		a.access.ready(&r)
+	}
 	if !ready {
 		r.Status = "not ready"
 	}

@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -94,5 +95,82 @@ func TestActorLookupUpgrade(t *testing.T) {
 	}
 	if !used {
 		t.Fatal(fmt.Sprint("actorId searches did not use the lookup: ", queries))
+	}
+}
+
+// TestActorSearchAcrossWindows: the actor lookup is read window by window (actorWindows); over
+// events spanning months, with busy and rare actors, every page of every actor in both orders,
+// with and without date bounds, holds exactly the events a brute-force filter finds, each once.
+func TestActorSearchAcrossWindows(t *testing.T) {
+	t.Parallel()
+	srv := server(t)
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	// ~500 events 6 h apart: 125 days, far beyond the one-day window.
+	events := sinktest.GenerateChain("chain-w", 500, sinktest.GenOptions{Seed: 23, Start: start, MeanGap: 6 * time.Hour})
+	// Two rare actors: one event near each end, and one only in the middle.
+	rare := func(i int, id string) {
+		events[i].Actor = chain.Actor{Type: chain.ActorAPIKey, ID: id, IPAddress: "10.0.0.9"}
+	}
+	rare(3, "key:rare-ends")
+	rare(496, "key:rare-ends")
+	rare(250, "key:rare-middle")
+	for i := range events {
+		if i > 0 {
+			events[i].PreviousHash = events[i-1].Hash
+		}
+		events[i].Seal()
+	}
+	s := openSink(t, srv, newDatabase("actorwin"), Options{}, nil)
+	if err := s.Write(ctxT(t), events); err != nil {
+		t.Fatal(err)
+	}
+	actors := map[string]bool{}
+	for _, e := range events {
+		actors[e.Actor.ID] = true
+	}
+	mid := events[250].Timestamp
+	ranges := []struct{ from, to time.Time }{
+		{},
+		{from: mid.Add(-40 * 24 * time.Hour)},
+		{to: mid.Add(20 * 24 * time.Hour)},
+		{from: mid.Add(-3 * 24 * time.Hour), to: mid.Add(2 * 24 * time.Hour)},
+	}
+	for id := range actors {
+		for _, r := range ranges {
+			for _, order := range []sink.Order{sink.Desc, sink.Asc} {
+				f := sink.Filter{ActorID: id, From: r.from, To: r.to}
+				var want []chain.Event
+				for i := range events {
+					if f.Matches(&events[i]) {
+						want = append(want, events[i])
+					}
+				}
+				if order == sink.Desc {
+					slices.Reverse(want)
+				}
+				var got []chain.Event
+				q := sink.Query{Filter: f, Order: order, Limit: 7}
+				for {
+					p, err := s.Search(ctxT(t), q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, p.Events...)
+					if !p.More {
+						break
+					}
+					last := sink.PositionOf(&p.Events[len(p.Events)-1])
+					q.After = &last
+				}
+				if len(got) != len(want) {
+					t.Fatalf("actor %s %v order %v: %d events, want %d", id, r, order, len(got), len(want))
+				}
+				for i := range got {
+					if got[i].EventID != want[i].EventID {
+						t.Fatalf("actor %s %v order %v, #%d: %s, want %s", id, r, order, i, got[i].EventID, want[i].EventID)
+					}
+				}
+			}
+		}
 	}
 }

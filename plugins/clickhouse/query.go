@@ -293,7 +293,8 @@ func (s *Sink) searchByResource(ctx context.Context, st state, p plan) ([]chain.
 }
 
 // fetchByKeys reads the events with the given sort keys; (ts_us, chain_id, seq) IN (...) uses the
-// primary key on every version.
+// primary key on every version, however far apart the keys are (on 18.16, a rare actor's 5 keys
+// spread over 1 M events select 7 of 980 marks, with or without the time range).
 func (s *Sink) fetchByKeys(ctx context.Context, st state, p plan, keys []key) ([]chain.Event, error) {
 	if len(keys) == 0 {
 		return nil, nil

@@ -108,15 +108,38 @@ func accessFilters(rawQuery string) map[string]string {
 	return out
 }
 
-// logAccess writes the access line and counts the call.
-func (a *API) logAccess(r *http.Request, rt route, id string, status, rows int, took time.Duration) {
+// Read is one call of the audit API, as the access log line says it (Options.OnRead).
+type Read struct {
+	Caller     string            // "key:<fingerprint>", "bearer:<fingerprint>" or "anonymous"
+	CallerName string            // the configured name of the caller's key, if any
+	Endpoint   string            // list, get, verify, export, ui-config; "access-" before them for the access trail
+	Method     string            // GET or HEAD
+	Path       string            // the request path (no query string)
+	Filters    map[string]string // search parameters of a list or export (the cursor only as "next page")
+	EventID    string            // the id asked for by get and verify
+	Status     int               // the HTTP status answered
+	Rows       int               // events returned (listed, fetched, checked by verify, exported)
+	Duration   time.Duration
+	RemoteAddr string
+}
+
+// endpointName is the endpoint label of a route: "access-" before it on the access trail.
+func endpointName(rt route, access bool) string {
+	if access {
+		return "access-" + rt.endpoint()
+	}
+	return rt.endpoint()
+}
+
+// logAccess writes the access line, counts the call and hands an authenticated call to OnRead.
+func (a *API) logAccess(r *http.Request, rt route, id string, access, authed bool, status, rows int, took time.Duration) {
 	caller := a.caller(r)
 	name := a.actorNames[caller]
 	label := caller
 	if name != "" {
 		label = name
 	}
-	ep := rt.endpoint()
+	ep := endpointName(rt, access)
 	code := status
 	if code == 0 {
 		code = http.StatusOK
@@ -136,8 +159,9 @@ func (a *API) logAccess(r *http.Request, rt route, id string, status, rows int, 
 	if id != "" {
 		attrs = append(attrs, slog.String("event_id", clip(id)))
 	}
+	var f map[string]string
 	if rt == routeList || rt == routeExport {
-		f := accessFilters(r.URL.RawQuery)
+		f = accessFilters(r.URL.RawQuery)
 		args := make([]any, 0, 2*len(f))
 		for _, k := range append(knownParams, paramFormat) {
 			if v, ok := f[k]; ok {
@@ -147,6 +171,16 @@ func (a *API) logAccess(r *http.Request, rt route, id string, status, rows int, 
 		attrs = append(attrs, slog.Group("filters", args...))
 	}
 	a.accessLog.LogAttrs(r.Context(), slog.LevelInfo, "audit trail read", attrs...)
+	// Calls refused before they were authenticated stay in the log line and metrics only:
+	// recording them as events would let anyone fill the access trail.
+	if a.onRead != nil && authed {
+		read := Read{Caller: caller, CallerName: name, Endpoint: ep, Method: r.Method, Path: r.URL.Path, Filters: f,
+			Status: code, Rows: rows, Duration: took, RemoteAddr: r.RemoteAddr}
+		if id != "" {
+			read.EventID = clip(id)
+		}
+		a.onRead(r.Context(), read)
+	}
 }
 
 func itoa(n int) string {

@@ -1,18 +1,22 @@
 package auditapi
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/flowker-audit/flowker-audit/internal/syncbuf"
 	"github.com/flowker-audit/flowker-audit/proxy/auditapi/auditapitest"
 	"github.com/flowker-audit/flowker-audit/proxy/identity"
+	"github.com/flowker-audit/flowker-audit/sink"
+	"github.com/flowker-audit/flowker-audit/sink/sinktest"
 )
 
 func TestAccessLog(t *testing.T) {
@@ -88,5 +92,60 @@ func TestAccessCallerLabelsBounded(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(env.api.access.calls.WithLabelValues("other", "list", "401")); got != 10 {
 		t.Fatalf("other = %v, want 10", got)
+	}
+}
+
+// TestOnReadAndAccessTrail: OnRead sees each authenticated call once (both trails, the page's
+// configuration too), never a refused call or the public OpenAPI document; the access trail's
+// routes answer from AccessQuerier, and are not the API's at all without it.
+func TestOnReadAndAccessTrail(t *testing.T) {
+	events := testEvents(30)
+	accessEvents := sinktest.GenerateChain("chain-access", 5, sinktest.GenOptions{Seed: 7, Start: time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)})
+	var reads []Read
+	env := newTestAPI(t, auditapitest.NewStore(events...), func(o *Options) {
+		o.AccessQuerier = func(context.Context) (sink.Querier, error) { return auditapitest.NewStore(accessEvents...), nil }
+		o.OnRead = func(_ context.Context, r Read) { reads = append(reads, r) }
+	})
+	if got := decodeList(t, env.get(t, "/v1/audit-events?limit=4&sortOrder=ASC")); len(got.Items) != 4 {
+		t.Fatalf("search: %d events", len(got.Items))
+	}
+	if got := decodeList(t, env.get(t, AccessBasePath+"?limit=100")); len(got.Items) != 5 {
+		t.Fatalf("access trail: %d events, want its own 5", len(got.Items))
+	}
+	if w := env.get(t, AccessBasePath+"/"+accessEvents[2].EventID); w.Code != 200 || !strings.Contains(w.Body.String(), accessEvents[2].EventID) {
+		t.Fatalf("access get: %d", w.Code)
+	}
+	if w := env.get(t, AccessBasePath+"/"+events[2].EventID); w.Code != 404 {
+		t.Fatalf("an audit event under the access trail: %d, want 404", w.Code)
+	}
+	env.get(t, UIConfigPath)
+	env.get(t, OpenAPIPath)
+	r := httptest.NewRequest(http.MethodGet, "/v1/audit-events", nil)
+	r.Header.Set(HeaderAPIKey, "a-wrong-key")
+	env.api.ServeHTTP(httptest.NewRecorder(), r)
+
+	want := []struct {
+		endpoint string
+		status   int
+		event    string
+	}{{"list", 200, ""}, {"access-list", 200, ""}, {"access-get", 200, accessEvents[2].EventID}, {"access-get", 404, events[2].EventID}, {"ui-config", 200, ""}}
+	if len(reads) != len(want) {
+		t.Fatalf("%d reads, want %d: %+v", len(reads), len(want), reads)
+	}
+	for i, w := range want {
+		if g := reads[i]; g.Endpoint != w.endpoint || g.Status != w.status || g.EventID != w.event || g.Method != http.MethodGet || !strings.HasPrefix(g.Caller, "key:") {
+			t.Errorf("read %d: %+v, want %+v", i, g, w)
+		}
+	}
+	if f := reads[0].Filters; f["limit"] != "4" || f["sortOrder"] != "ASC" || reads[0].Rows != 4 {
+		t.Errorf("search read: %+v", reads[0])
+	}
+
+	off := newTestAPI(t, auditapitest.NewStore(events...), nil)
+	if off.api.Match(httptest.NewRequest(http.MethodGet, AccessBasePath, nil)) {
+		t.Fatal("the access trail is matched without AccessQuerier")
+	}
+	if !env.api.Match(httptest.NewRequest(http.MethodGet, AccessBasePath+"/export", nil)) {
+		t.Fatal("the access trail's export is not matched")
 	}
 }

@@ -56,6 +56,15 @@ type Options struct {
 	// CheckpointLog is the signed checkpoint log (chain.checkpoint_log); the NDJSON export carries,
 	// per chain, a checkpoint read from it. Empty: exports carry none.
 	CheckpointLog string
+	// AccessQuerier, when set, serves the access trail (the reads of the audit API recorded as
+	// events of their own, access_events in the configuration) under AccessBasePath, with the
+	// same search, get, verify and export as /v1/audit-events. Nil: those paths are not the
+	// audit API's (they go to Flowker, which answers 404).
+	AccessQuerier func(ctx context.Context) (sink.Querier, error)
+	// OnRead, when set, is called once after every authenticated call of the audit API (either
+	// trail; not the public OpenAPI document) with what the access log line says. The app records
+	// it as an AUDIT_TRAIL_READ event in the access trail.
+	OnRead func(ctx context.Context, read Read)
 }
 
 // API answers the audit endpoints. Create it with New.
@@ -71,6 +80,8 @@ type API struct {
 	uiConfig  []byte
 
 	checkpointLog string
+	accessQuerier func(ctx context.Context) (sink.Querier, error)
+	onRead        func(ctx context.Context, read Read)
 	caller        CallerFunc
 	actorNames    map[string]string
 	access        *accessMetrics
@@ -95,6 +106,8 @@ func New(opts Options) (*API, error) {
 		evidence:  opts.Checkpoints,
 
 		checkpointLog: opts.CheckpointLog,
+		accessQuerier: opts.AccessQuerier,
+		onRead:        opts.OnRead,
 		caller:        opts.Caller,
 		accessLog:     opts.AccessLogger,
 		actorNames:    map[string]string{},
@@ -182,29 +195,42 @@ func (r route) endpoint() string {
 // UIConfigPath is the Audit Trail page's configuration, served by the API (authenticated).
 const UIConfigPath = "/audit-trail/config.json"
 
+// AccessBasePath is the access trail's base path (with Options.AccessQuerier): search, /{id},
+// /{id}/verify and /export below it, exactly as below /v1/audit-events.
+const AccessBasePath = "/v1/audit-access-events"
+
 // matchRoute matches like Flowker's router: case-insensitive, one trailing slash ignored.
-func matchRoute(path string) (route, string) {
+// access says the path is below AccessBasePath.
+func matchRoute(path string) (rt route, id string, access bool) {
 	for len(path) > 1 && path[len(path)-1] == '/' {
 		path = path[:len(path)-1] // Fiber's router strips every trailing slash
 	}
 	if strings.EqualFold(path, UIConfigPath) {
-		return routeUIConfig, ""
+		return routeUIConfig, "", false
 	}
 	if strings.EqualFold(path, OpenAPIPath) {
-		return routeOpenAPI, ""
+		return routeOpenAPI, "", false
 	}
-	const base = "/v1/audit-events"
+	base := "/v1/audit-events"
+	if len(path) >= len(AccessBasePath) && strings.EqualFold(path[:len(AccessBasePath)], AccessBasePath) {
+		base, access = AccessBasePath, true
+	}
 	if len(path) < len(base) || !strings.EqualFold(path[:len(base)], base) {
-		return routeNone, ""
+		return routeNone, "", false
 	}
-	rest := path[len(base):]
+	rt, id = matchEvents(path[len(base):])
+	return rt, id, access && rt != routeNone
+}
+
+// matchEvents matches what follows a trail's base path.
+func matchEvents(rest string) (route, string) {
 	if rest == "" {
 		return routeList, ""
 	}
 	if rest[0] != '/' {
 		return routeNone, ""
 	}
-	if strings.EqualFold(rest, ExportPath[len(base):]) {
+	if strings.EqualFold(rest, "/export") {
 		return routeExport, ""
 	}
 	id, tail, more := strings.Cut(rest[1:], "/")
@@ -221,23 +247,23 @@ func matchRoute(path string) (route, string) {
 
 // Match reports whether r is for the audit API (any method); everything else goes to Flowker.
 func (a *API) Match(r *http.Request) bool {
-	rt, _ := matchRoute(r.URL.Path)
-	return rt != routeNone
+	rt, _, access := matchRoute(r.URL.Path)
+	return rt != routeNone && (!access || a.accessQuerier != nil)
 }
 
 // ServeHTTP answers a request that Match accepted.
 func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	rt, id := matchRoute(r.URL.Path)
-	if rt == routeNone {
+	rt, id, access := matchRoute(r.URL.Path)
+	if rt == routeNone || (access && a.accessQuerier == nil) {
 		writeJSON(rw, http.StatusNotFound, frameworkError{Code: http.StatusNotFound, Title: frameworkTitle,
 			Message: "Cannot " + r.Method + " " + r.URL.Path})
 		return
 	}
 	start := a.now()
 	w := httpx.NewStatusRecorder(rw, a.now)
-	rows := 0
+	rows, authed := 0, false
 	if rt != routeOpenAPI {
-		defer func() { a.logAccess(r, rt, id, w.Status(), rows, a.now().Sub(start)) }()
+		defer func() { a.logAccess(r, rt, id, access, authed, w.Status(), rows, a.now().Sub(start)) }()
 	}
 	defer func() {
 		if rec := recover(); rec != nil {
@@ -249,7 +275,7 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 				writeError(w, errInternal)
 			}
 		}
-		ep := rt.endpoint()
+		ep := endpointName(rt, access)
 		a.metrics.requests.WithLabelValues(ep, strconv.Itoa(w.Status())).Inc()
 		a.metrics.duration.WithLabelValues(ep).Observe(a.now().Sub(start).Seconds())
 	}()
@@ -272,6 +298,7 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		writeError(w, errAuthUnavailable)
 		return
 	}
+	authed = true
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeJSON(w, http.StatusMethodNotAllowed, frameworkError{Code: http.StatusMethodNotAllowed, Title: frameworkTitle, Message: "Method Not Allowed"})
@@ -308,7 +335,11 @@ func (a *API) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 		evID = u.String()
 	}
-	q, err := a.querier(r.Context())
+	querier := a.querier
+	if access {
+		querier = a.accessQuerier
+	}
+	q, err := querier(r.Context())
 	if err != nil {
 		a.log.Error("audit api: query sink unavailable", "endpoint", rt.endpoint(), "err", err)
 		writeError(w, errStoreUnavailable)

@@ -50,7 +50,7 @@ func TestMatchRoute(t *testing.T) {
 		{"/", routeNone, ""},
 		{"", routeNone, ""},
 	} {
-		rt, id := matchRoute(tc.path)
+		rt, id, _ := matchRoute(tc.path)
 		if rt != tc.route || id != tc.id {
 			t.Errorf("matchRoute(%q) = %v %q, want %v %q", tc.path, rt, id, tc.route, tc.id)
 		}

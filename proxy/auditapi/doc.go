@@ -5,6 +5,8 @@
 //	GET /v1/audit-events/{id}          one event by eventId
 //	GET /v1/audit-events/{id}/verify   recompute the hash chain up to that event
 //	GET /audit-trail/config.json       what the Audit Trail page needs (actor names, event types)
+//	GET /v1/audit-access-events[/...]  the access trail (Options.AccessQuerier): the same routes over
+//	                                   the reads of this API recorded as events of their own
 //
 // Parameters, response shapes and error codes follow Flowker (reference/flowker-contract.md §2, §4),
 // with these deliberate differences, all of them answers where Flowker has bugs or none:

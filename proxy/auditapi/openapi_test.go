@@ -129,13 +129,14 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	newAPI := func(q sink.Querier, down bool) *auditapi.API {
+		querier := func(context.Context) (sink.Querier, error) {
+			if down {
+				return nil, errors.New("down")
+			}
+			return q, nil
+		}
 		api, err := auditapi.New(auditapi.Options{
-			Querier: func(context.Context) (sink.Querier, error) {
-				if down {
-					return nil, errors.New("down")
-				}
-				return q, nil
-			},
+			Querier: querier, AccessQuerier: querier, // the access trail: same answers from its own store
 			Auth: keys, CursorKey: []byte("0123456789abcdef0123456789abcdef"), Registerer: prometheus.NewRegistry(),
 			ActorNames: map[string]string{"key:0123": "ci-bot"},
 		})
@@ -258,6 +259,17 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{"verify no key", "good", "GET", "/v1/audit-events/" + id + "/verify", false, 401},
 		{"verify PATCH", "good", "PATCH", "/v1/audit-events/" + id + "/verify", true, 405},
 		{"verify store down", "down", "GET", "/v1/audit-events/" + id + "/verify", true, 503},
+		{"access list", "good", "GET", "/v1/audit-access-events?limit=5&sortOrder=ASC", true, 200},
+		{"access list bad enum", "good", "GET", "/v1/audit-access-events?actorType=robot", true, 400},
+		{"access list no key", "good", "GET", "/v1/audit-access-events", false, 401},
+		{"access list POST", "good", "POST", "/v1/audit-access-events", true, 405},
+		{"access list store down", "down", "GET", "/v1/audit-access-events", true, 503},
+		{"access export ndjson", "good", "GET", "/v1/audit-access-events/export?format=ndjson", true, 200},
+		{"access export no format", "good", "GET", "/v1/audit-access-events/export", true, 400},
+		{"access get", "good", "GET", "/v1/audit-access-events/" + id, true, 200},
+		{"access get unknown", "good", "GET", "/v1/audit-access-events/6ba7b810-9dad-41d1-80b4-00c04fd430c8", true, 404},
+		{"access verify", "good", "GET", "/v1/audit-access-events/" + last + "/verify", true, 200},
+		{"access verify store down", "down", "GET", "/v1/audit-access-events/" + id + "/verify", true, 503},
 		{"config", "good", "GET", "/audit-trail/config.json", true, 200},
 		{"config no key", "good", "GET", "/audit-trail/config.json", false, 401},
 		{"config POST", "good", "POST", "/audit-trail/config.json", true, 405},
