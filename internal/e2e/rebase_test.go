@@ -186,7 +186,7 @@ func TestUnreachableSinkRefusesARebasingStart(t *testing.T) {
 		{Name: "store", Plugin: "sqlite", Query: true, Config: map[string]any{"path": filepath.Join(cfg.DataDir, "audit.db")}},
 		{Name: "warehouse", Plugin: "clickhouse", Config: map[string]any{"addr": []any{"127.0.0.1:1"}, "dial_timeout": "200ms"}},
 	}
-	_, err := app.New(context.Background(), app.Options{Config: cfg, RebaseWait: time.Second,
+	_, err := app.New(context.Background(), app.Options{Config: cfg, RebaseWait: 5 * time.Second, // long enough for the SQLite plugin to start on a loaded machine
 		PluginCommand: func(name string) (string, []string, error) { return bin, []string{"plugin", name}, nil }})
 	if err == nil || !strings.Contains(err.Error(), `sink "warehouse" could not tell its head`) {
 		t.Fatalf("start with an unreachable sink and a journal to rebase: %v", err)
