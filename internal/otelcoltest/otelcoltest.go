@@ -188,8 +188,8 @@ type Record struct {
 	Attributes   map[string]any // string values as string, int values as string (OTLP JSON)
 }
 
-// Records reads every record written so far. A last line cut short by a crash is skipped and
-// counted in torn.
+// Records reads every record written so far. A request cut short by a crash (SIGKILL) is
+// skipped and counted in torn; the requests written after the restart are kept.
 func (c *Collector) Records() (recs []Record, torn int, err error) {
 	b, err := os.ReadFile(c.Out)
 	if errors.Is(err, os.ErrNotExist) {
@@ -201,29 +201,55 @@ func (c *Collector) Records() (recs []Record, torn int, err error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 64<<20)
 	for sc.Scan() {
-		var req exportRequest
-		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
-			torn++
-			continue
-		}
-		for _, rl := range req.ResourceLogs {
-			res := map[string]string{}
-			for _, a := range rl.Resource.Attributes {
-				res[a.Key] = a.Value.String()
+		for _, part := range requests(sc.Bytes()) {
+			var req exportRequest
+			if err := json.Unmarshal(part, &req); err != nil {
+				torn++
+				continue
 			}
-			for _, sl := range rl.ScopeLogs {
-				for _, lr := range sl.LogRecords {
-					r := Record{Resource: res, Scope: sl.Scope.Name, EventName: lr.EventName, Severity: lr.SeverityNumber,
-						SeverityText: lr.SeverityText, TimeUnixNano: lr.TimeUnixNano, Body: lr.Body.String(), Attributes: map[string]any{}}
-					for _, a := range lr.Attributes {
-						r.Attributes[a.Key] = a.Value.String()
-					}
-					recs = append(recs, r)
-				}
-			}
+			recs = appendRecords(recs, &req)
 		}
 	}
 	return recs, torn, sc.Err()
+}
+
+// requestStart starts every line the file exporter writes.
+var requestStart = []byte(`{"resourceLogs":`)
+
+// requests splits a line of the exporter's file into the requests it holds: one, unless a
+// crash cut a request short (the exporter buffers up to 4 KiB, and the line's newline, until
+// its next flush) and the first request after the restart was appended to the fragment.
+func requests(line []byte) [][]byte {
+	var out [][]byte
+	for len(line) > 0 {
+		next := bytes.Index(line[1:], requestStart)
+		if next < 0 {
+			return append(out, line)
+		}
+		out = append(out, line[:next+1])
+		line = line[next+1:]
+	}
+	return out
+}
+
+func appendRecords(recs []Record, req *exportRequest) []Record {
+	for _, rl := range req.ResourceLogs {
+		res := map[string]string{}
+		for _, a := range rl.Resource.Attributes {
+			res[a.Key] = a.Value.String()
+		}
+		for _, sl := range rl.ScopeLogs {
+			for _, lr := range sl.LogRecords {
+				r := Record{Resource: res, Scope: sl.Scope.Name, EventName: lr.EventName, Severity: lr.SeverityNumber,
+					SeverityText: lr.SeverityText, TimeUnixNano: lr.TimeUnixNano, Body: lr.Body.String(), Attributes: map[string]any{}}
+				for _, a := range lr.Attributes {
+					r.Attributes[a.Key] = a.Value.String()
+				}
+				recs = append(recs, r)
+			}
+		}
+	}
+	return recs
 }
 
 // exportRequest is the OTLP JSON shape of the file exporter's lines (the parts read here).

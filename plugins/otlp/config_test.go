@@ -11,7 +11,7 @@ func TestParseConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.url.String() != "http://collector:4318/v1/logs" || c.Compression != "none" || c.ServiceName != DefaultServiceName ||
-		c.MaxRequestBytes != DefaultMaxRequestBytes {
+		c.MaxRequestBytes != DefaultMaxRequestBytes || c.replay != DefaultReplayOnReconnect {
 		t.Fatalf("defaults not applied: %+v (url %s)", c, c.url)
 	}
 	if c, err := ParseConfig([]byte(`{"endpoint": "https://collector:4317"}`)); err != nil || c.Protocol != ProtocolGRPC {
@@ -32,6 +32,7 @@ func TestParseConfig(t *testing.T) {
 		{`{"endpoint": "http://c:4317", "headers_env": {"authorization": "FLOWKER_AUDIT_TEST_UNSET_VAR"}}`, []string{"headers_env.authorization: environment variable FLOWKER_AUDIT_TEST_UNSET_VAR is not set"}},
 		{`{"endpoint": "http://c:4317", "timeout": "-1s"}`, []string{"timeout: must not be negative"}},
 		{`{"endpoint": "http://c:4317", "max_request_bytes": 10}`, []string{"max_request_bytes: must be at least 65536"}},
+		{`{"endpoint": "http://c:4317", "replay_on_reconnect": -1}`, []string{"replay_on_reconnect: must not be negative"}},
 		{`{"endpont": "http://c:4317", "headers": [1]}`, []string{"endpont: unknown key", "headers: must be an object of strings, got [1]", "endpoint: required"}},
 	} {
 		_, err := ParseConfig([]byte(tc.raw))

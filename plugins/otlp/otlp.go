@@ -27,12 +27,26 @@
 // receiver stored but whose answer was lost is sent again; receivers can drop duplicates by
 // log.record.uid.
 //
+// # A receiver that crashed
+//
+// An acknowledgement means the receiver's pipeline accepted the records, not that they are on
+// disk: a collector killed (SIGKILL, OOM, power) loses what it had acknowledged but not yet
+// written (an in-memory sending queue can hold thousands of records). OTLP's acknowledgement is the receiver's promise,
+// so by default the sink trusts it and sends nothing twice but a request whose answer was
+// lost. For a receiver known to acknowledge before it stores, replay_on_reconnect: N makes the
+// sink export the last N acknowledged events again, before anything new, after an export that
+// got no answer at all (connection refused, reset or timed out: the receiver went away); they
+// may then arrive twice rather than never, and the sink logs how many. Better still, give the
+// receiver a persistent queue (the collector's file_storage extension for its sending queue).
+// The collector's file exporter writes each request through and buffers only the line's
+// newline, so killing it loses nothing it acknowledged (TestCollectorDown).
+//
 // Configuration (JSON):
 //
 //	{"endpoint": "https://collector:4317", "protocol": "grpc", "compression": "gzip",
 //	 "headers": {"x-tenant": "audit"}, "headers_env": {"authorization": "OTLP_AUTH"},
 //	 "tls": {"ca_file": "/etc/ssl/collector-ca.pem"}, "service_name": "flowker-audit",
-//	 "timeout": "10s", "max_request_bytes": 3145728}
+//	 "timeout": "10s", "max_request_bytes": 3145728, "replay_on_reconnect": 0}
 package otlp
 
 import (
@@ -63,6 +77,36 @@ type Sink struct {
 	coll     collector
 	loggers  map[string]*chainLogger
 	buf      []byte // scratch for event JSON
+	broken   bool   // an export got no answer: replay the ring (if any) before the next one
+	ring     ring   // the last cfg.replay acknowledged events
+	replayed uint64 // events sent again after the receiver was unreachable (for logs and tests)
+}
+
+// ring holds the last acknowledged events and their JSON, oldest first.
+type ring struct {
+	events []chain.Event
+	bodies []string
+}
+
+// add appends events (and bodies) and keeps the last n.
+func (r *ring) add(events []chain.Event, bodies []string, n int) {
+	if n == 0 {
+		return
+	}
+	r.events = append(r.events, events...)
+	r.bodies = append(r.bodies, bodies...)
+	if drop := len(r.events) - n; drop > 0 {
+		r.events = append(r.events[:0:0], r.events[drop:]...)
+		r.bodies = append(r.bodies[:0:0], r.bodies[drop:]...)
+	}
+}
+
+// Replayed returns how many events were sent again, and acknowledged, after the receiver was
+// unreachable (a replay whose answer was lost counts as a failed write).
+func (s *Sink) Replayed() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.replayed
 }
 
 // Interface guards.
@@ -119,6 +163,7 @@ func (s *Sink) Configure(ctx context.Context, raw []byte) error {
 		return sink.Permanent(err)
 	}
 	s.cfg, s.exporter, s.loggers = cfg, e, map[string]*chainLogger{}
+	s.ring, s.broken = ring{}, false
 	s.log.Info("otlp sink configured", "endpoint", cfg.url.Redacted(), "protocol", cfg.Protocol,
 		"compression", cfg.Compression, "service_name", cfg.ServiceName, "headers", len(cfg.headers))
 	return nil
@@ -147,27 +192,48 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 		s.buf = fresh[i].AppendJSON(s.buf[:0])
 		bodies[i] = string(s.buf)
 	}
-	for len(fresh) > 0 {
-		// One request of at most about max_request_bytes (the body dominates; attributes and
-		// framing add a few hundred bytes per record).
+	if s.broken && len(s.ring.events) > 0 {
+		if err := s.exportAll(ctx, s.ring.events, s.ring.bodies, now, nil); err != nil {
+			return fmt.Errorf("replaying the last %d acknowledged events after the receiver was unreachable: %w", len(s.ring.events), err)
+		}
+		s.replayed += uint64(len(s.ring.events))
+		s.log.Warn("sent the last acknowledged events again after the receiver was unreachable; it may hold them twice",
+			"events", len(s.ring.events), "replayed_total", s.replayed)
+	}
+	s.broken = false
+	return s.exportAll(ctx, fresh, bodies, now, func(events []chain.Event, bodies []string) {
+		s.heads.Delivered(events)
+		s.ring.add(events, bodies, s.cfg.replay)
+	})
+}
+
+// exportAll sends events (whose JSON is bodies) in requests of at most about max_request_bytes
+// and calls acked (when not nil) with the events of each acknowledged request.
+func (s *Sink) exportAll(ctx context.Context, events []chain.Event, bodies []string, now time.Time, acked func([]chain.Event, []string)) error {
+	for len(events) > 0 {
+		// The body dominates a record's size; attributes and framing add a few hundred bytes.
 		n, size := 0, 0
-		for n < len(fresh) {
+		for n < len(events) {
 			size += len(bodies[n]) + 600
 			if n > 0 && size > s.cfg.MaxRequestBytes {
 				break
 			}
 			n++
 		}
-		if err := s.export(ctx, fresh[:n], bodies[:n], now); err != nil {
+		if err := s.export(ctx, events[:n], bodies[:n], now); err != nil {
 			return err
 		}
-		s.heads.Delivered(fresh[:n])
-		fresh, bodies = fresh[n:], bodies[n:]
+		if acked != nil {
+			acked(events[:n], bodies[:n])
+		}
+		events, bodies = events[n:], bodies[n:]
 	}
 	return nil
 }
 
-// export sends events (whose JSON is bodies) as one request.
+// export sends events (whose JSON is bodies) as one request. A request that got no answer at
+// all (connection refused or reset, timed out) marks the receiver as unreachable: the next
+// Write replays the ring first.
 func (s *Sink) export(ctx context.Context, events []chain.Event, bodies []string, now time.Time) error {
 	s.coll.records = s.coll.records[:0]
 	for i := range events {
@@ -184,6 +250,9 @@ func (s *Sink) export(ctx context.Context, events []chain.Event, bodies []string
 	}
 	s.outcome.reset()
 	err := classify(s.exporter.Export(ctx, s.coll.records), &s.outcome)
+	if err != nil && !s.outcome.answered.Load() {
+		s.broken = true
+	}
 	if err != nil {
 		return fmt.Errorf("exporting %d events (chain %s, sequences %d..%d) to %s: %w", len(events),
 			events[0].ChainID, events[0].Sequence, events[len(events)-1].Sequence, s.cfg.url.Redacted(), err)
