@@ -55,10 +55,15 @@ type Config struct {
 	// may lose that when killed (see the package documentation): those events may then
 	// arrive twice rather than never.
 	ReplayOnReconnect *int `json:"replay_on_reconnect"`
+	// ForwardCheckpoints exports each signed checkpoint the sidecar makes as a log record of
+	// its own (event name AUDIT_CHECKPOINT; default true): a witness of the chain heads outside
+	// the sidecar's host, verifiable with the checkpoint public key.
+	ForwardCheckpoints *bool `json:"forward_checkpoints"`
 
-	replay  int
-	url     *url.URL
-	headers map[string]string // Headers plus HeadersEnv, resolved
+	checkpoints bool
+	replay      int
+	url         *url.URL
+	headers     map[string]string // Headers plus HeadersEnv, resolved
 }
 
 // ParseConfig decodes and checks a configuration, filling in defaults. Every problem is
@@ -145,6 +150,7 @@ func ParseConfig(raw []byte) (Config, error) {
 			p.Add("replay_on_reconnect", "must not be negative")
 		}
 	}
+	c.checkpoints = c.ForwardCheckpoints == nil || *c.ForwardCheckpoints
 	return c, p.Err("invalid otlp sink configuration")
 }
 

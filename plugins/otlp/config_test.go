@@ -11,7 +11,7 @@ func TestParseConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.url.String() != "http://collector:4318/v1/logs" || c.Compression != "none" || c.ServiceName != DefaultServiceName ||
-		c.MaxRequestBytes != DefaultMaxRequestBytes || c.replay != DefaultReplayOnReconnect {
+		c.MaxRequestBytes != DefaultMaxRequestBytes || c.replay != DefaultReplayOnReconnect || !c.checkpoints {
 		t.Fatalf("defaults not applied: %+v (url %s)", c, c.url)
 	}
 	if c, err := ParseConfig([]byte(`{"endpoint": "https://collector:4317"}`)); err != nil || c.Protocol != ProtocolGRPC {

@@ -41,12 +41,24 @@
 // The collector's file exporter writes each request through and buffers only the line's
 // newline, so killing it loses nothing it acknowledged (TestCollectorDown).
 //
+// # Signed checkpoints
+//
+// With forward_checkpoints (the default), each signed checkpoint the sidecar makes is exported
+// as a log record of its own: EventName and event.name AUDIT_CHECKPOINT, timestamp the
+// checkpoint's, severity INFO, body = the checkpoint as one line of the sidecar's checkpoint log
+// (the JSON `flowker-audit verify --checkpoints` reads), attributes flowker.audit.chain_id,
+// flowker.audit.sequence, flowker.audit.hash, flowker.audit.checkpoint.key_id and
+// flowker.audit.checkpoint.signature, resource as for the chain's events. The backend then
+// holds a witness of the chain heads outside the sidecar's host; the signature verifies with
+// the checkpoint public key.
+//
 // Configuration (JSON):
 //
 //	{"endpoint": "https://collector:4317", "protocol": "grpc", "compression": "gzip",
 //	 "headers": {"x-tenant": "audit"}, "headers_env": {"authorization": "OTLP_AUTH"},
 //	 "tls": {"ca_file": "/etc/ssl/collector-ca.pem"}, "service_name": "flowker-audit",
-//	 "timeout": "10s", "max_request_bytes": 3145728, "replay_on_reconnect": 0}
+//	 "timeout": "10s", "max_request_bytes": 3145728, "replay_on_reconnect": 0,
+//	 "forward_checkpoints": true}
 package otlp
 
 import (
@@ -58,6 +70,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/log"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 
 	"github.com/flowker-audit/flowker-audit/chain"
@@ -67,8 +80,9 @@ import (
 
 // Sink is the otlp sink. Create it with New.
 type Sink struct {
-	log   *slog.Logger
-	heads forward.Heads
+	log     *slog.Logger
+	heads   forward.Heads
+	cpsSent forward.Forwarded // checkpoints forwarded by this process
 
 	mu       sync.Mutex
 	cfg      Config
@@ -111,8 +125,9 @@ func (s *Sink) Replayed() uint64 {
 
 // Interface guards.
 var (
-	_ sink.Sink      = (*Sink)(nil)
-	_ sink.Validator = (*Sink)(nil)
+	_ sink.Sink             = (*Sink)(nil)
+	_ sink.Validator        = (*Sink)(nil)
+	_ sink.CheckpointWriter = (*Sink)(nil)
 )
 
 // Options configures New.
@@ -237,16 +252,30 @@ func (s *Sink) exportAll(ctx context.Context, events []chain.Event, bodies []str
 func (s *Sink) export(ctx context.Context, events []chain.Event, bodies []string, now time.Time) error {
 	s.coll.records = s.coll.records[:0]
 	for i := range events {
-		e := &events[i]
-		l := s.loggers[e.ChainID]
-		if l == nil {
-			l = newChainLogger(s.cfg.ServiceName, e.ChainID, &s.coll)
-			s.loggers[e.ChainID] = l
-		}
-		l.logger.Emit(ctx, record(e, bodies[i], now))
+		s.emit(ctx, events[i].ChainID, record(&events[i], bodies[i], now))
 	}
-	if len(s.coll.records) != len(events) {
-		return fmt.Errorf("built %d log records for %d events", len(s.coll.records), len(events))
+	return s.exportEmitted(ctx, len(events), func() string {
+		return fmt.Sprintf("%d events (chain %s, sequences %d..%d)", len(events),
+			events[0].ChainID, events[0].Sequence, events[len(events)-1].Sequence)
+	})
+}
+
+// emit hands rec to the collecting processor through the logger of chainID (whose resource
+// names the chain).
+func (s *Sink) emit(ctx context.Context, chainID string, rec log.Record) {
+	l := s.loggers[chainID]
+	if l == nil {
+		l = newChainLogger(s.cfg.ServiceName, chainID, &s.coll)
+		s.loggers[chainID] = l
+	}
+	l.logger.Emit(ctx, rec)
+}
+
+// exportEmitted exports the n records emitted since s.coll was last reset as one request;
+// what describes them in an error.
+func (s *Sink) exportEmitted(ctx context.Context, n int, what func() string) error {
+	if len(s.coll.records) != n {
+		return fmt.Errorf("built %d log records for %s", len(s.coll.records), what())
 	}
 	s.outcome.reset()
 	err := classify(s.exporter.Export(ctx, s.coll.records), &s.outcome)
@@ -254,9 +283,44 @@ func (s *Sink) export(ctx context.Context, events []chain.Event, bodies []string
 		s.broken = true
 	}
 	if err != nil {
-		return fmt.Errorf("exporting %d events (chain %s, sequences %d..%d) to %s: %w", len(events),
-			events[0].ChainID, events[0].Sequence, events[len(events)-1].Sequence, s.cfg.url.Redacted(), err)
+		return fmt.Errorf("exporting %s to %s: %w", what(), s.cfg.url.Redacted(), err)
 	}
+	return nil
+}
+
+// WriteCheckpoints implements sink.CheckpointWriter: with forward_checkpoints (the default),
+// the signed checkpoints not forwarded yet by this process are exported as one request, one
+// log record each (see checkpointRecord).
+func (s *Sink) WriteCheckpoints(ctx context.Context, cps []sink.Checkpoint) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.exporter == nil {
+		return sink.Permanentf("otlp sink used before Configure (or after Close)")
+	}
+	if !s.cfg.checkpoints {
+		return nil
+	}
+	fresh := s.cpsSent.Fresh(cps)
+	if len(fresh) == 0 {
+		return nil
+	}
+	now := time.Now()
+	s.coll.records = s.coll.records[:0]
+	for i := range fresh {
+		line, err := forward.NewCheckpointLine(fresh[i]).JSON()
+		if err != nil {
+			return sink.Permanent(err)
+		}
+		s.emit(ctx, fresh[i].ChainID, checkpointRecord(&fresh[i], string(line), now))
+	}
+	err := s.exportEmitted(ctx, len(fresh), func() string {
+		return fmt.Sprintf("%d signed checkpoints (chain %s, sequences %d..%d)", len(fresh),
+			fresh[0].ChainID, fresh[0].Sequence, fresh[len(fresh)-1].Sequence)
+	})
+	if err != nil {
+		return err
+	}
+	s.cpsSent.Done(fresh)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/internal/otelcoltest"
 	"github.com/flowker-audit/flowker-audit/internal/tlstest"
 	"github.com/flowker-audit/flowker-audit/sink"
@@ -62,7 +64,7 @@ func writeAll(t testing.TB, s *Sink, events []chain.Event, n int, between func(b
 }
 
 // checkReceived compares the collector's records of the chains of events (collectors are
-// shared between subtests) with events: every event present with the expected body,
+// shared between subtests; checkpoints aside) with events: every event present with the expected body,
 // attributes and resource; duplicates only when dupsOK (then counted). torn counts requests
 // cut short in the collector's file.
 func checkReceived(t *testing.T, col *otelcoltest.Collector, events []chain.Event, dupsOK bool) (dups, torn int) {
@@ -83,7 +85,7 @@ func checkReceived(t *testing.T, col *otelcoltest.Collector, events []chain.Even
 		recs, torn = recs[:0], n
 		distinct := map[any]bool{}
 		for _, r := range all {
-			if chains[r.Resource["service.instance.id"]] {
+			if chains[r.Resource["service.instance.id"]] && r.EventName != CheckpointEventName {
 				recs = append(recs, r)
 				distinct[r.Attributes["log.record.uid"]] = true
 			}
@@ -277,6 +279,94 @@ func TestCollectorDown(t *testing.T) {
 				t.Fatalf("%d duplicates: more than the %d events of acknowledged replays and failed writes", dups, bound)
 			}
 		})
+	}
+}
+
+// signCheckpoints signs the heads of events at every step-th event with a new key and
+// returns the checkpoints as the host hands them to a sink, and the public key.
+func signCheckpoints(t *testing.T, events []chain.Event, step int) ([]sink.Checkpoint, ed25519.PublicKey) {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := checkpoint.NewSigner(key)
+	var cps []sink.Checkpoint
+	for i := step - 1; i < len(events); i += step {
+		e := &events[i]
+		c, err := signer.Sign(e.ChainID, e.Sequence, e.Hash, e.Timestamp.Add(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cps = append(cps, sink.Checkpoint{ChainID: c.ChainID, Sequence: c.Sequence, Hash: c.Hash, Time: c.Time, KeyID: c.KeyID, Signature: c.Signature})
+	}
+	return cps, signer.Public()
+}
+
+// TestForwardCheckpoints writes events and the signed checkpoints of their heads, as the host
+// does, to a real collector over gRPC and HTTP: each checkpoint arrives once (handed over
+// twice) as an AUDIT_CHECKPOINT record with its fields as attributes and its checkpoint-log
+// JSON as body, and that JSON's signature verifies with the public key. With
+// forward_checkpoints: false none arrives.
+func TestForwardCheckpoints(t *testing.T) {
+	col := otelcoltest.Start(t, otelcoltest.Options{})
+	for _, protocol := range []string{ProtocolGRPC, ProtocolHTTP} {
+		for _, forwardOn := range []bool{true, false} {
+			name := fmt.Sprintf("%s/forward_checkpoints=%t", protocol, forwardOn)
+			t.Run(name, func(t *testing.T) {
+				s := newSink(t, map[string]any{"endpoint": endpoint(col, protocol, "http"), "protocol": protocol, "forward_checkpoints": forwardOn})
+				events := sinktest.GenerateChain("chain-cp-"+name, 300, sinktest.GenOptions{Seed: 3})
+				cps, pub := signCheckpoints(t, events, 100)
+				for i := 0; i < len(events); i += 100 {
+					writeAll(t, s, events[i:i+100], 100, nil)
+					// The host hands over every pending checkpoint, again after a failure.
+					if err := s.WriteCheckpoints(t.Context(), cps[:i/100+1]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// Written after the checkpoints: once they are all in the collector's file, so is
+				// every checkpoint exported before them.
+				after := sinktest.GenerateChain("chain-cp-after-"+name, 10, sinktest.GenOptions{Seed: 4})
+				writeAll(t, s, after, 10, nil)
+				checkReceived(t, col, append(append([]chain.Event{}, events...), after...), false)
+				recs, _, err := col.Records()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := map[uint64]int{}
+				for _, r := range recs {
+					if r.EventName != CheckpointEventName || r.Resource["service.instance.id"] != events[0].ChainID {
+						continue
+					}
+					var c checkpoint.Checkpoint
+					if err := json.Unmarshal([]byte(r.Body), &c); err != nil {
+						t.Fatalf("checkpoint body %q: %v", r.Body, err)
+					}
+					if err := c.Verify(pub); err != nil {
+						t.Fatalf("forwarded checkpoint %s: %v", r.Body, err)
+					}
+					want := map[string]any{"event.name": CheckpointEventName, "flowker.audit.chain_id": c.ChainID,
+						"flowker.audit.sequence": strconv.FormatUint(c.Sequence, 10), "flowker.audit.hash": c.Hash,
+						"flowker.audit.checkpoint.key_id": c.KeyID, "flowker.audit.checkpoint.signature": c.Signature}
+					if fmt.Sprint(r.Attributes) != fmt.Sprint(want) {
+						t.Fatalf("checkpoint attributes %v, want %v", r.Attributes, want)
+					}
+					if r.TimeUnixNano != strconv.FormatInt(c.Time.UnixNano(), 10) || r.SeverityText != "INFO" || r.Scope != scopeName {
+						t.Fatalf("checkpoint record %+v", r)
+					}
+					got[c.Sequence]++
+				}
+				want := map[uint64]int{}
+				if forwardOn {
+					for _, c := range cps {
+						want[c.Sequence] = 1
+					}
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("checkpoints received (sequence: times) %v, want %v", got, want)
+				}
+			})
+		}
 	}
 }
 

@@ -11,7 +11,7 @@ func TestParseConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if good.Transport != TransportTCP || good.facility != 16 || good.AppName != DefaultAppName ||
-		good.SDID != DefaultSDID || good.replay != DefaultReplayOnReconnect || good.Hostname == "" {
+		good.SDID != DefaultSDID || good.replay != DefaultReplayOnReconnect || good.Hostname == "" || !good.checkpoints {
 		t.Fatalf("defaults not applied: %+v", good)
 	}
 	for _, tc := range []struct {

@@ -2,9 +2,11 @@ package syslog
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/internal/rsyslogtest"
 	"github.com/flowker-audit/flowker-audit/internal/tlstest"
 	"github.com/flowker-audit/flowker-audit/sink"
@@ -65,8 +68,9 @@ func writeAll(t testing.TB, s *Sink, events []chain.Event, n int, between func(b
 
 var sdParam = regexp.MustCompile(`([A-Za-z]+)="((?:[^"\\]|\\.)*)"`)
 
-// checkReceived compares what rsyslog wrote with events: every event exactly once, unless
-// dupsOK, when an event may repeat (its copies identical). It returns the number of duplicates.
+// checkReceived compares what rsyslog wrote (checkpoints aside) with events: every event
+// exactly once, unless dupsOK, when an event may repeat (its copies identical). It returns the
+// number of duplicates.
 func checkReceived(t *testing.T, srv *rsyslogtest.Server, events []chain.Event, dupsOK bool) (dups, torn int) {
 	t.Helper()
 	byID := map[string]*chain.Event{}
@@ -80,6 +84,7 @@ func checkReceived(t *testing.T, srv *rsyslogtest.Server, events []chain.Event, 
 		if msgs, torn, err = srv.Messages(); err != nil {
 			t.Fatal(err)
 		}
+		msgs = slices.DeleteFunc(msgs, func(m rsyslogtest.Message) bool { return m.MsgID == CheckpointMsgID })
 		seen := map[string]bool{}
 		for _, m := range msgs {
 			seen[m.MsgID+m.StructuredData] = true
@@ -226,6 +231,93 @@ func TestReceiverRestart(t *testing.T) {
 				sig, len(events), failures, s.Replayed(), dups, int(s.Replayed())-dups, torn)
 			if dups > int(s.Replayed()) {
 				t.Fatalf("%d duplicates but only %d messages replayed", dups, s.Replayed())
+			}
+		})
+	}
+}
+
+// signCheckpoints signs the heads of events at every step-th event with a new key and
+// returns the checkpoints as the host hands them to a sink, and the public key.
+func signCheckpoints(t *testing.T, events []chain.Event, step int) ([]sink.Checkpoint, ed25519.PublicKey) {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := checkpoint.NewSigner(key)
+	var cps []sink.Checkpoint
+	for i := step - 1; i < len(events); i += step {
+		e := &events[i]
+		c, err := signer.Sign(e.ChainID, e.Sequence, e.Hash, e.Timestamp.Add(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cps = append(cps, sink.Checkpoint{ChainID: c.ChainID, Sequence: c.Sequence, Hash: c.Hash, Time: c.Time, KeyID: c.KeyID, Signature: c.Signature})
+	}
+	return cps, signer.Public()
+}
+
+// TestForwardCheckpoints writes events and the signed checkpoints of their heads, as the host
+// does, to a real rsyslogd: each checkpoint arrives once (handed over twice) as an
+// AUDIT_CHECKPOINT message whose structured data holds its fields and whose MSG is its
+// checkpoint-log JSON, and that JSON's signature verifies with the public key. With
+// forward_checkpoints: false none arrives.
+func TestForwardCheckpoints(t *testing.T) {
+	for _, forwardOn := range []bool{true, false} {
+		t.Run(fmt.Sprintf("forward_checkpoints=%t", forwardOn), func(t *testing.T) {
+			srv := rsyslogtest.Start(t, rsyslogtest.Options{})
+			s := newSink(t, map[string]any{"address": srv.Addr, "hostname": "audit-host", "forward_checkpoints": forwardOn})
+			events := sinktest.GenerateChain("chain-checkpoints", 300, sinktest.GenOptions{Seed: 3})
+			cps, pub := signCheckpoints(t, events, 100)
+			for i := 0; i < len(events); i += 100 {
+				writeAll(t, s, events[i:i+100], 100, nil)
+				// The host hands over every pending checkpoint, again after a failure.
+				if err := s.WriteCheckpoints(t.Context(), cps[:i/100+1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The events are written after the checkpoints on the same connection: once they
+			// are all in rsyslog's file, so is every checkpoint message sent before them.
+			writeAll(t, s, sinktest.GenerateChain("chain-after", 10, sinktest.GenOptions{Seed: 4}), 10, nil)
+			checkReceived(t, srv, append(append([]chain.Event{}, events...), sinktest.GenerateChain("chain-after", 10, sinktest.GenOptions{Seed: 4})...), false)
+			msgs, _, err := srv.Messages()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[uint64]int{}
+			for _, m := range msgs {
+				if m.MsgID != CheckpointMsgID {
+					continue
+				}
+				var c checkpoint.Checkpoint
+				if err := json.Unmarshal([]byte(m.Msg), &c); err != nil {
+					t.Fatalf("checkpoint MSG %q: %v", m.Msg, err)
+				}
+				if err := c.Verify(pub); err != nil {
+					t.Fatalf("forwarded checkpoint %s: %v", m.Msg, err)
+				}
+				params := map[string]string{}
+				for _, p := range sdParam.FindAllStringSubmatch(m.StructuredData, -1) {
+					params[p[1]] = p[2]
+				}
+				want := map[string]string{"chainId": c.ChainID, "sequence": strconv.FormatUint(c.Sequence, 10), "hash": c.Hash,
+					"keyId": c.KeyID, "signature": c.Signature}
+				if fmt.Sprint(params) != fmt.Sprint(want) || !strings.HasPrefix(m.StructuredData, "["+DefaultSDID+" ") {
+					t.Fatalf("checkpoint structured data %s, want [%s %v]", m.StructuredData, DefaultSDID, want)
+				}
+				if m.PRI != strconv.Itoa(16*8+severityNotice) {
+					t.Fatalf("checkpoint PRI %s", m.PRI)
+				}
+				got[c.Sequence]++
+			}
+			want := map[uint64]int{}
+			if forwardOn {
+				for _, c := range cps {
+					want[c.Sequence] = 1
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("checkpoints received (sequence: times) %v, want %v", got, want)
 			}
 		})
 	}
