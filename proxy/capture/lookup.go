@@ -69,26 +69,11 @@ func decodeObject(s *scanner, path []Seg, v *Value, depth int) error {
 	if depth > maxRenderDepth {
 		return errSyntax
 	}
-	s.pos++ // '{'
 	seg := path[0]
-	for n := 0; ; n++ {
-		switch err := s.next(n, '}'); err {
-		case nil:
-		case errEnd:
-			return nil
-		default:
-			return err
-		}
-		raw, escaped, _, err := s.key()
-		if err != nil {
-			return err
-		}
-		k := keyText(raw, escaped)
+	return s.elements(func(_ int, key key) error {
+		k := key.text()
 		if seg.Exact && k != seg.Name || !seg.Exact && !strings.EqualFold(k, seg.Name) {
-			if err := s.skip(depth + 1); err != nil {
-				return err
-			}
-			continue
+			return s.skip(depth + 1)
 		}
 		s.skipSpace()
 		if s.pos >= len(s.in) {
@@ -96,37 +81,7 @@ func decodeObject(s *scanner, path []Seg, v *Value, depth int) error {
 		}
 		c := s.in[s.pos]
 		if len(path) == 1 {
-			switch {
-			case c == '"':
-				raw, _, _, err := s.str()
-				if err != nil {
-					return err
-				}
-				var t string
-				if err := json.Unmarshal(raw, &t); err != nil {
-					return errSyntax
-				}
-				*v = Value{Text: t, Found: true, IsString: true, Mismatch: v.Mismatch}
-			case c == 'n':
-				if err := s.literal("null"); err != nil {
-					return err
-				}
-				if seg.Exact {
-					*v = Value{Mismatch: v.Mismatch} // a map entry set to nil
-				}
-			case c == 't' || c == 'f' || c == '-' || (c >= '0' && c <= '9'):
-				start := s.pos
-				if err := s.skip(depth + 1); err != nil {
-					return err
-				}
-				*v = Value{Text: string(s.in[start:s.pos]), Found: true, Mismatch: v.Mismatch || !seg.Exact}
-			default: // an object or array where a scalar is read
-				if err := s.skip(depth + 1); err != nil {
-					return err
-				}
-				*v = Value{Found: false, Mismatch: true}
-			}
-			continue
+			return decodeScalar(s, seg, c, v, depth)
 		}
 		switch c {
 		case '{':
@@ -146,7 +101,43 @@ func decodeObject(s *scanner, path []Seg, v *Value, depth int) error {
 			}
 			v.Mismatch = true
 		}
+		return nil
+	})
+}
+
+// decodeScalar applies the member value starting with c at the path's last segment seg.
+func decodeScalar(s *scanner, seg Seg, c byte, v *Value, depth int) error {
+	switch {
+	case c == '"':
+		raw, _, _, err := s.str()
+		if err != nil {
+			return err
+		}
+		var t string
+		if err := json.Unmarshal(raw, &t); err != nil {
+			return errSyntax
+		}
+		*v = Value{Text: t, Found: true, IsString: true, Mismatch: v.Mismatch}
+	case c == 'n':
+		if err := s.literal("null"); err != nil {
+			return err
+		}
+		if seg.Exact {
+			*v = Value{Mismatch: v.Mismatch} // a map entry set to nil
+		}
+	case c == 't' || c == 'f' || c == '-' || (c >= '0' && c <= '9'):
+		start := s.pos
+		if err := s.skip(depth + 1); err != nil {
+			return err
+		}
+		*v = Value{Text: string(s.in[start:s.pos]), Found: true, Mismatch: v.Mismatch || !seg.Exact}
+	default: // an object or array where a scalar is read
+		if err := s.skip(depth + 1); err != nil {
+			return err
+		}
+		*v = Value{Found: false, Mismatch: true}
 	}
+	return nil
 }
 
 // foldKey is encoding/json's folded form of a key (equal for keys bytes.EqualFold matches).
@@ -188,33 +179,18 @@ type ambiguity struct {
 
 func (a *ambiguity) value(depth int) error {
 	s := &a.s
-	if depth > maxRenderDepth {
-		return errSyntax
+	c, err := s.begin(depth)
+	if err != nil {
+		return err
 	}
-	s.skipSpace()
-	if s.pos >= len(s.in) {
-		return errEOF
-	}
-	switch s.in[s.pos] {
+	switch c {
 	case '{':
-		s.pos++
 		base := len(a.keys)
 		defer func() { a.keys = a.keys[:base] }()
-		for n := 0; ; n++ {
-			switch err := s.next(n, '}'); err {
-			case nil:
-			case errEnd:
-				return nil
-			default:
-				return err
-			}
-			raw, escaped, _, err := s.key()
-			if err != nil {
-				return err
-			}
-			k := raw[1 : len(raw)-1]
-			if escaped {
-				k = []byte(keyText(raw, escaped))
+		return s.elements(func(_ int, key key) error {
+			k := key.raw[1 : len(key.raw)-1]
+			if key.escaped {
+				k = []byte(key.text())
 			}
 			for _, prev := range a.keys[base:] {
 				if bytes.EqualFold(prev, k) {
@@ -224,29 +200,17 @@ func (a *ambiguity) value(depth int) error {
 			}
 			a.keys = append(a.keys, k)
 			a.path = append(a.path, k)
-			err = a.value(depth + 1)
+			err := a.value(depth + 1)
 			a.path = a.path[:len(a.path)-1]
-			if err != nil {
-				return err
-			}
-		}
+			return err
+		})
 	case '[':
-		s.pos++
-		for n := 0; ; n++ {
-			switch err := s.next(n, ']'); err {
-			case nil:
-			case errEnd:
-				return nil
-			default:
-				return err
-			}
+		return s.elements(func(int, key) error {
 			a.path = append(a.path, star)
 			err := a.value(depth + 1)
 			a.path = a.path[:len(a.path)-1]
-			if err != nil {
-				return err
-			}
-		}
+			return err
+		})
 	}
 	return s.skip(depth)
 }

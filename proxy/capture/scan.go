@@ -1,0 +1,209 @@
+package capture
+
+import (
+	"errors"
+	"unicode/utf8"
+
+	"github.com/flowker-audit/flowker-audit/internal/jsonscan"
+)
+
+// maxRenderDepth bounds nesting (deeper input is treated as invalid).
+const maxRenderDepth = 512
+
+// scanner walks JSON input with the shared tokenizer (internal/jsonscan), telling a body cut
+// short (errEOF: more input could have made it valid) from an invalid one (errSyntax).
+type scanner struct {
+	in       []byte
+	pos      int
+	complete bool // in is the whole input (a number may end it)
+}
+
+func (s *scanner) skipSpace() { s.pos = jsonscan.SkipSpace(s.in, s.pos) }
+
+// str scans a string starting at the opening quote. It returns the raw bytes including quotes,
+// whether it contains escapes, and whether it must be re-encoded (U+0000, a surrogate escape, or
+// invalid UTF-8).
+func (s *scanner) str() (raw []byte, escaped, dirty bool, err error) {
+	st := jsonscan.ScanString(s.in, s.pos)
+	switch st.Hard {
+	case jsonscan.OK:
+	case jsonscan.Unterminated:
+		return nil, false, false, errEOF
+	case jsonscan.BadUnicode:
+		if st.Cut {
+			return nil, false, false, errEOF
+		}
+		return nil, false, false, errSyntax
+	default:
+		return nil, false, false, errSyntax
+	}
+	raw = s.in[s.pos:st.End]
+	s.pos = st.End
+	dirty = st.NUL || st.Surrogate || st.NonASCII && !utf8.Valid(raw[1:len(raw)-1])
+	return raw, st.Escaped, dirty, nil
+}
+
+// number scans a JSON number and returns its text.
+func (s *scanner) number() ([]byte, error) {
+	n := jsonscan.ScanNumber(s.in, s.pos)
+	switch n.Problem {
+	case jsonscan.OK, jsonscan.LeadingZero: // "01": the number is 0, and what follows is wrong
+	default:
+		if n.Cut {
+			return nil, errEOF
+		}
+		return nil, errSyntax
+	}
+	start := s.pos
+	s.pos = n.End
+	if s.pos >= len(s.in) && !s.complete {
+		return nil, errEOF // a number at the very end of a prefix may have been cut
+	}
+	return s.in[start:s.pos], nil
+}
+
+func (s *scanner) literal(word string) error {
+	end, ok, cut := jsonscan.Literal(s.in, s.pos, word)
+	switch {
+	case ok:
+		s.pos = end
+		return nil
+	case cut:
+		return errEOF
+	}
+	return errSyntax
+}
+
+// errEnd is returned by next when the container closes.
+var errEnd = errors.New("end of container")
+
+// next moves to the n-th entry of an open container (after its separator, if any): it returns
+// errEnd when the closer comes instead (consuming it), errEOF or errSyntax on bad input.
+func (s *scanner) next(n int, closer byte) error {
+	s.skipSpace()
+	if s.pos >= len(s.in) {
+		return errEOF
+	}
+	if s.in[s.pos] == closer {
+		s.pos++
+		return errEnd
+	}
+	if n > 0 {
+		if s.in[s.pos] != ',' {
+			return errSyntax
+		}
+		s.pos++
+		s.skipSpace()
+		if s.pos >= len(s.in) {
+			return errEOF
+		}
+	}
+	return nil
+}
+
+// key is an object member's key as scanned: its raw bytes (quotes included), whether it has
+// escapes, and whether it must be re-encoded.
+type key struct {
+	raw            []byte
+	escaped, dirty bool
+}
+
+// text returns the key's decoded text.
+func (k key) text() string { return keyText(k.raw, k.escaped) }
+
+// elements consumes the container whose opening bracket is at s.pos, calling f at the start of
+// each entry (after its separator); for an object f is called after the entry's key and colon,
+// with the key. It returns nil after the closer, or the first error.
+func (s *scanner) elements(f func(n int, k key) error) error {
+	open := s.in[s.pos]
+	closer := byte(']')
+	if open == '{' {
+		closer = '}'
+	}
+	s.pos++
+	for n := 0; ; n++ {
+		switch err := s.next(n, closer); err {
+		case nil:
+		case errEnd:
+			return nil
+		default:
+			return err
+		}
+		var k key
+		if open == '{' {
+			var err error
+			if k.raw, k.escaped, k.dirty, err = s.key(); err != nil {
+				return err
+			}
+		}
+		if err := f(n, k); err != nil {
+			return err
+		}
+	}
+}
+
+// key scans an object member's key and its colon.
+func (s *scanner) key() (raw []byte, escaped, dirty bool, err error) {
+	if s.in[s.pos] != '"' {
+		return nil, false, false, errSyntax
+	}
+	if raw, escaped, dirty, err = s.str(); err != nil {
+		return nil, false, false, err
+	}
+	s.skipSpace()
+	if s.pos >= len(s.in) {
+		return nil, false, false, errEOF
+	}
+	if s.in[s.pos] != ':' {
+		return nil, false, false, errSyntax
+	}
+	s.pos++
+	return raw, escaped, dirty, nil
+}
+
+// begin moves to the value at s.pos (past whitespace) and returns its first byte: errSyntax
+// past maxRenderDepth, errEOF at the end of the input.
+func (s *scanner) begin(depth int) (byte, error) {
+	if depth > maxRenderDepth {
+		return 0, errSyntax
+	}
+	s.skipSpace()
+	if s.pos >= len(s.in) {
+		return 0, errEOF
+	}
+	return s.in[s.pos], nil
+}
+
+// skip consumes one value without emitting it (a redacted value).
+func (s *scanner) skip(depth int) error {
+	c, err := s.begin(depth)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c == '"':
+		_, _, _, err := s.str()
+		return err
+	case c == '{' || c == '[':
+		return s.elements(func(int, key) error { return s.skip(depth + 1) })
+	case c == '-' || (c >= '0' && c <= '9'):
+		_, err := s.number()
+		return err
+	case c == 't' || c == 'f' || c == 'n':
+		_, err := s.word()
+		return err
+	}
+	return errSyntax
+}
+
+// word scans the literal (true, false, null) whose first letter is at s.pos.
+func (s *scanner) word() (string, error) {
+	word := "null"
+	switch s.in[s.pos] {
+	case 't':
+		word = "true"
+	case 'f':
+		word = "false"
+	}
+	return word, s.literal(word)
+}
