@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flowker-audit/flowker-audit/internal/proctest"
 )
 
 // Options configures a collector.
@@ -48,9 +49,7 @@ type Collector struct {
 	// Out is the file exporter's file (OTLP JSON, one export request per line).
 	Out string
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
+	proc *proctest.Process
 }
 
 // Start starts a collector and waits until both receivers accept connections. It is stopped
@@ -60,7 +59,8 @@ func Start(t testing.TB, o Options) *Collector {
 	bin := Binary(t)
 	dir := t.TempDir()
 	c := &Collector{bin: bin, dir: dir, conf: filepath.Join(dir, "config.yaml"), Out: filepath.Join(dir, "logs.jsonl")}
-	ports, err := freePorts(2)
+	c.proc = proctest.New("otelcoltest: the collector", filepath.Join(dir, "collector.out"), bin, "--config", c.conf)
+	ports, err := proctest.FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,77 +104,14 @@ service:
 // Restart starts the collector again (after Stop) on the same ports, appending to the same
 // file, and waits until both receivers accept connections. It may be called from any
 // goroutine.
-func (c *Collector) Restart() error {
-	logf, err := os.OpenFile(filepath.Join(c.dir, "collector.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("otelcoltest: %w", err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(c.bin, "--config", c.conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("otelcoltest: starting the collector: %w", err)
-	}
-	exited := make(chan struct{})
-	c.mu.Lock()
-	c.cmd, c.exited = cmd, exited
-	c.mu.Unlock()
-	go func() { _ = cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for _, addr := range []string{c.GRPCAddr, c.HTTPAddr} {
-		for {
-			conn, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				conn.Close()
-				break
-			}
-			select {
-			case <-exited:
-				return fmt.Errorf("otelcoltest: the collector exited at start:\n%s", c.output())
-			default:
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("otelcoltest: the collector is not listening on %s after 60s: %w\n%s", addr, err, c.output())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	return nil
-}
+func (c *Collector) Restart() error { return c.proc.Start(60*time.Second, c.GRPCAddr, c.HTTPAddr) }
 
 // Stop sends sig to the collector (SIGTERM: an orderly shutdown, which flushes the file
 // exporter; SIGKILL: a crash, losing what the exporter had buffered) and waits for it to exit.
-func (c *Collector) Stop(sig syscall.Signal) {
-	c.mu.Lock()
-	cmd, exited := c.cmd, c.exited
-	c.cmd = nil
-	c.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-}
+func (c *Collector) Stop(sig syscall.Signal) { c.proc.Stop(sig) }
 
 // Pid returns the running collector's process id (0 when stopped).
-func (c *Collector) Pid() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cmd == nil {
-		return 0
-	}
-	return c.cmd.Process.Pid
-}
-
-func (c *Collector) output() string {
-	b, _ := os.ReadFile(filepath.Join(c.dir, "collector.out"))
-	return string(b)
-}
+func (c *Collector) Pid() int { return c.proc.Pid() }
 
 // Record is one received log record, flattened.
 type Record struct {
@@ -354,17 +291,4 @@ func Binary(t testing.TB) string {
 	}
 	t.Logf("otelcoltest: built the collector in %s: %s", time.Since(start).Round(time.Second), bin)
 	return bin
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

@@ -1,8 +1,6 @@
 package otlp
 
 import (
-	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -11,56 +9,15 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
-	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/internal/otelcoltest"
 	"github.com/flowker-audit/flowker-audit/internal/tlstest"
+	"github.com/flowker-audit/flowker-audit/plugins/internal/forwardtest"
 	"github.com/flowker-audit/flowker-audit/sink"
 	"github.com/flowker-audit/flowker-audit/sink/sinktest"
 )
 
 func newSink(t testing.TB, cfg map[string]any) *Sink {
-	t.Helper()
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Options{})
-	if err := s.Configure(context.Background(), raw); err != nil {
-		t.Fatalf("Configure(%s): %v", raw, err)
-	}
-	t.Cleanup(func() { s.Close(context.Background()) })
-	return s
-}
-
-// writeAll writes events in batches of n, retrying a failed batch as the host does (a
-// permanent error fails the test), and returns how many writes failed.
-func writeAll(t testing.TB, s *Sink, events []chain.Event, n int, between func(batch int)) int {
-	t.Helper()
-	failures := 0
-	for i, b := 0, 0; i < len(events); b++ {
-		if between != nil {
-			between(b)
-		}
-		end := min(i+n, len(events))
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := s.Write(ctx, events[i:end])
-			cancel()
-			if err == nil {
-				break
-			}
-			if sink.IsPermanent(err) {
-				t.Fatalf("batch %d: permanent error: %v", b, err)
-			}
-			failures++
-			if failures > 2000 {
-				t.Fatalf("batch %d: still failing after %d failed writes: %v", b, failures, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		i = end
-	}
-	return failures
+	return forwardtest.Configure(t, New(Options{}), cfg)
 }
 
 // checkReceived compares the collector's records of the chains of events (collectors are
@@ -203,8 +160,8 @@ func TestDeliverToCollector(t *testing.T) {
 				// Two chains in one batch: each gets its own resource.
 				a := sinktest.GenerateChain(fmt.Sprintf("chain-%d-a", n), 300, sinktest.GenOptions{Seed: int64(n)})
 				b := sinktest.GenerateChain(fmt.Sprintf("chain-%d-b", n), 150, sinktest.GenOptions{Seed: int64(100 + n)})
-				writeAll(t, s, append(append([]chain.Event{}, a[:200]...), b...), 100, nil)
-				writeAll(t, s, a, 120, nil) // a[:200] again: not forwarded twice
+				forwardtest.WriteAll(t, s, append(append([]chain.Event{}, a[:200]...), b...), 100, nil)
+				forwardtest.WriteAll(t, s, a, 120, nil) // a[:200] again: not forwarded twice
 				checkReceived(t, tc.col, append(append([]chain.Event{}, a...), b...), false)
 			})
 		}
@@ -247,7 +204,7 @@ func TestCollectorDown(t *testing.T) {
 			events := sinktest.GenerateChain("chain-down-"+name, 3000, sinktest.GenOptions{Seed: 5})
 			restarted := make(chan error, 1)
 			var down time.Time
-			failures := writeAll(t, s, events, batch, func(b int) {
+			failures := forwardtest.WriteAll(t, s, events, batch, func(b int) {
 				if b == 20 {
 					col.Stop(tc.sig)
 					down = time.Now()
@@ -282,27 +239,6 @@ func TestCollectorDown(t *testing.T) {
 	}
 }
 
-// signCheckpoints signs the heads of events at every step-th event with a new key and
-// returns the checkpoints as the host hands them to a sink, and the public key.
-func signCheckpoints(t *testing.T, events []chain.Event, step int) ([]sink.Checkpoint, ed25519.PublicKey) {
-	t.Helper()
-	_, key, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer := checkpoint.NewSigner(key)
-	var cps []sink.Checkpoint
-	for i := step - 1; i < len(events); i += step {
-		e := &events[i]
-		c, err := signer.Sign(e.ChainID, e.Sequence, e.Hash, e.Timestamp.Add(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cps = append(cps, sink.Checkpoint{ChainID: c.ChainID, Sequence: c.Sequence, Hash: c.Hash, Time: c.Time, KeyID: c.KeyID, Signature: c.Signature})
-	}
-	return cps, signer.Public()
-}
-
 // TestForwardCheckpoints writes events and the signed checkpoints of their heads, as the host
 // does, to a real collector over gRPC and HTTP: each checkpoint arrives once (handed over
 // twice) as an AUDIT_CHECKPOINT record with its fields as attributes and its checkpoint-log
@@ -316,18 +252,12 @@ func TestForwardCheckpoints(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				s := newSink(t, map[string]any{"endpoint": endpoint(col, protocol, "http"), "protocol": protocol, "forward_checkpoints": forwardOn})
 				events := sinktest.GenerateChain("chain-cp-"+name, 300, sinktest.GenOptions{Seed: 3})
-				cps, pub := signCheckpoints(t, events, 100)
-				for i := 0; i < len(events); i += 100 {
-					writeAll(t, s, events[i:i+100], 100, nil)
-					// The host hands over every pending checkpoint, again after a failure.
-					if err := s.WriteCheckpoints(t.Context(), cps[:i/100+1]); err != nil {
-						t.Fatal(err)
-					}
-				}
+				cps, pub := forwardtest.SignCheckpoints(t, events, 100)
+				forwardtest.WriteWithCheckpoints(t, s, events, cps, 100)
 				// Written after the checkpoints: once they are all in the collector's file, so is
 				// every checkpoint exported before them.
 				after := sinktest.GenerateChain("chain-cp-after-"+name, 10, sinktest.GenOptions{Seed: 4})
-				writeAll(t, s, after, 10, nil)
+				forwardtest.WriteAll(t, s, after, 10, nil)
 				checkReceived(t, col, append(append([]chain.Event{}, events...), after...), false)
 				recs, _, err := col.Records()
 				if err != nil {
@@ -338,13 +268,7 @@ func TestForwardCheckpoints(t *testing.T) {
 					if r.EventName != CheckpointEventName || r.Resource["service.instance.id"] != events[0].ChainID {
 						continue
 					}
-					var c checkpoint.Checkpoint
-					if err := json.Unmarshal([]byte(r.Body), &c); err != nil {
-						t.Fatalf("checkpoint body %q: %v", r.Body, err)
-					}
-					if err := c.Verify(pub); err != nil {
-						t.Fatalf("forwarded checkpoint %s: %v", r.Body, err)
-					}
+					c := forwardtest.Verified(t, r.Body, pub)
 					want := map[string]any{"event.name": CheckpointEventName, "flowker.audit.chain_id": c.ChainID,
 						"flowker.audit.sequence": strconv.FormatUint(c.Sequence, 10), "flowker.audit.hash": c.Hash,
 						"flowker.audit.checkpoint.key_id": c.KeyID, "flowker.audit.checkpoint.signature": c.Signature}
@@ -356,15 +280,7 @@ func TestForwardCheckpoints(t *testing.T) {
 					}
 					got[c.Sequence]++
 				}
-				want := map[uint64]int{}
-				if forwardOn {
-					for _, c := range cps {
-						want[c.Sequence] = 1
-					}
-				}
-				if fmt.Sprint(got) != fmt.Sprint(want) {
-					t.Fatalf("checkpoints received (sequence: times) %v, want %v", got, want)
-				}
+				forwardtest.CheckForwarded(t, got, cps, forwardOn)
 			})
 		}
 	}

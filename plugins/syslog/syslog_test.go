@@ -1,8 +1,6 @@
 package syslog
 
 import (
-	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -14,56 +12,15 @@ import (
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
-	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/internal/rsyslogtest"
 	"github.com/flowker-audit/flowker-audit/internal/tlstest"
+	"github.com/flowker-audit/flowker-audit/plugins/internal/forwardtest"
 	"github.com/flowker-audit/flowker-audit/sink"
 	"github.com/flowker-audit/flowker-audit/sink/sinktest"
 )
 
 func newSink(t testing.TB, cfg map[string]any) *Sink {
-	t.Helper()
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Options{})
-	if err := s.Configure(context.Background(), raw); err != nil {
-		t.Fatalf("Configure(%s): %v", raw, err)
-	}
-	t.Cleanup(func() { s.Close(context.Background()) })
-	return s
-}
-
-// writeAll writes events in batches of n, retrying a failed batch as the host does, and
-// returns how many writes failed.
-func writeAll(t testing.TB, s *Sink, events []chain.Event, n int, between func(batch int)) int {
-	t.Helper()
-	failures := 0
-	for i, b := 0, 0; i < len(events); b++ {
-		if between != nil {
-			between(b)
-		}
-		end := min(i+n, len(events))
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := s.Write(ctx, events[i:end])
-			cancel()
-			if err == nil {
-				break
-			}
-			if sink.IsPermanent(err) {
-				t.Fatalf("batch %d: permanent error: %v", b, err)
-			}
-			failures++
-			if failures > 1000 {
-				t.Fatalf("batch %d: still failing after %d failed writes: %v", b, failures, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		i = end
-	}
-	return failures
+	return forwardtest.Configure(t, New(Options{}), cfg)
 }
 
 var sdParam = regexp.MustCompile(`([A-Za-z]+)="((?:[^"\\]|\\.)*)"`)
@@ -180,7 +137,7 @@ func TestDeliverToRsyslog(t *testing.T) {
 			tc.cfg["hostname"] = "audit-host"
 			s := newSink(t, tc.cfg)
 			events := sinktest.GenerateChain("chain-syslog", 1000, sinktest.GenOptions{Seed: 7})
-			writeAll(t, s, events, 100, nil)
+			forwardtest.WriteAll(t, s, events, 100, nil)
 			// A repeated batch is not forwarded twice.
 			if err := s.Write(t.Context(), events[900:]); err != nil {
 				t.Fatal(err)
@@ -211,7 +168,7 @@ func TestReceiverRestart(t *testing.T) {
 			s := newSink(t, map[string]any{"address": srv.Addr, "hostname": "audit-host"})
 			events := sinktest.GenerateChain("chain-restart", 3000, sinktest.GenOptions{Seed: 9})
 			restarted := make(chan error, 2)
-			failures := writeAll(t, s, events, 100, func(b int) {
+			failures := forwardtest.WriteAll(t, s, events, 100, func(b int) {
 				switch b {
 				case 10, 20:
 					srv.Stop(sig)
@@ -236,27 +193,6 @@ func TestReceiverRestart(t *testing.T) {
 	}
 }
 
-// signCheckpoints signs the heads of events at every step-th event with a new key and
-// returns the checkpoints as the host hands them to a sink, and the public key.
-func signCheckpoints(t *testing.T, events []chain.Event, step int) ([]sink.Checkpoint, ed25519.PublicKey) {
-	t.Helper()
-	_, key, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer := checkpoint.NewSigner(key)
-	var cps []sink.Checkpoint
-	for i := step - 1; i < len(events); i += step {
-		e := &events[i]
-		c, err := signer.Sign(e.ChainID, e.Sequence, e.Hash, e.Timestamp.Add(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cps = append(cps, sink.Checkpoint{ChainID: c.ChainID, Sequence: c.Sequence, Hash: c.Hash, Time: c.Time, KeyID: c.KeyID, Signature: c.Signature})
-	}
-	return cps, signer.Public()
-}
-
 // TestForwardCheckpoints writes events and the signed checkpoints of their heads, as the host
 // does, to a real rsyslogd: each checkpoint arrives once (handed over twice) as an
 // AUDIT_CHECKPOINT message whose structured data holds its fields and whose MSG is its
@@ -268,17 +204,11 @@ func TestForwardCheckpoints(t *testing.T) {
 			srv := rsyslogtest.Start(t, rsyslogtest.Options{})
 			s := newSink(t, map[string]any{"address": srv.Addr, "hostname": "audit-host", "forward_checkpoints": forwardOn})
 			events := sinktest.GenerateChain("chain-checkpoints", 300, sinktest.GenOptions{Seed: 3})
-			cps, pub := signCheckpoints(t, events, 100)
-			for i := 0; i < len(events); i += 100 {
-				writeAll(t, s, events[i:i+100], 100, nil)
-				// The host hands over every pending checkpoint, again after a failure.
-				if err := s.WriteCheckpoints(t.Context(), cps[:i/100+1]); err != nil {
-					t.Fatal(err)
-				}
-			}
+			cps, pub := forwardtest.SignCheckpoints(t, events, 100)
+			forwardtest.WriteWithCheckpoints(t, s, events, cps, 100)
 			// The events are written after the checkpoints on the same connection: once they
 			// are all in rsyslog's file, so is every checkpoint message sent before them.
-			writeAll(t, s, sinktest.GenerateChain("chain-after", 10, sinktest.GenOptions{Seed: 4}), 10, nil)
+			forwardtest.WriteAll(t, s, sinktest.GenerateChain("chain-after", 10, sinktest.GenOptions{Seed: 4}), 10, nil)
 			checkReceived(t, srv, append(append([]chain.Event{}, events...), sinktest.GenerateChain("chain-after", 10, sinktest.GenOptions{Seed: 4})...), false)
 			msgs, _, err := srv.Messages()
 			if err != nil {
@@ -289,13 +219,7 @@ func TestForwardCheckpoints(t *testing.T) {
 				if m.MsgID != CheckpointMsgID {
 					continue
 				}
-				var c checkpoint.Checkpoint
-				if err := json.Unmarshal([]byte(m.Msg), &c); err != nil {
-					t.Fatalf("checkpoint MSG %q: %v", m.Msg, err)
-				}
-				if err := c.Verify(pub); err != nil {
-					t.Fatalf("forwarded checkpoint %s: %v", m.Msg, err)
-				}
+				c := forwardtest.Verified(t, m.Msg, pub)
 				params := map[string]string{}
 				for _, p := range sdParam.FindAllStringSubmatch(m.StructuredData, -1) {
 					params[p[1]] = p[2]
@@ -310,15 +234,7 @@ func TestForwardCheckpoints(t *testing.T) {
 				}
 				got[c.Sequence]++
 			}
-			want := map[uint64]int{}
-			if forwardOn {
-				for _, c := range cps {
-					want[c.Sequence] = 1
-				}
-			}
-			if fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Fatalf("checkpoints received (sequence: times) %v, want %v", got, want)
-			}
+			forwardtest.CheckForwarded(t, got, cps, forwardOn)
 		})
 	}
 }
