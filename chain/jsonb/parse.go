@@ -222,9 +222,10 @@ func (c *Canonicalizer) key(pos int, f *frame) (int, error) {
 // str parses the string literal at pos (a '"') into a node and returns the position after it
 // and its output size.
 func (c *Canonicalizer) str(pos int) (int, int64, error) {
-	st := jsonscan.ScanString(c.src, pos)
-	if err := c.stringError(pos, &st); err != nil {
-		return 0, 0, err
+	var st jsonscan.String
+	jsonscan.ScanString(c.src, pos, &st)
+	if st.Hard != jsonscan.OK || st.Soft != jsonscan.OK {
+		return 0, 0, c.stringError(pos, &st)
 	}
 	if st.Escaped {
 		return c.strEscaped(pos, st.End)

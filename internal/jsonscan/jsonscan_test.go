@@ -44,7 +44,8 @@ func TestScanString(t *testing.T) {
 		{in: "\"\\ud800\x01\"", escaped: true, surr: true, hard: ControlChar, hardPos: 7},
 		{in: `"\ud800\uZZZZ"`, escaped: true, surr: true, hard: BadUnicode, hardPos: 7},
 	} {
-		got := ScanString([]byte(tc.in), 0)
+		var got String
+		ScanString([]byte(tc.in), 0, &got)
 		want := String{End: tc.end, Escaped: tc.escaped, NonASCII: tc.nonASCII, Surrogate: tc.surr, NUL: tc.nul,
 			Hard: tc.hard, HardPos: tc.hardPos, Cut: tc.cut, Soft: tc.soft, SoftPos: tc.softPos}
 		if got != want {
@@ -105,7 +106,8 @@ func FuzzScanString(f *testing.F) {
 		if len(in) == 0 || in[0] != '"' {
 			in = append([]byte{'"'}, in...)
 		}
-		st := ScanString(in, 0)
+		var st String
+		ScanString(in, 0, &st)
 		whole := json.Valid(in)
 		if st.Hard != OK {
 			if whole {

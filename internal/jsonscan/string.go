@@ -75,11 +75,32 @@ func (s *String) soft(p Problem, pos int) {
 	}
 }
 
-// ScanString scans the string token whose opening quote is at src[pos].
-func ScanString(src []byte, pos int) String {
-	var s String
+// ScanString scans the string token whose opening quote is at src[pos] into *s.
+func ScanString(src []byte, pos int, s *String) {
 	var acc uint64 // ORed bytes skipped 8 at a time
 	i := pos + 1
+	// The common case first: no escape and no problem before the closing quote.
+	for i+8 <= len(src) {
+		w := binary.LittleEndian.Uint64(src[i:])
+		if m := specialBytes(w); m != 0 {
+			n := bits.TrailingZeros64(m) >> 3
+			acc |= w & (1<<(8*n) - 1)
+			i += n
+			break
+		}
+		acc |= w
+		i += 8
+	}
+	if i < len(src) && src[i] == '"' {
+		*s = String{End: i + 1, NonASCII: acc&0x8080808080808080 != 0}
+		return
+	}
+	*s = String{}
+	scanRest(src, pos, i, acc, s)
+}
+
+// scanRest continues ScanString at i, with acc the ORed bytes so far.
+func scanRest(src []byte, pos, i int, acc uint64, s *String) {
 	hi := -1 // position of a pending high-surrogate escape
 	for {
 		if hi < 0 {
@@ -99,7 +120,8 @@ func ScanString(src []byte, pos int) String {
 		}
 		if i >= len(src) {
 			s.Hard, s.HardPos = Unterminated, pos
-			return s.done(acc)
+			s.NonASCII = acc&0x8080808080808080 != 0
+			return
 		}
 		switch b := src[i]; {
 		case b == '"':
@@ -107,19 +129,22 @@ func ScanString(src []byte, pos int) String {
 				s.soft(LoneHigh, hi)
 			}
 			s.End = i + 1
-			return s.done(acc)
+			s.NonASCII = acc&0x8080808080808080 != 0
+			return
 		case b == '\\':
 			s.Escaped = true
 			if i+1 >= len(src) {
 				s.Hard, s.HardPos = Unterminated, pos
-				return s.done(acc)
+				s.NonASCII = acc&0x8080808080808080 != 0
+				return
 			}
 			e := src[i+1]
 			if e == 'u' {
 				r, ok := hex4(src, i+2)
 				if !ok {
 					s.Hard, s.HardPos, s.Cut = BadUnicode, i, i+6 > len(src)
-					return s.done(acc)
+					s.NonASCII = acc&0x8080808080808080 != 0
+					return
 				}
 				switch {
 				case r >= 0xD800 && r <= 0xDBFF:
@@ -154,11 +179,13 @@ func ScanString(src []byte, pos int) String {
 				i += 2
 			default:
 				s.Hard, s.HardPos = BadEscape, i
-				return s.done(acc)
+				s.NonASCII = acc&0x8080808080808080 != 0
+				return
 			}
 		case b < 0x20:
 			s.Hard, s.HardPos = ControlChar, i
-			return s.done(acc)
+			s.NonASCII = acc&0x8080808080808080 != 0
+			return
 		default:
 			if hi >= 0 {
 				s.soft(LoneHigh, hi)
@@ -168,11 +195,6 @@ func ScanString(src []byte, pos int) String {
 			i++
 		}
 	}
-}
-
-func (s String) done(acc uint64) String {
-	s.NonASCII = acc&0x8080808080808080 != 0
-	return s
 }
 
 // specialBytes returns a mask whose lowest set bit is the high bit of the first byte of w (in

@@ -70,39 +70,50 @@ func decodeObject(s *scanner, path []Seg, v *Value, depth int) error {
 		return errSyntax
 	}
 	seg := path[0]
-	return s.elements(func(_ int, key key) error {
-		k := key.text()
-		if seg.Exact && k != seg.Name || !seg.Exact && !strings.EqualFold(k, seg.Name) {
-			return s.skip(depth + 1)
+	closer := s.open()
+	for n := 0; ; n++ {
+		key, more, err := s.entry(n, closer)
+		if !more {
+			return err
 		}
-		s.skipSpace()
-		if s.pos >= len(s.in) {
-			return errEOF
+		if err := decodeMember(s, path, seg, key.text(), v, depth); err != nil {
+			return err
 		}
-		c := s.in[s.pos]
-		if len(path) == 1 {
-			return decodeScalar(s, seg, c, v, depth)
+	}
+}
+
+// decodeMember applies the value of the member k, at the path's first segment seg.
+func decodeMember(s *scanner, path []Seg, seg Seg, k string, v *Value, depth int) error {
+	if seg.Exact && k != seg.Name || !seg.Exact && !strings.EqualFold(k, seg.Name) {
+		return s.skip(depth + 1)
+	}
+	s.skipSpace()
+	if s.pos >= len(s.in) {
+		return errEOF
+	}
+	c := s.in[s.pos]
+	if len(path) == 1 {
+		return decodeScalar(s, seg, c, v, depth)
+	}
+	switch c {
+	case '{':
+		if err := decodeObject(s, path[1:], v, depth+1); err != nil && !errors.Is(err, errMismatch) {
+			return err
 		}
-		switch c {
-		case '{':
-			if err := decodeObject(s, path[1:], v, depth+1); err != nil && !errors.Is(err, errMismatch) {
-				return err
-			}
-		case 'n':
-			if err := s.literal("null"); err != nil {
-				return err
-			}
-			if path[1].Exact {
-				*v = Value{Mismatch: v.Mismatch} // the map is set to nil: what it held is gone
-			}
-		default:
-			if err := s.skip(depth + 1); err != nil {
-				return err
-			}
-			v.Mismatch = true
+	case 'n':
+		if err := s.literal("null"); err != nil {
+			return err
 		}
-		return nil
-	})
+		if path[1].Exact {
+			*v = Value{Mismatch: v.Mismatch} // the map is set to nil: what it held is gone
+		}
+	default:
+		if err := s.skip(depth + 1); err != nil {
+			return err
+		}
+		v.Mismatch = true
+	}
+	return nil
 }
 
 // decodeScalar applies the member value starting with c at the path's last segment seg.
@@ -187,7 +198,12 @@ func (a *ambiguity) value(depth int) error {
 	case '{':
 		base := len(a.keys)
 		defer func() { a.keys = a.keys[:base] }()
-		return s.elements(func(_ int, key key) error {
+		closer := s.open()
+		for n := 0; ; n++ {
+			key, more, err := s.entry(n, closer)
+			if !more {
+				return err
+			}
 			k := key.raw[1 : len(key.raw)-1]
 			if key.escaped {
 				k = []byte(key.text())
@@ -199,23 +215,33 @@ func (a *ambiguity) value(depth int) error {
 				}
 			}
 			a.keys = append(a.keys, k)
-			a.path = append(a.path, k)
-			err := a.value(depth + 1)
-			a.path = a.path[:len(a.path)-1]
-			return err
-		})
+			if err := a.member(k, depth); err != nil {
+				return err
+			}
+		}
 	case '[':
-		return s.elements(func(int, key) error {
-			a.path = append(a.path, star)
-			err := a.value(depth + 1)
-			a.path = a.path[:len(a.path)-1]
-			return err
-		})
+		closer := s.open()
+		for n := 0; ; n++ {
+			if _, more, err := s.entry(n, closer); !more {
+				return err
+			}
+			if err := a.member(star, depth); err != nil {
+				return err
+			}
+		}
 	}
 	return s.skip(depth)
 }
 
 var star = []byte("*")
+
+// member walks the value of the member (or element, star) seg.
+func (a *ambiguity) member(seg []byte, depth int) error {
+	a.path = append(a.path, seg)
+	err := a.value(depth + 1)
+	a.path = a.path[:len(a.path)-1]
+	return err
+}
 
 func (a *ambiguity) report(k []byte) {
 	if len(a.out) >= a.limit {

@@ -183,7 +183,12 @@ func (w *writer) object(r *Redactor, s *scanner, depth int) error {
 		return errBudget
 	}
 	defer w.shut()
-	return s.elements(func(n int, k key) error {
+	closer := s.open()
+	for n := 0; ; n++ {
+		k, more, err := s.entry(n, closer)
+		if !more {
+			return err
+		}
 		mark := len(w.out)
 		if n > 0 {
 			if err := w.emit([]byte{','}); err != nil {
@@ -208,15 +213,20 @@ func (w *writer) object(r *Redactor, s *scanner, depth int) error {
 				return err
 			}
 			// The member is complete (its value is hidden either way), even if skipping fails.
-			return s.skip(depth + 1)
+			if err := s.skip(depth + 1); err != nil {
+				return err
+			}
+			continue
 		}
-		err := w.value(r, s, depth+1)
+		err = w.value(r, s, depth+1)
 		w.path = w.path[:len(w.path)-1]
-		if err != nil && len(w.out) == afterKey {
-			w.out = w.out[:mark] // nothing of the value was written: drop the member
+		if err != nil {
+			if len(w.out) == afterKey {
+				w.out = w.out[:mark] // nothing of the value was written: drop the member
+			}
+			return err
 		}
-		return err
-	})
+	}
 }
 
 func (w *writer) array(r *Redactor, s *scanner, depth int) error {
@@ -224,7 +234,11 @@ func (w *writer) array(r *Redactor, s *scanner, depth int) error {
 		return errBudget
 	}
 	defer w.shut()
-	return s.elements(func(n int, _ key) error {
+	closer := s.open()
+	for n := 0; ; n++ {
+		if _, more, err := s.entry(n, closer); !more {
+			return err
+		}
 		mark := len(w.out)
 		if n > 0 {
 			if err := w.emit([]byte{','}); err != nil {
@@ -242,9 +256,11 @@ func (w *writer) array(r *Redactor, s *scanner, depth int) error {
 			err = w.value(r, s, depth+1)
 		}
 		w.path = w.path[:len(w.path)-1]
-		if err != nil && len(w.out) == afterSep {
-			w.out = w.out[:mark] // nothing of the element was written: drop it
+		if err != nil {
+			if len(w.out) == afterSep {
+				w.out = w.out[:mark] // nothing of the element was written: drop it
+			}
+			return err
 		}
-		return err
-	})
+	}
 }

@@ -24,7 +24,8 @@ func (s *scanner) skipSpace() { s.pos = jsonscan.SkipSpace(s.in, s.pos) }
 // whether it contains escapes, and whether it must be re-encoded (U+0000, a surrogate escape, or
 // invalid UTF-8).
 func (s *scanner) str() (raw []byte, escaped, dirty bool, err error) {
-	st := jsonscan.ScanString(s.in, s.pos)
+	var st jsonscan.String
+	jsonscan.ScanString(s.in, s.pos, &st)
 	switch st.Hard {
 	case jsonscan.OK:
 	case jsonscan.Unterminated:
@@ -111,35 +112,33 @@ type key struct {
 // text returns the key's decoded text.
 func (k key) text() string { return keyText(k.raw, k.escaped) }
 
-// elements consumes the container whose opening bracket is at s.pos, calling f at the start of
-// each entry (after its separator); for an object f is called after the entry's key and colon,
-// with the key. It returns nil after the closer, or the first error.
-func (s *scanner) elements(f func(n int, k key) error) error {
-	open := s.in[s.pos]
-	closer := byte(']')
-	if open == '{' {
-		closer = '}'
-	}
+// open consumes the opening bracket at s.pos and returns its closer, for entry.
+func (s *scanner) open() byte {
+	c := s.in[s.pos]
 	s.pos++
-	for n := 0; ; n++ {
-		switch err := s.next(n, closer); err {
-		case nil:
-		case errEnd:
-			return nil
-		default:
-			return err
-		}
-		var k key
-		if open == '{' {
-			var err error
-			if k.raw, k.escaped, k.dirty, err = s.key(); err != nil {
-				return err
-			}
-		}
-		if err := f(n, k); err != nil {
-			return err
+	if c == '{' {
+		return '}'
+	}
+	return ']'
+}
+
+// entry moves to the n-th entry of the container that open opened: past its separator and,
+// in an object (closer '}'), past its key and colon, returning the key. more is false when the
+// closer came instead (consumed; err is nil) or the input is bad (err says how).
+func (s *scanner) entry(n int, closer byte) (k key, more bool, err error) {
+	switch err := s.next(n, closer); err {
+	case nil:
+	case errEnd:
+		return key{}, false, nil
+	default:
+		return key{}, false, err
+	}
+	if closer == '}' {
+		if k.raw, k.escaped, k.dirty, err = s.key(); err != nil {
+			return key{}, false, err
 		}
 	}
+	return k, true, nil
 }
 
 // key scans an object member's key and its colon.
@@ -185,7 +184,15 @@ func (s *scanner) skip(depth int) error {
 		_, _, _, err := s.str()
 		return err
 	case c == '{' || c == '[':
-		return s.elements(func(int, key) error { return s.skip(depth + 1) })
+		closer := s.open()
+		for n := 0; ; n++ {
+			if _, more, err := s.entry(n, closer); !more {
+				return err
+			}
+			if err := s.skip(depth + 1); err != nil {
+				return err
+			}
+		}
 	case c == '-' || (c >= '0' && c <= '9'):
 		_, err := s.number()
 		return err
