@@ -77,20 +77,8 @@ func (s *String) soft(p Problem, pos int) {
 
 // ScanString scans the string token whose opening quote is at src[pos] into *s.
 func ScanString(src []byte, pos int, s *String) {
-	var acc uint64 // ORed bytes skipped 8 at a time
-	i := pos + 1
 	// The common case first: no escape and no problem before the closing quote.
-	for i+8 <= len(src) {
-		w := binary.LittleEndian.Uint64(src[i:])
-		if m := specialBytes(w); m != 0 {
-			n := bits.TrailingZeros64(m) >> 3
-			acc |= w & (1<<(8*n) - 1)
-			i += n
-			break
-		}
-		acc |= w
-		i += 8
-	}
+	i, acc := skipOrdinary(src, pos+1, 0) // acc: the bytes skipped, ORed
 	if i < len(src) && src[i] == '"' {
 		*s = String{End: i + 1, NonASCII: acc&0x8080808080808080 != 0}
 		return
@@ -106,17 +94,7 @@ func scanRest(src []byte, pos, i int, acc uint64, s *String) {
 		if hi < 0 {
 			// Skip 8 ordinary bytes at a time (not while a high surrogate waits: the next byte
 			// decides whether it is alone).
-			for i+8 <= len(src) {
-				w := binary.LittleEndian.Uint64(src[i:])
-				if m := specialBytes(w); m != 0 {
-					n := bits.TrailingZeros64(m) >> 3
-					acc |= w & (1<<(8*n) - 1)
-					i += n
-					break
-				}
-				acc |= w
-				i += 8
-			}
+			i, acc = skipOrdinary(src, i, acc)
 		}
 		if i >= len(src) {
 			s.Hard, s.HardPos = Unterminated, pos
@@ -195,6 +173,22 @@ func scanRest(src []byte, pos, i int, acc uint64, s *String) {
 			i++
 		}
 	}
+}
+
+// skipOrdinary skips ordinary string bytes 8 at a time from i: it returns where it stopped (at
+// the first '"', '\\' or control byte, or with fewer than 8 bytes left) and acc ORed with the
+// bytes it skipped.
+func skipOrdinary(src []byte, i int, acc uint64) (int, uint64) {
+	for i+8 <= len(src) {
+		w := binary.LittleEndian.Uint64(src[i:])
+		if m := specialBytes(w); m != 0 {
+			n := bits.TrailingZeros64(m) >> 3
+			return i + n, acc | w&(1<<(8*n)-1)
+		}
+		acc |= w
+		i += 8
+	}
+	return i, acc
 }
 
 // specialBytes returns a mask whose lowest set bit is the high bit of the first byte of w (in
