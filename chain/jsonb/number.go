@@ -73,7 +73,8 @@ func (l *layout) size(neg bool) int64 {
 // lexNumber checks the number token at pos like PostgreSQL's JSON lexer and splits it.
 func (c *Canonicalizer) lexNumber(pos int) (numParts, int, bool, error) {
 	src := c.src
-	n := jsonscan.ScanNumber(src, pos)
+	var n jsonscan.Number
+	jsonscan.ScanNumber(src, pos, &n)
 	var p numParts
 	switch n.Problem {
 	case jsonscan.LeadingZero:

@@ -71,7 +71,8 @@ func TestScanNumber(t *testing.T) {
 		{"1ex", Number{End: 2, IntEnd: 1, HasExp: true, ExpStart: 2, ExpEnd: 2, Problem: NoExpDigit}},
 		{"7abc", Number{End: 1, IntEnd: 1}}, // what follows is the caller's
 	} {
-		if got := ScanNumber([]byte(tc.in), 0); got != tc.want {
+		var got Number
+		if ScanNumber([]byte(tc.in), 0, &got); got != tc.want {
 			t.Errorf("ScanNumber(%q)\n got %+v\nwant %+v", tc.in, got, tc.want)
 		}
 	}
@@ -158,7 +159,8 @@ func FuzzScanNumber(f *testing.F) {
 		if len(in) == 0 || (in[0] != '-' && (in[0] < '0' || in[0] > '9')) {
 			return
 		}
-		n := ScanNumber(in, 0)
+		var n Number
+		ScanNumber(in, 0, &n)
 		whole := json.Valid(in) && n.End <= len(in)
 		switch n.Problem {
 		case OK, LeadingZero:

@@ -21,10 +21,10 @@ type Number struct {
 	Cut     bool
 }
 
-// ScanNumber scans the number token starting at src[pos] (a '-' or a digit). It does not look
-// at what follows the number.
-func ScanNumber(src []byte, pos int) Number {
-	n := Number{IntStart: pos}
+// ScanNumber scans the number token starting at src[pos] (a '-' or a digit) into *n. It does
+// not look at what follows the number.
+func ScanNumber(src []byte, pos int, n *Number) {
+	*n = Number{IntStart: pos}
 	i := pos
 	if src[i] == '-' {
 		n.Neg = true
@@ -37,19 +37,21 @@ func ScanNumber(src []byte, pos int) Number {
 		n.IntEnd, n.End = i, i
 		if i < len(src) && isDigit(src[i]) {
 			n.Problem = LeadingZero
-			return n
+			return
 		}
 	case i < len(src) && src[i] >= '1' && src[i] <= '9':
 		i = digits(src, i)
 		n.IntEnd = i
 	default:
-		return n.fail(src, i, NoIntDigit)
+		n.fail(src, i, NoIntDigit)
+		return
 	}
 	if i < len(src) && src[i] == '.' {
 		n.HasFrac = true
 		n.FracStart = i + 1
 		if i, n.FracEnd = digitRun(src, n.FracStart); i == n.FracStart {
-			return n.fail(src, i, NoFracDigit)
+			n.fail(src, i, NoFracDigit)
+			return
 		}
 	}
 	if i < len(src) && (src[i] == 'e' || src[i] == 'E') {
@@ -61,17 +63,16 @@ func ScanNumber(src []byte, pos int) Number {
 		}
 		n.ExpStart = i
 		if i, n.ExpEnd = digitRun(src, i); i == n.ExpStart {
-			return n.fail(src, i, NoExpDigit)
+			n.fail(src, i, NoExpDigit)
+			return
 		}
 	}
 	n.End = i
-	return n
 }
 
-// fail returns n with problem p where a digit was expected at i.
-func (n Number) fail(src []byte, i int, p Problem) Number {
+// fail records problem p where a digit was expected at i.
+func (n *Number) fail(src []byte, i int, p Problem) {
 	n.End, n.Problem, n.Cut = i, p, i >= len(src)
-	return n
 }
 
 // digitRun returns the end of the digits at src[i:], twice.

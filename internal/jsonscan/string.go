@@ -78,7 +78,7 @@ func (s *String) soft(p Problem, pos int) {
 // ScanString scans the string token whose opening quote is at src[pos] into *s.
 func ScanString(src []byte, pos int, s *String) {
 	// The common case first: no escape and no problem before the closing quote.
-	i, acc := skipOrdinary(src, pos+1, 0) // acc: the bytes skipped, ORed
+	i, acc := SkipOrdinary(src, pos+1, 0) // acc: the bytes skipped, ORed
 	if i < len(src) && src[i] == '"' {
 		*s = String{End: i + 1, NonASCII: acc&0x8080808080808080 != 0}
 		return
@@ -94,7 +94,7 @@ func scanRest(src []byte, pos, i int, acc uint64, s *String) {
 		if hi < 0 {
 			// Skip 8 ordinary bytes at a time (not while a high surrogate waits: the next byte
 			// decides whether it is alone).
-			i, acc = skipOrdinary(src, i, acc)
+			i, acc = SkipOrdinary(src, i, acc)
 		}
 		if i >= len(src) {
 			s.Hard, s.HardPos = Unterminated, pos
@@ -175,10 +175,11 @@ func scanRest(src []byte, pos, i int, acc uint64, s *String) {
 	}
 }
 
-// skipOrdinary skips ordinary string bytes 8 at a time from i: it returns where it stopped (at
+// SkipOrdinary skips ordinary string bytes 8 at a time from i: it returns where it stopped (at
 // the first '"', '\\' or control byte, or with fewer than 8 bytes left) and acc ORed with the
-// bytes it skipped.
-func skipOrdinary(src []byte, i int, acc uint64) (int, uint64) {
+// bytes it skipped. It is small enough to be inlined: a caller in a hot loop can try it for a
+// plain string (stopped at its closing quote) before calling ScanString.
+func SkipOrdinary(src []byte, i int, acc uint64) (int, uint64) {
 	for i+8 <= len(src) {
 		w := binary.LittleEndian.Uint64(src[i:])
 		if m := specialBytes(w); m != 0 {

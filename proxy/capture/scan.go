@@ -46,7 +46,8 @@ func (s *scanner) str() (raw []byte, escaped, dirty bool, err error) {
 
 // number scans a JSON number and returns its text.
 func (s *scanner) number() ([]byte, error) {
-	n := jsonscan.ScanNumber(s.in, s.pos)
+	var n jsonscan.Number
+	jsonscan.ScanNumber(s.in, s.pos, &n)
 	switch n.Problem {
 	case jsonscan.OK, jsonscan.LeadingZero: // "01": the number is 0, and what follows is wrong
 	default:
