@@ -8,6 +8,8 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +140,32 @@ func CheckForwarded(t testing.TB, got map[uint64]int, cps []sink.Checkpoint, on 
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("checkpoints received (sequence: times) %v, want %v", got, want)
+	}
+}
+
+// ConfigCase is a configuration that must be refused (Raw), and the problems its error must
+// list (Want: each must start a line of the error after its first). An alias of an unnamed
+// struct, so that test tables can list cases without field names.
+type ConfigCase = struct {
+	Raw  string
+	Want []string
+}
+
+// CheckRefused fails the test for each case that parse accepts, or whose error lacks a line
+// starting with one of the wanted problems (every problem on its own line, key path first).
+func CheckRefused(t testing.TB, parse func([]byte) error, cases []ConfigCase) {
+	t.Helper()
+	for _, tc := range cases {
+		err := parse([]byte(tc.Raw))
+		if err == nil {
+			t.Errorf("%s: accepted", tc.Raw)
+			continue
+		}
+		lines := strings.Split(err.Error(), "\n")
+		for _, w := range tc.Want {
+			if !slices.ContainsFunc(lines[1:], func(l string) bool { return strings.HasPrefix(l, w) }) {
+				t.Errorf("%s: error %q has no line starting %q", tc.Raw, err, w)
+			}
+		}
 	}
 }
