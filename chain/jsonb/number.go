@@ -1,5 +1,7 @@
 package jsonb
 
+import "github.com/flowker-audit/flowker-audit/internal/jsonscan"
+
 // Numbers follow PostgreSQL's numeric input (numeric_in, set_var_from_str) and output
 // (get_str_from_var): the value is exact, the display scale is the number of fractional
 // digits written minus the exponent (at least 0), and output is plain decimal with exactly
@@ -71,65 +73,36 @@ func (l *layout) size(neg bool) int64 {
 // lexNumber checks the number token at pos like PostgreSQL's JSON lexer and splits it.
 func (c *Canonicalizer) lexNumber(pos int) (numParts, int, bool, error) {
 	src := c.src
-	i := pos
+	var n jsonscan.Number
+	jsonscan.ScanNumber(src, pos, &n)
 	var p numParts
-	if src[i] == '-' {
-		p.neg = true
-		i++
-	}
-	is := i
-	switch {
-	case i < len(src) && src[i] == '0':
-		i++
-		if i < len(src) && src[i] >= '0' && src[i] <= '9' {
-			return p, 0, false, c.badNumber(pos, "leading zeros are not allowed")
-		}
-	case i < len(src) && src[i] >= '1' && src[i] <= '9':
-		for i < len(src) && src[i] >= '0' && src[i] <= '9' {
-			i++
-		}
-	default:
+	switch n.Problem {
+	case jsonscan.LeadingZero:
+		return p, 0, false, c.badNumber(pos, "leading zeros are not allowed")
+	case jsonscan.NoIntDigit:
 		return p, 0, false, c.badNumber(pos, "expected a digit after '-'")
+	case jsonscan.NoFracDigit:
+		return p, 0, false, c.badNumber(pos, "expected a digit after '.'")
+	case jsonscan.NoExpDigit:
+		return p, 0, false, c.badNumber(pos, "expected a digit in the exponent")
 	}
-	p.intDigits = src[is:i]
-	if i < len(src) && src[i] == '.' {
-		i++
-		fs := i
-		for i < len(src) && src[i] >= '0' && src[i] <= '9' {
-			i++
-		}
-		if i == fs {
-			return p, 0, false, c.badNumber(pos, "expected a digit after '.'")
-		}
-		p.fracDigits = src[fs:i]
+	p.neg = n.Neg
+	p.intDigits = src[n.IntStart:n.IntEnd]
+	if n.HasFrac {
+		p.fracDigits = src[n.FracStart:n.FracEnd]
 	}
-	hasExp := false
-	if i < len(src) && (src[i] == 'e' || src[i] == 'E') {
-		hasExp = true
-		i++
-		negExp := false
-		if i < len(src) && (src[i] == '+' || src[i] == '-') {
-			negExp = src[i] == '-'
-			i++
-		}
-		es := i
-		for i < len(src) && src[i] >= '0' && src[i] <= '9' {
-			if p.exp <= maxExponent {
-				p.exp = p.exp*10 + int64(src[i]-'0')
-			}
-			i++
-		}
-		if i == es {
-			return p, 0, false, c.badNumber(pos, "expected a digit in the exponent")
-		}
-		if negExp {
-			p.exp = -p.exp
+	for _, d := range src[n.ExpStart:n.ExpEnd] {
+		if p.exp <= maxExponent {
+			p.exp = p.exp*10 + int64(d-'0')
 		}
 	}
-	if i < len(src) && isTokenChar(src[i]) {
+	if n.ExpNeg {
+		p.exp = -p.exp
+	}
+	if n.End < len(src) && isTokenChar(src[n.End]) {
 		return p, 0, false, c.badNumber(pos, "invalid character after number")
 	}
-	return p, i, hasExp, nil
+	return p, n.End, n.HasExp, nil
 }
 
 // number parses the number token at pos into a node and returns the position after it and
@@ -172,7 +145,7 @@ func (c *Canonicalizer) number(pos int) (int, int64, error) {
 // is allowed where it stands (so `{"a" "\u0000"}` fails with the escape's error).
 func (c *Canonicalizer) afterNextToken(end int, err error) error {
 	src := c.src
-	pos := skipWS(src, end)
+	pos := jsonscan.SkipSpace(src, end)
 	if pos >= len(src) {
 		return err
 	}

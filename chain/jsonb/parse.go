@@ -2,11 +2,11 @@ package jsonb
 
 import (
 	"bytes"
-	"encoding/binary"
-	"math/bits"
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/flowker-audit/flowker-audit/internal/jsonscan"
 )
 
 // The intermediate form is a flat slice of nodes in document order. An object's members
@@ -61,19 +61,10 @@ type frame struct {
 	size    int64  // arrays: sum of the elements' output sizes
 }
 
-func isWS(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
-
-func skipWS(src []byte, i int) int {
-	for i < len(src) && isWS(src[i]) {
-		i++
-	}
-	return i
-}
-
 // parse parses c.src into c.nodes and returns the exact length of its rendering.
 func (c *Canonicalizer) parse() (int64, error) {
 	src := c.src
-	pos := skipWS(src, 0)
+	pos := jsonscan.SkipSpace(src, 0)
 	for {
 		// A value starts at pos.
 		var (
@@ -92,19 +83,19 @@ func (c *Canonicalizer) parse() (int64, error) {
 		// closing containers as long as they end.
 		for {
 			if len(c.stack) == 0 {
-				pos = skipWS(src, pos)
+				pos = jsonscan.SkipSpace(src, pos)
 				if pos < len(src) {
 					return 0, c.afterNextToken(pos, newError(ErrSyntax, pos, "unexpected %s after the top-level value", describe(src, pos)))
 				}
 				return size, nil
 			}
 			f := &c.stack[len(c.stack)-1]
-			pos = skipWS(src, pos)
+			pos = jsonscan.SkipSpace(src, pos)
 			if c.nodes[f.node].kind == kindArray {
 				f.count++
 				f.size += size
 				if pos < len(src) && src[pos] == ',' {
-					pos = skipWS(src, pos+1)
+					pos = jsonscan.SkipSpace(src, pos+1)
 					break
 				}
 				if pos < len(src) && src[pos] == ']' {
@@ -121,7 +112,7 @@ func (c *Canonicalizer) parse() (int64, error) {
 			c.members = append(c.members, member{key: f.key, size: f.keySize + 2 + size})
 			f.count++
 			if pos < len(src) && src[pos] == ',' {
-				if pos, err = c.key(skipWS(src, pos+1), f); err != nil {
+				if pos, err = c.key(jsonscan.SkipSpace(src, pos+1), f); err != nil {
 					return 0, err
 				}
 				break
@@ -161,7 +152,7 @@ func (c *Canonicalizer) value(pos int) (int, int64, bool, error) {
 			kind, end = kindObject, '}'
 		}
 		c.nodes = append(c.nodes, node{kind: kind, next: idx + 1})
-		pos = skipWS(src, pos+1)
+		pos = jsonscan.SkipSpace(src, pos+1)
 		if pos < len(src) && src[pos] == end {
 			return pos + 1, 2, false, nil
 		}
@@ -190,8 +181,8 @@ func (c *Canonicalizer) value(pos int) (int, int64, bool, error) {
 
 func (c *Canonicalizer) literal(pos int, lit string, kind uint8) (int, int64, bool, error) {
 	src := c.src
-	end := pos + len(lit)
-	if end > len(src) || string(src[pos:end]) != lit || (end < len(src) && isTokenChar(src[end])) {
+	end, ok, _ := jsonscan.Literal(src, pos, lit)
+	if !ok || (end < len(src) && isTokenChar(src[end])) {
 		e := pos
 		for e < len(src) && isTokenChar(src[e]) {
 			e++
@@ -221,153 +212,114 @@ func (c *Canonicalizer) key(pos int, f *frame) (int, error) {
 		return 0, err
 	}
 	f.key, f.keySize = k, size
-	pos = skipWS(src, pos)
+	pos = jsonscan.SkipSpace(src, pos)
 	if pos >= len(src) || src[pos] != ':' {
 		return 0, c.afterNextToken(pos, newError(ErrSyntax, pos, "expected ':' after object key, found %s", describe(src, pos)))
 	}
-	return skipWS(src, pos+1), nil
+	return jsonscan.SkipSpace(src, pos+1), nil
 }
 
 // str parses the string literal at pos (a '"') into a node and returns the position after it
 // and its output size.
 func (c *Canonicalizer) str(pos int) (int, int64, error) {
-	src := c.src
 	start := pos + 1
-	i := start
-	for {
-		// Skip 8 ordinary bytes at a time.
-		for i+8 <= len(src) {
-			if m := specialBytes(binary.LittleEndian.Uint64(src[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			i += 8
-		}
-		if i >= len(src) {
-			return 0, 0, newError(ErrSyntax, pos, "unterminated string")
-		}
-		b := src[i]
-		if b == '"' {
-			c.nodes = append(c.nodes, node{off: uint32(start), n: uint32(i - start), next: uint32(len(c.nodes) + 1), kind: kindString})
-			return i + 1, int64(i-start) + 2, nil
-		}
-		if b == '\\' {
-			return c.strEscaped(pos, i)
-		}
-		if b < 0x20 {
-			return 0, 0, newError(ErrSyntax, i, "character with value 0x%02x must be escaped", b)
-		}
-		i++
+	if i, _ := jsonscan.SkipOrdinary(c.src, start, 0); i < len(c.src) && c.src[i] == '"' {
+		// A plain string, the common case (ScanString would say the same, less cheaply).
+		c.nodes = append(c.nodes, node{off: uint32(start), n: uint32(i - start), next: uint32(len(c.nodes) + 1), kind: kindString})
+		return i + 1, int64(i - pos + 1), nil
 	}
+	var st jsonscan.String
+	jsonscan.ScanString(c.src, pos, &st)
+	if st.Hard != jsonscan.OK || st.Soft != jsonscan.OK {
+		return 0, 0, c.stringError(pos, &st)
+	}
+	if st.Escaped {
+		return c.strEscaped(pos, st.End)
+	}
+	c.nodes = append(c.nodes, node{off: uint32(start), n: uint32(st.End - 1 - start), next: uint32(len(c.nodes) + 1), kind: kindString})
+	return st.End, int64(st.End - pos), nil
 }
 
-// specialBytes returns a mask whose lowest set bit is the high bit of the first byte of w (in
-// little-endian order) that is '"', '\\' or below 0x20; it is 0 when w has none. Bits above
-// the lowest may be false positives.
-func specialBytes(w uint64) uint64 {
-	const lsb, msb = 0x0101010101010101, 0x8080808080808080
-	return ((w - lsb*0x20) | ((w ^ lsb*'"') - lsb) | ((w ^ lsb*'\\') - lsb)) &^ w & msb
-}
-
-// strEscaped continues str for a string that has an escape at i: it decodes the string into
-// the arena.
-func (c *Canonicalizer) strEscaped(pos, i int) (int, int64, error) {
+// stringError returns PostgreSQL's error for what the scan of the string at pos found: its
+// first soft problem (a lone surrogate or \u0000, which PostgreSQL refuses), else its hard one.
+func (c *Canonicalizer) stringError(pos int, st *jsonscan.String) error {
 	src := c.src
-	start := pos + 1
+	switch st.Soft {
+	case jsonscan.HighAfterHigh:
+		return newError(ErrLoneSurrogate, st.SoftPos, "Unicode high surrogate must not follow a high surrogate")
+	case jsonscan.LowWithoutHigh:
+		return newError(ErrLoneSurrogate, st.SoftPos, "Unicode low surrogate must follow a high surrogate")
+	case jsonscan.LoneHigh:
+		return newError(ErrLoneSurrogate, st.SoftPos, "Unicode high surrogate must be followed by a low surrogate")
+	case jsonscan.NULEscape:
+		return newError(ErrUnsupportedEscape, st.SoftPos, `\u0000 cannot be converted to text`)
+	}
+	switch i := st.HardPos; st.Hard {
+	case jsonscan.OK:
+		return nil
+	case jsonscan.ControlChar:
+		return newError(ErrSyntax, i, "character with value 0x%02x must be escaped", src[i])
+	case jsonscan.BadEscape:
+		return newError(ErrSyntax, i, "invalid escape sequence %q", truncate(src[i:i+1+utf8RuneLenAt(src, i+1)]))
+	case jsonscan.BadUnicode:
+		return newError(ErrSyntax, i, `"\u" must be followed by four hexadecimal digits`)
+	}
+	return newError(ErrSyntax, pos, "unterminated string")
+}
+
+// strEscaped decodes the string at pos, which ends at end and has escapes (all valid: str
+// checked them), into the arena.
+func (c *Canonicalizer) strEscaped(pos, end int) (int, int64, error) {
+	src := c.src
 	if cap(c.arena) == 0 {
 		c.arena = make([]byte, 0, max(256, len(src)/8))
 	}
 	aStart := len(c.arena)
-	c.arena = append(c.arena, src[start:i]...)
-	out := int64(i - start)  // output size of the decoded bytes
-	hi, hiPos := rune(-1), 0 // pending high surrogate
-	for i < len(src) {
-		b := src[i]
-		switch {
-		case b == '"':
-			if hi >= 0 {
-				return 0, 0, loneHigh(hiPos)
-			}
-			c.nodes = append(c.nodes, node{off: uint32(aStart), n: uint32(len(c.arena) - aStart), next: uint32(len(c.nodes) + 1), kind: kindString, flag: flagEscaped})
-			return i + 1, out + 2, nil
-		case b < 0x20:
-			return 0, 0, newError(ErrSyntax, i, "character with value 0x%02x must be escaped", b)
-		case b == '\\':
-			if i+1 >= len(src) {
-				return 0, 0, newError(ErrSyntax, pos, "unterminated string")
-			}
-			e := src[i+1]
-			if e == 'u' {
-				r, ok := hex4(src, i+2)
-				if !ok {
-					return 0, 0, newError(ErrSyntax, i, `"\u" must be followed by four hexadecimal digits`)
-				}
-				switch {
-				case r >= 0xD800 && r <= 0xDBFF:
-					if hi >= 0 {
-						return 0, 0, newError(ErrLoneSurrogate, i, "Unicode high surrogate must not follow a high surrogate")
-					}
-					hi, hiPos = r, i
-					i += 6
-					continue
-				case r >= 0xDC00 && r <= 0xDFFF:
-					if hi < 0 {
-						return 0, 0, newError(ErrLoneSurrogate, i, "Unicode low surrogate must follow a high surrogate")
-					}
-					r = 0x10000 + (hi-0xD800)<<10 + (r - 0xDC00)
-					hi = -1
-				case hi >= 0:
-					return 0, 0, loneHigh(hiPos)
-				}
-				if r == 0 {
-					return 0, 0, newError(ErrUnsupportedEscape, i, `\u0000 cannot be converted to text`)
-				}
-				c.arena = utf8.AppendRune(c.arena, r)
-				out += int64(escapedLen(r))
-				i += 6
-				continue
-			}
-			if hi >= 0 {
-				return 0, 0, loneHigh(hiPos)
-			}
-			var d byte
-			switch e {
-			case '"', '\\', '/':
-				d = e
-			case 'b':
-				d = '\b'
-			case 'f':
-				d = '\f'
-			case 'n':
-				d = '\n'
-			case 'r':
-				d = '\r'
-			case 't':
-				d = '\t'
-			default:
-				return 0, 0, newError(ErrSyntax, i, "invalid escape sequence %q", truncate(src[i:i+1+utf8RuneLenAt(src, i+1)]))
-			}
-			c.arena = append(c.arena, d)
-			out += int64(escapedLen(rune(d)))
-			i += 2
-		default:
-			if hi >= 0 {
-				return 0, 0, loneHigh(hiPos)
-			}
+	var out int64 // output size of the decoded bytes
+	i, last := pos+1, end-1
+	for i < last {
+		if src[i] != '\\' {
 			j := i + 1
-			for j < len(src) && src[j] != '"' && src[j] != '\\' && src[j] >= 0x20 {
+			for j < last && src[j] != '\\' {
 				j++
 			}
 			c.arena = append(c.arena, src[i:j]...)
 			out += int64(j - i)
 			i = j
+			continue
 		}
+		e := src[i+1]
+		if e == 'u' {
+			r, _ := jsonscan.Hex4(src, i+2)
+			i += 6
+			if r >= 0xD800 && r <= 0xDBFF { // a low surrogate follows (checked)
+				lo, _ := jsonscan.Hex4(src, i+2)
+				r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
+				i += 6
+			}
+			c.arena = utf8.AppendRune(c.arena, r)
+			out += int64(escapedLen(r))
+			continue
+		}
+		d := e // '"', '\\', '/'
+		switch e {
+		case 'b':
+			d = '\b'
+		case 'f':
+			d = '\f'
+		case 'n':
+			d = '\n'
+		case 'r':
+			d = '\r'
+		case 't':
+			d = '\t'
+		}
+		c.arena = append(c.arena, d)
+		out += int64(escapedLen(rune(d)))
+		i += 2
 	}
-	return 0, 0, newError(ErrSyntax, pos, "unterminated string")
-}
-
-func loneHigh(pos int) error {
-	return newError(ErrLoneSurrogate, pos, "Unicode high surrogate must be followed by a low surrogate")
+	c.nodes = append(c.nodes, node{off: uint32(aStart), n: uint32(len(c.arena) - aStart), next: uint32(len(c.nodes) + 1), kind: kindString, flag: flagEscaped})
+	return end, out + 2, nil
 }
 
 func utf8RuneLenAt(src []byte, i int) int {
@@ -376,27 +328,6 @@ func utf8RuneLenAt(src []byte, i int) int {
 	}
 	_, n := utf8.DecodeRune(src[i:])
 	return n
-}
-
-func hex4(src []byte, i int) (rune, bool) {
-	if i+4 > len(src) {
-		return 0, false
-	}
-	var r rune
-	for _, b := range src[i : i+4] {
-		switch {
-		case b >= '0' && b <= '9':
-			b -= '0'
-		case b >= 'a' && b <= 'f':
-			b -= 'a' - 10
-		case b >= 'A' && b <= 'F':
-			b -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(b)
-	}
-	return r, true
 }
 
 // escapedLen is the output size of the decoded character r.

@@ -1,27 +1,35 @@
 package e2e
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/internal/otelcoltest"
 	"github.com/flowker-audit/flowker-audit/internal/rsyslogtest"
 	"github.com/flowker-audit/flowker-audit/internal/testenv"
+	"github.com/flowker-audit/flowker-audit/plugins/otlp"
+	"github.com/flowker-audit/flowker-audit/plugins/syslog"
 )
 
 // TestForwardingSinks: fake Flowker -> sidecar -> the bundled syslog plugin into rsyslogd (TCP)
 // and the bundled otlp plugin into an OpenTelemetry Collector (gRPC and HTTP), beside the SQLite
 // query sink. Every event the audit API returns reaches each receiver exactly once, as the same
-// JSON, and its hash recomputes from what the receiver stored.
+// JSON, and its hash recomputes from what the receiver stored; every signed checkpoint of the
+// sidecar's checkpoint log reaches each receiver once, and its signature verifies with the
+// public key.
 func TestForwardingSinks(t *testing.T) {
 	rs := rsyslogtest.Start(t, rsyslogtest.Options{})
 	col := otelcoltest.Start(t, otelcoltest.Options{})
 	env := testenv.Start(t, testenv.Options{Config: func(c *config.Config) {
 		fast := config.Duration(50 * time.Millisecond)
+		c.Chain.CheckpointInterval = config.Duration(time.Second)
 		c.Sinks = []config.Sink{
 			{Name: "store", Plugin: "sqlite", Query: true, Config: map[string]any{"path": filepath.Join(c.DataDir, "audit.db")}},
 			{Name: "siem-syslog", Plugin: "syslog", BatchInterval: fast, Config: map[string]any{"address": rs.Addr}},
@@ -55,6 +63,8 @@ func TestForwardingSinks(t *testing.T) {
 		if recs, _, err = col.Records(); err != nil {
 			t.Fatal(err)
 		}
+		msgs = slices.DeleteFunc(msgs, func(m rsyslogtest.Message) bool { return m.MsgID == syslog.CheckpointMsgID })
+		recs = slices.DeleteFunc(recs, func(r otelcoltest.Record) bool { return r.EventName == otlp.CheckpointEventName })
 		return len(msgs) == len(events) && len(recs) == 2*len(events)
 	})
 	gotSyslog := map[string]int{}
@@ -82,4 +92,58 @@ func TestForwardingSinks(t *testing.T) {
 	if len(msgs) != len(events) || len(recs) != 2*len(events) {
 		t.Errorf("%d events, %d syslog messages, %d OTLP records", len(events), len(msgs), len(recs))
 	}
+
+	// The checkpoints: every one in the sidecar's log (signed every second while the chain grew,
+	// so at least one) arrives once in rsyslog and once through each OTLP protocol, as the
+	// log's JSON, and verifies with the public key.
+	key, err := checkpoint.LoadKey(filepath.Join(env.DataDir, "checkpoint.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	var logged []checkpoint.Checkpoint
+	testenv.Eventually(t, 30*time.Second, "every signed checkpoint forwarded", func() bool {
+		if logged, err = checkpoint.ReadFile(filepath.Join(env.DataDir, "checkpoints.ndjson")); err != nil {
+			t.Fatal(err)
+		}
+		all, _, err := rs.Messages()
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, _, err := col.Records()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for _, m := range all {
+			if m.MsgID == syslog.CheckpointMsgID {
+				got[verified(t, pub, m.Msg)] += 10
+			}
+		}
+		for _, r := range recs {
+			if r.EventName == otlp.CheckpointEventName {
+				got[verified(t, pub, r.Body)]++
+			}
+		}
+		for _, c := range logged {
+			if got[c.Signature] != 12 { // 1 syslog message (10) and 2 OTLP records
+				return false
+			}
+		}
+		return len(logged) > 0 && len(got) == len(logged)
+	})
+	t.Logf("%d events and %d signed checkpoints forwarded to each receiver", len(events), len(logged))
+}
+
+// verified returns the signature of the forwarded checkpoint line after checking it with pub.
+func verified(t *testing.T, pub ed25519.PublicKey, line string) string {
+	t.Helper()
+	var c checkpoint.Checkpoint
+	if err := json.Unmarshal([]byte(line), &c); err != nil {
+		t.Fatalf("forwarded checkpoint %q: %v", line, err)
+	}
+	if err := c.Verify(pub); err != nil {
+		t.Fatalf("forwarded checkpoint %s: %v", line, err)
+	}
+	return c.Signature
 }

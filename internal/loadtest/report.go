@@ -145,8 +145,13 @@ func LoadResults(dir string) (*Results, error) {
 
 // verdict is one line of the targets table.
 type verdict struct {
-	Target, Measured string
-	Met              string // "**yes**", "**no**", "not measured", "reported", ...
+	Target string
+	// Measured are the figures, which the template joins with "; " (an em dash for none when
+	// OrDash); Suffix follows them.
+	Measured []string
+	OrDash   bool
+	Suffix   string
+	Met      string // "**yes**", "**no**", "not measured", "reported", ...
 }
 
 //go:embed report.md.tmpl
@@ -269,15 +274,16 @@ func (x *renderer) header(s *Section, what string) bool {
 		notes = append(notes, x.s("note-took", s.Seconds))
 	}
 	x.t("section-command", struct {
-		Notes             []string
-		Cmd, Status, Tail string
-		Failed            bool
-	}{Notes: notes, Cmd: s.Cmd, Status: s.Status, Tail: tail(s.Out, 30), Failed: !s.OK()})
+		Notes       []string
+		Cmd, Status string
+		Tail        []string
+		Failed      bool
+	}{Notes: notes, Cmd: s.Cmd, Status: s.Status, Tail: lastLines(s.Out, 30), Failed: !s.OK()})
 	return true
 }
 
 // verdict adds a line to the targets table: met or not when measuredOK, "not measured" otherwise.
-func (x *renderer) verdict(target, measured string, met bool, measuredOK bool) {
+func (x *renderer) verdict(target string, met, measuredOK bool, measured ...string) {
 	word := "met-not-measured"
 	switch {
 	case measuredOK && met:
@@ -288,9 +294,15 @@ func (x *renderer) verdict(target, measured string, met bool, measuredOK bool) {
 	x.verdicts = append(x.verdicts, verdict{Target: target, Measured: measured, Met: x.s(word, nil)})
 }
 
+// verdictOrDash is verdict for figures that may be none (shown as an em dash).
+func (x *renderer) verdictOrDash(target string, met, measuredOK bool, measured []string) {
+	x.verdict(target, met, measuredOK, measured...)
+	x.verdicts[len(x.verdicts)-1].OrDash = true
+}
+
 // notMeasured adds a line to the targets table for a target without a measurement.
 func (x *renderer) notMeasured(target string) {
-	x.verdict(target, x.s("not-measured", nil), false, false)
+	x.verdict(target, false, false, x.s("not-measured", nil))
 }
 
 func (x *renderer) fdatasyncSummary() string {
@@ -398,12 +410,10 @@ func cmpFloat(a, b float64) int {
 	return 0
 }
 
-func tail(s string, n int) string {
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) []string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return lines[max(0, len(lines)-n):]
 }
 
 // grepLines returns the trimmed lines of s containing any of subs (log prefixes such as

@@ -82,14 +82,14 @@ func (x *renderer) proxyIntents() {
 			met = met && r.Ratio >= TargetIntentsRatio
 			parts = append(parts, x.s("measured-intents-ratio", r))
 		}
-		x.verdict(ratioTarget, strings.Join(parts, "; "), met, true)
+		x.verdict(ratioTarget, met, true, parts...)
 	}
 	if len(paced[0].P99) == 0 || len(paced[1].P99) == 0 {
 		x.notMeasured(p99Target)
 	} else {
 		added := paced[1].P99Med - paced[0].P99Med
-		x.verdict(p99Target, x.s("measured-intents-p99", struct{ Added, Before, After float64 }{added, paced[0].P99Med, paced[1].P99Med}),
-			added <= TargetIntentsP99, true)
+		x.verdict(p99Target, added <= TargetIntentsP99, true,
+			x.s("measured-intents-p99", struct{ Added, Before, After float64 }{added, paced[0].P99Med, paced[1].P99Med}))
 	}
 }
 

@@ -213,13 +213,14 @@ func (x *renderer) proxyVerdicts(closed []closedRow, readTarget, writeTarget str
 		bestWrite = max(bestWrite, r.S.RPS)
 	}
 	if len(reads) > 0 {
-		x.verdict(readTarget, strings.Join(reads, "; "), readsMet, true)
+		x.verdict(readTarget, readsMet, true, reads...)
 	} else {
 		x.notMeasured(readTarget)
 	}
 	if len(writes) > 0 {
 		errs := x.r.Proxy.EventCheck.SidecarPOSTErrors
-		x.verdict(writeTarget, strings.Join(writes, "; ")+x.s("measured-write-errors", errs), bestWrite >= TargetAuditedWrites && errs == 0, true)
+		x.verdict(writeTarget, bestWrite >= TargetAuditedWrites && errs == 0, true, writes...)
+		x.verdicts[len(x.verdicts)-1].Suffix = x.s("measured-write-errors", errs)
 	} else {
 		x.notMeasured(writeTarget)
 	}
@@ -289,7 +290,7 @@ func (x *renderer) proxyServiceTime() {
 		Rows    []serviceTimeRow
 	}{latency, rows})
 	if measured {
-		x.verdict(target, strings.Join(parts, "; "), met, true)
+		x.verdict(target, met, true, parts...)
 	} else {
 		x.notMeasured(target)
 	}

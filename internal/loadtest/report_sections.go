@@ -85,7 +85,7 @@ func (x *renderer) verify() {
 		Ratio            float64
 	}{min(vn, hn), vns, hns, vmb, hmb, hns / vns}
 	x.t("verify", v)
-	x.verdict(target, x.s("measured-verify", v), v.Ratio >= TargetVerifyRatio, true)
+	x.verdict(target, v.Ratio >= TargetVerifyRatio, true, x.s("measured-verify", v))
 }
 
 // ---- 4. Plugin boundary
@@ -186,7 +186,7 @@ func (x *renderer) pluginBoundary() {
 			for _, ev := range forwarding {
 				met = met && ev >= TargetForwarding
 			}
-			x.verdict(fwdTarget, strings.Join(forwardingParts, "; "), met, true)
+			x.verdict(fwdTarget, met, true, forwardingParts...)
 		}
 	}
 	x.t("sqlite-write-title", nil)
@@ -213,7 +213,7 @@ func (x *renderer) pluginBoundary() {
 	for _, d := range deliveries {
 		met = met && d >= TargetNullsink
 	}
-	x.verdict(target, strings.Join(deliveryParts, "; "), met, true)
+	x.verdict(target, met, true, deliveryParts...)
 }
 
 func batchLabel(name string) string {
@@ -262,7 +262,7 @@ func (x *renderer) sqliteSearch() {
 	if len(parts) > 0 {
 		met = "met-reported"
 	}
-	x.verdicts = append(x.verdicts, verdict{Target: x.s("target-sqlite-search", nil), Measured: strings.Join(parts, "; "), Met: x.s(met, nil)})
+	x.verdicts = append(x.verdicts, verdict{Target: x.s("target-sqlite-search", nil), Measured: parts, Met: x.s(met, nil)})
 }
 
 // ---- 6. ClickHouse
@@ -303,24 +303,24 @@ func (x *renderer) clickhouse() {
 	parts = append(parts, queries...)
 	if !s.OK() {
 		x.verdicts = append(x.verdicts, verdict{Target: x.s("target-clickhouse-failed", nil),
-			Measured: orDash(strings.Join(parts, "; ")), Met: x.s("met-clickhouse-failed", nil)})
+			Measured: parts, OrDash: true, Met: x.s("met-clickhouse-failed", nil)})
 		return
 	}
 	// Issue 6's targets: ingest >= 0.85 of a bare insert; every query p50 <= 50 ms and
 	// p99 <= 250 ms; verify >= 200k events/s.
 	if r, n := Median(s.Bench, "BenchmarkIngest", "ratio"); n > 0 {
-		x.verdict(x.s("target-clickhouse-ingest", nil), parts[min(1, len(parts)-1)], r >= 0.85, true)
+		x.verdict(x.s("target-clickhouse-ingest", nil), r >= 0.85, true, parts[min(1, len(parts)-1)])
 	} else {
 		x.notMeasured(x.s("target-clickhouse-ingest", nil))
 	}
-	x.verdict(x.s("target-clickhouse-queries", nil), orDash(strings.Join(queries, "; ")), queriesMet, queriesSeen)
+	x.verdictOrDash(x.s("target-clickhouse-queries", nil), queriesMet, queriesSeen, queries)
 	if v, n := Median(s.Bench, "BenchmarkVerify", "events/s"); n > 0 {
 		lz, nlz := Median(s.Bench, "BenchmarkVerify", "lz4-events/s")
 		measured := x.s("measured-clickhouse-verify", struct {
 			Events, LZ4 float64
 			HasLZ4      bool
 		}{v, lz, nlz > 0})
-		x.verdict(x.s("target-clickhouse-verify", nil), measured, v >= 200000, true)
+		x.verdict(x.s("target-clickhouse-verify", nil), v >= 200000, true, measured)
 	} else {
 		x.notMeasured(x.s("target-clickhouse-verify", nil))
 	}
@@ -391,8 +391,8 @@ func (x *renderer) ui() {
 	}
 	if m := uiFirstMsOf.FindStringSubmatch(x.r.UITiming); m != nil {
 		first, _ := strconv.ParseFloat(m[1], 64)
-		x.verdict(target, measured, first <= 1000, true)
+		x.verdict(target, first <= 1000, true, measured)
 	} else {
-		x.verdicts = append(x.verdicts, verdict{Target: target, Measured: measured, Met: x.s("met-reported", nil)})
+		x.verdicts = append(x.verdicts, verdict{Target: target, Measured: []string{measured}, Met: x.s("met-reported", nil)})
 	}
 }

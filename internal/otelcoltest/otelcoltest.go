@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flowker-audit/flowker-audit/internal/proctest"
 )
 
 // Options configures a collector.
@@ -48,9 +49,7 @@ type Collector struct {
 	// Out is the file exporter's file (OTLP JSON, one export request per line).
 	Out string
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
+	proc *proctest.Process
 }
 
 // Start starts a collector and waits until both receivers accept connections. It is stopped
@@ -60,7 +59,8 @@ func Start(t testing.TB, o Options) *Collector {
 	bin := Binary(t)
 	dir := t.TempDir()
 	c := &Collector{bin: bin, dir: dir, conf: filepath.Join(dir, "config.yaml"), Out: filepath.Join(dir, "logs.jsonl")}
-	ports, err := freePorts(2)
+	c.proc = proctest.New("otelcoltest: the collector", filepath.Join(dir, "collector.out"), bin, "--config", c.conf)
+	ports, err := proctest.FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,77 +104,14 @@ service:
 // Restart starts the collector again (after Stop) on the same ports, appending to the same
 // file, and waits until both receivers accept connections. It may be called from any
 // goroutine.
-func (c *Collector) Restart() error {
-	logf, err := os.OpenFile(filepath.Join(c.dir, "collector.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("otelcoltest: %w", err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(c.bin, "--config", c.conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("otelcoltest: starting the collector: %w", err)
-	}
-	exited := make(chan struct{})
-	c.mu.Lock()
-	c.cmd, c.exited = cmd, exited
-	c.mu.Unlock()
-	go func() { _ = cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for _, addr := range []string{c.GRPCAddr, c.HTTPAddr} {
-		for {
-			conn, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				conn.Close()
-				break
-			}
-			select {
-			case <-exited:
-				return fmt.Errorf("otelcoltest: the collector exited at start:\n%s", c.output())
-			default:
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("otelcoltest: the collector is not listening on %s after 60s: %w\n%s", addr, err, c.output())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	return nil
-}
+func (c *Collector) Restart() error { return c.proc.Start(60*time.Second, c.GRPCAddr, c.HTTPAddr) }
 
 // Stop sends sig to the collector (SIGTERM: an orderly shutdown, which flushes the file
 // exporter; SIGKILL: a crash, losing what the exporter had buffered) and waits for it to exit.
-func (c *Collector) Stop(sig syscall.Signal) {
-	c.mu.Lock()
-	cmd, exited := c.cmd, c.exited
-	c.cmd = nil
-	c.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-}
+func (c *Collector) Stop(sig syscall.Signal) { c.proc.Stop(sig) }
 
 // Pid returns the running collector's process id (0 when stopped).
-func (c *Collector) Pid() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cmd == nil {
-		return 0
-	}
-	return c.cmd.Process.Pid
-}
-
-func (c *Collector) output() string {
-	b, _ := os.ReadFile(filepath.Join(c.dir, "collector.out"))
-	return string(b)
-}
+func (c *Collector) Pid() int { return c.proc.Pid() }
 
 // Record is one received log record, flattened.
 type Record struct {
@@ -188,8 +125,8 @@ type Record struct {
 	Attributes   map[string]any // string values as string, int values as string (OTLP JSON)
 }
 
-// Records reads every record written so far. A last line cut short by a crash is skipped and
-// counted in torn.
+// Records reads every record written so far. A request cut short by a crash (SIGKILL) is
+// skipped and counted in torn; the requests written after the restart are kept.
 func (c *Collector) Records() (recs []Record, torn int, err error) {
 	b, err := os.ReadFile(c.Out)
 	if errors.Is(err, os.ErrNotExist) {
@@ -201,29 +138,55 @@ func (c *Collector) Records() (recs []Record, torn int, err error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(nil, 64<<20)
 	for sc.Scan() {
-		var req exportRequest
-		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
-			torn++
-			continue
-		}
-		for _, rl := range req.ResourceLogs {
-			res := map[string]string{}
-			for _, a := range rl.Resource.Attributes {
-				res[a.Key] = a.Value.String()
+		for _, part := range requests(sc.Bytes()) {
+			var req exportRequest
+			if err := json.Unmarshal(part, &req); err != nil {
+				torn++
+				continue
 			}
-			for _, sl := range rl.ScopeLogs {
-				for _, lr := range sl.LogRecords {
-					r := Record{Resource: res, Scope: sl.Scope.Name, EventName: lr.EventName, Severity: lr.SeverityNumber,
-						SeverityText: lr.SeverityText, TimeUnixNano: lr.TimeUnixNano, Body: lr.Body.String(), Attributes: map[string]any{}}
-					for _, a := range lr.Attributes {
-						r.Attributes[a.Key] = a.Value.String()
-					}
-					recs = append(recs, r)
-				}
-			}
+			recs = appendRecords(recs, &req)
 		}
 	}
 	return recs, torn, sc.Err()
+}
+
+// requestStart starts every line the file exporter writes.
+var requestStart = []byte(`{"resourceLogs":`)
+
+// requests splits a line of the exporter's file into the requests it holds: one, unless a
+// crash cut a request short (the exporter buffers up to 4 KiB, and the line's newline, until
+// its next flush) and the first request after the restart was appended to the fragment.
+func requests(line []byte) [][]byte {
+	var out [][]byte
+	for len(line) > 0 {
+		next := bytes.Index(line[1:], requestStart)
+		if next < 0 {
+			return append(out, line)
+		}
+		out = append(out, line[:next+1])
+		line = line[next+1:]
+	}
+	return out
+}
+
+func appendRecords(recs []Record, req *exportRequest) []Record {
+	for _, rl := range req.ResourceLogs {
+		res := map[string]string{}
+		for _, a := range rl.Resource.Attributes {
+			res[a.Key] = a.Value.String()
+		}
+		for _, sl := range rl.ScopeLogs {
+			for _, lr := range sl.LogRecords {
+				r := Record{Resource: res, Scope: sl.Scope.Name, EventName: lr.EventName, Severity: lr.SeverityNumber,
+					SeverityText: lr.SeverityText, TimeUnixNano: lr.TimeUnixNano, Body: lr.Body.String(), Attributes: map[string]any{}}
+				for _, a := range lr.Attributes {
+					r.Attributes[a.Key] = a.Value.String()
+				}
+				recs = append(recs, r)
+			}
+		}
+	}
+	return recs
 }
 
 // exportRequest is the OTLP JSON shape of the file exporter's lines (the parts read here).
@@ -328,17 +291,4 @@ func Binary(t testing.TB) string {
 	}
 	t.Logf("otelcoltest: built the collector in %s: %s", time.Since(start).Round(time.Second), bin)
 	return bin
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

@@ -14,16 +14,15 @@ package rsyslogtest
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flowker-audit/flowker-audit/internal/proctest"
 )
 
 // Binary is rsyslogd's path in Debian's package.
@@ -44,16 +43,12 @@ type TLS struct {
 
 // Server is a running (or stopped) rsyslogd.
 type Server struct {
-	mu   sync.Mutex // guards cmd and exited
 	dir  string
-	conf string
+	proc *proctest.Process
 	// Addr is the listener, 127.0.0.1:port (the same across restarts).
 	Addr string
 	// Out is the file received messages are written to.
 	Out string
-	cmd *exec.Cmd
-	// exited is closed when the current process has been waited for.
-	exited chan struct{}
 }
 
 // Start starts rsyslogd and waits until it accepts connections. It is stopped when the test
@@ -64,13 +59,15 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatalf("rsyslogtest: %v (run scripts/test-deps.sh, or apt-get install rsyslog rsyslog-gnutls)", err)
 	}
 	dir := t.TempDir()
-	s := &Server{dir: dir, Out: filepath.Join(dir, "received.log"), conf: filepath.Join(dir, "rsyslog.conf")}
-	port, err := freePort()
+	s := &Server{dir: dir, Out: filepath.Join(dir, "received.log")}
+	conf := filepath.Join(dir, "rsyslog.conf")
+	s.proc = proctest.New("rsyslogtest: rsyslogd", filepath.Join(dir, "rsyslogd.out"), Binary, "-n", "-f", conf, "-i", s.pidFile())
+	ports, err := proctest.FreePorts(1)
 	if err != nil {
 		t.Fatalf("rsyslogtest: %v", err)
 	}
-	s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
-	if err := os.WriteFile(s.conf, []byte(config(dir, s.Out, port, o)), 0o600); err != nil {
+	s.Addr = fmt.Sprintf("127.0.0.1:%d", ports[0])
+	if err := os.WriteFile(conf, []byte(config(dir, s.Out, ports[0], o)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Restart(); err != nil {
@@ -104,78 +101,21 @@ func config(dir, out string, port int, o Options) string {
 	return b.String()
 }
 
+func (s *Server) pidFile() string { return filepath.Join(s.dir, "rsyslogd.pid") }
+
 // Restart starts rsyslogd again (after Stop) on the same port, appending to the same file, and
 // waits until it accepts connections. It may be called from any goroutine.
 func (s *Server) Restart() error {
-	pid := filepath.Join(s.dir, "rsyslogd.pid")
-	_ = os.Remove(pid)
-	cmd := exec.Command(Binary, "-n", "-f", s.conf, "-i", pid)
-	logf, err := os.OpenFile(filepath.Join(s.dir, "rsyslogd.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("rsyslogtest: %w", err)
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("rsyslogtest: starting rsyslogd: %w", err)
-	}
-	exited := make(chan struct{})
-	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
-	s.mu.Unlock()
-	go func() { _ = cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("rsyslogtest: rsyslogd exited at start: %s", s.output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("rsyslogtest: rsyslogd not listening on %s after 30s: %w\n%s", s.Addr, err, s.output())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	_ = os.Remove(s.pidFile()) // a killed rsyslogd leaves it behind
+	return s.proc.Start(30*time.Second, s.Addr)
 }
 
 // Stop sends sig to rsyslogd (SIGTERM: an orderly stop; SIGKILL: a crash) and waits for it to
 // exit. It does nothing when rsyslogd is not running.
-func (s *Server) Stop(sig syscall.Signal) {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-}
+func (s *Server) Stop(sig syscall.Signal) { s.proc.Stop(sig) }
 
 // Pid returns the running rsyslogd's process id (0 when stopped).
-func (s *Server) Pid() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
-
-func (s *Server) output() string {
-	b, _ := os.ReadFile(filepath.Join(s.dir, "rsyslogd.out"))
-	return string(b)
-}
+func (s *Server) Pid() int { return s.proc.Pid() }
 
 // Message is one received message as rsyslog parsed it.
 type Message struct {
@@ -220,13 +160,4 @@ func (s *Server) Messages() (msgs []Message, torn int, err error) {
 		}
 	}
 	return msgs, torn, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -18,10 +18,11 @@ const (
 
 // Defaults.
 const (
-	DefaultServiceName     = "flowker-audit"
-	DefaultTimeout         = 10 * time.Second
-	DefaultMaxRequestBytes = 3 << 20
-	defaultHTTPPath        = "/v1/logs"
+	DefaultServiceName       = "flowker-audit"
+	DefaultTimeout           = 10 * time.Second
+	DefaultMaxRequestBytes   = 3 << 20
+	DefaultReplayOnReconnect = 0
+	defaultHTTPPath          = "/v1/logs"
 )
 
 // Config is the sink's `config:` block. Unknown keys are rejected.
@@ -48,9 +49,21 @@ type Config struct {
 	// MaxRequestBytes splits a batch into several export requests of about this many bytes
 	// (default 3 MiB, below the collector's default 4 MiB gRPC message limit).
 	MaxRequestBytes int `json:"max_request_bytes"`
+	// ReplayOnReconnect is how many of the last acknowledged events are exported again after
+	// an export that got no answer (the receiver went away). Default 0: an OTLP
+	// acknowledgement is trusted. Set it for a receiver that acknowledges before it stores and
+	// may lose that when killed (see the package documentation): those events may then
+	// arrive twice rather than never.
+	ReplayOnReconnect *int `json:"replay_on_reconnect"`
+	// ForwardCheckpoints exports each signed checkpoint the sidecar makes as a log record of
+	// its own (event name AUDIT_CHECKPOINT; default true): a witness of the chain heads outside
+	// the sidecar's host, verifiable with the checkpoint public key.
+	ForwardCheckpoints *bool `json:"forward_checkpoints"`
 
-	url     *url.URL
-	headers map[string]string // Headers plus HeadersEnv, resolved
+	checkpoints bool
+	replay      int
+	url         *url.URL
+	headers     map[string]string // Headers plus HeadersEnv, resolved
 }
 
 // ParseConfig decodes and checks a configuration, filling in defaults. Every problem is
@@ -130,6 +143,14 @@ func ParseConfig(raw []byte) (Config, error) {
 	case c.MaxRequestBytes < 64<<10:
 		p.Add("max_request_bytes", "must be at least 65536")
 	}
+	c.replay = DefaultReplayOnReconnect
+	if c.ReplayOnReconnect != nil {
+		c.replay = *c.ReplayOnReconnect
+		if c.replay < 0 {
+			p.Add("replay_on_reconnect", "must not be negative")
+		}
+	}
+	c.checkpoints = c.ForwardCheckpoints == nil || *c.ForwardCheckpoints
 	return c, p.Err("invalid otlp sink configuration")
 }
 

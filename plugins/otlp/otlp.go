@@ -27,12 +27,38 @@
 // receiver stored but whose answer was lost is sent again; receivers can drop duplicates by
 // log.record.uid.
 //
+// # A receiver that crashed
+//
+// An acknowledgement means the receiver's pipeline accepted the records, not that they are on
+// disk: a collector killed (SIGKILL, OOM, power) loses what it had acknowledged but not yet
+// written (an in-memory sending queue can hold thousands of records). OTLP's acknowledgement is the receiver's promise,
+// so by default the sink trusts it and sends nothing twice but a request whose answer was
+// lost. For a receiver known to acknowledge before it stores, replay_on_reconnect: N makes the
+// sink export the last N acknowledged events again, before anything new, after an export that
+// got no answer at all (connection refused, reset or timed out: the receiver went away); they
+// may then arrive twice rather than never, and the sink logs how many. Better still, give the
+// receiver a persistent queue (the collector's file_storage extension for its sending queue).
+// The collector's file exporter writes each request through and buffers only the line's
+// newline, so killing it loses nothing it acknowledged (TestCollectorDown).
+//
+// # Signed checkpoints
+//
+// With forward_checkpoints (the default), each signed checkpoint the sidecar makes is exported
+// as a log record of its own: EventName and event.name AUDIT_CHECKPOINT, timestamp the
+// checkpoint's, severity INFO, body = the checkpoint as one line of the sidecar's checkpoint log
+// (the JSON `flowker-audit verify --checkpoints` reads), attributes flowker.audit.chain_id,
+// flowker.audit.sequence, flowker.audit.hash, flowker.audit.checkpoint.key_id and
+// flowker.audit.checkpoint.signature, resource as for the chain's events. The backend then
+// holds a witness of the chain heads outside the sidecar's host; the signature verifies with
+// the checkpoint public key.
+//
 // Configuration (JSON):
 //
 //	{"endpoint": "https://collector:4317", "protocol": "grpc", "compression": "gzip",
 //	 "headers": {"x-tenant": "audit"}, "headers_env": {"authorization": "OTLP_AUTH"},
 //	 "tls": {"ca_file": "/etc/ssl/collector-ca.pem"}, "service_name": "flowker-audit",
-//	 "timeout": "10s", "max_request_bytes": 3145728}
+//	 "timeout": "10s", "max_request_bytes": 3145728, "replay_on_reconnect": 0,
+//	 "forward_checkpoints": true}
 package otlp
 
 import (
@@ -44,6 +70,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/log"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 
 	"github.com/flowker-audit/flowker-audit/chain"
@@ -53,8 +80,9 @@ import (
 
 // Sink is the otlp sink. Create it with New.
 type Sink struct {
-	log   *slog.Logger
-	heads forward.Heads
+	log     *slog.Logger
+	heads   forward.Heads
+	cpsSent forward.Forwarded // checkpoints forwarded by this process
 
 	mu       sync.Mutex
 	cfg      Config
@@ -63,12 +91,43 @@ type Sink struct {
 	coll     collector
 	loggers  map[string]*chainLogger
 	buf      []byte // scratch for event JSON
+	broken   bool   // an export got no answer: replay the ring (if any) before the next one
+	ring     ring   // the last cfg.replay acknowledged events
+	replayed uint64 // events sent again after the receiver was unreachable (for logs and tests)
+}
+
+// ring holds the last acknowledged events and their JSON, oldest first.
+type ring struct {
+	events []chain.Event
+	bodies []string
+}
+
+// add appends events (and bodies) and keeps the last n.
+func (r *ring) add(events []chain.Event, bodies []string, n int) {
+	if n == 0 {
+		return
+	}
+	r.events = append(r.events, events...)
+	r.bodies = append(r.bodies, bodies...)
+	if drop := len(r.events) - n; drop > 0 {
+		r.events = append(r.events[:0:0], r.events[drop:]...)
+		r.bodies = append(r.bodies[:0:0], r.bodies[drop:]...)
+	}
+}
+
+// Replayed returns how many events were sent again, and acknowledged, after the receiver was
+// unreachable (a replay whose answer was lost counts as a failed write).
+func (s *Sink) Replayed() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.replayed
 }
 
 // Interface guards.
 var (
-	_ sink.Sink      = (*Sink)(nil)
-	_ sink.Validator = (*Sink)(nil)
+	_ sink.Sink             = (*Sink)(nil)
+	_ sink.Validator        = (*Sink)(nil)
+	_ sink.CheckpointWriter = (*Sink)(nil)
 )
 
 // Options configures New.
@@ -119,6 +178,7 @@ func (s *Sink) Configure(ctx context.Context, raw []byte) error {
 		return sink.Permanent(err)
 	}
 	s.cfg, s.exporter, s.loggers = cfg, e, map[string]*chainLogger{}
+	s.ring, s.broken = ring{}, false
 	s.log.Info("otlp sink configured", "endpoint", cfg.url.Redacted(), "protocol", cfg.Protocol,
 		"compression", cfg.Compression, "service_name", cfg.ServiceName, "headers", len(cfg.headers))
 	return nil
@@ -147,47 +207,120 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 		s.buf = fresh[i].AppendJSON(s.buf[:0])
 		bodies[i] = string(s.buf)
 	}
-	for len(fresh) > 0 {
-		// One request of at most about max_request_bytes (the body dominates; attributes and
-		// framing add a few hundred bytes per record).
+	if s.broken && len(s.ring.events) > 0 {
+		if err := s.exportAll(ctx, s.ring.events, s.ring.bodies, now, nil); err != nil {
+			return fmt.Errorf("replaying the last %d acknowledged events after the receiver was unreachable: %w", len(s.ring.events), err)
+		}
+		s.replayed += uint64(len(s.ring.events))
+		s.log.Warn("sent the last acknowledged events again after the receiver was unreachable; it may hold them twice",
+			"events", len(s.ring.events), "replayed_total", s.replayed)
+	}
+	s.broken = false
+	return s.exportAll(ctx, fresh, bodies, now, func(events []chain.Event, bodies []string) {
+		s.heads.Delivered(events)
+		s.ring.add(events, bodies, s.cfg.replay)
+	})
+}
+
+// exportAll sends events (whose JSON is bodies) in requests of at most about max_request_bytes
+// and calls acked (when not nil) with the events of each acknowledged request.
+func (s *Sink) exportAll(ctx context.Context, events []chain.Event, bodies []string, now time.Time, acked func([]chain.Event, []string)) error {
+	for len(events) > 0 {
+		// The body dominates a record's size; attributes and framing add a few hundred bytes.
 		n, size := 0, 0
-		for n < len(fresh) {
+		for n < len(events) {
 			size += len(bodies[n]) + 600
 			if n > 0 && size > s.cfg.MaxRequestBytes {
 				break
 			}
 			n++
 		}
-		if err := s.export(ctx, fresh[:n], bodies[:n], now); err != nil {
+		if err := s.export(ctx, events[:n], bodies[:n], now); err != nil {
 			return err
 		}
-		s.heads.Delivered(fresh[:n])
-		fresh, bodies = fresh[n:], bodies[n:]
+		if acked != nil {
+			acked(events[:n], bodies[:n])
+		}
+		events, bodies = events[n:], bodies[n:]
 	}
 	return nil
 }
 
-// export sends events (whose JSON is bodies) as one request.
+// export sends events (whose JSON is bodies) as one request. A request that got no answer at
+// all (connection refused or reset, timed out) marks the receiver as unreachable: the next
+// Write replays the ring first.
 func (s *Sink) export(ctx context.Context, events []chain.Event, bodies []string, now time.Time) error {
 	s.coll.records = s.coll.records[:0]
 	for i := range events {
-		e := &events[i]
-		l := s.loggers[e.ChainID]
-		if l == nil {
-			l = newChainLogger(s.cfg.ServiceName, e.ChainID, &s.coll)
-			s.loggers[e.ChainID] = l
-		}
-		l.logger.Emit(ctx, record(e, bodies[i], now))
+		s.emit(ctx, events[i].ChainID, record(&events[i], bodies[i], now))
 	}
-	if len(s.coll.records) != len(events) {
-		return fmt.Errorf("built %d log records for %d events", len(s.coll.records), len(events))
+	return s.exportEmitted(ctx, len(events), func() string {
+		return fmt.Sprintf("%d events (chain %s, sequences %d..%d)", len(events),
+			events[0].ChainID, events[0].Sequence, events[len(events)-1].Sequence)
+	})
+}
+
+// emit hands rec to the collecting processor through the logger of chainID (whose resource
+// names the chain).
+func (s *Sink) emit(ctx context.Context, chainID string, rec log.Record) {
+	l := s.loggers[chainID]
+	if l == nil {
+		l = newChainLogger(s.cfg.ServiceName, chainID, &s.coll)
+		s.loggers[chainID] = l
+	}
+	l.logger.Emit(ctx, rec)
+}
+
+// exportEmitted exports the n records emitted since s.coll was last reset as one request;
+// what describes them in an error.
+func (s *Sink) exportEmitted(ctx context.Context, n int, what func() string) error {
+	if len(s.coll.records) != n {
+		return fmt.Errorf("built %d log records for %s", len(s.coll.records), what())
 	}
 	s.outcome.reset()
 	err := classify(s.exporter.Export(ctx, s.coll.records), &s.outcome)
-	if err != nil {
-		return fmt.Errorf("exporting %d events (chain %s, sequences %d..%d) to %s: %w", len(events),
-			events[0].ChainID, events[0].Sequence, events[len(events)-1].Sequence, s.cfg.url.Redacted(), err)
+	if err != nil && !s.outcome.answered.Load() {
+		s.broken = true
 	}
+	if err != nil {
+		return fmt.Errorf("exporting %s to %s: %w", what(), s.cfg.url.Redacted(), err)
+	}
+	return nil
+}
+
+// WriteCheckpoints implements sink.CheckpointWriter: with forward_checkpoints (the default),
+// the signed checkpoints not forwarded yet by this process are exported as one request, one
+// log record each (see checkpointRecord).
+func (s *Sink) WriteCheckpoints(ctx context.Context, cps []sink.Checkpoint) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.exporter == nil {
+		return sink.Permanentf("otlp sink used before Configure (or after Close)")
+	}
+	if !s.cfg.checkpoints {
+		return nil
+	}
+	fresh := s.cpsSent.Fresh(cps)
+	if len(fresh) == 0 {
+		return nil
+	}
+	now := time.Now()
+	s.coll.records = s.coll.records[:0]
+	for i := range fresh {
+		line, err := forward.NewCheckpointLine(fresh[i]).JSON()
+		if err != nil {
+			return sink.Permanent(err)
+		}
+		s.emit(ctx, fresh[i].ChainID, checkpointRecord(&fresh[i], string(line), now))
+	}
+	err := s.exportEmitted(ctx, len(fresh), func() string {
+		return fmt.Sprintf("%d signed checkpoints (chain %s, sequences %d..%d)", len(fresh),
+			fresh[0].ChainID, fresh[0].Sequence, fresh[len(fresh)-1].Sequence)
+	})
+	if err != nil {
+		return err
+	}
+	s.cpsSent.Done(fresh)
 	return nil
 }
 

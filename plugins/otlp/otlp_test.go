@@ -1,7 +1,6 @@
 package otlp
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -12,59 +11,20 @@ import (
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/internal/otelcoltest"
 	"github.com/flowker-audit/flowker-audit/internal/tlstest"
+	"github.com/flowker-audit/flowker-audit/plugins/internal/forwardtest"
 	"github.com/flowker-audit/flowker-audit/sink"
 	"github.com/flowker-audit/flowker-audit/sink/sinktest"
 )
 
 func newSink(t testing.TB, cfg map[string]any) *Sink {
-	t.Helper()
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Options{})
-	if err := s.Configure(context.Background(), raw); err != nil {
-		t.Fatalf("Configure(%s): %v", raw, err)
-	}
-	t.Cleanup(func() { s.Close(context.Background()) })
-	return s
-}
-
-// writeAll writes events in batches of n, retrying a failed batch as the host does (a
-// permanent error fails the test), and returns how many writes failed.
-func writeAll(t testing.TB, s *Sink, events []chain.Event, n int, between func(batch int)) int {
-	t.Helper()
-	failures := 0
-	for i, b := 0, 0; i < len(events); b++ {
-		if between != nil {
-			between(b)
-		}
-		end := min(i+n, len(events))
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := s.Write(ctx, events[i:end])
-			cancel()
-			if err == nil {
-				break
-			}
-			if sink.IsPermanent(err) {
-				t.Fatalf("batch %d: permanent error: %v", b, err)
-			}
-			failures++
-			if failures > 2000 {
-				t.Fatalf("batch %d: still failing after %d failed writes: %v", b, failures, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		i = end
-	}
-	return failures
+	return forwardtest.Configure(t, New(Options{}), cfg)
 }
 
 // checkReceived compares the collector's records of the chains of events (collectors are
-// shared between subtests) with events: every event present with the expected body,
-// attributes and resource; duplicates only when dupsOK (then counted).
-func checkReceived(t *testing.T, col *otelcoltest.Collector, events []chain.Event, dupsOK bool) (dups int) {
+// shared between subtests; checkpoints aside) with events: every event present with the expected body,
+// attributes and resource; duplicates only when dupsOK (then counted). torn counts requests
+// cut short in the collector's file.
+func checkReceived(t *testing.T, col *otelcoltest.Collector, events []chain.Event, dupsOK bool) (dups, torn int) {
 	t.Helper()
 	byID := map[string]*chain.Event{}
 	chains := map[string]bool{}
@@ -75,14 +35,14 @@ func checkReceived(t *testing.T, col *otelcoltest.Collector, events []chain.Even
 	var recs []otelcoltest.Record
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		all, _, err := col.Records()
+		all, n, err := col.Records()
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs = recs[:0]
+		recs, torn = recs[:0], n
 		distinct := map[any]bool{}
 		for _, r := range all {
-			if chains[r.Resource["service.instance.id"]] {
+			if chains[r.Resource["service.instance.id"]] && r.EventName != CheckpointEventName {
 				recs = append(recs, r)
 				distinct[r.Attributes["log.record.uid"]] = true
 			}
@@ -161,7 +121,7 @@ func checkReceived(t *testing.T, col *otelcoltest.Collector, events []chain.Even
 			dups += n - 1
 		}
 	}
-	return dups
+	return dups, torn
 }
 
 func endpoint(col *otelcoltest.Collector, protocol, scheme string) string {
@@ -200,8 +160,8 @@ func TestDeliverToCollector(t *testing.T) {
 				// Two chains in one batch: each gets its own resource.
 				a := sinktest.GenerateChain(fmt.Sprintf("chain-%d-a", n), 300, sinktest.GenOptions{Seed: int64(n)})
 				b := sinktest.GenerateChain(fmt.Sprintf("chain-%d-b", n), 150, sinktest.GenOptions{Seed: int64(100 + n)})
-				writeAll(t, s, append(append([]chain.Event{}, a[:200]...), b...), 100, nil)
-				writeAll(t, s, a, 120, nil) // a[:200] again: not forwarded twice
+				forwardtest.WriteAll(t, s, append(append([]chain.Event{}, a[:200]...), b...), 100, nil)
+				forwardtest.WriteAll(t, s, a, 120, nil) // a[:200] again: not forwarded twice
 				checkReceived(t, tc.col, append(append([]chain.Event{}, a...), b...), false)
 			})
 		}
@@ -216,21 +176,37 @@ func TestDeliverToCollector(t *testing.T) {
 	}
 }
 
-// TestCollectorDown stops the collector for 10 s under load and starts it again: nothing may
-// be lost. Duplicates are possible only for a request the collector stored but whose answer
-// was lost; they are counted.
+// TestCollectorDown takes the collector away for 10 s under load and starts it again: stopped
+// in order (SIGTERM: it flushes what it acknowledged) or killed (SIGKILL: its file exporter
+// loses what it acknowledged but had not flushed — in practice the newline of its last line,
+// which the harness repairs and counts as torn). Nothing may be lost. Duplicates can come from
+// a request stored by the collector whose answer the sink never got (so at most the events of
+// the failed writes) and, with replay_on_reconnect, from the replay (at most the events
+// replayed); they are counted and logged.
 func TestCollectorDown(t *testing.T) {
-	for _, protocol := range []string{ProtocolGRPC, ProtocolHTTP} {
-		t.Run(protocol, func(t *testing.T) {
+	for _, tc := range []struct {
+		sig      syscall.Signal
+		protocol string
+		replay   int
+	}{
+		{syscall.SIGTERM, ProtocolHTTP, 0},
+		{syscall.SIGKILL, ProtocolGRPC, 0},
+		{syscall.SIGKILL, ProtocolHTTP, 0},
+		{syscall.SIGKILL, ProtocolGRPC, 500},
+	} {
+		name := fmt.Sprintf("%s/%s/replay=%d", tc.sig, tc.protocol, tc.replay)
+		t.Run(name, func(t *testing.T) {
 			t.Parallel() // each has its own collector; the 10 s outages overlap
+			const batch = 100
 			col := otelcoltest.Start(t, otelcoltest.Options{})
-			s := newSink(t, map[string]any{"endpoint": endpoint(col, protocol, "http"), "protocol": protocol, "timeout": "2s"})
-			events := sinktest.GenerateChain("chain-down-"+protocol, 3000, sinktest.GenOptions{Seed: 5})
+			s := newSink(t, map[string]any{"endpoint": endpoint(col, tc.protocol, "http"), "protocol": tc.protocol,
+				"timeout": "2s", "replay_on_reconnect": tc.replay})
+			events := sinktest.GenerateChain("chain-down-"+name, 3000, sinktest.GenOptions{Seed: 5})
 			restarted := make(chan error, 1)
 			var down time.Time
-			failures := writeAll(t, s, events, 100, func(b int) {
+			failures := forwardtest.WriteAll(t, s, events, batch, func(b int) {
 				if b == 20 {
-					col.Stop(syscall.SIGTERM)
+					col.Stop(tc.sig)
 					down = time.Now()
 					go func() {
 						time.Sleep(10 * time.Second)
@@ -242,10 +218,71 @@ func TestCollectorDown(t *testing.T) {
 			if err := <-restarted; err != nil {
 				t.Fatal(err)
 			}
-			dups := checkReceived(t, col, events, true)
-			t.Logf("%s: %d events; collector stopped at batch 20 and restarted 10s later; the last batch was written %s after the stop; %d failed writes retried; %d duplicates",
-				protocol, len(events), ended.Round(100*time.Millisecond), failures, dups)
+			dups, torn := checkReceived(t, col, events, true)
+			replayed := int(s.Replayed())
+			t.Logf("%s: %d events; collector down at batch 20 for 10s; the last batch was written %s after the stop; %d failed writes retried; %d events replayed; %d duplicates received; %d requests torn in its file",
+				name, len(events), ended.Round(100*time.Millisecond), failures, replayed, dups, torn)
+			if failures == 0 {
+				t.Fatal("no write failed: the outage was not seen")
+			}
+			if tc.replay > 0 && replayed < tc.replay {
+				t.Fatalf("%d events replayed, want at least %d", replayed, tc.replay)
+			}
+			if tc.replay == 0 && replayed != 0 {
+				t.Fatalf("%d events replayed with replay_on_reconnect 0", replayed)
+			}
+			// A failed write may have been stored: its batch, and its replay, may arrive twice.
+			if bound := replayed + failures*(batch+tc.replay); dups > bound {
+				t.Fatalf("%d duplicates: more than the %d events of acknowledged replays and failed writes", dups, bound)
+			}
 		})
+	}
+}
+
+// TestForwardCheckpoints writes events and the signed checkpoints of their heads, as the host
+// does, to a real collector over gRPC and HTTP: each checkpoint arrives once (handed over
+// twice) as an AUDIT_CHECKPOINT record with its fields as attributes and its checkpoint-log
+// JSON as body, and that JSON's signature verifies with the public key. With
+// forward_checkpoints: false none arrives.
+func TestForwardCheckpoints(t *testing.T) {
+	col := otelcoltest.Start(t, otelcoltest.Options{})
+	for _, protocol := range []string{ProtocolGRPC, ProtocolHTTP} {
+		for _, forwardOn := range []bool{true, false} {
+			name := fmt.Sprintf("%s/forward_checkpoints=%t", protocol, forwardOn)
+			t.Run(name, func(t *testing.T) {
+				s := newSink(t, map[string]any{"endpoint": endpoint(col, protocol, "http"), "protocol": protocol, "forward_checkpoints": forwardOn})
+				events := sinktest.GenerateChain("chain-cp-"+name, 300, sinktest.GenOptions{Seed: 3})
+				cps, pub := forwardtest.SignCheckpoints(t, events, 100)
+				forwardtest.WriteWithCheckpoints(t, s, events, cps, 100)
+				// Written after the checkpoints: once they are all in the collector's file, so is
+				// every checkpoint exported before them.
+				after := sinktest.GenerateChain("chain-cp-after-"+name, 10, sinktest.GenOptions{Seed: 4})
+				forwardtest.WriteAll(t, s, after, 10, nil)
+				checkReceived(t, col, append(append([]chain.Event{}, events...), after...), false)
+				recs, _, err := col.Records()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := map[uint64]int{}
+				for _, r := range recs {
+					if r.EventName != CheckpointEventName || r.Resource["service.instance.id"] != events[0].ChainID {
+						continue
+					}
+					c := forwardtest.Verified(t, r.Body, pub)
+					want := map[string]any{"event.name": CheckpointEventName, "flowker.audit.chain_id": c.ChainID,
+						"flowker.audit.sequence": strconv.FormatUint(c.Sequence, 10), "flowker.audit.hash": c.Hash,
+						"flowker.audit.checkpoint.key_id": c.KeyID, "flowker.audit.checkpoint.signature": c.Signature}
+					if fmt.Sprint(r.Attributes) != fmt.Sprint(want) {
+						t.Fatalf("checkpoint attributes %v, want %v", r.Attributes, want)
+					}
+					if r.TimeUnixNano != strconv.FormatInt(c.Time.UnixNano(), 10) || r.SeverityText != "INFO" || r.Scope != scopeName {
+						t.Fatalf("checkpoint record %+v", r)
+					}
+					got[c.Sequence]++
+				}
+				forwardtest.CheckForwarded(t, got, cps, forwardOn)
+			})
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/sink"
 )
 
 // scopeName is the instrumentation scope of every record.
@@ -71,7 +72,35 @@ const (
 	attrSequence     = attrPrefix + "sequence"
 	attrHash         = attrPrefix + "hash"
 	attrPreviousHash = attrPrefix + "previous_hash"
+	attrCPKeyID      = attrPrefix + "checkpoint.key_id"
+	attrCPSignature  = attrPrefix + "checkpoint.signature"
 )
+
+// CheckpointEventName is the event name of a forwarded signed checkpoint (event types are
+// other words).
+const CheckpointEventName = "AUDIT_CHECKPOINT"
+
+// checkpointRecord builds the log record of a signed checkpoint: body = its checkpoint-log JSON
+// (line), event name AUDIT_CHECKPOINT, severity INFO, timestamp the checkpoint's, and its fields
+// as attributes.
+func checkpointRecord(c *sink.Checkpoint, line string, now time.Time) log.Record {
+	var r log.Record
+	r.SetTimestamp(c.Time)
+	r.SetObservedTimestamp(now)
+	r.SetSeverity(log.SeverityInfo)
+	r.SetSeverityText("INFO")
+	r.SetEventName(CheckpointEventName)
+	r.SetBody(attribute.StringValue(line))
+	r.AddAttributes(
+		attribute.String(attrEventName, CheckpointEventName),
+		attribute.String(attrChainID, c.ChainID),
+		attribute.Int64(attrSequence, int64(c.Sequence)),
+		attribute.String(attrHash, c.Hash),
+		attribute.String(attrCPKeyID, c.KeyID),
+		attribute.String(attrCPSignature, c.Signature),
+	)
+	return r
+}
 
 // record builds the log record of e: the body is the event's JSON (e.AppendJSON) exactly as the audit API
 // returns it (so each hash can be recomputed downstream); the event name is the event type;

@@ -57,9 +57,14 @@ type Config struct {
 	// syslog cannot tell what the receiver had processed when its connection broke (see the
 	// package documentation), so these may arrive twice rather than never.
 	ReplayOnReconnect *int `json:"replay_on_reconnect"`
+	// ForwardCheckpoints sends each signed checkpoint the sidecar makes as a message of its
+	// own (MSGID AUDIT_CHECKPOINT; default true): a witness of the chain heads outside the
+	// sidecar's host, verifiable with the checkpoint public key.
+	ForwardCheckpoints *bool `json:"forward_checkpoints"`
 
-	facility int
-	replay   int
+	facility    int
+	replay      int
+	checkpoints bool
 }
 
 // ParseConfig decodes and checks a configuration, filling in defaults. Every problem is
@@ -128,6 +133,7 @@ func ParseConfig(raw []byte) (Config, error) {
 			p.Add("replay_on_reconnect", "must not be negative")
 		}
 	}
+	c.checkpoints = c.ForwardCheckpoints == nil || *c.ForwardCheckpoints
 	return c, p.Err("invalid syslog sink configuration")
 }
 

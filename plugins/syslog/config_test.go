@@ -1,8 +1,9 @@
 package syslog
 
 import (
-	"strings"
 	"testing"
+
+	"github.com/flowker-audit/flowker-audit/plugins/internal/forwardtest"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -11,13 +12,10 @@ func TestParseConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if good.Transport != TransportTCP || good.facility != 16 || good.AppName != DefaultAppName ||
-		good.SDID != DefaultSDID || good.replay != DefaultReplayOnReconnect || good.Hostname == "" {
+		good.SDID != DefaultSDID || good.replay != DefaultReplayOnReconnect || good.Hostname == "" || !good.checkpoints {
 		t.Fatalf("defaults not applied: %+v", good)
 	}
-	for _, tc := range []struct {
-		raw  string
-		want []string // every one must appear, each on its own line
-	}{
+	forwardtest.CheckRefused(t, func(raw []byte) error { _, err := ParseConfig(raw); return err }, []forwardtest.ConfigCase{
 		{`{}`, []string{"address: required"}},
 		{`{"address": "nohost"}`, []string{`address: "nohost" is not host:port`}},
 		{`{"address": "h:1", "transport": "relp"}`, []string{`transport: must be tcp, tls or udp, got "relp"`}},
@@ -34,21 +32,5 @@ func TestParseConfig(t *testing.T) {
 		{`{"address": 514}`, []string{"address: must be a string, got 514", "address: required"}},
 		{`{"adress": "h:1", "transport": "x"}`, []string{"adress: unknown key", "address: required", "transport: must be"}},
 		{`[1]`, []string{"must be a JSON object, got [1]"}},
-	} {
-		_, err := ParseConfig([]byte(tc.raw))
-		if err == nil {
-			t.Errorf("%s: accepted", tc.raw)
-			continue
-		}
-		lines := strings.Split(err.Error(), "\n")
-		for _, w := range tc.want {
-			found := false
-			for _, l := range lines[1:] {
-				found = found || strings.HasPrefix(l, w)
-			}
-			if !found {
-				t.Errorf("%s: error %q has no line starting %q", tc.raw, err, w)
-			}
-		}
-	}
+	})
 }

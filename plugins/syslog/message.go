@@ -2,9 +2,11 @@ package syslog
 
 import (
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/sink"
 )
 
 // Severities (RFC 5424 section 6.2.1).
@@ -35,20 +37,7 @@ func (f *formatter) appendMessage(dst []byte, e *chain.Event) []byte {
 	if e.Result == chain.ResultSuccess {
 		sev = severityNotice
 	}
-	dst = append(dst, '<')
-	dst = strconv.AppendInt(dst, int64(f.facility*8+sev), 10)
-	dst = append(dst, ">1 "...)
-	dst = e.Timestamp.UTC().AppendFormat(dst, chain.TimestampLayout)
-	dst = append(dst, ' ')
-	dst = append(dst, f.hostname...)
-	dst = append(dst, ' ')
-	dst = append(dst, f.appName...)
-	dst = append(dst, ' ')
-	dst = append(dst, f.procID...)
-	dst = append(dst, ' ')
-	dst = appendHeaderField(dst, e.EventType, 32)
-	dst = append(dst, " ["...)
-	dst = append(dst, f.sdID...)
+	dst = f.appendHeader(dst, sev, e.Timestamp, e.EventType)
 	for _, p := range [...]struct{ name, value string }{
 		{"eventId", e.EventID},
 		{"eventType", e.EventType},
@@ -72,6 +61,48 @@ func (f *formatter) appendMessage(dst []byte, e *chain.Event) []byte {
 	dst = appendParam(dst, "hash", e.Hash)
 	dst = append(dst, "] "...)
 	return e.AppendJSON(dst)
+}
+
+// appendHeader appends "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD-ID" (the
+// structured-data element left open for its parameters).
+func (f *formatter) appendHeader(dst []byte, sev int, ts time.Time, msgID string) []byte {
+	dst = append(dst, '<')
+	dst = strconv.AppendInt(dst, int64(f.facility*8+sev), 10)
+	dst = append(dst, ">1 "...)
+	dst = ts.UTC().AppendFormat(dst, chain.TimestampLayout)
+	dst = append(dst, ' ')
+	dst = append(dst, f.hostname...)
+	dst = append(dst, ' ')
+	dst = append(dst, f.appName...)
+	dst = append(dst, ' ')
+	dst = append(dst, f.procID...)
+	dst = append(dst, ' ')
+	dst = appendHeaderField(dst, msgID, 32)
+	dst = append(dst, " ["...)
+	return append(dst, f.sdID...)
+}
+
+// CheckpointMsgID is the MSGID of a forwarded signed checkpoint (event types are other words).
+const CheckpointMsgID = "AUDIT_CHECKPOINT"
+
+// appendCheckpoint appends the RFC 5424 message of a signed checkpoint (without framing):
+//
+//	<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID AUDIT_CHECKPOINT [SD-ID chainId="…" sequence="…"
+//	hash="…" keyId="…" signature="…"] CHECKPOINT-JSON
+//
+// PRI is facility*8 + notice; TIMESTAMP the checkpoint's time; MSG the checkpoint as one line
+// of the sidecar's checkpoint log (forward.CheckpointLine), which verifies with the public key.
+func (f *formatter) appendCheckpoint(dst []byte, c *sink.Checkpoint, line []byte) []byte {
+	dst = f.appendHeader(dst, severityNotice, c.Time, CheckpointMsgID)
+	dst = appendParam(dst, "chainId", c.ChainID)
+	dst = append(dst, ` sequence="`...)
+	dst = strconv.AppendUint(dst, c.Sequence, 10)
+	dst = append(dst, '"')
+	dst = appendParam(dst, "hash", c.Hash)
+	dst = appendParam(dst, "keyId", c.KeyID)
+	dst = appendParam(dst, "signature", c.Signature)
+	dst = append(dst, "] "...)
+	return append(dst, line...)
 }
 
 // appendHeaderField appends s as a header field of at most max printable ASCII characters, or
@@ -113,7 +144,12 @@ func appendParam(dst []byte, name, value string) []byte {
 // appendFrame appends msg with RFC 6587 octet-counting framing: "LEN SP MSG".
 func appendFrame(dst []byte, f *formatter, e *chain.Event, scratch []byte) ([]byte, []byte) {
 	scratch = f.appendMessage(scratch[:0], e)
-	dst = strconv.AppendInt(dst, int64(len(scratch)), 10)
+	return appendFramed(dst, scratch), scratch
+}
+
+// appendFramed appends msg with RFC 6587 octet-counting framing: "LEN SP MSG".
+func appendFramed(dst, msg []byte) []byte {
+	dst = strconv.AppendInt(dst, int64(len(msg)), 10)
 	dst = append(dst, ' ')
-	return append(dst, scratch...), scratch
+	return append(dst, msg...)
 }

@@ -42,12 +42,21 @@
 // exponential backoff and jitter (sinks[].min_backoff..max_backoff), which is the reconnect
 // backoff.
 //
+// # Signed checkpoints
+//
+// With forward_checkpoints (the default), each signed checkpoint the sidecar makes is sent as
+// a message of its own: MSGID AUDIT_CHECKPOINT, severity notice, the checkpoint's time,
+// structured data [SD-ID chainId= sequence= hash= keyId= signature=] and, as MSG, the
+// checkpoint as one line of the sidecar's checkpoint log (the JSON `flowker-audit verify
+// --checkpoints` reads). The SIEM then holds a witness of the chain heads outside the
+// sidecar's host; the signature verifies with the checkpoint public key.
+//
 // Configuration (JSON):
 //
 //	{"address": "siem.example:6514", "transport": "tls",
 //	 "tls": {"ca_file": "/etc/ssl/siem-ca.pem", "cert_file": "...", "key_file": "...", "server_name": "siem.example"},
 //	 "facility": "local0", "app_name": "flowker-audit", "hostname": "pod-1", "sd_id": "flowkerAudit@32473",
-//	 "dial_timeout": "5s", "replay_on_reconnect": 1000}
+//	 "dial_timeout": "5s", "replay_on_reconnect": 1000, "forward_checkpoints": true}
 package syslog
 
 import (
@@ -71,7 +80,8 @@ import (
 type Sink struct {
 	log *slog.Logger
 
-	heads forward.Heads
+	heads   forward.Heads
+	cpsSent forward.Forwarded // checkpoints forwarded by this process
 
 	mu         sync.Mutex
 	configured bool
@@ -88,8 +98,9 @@ type Sink struct {
 
 // Interface guards.
 var (
-	_ sink.Sink      = (*Sink)(nil)
-	_ sink.Validator = (*Sink)(nil)
+	_ sink.Sink             = (*Sink)(nil)
+	_ sink.Validator        = (*Sink)(nil)
+	_ sink.CheckpointWriter = (*Sink)(nil)
 )
 
 // Options configures New.
@@ -191,6 +202,71 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 	}
 	s.remember(s.buf, ends)
 	s.heads.Delivered(fresh)
+	return nil
+}
+
+// WriteCheckpoints implements sink.CheckpointWriter: with forward_checkpoints (the default),
+// each signed checkpoint not forwarded yet by this process becomes one message (MSGID
+// AUDIT_CHECKPOINT, the checkpoint's fields as structured data, its checkpoint-log JSON as MSG),
+// confirmed like events.
+func (s *Sink) WriteCheckpoints(ctx context.Context, cps []sink.Checkpoint) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.configured {
+		return sink.Permanentf("syslog sink used before Configure (or after Close)")
+	}
+	if !s.cfg.checkpoints {
+		return nil
+	}
+	fresh := s.cpsSent.Fresh(cps)
+	if len(fresh) == 0 {
+		return nil
+	}
+	msgs := make([][]byte, len(fresh))
+	for i := range fresh {
+		line, err := forward.NewCheckpointLine(fresh[i]).JSON()
+		if err != nil {
+			return sink.Permanent(err)
+		}
+		msgs[i] = s.fmt.appendCheckpoint(nil, &fresh[i], line)
+	}
+	if err := s.sendMessages(ctx, msgs); err != nil {
+		return fmt.Errorf("sending %d signed checkpoints (chain %s, sequences %d..%d): %w", len(fresh),
+			fresh[0].ChainID, fresh[0].Sequence, fresh[len(fresh)-1].Sequence, err)
+	}
+	s.cpsSent.Done(fresh)
+	return nil
+}
+
+// sendMessages sends messages: one datagram each over UDP, else framed on the connection and
+// confirmed (see send).
+func (s *Sink) sendMessages(ctx context.Context, msgs [][]byte) error {
+	if s.cfg.Transport == TransportUDP {
+		if s.c == nil {
+			c, err := dial(ctx, &s.cfg, nil)
+			if err != nil {
+				return err
+			}
+			s.c = c
+		}
+		for _, m := range msgs {
+			if err := s.c.write(ctx, m); err != nil {
+				s.dropConn()
+				return err
+			}
+		}
+		return nil
+	}
+	var buf []byte
+	ends := make([]int, len(msgs))
+	for i, m := range msgs {
+		buf = appendFramed(buf, m)
+		ends[i] = len(buf)
+	}
+	if err := s.send(ctx, buf); err != nil {
+		return err
+	}
+	s.remember(buf, ends)
 	return nil
 }
 

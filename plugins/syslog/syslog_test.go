@@ -1,10 +1,10 @@
 package syslog
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,59 +14,20 @@ import (
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/internal/rsyslogtest"
 	"github.com/flowker-audit/flowker-audit/internal/tlstest"
+	"github.com/flowker-audit/flowker-audit/plugins/internal/forwardtest"
 	"github.com/flowker-audit/flowker-audit/sink"
 	"github.com/flowker-audit/flowker-audit/sink/sinktest"
 )
 
 func newSink(t testing.TB, cfg map[string]any) *Sink {
-	t.Helper()
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Options{})
-	if err := s.Configure(context.Background(), raw); err != nil {
-		t.Fatalf("Configure(%s): %v", raw, err)
-	}
-	t.Cleanup(func() { s.Close(context.Background()) })
-	return s
-}
-
-// writeAll writes events in batches of n, retrying a failed batch as the host does, and
-// returns how many writes failed.
-func writeAll(t testing.TB, s *Sink, events []chain.Event, n int, between func(batch int)) int {
-	t.Helper()
-	failures := 0
-	for i, b := 0, 0; i < len(events); b++ {
-		if between != nil {
-			between(b)
-		}
-		end := min(i+n, len(events))
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := s.Write(ctx, events[i:end])
-			cancel()
-			if err == nil {
-				break
-			}
-			if sink.IsPermanent(err) {
-				t.Fatalf("batch %d: permanent error: %v", b, err)
-			}
-			failures++
-			if failures > 1000 {
-				t.Fatalf("batch %d: still failing after %d failed writes: %v", b, failures, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		i = end
-	}
-	return failures
+	return forwardtest.Configure(t, New(Options{}), cfg)
 }
 
 var sdParam = regexp.MustCompile(`([A-Za-z]+)="((?:[^"\\]|\\.)*)"`)
 
-// checkReceived compares what rsyslog wrote with events: every event exactly once, unless
-// dupsOK, when an event may repeat (its copies identical). It returns the number of duplicates.
+// checkReceived compares what rsyslog wrote (checkpoints aside) with events: every event
+// exactly once, unless dupsOK, when an event may repeat (its copies identical). It returns the
+// number of duplicates.
 func checkReceived(t *testing.T, srv *rsyslogtest.Server, events []chain.Event, dupsOK bool) (dups, torn int) {
 	t.Helper()
 	byID := map[string]*chain.Event{}
@@ -80,6 +41,7 @@ func checkReceived(t *testing.T, srv *rsyslogtest.Server, events []chain.Event, 
 		if msgs, torn, err = srv.Messages(); err != nil {
 			t.Fatal(err)
 		}
+		msgs = slices.DeleteFunc(msgs, func(m rsyslogtest.Message) bool { return m.MsgID == CheckpointMsgID })
 		seen := map[string]bool{}
 		for _, m := range msgs {
 			seen[m.MsgID+m.StructuredData] = true
@@ -175,7 +137,7 @@ func TestDeliverToRsyslog(t *testing.T) {
 			tc.cfg["hostname"] = "audit-host"
 			s := newSink(t, tc.cfg)
 			events := sinktest.GenerateChain("chain-syslog", 1000, sinktest.GenOptions{Seed: 7})
-			writeAll(t, s, events, 100, nil)
+			forwardtest.WriteAll(t, s, events, 100, nil)
 			// A repeated batch is not forwarded twice.
 			if err := s.Write(t.Context(), events[900:]); err != nil {
 				t.Fatal(err)
@@ -206,7 +168,7 @@ func TestReceiverRestart(t *testing.T) {
 			s := newSink(t, map[string]any{"address": srv.Addr, "hostname": "audit-host"})
 			events := sinktest.GenerateChain("chain-restart", 3000, sinktest.GenOptions{Seed: 9})
 			restarted := make(chan error, 2)
-			failures := writeAll(t, s, events, 100, func(b int) {
+			failures := forwardtest.WriteAll(t, s, events, 100, func(b int) {
 				switch b {
 				case 10, 20:
 					srv.Stop(sig)
@@ -227,6 +189,52 @@ func TestReceiverRestart(t *testing.T) {
 			if dups > int(s.Replayed()) {
 				t.Fatalf("%d duplicates but only %d messages replayed", dups, s.Replayed())
 			}
+		})
+	}
+}
+
+// TestForwardCheckpoints writes events and the signed checkpoints of their heads, as the host
+// does, to a real rsyslogd: each checkpoint arrives once (handed over twice) as an
+// AUDIT_CHECKPOINT message whose structured data holds its fields and whose MSG is its
+// checkpoint-log JSON, and that JSON's signature verifies with the public key. With
+// forward_checkpoints: false none arrives.
+func TestForwardCheckpoints(t *testing.T) {
+	for _, forwardOn := range []bool{true, false} {
+		t.Run(fmt.Sprintf("forward_checkpoints=%t", forwardOn), func(t *testing.T) {
+			srv := rsyslogtest.Start(t, rsyslogtest.Options{})
+			s := newSink(t, map[string]any{"address": srv.Addr, "hostname": "audit-host", "forward_checkpoints": forwardOn})
+			events := sinktest.GenerateChain("chain-checkpoints", 300, sinktest.GenOptions{Seed: 3})
+			cps, pub := forwardtest.SignCheckpoints(t, events, 100)
+			forwardtest.WriteWithCheckpoints(t, s, events, cps, 100)
+			// The events are written after the checkpoints on the same connection: once they
+			// are all in rsyslog's file, so is every checkpoint message sent before them.
+			forwardtest.WriteAll(t, s, sinktest.GenerateChain("chain-after", 10, sinktest.GenOptions{Seed: 4}), 10, nil)
+			checkReceived(t, srv, append(append([]chain.Event{}, events...), sinktest.GenerateChain("chain-after", 10, sinktest.GenOptions{Seed: 4})...), false)
+			msgs, _, err := srv.Messages()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[uint64]int{}
+			for _, m := range msgs {
+				if m.MsgID != CheckpointMsgID {
+					continue
+				}
+				c := forwardtest.Verified(t, m.Msg, pub)
+				params := map[string]string{}
+				for _, p := range sdParam.FindAllStringSubmatch(m.StructuredData, -1) {
+					params[p[1]] = p[2]
+				}
+				want := map[string]string{"chainId": c.ChainID, "sequence": strconv.FormatUint(c.Sequence, 10), "hash": c.Hash,
+					"keyId": c.KeyID, "signature": c.Signature}
+				if fmt.Sprint(params) != fmt.Sprint(want) || !strings.HasPrefix(m.StructuredData, "["+DefaultSDID+" ") {
+					t.Fatalf("checkpoint structured data %s, want [%s %v]", m.StructuredData, DefaultSDID, want)
+				}
+				if m.PRI != strconv.Itoa(16*8+severityNotice) {
+					t.Fatalf("checkpoint PRI %s", m.PRI)
+				}
+				got[c.Sequence]++
+			}
+			forwardtest.CheckForwarded(t, got, cps, forwardOn)
 		})
 	}
 }

@@ -70,84 +70,86 @@ func decodeObject(s *scanner, path []Seg, v *Value, depth int) error {
 	if depth > maxRenderDepth {
 		return errSyntax
 	}
-	s.pos++ // '{'
 	seg := path[0]
+	closer := s.open()
 	for n := 0; ; n++ {
-		switch err := s.next(n, '}'); err {
-		case nil:
-		case errEnd:
-			return nil
-		default:
+		key, more, err := s.entry(n, closer)
+		if !more {
 			return err
 		}
-		raw, escaped, _, err := s.key()
+		if err := decodeMember(s, path, seg, key.view(), v, depth); err != nil { // the key is compared only
+			return err
+		}
+	}
+}
+
+// decodeMember applies the value of the member k, at the path's first segment seg.
+func decodeMember(s *scanner, path []Seg, seg Seg, k string, v *Value, depth int) error {
+	if seg.Exact && k != seg.Name || !seg.Exact && !strings.EqualFold(k, seg.Name) {
+		return s.skip(depth + 1)
+	}
+	s.skipSpace()
+	if s.pos >= len(s.in) {
+		return errEOF
+	}
+	c := s.in[s.pos]
+	if len(path) == 1 {
+		return decodeScalar(s, seg, c, v, depth)
+	}
+	switch c {
+	case '{':
+		if err := decodeObject(s, path[1:], v, depth+1); err != nil && !errors.Is(err, errMismatch) {
+			return err
+		}
+	case 'n':
+		if err := s.literal("null"); err != nil {
+			return err
+		}
+		if path[1].Exact {
+			*v = Value{Mismatch: v.Mismatch} // the map is set to nil: what it held is gone
+		}
+	default:
+		if err := s.skip(depth + 1); err != nil {
+			return err
+		}
+		v.Mismatch = true
+	}
+	return nil
+}
+
+// decodeScalar applies the member value starting with c at the path's last segment seg.
+func decodeScalar(s *scanner, seg Seg, c byte, v *Value, depth int) error {
+	switch {
+	case c == '"':
+		raw, _, _, err := s.str()
 		if err != nil {
 			return err
 		}
-		k := keyView(raw, escaped) // compared only
-		if seg.Exact && k != seg.Name || !seg.Exact && !strings.EqualFold(k, seg.Name) {
-			if err := s.skip(depth + 1); err != nil {
-				return err
-			}
-			continue
+		var t string
+		if err := json.Unmarshal(raw, &t); err != nil {
+			return errSyntax
 		}
-		s.skipSpace()
-		if s.pos >= len(s.in) {
-			return errEOF
+		*v = Value{Text: t, Found: true, IsString: true, Mismatch: v.Mismatch}
+	case c == 'n':
+		if err := s.literal("null"); err != nil {
+			return err
 		}
-		c := s.in[s.pos]
-		if len(path) == 1 {
-			switch {
-			case c == '"':
-				raw, _, _, err := s.str()
-				if err != nil {
-					return err
-				}
-				var t string
-				if err := json.Unmarshal(raw, &t); err != nil {
-					return errSyntax
-				}
-				*v = Value{Text: t, Found: true, IsString: true, Mismatch: v.Mismatch}
-			case c == 'n':
-				if err := s.literal("null"); err != nil {
-					return err
-				}
-				if seg.Exact {
-					*v = Value{Mismatch: v.Mismatch} // a map entry set to nil
-				}
-			case c == 't' || c == 'f' || c == '-' || (c >= '0' && c <= '9'):
-				start := s.pos
-				if err := s.skip(depth + 1); err != nil {
-					return err
-				}
-				*v = Value{Text: string(s.in[start:s.pos]), Found: true, Mismatch: v.Mismatch || !seg.Exact}
-			default: // an object or array where a scalar is read
-				if err := s.skip(depth + 1); err != nil {
-					return err
-				}
-				*v = Value{Found: false, Mismatch: true}
-			}
-			continue
+		if seg.Exact {
+			*v = Value{Mismatch: v.Mismatch} // a map entry set to nil
 		}
-		switch c {
-		case '{':
-			if err := decodeObject(s, path[1:], v, depth+1); err != nil && !errors.Is(err, errMismatch) {
-				return err
-			}
-		case 'n':
-			if err := s.literal("null"); err != nil {
-				return err
-			}
-			if path[1].Exact {
-				*v = Value{Mismatch: v.Mismatch} // the map is set to nil: what it held is gone
-			}
-		default:
-			if err := s.skip(depth + 1); err != nil {
-				return err
-			}
-			v.Mismatch = true
+	case c == 't' || c == 'f' || c == '-' || (c >= '0' && c <= '9'):
+		start := s.pos
+		if err := s.skip(depth + 1); err != nil {
+			return err
 		}
+		*v = Value{Text: string(s.in[start:s.pos]), Found: true, Mismatch: v.Mismatch || !seg.Exact}
+	default: // an object or array where a scalar is read
+		if err := s.skip(depth + 1); err != nil {
+			return err
+		}
+		*v = Value{Found: false, Mismatch: true}
 	}
+	return nil
 }
 
 // foldKey is encoding/json's folded form of a key (equal for keys bytes.EqualFold matches).
@@ -199,33 +201,23 @@ type ambiguity struct {
 
 func (a *ambiguity) value(depth int) error {
 	s := &a.s
-	if depth > maxRenderDepth {
-		return errSyntax
+	c, err := s.begin(depth)
+	if err != nil {
+		return err
 	}
-	s.skipSpace()
-	if s.pos >= len(s.in) {
-		return errEOF
-	}
-	switch s.in[s.pos] {
+	switch c {
 	case '{':
-		s.pos++
 		base := len(a.keys)
 		defer func() { a.keys = a.keys[:base] }()
+		closer := s.open()
 		for n := 0; ; n++ {
-			switch err := s.next(n, '}'); err {
-			case nil:
-			case errEnd:
-				return nil
-			default:
+			key, more, err := s.entry(n, closer)
+			if !more {
 				return err
 			}
-			raw, escaped, _, err := s.key()
-			if err != nil {
-				return err
-			}
-			k := raw[1 : len(raw)-1]
-			if escaped {
-				k = []byte(keyText(raw, escaped))
+			k := key.raw[1 : len(key.raw)-1]
+			if key.escaped {
+				k = []byte(key.text())
 			}
 			for _, prev := range a.keys[base:] {
 				if bytes.EqualFold(prev, k) {
@@ -234,27 +226,17 @@ func (a *ambiguity) value(depth int) error {
 				}
 			}
 			a.keys = append(a.keys, k)
-			a.path = append(a.path, k)
-			err = a.value(depth + 1)
-			a.path = a.path[:len(a.path)-1]
-			if err != nil {
+			if err := a.member(k, depth); err != nil {
 				return err
 			}
 		}
 	case '[':
-		s.pos++
+		closer := s.open()
 		for n := 0; ; n++ {
-			switch err := s.next(n, ']'); err {
-			case nil:
-			case errEnd:
-				return nil
-			default:
+			if _, more, err := s.entry(n, closer); !more {
 				return err
 			}
-			a.path = append(a.path, star)
-			err := a.value(depth + 1)
-			a.path = a.path[:len(a.path)-1]
-			if err != nil {
+			if err := a.member(star, depth); err != nil {
 				return err
 			}
 		}
@@ -263,6 +245,14 @@ func (a *ambiguity) value(depth int) error {
 }
 
 var star = []byte("*")
+
+// member walks the value of the member (or element, star) seg.
+func (a *ambiguity) member(seg []byte, depth int) error {
+	a.path = append(a.path, seg)
+	err := a.value(depth + 1)
+	a.path = a.path[:len(a.path)-1]
+	return err
+}
 
 func (a *ambiguity) report(k []byte) {
 	if len(a.out) >= a.limit {

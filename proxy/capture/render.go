@@ -3,9 +3,6 @@ package capture
 import (
 	"encoding/json"
 	"errors"
-	"strconv"
-	"unicode/utf8"
-	"unsafe"
 )
 
 // Render re-encodes the JSON in body with secrets redacted, emitting at most budget bytes
@@ -63,235 +60,6 @@ var (
 	errBudget = errors.New("output budget exhausted")
 )
 
-// maxRenderDepth bounds nesting (deeper input is treated as invalid).
-const maxRenderDepth = 512
-
-type scanner struct {
-	in       []byte
-	pos      int
-	complete bool // in is the whole input (a number may end it)
-}
-
-func (s *scanner) skipSpace() {
-	for s.pos < len(s.in) {
-		switch s.in[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
-			return
-		}
-	}
-}
-
-// str scans a string starting at the opening quote. It returns the raw bytes including quotes,
-// whether it contains escapes, and whether it must be re-encoded (U+0000 or invalid UTF-8).
-func (s *scanner) str() (raw []byte, escaped, dirty bool, err error) {
-	start := s.pos
-	s.pos++ // opening quote
-	for s.pos < len(s.in) {
-		c := s.in[s.pos]
-		switch {
-		case c == '"':
-			s.pos++
-			return s.in[start:s.pos], escaped, dirty, nil
-		case c == '\\':
-			escaped = true
-			if s.pos+1 >= len(s.in) {
-				return nil, false, false, errEOF
-			}
-			switch s.in[s.pos+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.pos += 2
-			case 'u':
-				if s.pos+6 > len(s.in) {
-					return nil, false, false, errEOF
-				}
-				v, err := strconv.ParseUint(string(s.in[s.pos+2:s.pos+6]), 16, 16)
-				if err != nil {
-					return nil, false, false, errSyntax
-				}
-				if v == 0 || (v >= 0xD800 && v <= 0xDFFF) {
-					dirty = true // NUL, or a surrogate (maybe lone): let the decoder sanitise it
-				}
-				s.pos += 6
-			default:
-				return nil, false, false, errSyntax
-			}
-		case c < 0x20:
-			return nil, false, false, errSyntax
-		case c < utf8.RuneSelf:
-			s.pos++
-		default:
-			r, size := utf8.DecodeRune(s.in[s.pos:])
-			if r == utf8.RuneError && size == 1 {
-				if !utf8.FullRune(s.in[s.pos:]) {
-					return nil, false, false, errEOF
-				}
-				dirty = true
-			}
-			s.pos += size
-		}
-	}
-	return nil, false, false, errEOF
-}
-
-// number scans a JSON number and returns its text.
-func (s *scanner) number() ([]byte, error) {
-	start := s.pos
-	digits := func() int {
-		n := 0
-		for s.pos < len(s.in) && s.in[s.pos] >= '0' && s.in[s.pos] <= '9' {
-			s.pos++
-			n++
-		}
-		return n
-	}
-	if s.in[s.pos] == '-' {
-		s.pos++
-	}
-	if s.pos >= len(s.in) {
-		return nil, errEOF
-	}
-	if s.in[s.pos] == '0' {
-		s.pos++
-	} else if digits() == 0 {
-		return nil, errSyntax
-	}
-	if s.pos < len(s.in) && s.in[s.pos] == '.' {
-		s.pos++
-		if digits() == 0 {
-			if s.pos >= len(s.in) {
-				return nil, errEOF
-			}
-			return nil, errSyntax
-		}
-	}
-	if s.pos < len(s.in) && (s.in[s.pos] == 'e' || s.in[s.pos] == 'E') {
-		s.pos++
-		if s.pos < len(s.in) && (s.in[s.pos] == '+' || s.in[s.pos] == '-') {
-			s.pos++
-		}
-		if digits() == 0 {
-			if s.pos >= len(s.in) {
-				return nil, errEOF
-			}
-			return nil, errSyntax
-		}
-	}
-	if s.pos >= len(s.in) && !s.complete {
-		return nil, errEOF // a number at the very end of a prefix may have been cut
-	}
-	return s.in[start:s.pos], nil
-}
-
-func (s *scanner) literal(word string) error {
-	for i := 0; i < len(word); i++ {
-		if s.pos+i >= len(s.in) {
-			return errEOF
-		}
-		if s.in[s.pos+i] != word[i] {
-			return errSyntax
-		}
-	}
-	s.pos += len(word)
-	return nil
-}
-
-// errEnd is returned by next when the container closes.
-var errEnd = errors.New("end of container")
-
-// next moves to the n-th entry of an open container (after its separator, if any): it returns
-// errEnd when the closer comes instead (consuming it), errEOF or errSyntax on bad input.
-func (s *scanner) next(n int, closer byte) error {
-	s.skipSpace()
-	if s.pos >= len(s.in) {
-		return errEOF
-	}
-	if s.in[s.pos] == closer {
-		s.pos++
-		return errEnd
-	}
-	if n > 0 {
-		if s.in[s.pos] != ',' {
-			return errSyntax
-		}
-		s.pos++
-		s.skipSpace()
-		if s.pos >= len(s.in) {
-			return errEOF
-		}
-	}
-	return nil
-}
-
-// key scans an object member's key and its colon.
-func (s *scanner) key() (raw []byte, escaped, dirty bool, err error) {
-	if s.in[s.pos] != '"' {
-		return nil, false, false, errSyntax
-	}
-	if raw, escaped, dirty, err = s.str(); err != nil {
-		return nil, false, false, err
-	}
-	s.skipSpace()
-	if s.pos >= len(s.in) {
-		return nil, false, false, errEOF
-	}
-	if s.in[s.pos] != ':' {
-		return nil, false, false, errSyntax
-	}
-	s.pos++
-	return raw, escaped, dirty, nil
-}
-
-// skip consumes one value without emitting it (a redacted value).
-func (s *scanner) skip(depth int) error {
-	if depth > maxRenderDepth {
-		return errSyntax
-	}
-	s.skipSpace()
-	if s.pos >= len(s.in) {
-		return errEOF
-	}
-	switch c := s.in[s.pos]; {
-	case c == '"':
-		_, _, _, err := s.str()
-		return err
-	case c == '{' || c == '[':
-		closer := byte('}')
-		if c == '[' {
-			closer = ']'
-		}
-		s.pos++
-		for n := 0; ; n++ {
-			switch err := s.next(n, closer); err {
-			case nil:
-			case errEnd:
-				return nil
-			default:
-				return err
-			}
-			if c == '{' {
-				if _, _, _, err := s.key(); err != nil {
-					return err
-				}
-			}
-			if err := s.skip(depth + 1); err != nil {
-				return err
-			}
-		}
-	case c == '-' || (c >= '0' && c <= '9'):
-		_, err := s.number()
-		return err
-	case c == 't':
-		return s.literal("true")
-	case c == 'f':
-		return s.literal("false")
-	case c == 'n':
-		return s.literal("null")
-	}
-	return errSyntax
-}
-
 // writer builds the output within a byte budget, remembering how to close what is open.
 type writer struct {
 	out    []byte
@@ -320,6 +88,24 @@ func (w *writer) emit(b []byte) error {
 	return nil
 }
 
+// open writes the opening bracket of a container when it fits with its closer, and remembers
+// the closer.
+func (w *writer) open(bracket, closer byte) bool {
+	if !w.room(2) {
+		return false
+	}
+	w.out = append(w.out, bracket)
+	w.closer = append(w.closer, closer)
+	return true
+}
+
+// shut writes the closer of the innermost open container.
+func (w *writer) shut() {
+	c := w.closer[len(w.closer)-1]
+	w.closer = w.closer[:len(w.closer)-1]
+	w.out = append(w.out, c)
+}
+
 func (w *writer) close() json.RawMessage {
 	if len(w.out) == 0 {
 		return nil
@@ -343,15 +129,6 @@ func stringOut(raw []byte, dirty bool) []byte {
 	return encodeString(sanitize(v))
 }
 
-// keyView is keyText without a copy for a key without escapes: the string shares the scanned
-// input's bytes, so it must not outlive the scan (render paths and lookups only compare it).
-func keyView(raw []byte, escaped bool) string {
-	if !escaped && len(raw) > 2 {
-		return unsafe.String(&raw[1], len(raw)-2)
-	}
-	return keyText(raw, escaped)
-}
-
 // keyText returns the decoded text of a scanned key.
 func keyText(raw []byte, escaped bool) string {
 	if !escaped {
@@ -367,14 +144,11 @@ func keyText(raw []byte, escaped bool) string {
 // value renders one value. On error the output holds everything complete before it (a member
 // whose value did not fit or did not parse is removed).
 func (w *writer) value(r *Redactor, s *scanner, depth int) error {
-	if depth > maxRenderDepth {
-		return errSyntax
+	c, err := s.begin(depth)
+	if err != nil {
+		return err
 	}
-	s.skipSpace()
-	if s.pos >= len(s.in) {
-		return errEOF
-	}
-	switch c := s.in[s.pos]; {
+	switch {
 	case c == '"':
 		raw, escaped, dirty, err := s.str()
 		if err != nil {
@@ -391,14 +165,8 @@ func (w *writer) value(r *Redactor, s *scanner, depth int) error {
 		}
 		return w.emit(num)
 	case c == 't' || c == 'f' || c == 'n':
-		word := "null"
-		switch c {
-		case 't':
-			word = "true"
-		case 'f':
-			word = "false"
-		}
-		if err := s.literal(word); err != nil {
+		word, err := s.word()
+		if err != nil {
 			return err
 		}
 		return w.emit([]byte(word))
@@ -411,23 +179,14 @@ func (w *writer) value(r *Redactor, s *scanner, depth int) error {
 }
 
 func (w *writer) object(r *Redactor, s *scanner, depth int) error {
-	if !w.room(2) { // the bracket and, later, its closer
+	if !w.open('{', '}') {
 		return errBudget
 	}
-	w.out = append(w.out, '{')
-	s.pos++
-	w.closer = append(w.closer, '}')
-	defer func() { w.closer = w.closer[:len(w.closer)-1]; w.out = append(w.out, '}') }()
+	defer w.shut()
+	closer := s.open()
 	for n := 0; ; n++ {
-		switch err := s.next(n, '}'); err {
-		case nil:
-		case errEnd:
-			return nil
-		default:
-			return err
-		}
-		raw, escaped, dirty, err := s.key()
-		if err != nil {
+		k, more, err := s.entry(n, closer)
+		if !more {
 			return err
 		}
 		mark := len(w.out)
@@ -436,7 +195,7 @@ func (w *writer) object(r *Redactor, s *scanner, depth int) error {
 				return err
 			}
 		}
-		if err := w.emit(stringOut(raw, dirty)); err != nil {
+		if err := w.emit(stringOut(k.raw, k.dirty)); err != nil {
 			w.out = w.out[:mark]
 			return err
 		}
@@ -445,7 +204,7 @@ func (w *writer) object(r *Redactor, s *scanner, depth int) error {
 			return err
 		}
 		afterKey := len(w.out)
-		key := keyView(raw, escaped) // w.path lives only while this value renders
+		key := k.view() // w.path lives only while this value renders
 		w.path = append(w.path, key)
 		if r.SecretKey(key) || r.pathRedacted(w.path) {
 			w.path = w.path[:len(w.path)-1]
@@ -471,19 +230,13 @@ func (w *writer) object(r *Redactor, s *scanner, depth int) error {
 }
 
 func (w *writer) array(r *Redactor, s *scanner, depth int) error {
-	if !w.room(2) {
+	if !w.open('[', ']') {
 		return errBudget
 	}
-	w.out = append(w.out, '[')
-	s.pos++
-	w.closer = append(w.closer, ']')
-	defer func() { w.closer = w.closer[:len(w.closer)-1]; w.out = append(w.out, ']') }()
+	defer w.shut()
+	closer := s.open()
 	for n := 0; ; n++ {
-		switch err := s.next(n, ']'); err {
-		case nil:
-		case errEnd:
-			return nil
-		default:
+		if _, more, err := s.entry(n, closer); !more {
 			return err
 		}
 		mark := len(w.out)
@@ -494,9 +247,8 @@ func (w *writer) array(r *Redactor, s *scanner, depth int) error {
 		}
 		afterSep := len(w.out)
 		w.path = append(w.path, "*")
-		redacted := r.pathRedacted(w.path)
 		var err error
-		if redacted {
+		if r.pathRedacted(w.path) {
 			if err = w.emitRedacted(); err == nil {
 				err = s.skip(depth + 1)
 			}
