@@ -281,7 +281,7 @@ func (c *Client) Capabilities(ctx context.Context) (Capabilities, error) {
 	if err != nil {
 		return Capabilities{}, fromStatus(ctx, "capabilities", err)
 	}
-	return Capabilities{Write: resp.GetWrite(), Query: resp.GetQuery(), Checkpoints: resp.GetCheckpoints()}, nil
+	return Capabilities{Write: resp.GetWrite(), Query: resp.GetQuery(), Checkpoints: resp.GetCheckpoints(), Watermarks: resp.GetWatermarks()}, nil
 }
 
 // Write implements Sink. Batches larger than a gRPC message are sent as several calls in order.

@@ -39,7 +39,8 @@ func (s *server) Capabilities(ctx context.Context, _ *sinkpb.CapabilitiesRequest
 		return nil, toStatus(err)
 	}
 	_, cpw := s.impl.(CheckpointWriter)
-	return &sinkpb.CapabilitiesResponse{Write: caps.Write, Query: caps.Query && s.q != nil, Checkpoints: cpw}, nil
+	_, wmw := s.impl.(WatermarkWriter)
+	return &sinkpb.CapabilitiesResponse{Write: caps.Write, Query: caps.Query && s.q != nil, Checkpoints: cpw, Watermarks: wmw}, nil
 }
 
 func (s *server) Write(ctx context.Context, req *sinkpb.WriteRequest) (*sinkpb.WriteResponse, error) {

@@ -67,6 +67,7 @@ type Capabilities struct {
 	Write       bool // accepts Write
 	Query       bool // implements Querier
 	Checkpoints bool // implements CheckpointWriter (set by the SDK, whatever the sink reports)
+	Watermarks  bool // implements WatermarkWriter (set by the SDK, whatever the sink reports)
 }
 
 // Head is the last stored event of a chain.

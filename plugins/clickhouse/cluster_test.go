@@ -202,6 +202,13 @@ func TestClusterSink(t *testing.T) {
 		t.Logf("%d batches acknowledged while r1 was down, %d after its restart; %d events in all, %d retried writes",
 			downFor, progress()-restartedAt, want, retries)
 
+		// Every chain is delivered and idle: the heartbeats the host sends then (the read horizon,
+		// watermark.go) let searches show everything.
+		for _, id := range []string{"chain-quorum", "chain-ha-0", "chain-ha-1", "chain-ha-2"} {
+			if err := w.WriteWatermark(ctx, id, time.Now()); err != nil {
+				t.Fatalf("WriteWatermark(%s): %v", id, err)
+			}
+		}
 		syncReplicas(t, c, l)
 		for _, srv := range c.Replicas {
 			got := query(t, srv, fmt.Sprintf("SELECT count(), uniqExact(chain_id, seq) FROM %s.trail_local WHERE chain_id LIKE 'chain-ha-%%'", db))

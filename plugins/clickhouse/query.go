@@ -58,6 +58,12 @@ func (s *Sink) Search(ctx context.Context, q sink.Query) (sink.Page, error) {
 		return sink.Page{}, err
 	}
 	p := newPlan(q)
+	// Only what every live writer has delivered (watermark.go).
+	if h, ok, err := s.horizon(ctx, st); err != nil {
+		return sink.Page{}, err
+	} else if ok && (!p.hi.set || h < p.hi.v) {
+		p.hi = bound{true, h}
+	}
 	if p.empty() {
 		return sink.Page{}, nil
 	}

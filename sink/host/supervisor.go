@@ -50,6 +50,9 @@ type SinkConfig struct {
 	CallTimeout time.Duration
 	// PingInterval is the period of the health check. Default 5s.
 	PingInterval time.Duration
+	// WatermarkInterval is how often a caught-up delivery sends the sink a delivery watermark,
+	// when the plugin keeps them (sink.WatermarkWriter). Default 1s; negative sends none.
+	WatermarkInterval time.Duration
 	// MinBackoff and MaxBackoff bound the exponential backoff (with jitter) between retries of a
 	// failed write and between plugin restarts. A sink failing permanently is retried every
 	// MaxBackoff, so that an operator's fix is picked up. Defaults 200ms and 30s.
@@ -81,6 +84,7 @@ func (c SinkConfig) withDefaults() SinkConfig {
 	def(&c.WriteTimeout, 30*time.Second)
 	def(&c.CallTimeout, 10*time.Second)
 	def(&c.PingInterval, 5*time.Second)
+	def(&c.WatermarkInterval, time.Second)
 	def(&c.MinBackoff, 200*time.Millisecond)
 	def(&c.MaxBackoff, 30*time.Second)
 	c.MaxBackoff = max(c.MaxBackoff, c.MinBackoff)
@@ -487,7 +491,7 @@ func (s *Supervisor) deliver(ctx context.Context, c *sink.Client) (progressed bo
 		return false, err
 	}
 	for {
-		if err := s.src.Wait(dctx, cursor); err != nil {
+		if err := s.waitOrHeartbeat(dctx, c, cursor); err != nil {
 			if dctx.Err() != nil {
 				return progressed, causeOf(dctx)
 			}

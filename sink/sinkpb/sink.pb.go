@@ -69,6 +69,94 @@ func (Order) EnumDescriptor() ([]byte, []int) {
 	return file_sink_proto_rawDescGZIP(), []int{0}
 }
 
+type WriteWatermarkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChainId       string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	UpToMicros    int64                  `protobuf:"varint,2,opt,name=up_to_micros,json=upToMicros,proto3" json:"up_to_micros,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteWatermarkRequest) Reset() {
+	*x = WriteWatermarkRequest{}
+	mi := &file_sink_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteWatermarkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteWatermarkRequest) ProtoMessage() {}
+
+func (x *WriteWatermarkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sink_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteWatermarkRequest.ProtoReflect.Descriptor instead.
+func (*WriteWatermarkRequest) Descriptor() ([]byte, []int) {
+	return file_sink_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WriteWatermarkRequest) GetChainId() string {
+	if x != nil {
+		return x.ChainId
+	}
+	return ""
+}
+
+func (x *WriteWatermarkRequest) GetUpToMicros() int64 {
+	if x != nil {
+		return x.UpToMicros
+	}
+	return 0
+}
+
+type WriteWatermarkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteWatermarkResponse) Reset() {
+	*x = WriteWatermarkResponse{}
+	mi := &file_sink_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteWatermarkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteWatermarkResponse) ProtoMessage() {}
+
+func (x *WriteWatermarkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sink_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteWatermarkResponse.ProtoReflect.Descriptor instead.
+func (*WriteWatermarkResponse) Descriptor() ([]byte, []int) {
+	return file_sink_proto_rawDescGZIP(), []int{1}
+}
+
 // A signed checkpoint (chain/checkpoint): Ed25519 over chain id, sequence, hash and time.
 type Checkpoint struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -84,7 +172,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_sink_proto_msgTypes[0]
+	mi := &file_sink_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -96,7 +184,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[0]
+	mi := &file_sink_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -109,7 +197,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{0}
+	return file_sink_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Checkpoint) GetChainId() string {
@@ -163,7 +251,7 @@ type WriteCheckpointsRequest struct {
 
 func (x *WriteCheckpointsRequest) Reset() {
 	*x = WriteCheckpointsRequest{}
-	mi := &file_sink_proto_msgTypes[1]
+	mi := &file_sink_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -175,7 +263,7 @@ func (x *WriteCheckpointsRequest) String() string {
 func (*WriteCheckpointsRequest) ProtoMessage() {}
 
 func (x *WriteCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[1]
+	mi := &file_sink_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -188,7 +276,7 @@ func (x *WriteCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*WriteCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{1}
+	return file_sink_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *WriteCheckpointsRequest) GetCheckpoints() []*Checkpoint {
@@ -206,7 +294,7 @@ type WriteCheckpointsResponse struct {
 
 func (x *WriteCheckpointsResponse) Reset() {
 	*x = WriteCheckpointsResponse{}
-	mi := &file_sink_proto_msgTypes[2]
+	mi := &file_sink_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -218,7 +306,7 @@ func (x *WriteCheckpointsResponse) String() string {
 func (*WriteCheckpointsResponse) ProtoMessage() {}
 
 func (x *WriteCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[2]
+	mi := &file_sink_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -231,7 +319,7 @@ func (x *WriteCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*WriteCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{2}
+	return file_sink_proto_rawDescGZIP(), []int{4}
 }
 
 type ReadCheckpointsRequest struct {
@@ -243,7 +331,7 @@ type ReadCheckpointsRequest struct {
 
 func (x *ReadCheckpointsRequest) Reset() {
 	*x = ReadCheckpointsRequest{}
-	mi := &file_sink_proto_msgTypes[3]
+	mi := &file_sink_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -255,7 +343,7 @@ func (x *ReadCheckpointsRequest) String() string {
 func (*ReadCheckpointsRequest) ProtoMessage() {}
 
 func (x *ReadCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[3]
+	mi := &file_sink_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -268,7 +356,7 @@ func (x *ReadCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ReadCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{3}
+	return file_sink_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReadCheckpointsRequest) GetChainId() string {
@@ -287,7 +375,7 @@ type ReadCheckpointsResponse struct {
 
 func (x *ReadCheckpointsResponse) Reset() {
 	*x = ReadCheckpointsResponse{}
-	mi := &file_sink_proto_msgTypes[4]
+	mi := &file_sink_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +387,7 @@ func (x *ReadCheckpointsResponse) String() string {
 func (*ReadCheckpointsResponse) ProtoMessage() {}
 
 func (x *ReadCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[4]
+	mi := &file_sink_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +400,7 @@ func (x *ReadCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ReadCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{4}
+	return file_sink_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReadCheckpointsResponse) GetCheckpoints() []*Checkpoint {
@@ -334,7 +422,7 @@ type Actor struct {
 
 func (x *Actor) Reset() {
 	*x = Actor{}
-	mi := &file_sink_proto_msgTypes[5]
+	mi := &file_sink_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +434,7 @@ func (x *Actor) String() string {
 func (*Actor) ProtoMessage() {}
 
 func (x *Actor) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[5]
+	mi := &file_sink_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +447,7 @@ func (x *Actor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Actor.ProtoReflect.Descriptor instead.
 func (*Actor) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{5}
+	return file_sink_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Actor) GetType() string {
@@ -412,7 +500,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_sink_proto_msgTypes[6]
+	mi := &file_sink_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +512,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[6]
+	mi := &file_sink_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +525,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{6}
+	return file_sink_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Event) GetEventId() string {
@@ -555,7 +643,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_sink_proto_msgTypes[7]
+	mi := &file_sink_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -567,7 +655,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[7]
+	mi := &file_sink_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -580,7 +668,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{7}
+	return file_sink_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ConfigureRequest) GetConfig() []byte {
@@ -598,7 +686,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_sink_proto_msgTypes[8]
+	mi := &file_sink_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +698,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[8]
+	mi := &file_sink_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +711,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{8}
+	return file_sink_proto_rawDescGZIP(), []int{10}
 }
 
 type CapabilitiesRequest struct {
@@ -634,7 +722,7 @@ type CapabilitiesRequest struct {
 
 func (x *CapabilitiesRequest) Reset() {
 	*x = CapabilitiesRequest{}
-	mi := &file_sink_proto_msgTypes[9]
+	mi := &file_sink_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +734,7 @@ func (x *CapabilitiesRequest) String() string {
 func (*CapabilitiesRequest) ProtoMessage() {}
 
 func (x *CapabilitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[9]
+	mi := &file_sink_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +747,7 @@ func (x *CapabilitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapabilitiesRequest.ProtoReflect.Descriptor instead.
 func (*CapabilitiesRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{9}
+	return file_sink_proto_rawDescGZIP(), []int{11}
 }
 
 type CapabilitiesResponse struct {
@@ -667,13 +755,14 @@ type CapabilitiesResponse struct {
 	Write         bool                   `protobuf:"varint,1,opt,name=write,proto3" json:"write,omitempty"`
 	Query         bool                   `protobuf:"varint,2,opt,name=query,proto3" json:"query,omitempty"`
 	Checkpoints   bool                   `protobuf:"varint,3,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"` // implements WriteCheckpoints (and, with query, ReadCheckpoints)
+	Watermarks    bool                   `protobuf:"varint,4,opt,name=watermarks,proto3" json:"watermarks,omitempty"`   // implements WriteWatermark
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CapabilitiesResponse) Reset() {
 	*x = CapabilitiesResponse{}
-	mi := &file_sink_proto_msgTypes[10]
+	mi := &file_sink_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +774,7 @@ func (x *CapabilitiesResponse) String() string {
 func (*CapabilitiesResponse) ProtoMessage() {}
 
 func (x *CapabilitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[10]
+	mi := &file_sink_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +787,7 @@ func (x *CapabilitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapabilitiesResponse.ProtoReflect.Descriptor instead.
 func (*CapabilitiesResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{10}
+	return file_sink_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CapabilitiesResponse) GetWrite() bool {
@@ -722,6 +811,13 @@ func (x *CapabilitiesResponse) GetCheckpoints() bool {
 	return false
 }
 
+func (x *CapabilitiesResponse) GetWatermarks() bool {
+	if x != nil {
+		return x.Watermarks
+	}
+	return false
+}
+
 type WriteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -731,7 +827,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_sink_proto_msgTypes[11]
+	mi := &file_sink_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -743,7 +839,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[11]
+	mi := &file_sink_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -756,7 +852,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{11}
+	return file_sink_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WriteRequest) GetEvents() []*Event {
@@ -774,7 +870,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_sink_proto_msgTypes[12]
+	mi := &file_sink_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +882,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[12]
+	mi := &file_sink_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +895,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{12}
+	return file_sink_proto_rawDescGZIP(), []int{14}
 }
 
 type HeadRequest struct {
@@ -811,7 +907,7 @@ type HeadRequest struct {
 
 func (x *HeadRequest) Reset() {
 	*x = HeadRequest{}
-	mi := &file_sink_proto_msgTypes[13]
+	mi := &file_sink_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +919,7 @@ func (x *HeadRequest) String() string {
 func (*HeadRequest) ProtoMessage() {}
 
 func (x *HeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[13]
+	mi := &file_sink_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +932,7 @@ func (x *HeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadRequest.ProtoReflect.Descriptor instead.
 func (*HeadRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{13}
+	return file_sink_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HeadRequest) GetChainId() string {
@@ -857,7 +953,7 @@ type HeadResponse struct {
 
 func (x *HeadResponse) Reset() {
 	*x = HeadResponse{}
-	mi := &file_sink_proto_msgTypes[14]
+	mi := &file_sink_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +965,7 @@ func (x *HeadResponse) String() string {
 func (*HeadResponse) ProtoMessage() {}
 
 func (x *HeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[14]
+	mi := &file_sink_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +978,7 @@ func (x *HeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadResponse.ProtoReflect.Descriptor instead.
 func (*HeadResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{14}
+	return file_sink_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HeadResponse) GetFound() bool {
@@ -924,7 +1020,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_sink_proto_msgTypes[15]
+	mi := &file_sink_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1032,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[15]
+	mi := &file_sink_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1045,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{15}
+	return file_sink_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Filter) GetEventType() string {
@@ -1027,7 +1123,7 @@ type Position struct {
 
 func (x *Position) Reset() {
 	*x = Position{}
-	mi := &file_sink_proto_msgTypes[16]
+	mi := &file_sink_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1135,7 @@ func (x *Position) String() string {
 func (*Position) ProtoMessage() {}
 
 func (x *Position) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[16]
+	mi := &file_sink_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1148,7 @@ func (x *Position) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Position.ProtoReflect.Descriptor instead.
 func (*Position) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{16}
+	return file_sink_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Position) GetTimeMicros() int64 {
@@ -1089,7 +1185,7 @@ type SearchRequest struct {
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_sink_proto_msgTypes[17]
+	mi := &file_sink_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1197,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[17]
+	mi := &file_sink_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1210,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{17}
+	return file_sink_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SearchRequest) GetFilter() *Filter {
@@ -1155,7 +1251,7 @@ type SearchResponse struct {
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_sink_proto_msgTypes[18]
+	mi := &file_sink_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1263,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[18]
+	mi := &file_sink_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1276,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{18}
+	return file_sink_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SearchResponse) GetEvents() []*Event {
@@ -1206,7 +1302,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_sink_proto_msgTypes[19]
+	mi := &file_sink_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1314,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[19]
+	mi := &file_sink_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1327,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{19}
+	return file_sink_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetRequest) GetEventId() string {
@@ -1250,7 +1346,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_sink_proto_msgTypes[20]
+	mi := &file_sink_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1358,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[20]
+	mi := &file_sink_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1371,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{20}
+	return file_sink_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetResponse) GetEvent() *Event {
@@ -1297,7 +1393,7 @@ type ReadChainRequest struct {
 
 func (x *ReadChainRequest) Reset() {
 	*x = ReadChainRequest{}
-	mi := &file_sink_proto_msgTypes[21]
+	mi := &file_sink_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1405,7 @@ func (x *ReadChainRequest) String() string {
 func (*ReadChainRequest) ProtoMessage() {}
 
 func (x *ReadChainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[21]
+	mi := &file_sink_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1418,7 @@ func (x *ReadChainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadChainRequest.ProtoReflect.Descriptor instead.
 func (*ReadChainRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{21}
+	return file_sink_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReadChainRequest) GetChainId() string {
@@ -1354,7 +1450,7 @@ type ChainsRequest struct {
 
 func (x *ChainsRequest) Reset() {
 	*x = ChainsRequest{}
-	mi := &file_sink_proto_msgTypes[22]
+	mi := &file_sink_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1462,7 @@ func (x *ChainsRequest) String() string {
 func (*ChainsRequest) ProtoMessage() {}
 
 func (x *ChainsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[22]
+	mi := &file_sink_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1475,7 @@ func (x *ChainsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainsRequest.ProtoReflect.Descriptor instead.
 func (*ChainsRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{22}
+	return file_sink_proto_rawDescGZIP(), []int{24}
 }
 
 // ChainInfo summarises one stored chain.
@@ -1395,7 +1491,7 @@ type ChainInfo struct {
 
 func (x *ChainInfo) Reset() {
 	*x = ChainInfo{}
-	mi := &file_sink_proto_msgTypes[23]
+	mi := &file_sink_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1503,7 @@ func (x *ChainInfo) String() string {
 func (*ChainInfo) ProtoMessage() {}
 
 func (x *ChainInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[23]
+	mi := &file_sink_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1516,7 @@ func (x *ChainInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainInfo.ProtoReflect.Descriptor instead.
 func (*ChainInfo) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{23}
+	return file_sink_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ChainInfo) GetChainId() string {
@@ -1460,7 +1556,7 @@ type ChainsResponse struct {
 
 func (x *ChainsResponse) Reset() {
 	*x = ChainsResponse{}
-	mi := &file_sink_proto_msgTypes[24]
+	mi := &file_sink_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1472,7 +1568,7 @@ func (x *ChainsResponse) String() string {
 func (*ChainsResponse) ProtoMessage() {}
 
 func (x *ChainsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[24]
+	mi := &file_sink_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1485,7 +1581,7 @@ func (x *ChainsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainsResponse.ProtoReflect.Descriptor instead.
 func (*ChainsResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{24}
+	return file_sink_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ChainsResponse) GetChains() []*ChainInfo {
@@ -1503,7 +1599,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_sink_proto_msgTypes[25]
+	mi := &file_sink_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1611,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[25]
+	mi := &file_sink_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1624,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{25}
+	return file_sink_proto_rawDescGZIP(), []int{27}
 }
 
 type CloseResponse struct {
@@ -1539,7 +1635,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_sink_proto_msgTypes[26]
+	mi := &file_sink_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1647,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[26]
+	mi := &file_sink_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1660,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{26}
+	return file_sink_proto_rawDescGZIP(), []int{28}
 }
 
 var File_sink_proto protoreflect.FileDescriptor
@@ -1572,7 +1668,12 @@ var File_sink_proto protoreflect.FileDescriptor
 const file_sink_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"sink.proto\x12\x15flowker_audit.sink.v1\"\xad\x01\n" +
+	"sink.proto\x12\x15flowker_audit.sink.v1\"T\n" +
+	"\x15WriteWatermarkRequest\x12\x19\n" +
+	"\bchain_id\x18\x01 \x01(\tR\achainId\x12 \n" +
+	"\fup_to_micros\x18\x02 \x01(\x03R\n" +
+	"upToMicros\"\x18\n" +
+	"\x16WriteWatermarkResponse\"\xad\x01\n" +
 	"\n" +
 	"Checkpoint\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x1a\n" +
@@ -1616,11 +1717,14 @@ const file_sink_proto_rawDesc = "" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"\x13\n" +
 	"\x11ConfigureResponse\"\x15\n" +
-	"\x13CapabilitiesRequest\"d\n" +
+	"\x13CapabilitiesRequest\"\x84\x01\n" +
 	"\x14CapabilitiesResponse\x12\x14\n" +
 	"\x05write\x18\x01 \x01(\bR\x05write\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\bR\x05query\x12 \n" +
-	"\vcheckpoints\x18\x03 \x01(\bR\vcheckpoints\"D\n" +
+	"\vcheckpoints\x18\x03 \x01(\bR\vcheckpoints\x12\x1e\n" +
+	"\n" +
+	"watermarks\x18\x04 \x01(\bR\n" +
+	"watermarks\"D\n" +
 	"\fWriteRequest\x124\n" +
 	"\x06events\x18\x01 \x03(\v2\x1c.flowker_audit.sink.v1.EventR\x06events\"\x0f\n" +
 	"\rWriteResponse\"(\n" +
@@ -1682,7 +1786,7 @@ const file_sink_proto_rawDesc = "" +
 	"\x05Order\x12\x0e\n" +
 	"\n" +
 	"ORDER_DESC\x10\x00\x12\r\n" +
-	"\tORDER_ASC\x10\x012\x81\b\n" +
+	"\tORDER_ASC\x10\x012\xf0\b\n" +
 	"\x04Sink\x12^\n" +
 	"\tConfigure\x12'.flowker_audit.sink.v1.ConfigureRequest\x1a(.flowker_audit.sink.v1.ConfigureResponse\x12g\n" +
 	"\fCapabilities\x12*.flowker_audit.sink.v1.CapabilitiesRequest\x1a+.flowker_audit.sink.v1.CapabilitiesResponse\x12R\n" +
@@ -1694,7 +1798,8 @@ const file_sink_proto_rawDesc = "" +
 	"\x06Chains\x12$.flowker_audit.sink.v1.ChainsRequest\x1a%.flowker_audit.sink.v1.ChainsResponse\x12R\n" +
 	"\x05Close\x12#.flowker_audit.sink.v1.CloseRequest\x1a$.flowker_audit.sink.v1.CloseResponse\x12s\n" +
 	"\x10WriteCheckpoints\x12..flowker_audit.sink.v1.WriteCheckpointsRequest\x1a/.flowker_audit.sink.v1.WriteCheckpointsResponse\x12p\n" +
-	"\x0fReadCheckpoints\x12-.flowker_audit.sink.v1.ReadCheckpointsRequest\x1a..flowker_audit.sink.v1.ReadCheckpointsResponseB4Z2github.com/flowker-audit/flowker-audit/sink/sinkpbb\x06proto3"
+	"\x0fReadCheckpoints\x12-.flowker_audit.sink.v1.ReadCheckpointsRequest\x1a..flowker_audit.sink.v1.ReadCheckpointsResponse\x12m\n" +
+	"\x0eWriteWatermark\x12,.flowker_audit.sink.v1.WriteWatermarkRequest\x1a-.flowker_audit.sink.v1.WriteWatermarkResponseB4Z2github.com/flowker-audit/flowker-audit/sink/sinkpbb\x06proto3"
 
 var (
 	file_sink_proto_rawDescOnce sync.Once
@@ -1709,72 +1814,76 @@ func file_sink_proto_rawDescGZIP() []byte {
 }
 
 var file_sink_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sink_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_sink_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_sink_proto_goTypes = []any{
 	(Order)(0),                       // 0: flowker_audit.sink.v1.Order
-	(*Checkpoint)(nil),               // 1: flowker_audit.sink.v1.Checkpoint
-	(*WriteCheckpointsRequest)(nil),  // 2: flowker_audit.sink.v1.WriteCheckpointsRequest
-	(*WriteCheckpointsResponse)(nil), // 3: flowker_audit.sink.v1.WriteCheckpointsResponse
-	(*ReadCheckpointsRequest)(nil),   // 4: flowker_audit.sink.v1.ReadCheckpointsRequest
-	(*ReadCheckpointsResponse)(nil),  // 5: flowker_audit.sink.v1.ReadCheckpointsResponse
-	(*Actor)(nil),                    // 6: flowker_audit.sink.v1.Actor
-	(*Event)(nil),                    // 7: flowker_audit.sink.v1.Event
-	(*ConfigureRequest)(nil),         // 8: flowker_audit.sink.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),        // 9: flowker_audit.sink.v1.ConfigureResponse
-	(*CapabilitiesRequest)(nil),      // 10: flowker_audit.sink.v1.CapabilitiesRequest
-	(*CapabilitiesResponse)(nil),     // 11: flowker_audit.sink.v1.CapabilitiesResponse
-	(*WriteRequest)(nil),             // 12: flowker_audit.sink.v1.WriteRequest
-	(*WriteResponse)(nil),            // 13: flowker_audit.sink.v1.WriteResponse
-	(*HeadRequest)(nil),              // 14: flowker_audit.sink.v1.HeadRequest
-	(*HeadResponse)(nil),             // 15: flowker_audit.sink.v1.HeadResponse
-	(*Filter)(nil),                   // 16: flowker_audit.sink.v1.Filter
-	(*Position)(nil),                 // 17: flowker_audit.sink.v1.Position
-	(*SearchRequest)(nil),            // 18: flowker_audit.sink.v1.SearchRequest
-	(*SearchResponse)(nil),           // 19: flowker_audit.sink.v1.SearchResponse
-	(*GetRequest)(nil),               // 20: flowker_audit.sink.v1.GetRequest
-	(*GetResponse)(nil),              // 21: flowker_audit.sink.v1.GetResponse
-	(*ReadChainRequest)(nil),         // 22: flowker_audit.sink.v1.ReadChainRequest
-	(*ChainsRequest)(nil),            // 23: flowker_audit.sink.v1.ChainsRequest
-	(*ChainInfo)(nil),                // 24: flowker_audit.sink.v1.ChainInfo
-	(*ChainsResponse)(nil),           // 25: flowker_audit.sink.v1.ChainsResponse
-	(*CloseRequest)(nil),             // 26: flowker_audit.sink.v1.CloseRequest
-	(*CloseResponse)(nil),            // 27: flowker_audit.sink.v1.CloseResponse
+	(*WriteWatermarkRequest)(nil),    // 1: flowker_audit.sink.v1.WriteWatermarkRequest
+	(*WriteWatermarkResponse)(nil),   // 2: flowker_audit.sink.v1.WriteWatermarkResponse
+	(*Checkpoint)(nil),               // 3: flowker_audit.sink.v1.Checkpoint
+	(*WriteCheckpointsRequest)(nil),  // 4: flowker_audit.sink.v1.WriteCheckpointsRequest
+	(*WriteCheckpointsResponse)(nil), // 5: flowker_audit.sink.v1.WriteCheckpointsResponse
+	(*ReadCheckpointsRequest)(nil),   // 6: flowker_audit.sink.v1.ReadCheckpointsRequest
+	(*ReadCheckpointsResponse)(nil),  // 7: flowker_audit.sink.v1.ReadCheckpointsResponse
+	(*Actor)(nil),                    // 8: flowker_audit.sink.v1.Actor
+	(*Event)(nil),                    // 9: flowker_audit.sink.v1.Event
+	(*ConfigureRequest)(nil),         // 10: flowker_audit.sink.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),        // 11: flowker_audit.sink.v1.ConfigureResponse
+	(*CapabilitiesRequest)(nil),      // 12: flowker_audit.sink.v1.CapabilitiesRequest
+	(*CapabilitiesResponse)(nil),     // 13: flowker_audit.sink.v1.CapabilitiesResponse
+	(*WriteRequest)(nil),             // 14: flowker_audit.sink.v1.WriteRequest
+	(*WriteResponse)(nil),            // 15: flowker_audit.sink.v1.WriteResponse
+	(*HeadRequest)(nil),              // 16: flowker_audit.sink.v1.HeadRequest
+	(*HeadResponse)(nil),             // 17: flowker_audit.sink.v1.HeadResponse
+	(*Filter)(nil),                   // 18: flowker_audit.sink.v1.Filter
+	(*Position)(nil),                 // 19: flowker_audit.sink.v1.Position
+	(*SearchRequest)(nil),            // 20: flowker_audit.sink.v1.SearchRequest
+	(*SearchResponse)(nil),           // 21: flowker_audit.sink.v1.SearchResponse
+	(*GetRequest)(nil),               // 22: flowker_audit.sink.v1.GetRequest
+	(*GetResponse)(nil),              // 23: flowker_audit.sink.v1.GetResponse
+	(*ReadChainRequest)(nil),         // 24: flowker_audit.sink.v1.ReadChainRequest
+	(*ChainsRequest)(nil),            // 25: flowker_audit.sink.v1.ChainsRequest
+	(*ChainInfo)(nil),                // 26: flowker_audit.sink.v1.ChainInfo
+	(*ChainsResponse)(nil),           // 27: flowker_audit.sink.v1.ChainsResponse
+	(*CloseRequest)(nil),             // 28: flowker_audit.sink.v1.CloseRequest
+	(*CloseResponse)(nil),            // 29: flowker_audit.sink.v1.CloseResponse
 }
 var file_sink_proto_depIdxs = []int32{
-	1,  // 0: flowker_audit.sink.v1.WriteCheckpointsRequest.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
-	1,  // 1: flowker_audit.sink.v1.ReadCheckpointsResponse.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
-	6,  // 2: flowker_audit.sink.v1.Event.actor:type_name -> flowker_audit.sink.v1.Actor
-	7,  // 3: flowker_audit.sink.v1.WriteRequest.events:type_name -> flowker_audit.sink.v1.Event
-	16, // 4: flowker_audit.sink.v1.SearchRequest.filter:type_name -> flowker_audit.sink.v1.Filter
+	3,  // 0: flowker_audit.sink.v1.WriteCheckpointsRequest.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
+	3,  // 1: flowker_audit.sink.v1.ReadCheckpointsResponse.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
+	8,  // 2: flowker_audit.sink.v1.Event.actor:type_name -> flowker_audit.sink.v1.Actor
+	9,  // 3: flowker_audit.sink.v1.WriteRequest.events:type_name -> flowker_audit.sink.v1.Event
+	18, // 4: flowker_audit.sink.v1.SearchRequest.filter:type_name -> flowker_audit.sink.v1.Filter
 	0,  // 5: flowker_audit.sink.v1.SearchRequest.order:type_name -> flowker_audit.sink.v1.Order
-	17, // 6: flowker_audit.sink.v1.SearchRequest.after:type_name -> flowker_audit.sink.v1.Position
-	7,  // 7: flowker_audit.sink.v1.SearchResponse.events:type_name -> flowker_audit.sink.v1.Event
-	7,  // 8: flowker_audit.sink.v1.GetResponse.event:type_name -> flowker_audit.sink.v1.Event
-	24, // 9: flowker_audit.sink.v1.ChainsResponse.chains:type_name -> flowker_audit.sink.v1.ChainInfo
-	8,  // 10: flowker_audit.sink.v1.Sink.Configure:input_type -> flowker_audit.sink.v1.ConfigureRequest
-	10, // 11: flowker_audit.sink.v1.Sink.Capabilities:input_type -> flowker_audit.sink.v1.CapabilitiesRequest
-	12, // 12: flowker_audit.sink.v1.Sink.Write:input_type -> flowker_audit.sink.v1.WriteRequest
-	14, // 13: flowker_audit.sink.v1.Sink.Head:input_type -> flowker_audit.sink.v1.HeadRequest
-	18, // 14: flowker_audit.sink.v1.Sink.Search:input_type -> flowker_audit.sink.v1.SearchRequest
-	20, // 15: flowker_audit.sink.v1.Sink.Get:input_type -> flowker_audit.sink.v1.GetRequest
-	22, // 16: flowker_audit.sink.v1.Sink.ReadChain:input_type -> flowker_audit.sink.v1.ReadChainRequest
-	23, // 17: flowker_audit.sink.v1.Sink.Chains:input_type -> flowker_audit.sink.v1.ChainsRequest
-	26, // 18: flowker_audit.sink.v1.Sink.Close:input_type -> flowker_audit.sink.v1.CloseRequest
-	2,  // 19: flowker_audit.sink.v1.Sink.WriteCheckpoints:input_type -> flowker_audit.sink.v1.WriteCheckpointsRequest
-	4,  // 20: flowker_audit.sink.v1.Sink.ReadCheckpoints:input_type -> flowker_audit.sink.v1.ReadCheckpointsRequest
-	9,  // 21: flowker_audit.sink.v1.Sink.Configure:output_type -> flowker_audit.sink.v1.ConfigureResponse
-	11, // 22: flowker_audit.sink.v1.Sink.Capabilities:output_type -> flowker_audit.sink.v1.CapabilitiesResponse
-	13, // 23: flowker_audit.sink.v1.Sink.Write:output_type -> flowker_audit.sink.v1.WriteResponse
-	15, // 24: flowker_audit.sink.v1.Sink.Head:output_type -> flowker_audit.sink.v1.HeadResponse
-	19, // 25: flowker_audit.sink.v1.Sink.Search:output_type -> flowker_audit.sink.v1.SearchResponse
-	21, // 26: flowker_audit.sink.v1.Sink.Get:output_type -> flowker_audit.sink.v1.GetResponse
-	7,  // 27: flowker_audit.sink.v1.Sink.ReadChain:output_type -> flowker_audit.sink.v1.Event
-	25, // 28: flowker_audit.sink.v1.Sink.Chains:output_type -> flowker_audit.sink.v1.ChainsResponse
-	27, // 29: flowker_audit.sink.v1.Sink.Close:output_type -> flowker_audit.sink.v1.CloseResponse
-	3,  // 30: flowker_audit.sink.v1.Sink.WriteCheckpoints:output_type -> flowker_audit.sink.v1.WriteCheckpointsResponse
-	5,  // 31: flowker_audit.sink.v1.Sink.ReadCheckpoints:output_type -> flowker_audit.sink.v1.ReadCheckpointsResponse
-	21, // [21:32] is the sub-list for method output_type
-	10, // [10:21] is the sub-list for method input_type
+	19, // 6: flowker_audit.sink.v1.SearchRequest.after:type_name -> flowker_audit.sink.v1.Position
+	9,  // 7: flowker_audit.sink.v1.SearchResponse.events:type_name -> flowker_audit.sink.v1.Event
+	9,  // 8: flowker_audit.sink.v1.GetResponse.event:type_name -> flowker_audit.sink.v1.Event
+	26, // 9: flowker_audit.sink.v1.ChainsResponse.chains:type_name -> flowker_audit.sink.v1.ChainInfo
+	10, // 10: flowker_audit.sink.v1.Sink.Configure:input_type -> flowker_audit.sink.v1.ConfigureRequest
+	12, // 11: flowker_audit.sink.v1.Sink.Capabilities:input_type -> flowker_audit.sink.v1.CapabilitiesRequest
+	14, // 12: flowker_audit.sink.v1.Sink.Write:input_type -> flowker_audit.sink.v1.WriteRequest
+	16, // 13: flowker_audit.sink.v1.Sink.Head:input_type -> flowker_audit.sink.v1.HeadRequest
+	20, // 14: flowker_audit.sink.v1.Sink.Search:input_type -> flowker_audit.sink.v1.SearchRequest
+	22, // 15: flowker_audit.sink.v1.Sink.Get:input_type -> flowker_audit.sink.v1.GetRequest
+	24, // 16: flowker_audit.sink.v1.Sink.ReadChain:input_type -> flowker_audit.sink.v1.ReadChainRequest
+	25, // 17: flowker_audit.sink.v1.Sink.Chains:input_type -> flowker_audit.sink.v1.ChainsRequest
+	28, // 18: flowker_audit.sink.v1.Sink.Close:input_type -> flowker_audit.sink.v1.CloseRequest
+	4,  // 19: flowker_audit.sink.v1.Sink.WriteCheckpoints:input_type -> flowker_audit.sink.v1.WriteCheckpointsRequest
+	6,  // 20: flowker_audit.sink.v1.Sink.ReadCheckpoints:input_type -> flowker_audit.sink.v1.ReadCheckpointsRequest
+	1,  // 21: flowker_audit.sink.v1.Sink.WriteWatermark:input_type -> flowker_audit.sink.v1.WriteWatermarkRequest
+	11, // 22: flowker_audit.sink.v1.Sink.Configure:output_type -> flowker_audit.sink.v1.ConfigureResponse
+	13, // 23: flowker_audit.sink.v1.Sink.Capabilities:output_type -> flowker_audit.sink.v1.CapabilitiesResponse
+	15, // 24: flowker_audit.sink.v1.Sink.Write:output_type -> flowker_audit.sink.v1.WriteResponse
+	17, // 25: flowker_audit.sink.v1.Sink.Head:output_type -> flowker_audit.sink.v1.HeadResponse
+	21, // 26: flowker_audit.sink.v1.Sink.Search:output_type -> flowker_audit.sink.v1.SearchResponse
+	23, // 27: flowker_audit.sink.v1.Sink.Get:output_type -> flowker_audit.sink.v1.GetResponse
+	9,  // 28: flowker_audit.sink.v1.Sink.ReadChain:output_type -> flowker_audit.sink.v1.Event
+	27, // 29: flowker_audit.sink.v1.Sink.Chains:output_type -> flowker_audit.sink.v1.ChainsResponse
+	29, // 30: flowker_audit.sink.v1.Sink.Close:output_type -> flowker_audit.sink.v1.CloseResponse
+	5,  // 31: flowker_audit.sink.v1.Sink.WriteCheckpoints:output_type -> flowker_audit.sink.v1.WriteCheckpointsResponse
+	7,  // 32: flowker_audit.sink.v1.Sink.ReadCheckpoints:output_type -> flowker_audit.sink.v1.ReadCheckpointsResponse
+	2,  // 33: flowker_audit.sink.v1.Sink.WriteWatermark:output_type -> flowker_audit.sink.v1.WriteWatermarkResponse
+	22, // [22:34] is the sub-list for method output_type
+	10, // [10:22] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name
@@ -1785,14 +1894,14 @@ func file_sink_proto_init() {
 	if File_sink_proto != nil {
 		return
 	}
-	file_sink_proto_msgTypes[15].OneofWrappers = []any{}
+	file_sink_proto_msgTypes[17].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sink_proto_rawDesc), len(file_sink_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

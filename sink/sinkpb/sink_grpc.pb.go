@@ -30,6 +30,7 @@ const (
 	Sink_Close_FullMethodName            = "/flowker_audit.sink.v1.Sink/Close"
 	Sink_WriteCheckpoints_FullMethodName = "/flowker_audit.sink.v1.Sink/WriteCheckpoints"
 	Sink_ReadCheckpoints_FullMethodName  = "/flowker_audit.sink.v1.Sink/ReadCheckpoints"
+	Sink_WriteWatermark_FullMethodName   = "/flowker_audit.sink.v1.Sink/WriteWatermark"
 )
 
 // SinkClient is the client API for Sink service.
@@ -61,6 +62,11 @@ type SinkClient interface {
 	// new checkpoint to every sink that keeps them; query sinks return them for verification.
 	WriteCheckpoints(ctx context.Context, in *WriteCheckpointsRequest, opts ...grpc.CallOption) (*WriteCheckpointsResponse, error)
 	ReadCheckpoints(ctx context.Context, in *ReadCheckpointsRequest, opts ...grpc.CallOption) (*ReadCheckpointsResponse, error)
+	// A delivery watermark (optional: Capabilities.watermarks): every event of the chain with a
+	// timestamp at or below up_to_micros has been acknowledged by this sink. The host sends one
+	// while delivery is caught up with the journal, so that a shared store can tell an idle chain
+	// from a lagging one (the read horizon of several sidecars, plugins/clickhouse).
+	WriteWatermark(ctx context.Context, in *WriteWatermarkRequest, opts ...grpc.CallOption) (*WriteWatermarkResponse, error)
 }
 
 type sinkClient struct {
@@ -190,6 +196,16 @@ func (c *sinkClient) ReadCheckpoints(ctx context.Context, in *ReadCheckpointsReq
 	return out, nil
 }
 
+func (c *sinkClient) WriteWatermark(ctx context.Context, in *WriteWatermarkRequest, opts ...grpc.CallOption) (*WriteWatermarkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WriteWatermarkResponse)
+	err := c.cc.Invoke(ctx, Sink_WriteWatermark_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SinkServer is the server API for Sink service.
 // All implementations must embed UnimplementedSinkServer
 // for forward compatibility.
@@ -219,6 +235,11 @@ type SinkServer interface {
 	// new checkpoint to every sink that keeps them; query sinks return them for verification.
 	WriteCheckpoints(context.Context, *WriteCheckpointsRequest) (*WriteCheckpointsResponse, error)
 	ReadCheckpoints(context.Context, *ReadCheckpointsRequest) (*ReadCheckpointsResponse, error)
+	// A delivery watermark (optional: Capabilities.watermarks): every event of the chain with a
+	// timestamp at or below up_to_micros has been acknowledged by this sink. The host sends one
+	// while delivery is caught up with the journal, so that a shared store can tell an idle chain
+	// from a lagging one (the read horizon of several sidecars, plugins/clickhouse).
+	WriteWatermark(context.Context, *WriteWatermarkRequest) (*WriteWatermarkResponse, error)
 	mustEmbedUnimplementedSinkServer()
 }
 
@@ -261,6 +282,9 @@ func (UnimplementedSinkServer) WriteCheckpoints(context.Context, *WriteCheckpoin
 }
 func (UnimplementedSinkServer) ReadCheckpoints(context.Context, *ReadCheckpointsRequest) (*ReadCheckpointsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReadCheckpoints not implemented")
+}
+func (UnimplementedSinkServer) WriteWatermark(context.Context, *WriteWatermarkRequest) (*WriteWatermarkResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method WriteWatermark not implemented")
 }
 func (UnimplementedSinkServer) mustEmbedUnimplementedSinkServer() {}
 func (UnimplementedSinkServer) testEmbeddedByValue()              {}
@@ -474,6 +498,24 @@ func _Sink_ReadCheckpoints_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Sink_WriteWatermark_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WriteWatermarkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SinkServer).WriteWatermark(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Sink_WriteWatermark_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SinkServer).WriteWatermark(ctx, req.(*WriteWatermarkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Sink_ServiceDesc is the grpc.ServiceDesc for Sink service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -520,6 +562,10 @@ var Sink_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReadCheckpoints",
 			Handler:    _Sink_ReadCheckpoints_Handler,
+		},
+		{
+			MethodName: "WriteWatermark",
+			Handler:    _Sink_WriteWatermark_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
