@@ -175,6 +175,8 @@ type state struct {
 	// horizon: searches stop at the read horizon, after staleness chains drop out (watermark.go).
 	horizon   bool
 	staleness time.Duration
+	// readTimeout is the client's read timeout (bounds a quorum insert's wait).
+	readTimeout time.Duration
 }
 
 // ensureReady connects and prepares the schema once; later calls are cheap.
@@ -199,7 +201,8 @@ func (s *Sink) ensureReady(ctx context.Context) (state, error) {
 func (s *Sink) stateLocked() state {
 	return state{conn: s.conn, db: s.cfg.Database, l: s.cfg.layout(), version: s.version,
 		maxExec: s.cfg.MaxExecutionTime, quorum: s.cfg.InsertQuorum,
-		horizon: s.cfg.horizon() && !s.wmMissing, staleness: time.Duration(s.cfg.HorizonStaleness)}
+		horizon: s.cfg.horizon() && !s.wmMissing, staleness: time.Duration(s.cfg.HorizonStaleness),
+		readTimeout: time.Duration(s.cfg.ReadTimeout)}
 }
 
 func (s *Sink) initLocked(ctx context.Context) error {
@@ -873,6 +876,13 @@ func insertSettingsFor(st state, rows []row) ch.Settings {
 		settings["insert_distributed_sync"] = 1
 		if st.quorum > 0 {
 			settings["insert_quorum"] = st.quorum
+			// A replica killed (not stopped) counts as alive until its ZooKeeper session
+			// expires, and an insert waits for its quorum up to insert_quorum_timeout (10
+			// minutes by default): bound the wait below the read timeout, so the write fails as
+			// retryable and the journal holds it instead.
+			if st.readTimeout > 0 {
+				settings["insert_quorum_timeout"] = int((st.readTimeout * 3 / 4).Milliseconds()) // an int: the driver refuses int64
+			}
 		}
 	}
 	if len(settings) == 0 {

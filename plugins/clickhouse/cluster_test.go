@@ -238,6 +238,56 @@ func TestClusterSink(t *testing.T) {
 			t.Errorf("replicas differ: checksums %v", sums)
 		}
 	})
+
+	t.Run("quorum with a replica down", func(t *testing.T) { quorumReplicaDown(t, c, db) })
+}
+
+// quorumReplicaDown: with insert_quorum 2 and one of the two replicas down, a write is refused as
+// retryable (the host keeps it in the journal and retries); once the replica is back, the retried
+// write is stored once, on both replicas.
+func quorumReplicaDown(t *testing.T, c *chtest.Cluster, db string) {
+	r1, r2 := c.Replicas[0], c.Replicas[1]
+	q, err := configureSink(t, clusterConfig(c.Addrs(), db, map[string]any{"table": "trail", "insert_quorum": 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := sinktest.GenerateChain("chain-quorum-down", 300, sinktest.GenOptions{Seed: 22})
+	if err := q.Write(ctxT(t), evs[:100]); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	err = q.Write(ctxT(t), evs[100:200])
+	if err == nil || sink.IsPermanent(err) {
+		t.Fatalf("Write with insert_quorum 2 and one replica down: %v; want a retryable error", err)
+	}
+	t.Logf("refused while r2 is down (retryable): %v", err)
+	if err := r2.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// The host retries from the journal with backoff until the quorum is back.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tries := 1
+	for err = q.Write(ctx, evs[100:200]); err != nil; err = q.Write(ctx, evs[100:200]) {
+		if sink.IsPermanent(err) || ctx.Err() != nil {
+			t.Fatalf("retried write after the restart: %v", err)
+		}
+		tries++
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err := q.Write(ctxT(t), evs[200:]); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stored after %d tries once r2 was back", tries)
+	for _, srv := range []*chtest.Server{r1, r2} {
+		got := query(t, srv, fmt.Sprintf("SELECT count(), uniqExact(seq) FROM %s.trail_local WHERE chain_id = 'chain-quorum-down'", db))
+		if got != "300\t300" {
+			t.Errorf("%s: rows, distinct sequences = %q, want 300 each", srv.Addr, got)
+		}
+	}
+	checkChain(t, q, evs)
 }
 
 // checkChain reads want's chain back through s: whole, identical, verifying, with its head.
@@ -372,9 +422,64 @@ func TestTableShareDatabase(t *testing.T) {
 	checkStored(t, b, eb)
 	got := query(t, srv, fmt.Sprintf("SELECT name FROM system.tables WHERE database = '%s' AND name NOT LIKE '%%_mv' ORDER BY name", db))
 	want := strings.Join([]string{"audit_chain_blocks", "audit_checkpoints", "audit_events", "audit_events_by_actor", "audit_events_by_id",
-		"audit_events_by_resource", "audit_schema_version", "team_a", "team_a_by_actor", "team_a_by_id", "team_a_by_resource",
-		"team_a_chain_blocks", "team_a_checkpoints", "team_a_schema_version"}, "\n")
+		"audit_events_by_resource", "audit_events_watermarks", "audit_schema_version", "team_a", "team_a_by_actor", "team_a_by_id", "team_a_by_resource",
+		"team_a_chain_blocks", "team_a_checkpoints", "team_a_schema_version", "team_a_watermarks"}, "\n")
 	if got != want {
 		t.Errorf("tables:\n%s\nwant\n%s", got, want)
 	}
+}
+
+// TestClusterReplicaSchema: one replica holds the audit tables of another schema (an older
+// plugin's columns, another recorded version, made by hand on that server alone). Configure names
+// the replica, the differences and the fix, and creates nothing on the other replica; a replica
+// that records a newer schema version asks for a plugin upgrade.
+func TestClusterReplicaSchema(t *testing.T) {
+	t.Parallel()
+	c := chtest.StartCluster(t, "audit", 2)
+	r1, r2 := c.Replicas[0], c.Replicas[1]
+	db := newDatabase("replica_schema")
+	for _, q := range []string{
+		"CREATE DATABASE " + db,
+		// The events table of an older layout (no actor_ip), on r2 only.
+		"CREATE TABLE " + db + ".audit_events_local (chain_id String, seq UInt64, event_id UUID, ts_us Int64, ts DateTime('UTC') DEFAULT toDateTime(intDiv(ts_us, 1000000), 'UTC'), event_type String, action String, result String, resource_type String, resource_id String, actor_type String, actor_id String, context String, metadata String, hash FixedString(32), previous_hash FixedString(32)) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/" + db + "/old_events', '{replica}') PARTITION BY toYYYYMM(ts) ORDER BY (ts_us, chain_id, seq)",
+		"CREATE TABLE " + db + ".audit_schema_version_local (version UInt32, variant String, server_version String, applied_at DateTime('UTC')) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/" + db + "/old_version', '{replica}') ORDER BY version",
+		"INSERT INTO " + db + ".audit_schema_version_local VALUES (1, 'portable', '18.16.1', now())",
+	} {
+		if _, err := r2.Query(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	_, err := configureSink(t, clusterConfig([]string{r1.Addr, r2.Addr}, db, nil))
+	if err == nil || !sink.IsPermanent(err) {
+		t.Fatalf("Configure with a replica of another schema: %v, want a permanent error", err)
+	}
+	for _, w := range []string{`replicas of cluster "audit" do not hold the same schema`, db + ".audit_events_local on " + r2.Addr + " is not this plugin's",
+		"columns missing [actor_ip]", "DROP TABLE " + db + ".<name>_local", "flowker-audit schema clickhouse --cluster audit", "nothing was written"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	if n := query(t, r1, fmt.Sprintf("SELECT count() FROM system.databases WHERE name = '%s'", db)); n != "0" {
+		t.Errorf("database %s was created on %s", db, r1.Addr)
+	}
+
+	// A newer version recorded on a replica: upgrade the plugin.
+	query(t, r2, "INSERT INTO "+db+".audit_schema_version_local VALUES (9, 'portable', '18.16.1', now())")
+	query(t, r2, "DROP TABLE "+db+".audit_events_local")
+	_, err = configureSink(t, clusterConfig([]string{r1.Addr, r2.Addr}, db, nil))
+	if err == nil || !strings.Contains(err.Error(), "has schema version 9") || !strings.Contains(err.Error(), "upgrade the plugin") {
+		t.Fatalf("Configure with a replica of a newer schema: %v", err)
+	}
+
+	// Once the odd tables are dropped, the sink creates the schema on both.
+	query(t, r2, "DROP TABLE "+db+".audit_schema_version_local")
+	w, err := configureSink(t, clusterConfig([]string{r1.Addr, r2.Addr}, db, nil))
+	if err != nil {
+		t.Fatalf("Configure after the fix: %v", err)
+	}
+	evs := sinktest.GenerateChain("chain-fixed", 10, sinktest.GenOptions{Seed: 71})
+	if err := w.Write(ctxT(t), evs); err != nil {
+		t.Fatal(err)
+	}
+	checkChain(t, w, evs)
 }
