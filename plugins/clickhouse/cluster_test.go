@@ -483,3 +483,90 @@ func TestClusterReplicaSchema(t *testing.T) {
 	}
 	checkChain(t, w, evs)
 }
+
+// TestClusterShards: a cluster of two shards (shard 01 with two replicas, shard 02 with one).
+// Writers of eight chains write through the Distributed table; each chain lands whole on the
+// shard cityHash64(chain_id) picks, both shards get chains, and searching, paging and verifying
+// through the Distributed tables (from a server of either shard) see every event of every chain.
+func TestClusterShards(t *testing.T) {
+	t.Parallel()
+	c := chtest.StartShardedCluster(t, "audit", []int{2, 1})
+	db := newDatabase("shards")
+	w, err := configureSink(t, clusterConfig(c.Addrs(), db, nil))
+	if err != nil {
+		t.Fatalf("Configure on two shards: %v", err)
+	}
+	var all [][]chain.Event
+	total := 0
+	for i := 0; i < 8; i++ {
+		evs := sinktest.GenerateChain(fmt.Sprintf("chain-shard-%d", i), 50+10*i, sinktest.GenOptions{Seed: int64(80 + i)})
+		for lo := 0; lo < len(evs); lo += 20 {
+			if err := w.Write(ctxT(t), evs[lo:min(lo+20, len(evs))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.WriteWatermark(ctxT(t), evs[0].ChainID, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, evs)
+		total += len(evs)
+	}
+	syncReplicas(t, c, Layout{Database: db, Cluster: "audit"})
+
+	// Where each chain is: on exactly one shard, the one its sharding key picks, whole.
+	perShard := make([]int, len(c.Shards))
+	for _, evs := range all {
+		id := evs[0].ChainID
+		want := query(t, c.Shards[0][0], fmt.Sprintf("SELECT cityHash64('%s') %% 2", id))
+		var on []int
+		for s, servers := range c.Shards {
+			for _, srv := range servers {
+				n := query(t, srv, fmt.Sprintf("SELECT count() FROM %s.audit_events_local WHERE chain_id = '%s'", db, id))
+				switch n {
+				case "0":
+				case fmt.Sprint(len(evs)):
+					if srv == servers[0] {
+						on = append(on, s)
+					}
+				default:
+					t.Errorf("chain %s: %s rows on %s, want 0 or all %d", id, n, srv.Addr, len(evs))
+				}
+			}
+		}
+		if len(on) != 1 || fmt.Sprint(on[0]) != want {
+			t.Errorf("chain %s is on shards %v, want only shard index %s (cityHash64(chain_id) %% 2)", id, on, want)
+			continue
+		}
+		perShard[on[0]]++
+	}
+	t.Logf("chains per shard: %v", perShard)
+	for s, n := range perShard {
+		if n == 0 {
+			t.Errorf("shard %02d holds no chain", s+1)
+		}
+	}
+	// Reads through a server of either shard see everything.
+	for _, srv := range []*chtest.Server{c.Shards[0][1], c.Shards[1][0]} {
+		r, err := configureSink(t, clusterConfig([]string{srv.Addr}, db, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := pageAll(t, r); n != total {
+			t.Errorf("paging through %s: %d events, want %d", srv.Addr, n, total)
+		}
+		for _, evs := range all {
+			checkChain(t, r, evs)
+			p, err := r.Search(ctxT(t), sink.Query{Filter: sink.Filter{ResourceID: evs[3].ResourceID}, Limit: 1000})
+			if err != nil || len(p.Events) == 0 {
+				t.Errorf("resource search for %s through %s: %d events, %v", evs[3].ResourceID, srv.Addr, len(p.Events), err)
+			}
+			if _, err := r.Get(ctxT(t), evs[5].EventID); err != nil {
+				t.Errorf("Get(%s) through %s: %v", evs[5].EventID, srv.Addr, err)
+			}
+		}
+		chains, err := r.Chains(ctxT(t))
+		if err != nil || len(chains) != len(all) {
+			t.Errorf("Chains through %s: %d, %v; want %d", srv.Addr, len(chains), err, len(all))
+		}
+	}
+}
