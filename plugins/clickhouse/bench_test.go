@@ -297,8 +297,14 @@ func BenchmarkQueries(b *testing.B) {
 	env := benchConfig(b)
 	srv := benchServer(b)
 	s := ensureLoaded(b, srv, env)
+	queryShapes(b, s, srv, benchDB, env.events, env.samples)
+}
+
+// queryShapes measures p50/p99 of the audit API's search shapes through s on the data set of
+// database db (events events), reading parameters through srv, and prints the report.
+func queryShapes(b *testing.B, s *Sink, srv *chtest.Server, db string, events, samples int) {
 	ctx := context.Background()
-	db := benchDB
+	env := struct{ events, samples int }{events, samples}
 
 	// Parameters, found once.
 	hot := query(b, srv, fmt.Sprintf("SELECT resource_id FROM %s.%s GROUP BY resource_id ORDER BY count() DESC LIMIT 1", db, TableByResource))
@@ -320,7 +326,7 @@ func BenchmarkQueries(b *testing.B) {
 	curTs, _ := strconv.ParseInt(cur[0], 10, 64)
 	curSeq, _ := strconv.ParseUint(cur[2], 10, 64)
 	cursor := sink.Position{TimeMicros: curTs, ChainID: cur[1], Sequence: curSeq}
-	_, minTs, maxTs, err := s.timeRange(ctx, state{conn: s.conn, db: db, maxExec: 600})
+	_, minTs, maxTs, err := s.timeRange(ctx, state{conn: s.conn, db: db, l: s.cfg.layout(), maxExec: 600})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -68,7 +68,8 @@ func (s *Sink) noteWritten(rows []row) {
 }
 
 // WriteWatermark records that every event of chainID stamped at or before upTo is stored (the
-// host's heartbeat of a caught-up delivery) and publishes it.
+// host's heartbeat of a caught-up delivery) and publishes it. With the read horizon off it
+// answers sink.ErrUnsupported, so that the host stops sending them.
 func (s *Sink) WriteWatermark(ctx context.Context, chainID string, upTo time.Time) error {
 	if chainID == "" {
 		return sink.Permanentf("watermark without a chain id")
@@ -80,7 +81,8 @@ func (s *Sink) WriteWatermark(ctx context.Context, chainID string, upTo time.Tim
 	}
 	s.mu.Unlock()
 	if !on {
-		return nil
+		// The host then stops sending heartbeats (and their journal transactions).
+		return fmt.Errorf("clickhouse sink: the read horizon is off: %w", sink.ErrUnsupported)
 	}
 	return s.publishWatermarks(ctx, true)
 }

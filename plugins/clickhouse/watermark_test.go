@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"testing"
@@ -85,8 +86,8 @@ func TestReadHorizon(t *testing.T) {
 	if err := off.Write(ctxT(t), ea[:5]); err != nil {
 		t.Fatal(err)
 	}
-	if err := off.WriteWatermark(ctxT(t), "chain-a", time.Now()); err != nil {
-		t.Fatal(err)
+	if err := off.WriteWatermark(ctxT(t), "chain-a", time.Now()); !errors.Is(err, sink.ErrUnsupported) {
+		t.Fatalf("WriteWatermark with read_horizon off: %v, want sink.ErrUnsupported (the host then stops its heartbeats)", err)
 	}
 	if _, ok, err := off.Horizon(ctxT(t)); err != nil || ok {
 		t.Fatalf("Horizon with read_horizon off = %v, %v; want none", ok, err)

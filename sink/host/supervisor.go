@@ -108,6 +108,7 @@ type Supervisor struct {
 
 	running atomic.Bool
 	acked   atomic.Uint64 // last acknowledged sequence as known to delivery
+	noWM    *sink.Client  // the plugin run that declined watermarks (watermark.go); delivery's goroutine only
 
 	mu       sync.Mutex
 	client   *sink.Client // the configured, running plugin; nil while down

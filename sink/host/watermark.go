@@ -18,10 +18,10 @@ import (
 // the moment is missing. (A wall clock stepping backwards breaks it, as it breaks the journal's
 // own timestamps.) The busy chain's watermark the sink derives from the batches it stores.
 func (s *Supervisor) waitOrHeartbeat(ctx context.Context, c *sink.Client, cursor uint64) error {
-	if !s.caps.Watermarks || s.cfg.WatermarkInterval < 0 {
+	if !s.caps.Watermarks || s.cfg.WatermarkInterval < 0 || s.noWM == c {
 		return s.src.Wait(ctx, cursor)
 	}
-	for {
+	for s.noWM != c {
 		wctx, cancel := context.WithTimeout(ctx, s.cfg.WatermarkInterval)
 		err := s.src.Wait(wctx, cursor)
 		cancel()
@@ -30,10 +30,12 @@ func (s *Supervisor) waitOrHeartbeat(ctx context.Context, c *sink.Client, cursor
 		}
 		s.heartbeat(ctx, c, cursor)
 	}
+	return s.src.Wait(ctx, cursor)
 }
 
 // heartbeat sends the watermark of a caught-up chain (see waitOrHeartbeat). Failures are logged
-// at debug level and not retried: the next heartbeat supersedes this one.
+// at debug level and not retried: the next heartbeat supersedes this one. A plugin that answers
+// sink.ErrUnsupported gets no more heartbeats until it is restarted.
 func (s *Supervisor) heartbeat(ctx context.Context, c *sink.Client, cursor uint64) {
 	if cursor == 0 || s.src.Last() != cursor {
 		return // nothing delivered yet (the sink has no event of the chain to vouch for), or more to deliver
@@ -48,7 +50,14 @@ func (s *Supervisor) heartbeat(ctx context.Context, c *sink.Client, cursor uint6
 	if s.src.Last() != cursor {
 		return // an event was stamped before now; it is delivered next and carries the watermark on
 	}
-	if err := c.WriteWatermark(bctx, s.src.ChainID(), now); err != nil {
+	err := c.WriteWatermark(bctx, s.src.ChainID(), now)
+	switch {
+	case errors.Is(err, sink.ErrUnsupported):
+		// The plugin keeps no watermarks in this configuration (e.g. the ClickHouse sink
+		// without read_horizon): no more heartbeats, and no more barrier transactions, for
+		// this plugin run.
+		s.noWM = c
+	case err != nil:
 		s.log.Debug("sending the delivery watermark", "error", err)
 	}
 }
