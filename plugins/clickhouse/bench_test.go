@@ -416,6 +416,7 @@ func BenchmarkVerify(b *testing.B) {
 		time.Sleep(2 * time.Second)
 	}
 	b.Logf("verify: waited %v for background merges to finish", time.Since(t0).Round(time.Second))
+	printStorage(b, srv, benchDB, env.events, "storage")
 	fmt.Printf("verify: waited %v for background merges to finish\n", time.Since(t0).Round(time.Second))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
