@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -71,6 +72,7 @@ type Sink struct {
 	wm      watermarks           // delivery watermarks to publish (watermark.go)
 	// wmMissing: the watermarks table does not exist (an administrator's older schema).
 	wmMissing bool
+	wmBusy    atomic.Bool // a background watermark publication runs (watermark.go)
 }
 
 // New returns an unconfigured ClickHouse sink; call Configure before anything else.
@@ -596,12 +598,11 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 		}
 		s.rememberHeads(kept)
 	}
-	// Every row of the batch is stored now: its chains' watermarks advance (published at most
-	// every watermark_interval; a failure leaves them for the next batch or heartbeat).
+	// Every row of the batch is stored now: its chains' watermarks advance (published in the
+	// background at most every watermark_interval; a failure leaves them for the next batch or
+	// heartbeat).
 	s.noteWritten(rows)
-	if err := s.publishWatermarks(ctx, false); err != nil {
-		s.log.Debug("publishing delivery watermarks", "error", err)
-	}
+	s.publishAfterWrite()
 	return nil
 }
 

@@ -53,6 +53,32 @@ type watermarks struct {
 	last    time.Time        // last publication
 }
 
+// publishAfterWrite publishes the pending watermarks in the background, one publication at a
+// time, so that a Write does not wait for the extra insert (through a replicated table it costs
+// ZooKeeper round trips of its own). A failure leaves them pending for the next batch or heartbeat.
+func (s *Sink) publishAfterWrite() {
+	s.mu.Lock()
+	due := len(s.wm.pending) > 0 && time.Since(s.wm.last) >= time.Duration(s.cfg.WatermarkInterval)
+	s.mu.Unlock()
+	if !due || !s.wmBusy.CompareAndSwap(false, true) {
+		return // one is running; the next Write or heartbeat publishes what it leaves
+	}
+	go func() {
+		defer s.wmBusy.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.readTimeout()))
+		defer cancel()
+		if err := s.publishWatermarks(ctx, false); err != nil {
+			s.log.Debug("publishing delivery watermarks", "error", err)
+		}
+	}()
+}
+
+func (s *Sink) readTimeout() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Duration(s.cfg.ReadTimeout)
+}
+
 // noteWritten records the newest timestamp of each chain in a stored batch.
 func (s *Sink) noteWritten(rows []row) {
 	s.mu.Lock()
