@@ -307,7 +307,7 @@ func queryShapes(b *testing.B, s *Sink, srv *chtest.Server, db string, events, s
 	env := struct{ events, samples int }{events, samples}
 
 	// Parameters, found once.
-	hot := query(b, srv, fmt.Sprintf("SELECT resource_id FROM %s.%s GROUP BY resource_id ORDER BY count() DESC LIMIT 1", db, TableByResource))
+	hot := query(b, srv, fmt.Sprintf("SELECT resource_id FROM %s.%s WHERE resource_id != '' GROUP BY resource_id ORDER BY count() DESC LIMIT 1", db, TableByResource)) // "" (no resource) would search without a filter
 	hotCount := query(b, srv, fmt.Sprintf("SELECT count() FROM %s.%s WHERE resource_id = %s", db, TableByResource, quoteString(hot)))
 	cold := strings.Fields(query(b, srv, fmt.Sprintf("SELECT resource_id FROM %s.%s GROUP BY resource_id HAVING count() BETWEEN 2 AND 20 LIMIT 200", db, TableByResource)))
 	ids := strings.Fields(query(b, srv, fmt.Sprintf("SELECT toString(event_id) FROM %s.%s WHERE cityHash64(toString(event_id)) %% 1000 = 7 LIMIT 500", db, TableByID)))
