@@ -178,8 +178,10 @@ else
 	skip clickhouse "$CH" "plugins/clickhouse has no BenchmarkIngest in this checkout"
 fi
 
-# 6b. The replicated cluster at scale (issue 15). Its servers keep their data under $TMPDIR: two
-# replicas, so twice the data set's size on disk (the section prints bytes per event).
+# 6b. The replicated cluster at scale (issue 15). Its servers keep their data under $TMPDIR, on
+# two replicas: ~700 bytes per event and replica, so 100 M events need ~140 GB; the benchmark
+# checks the free space first and stops with the figure (FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS,
+# FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS=1 or another TMPDIR then).
 CHC_ROWS=${FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS:-100000000}
 [ "$QUICK" = 1 ] && CHC_ROWS=${FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS:-40000}
 CHC="FLOWKER_AUDIT_BENCH_CLUSTER=1 FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS=$CHC_ROWS $CH_ENV $GO test -v -run '^\$' -bench '^BenchmarkCluster\$' -benchtime 1x -timeout 0 ./plugins/clickhouse/"

@@ -1,7 +1,7 @@
 package clickhouse
 
 // BenchmarkCluster: the issue's scale-out figures on a replicated cluster (ZooKeeper and two
-// 18.16 replicas of one shard, started by chtest in temporary directories). Not run by `go test`,
+// 18.16 replicas of one shard by default, started by chtest in temporary directories). Not run by `go test`,
 // nor by the plain `-bench .` of the clickhouse section: it runs only with
 // FLOWKER_AUDIT_BENCH_CLUSTER=1 (scripts/bench.sh, section clickhouse-cluster):
 //
@@ -12,6 +12,12 @@ package clickhouse
 //
 //	FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS  events in all (default 100,000,000), over 4 chains
 //	FLOWKER_AUDIT_BENCH_CLUSTER_RATIO   events of the ingest comparison (default 4,000,000 or all, if fewer)
+//	FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS replicas of the shard (default 2)
+//
+// The servers keep their data under $TMPDIR. Before anything is loaded the benchmark checks that
+// the filesystem has room for the data set on every replica (at 700 bytes per event and replica,
+// the 1 M validation run's 668 plus headroom; the bare comparison's copy is dropped before the
+// rest is loaded) and stops with the figure otherwise: 100 M events on two replicas need ~140 GB.
 //	FLOWKER_AUDIT_BENCH_BATCH, FLOWKER_AUDIT_BENCH_GAP, FLOWKER_AUDIT_BENCH_SAMPLES as for the single-server benchmarks
 //
 // Steps, each printed as one line:
@@ -35,6 +41,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,9 +66,19 @@ func BenchmarkCluster(b *testing.B) {
 	env := benchConfig(b)
 	total := envInt(b, "FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS", 100_000_000)
 	ratioEvents := min(total, envInt(b, "FLOWKER_AUDIT_BENCH_CLUSTER_RATIO", 4_000_000))
+	replicas := envInt(b, "FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS", 2)
 	perChain := total / benchClusterChains
 	total = perChain * benchClusterChains
-	c := chtest.StartCluster(b, "audit", 2, chtest.WithMaxMemoryUsage(6_000_000_000))
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(os.TempDir(), &fs); err != nil {
+		b.Fatal(err)
+	}
+	free := fs.Bavail * uint64(fs.Bsize)
+	if need := uint64(total) * 700 * uint64(replicas); need > free {
+		b.Fatalf("%d events on %d replicas need about %.1f GB under %s (700 bytes per event and replica), %.1f GB are free: set FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS lower, FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS=1 or TMPDIR elsewhere",
+			total, replicas, float64(need)/1e9, os.TempDir(), float64(free)/1e9)
+	}
+	c := chtest.StartCluster(b, "audit", replicas, chtest.WithMaxMemoryUsage(6_000_000_000))
 	ctx := context.Background()
 
 	cfg := clusterConfig(c.Addrs(), benchClusterDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600})
