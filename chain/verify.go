@@ -23,6 +23,7 @@ const (
 	ReasonCheckpointMismatch Reason = "checkpoint mismatch" // the event at a checkpointed sequence has another hash
 	ReasonTruncated          Reason = "truncated"           // the chain ends before a signed checkpoint
 	ReasonCheckpointLog      Reason = "checkpoint log"      // a checkpoint of the chain does not verify (edited log, missing key)
+	ReasonRetentionAnchor    Reason = "retention anchor"    // a retention anchor does not verify, or disagrees with the chain
 
 	// Found in the journal: a record that fails on its own (checksum, decoding, hash).
 	ReasonDamagedRecord Reason = "damaged record"

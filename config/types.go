@@ -240,6 +240,11 @@ type Sink struct {
 	BatchBytes    ByteSize       `yaml:"batch_bytes"`
 	BatchInterval Duration       `yaml:"batch_interval"`
 	WriteTimeout  Duration       `yaml:"write_timeout"`
+	// Retention, when set, is how long the sink keeps events: older ones are removed in the
+	// background, in whole blocks, behind a signed retention anchor, and never before every sink
+	// acknowledged them. 0 keeps everything. Needs a plugin that implements sink.Retainer
+	// (sqlite, clickhouse, file) and signed checkpoints (chain.checkpoint_interval > 0).
+	Retention Duration `yaml:"retention"`
 }
 
 // Log configures structured logging.

@@ -160,6 +160,7 @@ func Validate(cfg *Config, plugins PluginCatalog) Errors {
 		validateWatcherCredentials(&errs, w)
 	}
 	validateSinks(&errs, cfg.Sinks, plugins)
+	validateRetentionNeedsCheckpoints(&errs, cfg)
 	if !slices.Contains([]string{"json", "text"}, cfg.Log.Format) {
 		errs.add("log.format", "must be json or text, got %q", cfg.Log.Format)
 	}
@@ -311,6 +312,7 @@ func validateSinks(errs *Errors, sinks []Sink, plugins PluginCatalog) {
 				errs.add(p+".query", "the %s plugin only writes (it cannot read events back to answer the audit API); keep a sqlite or clickhouse sink with query: true", s.Plugin)
 			}
 		}
+		validateRetention(errs, p, s, bundled, plugins)
 		if s.BatchSize < 0 || s.BatchSize > 100000 {
 			errs.add(p+".batch_size", "must be between 1 and 100000")
 		}

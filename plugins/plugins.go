@@ -60,6 +60,17 @@ func (Catalog) Queryable(name string) bool {
 	return q
 }
 
+// Retains reports whether the bundled plugin can remove old events (implements sink.Retainer),
+// which a sink's `retention` needs.
+func (Catalog) Retains(name string) bool {
+	f, ok := bundled[name]
+	if !ok {
+		return false
+	}
+	_, r := f(nil).(sink.Retainer)
+	return r
+}
+
 // ValidateConfig checks the config block of a bundled plugin (see the package function).
 func (Catalog) ValidateConfig(name string, config []byte) (known bool, err error) {
 	return ValidateConfig(name, config)

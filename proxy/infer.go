@@ -36,7 +36,14 @@ func (p *Proxy) pendingDraft(x *exchange) journal.Draft {
 func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp capture.Summary, upstreamErr error, pending bool) (journal.Draft, bool) {
 	rule := x.rule
 	req := x.requestSummary()
-	src := &sourceCtx{match: x.match, reqSum: req, respSum: resp, respHeader: respHeader, reqHeader: x.hdr, maxDecoded: p.opts.MaxHoldBytes}
+	src := &sourceCtx{match: x.match, reqSum: req, respSum: resp, respHeader: respHeader, reqHeader: x.hdr, maxDecoded: p.opts.MaxHoldBytes,
+		memo: x.reqMemo}
+	if pending && src.memo == nil && req.Complete && !req.Truncated && req.Err == nil {
+		// The request body is final: what is read from it now (for the intent) is read again
+		// for the event, so it is kept.
+		src.memo = &reqMemo{}
+		x.reqMemo = src.memo
+	}
 	success := upstreamErr == nil && status >= 200 && status < 300
 
 	d := journal.Draft{
@@ -158,7 +165,7 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 	if src.unread != "" {
 		ctx.str("valuesUnread", src.unread)
 	}
-	if amb := ambiguousKeys(x.hdr, req); len(amb) > 0 {
+	if amb := src.ambiguousKeys(); len(amb) > 0 {
 		// The body repeats a key (exactly or in another case): Flowker applied the last one.
 		if b, err := json.Marshal(amb); err == nil {
 			ctx.raw("ambiguousKeys", b)
@@ -397,7 +404,37 @@ type sourceCtx struct {
 	reqDone, respDone bool
 	respHeader        http.Header
 	maxDecoded        int
-	unread            string // why request values could not be read, when they were wanted
+	unread            string   // why request values could not be read, when they were wanted
+	memo              *reqMemo // nil: the request body may still change (read on after forwarding)
+}
+
+// reqMemo is what was read from a request body held whole before forwarding: the intent's
+// description reads it first, the event's reuses it (the body is the same bytes).
+type reqMemo struct {
+	bodyDone   bool
+	body       []byte
+	kind       capture.BodyKind
+	bodyUnread string
+	vals       []memoValue
+	amb        []string
+	ambDone    bool
+}
+
+type memoValue struct {
+	src    *rules.Source
+	v      capture.Value
+	unread string // what the lookup set sourceCtx.unread to ("" for unchanged)
+}
+
+// ambiguousKeys lists the keys the request body repeats (read once per request body).
+func (s *sourceCtx) ambiguousKeys() []string {
+	if s.memo == nil {
+		return ambiguousKeys(s.reqHeader, s.reqSum)
+	}
+	if !s.memo.ambDone {
+		s.memo.amb, s.memo.ambDone = ambiguousKeys(s.reqHeader, s.reqSum), true
+	}
+	return s.memo.amb
 }
 
 func (s *sourceCtx) reqBody() []byte {
@@ -405,6 +442,51 @@ func (s *sourceCtx) reqBody() []byte {
 		return s.req
 	}
 	s.reqDone = true
+	if m := s.memo; m != nil {
+		if !m.bodyDone {
+			before := s.unread
+			s.unread = ""
+			m.body = s.readReqBody()
+			m.kind, m.bodyDone, m.bodyUnread = s.reqKind, true, s.unread
+			if s.unread == "" {
+				s.unread = before
+			}
+		}
+		s.req, s.reqKind = m.body, m.kind
+		if m.bodyUnread != "" {
+			s.unread = m.bodyUnread
+		}
+		return s.req
+	}
+	return s.readReqBody()
+}
+
+// reqValueOf reads the request value src names, once per request body when it is memoised.
+func (s *sourceCtx) reqValueOf(src *rules.Source) capture.Value {
+	if s.memo == nil {
+		return s.reqValue(src.Path)
+	}
+	for _, mv := range s.memo.vals {
+		if mv.src == src {
+			s.reqBody() // its notes, as a lookup would leave them
+			if mv.unread != "" {
+				s.unread = mv.unread
+			}
+			return mv.v
+		}
+	}
+	before := s.unread
+	s.unread = ""
+	v := s.reqValue(src.Path)
+	mv := memoValue{src: src, v: v, unread: s.unread} // the note this lookup leaves
+	if s.unread == "" {
+		s.unread = before
+	}
+	s.memo.vals = append(s.memo.vals, mv)
+	return v
+}
+
+func (s *sourceCtx) readReqBody() []byte {
 	ct := capture.FiberContentType(s.reqHeader)
 	s.reqKind = capture.FiberBodyKind(ct)
 	switch {
@@ -472,7 +554,8 @@ func (s *sourceCtx) respValue(path []capture.Seg) capture.Value {
 
 // first returns the first non-empty value of srcs, exactly as found (never trimmed).
 func (s *sourceCtx) first(srcs []rules.Source) string {
-	for _, src := range srcs {
+	for i := range srcs {
+		src := &srcs[i]
 		var v string
 		switch src.Kind {
 		case rules.FromPath:
@@ -480,7 +563,7 @@ func (s *sourceCtx) first(srcs []rules.Source) string {
 				v = s.match.Param(src.Name)
 			}
 		case rules.FromRequest:
-			v = s.reqValue(src.Path).Text
+			v = s.reqValueOf(src).Text
 		case rules.FromResponse:
 			v = s.respValue(src.Path).Text
 		case rules.FromResponseHeader:

@@ -13,7 +13,13 @@ import (
 
 // BenchmarkInfer measures building the event of an audited workflow update (request and
 // response bodies of about 1.5 KiB each): capture rendering, redaction, metadata, canonical text.
-func BenchmarkInfer(b *testing.B) {
+func BenchmarkInfer(b *testing.B) { benchInfer(b, false) }
+
+// BenchmarkInferWithIntent adds the intent built before forwarding (as the proxy does: what is
+// read from the request is shared with the event): the description cost of write-ahead intents.
+func BenchmarkInferWithIntent(b *testing.B) { benchInfer(b, true) }
+
+func benchInfer(b *testing.B, intent bool) {
 	h := newHarness(b, http.NotFoundHandler())
 	defer h.front.Close()
 	body := `{"name":"payout-aml-two-step","description":"payout webhook -> AML screen -> risk score","metadata":{"squad":"payouts"},` +
@@ -33,6 +39,13 @@ func BenchmarkInfer(b *testing.B) {
 		_, _ = io.Copy(io.Discard, rt)
 		x := &exchange{match: m, rule: m.Rule, route: m.Rule.Name, start: time.Now(), mode: "fail_closed", eventID: "e",
 			method: "PUT", rawPath: "/v1/workflows/c5160020-5d68-4a05-b984-cef31de6428a", hdr: hdr, reqTee: tee}
+		if intent {
+			x.reqHeld = []byte(body)
+			if in := h.proxy.intentOf(x); len(in.Draft.Context) == 0 {
+				b.Fatal("no intent")
+			}
+			x.intended = true
+		}
 		d, ok := h.proxy.infer(x, 200, http.Header{"Content-Type": {"application/json"}}, rt.Summary(), nil)
 		if !ok || !bytes.Contains(d.Metadata, []byte("payout")) {
 			b.Fatal("no event")

@@ -52,18 +52,22 @@ func (p *Proxy) holdRequest(x *exchange, r *http.Request) (io.ReadCloser, func()
 	// The tee counts and hashes (keyed); the held bytes are the capture, taken from the
 	// exchange's share of the budget as they are read.
 	x.reqTee = capture.NewTee(r.Body, 0).WithDigestKey(p.opts.DigestKey)
-	held, cut, err := hold(x.reqTee, p.opts.MaxHoldBytes, x.pool)
+	held, cut, err := hold(x.reqTee, p.opts.MaxHoldBytes, x.pool, r.ContentLength)
 	p.heldChanged()
 	x.reqHeld = held[:min(len(held), p.opts.MaxHoldBytes):min(len(held), p.opts.MaxHoldBytes)]
 	x.reqCut = cut // the budget, not the hold limit, stopped the read
 	pool := x.pool
 	release := func() { pool.Give(len(held)); p.heldChanged() }
-	var rest io.Reader = bytes.NewReader(nil)
+	var rest io.Reader
 	switch {
 	case err != nil:
 		rest = errReader{err} // the upstream call fails on it, as it did when the body streamed
 	case !x.reqTee.Summary().Complete:
 		rest = x.reqTee // beyond the hold limit (or the budget) the body streams on
+	default:
+		// Held whole: a body net/http knows is in memory goes out with the headers in one write.
+		// (The server closes the incoming body itself.)
+		return io.NopCloser(bytes.NewReader(held)), release
 	}
 	return &heldBody{Reader: io.MultiReader(bytes.NewReader(held), rest), closer: x.reqTee, release: func() {}}, release
 }

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -131,11 +132,12 @@ type exchange struct {
 	eventID  string
 	id       identity.Identity
 	reqTee   *capture.Tee
-	reqHeld  []byte // the request body's first bytes, read before forwarding
-	reqCut   bool   // the hold budget, not the hold limit, cut reqHeld short
-	intended bool   // the intent is durable: the event resolves it
-	reqCtx   []byte // the request's rendering in the context, when final before forwarding
-	observe  bool   // execution status read: watch the response body
+	reqHeld  []byte   // the request body's first bytes, read before forwarding
+	reqCut   bool     // the hold budget, not the hold limit, cut reqHeld short
+	intended bool     // the intent is durable: the event resolves it
+	reqCtx   []byte   // the request's rendering in the context, when final before forwarding
+	reqMemo  *reqMemo // what was read from the request body, when final before forwarding
+	observe  bool     // execution status read: watch the response body
 	audited  bool
 	failed   bool // ModifyResponse failed to journal (fail_closed)
 	upStatus int
@@ -430,7 +432,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		pool = p.budget
 	}
 	respTee := capture.NewTee(resp.Body, 0).WithDigestKey(p.opts.DigestKey)
-	held, cut, readErr := hold(respTee, p.opts.MaxHoldBytes, pool)
+	held, cut, readErr := hold(respTee, p.opts.MaxHoldBytes, pool, resp.ContentLength)
 	p.heldChanged()
 	if cut {
 		p.log.Warn("capture.max_hold_total reached: response captured in part and streamed", "route", x.route,
@@ -484,9 +486,16 @@ const holdStep = 32 << 10
 const holdPrefix = 4 << 10
 
 // hold reads r until EOF or max+1 bytes, taking budget in steps. cut says the budget stopped it
-// before either.
-func hold(r io.Reader, maxHold int, b *capture.Budget) (held []byte, cut bool, err error) {
+// before either. sizeHint is the body's declared length (-1: unknown): the buffer starts at that
+// size (at most one step) and otherwise grows by doubling, so a small body costs a small buffer
+// rather than a whole step.
+func hold(r io.Reader, maxHold int, b *capture.Budget, sizeHint int64) (held []byte, cut bool, err error) {
 	limit := maxHold + 1 // one byte more than the hold limit says the body goes on
+	initial := holdInitial
+	if sizeHint >= 0 {
+		initial = int(min(sizeHint+1, int64(holdStep))) // +1: EOF is seen without growing
+	}
+	held = make([]byte, 0, min(initial, limit))
 	for len(held) < limit {
 		want := min(holdStep, limit-len(held))
 		got := b.Take(want)
@@ -497,20 +506,39 @@ func hold(r io.Reader, maxHold int, b *capture.Budget) (held []byte, cut bool, e
 			got = min(want, holdPrefix-len(held))
 			b.Force(got)
 		}
-		if cap(held)-len(held) < got {
-			held = append(make([]byte, 0, max(2*cap(held), len(held)+got)), held...)
-		}
-		n, rerr := io.ReadFull(r, held[len(held):len(held)+got])
-		held = held[:len(held)+n]
+		var n int
+		var rerr error
+		held, n, rerr = readUpTo(r, held, got)
 		b.Give(got - n)
 		switch {
-		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF: // as io.ReadFull reported them
 			return held, false, nil
 		case rerr != nil:
 			return held, false, rerr
 		}
 	}
 	return held, false, nil
+}
+
+// holdInitial is the first buffer of a body of unknown length.
+const holdInitial = 2 << 10
+
+// readUpTo appends up to n bytes read from r to buf, growing it by doubling. It stops early only
+// at EOF (io.EOF) or a read error.
+func readUpTo(r io.Reader, buf []byte, n int) ([]byte, int, error) {
+	end := len(buf) + n
+	start := len(buf)
+	for len(buf) < end {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(max(cap(buf), holdInitial), end-len(buf)))
+		}
+		m, err := r.Read(buf[len(buf):min(cap(buf), end)])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			return buf, len(buf) - start, err
+		}
+	}
+	return buf, len(buf) - start, nil
 }
 
 // journalReason is the metric label of a journal refusal.

@@ -5,6 +5,9 @@
 # Sections (each one command; every ratio compares measurements of the same command):
 #   proxy              GET and audited POST, direct to the fake Flowker vs through the sidecar
 #   proxy-service-time the same with a fake that takes 5 ms per response (Flowker-like)
+#   proxy-intents      audited POSTs through the sidecar: the design before write-ahead intents
+#                      (commit 004259c, built from git archive) against this checkout, alternately
+#                      (scripts/bench-intents.sh; skipped when that commit is not in the history)
 #   journal            journal appends/s, fsync on and off, 1/16/64 appenders; raw fdatasync
 #   verify             chain verify vs raw SHA-256, 1 KiB events
 #   nullsink-write     sink.Client.Write into the no-op plugin
@@ -121,11 +124,13 @@ skip() {
 if [ "$QUICK" = 1 ]; then
 	PROXY_FLAGS="-concurrency 32,64 -warmup 1s -duration 2s -rate 200 -profile-seconds 2"
 	PROXY_ST_FLAGS="-concurrency 32 -warmup 1s -duration 2s -rate 0"
+	INTENTS_ROUNDS=1 INTENTS_FLAGS="-methods POST -concurrency 32,64 -rounds 1 -warmup 1s -duration 2s -rate 1000"
 	JOURNAL_TIME=100x VERIFY_FLAGS="-benchtime 2000x -count 1" WRITE_TIME=20x DELIVERY_TIME=2x
 	PLUGIN_ENV="FLOWKER_AUDIT_BENCH_DELIVERY_EVENTS=5000 " SQLITE_WRITE_TIME=3x
 else
 	PROXY_FLAGS="-concurrency 32,64 -rounds 3 -warmup 3s -duration 10s -rate 1000 -profile-seconds 5"
 	PROXY_ST_FLAGS="-concurrency 32 -rounds 1 -warmup 3s -duration 10s -rate 0"
+	INTENTS_ROUNDS=3 INTENTS_FLAGS="-methods POST -concurrency 32,64 -rounds 1 -warmup 2s -duration 8s -rate 1000"
 	JOURNAL_TIME=2s VERIFY_FLAGS="-benchtime 1s -count 5" WRITE_TIME=3s DELIVERY_TIME=10x
 	PLUGIN_ENV="" SQLITE_WRITE_TIME=20x
 fi
@@ -145,6 +150,16 @@ fi
 section proxy-service-time "$GO run ./internal/loadtest/cmd/proxybench -bin $BIN $PROXY_ST_FLAGS -fake-latency 5ms -workdir $REL/proxy-service-time-work -out $REL/proxy-service-time.json"
 if selected proxy-service-time; then
 	rm -rf "$RES/proxy-service-time-work/data"
+fi
+
+# 1c. Write-ahead intents: the design before them against this checkout, alternately.
+INTENTS_BASE=${BENCH_INTENTS_BASE:-004259c}
+INTENTS="BENCH_INTENTS_BASE=$INTENTS_BASE scripts/bench-intents.sh $REL $INTENTS_ROUNDS $INTENTS_FLAGS"
+if git cat-file -e "$INTENTS_BASE^{commit}" 2>/dev/null; then
+	selected proxy-intents && rm -f "$RES"/proxy-intents-*.json
+	section proxy-intents "$INTENTS"
+else
+	skip proxy-intents "$INTENTS" "commit $INTENTS_BASE (the design before intents) is not in this repository's history (a shallow clone?)"
 fi
 
 # 2. Journal.

@@ -39,8 +39,9 @@ func (s *server) Capabilities(ctx context.Context, _ *sinkpb.CapabilitiesRequest
 		return nil, toStatus(err)
 	}
 	_, cpw := s.impl.(CheckpointWriter)
+	_, ret := s.impl.(Retainer)
 	_, wmw := s.impl.(WatermarkWriter)
-	return &sinkpb.CapabilitiesResponse{Write: caps.Write, Query: caps.Query && s.q != nil, Checkpoints: cpw, Watermarks: wmw}, nil
+	return &sinkpb.CapabilitiesResponse{Write: caps.Write, Query: caps.Query && s.q != nil, Checkpoints: cpw, Retention: ret, Watermarks: wmw}, nil
 }
 
 func (s *server) Write(ctx context.Context, req *sinkpb.WriteRequest) (*sinkpb.WriteResponse, error) {

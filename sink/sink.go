@@ -20,6 +20,10 @@
 //     must only return nil once the batch is durable;
 //  6. Close is called on shutdown.
 //
+// Optional interfaces, detected by the SDK and reported in Capabilities: CheckpointWriter and
+// CheckpointReader (keep signed checkpoints beside the events) and Retainer (remove old events in
+// whole blocks behind a signed retention anchor, for the sink's `retention` setting).
+//
 // Errors: any error is retryable unless wrapped with Permanent. ErrNotFound and ErrUnsupported
 // cross the process boundary intact.
 package sink
@@ -67,6 +71,7 @@ type Capabilities struct {
 	Write       bool // accepts Write
 	Query       bool // implements Querier
 	Checkpoints bool // implements CheckpointWriter (set by the SDK, whatever the sink reports)
+	Retention   bool // implements Retainer (set by the SDK, whatever the sink reports)
 	Watermarks  bool // implements WatermarkWriter (set by the SDK, whatever the sink reports)
 }
 

@@ -18,6 +18,9 @@ type Evidence struct {
 	Path        string
 	Checkpoints []Checkpoint // every checkpoint read, whatever its signature
 	Keys        []ed25519.PublicKey
+	// Anchors are signed retention anchors read from the store (anchor.go): verification starts
+	// after the newest valid one.
+	Anchors []Anchor
 	// Warnings say what about the log itself weakens the verification: it is missing or empty,
 	// its last line was torn, it lost checkpoints the running sidecar wrote.
 	Warnings []string
@@ -97,7 +100,10 @@ type Report struct {
 	// checkpoint (From-1 when none): the stored chain departs from the signed one somewhere in
 	// DepartsAfter+1..Problem.Sequence. The checkpoints hold no more detail than that.
 	DepartsAfter uint64
-	Warnings     []string
+	// Anchor is the signed retention anchor verification started from (nil: none): the events up
+	// to Anchor.Sequence were removed by retention, and From is Anchor.Sequence+1.
+	Anchor   *Anchor
+	Warnings []string
 }
 
 // errStop ends a chain read at the first problem.
@@ -114,12 +120,17 @@ func Verify(ctx context.Context, read ReadChainFunc, req Request) (Report, error
 	if from > 1 {
 		prev = req.PrevHash
 	}
-	v := chain.NewVerifier(req.ChainID, from, prev)
 	var (
 		bySeq   map[uint64]Checkpoint
 		logProb *chain.Problem
 		used    *Checkpoint
 	)
+	anchor, anchorProb := startAnchor(req, from)
+	if anchor != nil {
+		from, prev = anchor.Sequence+1, anchor.Hash
+		r.From, r.Anchor = from, anchor
+	}
+	v := chain.NewVerifier(req.ChainID, from, prev)
 	if ev := req.Evidence; ev != nil {
 		r.Warnings = append(r.Warnings, ev.Warnings...)
 		bySeq, r.Newest, logProb = validCheckpoints(req.ChainID, ev)
@@ -177,6 +188,15 @@ func Verify(ctx context.Context, read ReadChainFunc, req Request) (Report, error
 				storedEnd, r.Newest.Time.Format(chain.TimestampLayout), r.Newest.Sequence)}
 	case logProb != nil:
 		problem = logProb
+	case anchorProb != nil:
+		problem = anchorProb
+	}
+	if anchor != nil && problem == nil {
+		if cp, ok := bySeq[anchor.Sequence]; ok && cp.Hash != anchor.Hash {
+			problem = &chain.Problem{ChainID: req.ChainID, Sequence: anchor.Sequence, Reason: chain.ReasonRetentionAnchor,
+				Detail: fmt.Sprintf("the retention anchor says sequence %d had hash %s, but the checkpoint signed at %s says %s",
+					anchor.Sequence, anchor.Hash, cp.Time.Format(chain.TimestampLayout), cp.Hash)}
+		}
 	}
 	r.Problem = problem
 	if req.To == 0 {
@@ -273,7 +293,11 @@ func (r Report) Summary() string {
 	case r.NotYetCovered > 0:
 		fmt.Fprintf(&b, "; %d events not yet covered by a checkpoint", r.NotYetCovered)
 	}
-	if r.From > 1 {
+	switch {
+	case r.Anchor != nil:
+		fmt.Fprintf(&b, "; verified from sequence %d, linked to the signed retention anchor of sequence %d (events up to it removed by retention, cutoff %s, signed at %s)",
+			r.From, r.Anchor.Sequence, r.Anchor.Cutoff.Format(chain.TimestampLayout), r.Anchor.Time.Format(chain.TimestampLayout))
+	case r.From > 1:
 		fmt.Fprintf(&b, "; the link into sequence %d is trusted", r.From)
 	}
 	return b.String()

@@ -30,6 +30,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 var ErrCorrupt = errors.New("corrupt journal record")
 
 func appendRecord(dst []byte, e *chain.Event) []byte {
+	if dst == nil {
+		n := 1 + 2*binary.MaxVarintLen64 + 4 + 14*binary.MaxVarintLen32 + len(e.EventID) + len(e.EventType) + len(e.Action) +
+			len(e.Result) + len(e.ResourceID) + len(e.ResourceType) + len(e.Actor.Type) + len(e.Actor.ID) +
+			len(e.Actor.IPAddress) + len(e.Context) + len(e.Metadata) + len(e.Hash) + len(e.PreviousHash) + len(e.ChainID)
+		dst = make([]byte, 0, n)
+	}
 	start := len(dst)
 	dst = append(dst, recordVersion)
 	dst = binary.AppendUvarint(dst, e.Sequence)

@@ -46,10 +46,16 @@ type IntentDamage struct {
 const intentVersion = 1
 
 func appendIntent(dst []byte, in *Intent) []byte {
+	d := &in.Draft
+	if dst == nil {
+		n := 1 + binary.MaxVarintLen64 + 4 + 11*binary.MaxVarintLen32 + len(in.ID) + len(d.EventType) + len(d.Action) +
+			len(d.ResourceID) + len(d.ResourceType) + len(d.Actor.Type) + len(d.Actor.ID) + len(d.Actor.IPAddress) +
+			len(d.Context) + len(d.Metadata) + len(in.Detail)
+		dst = make([]byte, 0, n)
+	}
 	start := len(dst)
 	dst = append(dst, intentVersion)
 	dst = binary.AppendVarint(dst, in.Start.UnixMicro())
-	d := &in.Draft
 	for _, f := range [...]string{in.ID, d.EventType, d.Action, d.ResourceID, d.ResourceType, d.Actor.Type, d.Actor.ID, d.Actor.IPAddress} {
 		dst = binary.AppendUvarint(dst, uint64(len(f)))
 		dst = append(dst, f...)

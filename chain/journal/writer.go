@@ -275,6 +275,7 @@ func (b *buckets) watch() *bolt.Bucket {
 func (b *buckets) intents() *bolt.Bucket {
 	if b.intentsB == nil {
 		b.intentsB = b.tx.Bucket(bucketIntents)
+		b.intentsB.FillPercent = 1.0 // keys are time-ordered event ids: mostly appended
 	}
 	return b.intentsB
 }

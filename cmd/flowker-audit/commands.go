@@ -310,6 +310,7 @@ func verifySink(ctx context.Context, cfg *config.Config, only string, cp *checkp
 				}
 			}
 		}
+		addSinkAnchors(ctx, c, ch.ChainID, cp) // verify_retention.go
 		r, err := checkpoint.Verify(ctx, c.ReadChain, checkpoint.Request{ChainID: ch.ChainID, StoredLast: ch.Last, Evidence: cp})
 		if err != nil {
 			return nil, fmt.Errorf("reading chain %s: %w", ch.ChainID, err)
@@ -326,6 +327,7 @@ func verifySink(ctx context.Context, cfg *config.Config, only string, cp *checkp
 		if seen[id] || (only != "" && id != only) {
 			continue
 		}
+		addSinkAnchors(ctx, c, id, cp)
 		none := func(context.Context, string, uint64, uint64, func(*chain.Event) error) error { return nil }
 		r, err := checkpoint.Verify(ctx, none, checkpoint.Request{ChainID: id, Evidence: cp})
 		if err != nil {

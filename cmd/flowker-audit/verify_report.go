@@ -55,7 +55,10 @@ type verifyChainJSON struct {
 	// NewestCheckpointSequence is the newest checkpoint used (0: none); NotYetCovered counts the
 	// verified events after it, which no signature proves yet.
 	NewestCheckpointSequence uint64 `json:"newestCheckpointSequence,omitempty"`
-	NotYetCovered            uint64 `json:"notYetCovered"`
+	// RetentionAnchorSequence is the signed retention anchor verification started from (the last
+	// event removed by retention; firstSequence is the one after it), 0 when none.
+	RetentionAnchorSequence uint64 `json:"retentionAnchorSequence,omitempty"`
+	NotYetCovered           uint64 `json:"notYetCovered"`
 	// DepartsAfterSequence, on a checkpoint mismatch: the chain departs after this sequence.
 	DepartsAfterSequence *uint64  `json:"departsAfterSequence,omitempty"`
 	Warnings             []string `json:"warnings,omitempty"`
@@ -76,6 +79,9 @@ func verifyReport(w io.Writer, results []verifyResult, el time.Duration, asJSON 
 			CheckpointsMatched: r.Matched, CheckpointsTotal: r.Checkpoints, NotYetCovered: r.NotYetCovered, Warnings: r.Warnings}
 		if r.Used != nil {
 			c.NewestCheckpointSequence = r.Used.Sequence
+		}
+		if r.Anchor != nil {
+			c.RetentionAnchorSequence = r.Anchor.Sequence
 		}
 		if r.Problem != nil {
 			out.Valid = false

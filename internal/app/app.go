@@ -61,6 +61,8 @@ type Options struct {
 	// RebaseWait bounds how long a start that must check the journal against the sinks' heads
 	// waits for an unreachable sink (default 1 min).
 	RebaseWait time.Duration
+	// RetentionTuning adjusts the retention driver and its interval (tests inject a clock).
+	RetentionTuning func(r *host.Retention, interval *time.Duration)
 }
 
 // App is the running sidecar.
@@ -83,6 +85,7 @@ type App struct {
 	recovery       *journal.Recovery
 	adoptedChain   string             // the chain recognised from the checkpoint log after a journal loss ("" otherwise)
 	checkpoints    *checkpoint.Writer // nil when checkpoints are off
+	retTuning      func(*host.Retention, *time.Duration)
 	upstream       *url.URL
 	transport      *http.Transport
 	started        time.Time
@@ -100,7 +103,7 @@ type App struct {
 // component. Nothing listens or runs until Run. An App that is never Run must be closed (Close).
 func New(ctx context.Context, o Options) (*App, error) {
 	o = o.withDefaults()
-	a := &App{cfg: o.Config, log: o.Logger, reg: o.Registry, started: time.Now()}
+	a := &App{cfg: o.Config, log: o.Logger, reg: o.Registry, started: time.Now(), retTuning: o.RetentionTuning}
 	buildInfo(o.Registry, o.Version, o.Revision)
 	keys, err := a.openDataDir()
 	if err != nil {
@@ -251,7 +254,8 @@ func (a *App) buildSinks(o Options) error {
 			return err
 		}
 		sc := host.SinkConfig{Name: s.Name, Plugin: s.Plugin, Launch: launch, Config: raw, Query: s.Query,
-			BatchSize: s.BatchSize, BatchBytes: int(s.BatchBytes), BatchInterval: s.BatchInterval.D(), WriteTimeout: s.WriteTimeout.D()}
+			BatchSize: s.BatchSize, BatchBytes: int(s.BatchBytes), BatchInterval: s.BatchInterval.D(), WriteTimeout: s.WriteTimeout.D(),
+			Retention: s.Retention.D()}
 		if o.SinkTuning != nil {
 			o.SinkTuning(&sc)
 		}
@@ -542,6 +546,10 @@ func (a *App) Run(ctx context.Context, ready func(proxyAddr, adminAddr net.Addr)
 	if a.checkpoints != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.checkpoints.Run(bg, a.cfg.Chain.CheckpointInterval.D()) }()
+	}
+	if r, every := a.retention(); r != nil { // retention.go
+		wg.Add(1)
+		go func() { defer wg.Done(); r.Run(bg, every) }()
 	}
 	wg.Add(4)
 	go func() { defer wg.Done(); a.recoverIntents(bg) }()

@@ -463,7 +463,7 @@ func (s *Server) start() error {
 
 func (s *Server) waitReady(done <-chan struct{}) error {
 	deadline := time.Now().Add(s.opts.startTimeout)
-	client := &http.Client{Timeout: time.Second}
+	client := &http.Client{Timeout: time.Second, Transport: queryTransport}
 	for {
 		select {
 		case <-done:
@@ -576,6 +576,14 @@ func (s *Server) Close() error {
 	return err
 }
 
+// queryTransport opens a new connection for every request. The servers close idle keep-alive
+// connections after keep_alive_timeout (3 s), and a POST sent on a pooled connection the server
+// has just closed fails with EOF without a retry (net/http replays only idempotent requests); on a
+// loaded machine the gap between the readiness probe and the first DDL is often longer than 3 s.
+var queryTransport = &http.Transport{DisableKeepAlives: true}
+
+var queryClient = &http.Client{Transport: queryTransport}
+
 // Query runs sql as the default user over the HTTP interface and returns the response body
 // (tab-separated unless sql says otherwise). It is meant for test setup and inspection.
 func (s *Server) Query(ctx context.Context, sql string) (string, error) {
@@ -591,7 +599,7 @@ func (s *Server) QueryAs(ctx context.Context, user, password, sql string) (strin
 	}
 	req.Header.Set("X-ClickHouse-User", user)
 	req.Header.Set("X-ClickHouse-Key", password)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := queryClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("query clickhouse over http: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -207,6 +208,10 @@ func TestRunRejectsBadOptions(t *testing.T) {
 	if _, err := Run(context.Background(), Options{Concurrency: 0, Duration: time.Second}, Target{NewRequest: func(context.Context, uint64) (*http.Request, error) { return nil, nil }}); err == nil {
 		t.Fatal("zero concurrency accepted")
 	}
+	_, err := RunProxyBench(context.Background(), ProxyBenchOptions{Binary: "/nonexistent", Methods: []string{"PUT"}})
+	if err == nil || !strings.Contains(err.Error(), `method "PUT"`) {
+		t.Fatalf("proxy bench with method PUT: %v", err)
+	}
 }
 
 // TestSidecarConfigIsValid loads the generated sidecar configuration with the real loader, so
@@ -361,5 +366,47 @@ func TestRenderSkippedAndMissing(t *testing.T) {
 	}
 	if strings.Contains(doc, "**yes**") || strings.Contains(doc, "**no**") {
 		t.Error("a target was judged without a measurement")
+	}
+}
+
+// TestRenderIntents checks, independently of the golden file, that section 1c's ratios and
+// verdicts follow from the variant's proxy-intents runs (before 835 and 1,409 req/s, after 142
+// and 1,055 at c=32 and c=64; paced p99 275 → 684 ms).
+func TestRenderIntents(t *testing.T) {
+	r, err := LoadResults(filepath.Join("testdata", "variant"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.IntentsBefore) != 1 || len(r.IntentsAfter) != 1 {
+		t.Fatalf("loaded %d before and %d after runs, want 1 and 1", len(r.IntentsBefore), len(r.IntentsAfter))
+	}
+	var b bytes.Buffer
+	if err := Render(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| 0.17× at c=32; 0.75× at c=64 | **no** |",
+		"| c=64 | 1,409 | 1,055 | 1,409 / 1,055 | 0.75 |",
+		"| +409 ms (p99 275 → 684 ms, medians) | **no** |",
+		"round 1 after: start 11:45:37 load 23.24 20.68 14.40",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("document lacks %q", want)
+		}
+	}
+}
+
+func TestMedianOfRounds(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		in := append([]float64(nil), tc.in...)
+		if got := median(in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+		if !slices.Equal(in, tc.in) {
+			t.Errorf("median changed its input: %v", in)
+		}
 	}
 }

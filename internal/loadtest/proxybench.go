@@ -40,6 +40,8 @@ type ProxyBenchOptions struct {
 	Warmup, Duration time.Duration
 	// Rounds repeats each direct/sidecar pair, alternating, to expose drift (default 1).
 	Rounds int
+	// Methods are the requests to run, GET and/or POST (default both).
+	Methods []string
 	// Rate, when positive, adds paced runs at this many requests per second (with the largest
 	// concurrency as the worker pool), to measure added latency away from saturation.
 	Rate float64
@@ -144,6 +146,14 @@ func RunProxyBench(ctx context.Context, o ProxyBenchOptions) (*ProxyReport, erro
 	}
 	if o.Rounds <= 0 {
 		o.Rounds = 1
+	}
+	if len(o.Methods) == 0 {
+		o.Methods = []string{http.MethodGet, http.MethodPost}
+	}
+	for _, m := range o.Methods {
+		if m != http.MethodGet && m != http.MethodPost {
+			return nil, fmt.Errorf("method %q: want GET or POST", m)
+		}
 	}
 	if o.ProfileSeconds <= 0 {
 		o.ProfileSeconds = 5
@@ -272,7 +282,7 @@ func RunProxyBench(ctx context.Context, o ProxyBenchOptions) (*ProxyReport, erro
 	}
 
 	for _, c := range o.Concurrency {
-		for _, method := range []string{http.MethodGet, http.MethodPost} {
+		for _, method := range o.Methods {
 			for round := 1; round <= o.Rounds; round++ {
 				vias := []string{"direct", "sidecar"}
 				if round%2 == 0 {
@@ -290,7 +300,7 @@ func RunProxyBench(ctx context.Context, o ProxyBenchOptions) (*ProxyReport, erro
 	}
 	if o.Rate > 0 {
 		c := slices.Max(o.Concurrency)
-		for _, method := range []string{http.MethodGet, http.MethodPost} {
+		for _, method := range o.Methods {
 			for _, via := range []string{"direct", "sidecar"} {
 				pr, err := run(method, via, 1, Options{Concurrency: c, Rate: o.Rate, Warmup: o.Warmup, Duration: o.Duration})
 				if err != nil {

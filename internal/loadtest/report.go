@@ -25,6 +25,8 @@ const (
 	TargetVerifyRatio   = 0.50   // verify speed, share of raw SHA-256 speed, 1 KiB events
 	TargetNullsink      = 50000  // events per second through the plugin boundary into a no-op sink
 	TargetForwarding    = 20000  // events per second into rsyslog (TCP) and into the OpenTelemetry Collector
+	TargetIntentsRatio  = 0.8    // audited writes with write-ahead intents, share of the design before them
+	TargetIntentsP99    = 1.0    // ms of p99 that intents may add to paced audited writes
 )
 
 // Section is one section's raw output as scripts/bench.sh leaves it: NAME.cmd (the command),
@@ -60,6 +62,9 @@ type Results struct {
 	// ProxyServiceTime is proxy-service-time.json: the same comparison with a fake Flowker that
 	// takes a realistic service time per request (nil when missing).
 	ProxyServiceTime *ProxyReport
+	// IntentsBefore and IntentsAfter are proxy-intents-{before,after}-N.json, in round order:
+	// the design before write-ahead intents and this checkout, run alternately.
+	IntentsBefore, IntentsAfter []*ProxyReport
 	// ProfileTop is proxy-profile.top (pprof -top of the sidecar under audited POST load).
 	ProfileTop string
 	// UITiming is ui-timing.txt.
@@ -67,7 +72,7 @@ type Results struct {
 }
 
 // SectionNames are the sections bench.sh runs, in order.
-var SectionNames = []string{"proxy", "proxy-service-time", "journal", "verify", "nullsink-write", "nullsink-delivery", "plugin-delivery",
+var SectionNames = []string{"proxy", "proxy-service-time", "proxy-intents", "journal", "verify", "nullsink-write", "nullsink-delivery", "plugin-delivery",
 	"sqlite-write", "sqlite-search", "clickhouse", "clickhouse-cluster", "ui"}
 
 // LoadResults reads a results directory.
@@ -115,6 +120,24 @@ func LoadResults(dir string) (*Results, error) {
 		}
 		r.ProxyServiceTime = &p
 	}
+	for _, v := range []string{"before", "after"} {
+		for i := 1; ; i++ {
+			name := fmt.Sprintf("proxy-intents-%s-%d.json", v, i)
+			b := read(name)
+			if b == "" {
+				break
+			}
+			var p ProxyReport
+			if err := json.Unmarshal([]byte(b), &p); err != nil {
+				return nil, fmt.Errorf("parsing %s: %w", name, err)
+			}
+			if v == "before" {
+				r.IntentsBefore = append(r.IntentsBefore, &p)
+			} else {
+				r.IntentsAfter = append(r.IntentsAfter, &p)
+			}
+		}
+	}
 	r.ProfileTop = read("proxy-profile.top")
 	r.UITiming = strings.TrimSpace(read("ui-timing.txt"))
 	return r, nil
@@ -139,6 +162,8 @@ var reportTemplates = template.Must(template.New("report").Funcs(template.FuncMa
 	"orDash":    orDash,
 	"join":      strings.Join,
 	"perSecond": func(ns float64) float64 { return 1e9 / ns },
+	"rates":     func(v []float64) string { return roundsList(v, fmtRate) },
+	"mslist":    func(v []float64) string { return roundsList(v, fmtMs) },
 }).ParseFS(reportFS, "report.md.tmpl"))
 
 type renderer struct {
@@ -174,6 +199,7 @@ func Render(w io.Writer, r *Results) error {
 	x := &renderer{r: r}
 	x.proxy()
 	x.proxyServiceTime()
+	x.proxyIntents()
 	x.journal()
 	x.verify()
 	x.pluginBoundary()

@@ -83,6 +83,8 @@ type Options struct {
 	ExecutionDelay time.Duration
 	// SinkTuning adjusts supervisors (default: short backoffs).
 	SinkTuning func(*host.SinkConfig)
+	// RetentionTuning adjusts the retention driver (a clock) and its interval.
+	RetentionTuning func(*host.Retention, *time.Duration)
 	// DataDir reuses a data directory (restart tests); default a fresh temp dir.
 	DataDir string
 	// NoWaitReady returns as soon as the sidecar listens, without waiting for /readyz (tests of
@@ -164,7 +166,7 @@ func StartSidecar(t testing.TB, upstream string, o Options) *Env {
 	a, err := app.New(context.Background(), app.Options{
 		Config: cfg, Registry: reg, Version: "e2e", Logger: testLogger(t, o.LogTo),
 		PluginCommand: func(name string) (string, []string, error) { return bin, []string{"plugin", name}, nil },
-		SinkTuning:    tuning,
+		SinkTuning:    tuning, RetentionTuning: o.RetentionTuning,
 	})
 	if err != nil {
 		t.Fatalf("starting the sidecar: %v", err)

@@ -615,6 +615,9 @@ func (s *Sink) Chains(ctx context.Context) ([]sink.ChainInfo, error) {
 			out[i].Count = out[i].Count - d.b.rows + exact
 		}
 	}
+	if err := s.clampToAnchors(ctx, st, out); err != nil { // retention.go
+		return nil, err
+	}
 	return out, nil
 }
 

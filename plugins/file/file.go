@@ -344,6 +344,11 @@ func (s *Sink) head(chainID string) (sink.Head, error) {
 			return sink.Head{}, err
 		}
 	}
+	if !h.Found { // retention removed every file of the chain: the newest anchor is its head
+		if h, err = s.anchorHead(chainID); err != nil {
+			return sink.Head{}, err
+		}
+	}
 	s.heads[chainID] = h
 	return h, nil
 }

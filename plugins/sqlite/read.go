@@ -46,7 +46,7 @@ func (st *store) head(ctx context.Context, chainID string) (sink.Head, error) {
 	var hash string
 	switch err := st.headStmt.QueryRowContext(ctx, chainID).Scan(&seq, &hash); {
 	case errors.Is(err, sql.ErrNoRows):
-		return sink.Head{}, nil
+		return st.anchorHead(ctx, chainID) // retention removed every event: the anchor is the head
 	case err != nil:
 		return sink.Head{}, fmt.Errorf("sqlite sink: head of chain %s: %w", chainID, err)
 	}

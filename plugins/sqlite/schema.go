@@ -78,6 +78,20 @@ var migrations = [][]string{
 			PRIMARY KEY (chain_id, seq, key_id, signature)
 		) STRICT, WITHOUT ROWID`,
 	},
+	// 3 -> 4: signed retention anchors (sink.Retainer): the last event removed by retention,
+	// stored before the events are deleted so that verification starts after it.
+	{
+		`CREATE TABLE retention_anchors (
+			chain_id  TEXT    NOT NULL,
+			seq       INTEGER NOT NULL,
+			hash      TEXT    NOT NULL,
+			cutoff_us INTEGER NOT NULL,
+			time_us   INTEGER NOT NULL,
+			key_id    TEXT    NOT NULL,
+			signature TEXT    NOT NULL,
+			PRIMARY KEY (chain_id, seq, key_id, signature)
+		) STRICT, WITHOUT ROWID`,
+	},
 }
 
 // SchemaVersion is the schema version this package creates and reads.

@@ -37,6 +37,7 @@ import (
 // Sink is the SQLite sink. It implements sink.Sink and sink.Querier. Create it with New.
 type Sink struct {
 	logger *slog.Logger
+	batch  int        // events per retention block
 	mu     sync.Mutex // serialises Configure and Close
 	st     atomic.Pointer[store]
 }
@@ -51,6 +52,8 @@ type Options struct {
 	// Logger receives the sink's log lines (nil discards them). The bundled plugin passes the
 	// logger whose lines the sidecar re-logs.
 	Logger *slog.Logger
+	// RetentionBatch is the most events one retention block deletes (0: DefaultRetentionBatch).
+	RetentionBatch int
 }
 
 // New returns an unconfigured SQLite sink; call Configure before anything else.
@@ -59,7 +62,11 @@ func New(o Options) *Sink {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sink{logger: log}
+	batch := o.RetentionBatch
+	if batch <= 0 {
+		batch = DefaultRetentionBatch
+	}
+	return &Sink{logger: log, batch: batch}
 }
 
 // ValidateConfig reports every problem in config without opening anything.

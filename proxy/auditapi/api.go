@@ -449,6 +449,21 @@ type VerifyOutput struct {
 	// empty or torn log).
 	Coverage string   `json:"coverage"`
 	Warnings []string `json:"warnings,omitempty"`
+
+	// VerifiedFrom is the first sequence actually verified: FromSequence, or the sequence after
+	// RetentionAnchor when retention removed the events before it (then the first remaining
+	// event was linked to the anchor's signed hash).
+	VerifiedFrom    uint64     `json:"verifiedFrom"`
+	RetentionAnchor *AnchorRef `json:"retentionAnchor,omitempty"`
+}
+
+// AnchorRef names a signed retention anchor.
+type AnchorRef struct {
+	Sequence uint64    `json:"sequence"`
+	Hash     string    `json:"hash"`
+	Cutoff   time.Time `json:"cutoff"`
+	Time     time.Time `json:"time"`
+	KeyID    string    `json:"keyId"`
 }
 
 // CheckpointRef names a signed checkpoint.
@@ -470,7 +485,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 		a.storeError(w, r, "get", err)
 		return 0
 	}
-	out := VerifyOutput{ChainID: ev.ChainID, FromSequence: 1, ToSequence: ev.Sequence}
+	out := VerifyOutput{ChainID: ev.ChainID, FromSequence: 1, ToSequence: ev.Sequence, VerifiedFrom: 1}
 	fail := func(seq uint64, reason chain.Reason, detail string) {
 		out.IsValid = false
 		out.FirstInvalidID = &seq
@@ -499,6 +514,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 				a.log.Warn("audit api: reading the query sink's checkpoints", "err", err)
 			}
 		}
+		a.addAnchors(ctx, q, ev.ChainID, req.Evidence) // retention.go
 	}
 	chains, err := q.Chains(ctx)
 	if err != nil {
@@ -510,9 +526,9 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 			req.StoredLast = c.Last
 		}
 	}
-	if a.maxVerify > 0 && ev.Sequence > a.maxVerify {
+	if a.maxVerify > 0 && ev.Sequence > a.maxVerify && !req.Evidence.StartsAfterAnchor(ev.ChainID, ev.Sequence-a.maxVerify+1) {
 		req.From = ev.Sequence - a.maxVerify + 1
-		out.FromSequence = req.From
+		out.FromSequence, out.VerifiedFrom = req.From, req.From
 		found := false
 		err := q.ReadChain(ctx, ev.ChainID, req.From-1, req.From-1, func(e *chain.Event) error {
 			if e.Sequence == req.From-1 {
@@ -546,6 +562,10 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request, q sink.Querier, id 
 		out.Warnings = append(out.Warnings, "no signed checkpoint log is configured: only hashes and links are checked (a chain cut short at its end, or re-linked, would pass)")
 	}
 	out.Coverage = rep.Summary()
+	out.VerifiedFrom = rep.From
+	if an := rep.Anchor; an != nil {
+		out.RetentionAnchor = &AnchorRef{Sequence: an.Sequence, Hash: an.Hash, Cutoff: an.Cutoff, Time: an.Time, KeyID: an.KeyID}
+	}
 	switch p := rep.Problem; {
 	case p != nil:
 		fail(p.Sequence, p.Reason, p.Detail)

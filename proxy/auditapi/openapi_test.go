@@ -35,6 +35,22 @@ const openAPIKey = "openapi-test-key-0123456789"
 // panicking is a querier whose Search panics (a bug: 500).
 type panicking struct{ sink.Querier }
 
+// anchoredStore is a store that applied retention: it keeps signed retention anchors.
+type anchoredStore struct {
+	*auditapitest.Store
+	anchors []sink.RetentionAnchor
+}
+
+func (s *anchoredStore) ReadAnchors(_ context.Context, chainID string) ([]sink.RetentionAnchor, error) {
+	var out []sink.RetentionAnchor
+	for _, a := range s.anchors {
+		if a.ChainID == chainID {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
 func (panicking) Search(context.Context, sink.Query) (sink.Page, error) { panic("bug") }
 
 // textBody decodes a body documented as a string (the page, the document itself). ndjsonBody
@@ -152,7 +168,24 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		}
 		return api
 	}
+	// chain-a after retention removed sequences 1..30 behind a signed anchor.
+	anchor, err := signer.SignAnchor("chain-a", 30, events[29].Hash, events[30].Timestamp, events[119].Timestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retained := &anchoredStore{Store: auditapitest.NewStore(events[30:]...), anchors: []sink.RetentionAnchor{sink.RetentionAnchor(anchor)}}
+	withRetention, err := auditapi.New(auditapi.Options{
+		Querier: func(context.Context) (sink.Querier, error) { return retained, nil },
+		Auth:    keys, CursorKey: []byte("0123456789abcdef0123456789abcdef"), Registerer: prometheus.NewRegistry(),
+		Checkpoints: func(string) (*checkpoint.Evidence, error) {
+			return &checkpoint.Evidence{Path: "checkpoints.ndjson", Checkpoints: []checkpoint.Checkpoint{sign(40, events[39].Hash)}, Keys: []ed25519.PublicKey{signer.Public()}}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	apis := map[string]*auditapi.API{
+		"retained": withRetention,
 		"good":     good,
 		"down":     newAPI(nil, true),
 		"tampered": newAPI(auditapitest.NewStore(tampered...), false),
@@ -219,6 +252,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{"verify broken", "tampered", "GET", "/v1/audit-events/" + last + "/verify", true, 200},
 		{"verify with checkpoints", "signed", "GET", "/v1/audit-events/" + last + "/verify", true, 200},
 		{"verify departs from a checkpoint", "departed", "GET", "/v1/audit-events/" + last + "/verify", true, 200},
+		{"verify after retention", "retained", "GET", "/v1/audit-events/" + last + "/verify", true, 200},
 		{"verify bad id", "good", "GET", "/v1/audit-events/x/verify", true, 400},
 		{"verify unknown", "good", "GET", "/v1/audit-events/6ba7b810-9dad-41d1-80b4-00c04fd430c8/verify", true, 404},
 		{"verify no key", "good", "GET", "/v1/audit-events/" + id + "/verify", false, 401},
@@ -260,7 +294,8 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 			if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 				t.Fatalf("%s %s: %d response does not match the document: %v\n%s", tc.method, tc.target, w.Code, err, clipBody(w.Body.String()))
 			}
-			for name, want := range map[string]string{"verify with checkpoints": `"newestCheckpoint":{`, "verify departs from a checkpoint": `"departsAfterSequence":40`} {
+			for name, want := range map[string]string{"verify with checkpoints": `"newestCheckpoint":{`, "verify departs from a checkpoint": `"departsAfterSequence":40`,
+				"verify after retention": `"verifiedFrom":31,"retentionAnchor":{"sequence":30`} {
 				if tc.name == name && !strings.Contains(w.Body.String(), want) {
 					t.Fatalf("%s: the answer lacks %s: %s", name, want, w.Body)
 				}

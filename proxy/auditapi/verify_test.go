@@ -59,7 +59,7 @@ func TestVerify(t *testing.T) {
 		env := newTestAPI(t, auditapitest.NewStore(events...), nil)
 		v, raw := verify(env, target)
 		want := VerifyOutput{IsValid: true, TotalChecked: target.Sequence, Message: "hash chain is valid", ChainID: "chain-a", FromSequence: 1, ToSequence: target.Sequence,
-			NotYetCovered: target.Sequence}
+			NotYetCovered: target.Sequence, VerifiedFrom: 1}
 		got := v
 		got.Coverage, got.Warnings = "", nil
 		if v.FirstInvalidID != nil || !reflect.DeepEqual(got, want) {

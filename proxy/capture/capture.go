@@ -132,6 +132,7 @@ type Tee struct {
 	n     int64
 	err   error
 	eof   bool
+	sum   string // the digest, once computed at EOF
 }
 
 // NewTee wraps rc (which may be nil or http.NoBody). It computes no digest until given a key.
@@ -143,8 +144,32 @@ func NewTee(rc io.ReadCloser, limit int) *Tee {
 // (or was not) a given value to whoever holds the key, and to nobody else. An unkeyed SHA-256 of
 // a body whose secrets are redacted would let anyone who reads the trail test guesses of them.
 func (t *Tee) WithDigestKey(key []byte) *Tee {
-	t.h = hmac.New(sha256.New, key)
+	t.h = keyedHash(key)
 	return t
+}
+
+// keyed is the HMAC of the last key used, keyed once: every body's digest starts as a copy of it
+// (keying hashes two blocks and allocates two digests; a copy does neither twice).
+var keyed atomic.Pointer[keyedTemplate]
+
+type keyedTemplate struct {
+	key string
+	h   hash.Cloner
+}
+
+func keyedHash(key []byte) hash.Hash {
+	if t := keyed.Load(); t != nil && t.key == string(key) {
+		if c, err := t.h.Clone(); err == nil {
+			return c
+		}
+	}
+	h := hmac.New(sha256.New, key)
+	if c, ok := h.(hash.Cloner); ok {
+		if tmpl, err := c.Clone(); err == nil {
+			keyed.Store(&keyedTemplate{key: string(key), h: tmpl})
+		}
+	}
+	return h
 }
 
 // Digest is the keyed digest of value, as events carry it (hex HMAC-SHA-256): what
@@ -207,7 +232,10 @@ func (t *Tee) Summary() Summary {
 	defer t.mu.Unlock()
 	s := Summary{Bytes: t.n, Complete: t.eof, Captured: t.buf[:len(t.buf):len(t.buf)], Truncated: t.n > int64(len(t.buf)), Err: t.err}
 	if t.eof && t.h != nil {
-		s.Digest = hex.EncodeToString(t.h.Sum(nil))
+		if t.sum == "" {
+			t.sum = hex.EncodeToString(t.h.Sum(nil))
+		}
+		s.Digest = t.sum
 	}
 	return s
 }

@@ -116,6 +116,18 @@ func TestTee(t *testing.T) {
 	if s.Bytes != 10000 || !s.Complete || !s.Truncated || len(s.Captured) != 64 || s.Digest != hex.EncodeToString(mac.Sum(nil)) || s.Digest != Digest(key, []byte(body)) {
 		t.Fatalf("summary: %+v", s)
 	}
+	if again := tee.Summary(); again.Digest != s.Digest {
+		t.Fatalf("second summary digest %s, first %s", again.Digest, s.Digest)
+	}
+	// Tees copy a keyed template of the last key: a second Tee, and one under another key, still
+	// digest under their own key.
+	for _, k := range [][]byte{key, []byte("another-key"), key} {
+		tee := NewTee(io.NopCloser(strings.NewReader("short body")), 64).WithDigestKey(k)
+		_, _ = io.ReadAll(tee)
+		if got, want := tee.Summary().Digest, Digest(k, []byte("short body")); got != want {
+			t.Fatalf("key %q: digest %s, want %s", k, got, want)
+		}
+	}
 	// A body cut short: no digest, the error kept.
 	tee = NewTee(io.NopCloser(iotest.ErrReader(errors.New("client went away"))), 64)
 	_, _ = io.ReadAll(tee)

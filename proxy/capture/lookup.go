@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -83,7 +84,7 @@ func decodeObject(s *scanner, path []Seg, v *Value, depth int) error {
 		if err != nil {
 			return err
 		}
-		k := keyText(raw, escaped)
+		k := keyView(raw, escaped) // compared only
 		if seg.Exact && k != seg.Name || !seg.Exact && !strings.EqualFold(k, seg.Name) {
 			if err := s.skip(depth + 1); err != nil {
 				return err
@@ -170,11 +171,21 @@ func foldKey(k string) string {
 // the members a reader of the body could take for the value while Flowker's decoder took another
 // (the last one). It returns nil for a body without them, or that is not valid JSON.
 func AmbiguousKeys(body []byte, limit int) []string {
-	var keys, path [32][]byte
-	a := &ambiguity{s: scanner{in: body, complete: true}, limit: limit, keys: keys[:0], path: path[:0]}
+	a := ambiguities.Get().(*ambiguity)
+	*a = ambiguity{s: scanner{in: body, complete: true}, limit: limit, keys: a.keys[:0], path: a.path[:0]}
 	_ = a.value(0)
-	return a.out
+	out := a.out
+	clear(a.keys[:cap(a.keys)]) // no view of body stays reachable from the pool
+	clear(a.path[:cap(a.path)])
+	a.s, a.out = scanner{}, nil
+	ambiguities.Put(a)
+	return out
 }
+
+// ambiguities recycles the walkers' key stacks (they escape: one walk per audited request).
+var ambiguities = sync.Pool{New: func() any {
+	return &ambiguity{keys: make([][]byte, 0, 32), path: make([][]byte, 0, 32)}
+}}
 
 // ambiguity walks a body; keys of the open objects are kept as views of the input (decoded only
 // when escaped) on one stack, so a body without repeats costs no allocation per member.

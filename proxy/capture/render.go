@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Render re-encodes the JSON in body with secrets redacted, emitting at most budget bytes
@@ -342,6 +343,15 @@ func stringOut(raw []byte, dirty bool) []byte {
 	return encodeString(sanitize(v))
 }
 
+// keyView is keyText without a copy for a key without escapes: the string shares the scanned
+// input's bytes, so it must not outlive the scan (render paths and lookups only compare it).
+func keyView(raw []byte, escaped bool) string {
+	if !escaped && len(raw) > 2 {
+		return unsafe.String(&raw[1], len(raw)-2)
+	}
+	return keyText(raw, escaped)
+}
+
 // keyText returns the decoded text of a scanned key.
 func keyText(raw []byte, escaped bool) string {
 	if !escaped {
@@ -381,7 +391,13 @@ func (w *writer) value(r *Redactor, s *scanner, depth int) error {
 		}
 		return w.emit(num)
 	case c == 't' || c == 'f' || c == 'n':
-		word := map[byte]string{'t': "true", 'f': "false", 'n': "null"}[c]
+		word := "null"
+		switch c {
+		case 't':
+			word = "true"
+		case 'f':
+			word = "false"
+		}
 		if err := s.literal(word); err != nil {
 			return err
 		}
@@ -429,7 +445,7 @@ func (w *writer) object(r *Redactor, s *scanner, depth int) error {
 			return err
 		}
 		afterKey := len(w.out)
-		key := keyText(raw, escaped)
+		key := keyView(raw, escaped) // w.path lives only while this value renders
 		w.path = append(w.path, key)
 		if r.SecretKey(key) || r.pathRedacted(w.path) {
 			w.path = w.path[:len(w.path)-1]

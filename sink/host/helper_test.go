@@ -24,6 +24,7 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/plugins/file"
+	"github.com/flowker-audit/flowker-audit/plugins/sqlite"
 	"github.com/flowker-audit/flowker-audit/sink"
 	"github.com/flowker-audit/flowker-audit/sink/host/internal/memsource"
 )
@@ -49,6 +50,8 @@ func TestMain(m *testing.M) {
 		sink.Serve(&appendLog{log: sink.NewLogger(os.Stderr, slog.LevelDebug)})
 	case "file":
 		sink.Serve(file.New(file.Options{Logger: sink.NewLogger(os.Stderr, slog.LevelInfo)}))
+	case "sqlite": // retention_test.go: small retention blocks
+		sink.Serve(sqlite.New(sqlite.Options{Logger: sink.NewLogger(os.Stderr, slog.LevelInfo), RetentionBatch: 50}))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown test plugin %q\n", name)
 		os.Exit(2)

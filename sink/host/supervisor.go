@@ -62,6 +62,9 @@ type SinkConfig struct {
 	RestartBudget   int
 	RestartWindow   time.Duration
 	RestartCooldown time.Duration
+	// Retention, when positive, is how long the sink keeps events: a Retention driver removes
+	// older ones in the background (retention.go). The plugin must implement sink.Retainer.
+	Retention time.Duration
 	// StopTimeout bounds the graceful stop when Run's context ends: the write in flight may
 	// finish and be acknowledged, then Close is called, then the process is killed. Default 10s.
 	StopTimeout time.Duration

@@ -69,6 +69,343 @@ func (Order) EnumDescriptor() ([]byte, []int) {
 	return file_sink_proto_rawDescGZIP(), []int{0}
 }
 
+// A signed retention anchor (chain/checkpoint.Anchor): the last event removed by retention.
+type RetentionAnchor struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChainId       string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	Sequence      uint64                 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Hash          string                 `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	CutoffMicros  int64                  `protobuf:"varint,4,opt,name=cutoff_micros,json=cutoffMicros,proto3" json:"cutoff_micros,omitempty"`
+	TimeMicros    int64                  `protobuf:"varint,5,opt,name=time_micros,json=timeMicros,proto3" json:"time_micros,omitempty"`
+	KeyId         string                 `protobuf:"bytes,6,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Signature     string                 `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetentionAnchor) Reset() {
+	*x = RetentionAnchor{}
+	mi := &file_sink_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetentionAnchor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetentionAnchor) ProtoMessage() {}
+
+func (x *RetentionAnchor) ProtoReflect() protoreflect.Message {
+	mi := &file_sink_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetentionAnchor.ProtoReflect.Descriptor instead.
+func (*RetentionAnchor) Descriptor() ([]byte, []int) {
+	return file_sink_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RetentionAnchor) GetChainId() string {
+	if x != nil {
+		return x.ChainId
+	}
+	return ""
+}
+
+func (x *RetentionAnchor) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *RetentionAnchor) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *RetentionAnchor) GetCutoffMicros() int64 {
+	if x != nil {
+		return x.CutoffMicros
+	}
+	return 0
+}
+
+func (x *RetentionAnchor) GetTimeMicros() int64 {
+	if x != nil {
+		return x.TimeMicros
+	}
+	return 0
+}
+
+func (x *RetentionAnchor) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *RetentionAnchor) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+type PlanRetentionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChainId       string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	CutoffMicros  int64                  `protobuf:"varint,2,opt,name=cutoff_micros,json=cutoffMicros,proto3" json:"cutoff_micros,omitempty"`
+	UpTo          uint64                 `protobuf:"varint,3,opt,name=up_to,json=upTo,proto3" json:"up_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanRetentionRequest) Reset() {
+	*x = PlanRetentionRequest{}
+	mi := &file_sink_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanRetentionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanRetentionRequest) ProtoMessage() {}
+
+func (x *PlanRetentionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sink_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanRetentionRequest.ProtoReflect.Descriptor instead.
+func (*PlanRetentionRequest) Descriptor() ([]byte, []int) {
+	return file_sink_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PlanRetentionRequest) GetChainId() string {
+	if x != nil {
+		return x.ChainId
+	}
+	return ""
+}
+
+func (x *PlanRetentionRequest) GetCutoffMicros() int64 {
+	if x != nil {
+		return x.CutoffMicros
+	}
+	return 0
+}
+
+func (x *PlanRetentionRequest) GetUpTo() uint64 {
+	if x != nil {
+		return x.UpTo
+	}
+	return 0
+}
+
+type RetainRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Anchor        *RetentionAnchor       `protobuf:"bytes,1,opt,name=anchor,proto3" json:"anchor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetainRequest) Reset() {
+	*x = RetainRequest{}
+	mi := &file_sink_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetainRequest) ProtoMessage() {}
+
+func (x *RetainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sink_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetainRequest.ProtoReflect.Descriptor instead.
+func (*RetainRequest) Descriptor() ([]byte, []int) {
+	return file_sink_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RetainRequest) GetAnchor() *RetentionAnchor {
+	if x != nil {
+		return x.Anchor
+	}
+	return nil
+}
+
+type RetainResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        uint64                 `protobuf:"varint,1,opt,name=events,proto3" json:"events,omitempty"` // events removed by this call
+	Blocks        uint64                 `protobuf:"varint,2,opt,name=blocks,proto3" json:"blocks,omitempty"` // whole blocks (batches, partitions, files) removed
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetainResponse) Reset() {
+	*x = RetainResponse{}
+	mi := &file_sink_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetainResponse) ProtoMessage() {}
+
+func (x *RetainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sink_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetainResponse.ProtoReflect.Descriptor instead.
+func (*RetainResponse) Descriptor() ([]byte, []int) {
+	return file_sink_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RetainResponse) GetEvents() uint64 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *RetainResponse) GetBlocks() uint64 {
+	if x != nil {
+		return x.Blocks
+	}
+	return 0
+}
+
+type ReadAnchorsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChainId       string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadAnchorsRequest) Reset() {
+	*x = ReadAnchorsRequest{}
+	mi := &file_sink_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadAnchorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadAnchorsRequest) ProtoMessage() {}
+
+func (x *ReadAnchorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sink_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadAnchorsRequest.ProtoReflect.Descriptor instead.
+func (*ReadAnchorsRequest) Descriptor() ([]byte, []int) {
+	return file_sink_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReadAnchorsRequest) GetChainId() string {
+	if x != nil {
+		return x.ChainId
+	}
+	return ""
+}
+
+type ReadAnchorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Anchors       []*RetentionAnchor     `protobuf:"bytes,1,rep,name=anchors,proto3" json:"anchors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadAnchorsResponse) Reset() {
+	*x = ReadAnchorsResponse{}
+	mi := &file_sink_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadAnchorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadAnchorsResponse) ProtoMessage() {}
+
+func (x *ReadAnchorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sink_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadAnchorsResponse.ProtoReflect.Descriptor instead.
+func (*ReadAnchorsResponse) Descriptor() ([]byte, []int) {
+	return file_sink_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ReadAnchorsResponse) GetAnchors() []*RetentionAnchor {
+	if x != nil {
+		return x.Anchors
+	}
+	return nil
+}
+
 type WriteWatermarkRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ChainId       string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
@@ -79,7 +416,7 @@ type WriteWatermarkRequest struct {
 
 func (x *WriteWatermarkRequest) Reset() {
 	*x = WriteWatermarkRequest{}
-	mi := &file_sink_proto_msgTypes[0]
+	mi := &file_sink_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -91,7 +428,7 @@ func (x *WriteWatermarkRequest) String() string {
 func (*WriteWatermarkRequest) ProtoMessage() {}
 
 func (x *WriteWatermarkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[0]
+	mi := &file_sink_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -104,7 +441,7 @@ func (x *WriteWatermarkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteWatermarkRequest.ProtoReflect.Descriptor instead.
 func (*WriteWatermarkRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{0}
+	return file_sink_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WriteWatermarkRequest) GetChainId() string {
@@ -129,7 +466,7 @@ type WriteWatermarkResponse struct {
 
 func (x *WriteWatermarkResponse) Reset() {
 	*x = WriteWatermarkResponse{}
-	mi := &file_sink_proto_msgTypes[1]
+	mi := &file_sink_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -141,7 +478,7 @@ func (x *WriteWatermarkResponse) String() string {
 func (*WriteWatermarkResponse) ProtoMessage() {}
 
 func (x *WriteWatermarkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[1]
+	mi := &file_sink_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -154,7 +491,7 @@ func (x *WriteWatermarkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteWatermarkResponse.ProtoReflect.Descriptor instead.
 func (*WriteWatermarkResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{1}
+	return file_sink_proto_rawDescGZIP(), []int{7}
 }
 
 // A signed checkpoint (chain/checkpoint): Ed25519 over chain id, sequence, hash and time.
@@ -172,7 +509,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_sink_proto_msgTypes[2]
+	mi := &file_sink_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +521,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[2]
+	mi := &file_sink_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +534,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{2}
+	return file_sink_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Checkpoint) GetChainId() string {
@@ -251,7 +588,7 @@ type WriteCheckpointsRequest struct {
 
 func (x *WriteCheckpointsRequest) Reset() {
 	*x = WriteCheckpointsRequest{}
-	mi := &file_sink_proto_msgTypes[3]
+	mi := &file_sink_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +600,7 @@ func (x *WriteCheckpointsRequest) String() string {
 func (*WriteCheckpointsRequest) ProtoMessage() {}
 
 func (x *WriteCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[3]
+	mi := &file_sink_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +613,7 @@ func (x *WriteCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*WriteCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{3}
+	return file_sink_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WriteCheckpointsRequest) GetCheckpoints() []*Checkpoint {
@@ -294,7 +631,7 @@ type WriteCheckpointsResponse struct {
 
 func (x *WriteCheckpointsResponse) Reset() {
 	*x = WriteCheckpointsResponse{}
-	mi := &file_sink_proto_msgTypes[4]
+	mi := &file_sink_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -306,7 +643,7 @@ func (x *WriteCheckpointsResponse) String() string {
 func (*WriteCheckpointsResponse) ProtoMessage() {}
 
 func (x *WriteCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[4]
+	mi := &file_sink_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -319,7 +656,7 @@ func (x *WriteCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*WriteCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{4}
+	return file_sink_proto_rawDescGZIP(), []int{10}
 }
 
 type ReadCheckpointsRequest struct {
@@ -331,7 +668,7 @@ type ReadCheckpointsRequest struct {
 
 func (x *ReadCheckpointsRequest) Reset() {
 	*x = ReadCheckpointsRequest{}
-	mi := &file_sink_proto_msgTypes[5]
+	mi := &file_sink_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +680,7 @@ func (x *ReadCheckpointsRequest) String() string {
 func (*ReadCheckpointsRequest) ProtoMessage() {}
 
 func (x *ReadCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[5]
+	mi := &file_sink_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +693,7 @@ func (x *ReadCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ReadCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{5}
+	return file_sink_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReadCheckpointsRequest) GetChainId() string {
@@ -375,7 +712,7 @@ type ReadCheckpointsResponse struct {
 
 func (x *ReadCheckpointsResponse) Reset() {
 	*x = ReadCheckpointsResponse{}
-	mi := &file_sink_proto_msgTypes[6]
+	mi := &file_sink_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -387,7 +724,7 @@ func (x *ReadCheckpointsResponse) String() string {
 func (*ReadCheckpointsResponse) ProtoMessage() {}
 
 func (x *ReadCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[6]
+	mi := &file_sink_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -400,7 +737,7 @@ func (x *ReadCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ReadCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{6}
+	return file_sink_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReadCheckpointsResponse) GetCheckpoints() []*Checkpoint {
@@ -422,7 +759,7 @@ type Actor struct {
 
 func (x *Actor) Reset() {
 	*x = Actor{}
-	mi := &file_sink_proto_msgTypes[7]
+	mi := &file_sink_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +771,7 @@ func (x *Actor) String() string {
 func (*Actor) ProtoMessage() {}
 
 func (x *Actor) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[7]
+	mi := &file_sink_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +784,7 @@ func (x *Actor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Actor.ProtoReflect.Descriptor instead.
 func (*Actor) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{7}
+	return file_sink_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Actor) GetType() string {
@@ -500,7 +837,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_sink_proto_msgTypes[8]
+	mi := &file_sink_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -512,7 +849,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[8]
+	mi := &file_sink_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -525,7 +862,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{8}
+	return file_sink_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Event) GetEventId() string {
@@ -643,7 +980,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_sink_proto_msgTypes[9]
+	mi := &file_sink_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +992,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[9]
+	mi := &file_sink_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +1005,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{9}
+	return file_sink_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ConfigureRequest) GetConfig() []byte {
@@ -686,7 +1023,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_sink_proto_msgTypes[10]
+	mi := &file_sink_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +1035,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[10]
+	mi := &file_sink_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +1048,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{10}
+	return file_sink_proto_rawDescGZIP(), []int{16}
 }
 
 type CapabilitiesRequest struct {
@@ -722,7 +1059,7 @@ type CapabilitiesRequest struct {
 
 func (x *CapabilitiesRequest) Reset() {
 	*x = CapabilitiesRequest{}
-	mi := &file_sink_proto_msgTypes[11]
+	mi := &file_sink_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +1071,7 @@ func (x *CapabilitiesRequest) String() string {
 func (*CapabilitiesRequest) ProtoMessage() {}
 
 func (x *CapabilitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[11]
+	mi := &file_sink_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +1084,7 @@ func (x *CapabilitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapabilitiesRequest.ProtoReflect.Descriptor instead.
 func (*CapabilitiesRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{11}
+	return file_sink_proto_rawDescGZIP(), []int{17}
 }
 
 type CapabilitiesResponse struct {
@@ -755,14 +1092,15 @@ type CapabilitiesResponse struct {
 	Write         bool                   `protobuf:"varint,1,opt,name=write,proto3" json:"write,omitempty"`
 	Query         bool                   `protobuf:"varint,2,opt,name=query,proto3" json:"query,omitempty"`
 	Checkpoints   bool                   `protobuf:"varint,3,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"` // implements WriteCheckpoints (and, with query, ReadCheckpoints)
-	Watermarks    bool                   `protobuf:"varint,4,opt,name=watermarks,proto3" json:"watermarks,omitempty"`   // implements WriteWatermark
+	Retention     bool                   `protobuf:"varint,4,opt,name=retention,proto3" json:"retention,omitempty"`     // implements PlanRetention, Retain and ReadAnchors
+	Watermarks    bool                   `protobuf:"varint,5,opt,name=watermarks,proto3" json:"watermarks,omitempty"`   // implements WriteWatermark
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CapabilitiesResponse) Reset() {
 	*x = CapabilitiesResponse{}
-	mi := &file_sink_proto_msgTypes[12]
+	mi := &file_sink_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +1112,7 @@ func (x *CapabilitiesResponse) String() string {
 func (*CapabilitiesResponse) ProtoMessage() {}
 
 func (x *CapabilitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[12]
+	mi := &file_sink_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +1125,7 @@ func (x *CapabilitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapabilitiesResponse.ProtoReflect.Descriptor instead.
 func (*CapabilitiesResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{12}
+	return file_sink_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CapabilitiesResponse) GetWrite() bool {
@@ -811,6 +1149,13 @@ func (x *CapabilitiesResponse) GetCheckpoints() bool {
 	return false
 }
 
+func (x *CapabilitiesResponse) GetRetention() bool {
+	if x != nil {
+		return x.Retention
+	}
+	return false
+}
+
 func (x *CapabilitiesResponse) GetWatermarks() bool {
 	if x != nil {
 		return x.Watermarks
@@ -827,7 +1172,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_sink_proto_msgTypes[13]
+	mi := &file_sink_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +1184,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[13]
+	mi := &file_sink_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +1197,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{13}
+	return file_sink_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WriteRequest) GetEvents() []*Event {
@@ -870,7 +1215,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_sink_proto_msgTypes[14]
+	mi := &file_sink_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -882,7 +1227,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[14]
+	mi := &file_sink_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -895,7 +1240,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{14}
+	return file_sink_proto_rawDescGZIP(), []int{20}
 }
 
 type HeadRequest struct {
@@ -907,7 +1252,7 @@ type HeadRequest struct {
 
 func (x *HeadRequest) Reset() {
 	*x = HeadRequest{}
-	mi := &file_sink_proto_msgTypes[15]
+	mi := &file_sink_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1264,7 @@ func (x *HeadRequest) String() string {
 func (*HeadRequest) ProtoMessage() {}
 
 func (x *HeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[15]
+	mi := &file_sink_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1277,7 @@ func (x *HeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadRequest.ProtoReflect.Descriptor instead.
 func (*HeadRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{15}
+	return file_sink_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HeadRequest) GetChainId() string {
@@ -953,7 +1298,7 @@ type HeadResponse struct {
 
 func (x *HeadResponse) Reset() {
 	*x = HeadResponse{}
-	mi := &file_sink_proto_msgTypes[16]
+	mi := &file_sink_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -965,7 +1310,7 @@ func (x *HeadResponse) String() string {
 func (*HeadResponse) ProtoMessage() {}
 
 func (x *HeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[16]
+	mi := &file_sink_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -978,7 +1323,7 @@ func (x *HeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadResponse.ProtoReflect.Descriptor instead.
 func (*HeadResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{16}
+	return file_sink_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HeadResponse) GetFound() bool {
@@ -1020,7 +1365,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_sink_proto_msgTypes[17]
+	mi := &file_sink_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1377,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[17]
+	mi := &file_sink_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1390,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{17}
+	return file_sink_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Filter) GetEventType() string {
@@ -1123,7 +1468,7 @@ type Position struct {
 
 func (x *Position) Reset() {
 	*x = Position{}
-	mi := &file_sink_proto_msgTypes[18]
+	mi := &file_sink_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1480,7 @@ func (x *Position) String() string {
 func (*Position) ProtoMessage() {}
 
 func (x *Position) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[18]
+	mi := &file_sink_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1493,7 @@ func (x *Position) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Position.ProtoReflect.Descriptor instead.
 func (*Position) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{18}
+	return file_sink_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Position) GetTimeMicros() int64 {
@@ -1185,7 +1530,7 @@ type SearchRequest struct {
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_sink_proto_msgTypes[19]
+	mi := &file_sink_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1542,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[19]
+	mi := &file_sink_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1555,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{19}
+	return file_sink_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SearchRequest) GetFilter() *Filter {
@@ -1251,7 +1596,7 @@ type SearchResponse struct {
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_sink_proto_msgTypes[20]
+	mi := &file_sink_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1608,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[20]
+	mi := &file_sink_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1621,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{20}
+	return file_sink_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SearchResponse) GetEvents() []*Event {
@@ -1302,7 +1647,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_sink_proto_msgTypes[21]
+	mi := &file_sink_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1659,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[21]
+	mi := &file_sink_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1672,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{21}
+	return file_sink_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetRequest) GetEventId() string {
@@ -1346,7 +1691,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_sink_proto_msgTypes[22]
+	mi := &file_sink_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1703,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[22]
+	mi := &file_sink_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1716,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{22}
+	return file_sink_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetResponse) GetEvent() *Event {
@@ -1393,7 +1738,7 @@ type ReadChainRequest struct {
 
 func (x *ReadChainRequest) Reset() {
 	*x = ReadChainRequest{}
-	mi := &file_sink_proto_msgTypes[23]
+	mi := &file_sink_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1750,7 @@ func (x *ReadChainRequest) String() string {
 func (*ReadChainRequest) ProtoMessage() {}
 
 func (x *ReadChainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[23]
+	mi := &file_sink_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1763,7 @@ func (x *ReadChainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadChainRequest.ProtoReflect.Descriptor instead.
 func (*ReadChainRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{23}
+	return file_sink_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReadChainRequest) GetChainId() string {
@@ -1450,7 +1795,7 @@ type ChainsRequest struct {
 
 func (x *ChainsRequest) Reset() {
 	*x = ChainsRequest{}
-	mi := &file_sink_proto_msgTypes[24]
+	mi := &file_sink_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1807,7 @@ func (x *ChainsRequest) String() string {
 func (*ChainsRequest) ProtoMessage() {}
 
 func (x *ChainsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[24]
+	mi := &file_sink_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1820,7 @@ func (x *ChainsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainsRequest.ProtoReflect.Descriptor instead.
 func (*ChainsRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{24}
+	return file_sink_proto_rawDescGZIP(), []int{30}
 }
 
 // ChainInfo summarises one stored chain.
@@ -1491,7 +1836,7 @@ type ChainInfo struct {
 
 func (x *ChainInfo) Reset() {
 	*x = ChainInfo{}
-	mi := &file_sink_proto_msgTypes[25]
+	mi := &file_sink_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1848,7 @@ func (x *ChainInfo) String() string {
 func (*ChainInfo) ProtoMessage() {}
 
 func (x *ChainInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[25]
+	mi := &file_sink_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1861,7 @@ func (x *ChainInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainInfo.ProtoReflect.Descriptor instead.
 func (*ChainInfo) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{25}
+	return file_sink_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ChainInfo) GetChainId() string {
@@ -1556,7 +1901,7 @@ type ChainsResponse struct {
 
 func (x *ChainsResponse) Reset() {
 	*x = ChainsResponse{}
-	mi := &file_sink_proto_msgTypes[26]
+	mi := &file_sink_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1913,7 @@ func (x *ChainsResponse) String() string {
 func (*ChainsResponse) ProtoMessage() {}
 
 func (x *ChainsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[26]
+	mi := &file_sink_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1926,7 @@ func (x *ChainsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainsResponse.ProtoReflect.Descriptor instead.
 func (*ChainsResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{26}
+	return file_sink_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ChainsResponse) GetChains() []*ChainInfo {
@@ -1599,7 +1944,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_sink_proto_msgTypes[27]
+	mi := &file_sink_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1611,7 +1956,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[27]
+	mi := &file_sink_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1624,7 +1969,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{27}
+	return file_sink_proto_rawDescGZIP(), []int{33}
 }
 
 type CloseResponse struct {
@@ -1635,7 +1980,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_sink_proto_msgTypes[28]
+	mi := &file_sink_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +1992,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[28]
+	mi := &file_sink_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +2005,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{28}
+	return file_sink_proto_rawDescGZIP(), []int{34}
 }
 
 var File_sink_proto protoreflect.FileDescriptor
@@ -1668,7 +2013,29 @@ var File_sink_proto protoreflect.FileDescriptor
 const file_sink_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"sink.proto\x12\x15flowker_audit.sink.v1\"T\n" +
+	"sink.proto\x12\x15flowker_audit.sink.v1\"\xd7\x01\n" +
+	"\x0fRetentionAnchor\x12\x19\n" +
+	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\tR\x04hash\x12#\n" +
+	"\rcutoff_micros\x18\x04 \x01(\x03R\fcutoffMicros\x12\x1f\n" +
+	"\vtime_micros\x18\x05 \x01(\x03R\n" +
+	"timeMicros\x12\x15\n" +
+	"\x06key_id\x18\x06 \x01(\tR\x05keyId\x12\x1c\n" +
+	"\tsignature\x18\a \x01(\tR\tsignature\"k\n" +
+	"\x14PlanRetentionRequest\x12\x19\n" +
+	"\bchain_id\x18\x01 \x01(\tR\achainId\x12#\n" +
+	"\rcutoff_micros\x18\x02 \x01(\x03R\fcutoffMicros\x12\x13\n" +
+	"\x05up_to\x18\x03 \x01(\x04R\x04upTo\"O\n" +
+	"\rRetainRequest\x12>\n" +
+	"\x06anchor\x18\x01 \x01(\v2&.flowker_audit.sink.v1.RetentionAnchorR\x06anchor\"@\n" +
+	"\x0eRetainResponse\x12\x16\n" +
+	"\x06events\x18\x01 \x01(\x04R\x06events\x12\x16\n" +
+	"\x06blocks\x18\x02 \x01(\x04R\x06blocks\"/\n" +
+	"\x12ReadAnchorsRequest\x12\x19\n" +
+	"\bchain_id\x18\x01 \x01(\tR\achainId\"W\n" +
+	"\x13ReadAnchorsResponse\x12@\n" +
+	"\aanchors\x18\x01 \x03(\v2&.flowker_audit.sink.v1.RetentionAnchorR\aanchors\"T\n" +
 	"\x15WriteWatermarkRequest\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12 \n" +
 	"\fup_to_micros\x18\x02 \x01(\x03R\n" +
@@ -1717,13 +2084,14 @@ const file_sink_proto_rawDesc = "" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"\x13\n" +
 	"\x11ConfigureResponse\"\x15\n" +
-	"\x13CapabilitiesRequest\"\x84\x01\n" +
+	"\x13CapabilitiesRequest\"\xa2\x01\n" +
 	"\x14CapabilitiesResponse\x12\x14\n" +
 	"\x05write\x18\x01 \x01(\bR\x05write\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\bR\x05query\x12 \n" +
-	"\vcheckpoints\x18\x03 \x01(\bR\vcheckpoints\x12\x1e\n" +
+	"\vcheckpoints\x18\x03 \x01(\bR\vcheckpoints\x12\x1c\n" +
+	"\tretention\x18\x04 \x01(\bR\tretention\x12\x1e\n" +
 	"\n" +
-	"watermarks\x18\x04 \x01(\bR\n" +
+	"watermarks\x18\x05 \x01(\bR\n" +
 	"watermarks\"D\n" +
 	"\fWriteRequest\x124\n" +
 	"\x06events\x18\x01 \x03(\v2\x1c.flowker_audit.sink.v1.EventR\x06events\"\x0f\n" +
@@ -1786,7 +2154,7 @@ const file_sink_proto_rawDesc = "" +
 	"\x05Order\x12\x0e\n" +
 	"\n" +
 	"ORDER_DESC\x10\x00\x12\r\n" +
-	"\tORDER_ASC\x10\x012\xf0\b\n" +
+	"\tORDER_ASC\x10\x012\x90\v\n" +
 	"\x04Sink\x12^\n" +
 	"\tConfigure\x12'.flowker_audit.sink.v1.ConfigureRequest\x1a(.flowker_audit.sink.v1.ConfigureResponse\x12g\n" +
 	"\fCapabilities\x12*.flowker_audit.sink.v1.CapabilitiesRequest\x1a+.flowker_audit.sink.v1.CapabilitiesResponse\x12R\n" +
@@ -1798,7 +2166,10 @@ const file_sink_proto_rawDesc = "" +
 	"\x06Chains\x12$.flowker_audit.sink.v1.ChainsRequest\x1a%.flowker_audit.sink.v1.ChainsResponse\x12R\n" +
 	"\x05Close\x12#.flowker_audit.sink.v1.CloseRequest\x1a$.flowker_audit.sink.v1.CloseResponse\x12s\n" +
 	"\x10WriteCheckpoints\x12..flowker_audit.sink.v1.WriteCheckpointsRequest\x1a/.flowker_audit.sink.v1.WriteCheckpointsResponse\x12p\n" +
-	"\x0fReadCheckpoints\x12-.flowker_audit.sink.v1.ReadCheckpointsRequest\x1a..flowker_audit.sink.v1.ReadCheckpointsResponse\x12m\n" +
+	"\x0fReadCheckpoints\x12-.flowker_audit.sink.v1.ReadCheckpointsRequest\x1a..flowker_audit.sink.v1.ReadCheckpointsResponse\x12a\n" +
+	"\rPlanRetention\x12+.flowker_audit.sink.v1.PlanRetentionRequest\x1a#.flowker_audit.sink.v1.HeadResponse\x12U\n" +
+	"\x06Retain\x12$.flowker_audit.sink.v1.RetainRequest\x1a%.flowker_audit.sink.v1.RetainResponse\x12d\n" +
+	"\vReadAnchors\x12).flowker_audit.sink.v1.ReadAnchorsRequest\x1a*.flowker_audit.sink.v1.ReadAnchorsResponse\x12m\n" +
 	"\x0eWriteWatermark\x12,.flowker_audit.sink.v1.WriteWatermarkRequest\x1a-.flowker_audit.sink.v1.WriteWatermarkResponseB4Z2github.com/flowker-audit/flowker-audit/sink/sinkpbb\x06proto3"
 
 var (
@@ -1814,79 +2185,93 @@ func file_sink_proto_rawDescGZIP() []byte {
 }
 
 var file_sink_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sink_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_sink_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_sink_proto_goTypes = []any{
 	(Order)(0),                       // 0: flowker_audit.sink.v1.Order
-	(*WriteWatermarkRequest)(nil),    // 1: flowker_audit.sink.v1.WriteWatermarkRequest
-	(*WriteWatermarkResponse)(nil),   // 2: flowker_audit.sink.v1.WriteWatermarkResponse
-	(*Checkpoint)(nil),               // 3: flowker_audit.sink.v1.Checkpoint
-	(*WriteCheckpointsRequest)(nil),  // 4: flowker_audit.sink.v1.WriteCheckpointsRequest
-	(*WriteCheckpointsResponse)(nil), // 5: flowker_audit.sink.v1.WriteCheckpointsResponse
-	(*ReadCheckpointsRequest)(nil),   // 6: flowker_audit.sink.v1.ReadCheckpointsRequest
-	(*ReadCheckpointsResponse)(nil),  // 7: flowker_audit.sink.v1.ReadCheckpointsResponse
-	(*Actor)(nil),                    // 8: flowker_audit.sink.v1.Actor
-	(*Event)(nil),                    // 9: flowker_audit.sink.v1.Event
-	(*ConfigureRequest)(nil),         // 10: flowker_audit.sink.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),        // 11: flowker_audit.sink.v1.ConfigureResponse
-	(*CapabilitiesRequest)(nil),      // 12: flowker_audit.sink.v1.CapabilitiesRequest
-	(*CapabilitiesResponse)(nil),     // 13: flowker_audit.sink.v1.CapabilitiesResponse
-	(*WriteRequest)(nil),             // 14: flowker_audit.sink.v1.WriteRequest
-	(*WriteResponse)(nil),            // 15: flowker_audit.sink.v1.WriteResponse
-	(*HeadRequest)(nil),              // 16: flowker_audit.sink.v1.HeadRequest
-	(*HeadResponse)(nil),             // 17: flowker_audit.sink.v1.HeadResponse
-	(*Filter)(nil),                   // 18: flowker_audit.sink.v1.Filter
-	(*Position)(nil),                 // 19: flowker_audit.sink.v1.Position
-	(*SearchRequest)(nil),            // 20: flowker_audit.sink.v1.SearchRequest
-	(*SearchResponse)(nil),           // 21: flowker_audit.sink.v1.SearchResponse
-	(*GetRequest)(nil),               // 22: flowker_audit.sink.v1.GetRequest
-	(*GetResponse)(nil),              // 23: flowker_audit.sink.v1.GetResponse
-	(*ReadChainRequest)(nil),         // 24: flowker_audit.sink.v1.ReadChainRequest
-	(*ChainsRequest)(nil),            // 25: flowker_audit.sink.v1.ChainsRequest
-	(*ChainInfo)(nil),                // 26: flowker_audit.sink.v1.ChainInfo
-	(*ChainsResponse)(nil),           // 27: flowker_audit.sink.v1.ChainsResponse
-	(*CloseRequest)(nil),             // 28: flowker_audit.sink.v1.CloseRequest
-	(*CloseResponse)(nil),            // 29: flowker_audit.sink.v1.CloseResponse
+	(*RetentionAnchor)(nil),          // 1: flowker_audit.sink.v1.RetentionAnchor
+	(*PlanRetentionRequest)(nil),     // 2: flowker_audit.sink.v1.PlanRetentionRequest
+	(*RetainRequest)(nil),            // 3: flowker_audit.sink.v1.RetainRequest
+	(*RetainResponse)(nil),           // 4: flowker_audit.sink.v1.RetainResponse
+	(*ReadAnchorsRequest)(nil),       // 5: flowker_audit.sink.v1.ReadAnchorsRequest
+	(*ReadAnchorsResponse)(nil),      // 6: flowker_audit.sink.v1.ReadAnchorsResponse
+	(*WriteWatermarkRequest)(nil),    // 7: flowker_audit.sink.v1.WriteWatermarkRequest
+	(*WriteWatermarkResponse)(nil),   // 8: flowker_audit.sink.v1.WriteWatermarkResponse
+	(*Checkpoint)(nil),               // 9: flowker_audit.sink.v1.Checkpoint
+	(*WriteCheckpointsRequest)(nil),  // 10: flowker_audit.sink.v1.WriteCheckpointsRequest
+	(*WriteCheckpointsResponse)(nil), // 11: flowker_audit.sink.v1.WriteCheckpointsResponse
+	(*ReadCheckpointsRequest)(nil),   // 12: flowker_audit.sink.v1.ReadCheckpointsRequest
+	(*ReadCheckpointsResponse)(nil),  // 13: flowker_audit.sink.v1.ReadCheckpointsResponse
+	(*Actor)(nil),                    // 14: flowker_audit.sink.v1.Actor
+	(*Event)(nil),                    // 15: flowker_audit.sink.v1.Event
+	(*ConfigureRequest)(nil),         // 16: flowker_audit.sink.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),        // 17: flowker_audit.sink.v1.ConfigureResponse
+	(*CapabilitiesRequest)(nil),      // 18: flowker_audit.sink.v1.CapabilitiesRequest
+	(*CapabilitiesResponse)(nil),     // 19: flowker_audit.sink.v1.CapabilitiesResponse
+	(*WriteRequest)(nil),             // 20: flowker_audit.sink.v1.WriteRequest
+	(*WriteResponse)(nil),            // 21: flowker_audit.sink.v1.WriteResponse
+	(*HeadRequest)(nil),              // 22: flowker_audit.sink.v1.HeadRequest
+	(*HeadResponse)(nil),             // 23: flowker_audit.sink.v1.HeadResponse
+	(*Filter)(nil),                   // 24: flowker_audit.sink.v1.Filter
+	(*Position)(nil),                 // 25: flowker_audit.sink.v1.Position
+	(*SearchRequest)(nil),            // 26: flowker_audit.sink.v1.SearchRequest
+	(*SearchResponse)(nil),           // 27: flowker_audit.sink.v1.SearchResponse
+	(*GetRequest)(nil),               // 28: flowker_audit.sink.v1.GetRequest
+	(*GetResponse)(nil),              // 29: flowker_audit.sink.v1.GetResponse
+	(*ReadChainRequest)(nil),         // 30: flowker_audit.sink.v1.ReadChainRequest
+	(*ChainsRequest)(nil),            // 31: flowker_audit.sink.v1.ChainsRequest
+	(*ChainInfo)(nil),                // 32: flowker_audit.sink.v1.ChainInfo
+	(*ChainsResponse)(nil),           // 33: flowker_audit.sink.v1.ChainsResponse
+	(*CloseRequest)(nil),             // 34: flowker_audit.sink.v1.CloseRequest
+	(*CloseResponse)(nil),            // 35: flowker_audit.sink.v1.CloseResponse
 }
 var file_sink_proto_depIdxs = []int32{
-	3,  // 0: flowker_audit.sink.v1.WriteCheckpointsRequest.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
-	3,  // 1: flowker_audit.sink.v1.ReadCheckpointsResponse.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
-	8,  // 2: flowker_audit.sink.v1.Event.actor:type_name -> flowker_audit.sink.v1.Actor
-	9,  // 3: flowker_audit.sink.v1.WriteRequest.events:type_name -> flowker_audit.sink.v1.Event
-	18, // 4: flowker_audit.sink.v1.SearchRequest.filter:type_name -> flowker_audit.sink.v1.Filter
-	0,  // 5: flowker_audit.sink.v1.SearchRequest.order:type_name -> flowker_audit.sink.v1.Order
-	19, // 6: flowker_audit.sink.v1.SearchRequest.after:type_name -> flowker_audit.sink.v1.Position
-	9,  // 7: flowker_audit.sink.v1.SearchResponse.events:type_name -> flowker_audit.sink.v1.Event
-	9,  // 8: flowker_audit.sink.v1.GetResponse.event:type_name -> flowker_audit.sink.v1.Event
-	26, // 9: flowker_audit.sink.v1.ChainsResponse.chains:type_name -> flowker_audit.sink.v1.ChainInfo
-	10, // 10: flowker_audit.sink.v1.Sink.Configure:input_type -> flowker_audit.sink.v1.ConfigureRequest
-	12, // 11: flowker_audit.sink.v1.Sink.Capabilities:input_type -> flowker_audit.sink.v1.CapabilitiesRequest
-	14, // 12: flowker_audit.sink.v1.Sink.Write:input_type -> flowker_audit.sink.v1.WriteRequest
-	16, // 13: flowker_audit.sink.v1.Sink.Head:input_type -> flowker_audit.sink.v1.HeadRequest
-	20, // 14: flowker_audit.sink.v1.Sink.Search:input_type -> flowker_audit.sink.v1.SearchRequest
-	22, // 15: flowker_audit.sink.v1.Sink.Get:input_type -> flowker_audit.sink.v1.GetRequest
-	24, // 16: flowker_audit.sink.v1.Sink.ReadChain:input_type -> flowker_audit.sink.v1.ReadChainRequest
-	25, // 17: flowker_audit.sink.v1.Sink.Chains:input_type -> flowker_audit.sink.v1.ChainsRequest
-	28, // 18: flowker_audit.sink.v1.Sink.Close:input_type -> flowker_audit.sink.v1.CloseRequest
-	4,  // 19: flowker_audit.sink.v1.Sink.WriteCheckpoints:input_type -> flowker_audit.sink.v1.WriteCheckpointsRequest
-	6,  // 20: flowker_audit.sink.v1.Sink.ReadCheckpoints:input_type -> flowker_audit.sink.v1.ReadCheckpointsRequest
-	1,  // 21: flowker_audit.sink.v1.Sink.WriteWatermark:input_type -> flowker_audit.sink.v1.WriteWatermarkRequest
-	11, // 22: flowker_audit.sink.v1.Sink.Configure:output_type -> flowker_audit.sink.v1.ConfigureResponse
-	13, // 23: flowker_audit.sink.v1.Sink.Capabilities:output_type -> flowker_audit.sink.v1.CapabilitiesResponse
-	15, // 24: flowker_audit.sink.v1.Sink.Write:output_type -> flowker_audit.sink.v1.WriteResponse
-	17, // 25: flowker_audit.sink.v1.Sink.Head:output_type -> flowker_audit.sink.v1.HeadResponse
-	21, // 26: flowker_audit.sink.v1.Sink.Search:output_type -> flowker_audit.sink.v1.SearchResponse
-	23, // 27: flowker_audit.sink.v1.Sink.Get:output_type -> flowker_audit.sink.v1.GetResponse
-	9,  // 28: flowker_audit.sink.v1.Sink.ReadChain:output_type -> flowker_audit.sink.v1.Event
-	27, // 29: flowker_audit.sink.v1.Sink.Chains:output_type -> flowker_audit.sink.v1.ChainsResponse
-	29, // 30: flowker_audit.sink.v1.Sink.Close:output_type -> flowker_audit.sink.v1.CloseResponse
-	5,  // 31: flowker_audit.sink.v1.Sink.WriteCheckpoints:output_type -> flowker_audit.sink.v1.WriteCheckpointsResponse
-	7,  // 32: flowker_audit.sink.v1.Sink.ReadCheckpoints:output_type -> flowker_audit.sink.v1.ReadCheckpointsResponse
-	2,  // 33: flowker_audit.sink.v1.Sink.WriteWatermark:output_type -> flowker_audit.sink.v1.WriteWatermarkResponse
-	22, // [22:34] is the sub-list for method output_type
-	10, // [10:22] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	1,  // 0: flowker_audit.sink.v1.RetainRequest.anchor:type_name -> flowker_audit.sink.v1.RetentionAnchor
+	1,  // 1: flowker_audit.sink.v1.ReadAnchorsResponse.anchors:type_name -> flowker_audit.sink.v1.RetentionAnchor
+	9,  // 2: flowker_audit.sink.v1.WriteCheckpointsRequest.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
+	9,  // 3: flowker_audit.sink.v1.ReadCheckpointsResponse.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
+	14, // 4: flowker_audit.sink.v1.Event.actor:type_name -> flowker_audit.sink.v1.Actor
+	15, // 5: flowker_audit.sink.v1.WriteRequest.events:type_name -> flowker_audit.sink.v1.Event
+	24, // 6: flowker_audit.sink.v1.SearchRequest.filter:type_name -> flowker_audit.sink.v1.Filter
+	0,  // 7: flowker_audit.sink.v1.SearchRequest.order:type_name -> flowker_audit.sink.v1.Order
+	25, // 8: flowker_audit.sink.v1.SearchRequest.after:type_name -> flowker_audit.sink.v1.Position
+	15, // 9: flowker_audit.sink.v1.SearchResponse.events:type_name -> flowker_audit.sink.v1.Event
+	15, // 10: flowker_audit.sink.v1.GetResponse.event:type_name -> flowker_audit.sink.v1.Event
+	32, // 11: flowker_audit.sink.v1.ChainsResponse.chains:type_name -> flowker_audit.sink.v1.ChainInfo
+	16, // 12: flowker_audit.sink.v1.Sink.Configure:input_type -> flowker_audit.sink.v1.ConfigureRequest
+	18, // 13: flowker_audit.sink.v1.Sink.Capabilities:input_type -> flowker_audit.sink.v1.CapabilitiesRequest
+	20, // 14: flowker_audit.sink.v1.Sink.Write:input_type -> flowker_audit.sink.v1.WriteRequest
+	22, // 15: flowker_audit.sink.v1.Sink.Head:input_type -> flowker_audit.sink.v1.HeadRequest
+	26, // 16: flowker_audit.sink.v1.Sink.Search:input_type -> flowker_audit.sink.v1.SearchRequest
+	28, // 17: flowker_audit.sink.v1.Sink.Get:input_type -> flowker_audit.sink.v1.GetRequest
+	30, // 18: flowker_audit.sink.v1.Sink.ReadChain:input_type -> flowker_audit.sink.v1.ReadChainRequest
+	31, // 19: flowker_audit.sink.v1.Sink.Chains:input_type -> flowker_audit.sink.v1.ChainsRequest
+	34, // 20: flowker_audit.sink.v1.Sink.Close:input_type -> flowker_audit.sink.v1.CloseRequest
+	10, // 21: flowker_audit.sink.v1.Sink.WriteCheckpoints:input_type -> flowker_audit.sink.v1.WriteCheckpointsRequest
+	12, // 22: flowker_audit.sink.v1.Sink.ReadCheckpoints:input_type -> flowker_audit.sink.v1.ReadCheckpointsRequest
+	2,  // 23: flowker_audit.sink.v1.Sink.PlanRetention:input_type -> flowker_audit.sink.v1.PlanRetentionRequest
+	3,  // 24: flowker_audit.sink.v1.Sink.Retain:input_type -> flowker_audit.sink.v1.RetainRequest
+	5,  // 25: flowker_audit.sink.v1.Sink.ReadAnchors:input_type -> flowker_audit.sink.v1.ReadAnchorsRequest
+	7,  // 26: flowker_audit.sink.v1.Sink.WriteWatermark:input_type -> flowker_audit.sink.v1.WriteWatermarkRequest
+	17, // 27: flowker_audit.sink.v1.Sink.Configure:output_type -> flowker_audit.sink.v1.ConfigureResponse
+	19, // 28: flowker_audit.sink.v1.Sink.Capabilities:output_type -> flowker_audit.sink.v1.CapabilitiesResponse
+	21, // 29: flowker_audit.sink.v1.Sink.Write:output_type -> flowker_audit.sink.v1.WriteResponse
+	23, // 30: flowker_audit.sink.v1.Sink.Head:output_type -> flowker_audit.sink.v1.HeadResponse
+	27, // 31: flowker_audit.sink.v1.Sink.Search:output_type -> flowker_audit.sink.v1.SearchResponse
+	29, // 32: flowker_audit.sink.v1.Sink.Get:output_type -> flowker_audit.sink.v1.GetResponse
+	15, // 33: flowker_audit.sink.v1.Sink.ReadChain:output_type -> flowker_audit.sink.v1.Event
+	33, // 34: flowker_audit.sink.v1.Sink.Chains:output_type -> flowker_audit.sink.v1.ChainsResponse
+	35, // 35: flowker_audit.sink.v1.Sink.Close:output_type -> flowker_audit.sink.v1.CloseResponse
+	11, // 36: flowker_audit.sink.v1.Sink.WriteCheckpoints:output_type -> flowker_audit.sink.v1.WriteCheckpointsResponse
+	13, // 37: flowker_audit.sink.v1.Sink.ReadCheckpoints:output_type -> flowker_audit.sink.v1.ReadCheckpointsResponse
+	23, // 38: flowker_audit.sink.v1.Sink.PlanRetention:output_type -> flowker_audit.sink.v1.HeadResponse
+	4,  // 39: flowker_audit.sink.v1.Sink.Retain:output_type -> flowker_audit.sink.v1.RetainResponse
+	6,  // 40: flowker_audit.sink.v1.Sink.ReadAnchors:output_type -> flowker_audit.sink.v1.ReadAnchorsResponse
+	8,  // 41: flowker_audit.sink.v1.Sink.WriteWatermark:output_type -> flowker_audit.sink.v1.WriteWatermarkResponse
+	27, // [27:42] is the sub-list for method output_type
+	12, // [12:27] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_sink_proto_init() }
@@ -1894,14 +2279,14 @@ func file_sink_proto_init() {
 	if File_sink_proto != nil {
 		return
 	}
-	file_sink_proto_msgTypes[17].OneofWrappers = []any{}
+	file_sink_proto_msgTypes[23].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sink_proto_rawDesc), len(file_sink_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

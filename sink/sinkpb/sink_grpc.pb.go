@@ -30,6 +30,9 @@ const (
 	Sink_Close_FullMethodName            = "/flowker_audit.sink.v1.Sink/Close"
 	Sink_WriteCheckpoints_FullMethodName = "/flowker_audit.sink.v1.Sink/WriteCheckpoints"
 	Sink_ReadCheckpoints_FullMethodName  = "/flowker_audit.sink.v1.Sink/ReadCheckpoints"
+	Sink_PlanRetention_FullMethodName    = "/flowker_audit.sink.v1.Sink/PlanRetention"
+	Sink_Retain_FullMethodName           = "/flowker_audit.sink.v1.Sink/Retain"
+	Sink_ReadAnchors_FullMethodName      = "/flowker_audit.sink.v1.Sink/ReadAnchors"
 	Sink_WriteWatermark_FullMethodName   = "/flowker_audit.sink.v1.Sink/WriteWatermark"
 )
 
@@ -62,6 +65,13 @@ type SinkClient interface {
 	// new checkpoint to every sink that keeps them; query sinks return them for verification.
 	WriteCheckpoints(ctx context.Context, in *WriteCheckpointsRequest, opts ...grpc.CallOption) (*WriteCheckpointsResponse, error)
 	ReadCheckpoints(ctx context.Context, in *ReadCheckpointsRequest, opts ...grpc.CallOption) (*ReadCheckpointsResponse, error)
+	// Retention (optional: Capabilities.retention). PlanRetention names the newest event the sink
+	// can remove in whole blocks (at or below up_to, it and every earlier event older than cutoff);
+	// Retain stores the signed anchor of that event, then removes every event of the chain up to it;
+	// ReadAnchors returns the stored anchors, for verification and the sink's head.
+	PlanRetention(ctx context.Context, in *PlanRetentionRequest, opts ...grpc.CallOption) (*HeadResponse, error)
+	Retain(ctx context.Context, in *RetainRequest, opts ...grpc.CallOption) (*RetainResponse, error)
+	ReadAnchors(ctx context.Context, in *ReadAnchorsRequest, opts ...grpc.CallOption) (*ReadAnchorsResponse, error)
 	// A delivery watermark (optional: Capabilities.watermarks): every event of the chain with a
 	// timestamp at or below up_to_micros has been acknowledged by this sink. The host sends one
 	// while delivery is caught up with the journal, so that a shared store can tell an idle chain
@@ -196,6 +206,36 @@ func (c *sinkClient) ReadCheckpoints(ctx context.Context, in *ReadCheckpointsReq
 	return out, nil
 }
 
+func (c *sinkClient) PlanRetention(ctx context.Context, in *PlanRetentionRequest, opts ...grpc.CallOption) (*HeadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HeadResponse)
+	err := c.cc.Invoke(ctx, Sink_PlanRetention_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sinkClient) Retain(ctx context.Context, in *RetainRequest, opts ...grpc.CallOption) (*RetainResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetainResponse)
+	err := c.cc.Invoke(ctx, Sink_Retain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sinkClient) ReadAnchors(ctx context.Context, in *ReadAnchorsRequest, opts ...grpc.CallOption) (*ReadAnchorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadAnchorsResponse)
+	err := c.cc.Invoke(ctx, Sink_ReadAnchors_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *sinkClient) WriteWatermark(ctx context.Context, in *WriteWatermarkRequest, opts ...grpc.CallOption) (*WriteWatermarkResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(WriteWatermarkResponse)
@@ -235,6 +275,13 @@ type SinkServer interface {
 	// new checkpoint to every sink that keeps them; query sinks return them for verification.
 	WriteCheckpoints(context.Context, *WriteCheckpointsRequest) (*WriteCheckpointsResponse, error)
 	ReadCheckpoints(context.Context, *ReadCheckpointsRequest) (*ReadCheckpointsResponse, error)
+	// Retention (optional: Capabilities.retention). PlanRetention names the newest event the sink
+	// can remove in whole blocks (at or below up_to, it and every earlier event older than cutoff);
+	// Retain stores the signed anchor of that event, then removes every event of the chain up to it;
+	// ReadAnchors returns the stored anchors, for verification and the sink's head.
+	PlanRetention(context.Context, *PlanRetentionRequest) (*HeadResponse, error)
+	Retain(context.Context, *RetainRequest) (*RetainResponse, error)
+	ReadAnchors(context.Context, *ReadAnchorsRequest) (*ReadAnchorsResponse, error)
 	// A delivery watermark (optional: Capabilities.watermarks): every event of the chain with a
 	// timestamp at or below up_to_micros has been acknowledged by this sink. The host sends one
 	// while delivery is caught up with the journal, so that a shared store can tell an idle chain
@@ -282,6 +329,15 @@ func (UnimplementedSinkServer) WriteCheckpoints(context.Context, *WriteCheckpoin
 }
 func (UnimplementedSinkServer) ReadCheckpoints(context.Context, *ReadCheckpointsRequest) (*ReadCheckpointsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReadCheckpoints not implemented")
+}
+func (UnimplementedSinkServer) PlanRetention(context.Context, *PlanRetentionRequest) (*HeadResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PlanRetention not implemented")
+}
+func (UnimplementedSinkServer) Retain(context.Context, *RetainRequest) (*RetainResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Retain not implemented")
+}
+func (UnimplementedSinkServer) ReadAnchors(context.Context, *ReadAnchorsRequest) (*ReadAnchorsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReadAnchors not implemented")
 }
 func (UnimplementedSinkServer) WriteWatermark(context.Context, *WriteWatermarkRequest) (*WriteWatermarkResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method WriteWatermark not implemented")
@@ -498,6 +554,60 @@ func _Sink_ReadCheckpoints_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Sink_PlanRetention_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PlanRetentionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SinkServer).PlanRetention(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Sink_PlanRetention_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SinkServer).PlanRetention(ctx, req.(*PlanRetentionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Sink_Retain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetainRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SinkServer).Retain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Sink_Retain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SinkServer).Retain(ctx, req.(*RetainRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Sink_ReadAnchors_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadAnchorsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SinkServer).ReadAnchors(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Sink_ReadAnchors_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SinkServer).ReadAnchors(ctx, req.(*ReadAnchorsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Sink_WriteWatermark_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(WriteWatermarkRequest)
 	if err := dec(in); err != nil {
@@ -562,6 +672,18 @@ var Sink_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReadCheckpoints",
 			Handler:    _Sink_ReadCheckpoints_Handler,
+		},
+		{
+			MethodName: "PlanRetention",
+			Handler:    _Sink_PlanRetention_Handler,
+		},
+		{
+			MethodName: "Retain",
+			Handler:    _Sink_Retain_Handler,
+		},
+		{
+			MethodName: "ReadAnchors",
+			Handler:    _Sink_ReadAnchors_Handler,
 		},
 		{
 			MethodName: "WriteWatermark",

@@ -129,6 +129,7 @@ func Run(t *testing.T, newSink func(t *testing.T) sink.Sink) {
 	t.Run("MultipleChains", func(t *testing.T) { testMultipleChains(t, newSink(t)) })
 	t.Run("Conflicts", func(t *testing.T) { testConflicts(t, newSink(t)) })
 	t.Run("Checkpoints", func(t *testing.T) { testCheckpoints(t, newSink(t)) })
+	t.Run("Retention", func(t *testing.T) { testRetention(t, newSink(t)) })
 	t.Run("Query", func(t *testing.T) {
 		s := newSink(t)
 		q := querier(t, s)

@@ -34,6 +34,7 @@ func run() error {
 	warmup := flag.Duration("warmup", 3*time.Second, "unmeasured warm-up of every run")
 	duration := flag.Duration("duration", 10*time.Second, "measured window of every run")
 	rounds := flag.Int("rounds", 1, "alternating direct/sidecar rounds per case")
+	methods := flag.String("methods", "GET,POST", "comma-separated requests to run: GET and/or POST")
 	rate := flag.Float64("rate", 1000, "requests/s of the paced runs (0: none)")
 	profile := flag.String("profile", "", "write a CPU profile of the sidecar under audited POST load here")
 	profileMethod := flag.String("profile-method", "POST", "request of the profiled run: POST or GET")
@@ -62,7 +63,8 @@ func run() error {
 	defer stop()
 	rep, err := loadtest.RunProxyBench(ctx, loadtest.ProxyBenchOptions{
 		Binary: *bin, WorkDir: *work, Concurrency: cs, Warmup: *warmup, Duration: *duration, Rounds: *rounds,
-		Rate: *rate, ProfileFile: *profile, ProfileSeconds: *profileSeconds, ProfileMethod: strings.ToUpper(*profileMethod), Fsync: *fsync,
+		Methods: strings.Split(strings.ToUpper(strings.ReplaceAll(*methods, " ", "")), ","),
+		Rate:    *rate, ProfileFile: *profile, ProfileSeconds: *profileSeconds, ProfileMethod: strings.ToUpper(*profileMethod), Fsync: *fsync,
 		SidecarCPUs: *sidecarCPUs, FakeCPUs: *fakeCPUs, FakeLatency: *fakeLatency,
 		Logf: func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) },
 	})
