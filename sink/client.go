@@ -281,7 +281,8 @@ func (c *Client) Capabilities(ctx context.Context) (Capabilities, error) {
 	if err != nil {
 		return Capabilities{}, fromStatus(ctx, "capabilities", err)
 	}
-	return Capabilities{Write: resp.GetWrite(), Query: resp.GetQuery(), Checkpoints: resp.GetCheckpoints(), Retention: resp.GetRetention()}, nil
+	return Capabilities{Write: resp.GetWrite(), Query: resp.GetQuery(), Checkpoints: resp.GetCheckpoints(), Retention: resp.GetRetention(),
+		Watermarks: resp.GetWatermarks()}, nil
 }
 
 // Write implements Sink. Batches larger than a gRPC message are sent as several calls in order.

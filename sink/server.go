@@ -40,7 +40,8 @@ func (s *server) Capabilities(ctx context.Context, _ *sinkpb.CapabilitiesRequest
 	}
 	_, cpw := s.impl.(CheckpointWriter)
 	_, ret := s.impl.(Retainer)
-	return &sinkpb.CapabilitiesResponse{Write: caps.Write, Query: caps.Query && s.q != nil, Checkpoints: cpw, Retention: ret}, nil
+	_, wmw := s.impl.(WatermarkWriter)
+	return &sinkpb.CapabilitiesResponse{Write: caps.Write, Query: caps.Query && s.q != nil, Checkpoints: cpw, Retention: ret, Watermarks: wmw}, nil
 }
 
 func (s *server) Write(ctx context.Context, req *sinkpb.WriteRequest) (*sinkpb.WriteResponse, error) {

@@ -72,6 +72,7 @@ type Capabilities struct {
 	Query       bool // implements Querier
 	Checkpoints bool // implements CheckpointWriter (set by the SDK, whatever the sink reports)
 	Retention   bool // implements Retainer (set by the SDK, whatever the sink reports)
+	Watermarks  bool // implements WatermarkWriter (set by the SDK, whatever the sink reports)
 }
 
 // Head is the last stored event of a chain.

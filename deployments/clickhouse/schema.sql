@@ -126,3 +126,12 @@ SETTINGS index_granularity = 8192;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS audit.audit_events_by_actor_mv TO audit.audit_events_by_actor
 AS SELECT actor_id, ts_us, chain_id, seq, actor_type, resource_id, resource_type, event_type, action, result FROM audit.audit_events;
+
+CREATE TABLE IF NOT EXISTS audit.audit_events_watermarks
+(
+    chain_id    String,
+    up_to_us    Int64,
+    written_us  Int64
+)
+ENGINE = ReplacingMergeTree(written_us)
+ORDER BY chain_id;

@@ -17,7 +17,8 @@
 //
 // StartCluster adds Debian's ZooKeeper (run with java in a temporary directory, see
 // LaunchZooKeeper) and several servers that are the replicas of one shard of a cluster, with
-// remote_servers, macros and ON CLUSTER DDL written into their configuration.
+// remote_servers, macros and ON CLUSTER DDL written into their configuration;
+// StartShardedCluster does the same with several shards.
 //
 // The package also drives chdb, an embedded current ClickHouse shipped through npm, to check SQL
 // against a modern engine (see Chdb).

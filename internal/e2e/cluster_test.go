@@ -18,7 +18,8 @@ import (
 // replicas of one shard). Each sidecar's audit API answers over all three chains with the same
 // sequence of events, without duplicates or gaps, and every chain verifies through each of them.
 // With one shared cursor key, a cursor from one sidecar continues on another, also while the
-// three keep writing.
+// three keep writing: the read horizon makes every pass paged during the writes a prefix of the
+// final trail.
 func TestThreeSidecarsOneCluster(t *testing.T) {
 	c := chtest.StartCluster(t, "audit", 2)
 	cfg := func(cc *config.Config) {
@@ -55,27 +56,24 @@ func TestThreeSidecarsOneCluster(t *testing.T) {
 			}
 		}(i, e)
 	}
-	// Meanwhile, page through the trail hopping from sidecar to sidecar with each cursor: no
-	// event twice and each chain in sequence order. Gaps are counted, not failed: an event
-	// delivered after the cursor moved past its timestamp (its sidecar's delivery lagged behind
-	// another's) is not on a later page; the shared trail has no stable horizon yet.
+	// Meanwhile, page through the trail again and again, hopping from sidecar to sidecar with
+	// each cursor. The read horizon (plugins/clickhouse/watermark.go) serves only what every
+	// sidecar has delivered, so each pass must be a prefix of the final trail: no event twice,
+	// none skipped, in the final order.
 	writing := make(chan struct{})
 	go func() { wg.Wait(); close(writing) }()
-	passes, most, skipped := 0, 0, 0
+	var passes [][]string
 	for done := false; !done; {
 		select {
 		case <-writing:
 			done = true
 		default:
 		}
-		n, gaps := pageHopping(t, envs, false)
-		most, skipped = max(most, n), skipped+gaps
-		passes++
+		passes = append(passes, pageHopping(t, envs))
 	}
 	if t.Failed() {
 		t.FailNow()
 	}
-	t.Logf("%d passes paging across the sidecars during the writes, the longest saw %d events; %d events skipped in all (delivered behind the cursor)", passes, most, skipped)
 	var total uint64
 	chains := map[string]uint64{}
 	for _, e := range envs {
@@ -85,6 +83,19 @@ func TestThreeSidecarsOneCluster(t *testing.T) {
 	}
 	if len(chains) != 3 || total < 3*perSidecar {
 		t.Fatalf("chains %v, %d events journaled, want 3 chains and at least %d events", chains, total, 3*perSidecar)
+	}
+
+	// Once every sidecar is caught up, its next heartbeat (at most a second later) moves the
+	// read horizon past its last event.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		n := uint64(len(envs[0].AllEvents()))
+		if n == total {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the trail shows %d events 30s after the last delivery, the journals hold %d (the read horizon does not advance)", n, total)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 
 	// The same trail, in the same order, through every sidecar.
@@ -133,19 +144,30 @@ func TestThreeSidecarsOneCluster(t *testing.T) {
 			}
 		}
 	}
-	if n, _ := pageHopping(t, envs, true); uint64(n) != total {
-		t.Fatalf("paging across the sidecars after the writes saw %d events, want %d", n, total)
+	if keys := pageHopping(t, envs); strings.Join(keys, ",") != strings.Join(ref, ",") {
+		t.Fatalf("paging across the sidecars after the writes saw %d events, want the %d of the trail", len(keys), total)
 	}
-	t.Logf("3 sidecars, %d events in 3 chains, the same trail through each", total)
+	most := 0
+	for i, keys := range passes {
+		for j := range keys {
+			if j >= len(ref) || keys[j] != ref[j] {
+				t.Fatalf("pass %d of %d while writing: event %d is %s, the final trail has %s there (a gap, a duplicate or another order)",
+					i+1, len(passes), j, keys[j], ref[min(j, len(ref)-1)])
+			}
+		}
+		most = max(most, len(keys))
+	}
+	t.Logf("3 sidecars, %d events in 3 chains, the same trail through each; %d passes paged while writing were each a prefix of it (the longest %d events)",
+		total, len(passes), most)
 }
 
 // pageHopping pages ascending through the audit API, asking envs[i%3] for page i with the cursor
-// the previous sidecar returned, and checks that no event repeats and that each chain comes in
-// sequence order, without gaps when gapless is set. It returns how many events it saw and how
-// many sequences it skipped.
-func pageHopping(t *testing.T, envs []*testenv.Env, gapless bool) (n, skipped int) {
+// the previous sidecar returned, and returns the events it saw as "chain/sequence", failing t when
+// an event repeats or a chain skips or reorders a sequence.
+func pageHopping(t *testing.T, envs []*testenv.Env) []string {
 	t.Helper()
 	next := map[string]uint64{}
+	var keys []string
 	cursor := ""
 	for page := 0; ; page++ {
 		path := "/v1/audit-events?limit=9&sortOrder=ASC"
@@ -159,15 +181,14 @@ func pageHopping(t *testing.T, envs []*testenv.Env, gapless bool) (n, skipped in
 		var p testenv.Page
 		r.JSON(t, &p)
 		for _, ev := range p.Items {
-			if ev.Sequence <= next[ev.ChainID] || (gapless && ev.Sequence != next[ev.ChainID]+1) {
+			if ev.Sequence != next[ev.ChainID]+1 {
 				t.Fatalf("page %d from sidecar %d: chain %s goes from %d to %d", page, page%len(envs), ev.ChainID, next[ev.ChainID], ev.Sequence)
 			}
-			skipped += int(ev.Sequence - next[ev.ChainID] - 1)
 			next[ev.ChainID] = ev.Sequence
-			n++
+			keys = append(keys, fmt.Sprintf("%s/%d", ev.ChainID, ev.Sequence))
 		}
 		if !p.HasMore {
-			return n, skipped
+			return keys
 		}
 		cursor = p.NextCursor
 	}

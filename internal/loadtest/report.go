@@ -73,7 +73,7 @@ type Results struct {
 
 // SectionNames are the sections bench.sh runs, in order.
 var SectionNames = []string{"proxy", "proxy-service-time", "proxy-intents", "journal", "verify", "nullsink-write", "nullsink-delivery", "plugin-delivery",
-	"sqlite-write", "sqlite-search", "clickhouse", "ui"}
+	"sqlite-write", "sqlite-search", "clickhouse", "clickhouse-cluster", "ui"}
 
 // LoadResults reads a results directory.
 func LoadResults(dir string) (*Results, error) {
@@ -210,6 +210,7 @@ func Render(w io.Writer, r *Results) error {
 	x.pluginBoundary()
 	x.sqliteSearch()
 	x.clickhouse()
+	x.clickhouseCluster()
 	x.ui()
 
 	var first, last string

@@ -276,7 +276,7 @@ func (x *renderer) clickhouse() {
 		x.notMeasured(x.s("target-clickhouse-missing", nil))
 		return
 	}
-	x.t("clickhouse", grepLines(s.Out, "ingest:", "queries on", "verify:", "verify with", "data set:"))
+	x.t("clickhouse", grepLines(s.Out, "ingest:", "queries on", "verify:", "verify with", "data set:", "storage, "))
 	x.benchTable(s.Bench)
 	var parts []string
 	if m := benchEventsOf.FindStringSubmatch(s.Cmd); m != nil {

@@ -343,11 +343,17 @@ func BenchmarkQueries(b *testing.B) {
 	env := benchConfig(b)
 	srv := benchServer(b)
 	s := ensureLoaded(b, srv, env)
+	queryShapes(b, s, srv, benchDB, env.events, env.samples)
+}
+
+// queryShapes measures p50/p99 of the audit API's search shapes through s on the data set of
+// database db (events events), reading parameters through srv, and prints the report.
+func queryShapes(b *testing.B, s *Sink, srv *chtest.Server, db string, events, samples int) {
 	ctx := context.Background()
-	db := benchDB
+	env := struct{ events, samples int }{events, samples}
 
 	// Parameters, found once.
-	hot := query(b, srv, fmt.Sprintf("SELECT resource_id FROM %s.%s GROUP BY resource_id ORDER BY count() DESC LIMIT 1", db, TableByResource))
+	hot := query(b, srv, fmt.Sprintf("SELECT resource_id FROM %s.%s WHERE resource_id != '' GROUP BY resource_id ORDER BY count() DESC LIMIT 1", db, TableByResource)) // "" (no resource) would search without a filter
 	hotCount := query(b, srv, fmt.Sprintf("SELECT count() FROM %s.%s WHERE resource_id = %s", db, TableByResource, quoteString(hot)))
 	cold := strings.Fields(query(b, srv, fmt.Sprintf("SELECT resource_id FROM %s.%s GROUP BY resource_id HAVING count() BETWEEN 2 AND 20 LIMIT 200", db, TableByResource)))
 	ids := strings.Fields(query(b, srv, fmt.Sprintf("SELECT toString(event_id) FROM %s.%s WHERE cityHash64(toString(event_id)) %% 1000 = 7 LIMIT 500", db, TableByID)))
@@ -366,7 +372,7 @@ func BenchmarkQueries(b *testing.B) {
 	curTs, _ := strconv.ParseInt(cur[0], 10, 64)
 	curSeq, _ := strconv.ParseUint(cur[2], 10, 64)
 	cursor := sink.Position{TimeMicros: curTs, ChainID: cur[1], Sequence: curSeq}
-	_, minTs, maxTs, err := s.timeRange(ctx, state{conn: s.conn, db: db, maxExec: 600})
+	_, minTs, maxTs, err := s.timeRange(ctx, state{conn: s.conn, db: db, l: s.cfg.layout(), maxExec: 600})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -456,6 +462,7 @@ func BenchmarkVerify(b *testing.B) {
 		time.Sleep(2 * time.Second)
 	}
 	b.Logf("verify: waited %v for background merges to finish", time.Since(t0).Round(time.Second))
+	printStorage(b, srv, benchDB, env.events, "storage")
 	fmt.Printf("verify: waited %v for background merges to finish\n", time.Since(t0).Round(time.Second))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

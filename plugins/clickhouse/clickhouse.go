@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -68,6 +69,10 @@ type Sink struct {
 	version Version
 	ready   bool
 	heads   map[string]sink.Head // last written event per chain, known from this process
+	wm      watermarks           // delivery watermarks to publish (watermark.go)
+	// wmMissing: the watermarks table does not exist (an administrator's older schema).
+	wmMissing bool
+	wmBusy    atomic.Bool // a background watermark publication runs (watermark.go)
 }
 
 // New returns an unconfigured ClickHouse sink; call Configure before anything else.
@@ -76,7 +81,8 @@ func New(o Options) *Sink {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sink{log: log.With("sink", "clickhouse"), hook: o.QueryHook, heads: map[string]sink.Head{}}
+	return &Sink{log: log.With("sink", "clickhouse"), hook: o.QueryHook, heads: map[string]sink.Head{},
+		wm: watermarks{pending: map[string]int64{}}}
 }
 
 // ValidateConfig checks a configuration without connecting. It lists every problem with its key.
@@ -104,6 +110,7 @@ func (s *Sink) Configure(ctx context.Context, config []byte) error {
 	}
 	s.cfg, s.conn, s.ready = cfg, conn, false
 	s.heads = map[string]sink.Head{}
+	s.wmMissing = false
 	s.mu.Unlock()
 	s.log.Info("configured", "addr", cfg.Addr, "database", cfg.Database, "user", cfg.User,
 		"tls", cfg.TLS.Enabled, "create_schema", cfg.CreateSchema, "compression", cfg.compressionMethod())
@@ -167,6 +174,11 @@ type state struct {
 	version Version
 	maxExec int
 	quorum  int
+	// horizon: searches stop at the read horizon, after staleness chains drop out (watermark.go).
+	horizon   bool
+	staleness time.Duration
+	// readTimeout is the client's read timeout (bounds a quorum insert's wait).
+	readTimeout time.Duration
 }
 
 // ensureReady connects and prepares the schema once; later calls are cheap.
@@ -190,7 +202,9 @@ func (s *Sink) ensureReady(ctx context.Context) (state, error) {
 
 func (s *Sink) stateLocked() state {
 	return state{conn: s.conn, db: s.cfg.Database, l: s.cfg.layout(), version: s.version,
-		maxExec: s.cfg.MaxExecutionTime, quorum: s.cfg.InsertQuorum}
+		maxExec: s.cfg.MaxExecutionTime, quorum: s.cfg.InsertQuorum,
+		horizon: s.cfg.horizon() && !s.wmMissing, staleness: time.Duration(s.cfg.HorizonStaleness),
+		readTimeout: time.Duration(s.cfg.ReadTimeout)}
 }
 
 func (s *Sink) initLocked(ctx context.Context) error {
@@ -273,11 +287,11 @@ func (s *Sink) applySchema(ctx context.Context, st state) error {
 	}
 	if len(missing) > 0 {
 		if err := s.runDDL(ctx, st); err != nil {
-			if onlyCheckpoints(st, missing) {
-				// Only the optional checkpoints table is new (an upgrade) and this user may not
-				// create it: the events are unaffected.
-				s.log.Warn("could not create the checkpoints table: signed checkpoints are not kept in ClickHouse; apply deployments/clickhouse/schema.sql again as an administrator",
-					"error", err)
+			if onlyOptional(st, missing) {
+				// Only optional tables are new (an upgrade) and this user may not create them:
+				// the events are unaffected.
+				s.log.Warn("could not create optional tables", "error", err)
+				s.noteOptionalMissing(st, missing)
 				return nil
 			}
 			return err
@@ -357,18 +371,45 @@ func (s *Sink) tableExists(ctx context.Context, st state, table string) (bool, e
 	return n == 1, nil
 }
 
-// onlyCheckpoints reports whether missing (as listed by missingTables) holds only the optional
-// checkpoints table (and, in a cluster, its local table).
-func onlyCheckpoints(st state, missing []string) bool {
+// onlyOptional reports whether missing (as listed by missingTables) holds only optional tables:
+// the checkpoints and the watermarks tables (and, in a cluster, their local tables).
+func onlyOptional(st state, missing []string) bool {
 	if len(missing) == 0 {
 		return false
 	}
 	for _, m := range missing {
-		if m != st.db+"."+st.l.Checkpoints() && m != st.db+"."+local(st.l.Checkpoints()) {
+		if !optionalTable(st, m) {
 			return false
 		}
 	}
 	return true
+}
+
+func optionalTable(st state, m string) bool {
+	for _, t := range []string{st.l.Checkpoints(), st.l.Watermarks()} {
+		if m == st.db+"."+t || m == st.db+"."+local(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// noteOptionalMissing logs what a missing optional table costs; without the watermarks table
+// the read horizon is off.
+func (s *Sink) noteOptionalMissing(st state, missing []string) {
+	for _, m := range missing {
+		switch {
+		case m == st.db+"."+st.l.Watermarks() || m == st.db+"."+local(st.l.Watermarks()):
+			s.wmMissing = true
+			if st.horizon {
+				s.log.Warn("the watermarks table is missing: the read horizon is off, and paging while several sidecars write can skip events; apply the schema again as an administrator",
+					"table", m)
+			}
+		default:
+			s.log.Warn("the checkpoints table is missing: signed checkpoints are not kept in ClickHouse; apply deployments/clickhouse/schema.sql again as an administrator",
+				"table", m)
+		}
+	}
 }
 
 // checkSchema verifies that an administrator created the schema (create_schema: false).
@@ -377,11 +418,10 @@ func (s *Sink) checkSchema(ctx context.Context, st state) error {
 	if err != nil {
 		return err
 	}
-	if onlyCheckpoints(st, missing) {
-		// Optional: without it the sink does not keep checkpoints (their writes fail and are
-		// retried); the events are unaffected.
-		s.log.Warn("the checkpoints table is missing: signed checkpoints are not kept in ClickHouse; apply deployments/clickhouse/schema.sql again as an administrator",
-			"table", missing[0])
+	if onlyOptional(st, missing) {
+		// Optional: without checkpoints the sink does not keep them (their writes fail and are
+		// retried), without watermarks the read horizon is off; the events are unaffected.
+		s.noteOptionalMissing(st, missing)
 		missing = nil
 	}
 	if len(missing) > 0 {
@@ -551,15 +591,18 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 		}
 		kept = append(missing, kept...)
 	}
-	if len(kept) == 0 {
-		return nil
+	if len(kept) > 0 {
+		if err := s.insert(ctx, st, kept); err != nil {
+			s.forgetHeads(kept)
+			return err
+		}
+		s.rememberHeads(kept)
 	}
-
-	if err := s.insert(ctx, st, kept); err != nil {
-		s.forgetHeads(kept)
-		return err
-	}
-	s.rememberHeads(kept)
+	// Every row of the batch is stored now: its chains' watermarks advance (published in the
+	// background at most every watermark_interval; a failure leaves them for the next batch or
+	// heartbeat).
+	s.noteWritten(rows)
+	s.publishAfterWrite()
 	return nil
 }
 
@@ -834,6 +877,13 @@ func insertSettingsFor(st state, rows []row) ch.Settings {
 		settings["insert_distributed_sync"] = 1
 		if st.quorum > 0 {
 			settings["insert_quorum"] = st.quorum
+			// A replica killed (not stopped) counts as alive until its ZooKeeper session
+			// expires, and an insert waits for its quorum up to insert_quorum_timeout (10
+			// minutes by default): bound the wait below the read timeout, so the write fails as
+			// retryable and the journal holds it instead.
+			if st.readTimeout > 0 {
+				settings["insert_quorum_timeout"] = int((st.readTimeout * 3 / 4).Milliseconds()) // an int: the driver refuses int64
+			}
 		}
 	}
 	if len(settings) == 0 {

@@ -72,7 +72,8 @@ func (s *Sink) checkCluster(ctx context.Context, conn driver.Conn) error {
 		return fmt.Errorf("clickhouse sink: cluster %q: the server at %v cannot reach ZooKeeper (%w); start ZooKeeper or fix <zookeeper> in the server's configuration; nothing was created, the sink retries",
 			name, s.cfg.Addr, err)
 	}
-	return nil
+	// Every server of the cluster holds the same schema (replicas.go).
+	return s.checkReplicas(ctx, conn)
 }
 
 // queryStrings runs q, which selects one String column, and returns its values.

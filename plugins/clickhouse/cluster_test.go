@@ -202,6 +202,13 @@ func TestClusterSink(t *testing.T) {
 		t.Logf("%d batches acknowledged while r1 was down, %d after its restart; %d events in all, %d retried writes",
 			downFor, progress()-restartedAt, want, retries)
 
+		// Every chain is delivered and idle: the heartbeats the host sends then (the read horizon,
+		// watermark.go) let searches show everything.
+		for _, id := range []string{"chain-quorum", "chain-ha-0", "chain-ha-1", "chain-ha-2"} {
+			if err := w.WriteWatermark(ctx, id, time.Now()); err != nil {
+				t.Fatalf("WriteWatermark(%s): %v", id, err)
+			}
+		}
 		syncReplicas(t, c, l)
 		for _, srv := range c.Replicas {
 			got := query(t, srv, fmt.Sprintf("SELECT count(), uniqExact(chain_id, seq) FROM %s.trail_local WHERE chain_id LIKE 'chain-ha-%%'", db))
@@ -231,6 +238,60 @@ func TestClusterSink(t *testing.T) {
 			t.Errorf("replicas differ: checksums %v", sums)
 		}
 	})
+
+	t.Run("quorum with a replica down", func(t *testing.T) { quorumReplicaDown(t, c, db) })
+}
+
+// quorumReplicaDown: with insert_quorum 2 and one of the two replicas down, a write is refused as
+// retryable (the host keeps it in the journal and retries); once the replica is back, the retried
+// write is stored once, on both replicas.
+func quorumReplicaDown(t *testing.T, c *chtest.Cluster, db string) {
+	r1, r2 := c.Replicas[0], c.Replicas[1]
+	q, err := configureSink(t, clusterConfig(c.Addrs(), db, map[string]any{"table": "trail", "insert_quorum": 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := sinktest.GenerateChain("chain-quorum-down", 300, sinktest.GenOptions{Seed: 22})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// writeRetrying retries like the host, from the journal, with backoff, until the write is
+	// acknowledged; it returns how many tries it took.
+	writeRetrying := func(evs []chain.Event) int {
+		tries := 1
+		for err := q.Write(ctx, evs); err != nil; err = q.Write(ctx, evs) {
+			if sink.IsPermanent(err) || ctx.Err() != nil {
+				t.Fatalf("write: %v", err)
+			}
+			tries++
+			time.Sleep(500 * time.Millisecond)
+		}
+		return tries
+	}
+	// Both replicas up (r1 may still be re-registering in ZooKeeper after the previous step's
+	// restart: the quorum counts active replicas).
+	writeRetrying(evs[:100])
+	if err := r2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	err = q.Write(ctxT(t), evs[100:200])
+	if err == nil || sink.IsPermanent(err) {
+		t.Fatalf("Write with insert_quorum 2 and one replica down: %v; want a retryable error", err)
+	}
+	t.Logf("refused while r2 is down (retryable): %v", err)
+	if err := r2.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// The host retries from the journal with backoff until the quorum is back.
+	tries := writeRetrying(evs[100:200])
+	writeRetrying(evs[200:])
+	t.Logf("stored after %d tries once r2 was back", tries)
+	for _, srv := range []*chtest.Server{r1, r2} {
+		got := query(t, srv, fmt.Sprintf("SELECT count(), uniqExact(seq) FROM %s.trail_local WHERE chain_id = 'chain-quorum-down'", db))
+		if got != "300\t300" {
+			t.Errorf("%s: rows, distinct sequences = %q, want 300 each", srv.Addr, got)
+		}
+	}
+	checkChain(t, q, evs)
 }
 
 // checkChain reads want's chain back through s: whole, identical, verifying, with its head.
@@ -365,9 +426,151 @@ func TestTableShareDatabase(t *testing.T) {
 	checkStored(t, b, eb)
 	got := query(t, srv, fmt.Sprintf("SELECT name FROM system.tables WHERE database = '%s' AND name NOT LIKE '%%_mv' ORDER BY name", db))
 	want := strings.Join([]string{"audit_chain_blocks", "audit_checkpoints", "audit_events", "audit_events_by_actor", "audit_events_by_id",
-		"audit_events_by_resource", "audit_schema_version", "team_a", "team_a_by_actor", "team_a_by_id", "team_a_by_resource",
-		"team_a_chain_blocks", "team_a_checkpoints", "team_a_schema_version"}, "\n")
+		"audit_events_by_resource", "audit_events_watermarks", "audit_schema_version", "team_a", "team_a_by_actor", "team_a_by_id", "team_a_by_resource",
+		"team_a_chain_blocks", "team_a_checkpoints", "team_a_schema_version", "team_a_watermarks"}, "\n")
 	if got != want {
 		t.Errorf("tables:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestClusterReplicaSchema: one replica holds the audit tables of another schema (an older
+// plugin's columns, another recorded version, made by hand on that server alone). Configure names
+// the replica, the differences and the fix, and creates nothing on the other replica; a replica
+// that records a newer schema version asks for a plugin upgrade.
+func TestClusterReplicaSchema(t *testing.T) {
+	t.Parallel()
+	c := chtest.StartCluster(t, "audit", 2)
+	r1, r2 := c.Replicas[0], c.Replicas[1]
+	db := newDatabase("replica_schema")
+	for _, q := range []string{
+		"CREATE DATABASE " + db,
+		// The events table of an older layout (no actor_ip), on r2 only.
+		"CREATE TABLE " + db + ".audit_events_local (chain_id String, seq UInt64, event_id UUID, ts_us Int64, ts DateTime('UTC') DEFAULT toDateTime(intDiv(ts_us, 1000000), 'UTC'), event_type String, action String, result String, resource_type String, resource_id String, actor_type String, actor_id String, context String, metadata String, hash FixedString(32), previous_hash FixedString(32)) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/" + db + "/old_events', '{replica}') PARTITION BY toYYYYMM(ts) ORDER BY (ts_us, chain_id, seq)",
+		"CREATE TABLE " + db + ".audit_schema_version_local (version UInt32, variant String, server_version String, applied_at DateTime('UTC')) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/" + db + "/old_version', '{replica}') ORDER BY version",
+		"INSERT INTO " + db + ".audit_schema_version_local VALUES (1, 'portable', '18.16.1', now())",
+	} {
+		if _, err := r2.Query(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	_, err := configureSink(t, clusterConfig([]string{r1.Addr, r2.Addr}, db, nil))
+	if err == nil || !sink.IsPermanent(err) {
+		t.Fatalf("Configure with a replica of another schema: %v, want a permanent error", err)
+	}
+	for _, w := range []string{`replicas of cluster "audit" do not hold the same schema`, db + ".audit_events_local on " + r2.Addr + " is not this plugin's",
+		"columns missing [actor_ip]", "DROP TABLE " + db + ".<name>_local", "flowker-audit schema clickhouse --cluster audit", "nothing was written"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	if n := query(t, r1, fmt.Sprintf("SELECT count() FROM system.databases WHERE name = '%s'", db)); n != "0" {
+		t.Errorf("database %s was created on %s", db, r1.Addr)
+	}
+
+	// A newer version recorded on a replica: upgrade the plugin.
+	query(t, r2, "INSERT INTO "+db+".audit_schema_version_local VALUES (9, 'portable', '18.16.1', now())")
+	query(t, r2, "DROP TABLE "+db+".audit_events_local")
+	_, err = configureSink(t, clusterConfig([]string{r1.Addr, r2.Addr}, db, nil))
+	if err == nil || !strings.Contains(err.Error(), "has schema version 9") || !strings.Contains(err.Error(), "upgrade the plugin") {
+		t.Fatalf("Configure with a replica of a newer schema: %v", err)
+	}
+
+	// Once the odd tables are dropped, the sink creates the schema on both.
+	query(t, r2, "DROP TABLE "+db+".audit_schema_version_local")
+	w, err := configureSink(t, clusterConfig([]string{r1.Addr, r2.Addr}, db, nil))
+	if err != nil {
+		t.Fatalf("Configure after the fix: %v", err)
+	}
+	evs := sinktest.GenerateChain("chain-fixed", 10, sinktest.GenOptions{Seed: 71})
+	if err := w.Write(ctxT(t), evs); err != nil {
+		t.Fatal(err)
+	}
+	checkChain(t, w, evs)
+}
+
+// TestClusterShards: a cluster of two shards (shard 01 with two replicas, shard 02 with one).
+// Writers of eight chains write through the Distributed table; each chain lands whole on the
+// shard cityHash64(chain_id) picks, both shards get chains, and searching, paging and verifying
+// through the Distributed tables (from a server of either shard) see every event of every chain.
+func TestClusterShards(t *testing.T) {
+	t.Parallel()
+	c := chtest.StartShardedCluster(t, "audit", []int{2, 1})
+	db := newDatabase("shards")
+	w, err := configureSink(t, clusterConfig(c.Addrs(), db, nil))
+	if err != nil {
+		t.Fatalf("Configure on two shards: %v", err)
+	}
+	var all [][]chain.Event
+	total := 0
+	for i := 0; i < 8; i++ {
+		evs := sinktest.GenerateChain(fmt.Sprintf("chain-shard-%d", i), 50+10*i, sinktest.GenOptions{Seed: int64(80 + i)})
+		for lo := 0; lo < len(evs); lo += 20 {
+			if err := w.Write(ctxT(t), evs[lo:min(lo+20, len(evs))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.WriteWatermark(ctxT(t), evs[0].ChainID, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, evs)
+		total += len(evs)
+	}
+	syncReplicas(t, c, Layout{Database: db, Cluster: "audit"})
+
+	// Where each chain is: on exactly one shard, the one its sharding key picks, whole.
+	perShard := make([]int, len(c.Shards))
+	for _, evs := range all {
+		id := evs[0].ChainID
+		want := query(t, c.Shards[0][0], fmt.Sprintf("SELECT cityHash64('%s') %% 2", id))
+		var on []int
+		for s, servers := range c.Shards {
+			for _, srv := range servers {
+				n := query(t, srv, fmt.Sprintf("SELECT count() FROM %s.audit_events_local WHERE chain_id = '%s'", db, id))
+				switch n {
+				case "0":
+				case fmt.Sprint(len(evs)):
+					if srv == servers[0] {
+						on = append(on, s)
+					}
+				default:
+					t.Errorf("chain %s: %s rows on %s, want 0 or all %d", id, n, srv.Addr, len(evs))
+				}
+			}
+		}
+		if len(on) != 1 || fmt.Sprint(on[0]) != want {
+			t.Errorf("chain %s is on shards %v, want only shard index %s (cityHash64(chain_id) %% 2)", id, on, want)
+			continue
+		}
+		perShard[on[0]]++
+	}
+	t.Logf("chains per shard: %v", perShard)
+	for s, n := range perShard {
+		if n == 0 {
+			t.Errorf("shard %02d holds no chain", s+1)
+		}
+	}
+	// Reads through a server of either shard see everything.
+	for _, srv := range []*chtest.Server{c.Shards[0][1], c.Shards[1][0]} {
+		r, err := configureSink(t, clusterConfig([]string{srv.Addr}, db, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := pageAll(t, r); n != total {
+			t.Errorf("paging through %s: %d events, want %d", srv.Addr, n, total)
+		}
+		for _, evs := range all {
+			checkChain(t, r, evs)
+			p, err := r.Search(ctxT(t), sink.Query{Filter: sink.Filter{ResourceID: evs[3].ResourceID}, Limit: 1000})
+			if err != nil || len(p.Events) == 0 {
+				t.Errorf("resource search for %s through %s: %d events, %v", evs[3].ResourceID, srv.Addr, len(p.Events), err)
+			}
+			if _, err := r.Get(ctxT(t), evs[5].EventID); err != nil {
+				t.Errorf("Get(%s) through %s: %v", evs[5].EventID, srv.Addr, err)
+			}
+		}
+		chains, err := r.Chains(ctxT(t))
+		if err != nil || len(chains) != len(all) {
+			t.Errorf("Chains through %s: %d, %v; want %d", srv.Addr, len(chains), err, len(all))
+		}
 	}
 }

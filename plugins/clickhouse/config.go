@@ -49,6 +49,16 @@ type Config struct {
 	// CreateSchema creates the database, tables and views when missing (default true). Set it
 	// to false when the schema was applied by an administrator (deployments/clickhouse).
 	CreateSchema bool `json:"create_schema"`
+	// ReadHorizon makes searches serve only events every writing sidecar has delivered:
+	// "auto" (default: on with cluster, off without), "on" or "off". See watermark.go.
+	ReadHorizon string `json:"read_horizon"`
+	// HorizonStaleness is how long a chain may publish no watermark before the horizon leaves it
+	// out (default 15s): a sidecar that is down or cut off from ClickHouse stops holding the
+	// others' newest events back after this long.
+	HorizonStaleness pluginconfig.Duration `json:"horizon_staleness"`
+	// WatermarkInterval is the shortest time between two watermark publications of this sink
+	// (default 500ms).
+	WatermarkInterval pluginconfig.Duration `json:"watermark_interval"`
 	// Compression of the native protocol: "auto" (default), "lz4", "zstd" or "none". "auto" is
 	// "none" when every address is a loopback one (compressing there only spends CPU on both
 	// ends: verify reads about 13% faster without it, docs/BENCHMARKS.md) and "lz4" otherwise.
@@ -70,15 +80,18 @@ type TLSConfig struct {
 // DefaultConfig returns the configuration used for keys that are not set.
 func DefaultConfig() Config {
 	return Config{
-		Addr:             pluginconfig.Strings{"127.0.0.1:9000"},
-		Database:         "audit",
-		Table:            TableEvents,
-		User:             "default",
-		DialTimeout:      pluginconfig.Duration(5 * time.Second),
-		ReadTimeout:      pluginconfig.Duration(60 * time.Second),
-		MaxExecutionTime: 30,
-		CreateSchema:     true,
-		Compression:      "auto",
+		Addr:              pluginconfig.Strings{"127.0.0.1:9000"},
+		Database:          "audit",
+		Table:             TableEvents,
+		User:              "default",
+		DialTimeout:       pluginconfig.Duration(5 * time.Second),
+		ReadTimeout:       pluginconfig.Duration(60 * time.Second),
+		MaxExecutionTime:  30,
+		CreateSchema:      true,
+		Compression:       "auto",
+		ReadHorizon:       "auto",
+		HorizonStaleness:  pluginconfig.Duration(15 * time.Second),
+		WatermarkInterval: pluginconfig.Duration(500 * time.Millisecond),
 	}
 }
 
@@ -149,6 +162,19 @@ func parseConfig(config []byte) (Config, error) {
 	if cfg.MaxExecutionTime < 0 {
 		p.Add("max_execution_time", "must be >= 0 seconds")
 	}
+	switch cfg.ReadHorizon {
+	case "auto", "on", "off":
+	default:
+		p.Add("read_horizon", "%q is not one of auto, on, off", cfg.ReadHorizon)
+	}
+	if cfg.HorizonStaleness <= 0 {
+		p.Add("horizon_staleness", "must be positive")
+	}
+	if cfg.WatermarkInterval <= 0 {
+		p.Add("watermark_interval", "must be positive")
+	} else if cfg.HorizonStaleness > 0 && cfg.WatermarkInterval*4 > cfg.HorizonStaleness {
+		p.Add("watermark_interval", "must be at most a quarter of horizon_staleness (%s), or live chains count as stale", time.Duration(cfg.HorizonStaleness))
+	}
 	switch cfg.Compression {
 	case "auto", "lz4", "zstd", "none":
 	default:
@@ -187,6 +213,11 @@ func loadCA(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("no PEM certificate in %s", path)
 	}
 	return pool, nil
+}
+
+// horizon reports whether the read horizon is on (ReadHorizon "auto" means: with a cluster).
+func (c *Config) horizon() bool {
+	return c.ReadHorizon == "on" || (c.ReadHorizon == "auto" && c.Cluster != "")
 }
 
 // layout returns where the configured schema lives.

@@ -132,6 +132,10 @@ func (l Layout) Checkpoints() string {
 	}
 	return l.table() + "_checkpoints"
 }
+
+// Watermarks names the table of delivery watermarks, <table>_watermarks (watermark.go).
+func (l Layout) Watermarks() string { return l.table() + "_watermarks" }
+
 func (l Layout) SchemaVersionTable() string {
 	if l.table() == TableEvents {
 		return TableSchemaVersion
@@ -143,7 +147,7 @@ func (l Layout) SchemaVersionTable() string {
 // replicated table and then its Distributed table.
 func (l Layout) Tables() []string {
 	var out []string
-	for _, t := range []string{l.Events(), l.ByID(), l.ByResource(), l.ChainBlocks(), l.SchemaVersionTable(), l.ByActor(), l.Checkpoints()} {
+	for _, t := range []string{l.Events(), l.ByID(), l.ByResource(), l.ChainBlocks(), l.SchemaVersionTable(), l.ByActor(), l.Checkpoints(), l.Watermarks()} {
 		if l.Cluster != "" {
 			out = append(out, local(t))
 		}
@@ -234,6 +238,13 @@ func SchemaDDL(v Version, l Layout) []string {
 			return fmt.Sprintf("Replicated%s('/clickhouse/tables/{shard}/%s/%s', '{replica}')", kind, l.Database, local(t))
 		}
 		return kind
+	}
+	// versioned is engine with a version column (ReplacingMergeTree(ver)).
+	versioned := func(kind, t, ver string) string {
+		if cluster {
+			return fmt.Sprintf("Replicated%s('/clickhouse/tables/{shard}/%s/%s', '{replica}', %s)", kind, l.Database, local(t), ver)
+		}
+		return kind + "(" + ver + ")"
 	}
 	ev := l.Events()
 	// ts (the partition key) is computed from ts_us. In a cluster it is a DEFAULT column, not a
@@ -347,6 +358,16 @@ ORDER BY version`, name(l.SchemaVersionTable()), engine("MergeTree", l.SchemaVer
 	// Schema version 2: the actor lookup (actor.go).
 	stmts = append(stmts, actorDDL(db, name(l.ByActor()), db+"."+l.ByActor()+"_mv"+on, target(l.ByActor()), target(ev),
 		engine("ReplacingMergeTree", l.ByActor()), lc("String"), settingsClause("index_granularity = 8192"))...)
+	// The delivery watermarks of the read horizon (watermark.go): one row per publication, the
+	// newest per chain wins (written_us), merged down to one row per chain.
+	stmts = append(stmts, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s
+(
+    chain_id    String,
+    up_to_us    Int64,
+    written_us  Int64
+)
+ENGINE = %[2]s
+ORDER BY chain_id`, name(l.Watermarks()), versioned("ReplacingMergeTree", l.Watermarks(), "written_us")))
 	if cluster {
 		// The Distributed tables the sink reads and writes. The events and checkpoints tables
 		// are written through theirs (and the schema version, once); the others are filled by the
@@ -354,6 +375,7 @@ ORDER BY version`, name(l.SchemaVersionTable()), engine("MergeTree", l.SchemaVer
 		for _, t := range []struct{ name, key string }{
 			{ev, ShardingKey}, {l.ByID(), ShardingKey}, {l.ByResource(), ShardingKey}, {l.ChainBlocks(), ShardingKey},
 			{l.SchemaVersionTable(), "version"}, {l.ByActor(), ShardingKey}, {l.Checkpoints(), ShardingKey},
+			{l.Watermarks(), ShardingKey},
 		} {
 			stmts = append(stmts, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %[1]s.%[2]s%[3]s AS %[1]s.%[4]s\nENGINE = Distributed(%[5]s, %[6]s, %[4]s, %[7]s)",
 				db, t.name, on, local(t.name), quoteIdent(l.Cluster), db, t.key))

@@ -127,11 +127,12 @@ func TestClusterDDL(t *testing.T) {
 		if strings.Contains(all, "non_replicated_deduplication_window") || strings.Contains(all, "MATERIALIZED toDateTime") {
 			t.Errorf("%v: cluster DDL has a single-node setting or a MATERIALIZED ts", v)
 		}
-		if got := len(stmts); got != len(DDL(v, "db1"))+7 {
-			t.Errorf("%v: %d statements, want the single-node ones plus 7 Distributed tables", v, got)
+		if got := len(stmts); got != len(DDL(v, "db1"))+8 {
+			t.Errorf("%v: %d statements, want the single-node ones plus 8 Distributed tables", v, got)
 		}
 		if got, want := l.Tables(), []string{"trail_local", "trail", "trail_by_id_local", "trail_by_id", "trail_by_resource_local", "trail_by_resource",
-			"trail_chain_blocks_local", "trail_chain_blocks", "trail_schema_version_local", "trail_schema_version", "trail_by_actor_local", "trail_by_actor", "trail_checkpoints_local", "trail_checkpoints"}; strings.Join(got, ",") != strings.Join(want, ",") {
+			"trail_chain_blocks_local", "trail_chain_blocks", "trail_schema_version_local", "trail_schema_version", "trail_by_actor_local", "trail_by_actor", "trail_checkpoints_local", "trail_checkpoints",
+			"trail_watermarks_local", "trail_watermarks"}; strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Errorf("Tables() = %v", got)
 		}
 	}

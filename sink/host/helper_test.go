@@ -82,6 +82,7 @@ type appendLogConfig struct {
 	CrashOnConfigure bool   `json:"crash_on_configure"` // the process exits in Configure
 	ClosedMarker     string `json:"closed_marker"`      // created by Close
 	DropAfter        int    `json:"drop_after"`         // writes after the first N return nil without storing (a lying sink)
+	Watermarks       string `json:"watermarks"`         // WriteWatermark appends {"upTo","head"} here; unset: ErrUnsupported
 }
 
 func (s *appendLog) Configure(_ context.Context, raw []byte) error {
@@ -175,6 +176,34 @@ func (s *appendLog) Write(_ context.Context, events []chain.Event) error {
 		return errors.New("stored, but the acknowledgement was lost")
 	}
 	return nil
+}
+
+// WriteWatermark records the watermark with the head stored at that moment, so that a test can
+// check the claim against the journal.
+func (s *appendLog) WriteWatermark(_ context.Context, chainID string, upTo time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.Watermarks == "" {
+		return sink.ErrUnsupported
+	}
+	b, err := json.Marshal(watermarkRecord{ChainID: chainID, UpTo: upTo.UnixMicro(), Head: s.head.Sequence})
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(s.cfg.Watermarks, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.Write(append(b, '\n'))
+	return err
+}
+
+// watermarkRecord is one line of an appendLog's watermarks file.
+type watermarkRecord struct {
+	ChainID string `json:"chainId"`
+	UpTo    int64  `json:"upTo"`
+	Head    uint64 `json:"head"`
 }
 
 // Head is the last line of the file, read again on every call, so that a test can repair the

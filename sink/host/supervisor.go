@@ -50,6 +50,9 @@ type SinkConfig struct {
 	CallTimeout time.Duration
 	// PingInterval is the period of the health check. Default 5s.
 	PingInterval time.Duration
+	// WatermarkInterval is how often a caught-up delivery sends the sink a delivery watermark,
+	// when the plugin keeps them (sink.WatermarkWriter). Default 1s; negative sends none.
+	WatermarkInterval time.Duration
 	// MinBackoff and MaxBackoff bound the exponential backoff (with jitter) between retries of a
 	// failed write and between plugin restarts. A sink failing permanently is retried every
 	// MaxBackoff, so that an operator's fix is picked up. Defaults 200ms and 30s.
@@ -84,6 +87,7 @@ func (c SinkConfig) withDefaults() SinkConfig {
 	def(&c.WriteTimeout, 30*time.Second)
 	def(&c.CallTimeout, 10*time.Second)
 	def(&c.PingInterval, 5*time.Second)
+	def(&c.WatermarkInterval, time.Second)
 	def(&c.MinBackoff, 200*time.Millisecond)
 	def(&c.MaxBackoff, 30*time.Second)
 	c.MaxBackoff = max(c.MaxBackoff, c.MinBackoff)
@@ -107,6 +111,7 @@ type Supervisor struct {
 
 	running atomic.Bool
 	acked   atomic.Uint64 // last acknowledged sequence as known to delivery
+	noWM    *sink.Client  // the plugin run that declined watermarks (watermark.go); delivery's goroutine only
 
 	mu       sync.Mutex
 	client   *sink.Client // the configured, running plugin; nil while down
@@ -495,7 +500,7 @@ func (s *Supervisor) deliver(ctx context.Context, c *sink.Client) (progressed bo
 		return false, err
 	}
 	for {
-		if err := s.src.Wait(dctx, cursor); err != nil {
+		if err := s.waitOrHeartbeat(dctx, c, cursor); err != nil {
 			if dctx.Err() != nil {
 				return progressed, causeOf(dctx)
 			}

@@ -555,6 +555,94 @@ func (x *DropRowsResponse) GetDropped() uint64 {
 	return 0
 }
 
+type WriteWatermarkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChainId       string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	UpToMicros    int64                  `protobuf:"varint,2,opt,name=up_to_micros,json=upToMicros,proto3" json:"up_to_micros,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteWatermarkRequest) Reset() {
+	*x = WriteWatermarkRequest{}
+	mi := &file_sink_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteWatermarkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteWatermarkRequest) ProtoMessage() {}
+
+func (x *WriteWatermarkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sink_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteWatermarkRequest.ProtoReflect.Descriptor instead.
+func (*WriteWatermarkRequest) Descriptor() ([]byte, []int) {
+	return file_sink_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WriteWatermarkRequest) GetChainId() string {
+	if x != nil {
+		return x.ChainId
+	}
+	return ""
+}
+
+func (x *WriteWatermarkRequest) GetUpToMicros() int64 {
+	if x != nil {
+		return x.UpToMicros
+	}
+	return 0
+}
+
+type WriteWatermarkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteWatermarkResponse) Reset() {
+	*x = WriteWatermarkResponse{}
+	mi := &file_sink_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteWatermarkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteWatermarkResponse) ProtoMessage() {}
+
+func (x *WriteWatermarkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sink_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteWatermarkResponse.ProtoReflect.Descriptor instead.
+func (*WriteWatermarkResponse) Descriptor() ([]byte, []int) {
+	return file_sink_proto_rawDescGZIP(), []int{10}
+}
+
 // A signed checkpoint (chain/checkpoint): Ed25519 over chain id, sequence, hash and time.
 type Checkpoint struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -570,7 +658,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_sink_proto_msgTypes[9]
+	mi := &file_sink_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +670,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[9]
+	mi := &file_sink_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +683,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{9}
+	return file_sink_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Checkpoint) GetChainId() string {
@@ -649,7 +737,7 @@ type WriteCheckpointsRequest struct {
 
 func (x *WriteCheckpointsRequest) Reset() {
 	*x = WriteCheckpointsRequest{}
-	mi := &file_sink_proto_msgTypes[10]
+	mi := &file_sink_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +749,7 @@ func (x *WriteCheckpointsRequest) String() string {
 func (*WriteCheckpointsRequest) ProtoMessage() {}
 
 func (x *WriteCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[10]
+	mi := &file_sink_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +762,7 @@ func (x *WriteCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*WriteCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{10}
+	return file_sink_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WriteCheckpointsRequest) GetCheckpoints() []*Checkpoint {
@@ -692,7 +780,7 @@ type WriteCheckpointsResponse struct {
 
 func (x *WriteCheckpointsResponse) Reset() {
 	*x = WriteCheckpointsResponse{}
-	mi := &file_sink_proto_msgTypes[11]
+	mi := &file_sink_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +792,7 @@ func (x *WriteCheckpointsResponse) String() string {
 func (*WriteCheckpointsResponse) ProtoMessage() {}
 
 func (x *WriteCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[11]
+	mi := &file_sink_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +805,7 @@ func (x *WriteCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*WriteCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{11}
+	return file_sink_proto_rawDescGZIP(), []int{13}
 }
 
 type ReadCheckpointsRequest struct {
@@ -729,7 +817,7 @@ type ReadCheckpointsRequest struct {
 
 func (x *ReadCheckpointsRequest) Reset() {
 	*x = ReadCheckpointsRequest{}
-	mi := &file_sink_proto_msgTypes[12]
+	mi := &file_sink_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +829,7 @@ func (x *ReadCheckpointsRequest) String() string {
 func (*ReadCheckpointsRequest) ProtoMessage() {}
 
 func (x *ReadCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[12]
+	mi := &file_sink_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +842,7 @@ func (x *ReadCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ReadCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{12}
+	return file_sink_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReadCheckpointsRequest) GetChainId() string {
@@ -773,7 +861,7 @@ type ReadCheckpointsResponse struct {
 
 func (x *ReadCheckpointsResponse) Reset() {
 	*x = ReadCheckpointsResponse{}
-	mi := &file_sink_proto_msgTypes[13]
+	mi := &file_sink_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -785,7 +873,7 @@ func (x *ReadCheckpointsResponse) String() string {
 func (*ReadCheckpointsResponse) ProtoMessage() {}
 
 func (x *ReadCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[13]
+	mi := &file_sink_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -798,7 +886,7 @@ func (x *ReadCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ReadCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{13}
+	return file_sink_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReadCheckpointsResponse) GetCheckpoints() []*Checkpoint {
@@ -820,7 +908,7 @@ type Actor struct {
 
 func (x *Actor) Reset() {
 	*x = Actor{}
-	mi := &file_sink_proto_msgTypes[14]
+	mi := &file_sink_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +920,7 @@ func (x *Actor) String() string {
 func (*Actor) ProtoMessage() {}
 
 func (x *Actor) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[14]
+	mi := &file_sink_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +933,7 @@ func (x *Actor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Actor.ProtoReflect.Descriptor instead.
 func (*Actor) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{14}
+	return file_sink_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Actor) GetType() string {
@@ -898,7 +986,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_sink_proto_msgTypes[15]
+	mi := &file_sink_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +998,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[15]
+	mi := &file_sink_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1011,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{15}
+	return file_sink_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Event) GetEventId() string {
@@ -1041,7 +1129,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_sink_proto_msgTypes[16]
+	mi := &file_sink_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1141,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[16]
+	mi := &file_sink_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1154,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{16}
+	return file_sink_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ConfigureRequest) GetConfig() []byte {
@@ -1084,7 +1172,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_sink_proto_msgTypes[17]
+	mi := &file_sink_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1184,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[17]
+	mi := &file_sink_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1197,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{17}
+	return file_sink_proto_rawDescGZIP(), []int{19}
 }
 
 type CapabilitiesRequest struct {
@@ -1120,7 +1208,7 @@ type CapabilitiesRequest struct {
 
 func (x *CapabilitiesRequest) Reset() {
 	*x = CapabilitiesRequest{}
-	mi := &file_sink_proto_msgTypes[18]
+	mi := &file_sink_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1132,7 +1220,7 @@ func (x *CapabilitiesRequest) String() string {
 func (*CapabilitiesRequest) ProtoMessage() {}
 
 func (x *CapabilitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[18]
+	mi := &file_sink_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1145,7 +1233,7 @@ func (x *CapabilitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapabilitiesRequest.ProtoReflect.Descriptor instead.
 func (*CapabilitiesRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{18}
+	return file_sink_proto_rawDescGZIP(), []int{20}
 }
 
 type CapabilitiesResponse struct {
@@ -1154,13 +1242,14 @@ type CapabilitiesResponse struct {
 	Query         bool                   `protobuf:"varint,2,opt,name=query,proto3" json:"query,omitempty"`
 	Checkpoints   bool                   `protobuf:"varint,3,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"` // implements WriteCheckpoints (and, with query, ReadCheckpoints)
 	Retention     bool                   `protobuf:"varint,4,opt,name=retention,proto3" json:"retention,omitempty"`     // implements PlanRetention, Retain and ReadAnchors
+	Watermarks    bool                   `protobuf:"varint,5,opt,name=watermarks,proto3" json:"watermarks,omitempty"`   // implements WriteWatermark
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CapabilitiesResponse) Reset() {
 	*x = CapabilitiesResponse{}
-	mi := &file_sink_proto_msgTypes[19]
+	mi := &file_sink_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1261,7 @@ func (x *CapabilitiesResponse) String() string {
 func (*CapabilitiesResponse) ProtoMessage() {}
 
 func (x *CapabilitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[19]
+	mi := &file_sink_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1274,7 @@ func (x *CapabilitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapabilitiesResponse.ProtoReflect.Descriptor instead.
 func (*CapabilitiesResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{19}
+	return file_sink_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CapabilitiesResponse) GetWrite() bool {
@@ -1216,6 +1305,13 @@ func (x *CapabilitiesResponse) GetRetention() bool {
 	return false
 }
 
+func (x *CapabilitiesResponse) GetWatermarks() bool {
+	if x != nil {
+		return x.Watermarks
+	}
+	return false
+}
+
 type WriteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
@@ -1225,7 +1321,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_sink_proto_msgTypes[20]
+	mi := &file_sink_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1333,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[20]
+	mi := &file_sink_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1346,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{20}
+	return file_sink_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WriteRequest) GetEvents() []*Event {
@@ -1268,7 +1364,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_sink_proto_msgTypes[21]
+	mi := &file_sink_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1376,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[21]
+	mi := &file_sink_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1389,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{21}
+	return file_sink_proto_rawDescGZIP(), []int{23}
 }
 
 type HeadRequest struct {
@@ -1305,7 +1401,7 @@ type HeadRequest struct {
 
 func (x *HeadRequest) Reset() {
 	*x = HeadRequest{}
-	mi := &file_sink_proto_msgTypes[22]
+	mi := &file_sink_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1413,7 @@ func (x *HeadRequest) String() string {
 func (*HeadRequest) ProtoMessage() {}
 
 func (x *HeadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[22]
+	mi := &file_sink_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1426,7 @@ func (x *HeadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadRequest.ProtoReflect.Descriptor instead.
 func (*HeadRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{22}
+	return file_sink_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HeadRequest) GetChainId() string {
@@ -1351,7 +1447,7 @@ type HeadResponse struct {
 
 func (x *HeadResponse) Reset() {
 	*x = HeadResponse{}
-	mi := &file_sink_proto_msgTypes[23]
+	mi := &file_sink_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1459,7 @@ func (x *HeadResponse) String() string {
 func (*HeadResponse) ProtoMessage() {}
 
 func (x *HeadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[23]
+	mi := &file_sink_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1472,7 @@ func (x *HeadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadResponse.ProtoReflect.Descriptor instead.
 func (*HeadResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{23}
+	return file_sink_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HeadResponse) GetFound() bool {
@@ -1418,7 +1514,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_sink_proto_msgTypes[24]
+	mi := &file_sink_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1526,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[24]
+	mi := &file_sink_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1539,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{24}
+	return file_sink_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Filter) GetEventType() string {
@@ -1521,7 +1617,7 @@ type Position struct {
 
 func (x *Position) Reset() {
 	*x = Position{}
-	mi := &file_sink_proto_msgTypes[25]
+	mi := &file_sink_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1629,7 @@ func (x *Position) String() string {
 func (*Position) ProtoMessage() {}
 
 func (x *Position) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[25]
+	mi := &file_sink_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1642,7 @@ func (x *Position) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Position.ProtoReflect.Descriptor instead.
 func (*Position) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{25}
+	return file_sink_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Position) GetTimeMicros() int64 {
@@ -1583,7 +1679,7 @@ type SearchRequest struct {
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_sink_proto_msgTypes[26]
+	mi := &file_sink_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1691,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[26]
+	mi := &file_sink_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1704,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{26}
+	return file_sink_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SearchRequest) GetFilter() *Filter {
@@ -1649,7 +1745,7 @@ type SearchResponse struct {
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_sink_proto_msgTypes[27]
+	mi := &file_sink_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +1757,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[27]
+	mi := &file_sink_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +1770,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{27}
+	return file_sink_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SearchResponse) GetEvents() []*Event {
@@ -1700,7 +1796,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_sink_proto_msgTypes[28]
+	mi := &file_sink_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +1808,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[28]
+	mi := &file_sink_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +1821,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{28}
+	return file_sink_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetRequest) GetEventId() string {
@@ -1744,7 +1840,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_sink_proto_msgTypes[29]
+	mi := &file_sink_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +1852,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[29]
+	mi := &file_sink_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +1865,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{29}
+	return file_sink_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetResponse) GetEvent() *Event {
@@ -1791,7 +1887,7 @@ type ReadChainRequest struct {
 
 func (x *ReadChainRequest) Reset() {
 	*x = ReadChainRequest{}
-	mi := &file_sink_proto_msgTypes[30]
+	mi := &file_sink_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1803,7 +1899,7 @@ func (x *ReadChainRequest) String() string {
 func (*ReadChainRequest) ProtoMessage() {}
 
 func (x *ReadChainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[30]
+	mi := &file_sink_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1816,7 +1912,7 @@ func (x *ReadChainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadChainRequest.ProtoReflect.Descriptor instead.
 func (*ReadChainRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{30}
+	return file_sink_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReadChainRequest) GetChainId() string {
@@ -1848,7 +1944,7 @@ type ChainsRequest struct {
 
 func (x *ChainsRequest) Reset() {
 	*x = ChainsRequest{}
-	mi := &file_sink_proto_msgTypes[31]
+	mi := &file_sink_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +1956,7 @@ func (x *ChainsRequest) String() string {
 func (*ChainsRequest) ProtoMessage() {}
 
 func (x *ChainsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[31]
+	mi := &file_sink_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +1969,7 @@ func (x *ChainsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainsRequest.ProtoReflect.Descriptor instead.
 func (*ChainsRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{31}
+	return file_sink_proto_rawDescGZIP(), []int{33}
 }
 
 // ChainInfo summarises one stored chain.
@@ -1889,7 +1985,7 @@ type ChainInfo struct {
 
 func (x *ChainInfo) Reset() {
 	*x = ChainInfo{}
-	mi := &file_sink_proto_msgTypes[32]
+	mi := &file_sink_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +1997,7 @@ func (x *ChainInfo) String() string {
 func (*ChainInfo) ProtoMessage() {}
 
 func (x *ChainInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[32]
+	mi := &file_sink_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1914,7 +2010,7 @@ func (x *ChainInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainInfo.ProtoReflect.Descriptor instead.
 func (*ChainInfo) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{32}
+	return file_sink_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ChainInfo) GetChainId() string {
@@ -1954,7 +2050,7 @@ type ChainsResponse struct {
 
 func (x *ChainsResponse) Reset() {
 	*x = ChainsResponse{}
-	mi := &file_sink_proto_msgTypes[33]
+	mi := &file_sink_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1966,7 +2062,7 @@ func (x *ChainsResponse) String() string {
 func (*ChainsResponse) ProtoMessage() {}
 
 func (x *ChainsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[33]
+	mi := &file_sink_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1979,7 +2075,7 @@ func (x *ChainsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainsResponse.ProtoReflect.Descriptor instead.
 func (*ChainsResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{33}
+	return file_sink_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ChainsResponse) GetChains() []*ChainInfo {
@@ -1997,7 +2093,7 @@ type CloseRequest struct {
 
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
-	mi := &file_sink_proto_msgTypes[34]
+	mi := &file_sink_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2009,7 +2105,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[34]
+	mi := &file_sink_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2022,7 +2118,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{34}
+	return file_sink_proto_rawDescGZIP(), []int{36}
 }
 
 type CloseResponse struct {
@@ -2033,7 +2129,7 @@ type CloseResponse struct {
 
 func (x *CloseResponse) Reset() {
 	*x = CloseResponse{}
-	mi := &file_sink_proto_msgTypes[35]
+	mi := &file_sink_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2141,7 @@ func (x *CloseResponse) String() string {
 func (*CloseResponse) ProtoMessage() {}
 
 func (x *CloseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sink_proto_msgTypes[35]
+	mi := &file_sink_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2154,7 @@ func (x *CloseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseResponse.ProtoReflect.Descriptor instead.
 func (*CloseResponse) Descriptor() ([]byte, []int) {
-	return file_sink_proto_rawDescGZIP(), []int{35}
+	return file_sink_proto_rawDescGZIP(), []int{37}
 }
 
 var File_sink_proto protoreflect.FileDescriptor
@@ -2096,7 +2192,12 @@ const file_sink_proto_rawDesc = "" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x121\n" +
 	"\x04rows\x18\x02 \x03(\v2\x1d.flowker_audit.sink.v1.RowRefR\x04rows\",\n" +
 	"\x10DropRowsResponse\x12\x18\n" +
-	"\adropped\x18\x01 \x01(\x04R\adropped\"\xad\x01\n" +
+	"\adropped\x18\x01 \x01(\x04R\adropped\"T\n" +
+	"\x15WriteWatermarkRequest\x12\x19\n" +
+	"\bchain_id\x18\x01 \x01(\tR\achainId\x12 \n" +
+	"\fup_to_micros\x18\x02 \x01(\x03R\n" +
+	"upToMicros\"\x18\n" +
+	"\x16WriteWatermarkResponse\"\xad\x01\n" +
 	"\n" +
 	"Checkpoint\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x1a\n" +
@@ -2140,12 +2241,15 @@ const file_sink_proto_rawDesc = "" +
 	"\x10ConfigureRequest\x12\x16\n" +
 	"\x06config\x18\x01 \x01(\fR\x06config\"\x13\n" +
 	"\x11ConfigureResponse\"\x15\n" +
-	"\x13CapabilitiesRequest\"\x82\x01\n" +
+	"\x13CapabilitiesRequest\"\xa2\x01\n" +
 	"\x14CapabilitiesResponse\x12\x14\n" +
 	"\x05write\x18\x01 \x01(\bR\x05write\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\bR\x05query\x12 \n" +
 	"\vcheckpoints\x18\x03 \x01(\bR\vcheckpoints\x12\x1c\n" +
-	"\tretention\x18\x04 \x01(\bR\tretention\"D\n" +
+	"\tretention\x18\x04 \x01(\bR\tretention\x12\x1e\n" +
+	"\n" +
+	"watermarks\x18\x05 \x01(\bR\n" +
+	"watermarks\"D\n" +
 	"\fWriteRequest\x124\n" +
 	"\x06events\x18\x01 \x03(\v2\x1c.flowker_audit.sink.v1.EventR\x06events\"\x0f\n" +
 	"\rWriteResponse\"(\n" +
@@ -2207,8 +2311,7 @@ const file_sink_proto_rawDesc = "" +
 	"\x05Order\x12\x0e\n" +
 	"\n" +
 	"ORDER_DESC\x10\x00\x12\r\n" +
-	"\tORDER_ASC\x10\x012\xfe\n" +
-	"\n" +
+	"\tORDER_ASC\x10\x012\xed\v\n" +
 	"\x04Sink\x12^\n" +
 	"\tConfigure\x12'.flowker_audit.sink.v1.ConfigureRequest\x1a(.flowker_audit.sink.v1.ConfigureResponse\x12g\n" +
 	"\fCapabilities\x12*.flowker_audit.sink.v1.CapabilitiesRequest\x1a+.flowker_audit.sink.v1.CapabilitiesResponse\x12R\n" +
@@ -2224,7 +2327,8 @@ const file_sink_proto_rawDesc = "" +
 	"\rPlanRetention\x12+.flowker_audit.sink.v1.PlanRetentionRequest\x1a#.flowker_audit.sink.v1.HeadResponse\x12U\n" +
 	"\x06Retain\x12$.flowker_audit.sink.v1.RetainRequest\x1a%.flowker_audit.sink.v1.RetainResponse\x12d\n" +
 	"\vReadAnchors\x12).flowker_audit.sink.v1.ReadAnchorsRequest\x1a*.flowker_audit.sink.v1.ReadAnchorsResponse\x12[\n" +
-	"\bDropRows\x12&.flowker_audit.sink.v1.DropRowsRequest\x1a'.flowker_audit.sink.v1.DropRowsResponseB4Z2github.com/flowker-audit/flowker-audit/sink/sinkpbb\x06proto3"
+	"\bDropRows\x12&.flowker_audit.sink.v1.DropRowsRequest\x1a'.flowker_audit.sink.v1.DropRowsResponse\x12m\n" +
+	"\x0eWriteWatermark\x12,.flowker_audit.sink.v1.WriteWatermarkRequest\x1a-.flowker_audit.sink.v1.WriteWatermarkResponseB4Z2github.com/flowker-audit/flowker-audit/sink/sinkpbb\x06proto3"
 
 var (
 	file_sink_proto_rawDescOnce sync.Once
@@ -2239,7 +2343,7 @@ func file_sink_proto_rawDescGZIP() []byte {
 }
 
 var file_sink_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sink_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_sink_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_sink_proto_goTypes = []any{
 	(Order)(0),                       // 0: flowker_audit.sink.v1.Order
 	(*RetentionAnchor)(nil),          // 1: flowker_audit.sink.v1.RetentionAnchor
@@ -2251,80 +2355,84 @@ var file_sink_proto_goTypes = []any{
 	(*RowRef)(nil),                   // 7: flowker_audit.sink.v1.RowRef
 	(*DropRowsRequest)(nil),          // 8: flowker_audit.sink.v1.DropRowsRequest
 	(*DropRowsResponse)(nil),         // 9: flowker_audit.sink.v1.DropRowsResponse
-	(*Checkpoint)(nil),               // 10: flowker_audit.sink.v1.Checkpoint
-	(*WriteCheckpointsRequest)(nil),  // 11: flowker_audit.sink.v1.WriteCheckpointsRequest
-	(*WriteCheckpointsResponse)(nil), // 12: flowker_audit.sink.v1.WriteCheckpointsResponse
-	(*ReadCheckpointsRequest)(nil),   // 13: flowker_audit.sink.v1.ReadCheckpointsRequest
-	(*ReadCheckpointsResponse)(nil),  // 14: flowker_audit.sink.v1.ReadCheckpointsResponse
-	(*Actor)(nil),                    // 15: flowker_audit.sink.v1.Actor
-	(*Event)(nil),                    // 16: flowker_audit.sink.v1.Event
-	(*ConfigureRequest)(nil),         // 17: flowker_audit.sink.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),        // 18: flowker_audit.sink.v1.ConfigureResponse
-	(*CapabilitiesRequest)(nil),      // 19: flowker_audit.sink.v1.CapabilitiesRequest
-	(*CapabilitiesResponse)(nil),     // 20: flowker_audit.sink.v1.CapabilitiesResponse
-	(*WriteRequest)(nil),             // 21: flowker_audit.sink.v1.WriteRequest
-	(*WriteResponse)(nil),            // 22: flowker_audit.sink.v1.WriteResponse
-	(*HeadRequest)(nil),              // 23: flowker_audit.sink.v1.HeadRequest
-	(*HeadResponse)(nil),             // 24: flowker_audit.sink.v1.HeadResponse
-	(*Filter)(nil),                   // 25: flowker_audit.sink.v1.Filter
-	(*Position)(nil),                 // 26: flowker_audit.sink.v1.Position
-	(*SearchRequest)(nil),            // 27: flowker_audit.sink.v1.SearchRequest
-	(*SearchResponse)(nil),           // 28: flowker_audit.sink.v1.SearchResponse
-	(*GetRequest)(nil),               // 29: flowker_audit.sink.v1.GetRequest
-	(*GetResponse)(nil),              // 30: flowker_audit.sink.v1.GetResponse
-	(*ReadChainRequest)(nil),         // 31: flowker_audit.sink.v1.ReadChainRequest
-	(*ChainsRequest)(nil),            // 32: flowker_audit.sink.v1.ChainsRequest
-	(*ChainInfo)(nil),                // 33: flowker_audit.sink.v1.ChainInfo
-	(*ChainsResponse)(nil),           // 34: flowker_audit.sink.v1.ChainsResponse
-	(*CloseRequest)(nil),             // 35: flowker_audit.sink.v1.CloseRequest
-	(*CloseResponse)(nil),            // 36: flowker_audit.sink.v1.CloseResponse
+	(*WriteWatermarkRequest)(nil),    // 10: flowker_audit.sink.v1.WriteWatermarkRequest
+	(*WriteWatermarkResponse)(nil),   // 11: flowker_audit.sink.v1.WriteWatermarkResponse
+	(*Checkpoint)(nil),               // 12: flowker_audit.sink.v1.Checkpoint
+	(*WriteCheckpointsRequest)(nil),  // 13: flowker_audit.sink.v1.WriteCheckpointsRequest
+	(*WriteCheckpointsResponse)(nil), // 14: flowker_audit.sink.v1.WriteCheckpointsResponse
+	(*ReadCheckpointsRequest)(nil),   // 15: flowker_audit.sink.v1.ReadCheckpointsRequest
+	(*ReadCheckpointsResponse)(nil),  // 16: flowker_audit.sink.v1.ReadCheckpointsResponse
+	(*Actor)(nil),                    // 17: flowker_audit.sink.v1.Actor
+	(*Event)(nil),                    // 18: flowker_audit.sink.v1.Event
+	(*ConfigureRequest)(nil),         // 19: flowker_audit.sink.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),        // 20: flowker_audit.sink.v1.ConfigureResponse
+	(*CapabilitiesRequest)(nil),      // 21: flowker_audit.sink.v1.CapabilitiesRequest
+	(*CapabilitiesResponse)(nil),     // 22: flowker_audit.sink.v1.CapabilitiesResponse
+	(*WriteRequest)(nil),             // 23: flowker_audit.sink.v1.WriteRequest
+	(*WriteResponse)(nil),            // 24: flowker_audit.sink.v1.WriteResponse
+	(*HeadRequest)(nil),              // 25: flowker_audit.sink.v1.HeadRequest
+	(*HeadResponse)(nil),             // 26: flowker_audit.sink.v1.HeadResponse
+	(*Filter)(nil),                   // 27: flowker_audit.sink.v1.Filter
+	(*Position)(nil),                 // 28: flowker_audit.sink.v1.Position
+	(*SearchRequest)(nil),            // 29: flowker_audit.sink.v1.SearchRequest
+	(*SearchResponse)(nil),           // 30: flowker_audit.sink.v1.SearchResponse
+	(*GetRequest)(nil),               // 31: flowker_audit.sink.v1.GetRequest
+	(*GetResponse)(nil),              // 32: flowker_audit.sink.v1.GetResponse
+	(*ReadChainRequest)(nil),         // 33: flowker_audit.sink.v1.ReadChainRequest
+	(*ChainsRequest)(nil),            // 34: flowker_audit.sink.v1.ChainsRequest
+	(*ChainInfo)(nil),                // 35: flowker_audit.sink.v1.ChainInfo
+	(*ChainsResponse)(nil),           // 36: flowker_audit.sink.v1.ChainsResponse
+	(*CloseRequest)(nil),             // 37: flowker_audit.sink.v1.CloseRequest
+	(*CloseResponse)(nil),            // 38: flowker_audit.sink.v1.CloseResponse
 }
 var file_sink_proto_depIdxs = []int32{
 	1,  // 0: flowker_audit.sink.v1.RetainRequest.anchor:type_name -> flowker_audit.sink.v1.RetentionAnchor
 	1,  // 1: flowker_audit.sink.v1.ReadAnchorsResponse.anchors:type_name -> flowker_audit.sink.v1.RetentionAnchor
 	7,  // 2: flowker_audit.sink.v1.DropRowsRequest.rows:type_name -> flowker_audit.sink.v1.RowRef
-	10, // 3: flowker_audit.sink.v1.WriteCheckpointsRequest.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
-	10, // 4: flowker_audit.sink.v1.ReadCheckpointsResponse.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
-	15, // 5: flowker_audit.sink.v1.Event.actor:type_name -> flowker_audit.sink.v1.Actor
-	16, // 6: flowker_audit.sink.v1.WriteRequest.events:type_name -> flowker_audit.sink.v1.Event
-	25, // 7: flowker_audit.sink.v1.SearchRequest.filter:type_name -> flowker_audit.sink.v1.Filter
+	12, // 3: flowker_audit.sink.v1.WriteCheckpointsRequest.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
+	12, // 4: flowker_audit.sink.v1.ReadCheckpointsResponse.checkpoints:type_name -> flowker_audit.sink.v1.Checkpoint
+	17, // 5: flowker_audit.sink.v1.Event.actor:type_name -> flowker_audit.sink.v1.Actor
+	18, // 6: flowker_audit.sink.v1.WriteRequest.events:type_name -> flowker_audit.sink.v1.Event
+	27, // 7: flowker_audit.sink.v1.SearchRequest.filter:type_name -> flowker_audit.sink.v1.Filter
 	0,  // 8: flowker_audit.sink.v1.SearchRequest.order:type_name -> flowker_audit.sink.v1.Order
-	26, // 9: flowker_audit.sink.v1.SearchRequest.after:type_name -> flowker_audit.sink.v1.Position
-	16, // 10: flowker_audit.sink.v1.SearchResponse.events:type_name -> flowker_audit.sink.v1.Event
-	16, // 11: flowker_audit.sink.v1.GetResponse.event:type_name -> flowker_audit.sink.v1.Event
-	33, // 12: flowker_audit.sink.v1.ChainsResponse.chains:type_name -> flowker_audit.sink.v1.ChainInfo
-	17, // 13: flowker_audit.sink.v1.Sink.Configure:input_type -> flowker_audit.sink.v1.ConfigureRequest
-	19, // 14: flowker_audit.sink.v1.Sink.Capabilities:input_type -> flowker_audit.sink.v1.CapabilitiesRequest
-	21, // 15: flowker_audit.sink.v1.Sink.Write:input_type -> flowker_audit.sink.v1.WriteRequest
-	23, // 16: flowker_audit.sink.v1.Sink.Head:input_type -> flowker_audit.sink.v1.HeadRequest
-	27, // 17: flowker_audit.sink.v1.Sink.Search:input_type -> flowker_audit.sink.v1.SearchRequest
-	29, // 18: flowker_audit.sink.v1.Sink.Get:input_type -> flowker_audit.sink.v1.GetRequest
-	31, // 19: flowker_audit.sink.v1.Sink.ReadChain:input_type -> flowker_audit.sink.v1.ReadChainRequest
-	32, // 20: flowker_audit.sink.v1.Sink.Chains:input_type -> flowker_audit.sink.v1.ChainsRequest
-	35, // 21: flowker_audit.sink.v1.Sink.Close:input_type -> flowker_audit.sink.v1.CloseRequest
-	11, // 22: flowker_audit.sink.v1.Sink.WriteCheckpoints:input_type -> flowker_audit.sink.v1.WriteCheckpointsRequest
-	13, // 23: flowker_audit.sink.v1.Sink.ReadCheckpoints:input_type -> flowker_audit.sink.v1.ReadCheckpointsRequest
+	28, // 9: flowker_audit.sink.v1.SearchRequest.after:type_name -> flowker_audit.sink.v1.Position
+	18, // 10: flowker_audit.sink.v1.SearchResponse.events:type_name -> flowker_audit.sink.v1.Event
+	18, // 11: flowker_audit.sink.v1.GetResponse.event:type_name -> flowker_audit.sink.v1.Event
+	35, // 12: flowker_audit.sink.v1.ChainsResponse.chains:type_name -> flowker_audit.sink.v1.ChainInfo
+	19, // 13: flowker_audit.sink.v1.Sink.Configure:input_type -> flowker_audit.sink.v1.ConfigureRequest
+	21, // 14: flowker_audit.sink.v1.Sink.Capabilities:input_type -> flowker_audit.sink.v1.CapabilitiesRequest
+	23, // 15: flowker_audit.sink.v1.Sink.Write:input_type -> flowker_audit.sink.v1.WriteRequest
+	25, // 16: flowker_audit.sink.v1.Sink.Head:input_type -> flowker_audit.sink.v1.HeadRequest
+	29, // 17: flowker_audit.sink.v1.Sink.Search:input_type -> flowker_audit.sink.v1.SearchRequest
+	31, // 18: flowker_audit.sink.v1.Sink.Get:input_type -> flowker_audit.sink.v1.GetRequest
+	33, // 19: flowker_audit.sink.v1.Sink.ReadChain:input_type -> flowker_audit.sink.v1.ReadChainRequest
+	34, // 20: flowker_audit.sink.v1.Sink.Chains:input_type -> flowker_audit.sink.v1.ChainsRequest
+	37, // 21: flowker_audit.sink.v1.Sink.Close:input_type -> flowker_audit.sink.v1.CloseRequest
+	13, // 22: flowker_audit.sink.v1.Sink.WriteCheckpoints:input_type -> flowker_audit.sink.v1.WriteCheckpointsRequest
+	15, // 23: flowker_audit.sink.v1.Sink.ReadCheckpoints:input_type -> flowker_audit.sink.v1.ReadCheckpointsRequest
 	2,  // 24: flowker_audit.sink.v1.Sink.PlanRetention:input_type -> flowker_audit.sink.v1.PlanRetentionRequest
 	3,  // 25: flowker_audit.sink.v1.Sink.Retain:input_type -> flowker_audit.sink.v1.RetainRequest
 	5,  // 26: flowker_audit.sink.v1.Sink.ReadAnchors:input_type -> flowker_audit.sink.v1.ReadAnchorsRequest
 	8,  // 27: flowker_audit.sink.v1.Sink.DropRows:input_type -> flowker_audit.sink.v1.DropRowsRequest
-	18, // 28: flowker_audit.sink.v1.Sink.Configure:output_type -> flowker_audit.sink.v1.ConfigureResponse
-	20, // 29: flowker_audit.sink.v1.Sink.Capabilities:output_type -> flowker_audit.sink.v1.CapabilitiesResponse
-	22, // 30: flowker_audit.sink.v1.Sink.Write:output_type -> flowker_audit.sink.v1.WriteResponse
-	24, // 31: flowker_audit.sink.v1.Sink.Head:output_type -> flowker_audit.sink.v1.HeadResponse
-	28, // 32: flowker_audit.sink.v1.Sink.Search:output_type -> flowker_audit.sink.v1.SearchResponse
-	30, // 33: flowker_audit.sink.v1.Sink.Get:output_type -> flowker_audit.sink.v1.GetResponse
-	16, // 34: flowker_audit.sink.v1.Sink.ReadChain:output_type -> flowker_audit.sink.v1.Event
-	34, // 35: flowker_audit.sink.v1.Sink.Chains:output_type -> flowker_audit.sink.v1.ChainsResponse
-	36, // 36: flowker_audit.sink.v1.Sink.Close:output_type -> flowker_audit.sink.v1.CloseResponse
-	12, // 37: flowker_audit.sink.v1.Sink.WriteCheckpoints:output_type -> flowker_audit.sink.v1.WriteCheckpointsResponse
-	14, // 38: flowker_audit.sink.v1.Sink.ReadCheckpoints:output_type -> flowker_audit.sink.v1.ReadCheckpointsResponse
-	24, // 39: flowker_audit.sink.v1.Sink.PlanRetention:output_type -> flowker_audit.sink.v1.HeadResponse
-	4,  // 40: flowker_audit.sink.v1.Sink.Retain:output_type -> flowker_audit.sink.v1.RetainResponse
-	6,  // 41: flowker_audit.sink.v1.Sink.ReadAnchors:output_type -> flowker_audit.sink.v1.ReadAnchorsResponse
-	9,  // 42: flowker_audit.sink.v1.Sink.DropRows:output_type -> flowker_audit.sink.v1.DropRowsResponse
-	28, // [28:43] is the sub-list for method output_type
-	13, // [13:28] is the sub-list for method input_type
+	10, // 28: flowker_audit.sink.v1.Sink.WriteWatermark:input_type -> flowker_audit.sink.v1.WriteWatermarkRequest
+	20, // 29: flowker_audit.sink.v1.Sink.Configure:output_type -> flowker_audit.sink.v1.ConfigureResponse
+	22, // 30: flowker_audit.sink.v1.Sink.Capabilities:output_type -> flowker_audit.sink.v1.CapabilitiesResponse
+	24, // 31: flowker_audit.sink.v1.Sink.Write:output_type -> flowker_audit.sink.v1.WriteResponse
+	26, // 32: flowker_audit.sink.v1.Sink.Head:output_type -> flowker_audit.sink.v1.HeadResponse
+	30, // 33: flowker_audit.sink.v1.Sink.Search:output_type -> flowker_audit.sink.v1.SearchResponse
+	32, // 34: flowker_audit.sink.v1.Sink.Get:output_type -> flowker_audit.sink.v1.GetResponse
+	18, // 35: flowker_audit.sink.v1.Sink.ReadChain:output_type -> flowker_audit.sink.v1.Event
+	36, // 36: flowker_audit.sink.v1.Sink.Chains:output_type -> flowker_audit.sink.v1.ChainsResponse
+	38, // 37: flowker_audit.sink.v1.Sink.Close:output_type -> flowker_audit.sink.v1.CloseResponse
+	14, // 38: flowker_audit.sink.v1.Sink.WriteCheckpoints:output_type -> flowker_audit.sink.v1.WriteCheckpointsResponse
+	16, // 39: flowker_audit.sink.v1.Sink.ReadCheckpoints:output_type -> flowker_audit.sink.v1.ReadCheckpointsResponse
+	26, // 40: flowker_audit.sink.v1.Sink.PlanRetention:output_type -> flowker_audit.sink.v1.HeadResponse
+	4,  // 41: flowker_audit.sink.v1.Sink.Retain:output_type -> flowker_audit.sink.v1.RetainResponse
+	6,  // 42: flowker_audit.sink.v1.Sink.ReadAnchors:output_type -> flowker_audit.sink.v1.ReadAnchorsResponse
+	9,  // 43: flowker_audit.sink.v1.Sink.DropRows:output_type -> flowker_audit.sink.v1.DropRowsResponse
+	11, // 44: flowker_audit.sink.v1.Sink.WriteWatermark:output_type -> flowker_audit.sink.v1.WriteWatermarkResponse
+	29, // [29:45] is the sub-list for method output_type
+	13, // [13:29] is the sub-list for method input_type
 	13, // [13:13] is the sub-list for extension type_name
 	13, // [13:13] is the sub-list for extension extendee
 	0,  // [0:13] is the sub-list for field type_name
@@ -2335,14 +2443,14 @@ func file_sink_proto_init() {
 	if File_sink_proto != nil {
 		return
 	}
-	file_sink_proto_msgTypes[24].OneofWrappers = []any{}
+	file_sink_proto_msgTypes[26].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sink_proto_rawDesc), len(file_sink_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	Sink_Retain_FullMethodName           = "/flowker_audit.sink.v1.Sink/Retain"
 	Sink_ReadAnchors_FullMethodName      = "/flowker_audit.sink.v1.Sink/ReadAnchors"
 	Sink_DropRows_FullMethodName         = "/flowker_audit.sink.v1.Sink/DropRows"
+	Sink_WriteWatermark_FullMethodName   = "/flowker_audit.sink.v1.Sink/WriteWatermark"
 )
 
 // SinkClient is the client API for Sink service.
@@ -76,6 +77,11 @@ type SinkClient interface {
 	// given) and makes any summary the store keeps agree with the rows left: the operator's repair
 	// of a store that conflicts with the journal (flowker-audit sink repair). Optional.
 	DropRows(ctx context.Context, in *DropRowsRequest, opts ...grpc.CallOption) (*DropRowsResponse, error)
+	// A delivery watermark (optional: Capabilities.watermarks): every event of the chain with a
+	// timestamp at or below up_to_micros has been acknowledged by this sink. The host sends one
+	// while delivery is caught up with the journal, so that a shared store can tell an idle chain
+	// from a lagging one (the read horizon of several sidecars, plugins/clickhouse).
+	WriteWatermark(ctx context.Context, in *WriteWatermarkRequest, opts ...grpc.CallOption) (*WriteWatermarkResponse, error)
 }
 
 type sinkClient struct {
@@ -245,6 +251,16 @@ func (c *sinkClient) DropRows(ctx context.Context, in *DropRowsRequest, opts ...
 	return out, nil
 }
 
+func (c *sinkClient) WriteWatermark(ctx context.Context, in *WriteWatermarkRequest, opts ...grpc.CallOption) (*WriteWatermarkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WriteWatermarkResponse)
+	err := c.cc.Invoke(ctx, Sink_WriteWatermark_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SinkServer is the server API for Sink service.
 // All implementations must embed UnimplementedSinkServer
 // for forward compatibility.
@@ -285,6 +301,11 @@ type SinkServer interface {
 	// given) and makes any summary the store keeps agree with the rows left: the operator's repair
 	// of a store that conflicts with the journal (flowker-audit sink repair). Optional.
 	DropRows(context.Context, *DropRowsRequest) (*DropRowsResponse, error)
+	// A delivery watermark (optional: Capabilities.watermarks): every event of the chain with a
+	// timestamp at or below up_to_micros has been acknowledged by this sink. The host sends one
+	// while delivery is caught up with the journal, so that a shared store can tell an idle chain
+	// from a lagging one (the read horizon of several sidecars, plugins/clickhouse).
+	WriteWatermark(context.Context, *WriteWatermarkRequest) (*WriteWatermarkResponse, error)
 	mustEmbedUnimplementedSinkServer()
 }
 
@@ -339,6 +360,9 @@ func (UnimplementedSinkServer) ReadAnchors(context.Context, *ReadAnchorsRequest)
 }
 func (UnimplementedSinkServer) DropRows(context.Context, *DropRowsRequest) (*DropRowsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DropRows not implemented")
+}
+func (UnimplementedSinkServer) WriteWatermark(context.Context, *WriteWatermarkRequest) (*WriteWatermarkResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method WriteWatermark not implemented")
 }
 func (UnimplementedSinkServer) mustEmbedUnimplementedSinkServer() {}
 func (UnimplementedSinkServer) testEmbeddedByValue()              {}
@@ -624,6 +648,24 @@ func _Sink_DropRows_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Sink_WriteWatermark_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WriteWatermarkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SinkServer).WriteWatermark(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Sink_WriteWatermark_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SinkServer).WriteWatermark(ctx, req.(*WriteWatermarkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Sink_ServiceDesc is the grpc.ServiceDesc for Sink service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -686,6 +728,10 @@ var Sink_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DropRows",
 			Handler:    _Sink_DropRows_Handler,
+		},
+		{
+			MethodName: "WriteWatermark",
+			Handler:    _Sink_WriteWatermark_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

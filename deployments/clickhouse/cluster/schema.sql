@@ -130,6 +130,15 @@ SETTINGS index_granularity = 8192;
 CREATE MATERIALIZED VIEW IF NOT EXISTS audit.audit_events_by_actor_mv ON CLUSTER audit_cluster TO audit.audit_events_by_actor_local
 AS SELECT actor_id, ts_us, chain_id, seq, actor_type, resource_id, resource_type, event_type, action, result FROM audit.audit_events_local;
 
+CREATE TABLE IF NOT EXISTS audit.audit_events_watermarks_local ON CLUSTER audit_cluster
+(
+    chain_id    String,
+    up_to_us    Int64,
+    written_us  Int64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit/audit_events_watermarks_local', '{replica}', written_us)
+ORDER BY chain_id;
+
 CREATE TABLE IF NOT EXISTS audit.audit_events ON CLUSTER audit_cluster AS audit.audit_events_local
 ENGINE = Distributed(audit_cluster, audit, audit_events_local, cityHash64(chain_id));
 
@@ -150,3 +159,6 @@ ENGINE = Distributed(audit_cluster, audit, audit_events_by_actor_local, cityHash
 
 CREATE TABLE IF NOT EXISTS audit.audit_checkpoints ON CLUSTER audit_cluster AS audit.audit_checkpoints_local
 ENGINE = Distributed(audit_cluster, audit, audit_checkpoints_local, cityHash64(chain_id));
+
+CREATE TABLE IF NOT EXISTS audit.audit_events_watermarks ON CLUSTER audit_cluster AS audit.audit_events_watermarks_local
+ENGINE = Distributed(audit_cluster, audit, audit_events_watermarks_local, cityHash64(chain_id));

@@ -1,0 +1,293 @@
+package clickhouse
+
+// BenchmarkCluster: the issue's scale-out figures on a replicated cluster (ZooKeeper and two
+// 18.16 replicas of one shard by default, started by chtest in temporary directories). Not run by `go test`,
+// nor by the plain `-bench .` of the clickhouse section: it runs only with
+// FLOWKER_AUDIT_BENCH_CLUSTER=1 (scripts/bench.sh, section clickhouse-cluster):
+//
+//	FLOWKER_AUDIT_BENCH_CLUSTER=1 FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS=1000000 \
+//	  go test ./plugins/clickhouse -run '^$' -bench BenchmarkCluster -benchtime 1x -timeout 0
+//
+// Environment:
+//
+//	FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS  events in all (default 100,000,000), over 4 chains
+//	FLOWKER_AUDIT_BENCH_CLUSTER_RATIO   events of the ingest comparison (default 4,000,000 or all, if fewer)
+//	FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS replicas of the shard (default 2)
+//
+// The servers keep their data under $TMPDIR. Before anything is loaded the benchmark checks that
+// the filesystem has room for the data set on every replica (at 700 bytes per event and replica,
+// the 1 M validation run's 668 plus headroom; the bare comparison's copy is dropped before the
+// rest is loaded) and stops with the figure otherwise: 100 M events on two replicas need ~140 GB.
+//	FLOWKER_AUDIT_BENCH_BATCH, FLOWKER_AUDIT_BENCH_GAP, FLOWKER_AUDIT_BENCH_SAMPLES as for the single-server benchmarks
+//
+// Steps, each printed as one line:
+//  1. ingest comparison: the first RATIO events of the four chains go, batch by batch and
+//     alternating which goes first, through the plugin's Write into the cluster and with a bare
+//     clickhouse-go PrepareBatch into an identical cluster schema in another database (both
+//     through the Distributed table with insert_distributed_sync = 1, as the sink writes);
+//  2. the rest is loaded through Write by four writers at once (one per chain, like four
+//     sidecars), then every chain gets its heartbeat watermark (the read horizon is on);
+//  3. after background merges settle (bounded wait): the search shapes of BenchmarkQueries through
+//     the sink (the plugin's Search/Get, as the audit API calls them; the HTTP and gRPC hops are
+//     not included), p50/p99;
+//  4. verify: ReadChain + chain.Verifier of each chain, events/s per chain;
+//  5. storage: compressed bytes on disk per event from system.parts on the first replica, for
+//     the events table alone and for every table of the database.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/internal/chtest"
+	"github.com/flowker-audit/flowker-audit/sink/sinktest"
+)
+
+const (
+	benchClusterDB     = "bench_cluster"
+	benchClusterBareDB = "bench_cluster_bare"
+	benchClusterChains = 4
+)
+
+func BenchmarkCluster(b *testing.B) {
+	if os.Getenv("FLOWKER_AUDIT_BENCH_CLUSTER") != "1" {
+		b.Skip("set FLOWKER_AUDIT_BENCH_CLUSTER=1 to run the cluster benchmark (scripts/bench.sh section clickhouse-cluster)")
+	}
+	env := benchConfig(b)
+	total := envInt(b, "FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS", 100_000_000)
+	ratioEvents := min(total, envInt(b, "FLOWKER_AUDIT_BENCH_CLUSTER_RATIO", 4_000_000))
+	replicas := envInt(b, "FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS", 2)
+	perChain := total / benchClusterChains
+	total = perChain * benchClusterChains
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(os.TempDir(), &fs); err != nil {
+		b.Fatal(err)
+	}
+	free := fs.Bavail * uint64(fs.Bsize)
+	if need := uint64(total) * 700 * uint64(replicas); need > free {
+		b.Fatalf("%d events on %d replicas need about %.1f GB under %s (700 bytes per event and replica), %.1f GB are free: set FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS lower, FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS=1 or TMPDIR elsewhere",
+			total, replicas, float64(need)/1e9, os.TempDir(), float64(free)/1e9)
+	}
+	c := chtest.StartCluster(b, "audit", replicas, chtest.WithMaxMemoryUsage(6_000_000_000))
+	ctx := context.Background()
+
+	cfg := clusterConfig(c.Addrs(), benchClusterDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600})
+	s, err := configureSink(b, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The bare insert: the same DDL in another database, the same protocol settings.
+	method := map[string]ch.CompressionMethod{"none": ch.CompressionNone, "lz4": ch.CompressionLZ4, "zstd": ch.CompressionZSTD}[s.cfg.compressionMethod()]
+	conn, err := ch.Open(&ch.Options{Addr: c.Addrs(), Compression: &ch.Compression{Method: method}, ReadTimeout: 10 * time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	bareLayout := Layout{Database: benchClusterBareDB, Cluster: "audit"}
+	for _, q := range SchemaDDL(s.version, bareLayout) {
+		if err := conn.Exec(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	syncCtx := ch.Context(ctx, ch.WithSettings(ch.Settings{"insert_distributed_sync": 1}))
+
+	// One generator per chain, in batches.
+	gens := make([]<-chan []chain.Event, benchClusterChains)
+	for i := range gens {
+		gens[i] = generateChain(ctx, fmt.Sprintf("bench-chain-%d", i), int64(benchSeed+i), perChain, env)
+	}
+
+	// 1. The ingest comparison, one chain's batch after another's.
+	var plugin, bare time.Duration
+	ratioRows, batches := 0, 0
+	for ratioRows < ratioEvents {
+		batch, ok := <-gens[batches%benchClusterChains]
+		if !ok {
+			break
+		}
+		writePlugin := func() {
+			t0 := time.Now()
+			if err := s.Write(ctx, batch); err != nil {
+				b.Fatalf("Write: %v", err)
+			}
+			plugin += time.Since(t0)
+		}
+		writeBare := func() {
+			t0 := time.Now()
+			if err := bareInsertInto(syncCtx, conn, benchClusterBareDB, batch); err != nil {
+				b.Fatalf("bare insert: %v", err)
+			}
+			bare += time.Since(t0)
+		}
+		if batches%2 == 0 {
+			writePlugin()
+			writeBare()
+		} else {
+			writeBare()
+			writePlugin()
+		}
+		ratioRows += len(batch)
+		batches++
+	}
+	pr, br := float64(ratioRows)/plugin.Seconds(), float64(ratioRows)/bare.Seconds()
+	b.ReportMetric(pr/br, "ingest-ratio")
+	fmt.Printf("cluster ingest over %d events in batches of %d: plugin Write %.0f events/s, bare PrepareBatch %.0f events/s, ratio %.3f\n",
+		ratioRows, env.batch, pr, br, pr/br)
+	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+benchClusterBareDB+" ON CLUSTER audit"); err != nil {
+		b.Fatal(err)
+	}
+
+	// 2. The rest: four writers at once.
+	begin := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, benchClusterChains)
+	for i := range gens {
+		wg.Add(1)
+		go func(g <-chan []chain.Event) {
+			defer wg.Done()
+			for batch := range g {
+				if err := s.Write(ctx, batch); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(gens[i])
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	rest := total - ratioRows
+	fmt.Printf("cluster load: %d more events by %d concurrent writers in %v (%.0f events/s); %d events in all\n",
+		rest, benchClusterChains, time.Since(begin).Round(time.Second), float64(rest)/time.Since(begin).Seconds(), total)
+	for i := 0; i < benchClusterChains; i++ {
+		if err := s.WriteWatermark(ctx, fmt.Sprintf("bench-chain-%d", i), time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	syncReplicas(b, c, Layout{Database: benchClusterDB, Cluster: "audit"})
+	waitMerges(b, c.Replicas[0])
+
+	// 3. Searches.
+	queryShapes(b, s, c.Replicas[0], benchClusterDB, total, env.samples)
+
+	// 4. Verify, chain by chain.
+	for i := 0; i < benchClusterChains; i++ {
+		id := fmt.Sprintf("bench-chain-%d", i)
+		v := chain.NewVerifier(id, 1, "")
+		t0 := time.Now()
+		if err := s.ReadChain(ctx, id, 1, 0, func(e *chain.Event) error { return v.Add(e) }); err != nil {
+			b.Fatal(err)
+		}
+		d := time.Since(t0)
+		if v.Checked() != uint64(perChain) {
+			b.Fatalf("verified %d events of %s, want %d", v.Checked(), id, perChain)
+		}
+		rate := float64(v.Checked()) / d.Seconds()
+		b.ReportMetric(rate, fmt.Sprintf("verify-%d-events/s", i))
+		fmt.Printf("cluster verify %s: %d events in %v: %.0f events/s\n", id, v.Checked(), d.Round(time.Millisecond), rate)
+	}
+
+	// 5. Storage per event on the first replica.
+	printStorage(b, c.Replicas[0], benchClusterDB, total, "cluster storage, one replica")
+}
+
+// printStorage prints the bytes per event of database db on srv from system.parts (active
+// parts): for the events table alone and for every table (lookups and summaries included).
+func printStorage(b *testing.B, srv *chtest.Server, db string, events int, label string) {
+	for _, where := range []string{"table IN ('audit_events', 'audit_events_local')", "1"} {
+		out := query(b, srv, fmt.Sprintf("SELECT sum(rows), sum(data_compressed_bytes), sum(data_uncompressed_bytes), sum(bytes_on_disk) FROM system.parts WHERE active AND database = '%s' AND %s",
+			db, where))
+		f := strings.Fields(out)
+		if len(f) != 4 {
+			b.Fatalf("system.parts: %q", out)
+		}
+		compressed, _ := strconv.ParseFloat(f[1], 64)
+		uncompressed, _ := strconv.ParseFloat(f[2], 64)
+		disk, _ := strconv.ParseFloat(f[3], 64)
+		what := "the events table"
+		if where == "1" {
+			what = "all tables (events, lookups, summaries)"
+		}
+		fmt.Printf("%s, %s: %.1f bytes/event compressed data, %.1f on disk (%.1f uncompressed; %d events)\n",
+			label, what, compressed/float64(events), disk/float64(events), uncompressed/float64(events), events)
+	}
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(strings.ReplaceAll(v, "_", ""))
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+// generateChain streams n events of chainID in batches of env.batch.
+func generateChain(ctx context.Context, chainID string, seed int64, n int, env benchEnv) <-chan []chain.Event {
+	out := make(chan []chain.Event, 1)
+	go func() {
+		defer close(out)
+		opts := sinktest.GenOptions{Seed: seed, MeanGap: env.gap, Workflows: 100_000,
+			Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		var last *chain.Event
+		for done := 0; done < n; {
+			k := min(env.batch, n-done)
+			opts.After = last
+			batch := sinktest.GenerateChain(chainID, k, opts)
+			last = &batch[len(batch)-1]
+			done += k
+			select {
+			case out <- batch:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// bareInsertInto inserts events with a bare PrepareBatch into db's events table.
+func bareInsertInto(ctx context.Context, conn driver.Conn, db string, events []chain.Event) error {
+	batch, err := conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s.%s (%s)", db, TableEvents, insertColumns))
+	if err != nil {
+		return err
+	}
+	for i := range events {
+		r, err := toRow(&events[i])
+		if err != nil {
+			return err
+		}
+		if err := batch.Append(r.chainID, r.seq, r.eventID, r.tsUs, r.eventType, r.action, r.result, r.resourceType,
+			r.resourceID, r.actorType, r.actorID, r.actorIP, r.context, r.metadata, r.hash, r.prevHash); err != nil {
+			return err
+		}
+	}
+	return batch.Send()
+}
+
+// waitMerges waits (up to 10 minutes) until srv runs no background merge, and says how long.
+func waitMerges(b *testing.B, srv *chtest.Server) {
+	t0 := time.Now()
+	for time.Since(t0) < 10*time.Minute {
+		if query(b, srv, "SELECT count() FROM system.merges") == "0" {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	fmt.Printf("cluster: waited %v for background merges to finish\n", time.Since(t0).Round(time.Second))
+}
