@@ -74,6 +74,9 @@ func (a *App) openAccessTrail(o Options, sinkMetrics *host.Metrics) (*accessTrai
 		Help: "Reads of the audit API recorded as AUDIT_TRAIL_READ events in the access trail (access_events.enabled)."})
 	t.lost = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowker_audit", Subsystem: "access", Name: "events_lost_total",
 		Help: "Reads of the audit API that could not be recorded in the access journal (answered anyway), by reason."}, []string{"reason"})
+	for _, reason := range []string{"encode", "error", "journal_full", "journal_closed"} {
+		t.lost.WithLabelValues(reason) // exported at zero, so that an alert sees the first loss
+	}
 	for _, c := range []prometheus.Collector{t.recorded, t.lost} {
 		if err := a.reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register access trail metrics: %w", err)

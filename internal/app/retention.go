@@ -38,6 +38,11 @@ func (a *App) retention() (*host.Retention, time.Duration) {
 		Metrics: host.NewRetentionMetrics(a.reg),
 		Logger:  a.log.With("component", "retention"),
 	}
+	for _, c := range a.sinkConfigs {
+		if c.Retention > 0 {
+			r.Metrics.Init(c.Name)
+		}
+	}
 	every := min(max(shortest/100, time.Minute), time.Hour)
 	if a.retTuning != nil {
 		a.retTuning(r, &every)

@@ -91,6 +91,14 @@ var goldenModes = map[string]goldenMode{
 	"flowker_audit_conflicting_duplicates_served_total":  modeValues,
 	"flowker_audit_sink_conflict":                        modeValues,
 	"flowker_audit_sink_conflicts_total":                 modeValues,
+	// The access trail (access_events.enabled) and retention (a year, nothing removed in the
+	// scenario): present at zero.
+	"flowker_audit_access_events_recorded_total":   modeSeries,
+	"flowker_audit_access_events_lost_total":       modeValues,
+	"flowker_audit_retention_anchor_sequence":      modeValues,
+	"flowker_audit_retention_errors_total":         modeValues,
+	"flowker_audit_retention_removed_blocks_total": modeValues,
+	"flowker_audit_retention_removed_events_total": modeValues,
 	// The background scrub (issue 20): its counts and pass time depend on timing.
 	"flowker_audit_sink_scrub_problem":                     modeValues,
 	"flowker_audit_sink_scrub_problem_sequence":            modeValues,

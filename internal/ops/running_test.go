@@ -3,6 +3,7 @@ package ops
 import (
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -52,7 +53,16 @@ var uuidRe = regexp.MustCompile(`(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 // the fault path (journal full: refusals and losses), the logs, and that the dashboard, the
 // alert rules and docs/OPERATIONS.md refer to exactly what the sidecar exports.
 func TestRunningSidecar(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{SinkTuning: func(c *host.SinkConfig) {
+	env := testenv.Start(t, testenv.Options{Config: func(c *config.Config) {
+		// Every documented family must be exported: the optional access trail and retention on
+		// (a year, so nothing of the scenario is removed) make their metrics part of the check.
+		c.AccessEvents.Enabled = true
+		c.AccessEvents.Sinks = []config.Sink{{Name: "access", Plugin: "sqlite", Query: true,
+			Config: map[string]any{"path": filepath.Join(t.TempDir(), "access-events.db")}}} // outside data_dir: one SQLite process there
+		for i := range c.Sinks {
+			c.Sinks[i].Retention = config.Duration(365 * 24 * time.Hour)
+		}
+	}, SinkTuning: func(c *host.SinkConfig) {
 		c.BatchInterval = 20 * time.Millisecond
 		c.PingInterval = 200 * time.Millisecond
 		// A restart waits 0.75-1.5s, long enough for /readyz to be seen failing.
@@ -142,7 +152,10 @@ func checkScenarioMetrics(t *testing.T, env *testenv.Env, seen *exported) {
 		age, _ := fams.sum("flowker_audit_sink_oldest_unacked_age_seconds", lbl("sink", "store"))
 		acked, _ := fams.sum("flowker_audit_sink_acked_sequence", lbl("sink", "store"))
 		pending, _ := fams.sum("flowker_audit_watcher_pending", nil)
-		return lag == 0 && age == 0 && pending == 0 && int(acked) == len(events)
+		// The reads above are access events: wait until the access sink holds every one.
+		reads, _ := fams.sum("flowker_audit_access_events_recorded_total", nil)
+		readsAcked, _ := fams.sum("flowker_audit_sink_acked_sequence", lbl("sink", "access-access"))
+		return lag == 0 && age == 0 && pending == 0 && int(acked) == len(events) && reads > 0 && readsAcked == reads
 	})
 	seen.add(fams)
 	n := float64(len(events))

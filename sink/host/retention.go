@@ -67,6 +67,15 @@ func NewRetentionMetrics(reg prometheus.Registerer) *RetentionMetrics {
 	return m
 }
 
+// Init creates the series of a sink that has a retention period, at zero, so that they are
+// exported (and alertable) before its first pass.
+func (m *RetentionMetrics) Init(sinkName string) {
+	m.events.WithLabelValues(sinkName)
+	m.blocks.WithLabelValues(sinkName)
+	m.anchor.WithLabelValues(sinkName)
+	m.errors.WithLabelValues(sinkName)
+}
+
 // ErrNoRetention means a sink has a retention period but its plugin does not implement
 // sink.Retainer.
 var ErrNoRetention = errors.New("the sink's plugin cannot apply retention (it does not implement sink.Retainer)")
