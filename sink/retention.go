@@ -21,6 +21,18 @@ type RetentionAnchor struct {
 	Signature string
 }
 
+// NewestAnchor returns the newest of a chain's anchors as the head they stand for (Found false:
+// none): what a sink reports as its head once retention removed every event up to it.
+func NewestAnchor(anchors []RetentionAnchor) Head {
+	var h Head
+	for _, a := range anchors {
+		if !h.Found || a.Sequence > h.Sequence {
+			h = Head{Found: true, Sequence: a.Sequence, Hash: a.Hash}
+		}
+	}
+	return h
+}
+
 // RetentionResult says what one Retain call removed.
 type RetentionResult struct {
 	Events uint64 // events removed

@@ -97,21 +97,9 @@ func (s *Sink) searchByActor(ctx context.Context, st state, p plan, f *sink.Filt
 	if !p.desc {
 		near, outer = p.lo, p.hi
 	}
-	anchor := near
-	if p.after == nil {
-		n, minTs, maxTs, err := s.timeRange(ctx, st)
-		if err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			return nil, nil
-		}
-		if p.desc && (!anchor.set || maxTs < anchor.v) {
-			anchor = bound{true, maxTs}
-		}
-		if !p.desc && (!anchor.set || minTs > anchor.v) {
-			anchor = bound{true, minTs}
-		}
+	anchor, empty, err := s.firstWindowAnchor(ctx, st, p, near)
+	if err != nil || empty {
+		return nil, err
 	}
 	var keys []key
 	for step := 0; ; step++ {

@@ -193,6 +193,26 @@ func timeConds(w *where, lo, hi bound) {
 	}
 }
 
+// firstWindowAnchor is where the first window of a search starts: anchor (the cursor's or the
+// requested range's bound on the side the order starts from), or, on a first page, the newest
+// (oldest, ascending) stored event when that is nearer. empty: the table holds no event.
+func (s *Sink) firstWindowAnchor(ctx context.Context, st state, p plan, anchor bound) (bound, bool, error) {
+	if p.after != nil {
+		return anchor, false, nil
+	}
+	n, minTs, maxTs, err := s.timeRange(ctx, st)
+	if err != nil || n == 0 {
+		return anchor, err == nil, err
+	}
+	if p.desc && (!anchor.set || maxTs < anchor.v) {
+		anchor = bound{true, maxTs}
+	}
+	if !p.desc && (!anchor.set || minTs > anchor.v) {
+		anchor = bound{true, minTs}
+	}
+	return anchor, false, nil
+}
+
 // searchWindowed pages through audit_events inside progressively wider time windows, starting at
 // the cursor, the To bound, or the newest (oldest, for ascending order) stored event.
 func (s *Sink) searchWindowed(ctx context.Context, st state, p plan) ([]chain.Event, error) {
@@ -202,20 +222,9 @@ func (s *Sink) searchWindowed(ctx context.Context, st state, p plan) ([]chain.Ev
 	if !p.desc {
 		anchor = p.lo
 	}
-	if p.after == nil {
-		n, minTs, maxTs, err := s.timeRange(ctx, st)
-		if err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			return nil, nil
-		}
-		if p.desc && (!anchor.set || maxTs < anchor.v) {
-			anchor = bound{true, maxTs}
-		}
-		if !p.desc && (!anchor.set || minTs > anchor.v) {
-			anchor = bound{true, minTs}
-		}
+	anchor, empty, err := s.firstWindowAnchor(ctx, st, p, anchor)
+	if err != nil || empty {
+		return nil, err
 	}
 	var events []chain.Event
 	// The first slab keeps the query's own outer bound (none when unset), so that rows newer than

@@ -289,13 +289,7 @@ func (s *Sink) newestAnchor(ctx context.Context, st state, chainID string) (sink
 	if err != nil {
 		return sink.Head{}, err
 	}
-	var h sink.Head
-	for _, a := range as {
-		if !h.Found || a.Sequence > h.Sequence {
-			h = sink.Head{Found: true, Sequence: a.Sequence, Hash: a.Hash}
-		}
-	}
-	return h, nil
+	return sink.NewestAnchor(as), nil
 }
 
 // clampToAnchors corrects chain summaries after retention: blocks straddling the newest anchor,

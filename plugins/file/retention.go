@@ -254,13 +254,7 @@ func (s *Sink) anchorHead(chainID string) (sink.Head, error) {
 	if err != nil {
 		return sink.Head{}, err
 	}
-	var h sink.Head
-	for _, a := range as {
-		if !h.Found || a.Sequence > h.Sequence {
-			h = sink.Head{Found: true, Sequence: a.Sequence, Hash: a.Hash}
-		}
-	}
-	return h, nil
+	return sink.NewestAnchor(as), nil
 }
 
 // readAnchors reads the anchors of chainID from the anchor file at path (a torn or unreadable
