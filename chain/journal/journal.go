@@ -13,13 +13,15 @@
 // disk: at the bound, appends fail with ErrFull and the proxy refuses audited requests
 // (fail_closed) or counts the loss (fail_open).
 //
-// Intents (intent.go) make the audit write-ahead: one is made durable, by the same group commit,
-// before an audited request is forwarded, and the event that records the request resolves it in
-// its own transaction. Intents left unresolved by a crash are listed at Open for the application
-// to turn into events.
+// Intents (intent.go, intentlog.go) make the audit write-ahead: one is appended to the intent
+// log (preallocated segment files beside the bbolt file, with their own group commit: one write
+// and one fdatasync per group) before an audited request is forwarded, and the event that records
+// the request resolves it in its own transaction (a key in the resolved bucket). Intents left
+// unresolved by a crash are listed at Open for the application to turn into events.
 //
 // Files: journal.go (API), writer.go (the group-commit writer), recovery.go (checks at Open),
-// maintenance.go (compaction, once-key pruning), intent.go, codec.go (record format).
+// maintenance.go (compaction, once-key pruning), intent.go, intentlog.go, intentlog_open.go,
+// codec.go (record format).
 package journal
 
 import (
