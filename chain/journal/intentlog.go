@@ -2,7 +2,6 @@ package journal
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -260,17 +259,6 @@ func (l *intentLog) forget(s *segment) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.segs = slices.DeleteFunc(l.segs, func(x *segment) bool { return x == s })
-}
-
-// submit queues an intent and waits until it is durable.
-func (l *intentLog) write(ctx context.Context, id string, frame []byte) error {
-	r := &intentReq{id: id, frame: frame, done: make(chan error, 1)}
-	select {
-	case l.reqs <- r:
-	case <-ctx.Done():
-		return fmt.Errorf("waiting to write an intent: %w", ctx.Err())
-	}
-	return <-r.done // once queued, awaited: the caller must know whether the intent exists
 }
 
 // run is the intent log's group commit: it collects the queued intents, writes them at the tail
