@@ -60,13 +60,18 @@ type IntentDamage struct {
 //	uint32   CRC-32C of everything before it, big-endian
 const intentVersion = 1
 
+// intentSize bounds the size of in's record.
+func intentSize(in *Intent) int {
+	d := &in.Draft
+	return 1 + binary.MaxVarintLen64 + 4 + 11*binary.MaxVarintLen32 + len(in.ID) + len(d.EventType) + len(d.Action) +
+		len(d.ResourceID) + len(d.ResourceType) + len(d.Actor.Type) + len(d.Actor.ID) + len(d.Actor.IPAddress) +
+		len(d.Context) + len(d.Metadata) + len(in.Detail)
+}
+
 func appendIntent(dst []byte, in *Intent) []byte {
 	d := &in.Draft
 	if dst == nil {
-		n := 1 + binary.MaxVarintLen64 + 4 + 11*binary.MaxVarintLen32 + len(in.ID) + len(d.EventType) + len(d.Action) +
-			len(d.ResourceID) + len(d.ResourceType) + len(d.Actor.Type) + len(d.Actor.ID) + len(d.Actor.IPAddress) +
-			len(d.Context) + len(d.Metadata) + len(in.Detail)
-		dst = make([]byte, 0, n)
+		dst = make([]byte, 0, intentSize(in))
 	}
 	start := len(dst)
 	dst = append(dst, intentVersion)
@@ -128,7 +133,7 @@ func (j *Journal) Intend(ctx context.Context, in Intent) error {
 		return fmt.Errorf("intent id of %d bytes", len(in.ID))
 	}
 	start := time.Now()
-	frame := appendFrame(nil, appendIntent(nil, &in))
+	frame := appendIntentFrame(make([]byte, 0, frameHeader+intentSize(&in)), &in)
 	if int64(len(frame)) > j.ilog.segBytes {
 		return fmt.Errorf("intent of %d bytes is larger than an intent segment", len(frame))
 	}

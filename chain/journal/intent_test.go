@@ -295,8 +295,16 @@ func TestResolvedSegmentsAreDeleted(t *testing.T) {
 		t.Fatalf("%d segments written: the test needs several", written)
 	}
 	// Deletion runs in the background: wait for it (bounded by the test's own timeout).
-	for len(segments()) > 2 {
+	live := func() int {
+		j.ilog.mu.Lock()
+		defer j.ilog.mu.Unlock()
+		return len(j.ilog.segs)
+	}
+	for live() > 2 {
 		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(segments()); n > 3 {
+		t.Fatalf("%d segment files: deleted segments are still there", n) // 2 live and maybe a spare
 	}
 	if j.Pending() != 1 {
 		t.Fatalf("pending %d", j.Pending())

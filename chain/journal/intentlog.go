@@ -3,7 +3,6 @@ package journal
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -53,12 +52,27 @@ var frameMagic = [4]byte{0xff, 'I', 'N', 'T'}
 func appendFrame(dst, payload []byte) []byte {
 	start := len(dst)
 	dst = append(dst, frameMagic[:]...)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
-	dst = binary.BigEndian.AppendUint32(dst, 0)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
 	dst = append(dst, payload...)
-	sum := crc32.Update(crc32.Checksum(dst[start+4:start+8], castagnoli), castagnoli, payload)
-	binary.BigEndian.PutUint32(dst[start+8:start+12], sum)
+	sealFrame(dst[start:])
 	return dst
+}
+
+// appendIntentFrame appends the frame of in, encoded in place.
+func appendIntentFrame(dst []byte, in *Intent) []byte {
+	start := len(dst)
+	dst = append(dst, frameMagic[:]...)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	dst = appendIntent(dst, in)
+	sealFrame(dst[start:])
+	return dst
+}
+
+// sealFrame fills in the length and checksum of frame (header and payload).
+func sealFrame(frame []byte) {
+	binary.BigEndian.PutUint32(frame[4:8], uint32(len(frame)-frameHeader))
+	sum := crc32.Update(crc32.Checksum(frame[4:8], castagnoli), castagnoli, frame[frameHeader:])
+	binary.BigEndian.PutUint32(frame[8:12], sum)
 }
 
 // frameAt decodes the frame at b[off:]: its intent and its size, or why it is not a sound frame.
@@ -179,6 +193,14 @@ type intentLog struct {
 	off     int64               // durable end of the tail
 	broken  bool                // the tail failed a write: the next write starts a new segment
 	nextNo  uint64
+	// spare is the next segment, prepared in the background once the tail is half full, so that
+	// a rotation does not wait for the preallocation.
+	spare     *segment
+	spareFile *os.File
+	preparing bool
+	prep      sync.WaitGroup
+
+	buf []byte // the batch being written (run only)
 }
 
 func segmentName(prefix string, no uint64) string {
@@ -305,18 +327,45 @@ func (l *intentLog) run() {
 }
 
 func (l *intentLog) closeTail() {
+	l.prep.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.file != nil {
 		_ = l.file.Close()
 		l.file = nil
 	}
+	if l.spareFile != nil {
+		_ = l.spareFile.Close() // left empty: deleted at the next Open
+		l.spareFile, l.spare = nil, nil
+	}
+}
+
+// prepare creates segment s as the spare.
+func (l *intentLog) prepare(s *segment) {
+	defer l.prep.Done()
+	f, err := createSegment(s.path, l.segBytes, l.noSync)
+	if err == nil && !l.noSync {
+		l.m.Fsyncs.Inc()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.preparing = false
+	if err != nil {
+		l.log.Warn("cannot prepare the next intent segment (tried again when the current one is full)", "segment", s.path, "err", err)
+		return
+	}
+	l.spare, l.spareFile = s, f
 }
 
 // commit writes a batch: the frames that fit in the tail in one write and one sync, then (after
 // starting a new segment) the rest, and answers every request.
 func (l *intentLog) commit(batch []*intentReq) {
-	var buf []byte
+	buf := l.buf[:0]
+	defer func() {
+		if cap(buf) <= 1<<20 {
+			l.buf = buf[:0]
+		}
+	}()
 	first := 0 // first request of buf
 	for i := 0; i <= len(batch); i++ {
 		l.mu.Lock()
@@ -379,6 +428,13 @@ func (l *intentLog) flush(buf []byte, reqs []*intentReq) error {
 	}
 	l.m.IntentsWritten.Add(float64(len(reqs)))
 	l.m.IntentsPending.Set(float64(len(l.pending)))
+	if l.spare == nil && !l.preparing && l.off > l.segBytes/2 {
+		l.preparing = true
+		s := &segment{no: l.nextNo, path: filepath.Join(l.dir, segmentName(l.prefix, l.nextNo))}
+		l.nextNo++
+		l.prep.Add(1)
+		go l.prepare(s)
+	}
 	return nil
 }
 
@@ -386,17 +442,23 @@ func (l *intentLog) flush(buf []byte, reqs []*intentReq) error {
 // middle of a write; the old tail is closed (and deleted once nothing in it is unresolved).
 func (l *intentLog) rotate() error {
 	l.mu.Lock()
-	no := l.nextNo
-	l.mu.Unlock()
-	path := filepath.Join(l.dir, segmentName(l.prefix, no))
-	f, err := createSegment(path, l.segBytes, l.noSync)
-	if err != nil {
-		l.log.Error("cannot start a new intent segment; audited requests are refused (fail_closed) or counted lost (fail_open) until it can",
-			"segment", path, "err", err)
-		return fmt.Errorf("%w: starting intent segment %s: %w", ErrFailed, filepath.Base(path), err)
+	s, f := l.spare, l.spareFile
+	l.spare, l.spareFile = nil, nil
+	if s == nil {
+		s = &segment{no: l.nextNo, path: filepath.Join(l.dir, segmentName(l.prefix, l.nextNo))}
+		l.nextNo++
 	}
-	if !l.noSync {
-		l.m.Fsyncs.Inc()
+	l.mu.Unlock()
+	if f == nil {
+		var err error
+		if f, err = createSegment(s.path, l.segBytes, l.noSync); err != nil {
+			l.log.Error("cannot start a new intent segment; audited requests are refused (fail_closed) or counted lost (fail_open) until it can",
+				"segment", s.path, "err", err)
+			return fmt.Errorf("%w: starting intent segment %s: %w", ErrFailed, filepath.Base(s.path), err)
+		}
+		if !l.noSync {
+			l.m.Fsyncs.Inc()
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -404,9 +466,8 @@ func (l *intentLog) rotate() error {
 	if l.file != nil {
 		_ = l.file.Close()
 	}
-	s := &segment{no: no, path: path}
 	l.segs = append(l.segs, s)
-	l.tail, l.file, l.off, l.broken, l.nextNo = s, f, 0, false, no+1
+	l.tail, l.file, l.off, l.broken = s, f, 0, false
 	if old != nil {
 		l.maybeDropLocked(old)
 	}
@@ -425,14 +486,10 @@ func createSegment(path string, size int64, noSync bool) (*os.File, error) {
 		_ = os.Remove(path)
 		return nil, err
 	}
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
-		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
-			return fail(fmt.Errorf("preallocating: %w", err))
-		}
-		// No fallocate on this file system: write the zeros.
-		if _, err := io.CopyN(f, zeroReader{}, size); err != nil {
-			return fail(fmt.Errorf("preallocating: %w", err))
-		}
+	// Zeros are written rather than fallocated: on ext4 and XFS a write into fallocated
+	// (unwritten) space makes every fdatasync commit an extent conversion too.
+	if _, err := io.CopyBuffer(f, io.LimitReader(zeroReader{}, size), make([]byte, 256<<10)); err != nil {
+		return fail(fmt.Errorf("preallocating: %w", err))
 	}
 	if !noSync {
 		if err := f.Sync(); err != nil {
