@@ -195,6 +195,12 @@ func TestAccessEventsThroughTheSidecar(t *testing.T) {
 		c.AccessEvents.Sinks = []config.Sink{{Name: "access", Plugin: "sqlite", Query: true,
 			Config: map[string]any{"path": filepath.Join(c.DataDir, "access-events.db")}}}
 	}})
+	// The access sink's plugin starts beside the audit sink: wait for it (readiness is not a read
+	// of the trail, so it records nothing) before reading the access trail.
+	testenv.Eventually(t, 30*time.Second, "the access sink up after the restart", func() bool {
+		r := testenv.Do(t, "GET", env2.AdminURL+"/readyz", nil, nil)
+		return strings.Contains(string(r.Body), `"access-sink:access":{"status":"up"`)
+	})
 	if all := accessPage(t, env2, "limit=100"); len(all.Items) != 11 { // the 12th
 		t.Fatalf("after a restart the access trail holds %d events, want 11", len(all.Items))
 	}
