@@ -121,29 +121,7 @@ func TestIntentsRecoveredAgainstTheRealFlowker(t *testing.T) {
 	env2 := testenv.StartSidecar(t, base, opts)
 	testenv.Eventually(t, 60*time.Second, "every intent resolved", func() bool { return env2.App.Journal().Pending() == 0 })
 	env2.WaitDelivered(10 * time.Second)
-	byID := map[string]chain.Event{}
-	for _, e := range env2.AllEvents() {
-		byID[e.EventID] = e
-	}
-	for _, l := range left {
-		t.Run(l.name, func(t *testing.T) {
-			e, ok := byID[l.intent.ID]
-			if !ok {
-				t.Fatal("no event")
-			}
-			var ctx struct {
-				Outcome  string `json:"outcome"`
-				Evidence string `json:"outcomeEvidence"`
-				Reason   string `json:"outcomeReason"`
-			}
-			_ = json.Unmarshal(e.Context, &ctx)
-			if e.Result != l.result || ctx.Outcome != l.outcome || e.ResourceID != l.resourceID {
-				t.Fatalf("result %s outcome %s resource %q (want %s %s %q); context %s", e.Result, ctx.Outcome, e.ResourceID,
-					l.result, l.outcome, l.resourceID, e.Context)
-			}
-			t.Logf("%s: %s%s", e.Result, ctx.Evidence, ctx.Reason)
-		})
-	}
+	checkRecoveredIntents(t, env2, left)
 	// The recovered executions are watched: their outcomes follow (a trigger-only workflow
 	// completes at once on the real Flowker).
 	for _, x := range []string{started, hookedRun} {

@@ -119,31 +119,7 @@ func TestIntentsLeftByACrashAreRecovered(t *testing.T) {
 	env2.Fake, env2.FakeURL = env.Fake, env.FakeURL
 	testenv.Eventually(t, 30*time.Second, "every intent resolved", func() bool { return env2.App.Journal().Pending() == 0 })
 	env2.WaitDelivered(10 * time.Second)
-	byID := map[string]chain.Event{}
-	for _, e := range env2.AllEvents() {
-		byID[e.EventID] = e
-	}
-	for _, l := range left {
-		t.Run(l.name, func(t *testing.T) {
-			e, ok := byID[l.intent.ID]
-			if !ok {
-				t.Fatal("no event")
-			}
-			var ctx struct {
-				Outcome  string `json:"outcome"`
-				Evidence string `json:"outcomeEvidence"`
-				Reason   string `json:"outcomeReason"`
-			}
-			_ = json.Unmarshal(e.Context, &ctx)
-			if e.Result != l.result || ctx.Outcome != l.outcome || e.ResourceID != l.resourceID {
-				t.Fatalf("result %s outcome %s resource %q (want %s %s %q); context %s", e.Result, ctx.Outcome, e.ResourceID,
-					l.result, l.outcome, l.resourceID, e.Context)
-			}
-			if (ctx.Outcome == "reconciled") != (ctx.Evidence != "") || (ctx.Outcome == "unknown") != (ctx.Reason != "") {
-				t.Fatalf("evidence %q reason %q", ctx.Evidence, ctx.Reason)
-			}
-		})
-	}
+	checkRecoveredIntents(t, env2, left)
 	rec := counter(t, env2, "flowker_audit_intents_recovered_total", "outcome", "reconciled")
 	unk := counter(t, env2, "flowker_audit_intents_recovered_total", "outcome", "unknown")
 	if rec != 6 || unk != 1 {
@@ -218,4 +194,37 @@ func counter(t *testing.T, env *testenv.Env, name, label, value string) float64 
 		}
 	}
 	return 0
+}
+
+// checkRecoveredIntents checks that each intent left behind became one event with the expected
+// result, outcome and resource, and that an outcome carries its evidence (reconciled) or its
+// reason (unknown).
+func checkRecoveredIntents(t *testing.T, env *testenv.Env, left []leftIntent) {
+	t.Helper()
+	byID := map[string]chain.Event{}
+	for _, e := range env.AllEvents() {
+		byID[e.EventID] = e
+	}
+	for _, l := range left {
+		t.Run(l.name, func(t *testing.T) {
+			e, ok := byID[l.intent.ID]
+			if !ok {
+				t.Fatal("no event")
+			}
+			var ctx struct {
+				Outcome  string `json:"outcome"`
+				Evidence string `json:"outcomeEvidence"`
+				Reason   string `json:"outcomeReason"`
+			}
+			_ = json.Unmarshal(e.Context, &ctx)
+			if e.Result != l.result || ctx.Outcome != l.outcome || e.ResourceID != l.resourceID {
+				t.Fatalf("result %s outcome %s resource %q (want %s %s %q); context %s", e.Result, ctx.Outcome, e.ResourceID,
+					l.result, l.outcome, l.resourceID, e.Context)
+			}
+			if (ctx.Outcome == "reconciled") != (ctx.Evidence != "") || (ctx.Outcome == "unknown") != (ctx.Reason != "") {
+				t.Fatalf("evidence %q reason %q", ctx.Evidence, ctx.Reason)
+			}
+			t.Logf("%s: %s%s", e.Result, ctx.Evidence, ctx.Reason)
+		})
+	}
 }
