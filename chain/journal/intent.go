@@ -3,8 +3,13 @@ package journal
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -29,14 +34,24 @@ type Intent struct {
 	Detail []byte
 }
 
-// IntentDamage is an intent record that failed its checks at Open and was cut.
+// IntentDamage is a region of the intent log (or a record of the former bbolt intents bucket)
+// that failed its checks at Open and was cut.
 type IntentDamage struct {
-	Position int    // 0-based position among the intent records, in key order
-	Key      string // the record's key (the event id), sanitised for logs
-	Reason   string
+	// Segment is the intent log file (or "bbolt intents bucket"); Position the byte offset of the
+	// damage in it (in the bucket: the record's 0-based position in key order).
+	Segment  string
+	Position int64
+	// Key is the record's key in the former bucket (the event id), sanitised for logs; empty in
+	// the log, where the id of a damaged frame cannot be trusted.
+	Key    string
+	Reason string
+	// Tail is true for damage with no sound frame after it in its segment: a write cut by a crash
+	// before its fdatasync (its intent was never acknowledged, so its request was not forwarded).
+	Tail bool
 }
 
-// Intent record format (version 1), stored in bucket "intents" under the event id:
+// Intent record format (version 1), the payload of an intent log frame (intentlog.go); the former
+// design stored it in bucket "intents" under the event id:
 //
 //	byte     version (1)
 //	varint   start, Unix microseconds
@@ -45,13 +60,18 @@ type IntentDamage struct {
 //	uint32   CRC-32C of everything before it, big-endian
 const intentVersion = 1
 
+// intentSize bounds the size of in's record.
+func intentSize(in *Intent) int {
+	d := &in.Draft
+	return 1 + binary.MaxVarintLen64 + 4 + 11*binary.MaxVarintLen32 + len(in.ID) + len(d.EventType) + len(d.Action) +
+		len(d.ResourceID) + len(d.ResourceType) + len(d.Actor.Type) + len(d.Actor.ID) + len(d.Actor.IPAddress) +
+		len(d.Context) + len(d.Metadata) + len(in.Detail)
+}
+
 func appendIntent(dst []byte, in *Intent) []byte {
 	d := &in.Draft
 	if dst == nil {
-		n := 1 + binary.MaxVarintLen64 + 4 + 11*binary.MaxVarintLen32 + len(in.ID) + len(d.EventType) + len(d.Action) +
-			len(d.ResourceID) + len(d.ResourceType) + len(d.Actor.Type) + len(d.Actor.ID) + len(d.Actor.IPAddress) +
-			len(d.Context) + len(d.Metadata) + len(in.Detail)
-		dst = make([]byte, 0, n)
+		dst = make([]byte, 0, intentSize(in))
 	}
 	start := len(dst)
 	dst = append(dst, intentVersion)
@@ -67,7 +87,8 @@ func appendIntent(dst []byte, in *Intent) []byte {
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
-// decodeIntent decodes an intent record stored under key; the result does not alias b.
+// decodeIntent decodes an intent record stored under key (nil: not checked); the result does not
+// alias b.
 func decodeIntent(key, b []byte) (Intent, error) {
 	var in Intent
 	if len(b) < 5 {
@@ -93,7 +114,7 @@ func decodeIntent(key, b []byte) (Intent, error) {
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(r.b))
 	}
-	if r.err == nil && in.ID != string(key) {
+	if r.err == nil && key != nil && in.ID != string(key) {
 		r.err = fmt.Errorf("%w: intent %q stored under key %q", ErrCorrupt, in.ID, key)
 	}
 	if r.err != nil {
@@ -102,27 +123,52 @@ func decodeIntent(key, b []byte) (Intent, error) {
 	return in, nil
 }
 
-// Intend makes in durable (group commit, like Append) before the request it describes is
-// forwarded. It fails with ErrFull at the size bound and with an error wrapping ErrFailed when the
-// journal cannot write (a full disk, an I/O error): the request must then not be forwarded
-// (fail_closed) or be forwarded with the gap counted (fail_open).
+// Intend makes in durable in the intent log (its own group commit: one write and one fdatasync
+// per group) before the request it describes is forwarded. It fails with ErrFull at the size
+// bound and with an error wrapping ErrFailed when the journal cannot write (a full disk, an I/O
+// error): the request must then not be forwarded (fail_closed) or be forwarded with the gap
+// counted (fail_open).
 func (j *Journal) Intend(ctx context.Context, in Intent) error {
 	if in.ID == "" || len(in.ID) > bolt.MaxKeySize {
 		return fmt.Errorf("intent id of %d bytes", len(in.ID))
 	}
-	r := &request{kind: kindIntent, intent: &in, start: time.Now(), done: make(chan result, 1)}
-	if err := j.submit(ctx, r); err != nil {
-		return err
+	start := time.Now()
+	frame := appendIntentFrame(make([]byte, 0, frameHeader+intentSize(&in)), &in)
+	if int64(len(frame)) > j.ilog.segBytes {
+		return fmt.Errorf("intent of %d bytes is larger than an intent segment", len(frame))
 	}
-	res := <-r.done // once submitted, awaited: the caller must know whether the intent exists
-	if res.err == nil {
-		j.m.IntentDuration.Observe(time.Since(r.start).Seconds())
+	j.mu.Lock()
+	failed, full := j.failed, j.bytes+reserve+int64(len(frame)) > j.opts.MaxBytes
+	j.mu.Unlock()
+	switch {
+	case failed != nil:
+		// The events of forwarded requests could not be journaled either.
+		return fmt.Errorf("%w: %v", ErrFailed, failed)
+	case full:
+		return ErrFull
 	}
-	return res.err
+	j.submitMu.RLock()
+	if j.closed.Load() {
+		j.submitMu.RUnlock()
+		return ErrClosed
+	}
+	r := &intentReq{id: in.ID, frame: frame, done: make(chan error, 1)}
+	select {
+	case j.ilog.reqs <- r:
+		j.submitMu.RUnlock()
+	case <-ctx.Done():
+		j.submitMu.RUnlock()
+		return fmt.Errorf("waiting to write an intent: %w", ctx.Err())
+	}
+	err := <-r.done // once queued, awaited: the caller must know whether the intent exists
+	if err == nil {
+		j.m.IntentDuration.Observe(time.Since(start).Seconds())
+	}
+	return err
 }
 
-// Resolve removes an intent without an event (the request turned out to need none, such as an
-// idempotent replay). Appending a Draft whose Resolves names the intent removes it too.
+// Resolve resolves an intent without an event (the request turned out to need none, such as an
+// idempotent replay). Appending a Draft whose Resolves names the intent resolves it too.
 func (j *Journal) Resolve(ctx context.Context, id string) error {
 	r := &request{kind: kindResolve, name: id, done: make(chan result, 1)}
 	if err := j.submit(ctx, r); err != nil {
@@ -131,85 +177,66 @@ func (j *Journal) Resolve(ctx context.Context, id string) error {
 	return (<-r.done).err
 }
 
-// Intents returns every unresolved intent, in key order.
+// Intents returns every unresolved intent, each once, in id order.
 func (j *Journal) Intents() ([]Intent, error) {
+	l := j.ilog
+	l.mu.Lock()
+	segs := slices.Clone(l.segs)
+	l.mu.Unlock()
 	var out []Intent
-	err := j.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketIntents).ForEach(func(k, v []byte) error {
-			in, err := decodeIntent(k, v)
-			if err != nil {
-				return fmt.Errorf("intent %q: %w", k, err)
+	seen := map[string]bool{}
+	for _, s := range segs {
+		b, err := l.readSegment(s)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // dropped meanwhile: everything in it was resolved
+		}
+		if err != nil {
+			return nil, err
+		}
+		scanFrames(b, func(_ int64, in Intent) {
+			if !seen[in.ID] && l.has(in.ID) {
+				seen[in.ID] = true
+				out = append(out, in)
 			}
-			out = append(out, in)
-			return nil
 		})
-	})
-	return out, err
+	}
+	slices.SortFunc(out, func(a, b Intent) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 // Pending returns the number of unresolved intents.
-func (j *Journal) Pending() int64 {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.intents
-}
+func (j *Journal) Pending() int64 { return j.ilog.count() }
 
-// stageIntent writes one intent inside the commit transaction.
-func (j *Journal) stageIntent(in *Intent, st *batchState, intents *bolt.Bucket) (result, error) {
-	rec := appendIntent(nil, in)
-	if st.size+st.intentBytes+int64(len(rec))+reserve > j.opts.MaxBytes {
-		return result{err: ErrFull}, nil
-	}
-	// Intent ids are fresh event ids (UUIDv7), so no lookup first: a repeated id would only make
-	// the pending count one too high until the next Open recounts it.
-	st.intentDelta++
-	if err := intents.Put([]byte(in.ID), rec); err != nil {
-		return result{}, err
-	}
-	st.intentBytes += int64(len(rec))
-	return result{n: len(rec)}, nil
-}
-
-// resolveIntent deletes intent id (if present) inside the commit transaction.
-func resolveIntent(id string, st *batchState, intents *bolt.Bucket) error {
-	if id == "" {
+// resolveIntent records, inside the commit transaction, that intent id (if unresolved) is
+// resolved: a small key in the resolved bucket. The intent log learns it once committed.
+func (j *Journal) resolveIntent(id string, st *batchState, b *buckets) error {
+	if id == "" || st.resolved[id] || !j.ilog.has(id) {
 		return nil
 	}
-	c := intents.Cursor() // one search for both the check and the delete
-	if k, _ := c.Seek([]byte(id)); k == nil || string(k) != id {
-		return nil
+	if st.resolved == nil {
+		st.resolved = map[string]bool{}
 	}
-	st.intentDelta--
-	return c.Delete()
+	st.resolved[id] = true
+	st.resolvedIDs = append(st.resolvedIDs, id)
+	return b.resolvedB().Put([]byte(id), []byte{})
 }
 
-// checkIntents re-verifies every intent record at Open: damaged ones are cut (they can no longer
-// be resolved into an event, and keeping them would block nothing but report them at every
-// start) and reported with their position; every sound one after them is kept.
-func (j *Journal) checkIntents(tx *bolt.Tx, rec *Recovery) error {
-	intents := tx.Bucket(bucketIntents)
-	var bad [][]byte
-	pos := 0
-	err := intents.ForEach(func(k, v []byte) error {
-		if _, err := decodeIntent(k, v); err != nil {
-			rec.IntentsCut = append(rec.IntentsCut, IntentDamage{Position: pos, Key: chain.CleanText(string(k), 128), Reason: err.Error()})
-			bad = append(bad, append([]byte(nil), k...))
-		} else {
-			j.intents++
-		}
-		pos++
-		return nil
-	})
-	if err != nil {
-		return err
+// dropSegment deletes a fully resolved segment that is no longer the tail, then the keys of its
+// intents from the resolved bucket (in the next group commit). A crash in between leaves keys
+// that name no segment: Open removes them.
+func (j *Journal) dropSegment(s *segment) {
+	if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		j.log.Warn("cannot delete a resolved intent segment", "segment", s.path, "err", err)
+		return
 	}
-	for _, k := range bad {
-		if err := intents.Delete(k); err != nil {
-			return err
-		}
+	j.ilog.forget(s)
+	r := &request{kind: kindForget, ids: s.ids, done: make(chan result, 1)}
+	if err := j.submit(context.Background(), r); err != nil {
+		return // closing: Open removes the keys
 	}
-	rec.IntentsPending = int(j.intents)
-	return nil
+	if err := (<-r.done).err; err != nil {
+		j.log.Warn("cannot remove the resolved keys of a deleted intent segment (removed at the next start)", "err", err)
+	}
 }
 
 // OnceUsed reports whether an event with once-key key was journaled (and its key not pruned).

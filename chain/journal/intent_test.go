@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -81,51 +82,68 @@ func TestIntentLifecycle(t *testing.T) {
 	}
 }
 
-// A damaged intent record is cut and reported with its position; the sound ones around it stay.
+// writeIntents makes n intents durable with ids in write order, closes the journal and returns
+// the ids and the frames' offsets in the (single) segment.
+func writeIntents(t *testing.T, path string, n int) (ids []string, offsets []int64, seg string) {
+	t.Helper()
+	ctx := context.Background()
+	j, _ := open(t, path)
+	for i := range n {
+		in := intent(i)
+		in.ID = fmt.Sprintf("0000000%d-0000-7000-8000-000000000000", i)
+		in.Draft.EventID = in.ID
+		if err := j.Intend(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, in.ID)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	seg = filepath.Join(filepath.Dir(path), segmentName(filepath.Base(path), 1))
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scanFrames(b, func(off int64, _ Intent) { offsets = append(offsets, off) })
+	if len(offsets) != n {
+		t.Fatalf("%d frames in the segment, want %d", len(offsets), n)
+	}
+	return ids, offsets, seg
+}
+
+// A damaged intent frame is cut and reported with its segment and position; the scan
+// resynchronises on the next sound frame, so the intents after it are kept.
 func TestDamagedIntentIsCutOthersKept(t *testing.T) {
 	cases := []struct {
 		name   string
-		damage func(v []byte) []byte
+		damage func(b []byte, off, next int64)
 	}{
-		{"flipped byte", func(v []byte) []byte { v = append([]byte(nil), v...); v[len(v)/2] ^= 0xff; return v }},
-		{"truncated", func(v []byte) []byte { return append([]byte(nil), v[:len(v)/2]...) }},
-		{"empty", func([]byte) []byte { return []byte{} }},
+		{"flipped payload byte", func(b []byte, off, next int64) { b[(off+next)/2] ^= 0xff }},
+		{"flipped length", func(b []byte, off, _ int64) { b[off+5] ^= 0x40 }},
+		{"length beyond the segment", func(b []byte, off, _ int64) { b[off+4] = 0x7f }},
+		{"no magic", func(b []byte, off, _ int64) { b[off] = 'x' }},
+		{"zeroed", func(b []byte, off, next int64) { clear(b[off:next]) }},
+		{"truncated, rest zeroed", func(b []byte, off, next int64) { clear(b[(off+next)/2 : next]) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "j.db")
-			j, _ := open(t, path)
-			var ids []string
-			for i := range 3 {
-				in := intent(i)
-				in.ID = fmt.Sprintf("0000000%d-0000-7000-8000-000000000000", i) // key order = write order
-				in.Draft.EventID = in.ID
-				if err := j.Intend(ctx, in); err != nil {
-					t.Fatal(err)
-				}
-				ids = append(ids, in.ID)
-			}
-			if err := j.Close(); err != nil {
-				t.Fatal(err)
-			}
-			db, err := bolt.Open(path, 0o600, nil)
+			ids, offs, seg := writeIntents(t, path, 3)
+			b, err := os.ReadFile(seg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = db.Update(func(tx *bolt.Tx) error {
-				b := tx.Bucket(bucketIntents)
-				return b.Put([]byte(ids[1]), c.damage(b.Get([]byte(ids[1]))))
-			})
-			_ = db.Close()
-			if err != nil {
+			c.damage(b, offs[1], offs[2])
+			if err := os.WriteFile(seg, b, 0o600); err != nil {
 				t.Fatal(err)
 			}
 
 			j, rec := open(t, path)
 			defer j.Close()
-			if len(rec.IntentsCut) != 1 || rec.IntentsCut[0].Position != 1 || rec.IntentsCut[0].Key != ids[1] || rec.IntentsPending != 2 {
-				t.Fatalf("recovery: %+v", rec)
+			if len(rec.IntentsCut) != 1 || rec.IntentsCut[0].Position != offs[1] || rec.IntentsCut[0].Segment != filepath.Base(seg) ||
+				rec.IntentsCut[0].Tail || rec.IntentsPending != 2 {
+				t.Fatalf("recovery: %+v (frames at %v)", rec, offs)
 			}
 			if got := testutil.ToFloat64(j.m.IntentsCut); got != 1 {
 				t.Fatalf("intents_cut_total %v", got)
@@ -136,6 +154,206 @@ func TestDamagedIntentIsCutOthersKept(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A write cut by a crash (a partial frame at the end of the written part) is a torn tail: cut,
+// counted, and the intents before it kept.
+func TestTornIntentTailIsCut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.db")
+	ids, offs, seg := writeIntents(t, path, 3)
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The third frame is torn: only its first half reached the disk.
+	size := offs[2] - offs[1]
+	clear(b[offs[2]+size/2:])
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, rec := open(t, path)
+	defer j.Close()
+	if len(rec.IntentsCut) != 1 || !rec.IntentsCut[0].Tail || rec.IntentsCut[0].Position != offs[2] || rec.IntentsPending != 2 {
+		t.Fatalf("recovery: %+v", rec)
+	}
+	if got := testutil.ToFloat64(j.m.IntentsCut); got != 1 {
+		t.Fatalf("intents_cut_total %v", got)
+	}
+	got, err := j.Intents()
+	if err != nil || len(got) != 2 || got[0].ID != ids[0] || got[1].ID != ids[1] {
+		t.Fatalf("intents after the cut: %v %+v", err, got)
+	}
+}
+
+// A data_dir of the former design (intents in the bbolt bucket) recovers its pending intents
+// once: they move into the intent log and the bucket is emptied; a damaged one is reported.
+func TestIntentsOfTheBboltBucketAreMigrated(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, _ := open(t, path)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := intent(1), intent(2)
+	if a.ID > b.ID {
+		a, b = b, a // Intents returns id order
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketIntents)
+		for _, in := range []Intent{a, b} {
+			if err := bk.Put([]byte(in.ID), appendIntent(nil, &in)); err != nil {
+				return err
+			}
+		}
+		return bk.Put([]byte("zz-damaged"), []byte{1, 2, 3, 4, 5})
+	})
+	_ = db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		j, rec := open(t, path)
+		got, err := j.Intents()
+		if err != nil || len(got) != 2 || got[0].ID != a.ID || got[1].ID != b.ID || string(got[1].Detail) != string(b.Detail) {
+			t.Fatalf("round %d: intents %v %+v", round, err, got)
+		}
+		wantCut := map[int]int{0: 1, 1: 0}[round]
+		if rec.IntentsPending != 2 || len(rec.IntentsCut) != wantCut {
+			t.Fatalf("round %d: recovery %+v", round, rec)
+		}
+		if wantCut == 1 && (rec.IntentsCut[0].Key != "zz-damaged" || rec.IntentsCut[0].Segment != oldBucketName) {
+			t.Fatalf("damage %+v", rec.IntentsCut[0])
+		}
+		err = j.db.View(func(tx *bolt.Tx) error {
+			if k, _ := tx.Bucket(bucketIntents).Cursor().First(); k != nil {
+				return fmt.Errorf("bucket still holds %q", k)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if round == 1 {
+			d := a.Draft
+			d.Result, d.Resolves = chain.ResultSuccess, a.ID
+			if _, err := j.Append(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			if j.Pending() != 1 {
+				t.Fatalf("pending %d", j.Pending())
+			}
+		}
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j, rec := open(t, path)
+	defer j.Close()
+	if got, err := j.Intents(); err != nil || rec.IntentsPending != 1 || len(got) != 1 || got[0].ID != b.ID {
+		t.Fatalf("after resolving one: %v %+v %+v", err, rec, got)
+	}
+}
+
+// Segments whose intents are all resolved are deleted once they are not the tail, and their ids
+// leave the resolved bucket; nothing resolved comes back at the next Open.
+func TestResolvedSegmentsAreDeleted(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.db")
+	small := func(o *Options) { o.IntentSegmentBytes = 4 << 10 }
+	j, _ := open(t, path, small)
+	segments := func() []string {
+		m, err := filepath.Glob(filepath.Join(filepath.Dir(path), "j.db.intents-*.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	var kept Intent
+	for i := range 40 {
+		in := intent(100 + i)
+		if err := j.Intend(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		if i == 5 {
+			kept = in // left unresolved: its segment stays
+			continue
+		}
+		d := in.Draft
+		d.Result, d.Resolves = chain.ResultSuccess, in.ID
+		if _, err := j.Append(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.ilog.mu.Lock()
+	written := j.ilog.nextNo - 1
+	j.ilog.mu.Unlock()
+	if written < 3 {
+		t.Fatalf("%d segments written: the test needs several", written)
+	}
+	// Deletion runs in the background: wait for it (bounded by the test's own timeout).
+	live := func() int {
+		j.ilog.mu.Lock()
+		defer j.ilog.mu.Unlock()
+		return len(j.ilog.segs)
+	}
+	for live() > 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(segments()); n > 3 {
+		t.Fatalf("%d segment files: deleted segments are still there", n) // 2 live and maybe a spare
+	}
+	if j.Pending() != 1 {
+		t.Fatalf("pending %d", j.Pending())
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, rec := open(t, path, small)
+	defer j.Close()
+	got, err := j.Intents()
+	if err != nil || rec.IntentsPending != 1 || len(got) != 1 || got[0].ID != kept.ID {
+		t.Fatalf("after reopening: %v %+v %+v", err, rec, got)
+	}
+	if n := len(segments()); n != 1 {
+		t.Fatalf("%d segments left after Open, want the one holding the unresolved intent", n)
+	}
+	var keys int
+	_ = j.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketResolved).ForEach(func(_, _ []byte) error { keys++; return nil })
+	})
+	if keys >= 40 {
+		t.Fatalf("%d resolved keys left", keys)
+	}
+	if err := j.Resolve(ctx, kept.ID); err != nil {
+		t.Fatal(err)
+	}
+	if j.Pending() != 0 {
+		t.Fatal("still pending")
+	}
+}
+
+// FuzzIntentFrames: the frame reader never panics, and a sound frame written after any bytes is
+// found (resynchronisation).
+func FuzzIntentFrames(f *testing.F) {
+	in := intent(1)
+	sound := appendFrame(nil, appendIntent(nil, &in))
+	f.Add([]byte{})
+	f.Add(sound[:len(sound)/2])
+	f.Add(append(append([]byte(nil), frameMagic[:]...), 0, 0, 0, 9, 1, 2, 3, 4))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		scanFrames(b, func(int64, Intent) {})
+		var found bool
+		scanFrames(append(append([]byte(nil), b...), sound...), func(_ int64, got Intent) {
+			found = found || got.ID == in.ID
+		})
+		if !found {
+			t.Fatalf("a sound frame after %x was not found", b)
+		}
+	})
 }
 
 func TestIntentRefusedAtTheBound(t *testing.T) {

@@ -13,13 +13,15 @@
 // disk: at the bound, appends fail with ErrFull and the proxy refuses audited requests
 // (fail_closed) or counts the loss (fail_open).
 //
-// Intents (intent.go) make the audit write-ahead: one is made durable, by the same group commit,
-// before an audited request is forwarded, and the event that records the request resolves it in
-// its own transaction. Intents left unresolved by a crash are listed at Open for the application
-// to turn into events.
+// Intents (intent.go, intentlog.go) make the audit write-ahead: one is appended to the intent
+// log (preallocated segment files beside the bbolt file, with their own group commit: one write
+// and one fdatasync per group) before an audited request is forwarded, and the event that records
+// the request resolves it in its own transaction (a key in the resolved bucket). Intents left
+// unresolved by a crash are listed at Open for the application to turn into events.
 //
 // Files: journal.go (API), writer.go (the group-commit writer), recovery.go (checks at Open),
-// maintenance.go (compaction, once-key pruning), intent.go, codec.go (record format).
+// maintenance.go (compaction, once-key pruning), intent.go, intentlog.go, intentlog_open.go,
+// codec.go (record format).
 package journal
 
 import (
@@ -59,7 +61,9 @@ var (
 	bucketCursors = []byte("cursors")
 	bucketOnce    = []byte("once")
 	bucketWatch   = []byte("watch")
-	bucketIntents = []byte("intents")
+	bucketIntents = []byte("intents") // the former design's intents: read once at Open, then emptied
+	// bucketResolved holds the ids of resolved intents whose segment still exists (intentlog.go).
+	bucketResolved = []byte("resolved")
 
 	keyChainID = []byte("chain_id")
 	keyFormat  = []byte("format")
@@ -117,6 +121,9 @@ type Options struct {
 	MaxBatch int
 	// TailCheck is how many records at the tail recovery re-verifies (default 4096).
 	TailCheck int
+	// IntentSegmentBytes is the preallocated size of an intent log segment (default
+	// DefaultIntentSegmentBytes).
+	IntentSegmentBytes int64
 	// ProbeInterval is how often a failed journal retries writing (default 2s).
 	ProbeInterval time.Duration
 	Now           func() time.Time
@@ -155,6 +162,7 @@ type head struct {
 // Journal is the durable log. It is safe for concurrent use.
 type Journal struct {
 	db      *bolt.DB
+	ilog    *intentLog
 	opts    Options
 	chainID string
 	log     *slog.Logger
@@ -169,7 +177,6 @@ type Journal struct {
 	first    uint64 // lowest retained sequence (0: none)
 	bytes    int64
 	entries  int64
-	intents  int64 // unresolved intents
 	failed   error
 	notify   chan struct{} // closed and replaced on every commit that appended
 	probing  bool
@@ -223,6 +230,9 @@ func Open(opts Options) (*Journal, *Recovery, error) {
 		notify: make(chan struct{}),
 	}
 	rec, err := j.recover()
+	if err == nil {
+		err = j.openIntents(rec)
+	}
 	if err != nil {
 		_ = db.Close()
 		return nil, nil, err
@@ -230,6 +240,7 @@ func Open(opts Options) (*Journal, *Recovery, error) {
 	j.m.MaxBytes.Set(float64(opts.MaxBytes))
 	j.publishGauges()
 	go j.run()
+	go j.ilog.run()
 	return j, rec, nil
 }
 
@@ -504,8 +515,11 @@ func (j *Journal) Close() error {
 		j.submitMu.Lock() // waits for submissions in progress; none can start after it
 		j.closed.Store(true)
 		j.submitMu.Unlock()
+		close(j.ilog.stop) // answers the intents queued, then stops
+		<-j.ilog.done
 		close(j.stop)
 		<-j.done
+		j.ilog.wg.Wait() // segment deletions (their key removal was answered or refused)
 		j.closeErr = j.db.Close()
 	})
 	return j.closeErr
@@ -517,7 +531,6 @@ func (j *Journal) publishGauges() {
 	j.m.Bytes.Set(float64(j.bytes))
 	j.m.Entries.Set(float64(j.entries))
 	j.m.ChainSequence.WithLabelValues(j.chainID).Set(float64(j.head.seq))
-	j.m.IntentsPending.Set(float64(j.intents))
 	if j.failed == nil && j.bytes+reserve <= j.opts.MaxBytes {
 		j.m.Writable.Set(1)
 	} else {

@@ -45,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Number of events made durable by one group commit.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
 		Fsyncs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "fsyncs_total",
-			Help: "Group commits written with fsync."}),
+			Help: "Writes made durable with fsync: the journal's group commits, the intent log's group writes and new intent segments."}),
 		AppendedBytes: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "appended_bytes_total",
 			Help: "Bytes of event records appended to the journal."}),
 		AppendedEvents: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "appended_events_total",

@@ -11,7 +11,7 @@ import (
 func (j *Journal) recover() (*Recovery, error) {
 	rec := &Recovery{}
 	err := j.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketCursors, bucketOnce, bucketWatch, bucketIntents} {
+		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketCursors, bucketOnce, bucketWatch, bucketIntents, bucketResolved} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -41,9 +41,6 @@ func (j *Journal) recover() (*Recovery, error) {
 			return err
 		}
 		j.head = head{seq: readU64(meta.Get(keyHeadSeq)), hash: string(meta.Get(keyHeadHsh)), ts: int64(readU64(meta.Get(keyHeadTS)))}
-		if err := j.checkIntents(tx, rec); err != nil {
-			return err
-		}
 		return j.checkTail(tx, rec)
 	})
 	if err != nil {
@@ -64,13 +61,6 @@ func (j *Journal) recover() (*Recovery, error) {
 			j.log.Error("damaged journal records were cut; some were not yet acknowledged by every sink and are lost", attrs...)
 		} else {
 			j.log.Warn("damaged journal records were cut; every sink had already acknowledged them (they are in the sinks, not lost)", attrs...)
-		}
-	}
-	if len(rec.IntentsCut) > 0 {
-		j.m.IntentsCut.Add(float64(len(rec.IntentsCut)))
-		for _, d := range rec.IntentsCut {
-			j.log.Error("damaged intent record cut: a request was forwarded but what it was can no longer be read",
-				"position", d.Position, "key", d.Key, "reason", d.Reason)
 		}
 	}
 	return rec, nil

@@ -20,20 +20,20 @@ const (
 	kindCompact
 	kindRebase
 	kindPruneOnce
-	kindIntent
 	kindResolve
+	kindForget
 )
 
 type request struct {
-	kind   reqKind
-	draft  *Draft
-	intent *Intent
-	name   string
-	seq    uint64
-	hash   string
-	ts     int64
-	start  time.Time
-	done   chan result
+	kind  reqKind
+	draft *Draft
+	ids   []string
+	name  string
+	seq   uint64
+	hash  string
+	ts    int64
+	start time.Time
+	done  chan result
 }
 
 type result struct {
@@ -97,10 +97,9 @@ type batchState struct {
 	firstNew  uint64
 	firstLeft uint64
 	once      map[string]bool // Once keys staged in this batch
-	// intentDelta is the change in unresolved intents; intentBytes the intent bytes written.
-	intentDelta int64
-	intentBytes int64
-	intents     int // intents written
+	// resolved are the intents resolved in this batch (committed: the intent log learns them).
+	resolved    map[string]bool
+	resolvedIDs []string
 }
 
 // commit runs one batch as one transaction (one fsync) and answers every request.
@@ -144,13 +143,14 @@ func (j *Journal) apply(batch []*request, results []result, st *batchState) erro
 					st.firstNew = results[i].event.Sequence
 				}
 			}
-		case kindIntent:
-			results[i], err = j.stageIntent(r.intent, st, b.intents())
-			if err == nil && results[i].err == nil {
-				st.intents++
-			}
 		case kindResolve:
-			err = resolveIntent(r.name, st, b.intents())
+			err = j.resolveIntent(r.name, st, b)
+		case kindForget:
+			for _, id := range r.ids {
+				if err = b.resolvedB().Delete([]byte(id)); err != nil {
+					break
+				}
+			}
 		case kindAck:
 			err = tx.Bucket(bucketCursors).Put([]byte(r.name), u64(r.seq))
 		case kindRebase:
@@ -212,7 +212,6 @@ func (j *Journal) failBatch(results []result, cause error) {
 func (j *Journal) committed(st *batchState, took time.Duration) {
 	j.mu.Lock()
 	j.head, j.bytes = st.head, st.size
-	j.intents += st.intentDelta
 	j.entries += int64(st.appended) - int64(st.compacted)
 	if st.appended > 0 && j.first == 0 {
 		j.first = st.firstNew
@@ -237,17 +236,15 @@ func (j *Journal) committed(st *batchState, took time.Duration) {
 	if st.compacted > 0 {
 		j.m.Compacted.Add(float64(st.compacted))
 	}
-	if st.intents > 0 {
-		j.m.IntentsWritten.Add(float64(st.intents))
-	}
+	j.ilog.resolved(st.resolvedIDs)
 	j.publishGauges()
 }
 
 // buckets opens the buckets of a write transaction when first used (opening one allocates, and
 // most batches touch only some).
 type buckets struct {
-	tx                               *bolt.Tx
-	eventsB, onceB, watchB, intentsB *bolt.Bucket
+	tx                                  *bolt.Tx
+	eventsB, onceB, watchB, resolvedBkt *bolt.Bucket
 }
 
 func (b *buckets) events() *bolt.Bucket {
@@ -272,12 +269,12 @@ func (b *buckets) watch() *bolt.Bucket {
 	return b.watchB
 }
 
-func (b *buckets) intents() *bolt.Bucket {
-	if b.intentsB == nil {
-		b.intentsB = b.tx.Bucket(bucketIntents)
-		b.intentsB.FillPercent = 1.0 // keys are time-ordered event ids: mostly appended
+func (b *buckets) resolvedB() *bolt.Bucket {
+	if b.resolvedBkt == nil {
+		b.resolvedBkt = b.tx.Bucket(bucketResolved)
+		b.resolvedBkt.FillPercent = 1.0 // keys are time-ordered event ids: mostly appended
 	}
-	return b.intentsB
+	return b.resolvedBkt
 }
 
 // stage sequences one draft and stages it inside the commit transaction. The draft is refused
@@ -291,7 +288,7 @@ func (j *Journal) stage(d *Draft, st *batchState, b *buckets) (res result, err e
 			if d.Resolves == "" {
 				return result{err: ErrDuplicate}, nil
 			}
-			return result{err: ErrDuplicate}, resolveIntent(d.Resolves, st, b.intents())
+			return result{err: ErrDuplicate}, j.resolveIntent(d.Resolves, st, b)
 		}
 		if len(d.Once) > bolt.MaxKeySize {
 			return result{err: fmt.Errorf("once-key of %d bytes is too long", len(d.Once))}, nil
@@ -344,7 +341,7 @@ func (j *Journal) stage(d *Draft, st *batchState, b *buckets) (res result, err e
 		}
 	}
 	if d.Resolves != "" {
-		if err := resolveIntent(d.Resolves, st, b.intents()); err != nil {
+		if err := j.resolveIntent(d.Resolves, st, b); err != nil {
 			return result{}, err
 		}
 	}

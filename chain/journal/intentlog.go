@@ -1,0 +1,540 @@
+package journal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// The intent log: intents are appended to preallocated segment files next to the bbolt file
+// (<journal file name>.intents-000001.log, ...) by their own group-commit goroutine: one write at
+// the tail and one fdatasync per group, no bbolt transaction. An event resolves its intent with a
+// small key in bbolt's "resolved" bucket, in the event's own transaction; the log counts the
+// unresolved intents of each segment in memory, and a segment that is fully resolved and no
+// longer the tail is deleted, then its ids are removed from the resolved bucket (maintenance, off
+// the request path).
+//
+// Frame format, repeated from the start of a segment; the preallocated rest is zeros:
+//
+//	4 bytes  magic "\xffINT" (0xff never occurs in the UTF-8 text of an intent's JSON fields)
+//	uint32   payload length, big-endian
+//	uint32   CRC-32C of the length and the payload, big-endian
+//	payload  the intent record (appendIntent), which carries its own CRC too
+//
+// At Open every segment is scanned: a frame that fails its checks is reported with its segment
+// and byte offset, and the scan resynchronises on the next offset where a sound frame starts, so
+// a valid intent after a damaged one is never dropped. Damage with no sound frame after it is a
+// torn tail (a write cut by a crash before its fdatasync, whose intent was never acknowledged).
+// Every Open starts a new tail segment (lazily, at the first intent): old segments are only read.
+
+const (
+	frameHeader = 12
+	// DefaultIntentSegmentBytes is the preallocated size of an intent log segment.
+	DefaultIntentSegmentBytes = 4 << 20
+	maxIntentBatch            = 1024
+)
+
+var frameMagic = [4]byte{0xff, 'I', 'N', 'T'}
+
+// appendFrame appends one frame holding payload.
+func appendFrame(dst, payload []byte) []byte {
+	start := len(dst)
+	dst = append(dst, frameMagic[:]...)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	dst = append(dst, payload...)
+	sealFrame(dst[start:])
+	return dst
+}
+
+// appendIntentFrame appends the frame of in, encoded in place.
+func appendIntentFrame(dst []byte, in *Intent) []byte {
+	start := len(dst)
+	dst = append(dst, frameMagic[:]...)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	dst = appendIntent(dst, in)
+	sealFrame(dst[start:])
+	return dst
+}
+
+// sealFrame fills in the length and checksum of frame (header and payload).
+func sealFrame(frame []byte) {
+	binary.BigEndian.PutUint32(frame[4:8], uint32(len(frame)-frameHeader))
+	sum := crc32.Update(crc32.Checksum(frame[4:8], castagnoli), castagnoli, frame[frameHeader:])
+	binary.BigEndian.PutUint32(frame[8:12], sum)
+}
+
+// frameAt decodes the frame at b[off:]: its intent and its size, or why it is not a sound frame.
+func frameAt(b []byte, off int) (Intent, int, error) {
+	rest := b[off:]
+	if len(rest) < frameHeader {
+		return Intent{}, 0, fmt.Errorf("%w: %d bytes left, a frame header needs %d", ErrCorrupt, len(rest), frameHeader)
+	}
+	if !bytes.Equal(rest[:4], frameMagic[:]) {
+		return Intent{}, 0, fmt.Errorf("%w: no frame magic", ErrCorrupt)
+	}
+	n := binary.BigEndian.Uint32(rest[4:8])
+	if uint64(n) > uint64(len(rest)-frameHeader) {
+		return Intent{}, 0, fmt.Errorf("%w: frame of %d bytes, %d left", ErrCorrupt, n, len(rest)-frameHeader)
+	}
+	payload := rest[frameHeader : frameHeader+int(n)]
+	if crc32.Update(crc32.Checksum(rest[4:8], castagnoli), castagnoli, payload) != binary.BigEndian.Uint32(rest[8:12]) {
+		return Intent{}, 0, fmt.Errorf("%w: frame checksum mismatch", ErrCorrupt)
+	}
+	in, err := decodeIntent(nil, payload)
+	if err != nil {
+		return Intent{}, 0, err
+	}
+	return in, frameHeader + int(n), nil
+}
+
+// frameDamage is a region of a segment that holds no sound frame.
+type frameDamage struct {
+	Offset int64
+	Reason string
+	Tail   bool // nothing sound follows it in the segment
+}
+
+// scanFrames calls fn for every sound frame of a segment's content, in order, and returns the
+// damaged regions it skipped: after a damaged frame the scan resumes at the next offset where a
+// sound frame starts. Zeros to the end are the unused preallocated space, not damage.
+func scanFrames(b []byte, fn func(off int64, in Intent)) []frameDamage {
+	var damage []frameDamage
+	off := 0
+	for off < len(b) {
+		in, n, err := frameAt(b, off)
+		if err == nil {
+			fn(int64(off), in)
+			off += n
+			continue
+		}
+		if allZero(b[off:]) {
+			break
+		}
+		next := resync(b, off+1)
+		damage = append(damage, frameDamage{Offset: int64(off), Reason: err.Error(), Tail: next < 0})
+		if next < 0 {
+			break
+		}
+		off = next
+	}
+	return damage
+}
+
+// resync returns the first offset at or after from where a sound frame starts, or -1.
+func resync(b []byte, from int) int {
+	for from < len(b) {
+		i := bytes.Index(b[from:], frameMagic[:])
+		if i < 0 {
+			return -1
+		}
+		if _, _, err := frameAt(b, from+i); err == nil {
+			return from + i
+		}
+		from += i + 1
+	}
+	return -1
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// segment is one intent log file.
+type segment struct {
+	no      uint64
+	path    string
+	ids     []string // every intent id written in it (removed from the resolved bucket when it goes)
+	pending int      // its unresolved intents
+	gone    bool     // being deleted
+}
+
+type intentReq struct {
+	id    string
+	frame []byte
+	done  chan error
+}
+
+// intentLog is the append-only intent store.
+type intentLog struct {
+	dir, prefix string
+	segBytes    int64
+	noSync      bool
+	m           *Metrics
+	log         *slog.Logger
+	drop        func(*segment) // deletes a fully resolved segment that is not the tail
+
+	reqs chan *intentReq
+	stop chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup // segment drops in progress
+
+	mu      sync.Mutex
+	segs    []*segment          // in order
+	pending map[string]*segment // unresolved intent id → its segment
+	tail    *segment            // written by run; nil until the first intent of this run
+	file    *os.File            // the tail's file
+	off     int64               // durable end of the tail
+	broken  bool                // the tail failed a write: the next write starts a new segment
+	nextNo  uint64
+	// spare is the next segment, prepared in the background once the tail is half full, so that
+	// a rotation does not wait for the preallocation.
+	spare     *segment
+	spareFile *os.File
+	preparing bool
+	prep      sync.WaitGroup
+
+	buf []byte // the batch being written (run only)
+}
+
+func segmentName(prefix string, no uint64) string {
+	return fmt.Sprintf("%s.intents-%06d.log", prefix, no)
+}
+
+// listSegments returns the numbers of the segments in dir, ascending.
+func (l *intentLog) listSegments() ([]uint64, error) {
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("listing intent segments: %w", err)
+	}
+	var nos []uint64
+	pre := l.prefix + ".intents-"
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, pre) || !strings.HasSuffix(name, ".log") {
+			continue
+		}
+		no, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, pre), ".log"), 10, 64)
+		if err != nil {
+			continue
+		}
+		nos = append(nos, no)
+	}
+	slices.Sort(nos)
+	return nos, nil
+}
+
+// has reports whether id is an unresolved intent.
+func (l *intentLog) has(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.pending[id]
+	return ok
+}
+
+func (l *intentLog) count() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int64(len(l.pending))
+}
+
+// resolved records that ids were resolved durably (their keys are committed in the resolved
+// bucket) and schedules the deletion of segments left with nothing unresolved.
+func (l *intentLog) resolved(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		s, ok := l.pending[id]
+		if !ok {
+			continue
+		}
+		delete(l.pending, id)
+		s.pending--
+		l.maybeDropLocked(s)
+	}
+	l.m.IntentsPending.Set(float64(len(l.pending)))
+}
+
+func (l *intentLog) maybeDropLocked(s *segment) {
+	if s.pending > 0 || s == l.tail || s.gone || l.drop == nil {
+		return
+	}
+	s.gone = true
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.drop(s)
+	}()
+}
+
+// forget removes a dropped segment from the list.
+func (l *intentLog) forget(s *segment) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.segs = slices.DeleteFunc(l.segs, func(x *segment) bool { return x == s })
+}
+
+// run is the intent log's group commit: it collects the queued intents, writes them at the tail
+// in one write, syncs once and wakes their waiters.
+func (l *intentLog) run() {
+	defer close(l.done)
+	batch := make([]*intentReq, 0, maxIntentBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-l.reqs:
+			batch = append(batch, r)
+		case <-l.stop:
+			for {
+				batch = batch[:0]
+			drain:
+				for len(batch) < maxIntentBatch {
+					select {
+					case r := <-l.reqs:
+						batch = append(batch, r)
+					default:
+						break drain
+					}
+				}
+				if len(batch) == 0 {
+					l.closeTail()
+					return
+				}
+				l.commit(batch)
+			}
+		}
+		runtime.Gosched() // see Journal.run
+	fill:
+		for len(batch) < maxIntentBatch {
+			select {
+			case r := <-l.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		l.commit(batch)
+	}
+}
+
+func (l *intentLog) closeTail() {
+	l.prep.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.file != nil {
+		_ = l.file.Close()
+		l.file = nil
+	}
+	if l.spareFile != nil {
+		_ = l.spareFile.Close() // left empty: deleted at the next Open
+		l.spareFile, l.spare = nil, nil
+	}
+}
+
+// prepare creates segment s as the spare.
+func (l *intentLog) prepare(s *segment) {
+	defer l.prep.Done()
+	f, err := createSegment(s.path, l.segBytes, l.noSync)
+	if err == nil && !l.noSync {
+		l.m.Fsyncs.Inc()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.preparing = false
+	if err != nil {
+		l.log.Warn("cannot prepare the next intent segment (tried again when the current one is full)", "segment", s.path, "err", err)
+		return
+	}
+	l.spare, l.spareFile = s, f
+}
+
+// commit writes a batch: the frames that fit in the tail in one write and one sync, then (after
+// starting a new segment) the rest, and answers every request.
+func (l *intentLog) commit(batch []*intentReq) {
+	buf := l.buf[:0]
+	defer func() {
+		if cap(buf) <= 1<<20 {
+			l.buf = buf[:0]
+		}
+	}()
+	first := 0 // first request of buf
+	for i := 0; i <= len(batch); i++ {
+		l.mu.Lock()
+		room := l.segBytes - l.off
+		needNew := l.tail == nil || l.broken
+		l.mu.Unlock()
+		if i < len(batch) && !needNew && int64(len(buf)+len(batch[i].frame)) <= room {
+			buf = append(buf, batch[i].frame...)
+			continue
+		}
+		if len(buf) > 0 {
+			err := l.flush(buf, batch[first:i])
+			for _, r := range batch[first:i] {
+				r.done <- err
+			}
+			buf = buf[:0]
+		}
+		first = i
+		if i == len(batch) {
+			return
+		}
+		if err := l.rotate(); err != nil {
+			for _, r := range batch[i:] {
+				r.done <- err
+			}
+			return
+		}
+		i-- // retry this request in the new segment
+	}
+}
+
+// flush writes buf at the tail, syncs it and registers its intents.
+func (l *intentLog) flush(buf []byte, reqs []*intentReq) error {
+	l.mu.Lock()
+	f, off, s := l.file, l.off, l.tail
+	l.mu.Unlock()
+	_, err := f.WriteAt(buf, off)
+	if err == nil && !l.noSync {
+		err = unix.Fdatasync(int(f.Fd()))
+		l.m.Fsyncs.Inc()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		// What reached the disk is unknown: this segment is written no more (its sound frames, if
+		// any, are read back at the next start as intents of requests that were refused).
+		l.broken = true
+		l.log.Error("writing intents failed; audited requests are refused (fail_closed) or counted lost (fail_open) until a write succeeds",
+			"segment", s.path, "err", err)
+		return fmt.Errorf("%w: writing intents to %s: %w", ErrFailed, filepath.Base(s.path), err)
+	}
+	l.off += int64(len(buf))
+	for _, r := range reqs {
+		if _, dup := l.pending[r.id]; dup {
+			continue
+		}
+		l.pending[r.id] = s
+		s.pending++
+		s.ids = append(s.ids, r.id)
+	}
+	l.m.IntentsWritten.Add(float64(len(reqs)))
+	l.m.IntentsPending.Set(float64(len(l.pending)))
+	if l.spare == nil && !l.preparing && l.off > l.segBytes/2 {
+		l.preparing = true
+		s := &segment{no: l.nextNo, path: filepath.Join(l.dir, segmentName(l.prefix, l.nextNo))}
+		l.nextNo++
+		l.prep.Add(1)
+		go l.prepare(s)
+	}
+	return nil
+}
+
+// rotate starts a new tail segment, preallocated so that a full disk shows here and not in the
+// middle of a write; the old tail is closed (and deleted once nothing in it is unresolved).
+func (l *intentLog) rotate() error {
+	l.mu.Lock()
+	s, f := l.spare, l.spareFile
+	l.spare, l.spareFile = nil, nil
+	if s == nil {
+		s = &segment{no: l.nextNo, path: filepath.Join(l.dir, segmentName(l.prefix, l.nextNo))}
+		l.nextNo++
+	}
+	l.mu.Unlock()
+	if f == nil {
+		var err error
+		if f, err = createSegment(s.path, l.segBytes, l.noSync); err != nil {
+			l.log.Error("cannot start a new intent segment; audited requests are refused (fail_closed) or counted lost (fail_open) until it can",
+				"segment", s.path, "err", err)
+			return fmt.Errorf("%w: starting intent segment %s: %w", ErrFailed, filepath.Base(s.path), err)
+		}
+		if !l.noSync {
+			l.m.Fsyncs.Inc()
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := l.tail
+	if l.file != nil {
+		_ = l.file.Close()
+	}
+	l.segs = append(l.segs, s)
+	l.tail, l.file, l.off, l.broken = s, f, 0, false
+	if old != nil {
+		l.maybeDropLocked(old)
+	}
+	return nil
+}
+
+// createSegment creates a segment file of size bytes, allocated on disk, and makes its existence
+// durable.
+func createSegment(path string, size int64, noSync bool) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*os.File, error) {
+		_ = f.Close()
+		_ = os.Remove(path)
+		return nil, err
+	}
+	// Zeros are written rather than fallocated: on ext4 and XFS a write into fallocated
+	// (unwritten) space makes every fdatasync commit an extent conversion too.
+	if _, err := io.CopyBuffer(f, io.LimitReader(zeroReader{}, size), make([]byte, 256<<10)); err != nil {
+		return fail(fmt.Errorf("preallocating: %w", err))
+	}
+	if !noSync {
+		if err := f.Sync(); err != nil {
+			return fail(fmt.Errorf("syncing: %w", err))
+		}
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return fail(err)
+		}
+	}
+	return f, nil
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// readSegment returns the content of segment s: up to the durable end for the tail.
+func (l *intentLog) readSegment(s *segment) ([]byte, error) {
+	l.mu.Lock()
+	limit := int64(-1)
+	if s == l.tail {
+		limit = l.off
+	}
+	l.mu.Unlock()
+	b, err := os.ReadFile(s.path)
+	if err != nil {
+		return nil, fmt.Errorf("reading intent segment: %w", err)
+	}
+	if limit >= 0 && limit < int64(len(b)) {
+		b = b[:limit]
+	}
+	return b, nil
+}
