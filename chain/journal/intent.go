@@ -210,7 +210,11 @@ func (j *Journal) Pending() int64 { return j.ilog.count() }
 // resolveIntent records, inside the commit transaction, that intent id (if unresolved) is
 // resolved: a small key in the resolved bucket. The intent log learns it once committed.
 func (j *Journal) resolveIntent(id string, st *batchState, b *buckets) error {
-	if id == "" || st.resolved[id] || !j.ilog.has(id) {
+	if id == "" || st.resolved[id] {
+		return nil
+	}
+	pos, ok := j.ilog.positionOf(id)
+	if !ok {
 		return nil
 	}
 	if st.resolved == nil {
@@ -218,7 +222,7 @@ func (j *Journal) resolveIntent(id string, st *batchState, b *buckets) error {
 	}
 	st.resolved[id] = true
 	st.resolvedIDs = append(st.resolvedIDs, id)
-	return b.resolvedB().Put([]byte(id), []byte{})
+	return b.resolvedB().Put(u64(pos), []byte{})
 }
 
 // dropSegment deletes a fully resolved segment that is no longer the tail, then the keys of its
@@ -230,7 +234,7 @@ func (j *Journal) dropSegment(s *segment) {
 		return
 	}
 	j.ilog.forget(s)
-	r := &request{kind: kindForget, ids: s.ids, done: make(chan result, 1)}
+	r := &request{kind: kindForget, seq: s.no, done: make(chan result, 1)}
 	if err := j.submit(context.Background(), r); err != nil {
 		return // closing: Open removes the keys
 	}

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,6 +89,7 @@ func writeIntents(t *testing.T, path string, n int) (ids []string, offsets []int
 	t.Helper()
 	ctx := context.Background()
 	j, _ := open(t, path)
+	instance := j.ilog.instance
 	for i := range n {
 		in := intent(i)
 		in.ID = fmt.Sprintf("0000000%d-0000-7000-8000-000000000000", i)
@@ -100,7 +102,7 @@ func writeIntents(t *testing.T, path string, n int) (ids []string, offsets []int
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
-	seg = filepath.Join(filepath.Dir(path), segmentName(filepath.Base(path), 1))
+	seg = filepath.Join(filepath.Dir(path), segmentName(filepath.Base(path), instance, 1))
 	b, err := os.ReadFile(seg)
 	if err != nil {
 		t.Fatal(err)
@@ -381,4 +383,121 @@ func FuzzDecodeIntent(f *testing.F) {
 			t.Fatalf("round trip: %v %+v %+v", err, again, got)
 		}
 	})
+}
+
+// Intent segments belong to the journal file that resolves them: when the file is lost (deleted,
+// replaced), the segments left beside it cannot tell which of their intents had an event, so the
+// new journal reports and deletes them instead of recovering every intent in them again.
+func TestSegmentsOfALostJournalAreNotRecovered(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "j.db")
+	j, _ := open(t, path)
+	for i := range 4 {
+		in := intent(200 + i)
+		if err := j.Intend(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		if i == 3 {
+			continue // one left unresolved
+		}
+		d := in.Draft
+		d.Result, d.Resolves = chain.ResultSuccess, in.ID
+		if _, err := j.Append(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	j, rec := open(t, path)
+	defer j.Close()
+	if rec.IntentsPending != 0 || rec.IntentsForeign != 4 || len(rec.ForeignSegments) != 1 {
+		t.Fatalf("recovery after the journal file was lost: pending %d, foreign %d in %v", rec.IntentsPending, rec.IntentsForeign, rec.ForeignSegments)
+	}
+	if got, err := j.Intents(); err != nil || len(got) != 0 {
+		t.Fatalf("intents: %v %+v", err, got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "j.db.intents-*.log")); len(left) != 0 {
+		t.Fatalf("segments of the lost journal left: %v", left)
+	}
+	if v := testutil.ToFloat64(j.m.IntentsForeign); v != 4 {
+		t.Fatalf("foreign intents metric %v", v)
+	}
+	// The new journal's own intents are recovered as usual.
+	if err := j.Intend(ctx, intent(300)); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j2, rec := open(t, path)
+	defer j2.Close()
+	if rec.IntentsPending != 1 || rec.IntentsForeign != 0 {
+		t.Fatalf("reopened: %+v", rec)
+	}
+}
+
+// The resolved bucket names intents by their position in the log, not by their id: damage to
+// the bytes of an event id in the journal file (the event's record is then cut as damaged) does
+// not turn its intent, resolved long ago, into a pending one.
+func TestResolutionIsKeyedByPosition(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, _ := open(t, path)
+	var resolvedIDs []string
+	var open1 string
+	for i := range 3 {
+		in := intent(400 + i)
+		if err := j.Intend(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 {
+			open1 = in.ID
+			continue
+		}
+		d := in.Draft
+		d.Result, d.Resolves = chain.ResultSuccess, in.ID
+		if _, err := j.Append(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		resolvedIDs = append(resolvedIDs, in.ID)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range resolvedIDs {
+		n := 0
+		for off := 0; ; {
+			i := bytes.Index(b[off:], []byte(id))
+			if i < 0 {
+				break
+			}
+			b[off+i+3] ^= 0x20
+			off += i + len(id)
+			n++
+		}
+		if n == 0 {
+			t.Fatalf("event %s not in the journal file", id)
+		}
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, rec := open(t, path)
+	defer j.Close()
+	if rec.IntentsPending != 1 {
+		t.Fatalf("pending after the ids were damaged: %d, want 1 (the unresolved one)", rec.IntentsPending)
+	}
+	got, err := j.Intents()
+	if err != nil || len(got) != 1 || got[0].ID != open1 {
+		t.Fatalf("intents: %v %+v", err, got)
+	}
 }

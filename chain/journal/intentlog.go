@@ -19,12 +19,19 @@ import (
 )
 
 // The intent log: intents are appended to preallocated segment files next to the bbolt file
-// (<journal file name>.intents-000001.log, ...) by their own group-commit goroutine: one write at
-// the tail and one fdatasync per group, no bbolt transaction. An event resolves its intent with a
-// small key in bbolt's "resolved" bucket, in the event's own transaction; the log counts the
-// unresolved intents of each segment in memory, and a segment that is fully resolved and no
-// longer the tail is deleted, then its ids are removed from the resolved bucket (maintenance, off
-// the request path).
+// (<journal file name>.intents-<instance>-000001.log, ...) by their own group-commit goroutine:
+// one write at the tail and one fdatasync per group, no bbolt transaction. An event resolves its
+// intent with an 8-byte key in bbolt's "resolved" bucket, in the event's own transaction: the
+// intent's log position (segment number << 32 | byte offset), not its id, so the key is as
+// sound as the position it names. The log counts the unresolved intents of each segment in
+// memory, and a segment that is fully resolved and no longer the tail is deleted, then its keys
+// are removed from the resolved bucket (maintenance, off the request path).
+//
+// Segments are bound to the bbolt file that resolves them: <instance> is a random id kept in the
+// journal's meta bucket, made when the file is created. Segments of another instance (the bbolt
+// file was deleted, replaced or recreated) cannot tell which of their intents were resolved,
+// since that was in the lost file with the events: they are counted, reported and deleted at
+// Open, like the lost journal's other contents, never recovered a second time.
 //
 // Frame format, repeated from the start of a segment; the preallocated rest is zeros:
 //
@@ -160,9 +167,14 @@ func allZero(b []byte) bool {
 type segment struct {
 	no      uint64
 	path    string
-	ids     []string // every intent id written in it (removed from the resolved bucket when it goes)
-	pending int      // its unresolved intents
-	gone    bool     // being deleted
+	pending int  // its unresolved intents
+	gone    bool // being deleted
+}
+
+// pendingIntent is where an unresolved intent is.
+type pendingIntent struct {
+	seg *segment
+	pos uint64
 }
 
 type intentReq struct {
@@ -174,6 +186,7 @@ type intentReq struct {
 // intentLog is the append-only intent store.
 type intentLog struct {
 	dir, prefix string
+	instance    string // the journal instance the segments belong to
 	segBytes    int64
 	noSync      bool
 	m           *Metrics
@@ -186,12 +199,12 @@ type intentLog struct {
 	wg   sync.WaitGroup // segment drops in progress
 
 	mu      sync.Mutex
-	segs    []*segment          // in order
-	pending map[string]*segment // unresolved intent id → its segment
-	tail    *segment            // written by run; nil until the first intent of this run
-	file    *os.File            // the tail's file
-	off     int64               // durable end of the tail
-	broken  bool                // the tail failed a write: the next write starts a new segment
+	segs    []*segment               // in order
+	pending map[string]pendingIntent // unresolved intent id → where it is
+	tail    *segment                 // written by run; nil until the first intent of this run
+	file    *os.File                 // the tail's file
+	off     int64                    // durable end of the tail
+	broken  bool                     // the tail failed a write: the next write starts a new segment
 	nextNo  uint64
 	// spare is the next segment, prepared in the background once the tail is half full, so that
 	// a rotation does not wait for the preallocation.
@@ -203,38 +216,55 @@ type intentLog struct {
 	buf []byte // the batch being written (run only)
 }
 
-func segmentName(prefix string, no uint64) string {
-	return fmt.Sprintf("%s.intents-%06d.log", prefix, no)
+func segmentName(prefix, instance string, no uint64) string {
+	return fmt.Sprintf("%s.intents-%s-%06d.log", prefix, instance, no)
 }
 
-// listSegments returns the numbers of the segments in dir, ascending.
-func (l *intentLog) listSegments() ([]uint64, error) {
+// maxSegmentNo bounds segment numbers so that a position fits the 32 high bits of a key.
+const maxSegmentNo = 1<<32 - 1
+
+// position is an intent's place in the log, and its key in the resolved bucket.
+func position(no uint64, off int64) uint64 { return no<<32 | uint64(off) }
+
+// listSegments returns the numbers of this instance's segments in dir, ascending, and the file
+// names of other instances' segments.
+func (l *intentLog) listSegments() (own []uint64, foreign []string, err error) {
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
-		return nil, fmt.Errorf("listing intent segments: %w", err)
+		return nil, nil, fmt.Errorf("listing intent segments: %w", err)
 	}
-	var nos []uint64
-	pre := l.prefix + ".intents-"
+	pre, mine := l.prefix+".intents-", l.prefix+".intents-"+l.instance+"-"
 	for _, e := range entries {
 		name := e.Name()
-		if !strings.HasPrefix(name, pre) || !strings.HasSuffix(name, ".log") {
+		if !strings.HasPrefix(name, pre) || !strings.HasSuffix(name, ".log") || !e.Type().IsRegular() {
 			continue
 		}
-		no, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, pre), ".log"), 10, 64)
-		if err != nil {
+		if !strings.HasPrefix(name, mine) {
+			foreign = append(foreign, name)
 			continue
 		}
-		nos = append(nos, no)
+		no, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, mine), ".log"), 10, 64)
+		if err != nil || no == 0 || no > maxSegmentNo {
+			foreign = append(foreign, name)
+			continue
+		}
+		own = append(own, no)
 	}
-	slices.Sort(nos)
-	return nos, nil
+	slices.Sort(own)
+	return own, foreign, nil
+}
+
+// positionOf returns the log position of unresolved intent id.
+func (l *intentLog) positionOf(id string) (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p, ok := l.pending[id]
+	return p.pos, ok
 }
 
 // has reports whether id is an unresolved intent.
 func (l *intentLog) has(id string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, ok := l.pending[id]
+	_, ok := l.positionOf(id)
 	return ok
 }
 
@@ -253,11 +283,12 @@ func (l *intentLog) resolved(ids []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, id := range ids {
-		s, ok := l.pending[id]
+		p, ok := l.pending[id]
 		if !ok {
 			continue
 		}
 		delete(l.pending, id)
+		s := p.seg
 		s.pending--
 		l.maybeDropLocked(s)
 	}
@@ -417,25 +448,33 @@ func (l *intentLog) flush(buf []byte, reqs []*intentReq) error {
 			"segment", s.path, "err", err)
 		return fmt.Errorf("%w: writing intents to %s: %w", ErrFailed, filepath.Base(s.path), err)
 	}
+	at := l.off
 	l.off += int64(len(buf))
 	for _, r := range reqs {
+		pos := position(s.no, at)
+		at += int64(len(r.frame))
 		if _, dup := l.pending[r.id]; dup {
 			continue
 		}
-		l.pending[r.id] = s
+		l.pending[r.id] = pendingIntent{seg: s, pos: pos}
 		s.pending++
-		s.ids = append(s.ids, r.id)
 	}
 	l.m.IntentsWritten.Add(float64(len(reqs)))
 	l.m.IntentsPending.Set(float64(len(l.pending)))
 	if l.spare == nil && !l.preparing && l.off > l.segBytes/2 {
 		l.preparing = true
-		s := &segment{no: l.nextNo, path: filepath.Join(l.dir, segmentName(l.prefix, l.nextNo))}
-		l.nextNo++
+		s := l.newSegmentLocked()
 		l.prep.Add(1)
 		go l.prepare(s)
 	}
 	return nil
+}
+
+// newSegmentLocked names the next segment.
+func (l *intentLog) newSegmentLocked() *segment {
+	s := &segment{no: l.nextNo, path: filepath.Join(l.dir, segmentName(l.prefix, l.instance, l.nextNo))}
+	l.nextNo++
+	return s
 }
 
 // rotate starts a new tail segment, preallocated so that a full disk shows here and not in the
@@ -445,10 +484,12 @@ func (l *intentLog) rotate() error {
 	s, f := l.spare, l.spareFile
 	l.spare, l.spareFile = nil, nil
 	if s == nil {
-		s = &segment{no: l.nextNo, path: filepath.Join(l.dir, segmentName(l.prefix, l.nextNo))}
-		l.nextNo++
+		s = l.newSegmentLocked()
 	}
 	l.mu.Unlock()
+	if s.no > maxSegmentNo {
+		return fmt.Errorf("%w: intent segment numbers are used up (%d)", ErrFailed, s.no)
+	}
 	if f == nil {
 		var err error
 		if f, err = createSegment(s.path, l.segBytes, l.noSync); err != nil {

@@ -12,30 +12,39 @@ import (
 
 const oldBucketName = "bbolt intents bucket"
 
-// openIntents reads the intent log at Open: every segment is scanned (damaged frames reported
-// and skipped), an intent whose id has no key in the resolved bucket is pending; intents left in
-// the former bbolt intents bucket are moved into the log; fully resolved segments are deleted and
-// resolved keys that name no remaining intent removed.
-func (j *Journal) openIntents(rec *Recovery) error {
+// openIntents reads the intent log at Open: every segment of this journal instance is scanned
+// (damaged frames reported and skipped), and an intent none of whose positions has a key in the
+// resolved bucket is pending; segments of another instance are reported and deleted; intents left
+// in the former bbolt intents bucket are moved into the log; fully resolved segments are deleted
+// and resolved keys that name no remaining segment removed.
+func (j *Journal) openIntents(rec *Recovery, instance string) error {
 	size := j.opts.IntentSegmentBytes
 	if size <= 0 {
 		size = DefaultIntentSegmentBytes
 	}
+	if size >= 1<<32 {
+		return fmt.Errorf("intent segments of %d bytes: at most 4 GiB", size)
+	}
 	l := &intentLog{
-		dir: filepath.Dir(j.opts.Path), prefix: filepath.Base(j.opts.Path), segBytes: size, noSync: j.opts.NoSync,
+		dir: filepath.Dir(j.opts.Path), prefix: filepath.Base(j.opts.Path), instance: instance, segBytes: size, noSync: j.opts.NoSync,
 		m: j.m, log: j.log, reqs: make(chan *intentReq, 8192), stop: make(chan struct{}), done: make(chan struct{}),
-		pending: map[string]*segment{}, nextNo: 1,
+		pending: map[string]pendingIntent{}, nextNo: 1,
 	}
 	j.ilog = l
-	nos, err := l.listSegments()
+	nos, foreign, err := l.listSegments()
 	if err != nil {
 		return err
 	}
-	resolved := map[string]bool{}
+	if err := j.dropForeignSegments(rec, l, foreign); err != nil {
+		return err
+	}
+	resolved := map[uint64]bool{}
 	var old []Intent
 	err = j.db.View(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketResolved).ForEach(func(k, _ []byte) error {
-			resolved[string(k)] = true
+			if len(k) == 8 {
+				resolved[readU64(k)] = true
+			}
 			return nil
 		}); err != nil {
 			return err
@@ -56,17 +65,27 @@ func (j *Journal) openIntents(rec *Recovery) error {
 	if err != nil {
 		return fmt.Errorf("reading resolved intents: %w", err)
 	}
+	// An intent is pending when none of its frames (an id is written once; twice only by a
+	// migration cut short) was resolved.
+	type frameAtPos struct {
+		id  string
+		seg *segment
+		pos uint64
+	}
+	var frames []frameAtPos
+	done := map[string]bool{}
 	for _, no := range nos {
-		s := &segment{no: no, path: filepath.Join(l.dir, segmentName(l.prefix, no))}
+		s := &segment{no: no, path: filepath.Join(l.dir, segmentName(l.prefix, l.instance, no))}
 		b, err := os.ReadFile(s.path)
 		if err != nil {
 			return fmt.Errorf("reading intent segment: %w", err)
 		}
-		for _, d := range scanFrames(b, func(_ int64, in Intent) {
-			s.ids = append(s.ids, in.ID)
-			if !resolved[in.ID] && l.pending[in.ID] == nil {
-				l.pending[in.ID] = s
-				s.pending++
+		for _, d := range scanFrames(b, func(off int64, in Intent) {
+			pos := position(no, off)
+			if resolved[pos] {
+				done[in.ID] = true
+			} else {
+				frames = append(frames, frameAtPos{id: in.ID, seg: s, pos: pos})
 			}
 		}) {
 			rec.IntentsCut = append(rec.IntentsCut, IntentDamage{Segment: filepath.Base(s.path), Position: d.Offset, Reason: d.Reason, Tail: d.Tail})
@@ -74,11 +93,19 @@ func (j *Journal) openIntents(rec *Recovery) error {
 		l.segs = append(l.segs, s)
 		l.nextNo = no + 1
 	}
+	for _, f := range frames {
+		if !done[f.id] {
+			if _, dup := l.pending[f.id]; !dup {
+				l.pending[f.id] = pendingIntent{seg: f.seg, pos: f.pos}
+				f.seg.pending++
+			}
+		}
+	}
 	// Migration: intents of the former design, moved into the log before the bucket is emptied
 	// (a crash in between finds them in both; each is pending once).
 	var batch []*intentReq
 	for i := range old {
-		if l.pending[old[i].ID] == nil && !resolved[old[i].ID] {
+		if _, inLog := l.pending[old[i].ID]; !inLog && !done[old[i].ID] {
 			batch = append(batch, &intentReq{id: old[i].ID, frame: appendFrame(nil, appendIntent(nil, &old[i])), done: make(chan error, 1)})
 		}
 	}
@@ -92,8 +119,8 @@ func (j *Journal) openIntents(rec *Recovery) error {
 		}
 		batch = batch[n:]
 	}
-	// Segments with nothing unresolved go, then the keys that name no remaining intent.
-	keep := map[string]bool{}
+	// Segments with nothing unresolved go, then the keys that name no remaining segment.
+	keep := map[uint64]bool{}
 	var segs []*segment
 	for _, s := range l.segs {
 		if s.pending == 0 && s != l.tail {
@@ -103,12 +130,16 @@ func (j *Journal) openIntents(rec *Recovery) error {
 			continue
 		}
 		segs = append(segs, s)
-		for _, id := range s.ids {
-			keep[id] = true
-		}
+		keep[s.no] = true
 	}
 	l.segs = segs
-	if len(old) > 0 || len(rec.IntentsCut) > 0 || len(resolved) > len(keep) {
+	stale := 0
+	for pos := range resolved {
+		if !keep[pos>>32] {
+			stale++
+		}
+	}
+	if len(old) > 0 || len(rec.IntentsCut) > 0 || stale > 0 {
 		err = j.db.Update(func(tx *bolt.Tx) error {
 			if err := tx.DeleteBucket(bucketIntents); err != nil {
 				return err
@@ -117,9 +148,9 @@ func (j *Journal) openIntents(rec *Recovery) error {
 				return err
 			}
 			b := tx.Bucket(bucketResolved)
-			for id := range resolved {
-				if !keep[id] {
-					if err := b.Delete([]byte(id)); err != nil {
+			for pos := range resolved {
+				if !keep[pos>>32] {
+					if err := b.Delete(u64(pos)); err != nil {
 						return err
 					}
 				}
@@ -145,5 +176,30 @@ func (j *Journal) openIntents(rec *Recovery) error {
 		}
 	}
 	l.drop = j.dropSegment
+	return nil
+}
+
+// dropForeignSegments deletes the segments of another journal instance: the bbolt file that knew
+// which of their intents were resolved is gone (deleted, replaced or recreated), and with it the
+// events it held, so recovering them would record again what may already be in the sinks. They
+// are counted (rec.IntentsForeign, the foreign-intents metric) and named in the log.
+func (j *Journal) dropForeignSegments(rec *Recovery, l *intentLog, names []string) error {
+	for _, name := range names {
+		path := filepath.Join(l.dir, name)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("reading intent segment of another journal: %w", err)
+		}
+		n := 0
+		scanFrames(b, func(int64, Intent) { n++ })
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("deleting intent segment of another journal: %w", err)
+		}
+		rec.IntentsForeign += n
+		rec.ForeignSegments = append(rec.ForeignSegments, name)
+		j.m.IntentsForeign.Add(float64(n))
+		j.log.Error("intent segment of another journal file deleted: the journal file was lost or replaced, and with it which of these intents had their event (not recovered, like the lost journal's events)",
+			"segment", name, "intents", n, "journal", j.opts.Path)
+	}
 	return nil
 }

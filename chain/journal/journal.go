@@ -66,11 +66,13 @@ var (
 	bucketResolved = []byte("resolved")
 
 	keyChainID = []byte("chain_id")
-	keyFormat  = []byte("format")
-	keyHeadSeq = []byte("head_seq")
-	keyHeadHsh = []byte("head_hash")
-	keyHeadTS  = []byte("head_ts")
-	keyProbe   = []byte("probe")
+	// keyInstance is this journal file's random id, which names its intent segments.
+	keyInstance = []byte("instance")
+	keyFormat   = []byte("format")
+	keyHeadSeq  = []byte("head_seq")
+	keyHeadHsh  = []byte("head_hash")
+	keyHeadTS   = []byte("head_ts")
+	keyProbe    = []byte("probe")
 )
 
 const formatVersion = "1"
@@ -151,6 +153,10 @@ type Recovery struct {
 	IntentsPending int
 	// IntentsCut lists damaged intent records that were cut.
 	IntentsCut []IntentDamage
+	// IntentsForeign counts the intents of ForeignSegments: intent log segments of another
+	// journal file (this one was lost or replaced), deleted without recovering them.
+	IntentsForeign  int
+	ForeignSegments []string
 }
 
 type head struct {
@@ -229,9 +235,9 @@ func Open(opts Options) (*Journal, *Recovery, error) {
 		reqs: make(chan *request, 8192), stop: make(chan struct{}), done: make(chan struct{}),
 		notify: make(chan struct{}),
 	}
-	rec, err := j.recover()
+	rec, instance, err := j.recover()
 	if err == nil {
-		err = j.openIntents(rec)
+		err = j.openIntents(rec, instance)
 	}
 	if err != nil {
 		_ = db.Close()

@@ -23,6 +23,7 @@ type Metrics struct {
 	IntentsWritten prometheus.Counter
 	IntentsPending prometheus.Gauge
 	IntentsCut     prometheus.Counter
+	IntentsForeign prometheus.Counter
 	// IntentsRecovered counts intents found unresolved (after a crash or a journal failure) and
 	// turned into an event, by outcome (reconciled, unknown); the application increments it.
 	IntentsRecovered *prometheus.CounterVec
@@ -73,6 +74,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Audited requests forwarded (or being forwarded) whose event is not journaled yet."}),
 		IntentsCut: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "intents_cut_total",
 			Help: "Damaged intent records cut at start (each is a forwarded request whose event cannot be rebuilt; must stay 0)."}),
+		IntentsForeign: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "intents_foreign_total",
+			Help: "Intents found at start in segments of another journal file (the journal was lost or replaced): not recovered, since which of them had an event was lost with it."}),
 		IntentsRecovered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "intents_recovered_total",
 			Help: "Unresolved intents turned into an event after a crash or a journal failure, by outcome (reconciled: learned from Flowker; unknown)."}, []string{"outcome"}),
 		EventsLost: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_lost_total",
@@ -89,7 +92,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.AppendDuration, m.CommitDuration, m.GroupSize, m.Fsyncs, m.AppendedBytes, m.AppendedEvents,
 			m.Bytes, m.MaxBytes, m.Entries, m.Writable, m.Compacted, m.RecoveryCut, m.ChainSequence, m.EventsLost,
-			m.IntentDuration, m.IntentsWritten, m.IntentsPending, m.IntentsCut, m.IntentsRecovered)
+			m.IntentDuration, m.IntentsWritten, m.IntentsPending, m.IntentsCut, m.IntentsForeign, m.IntentsRecovered)
 	}
 	return m
 }

@@ -1,15 +1,22 @@
 package journal
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"regexp"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/flowker-audit/flowker-audit/chain"
 )
 
-func (j *Journal) recover() (*Recovery, error) {
+// instancePattern is the form of a journal instance id.
+var instancePattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+func (j *Journal) recover() (*Recovery, string, error) {
 	rec := &Recovery{}
+	var instance string
 	err := j.db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketEvents, bucketCursors, bucketOnce, bucketWatch, bucketIntents, bucketResolved} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -40,11 +47,23 @@ func (j *Journal) recover() (*Recovery, error) {
 		if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
 			return err
 		}
+		instance = string(meta.Get(keyInstance))
+		if !instancePattern.MatchString(instance) {
+			// A new file (or one written before intent segments were bound to their file).
+			var b [8]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return fmt.Errorf("making the journal instance id: %w", err)
+			}
+			instance = hex.EncodeToString(b[:])
+			if err := meta.Put(keyInstance, []byte(instance)); err != nil {
+				return err
+			}
+		}
 		j.head = head{seq: readU64(meta.Get(keyHeadSeq)), hash: string(meta.Get(keyHeadHsh)), ts: int64(readU64(meta.Get(keyHeadTS)))}
 		return j.checkTail(tx, rec)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("recovering journal: %w", err)
+		return nil, "", fmt.Errorf("recovering journal: %w", err)
 	}
 	rec.ChainID, rec.Last = j.chainID, j.head.seq
 	rec.Retained = uint64(j.entries)
@@ -63,7 +82,7 @@ func (j *Journal) recover() (*Recovery, error) {
 			j.log.Warn("damaged journal records were cut; every sink had already acknowledged them (they are in the sinks, not lost)", attrs...)
 		}
 	}
-	return rec, nil
+	return rec, instance, nil
 }
 
 // checkTail re-verifies the last TailCheck records. Records that fail on their own (checksum,

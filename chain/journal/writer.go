@@ -27,7 +27,6 @@ const (
 type request struct {
 	kind  reqKind
 	draft *Draft
-	ids   []string
 	name  string
 	seq   uint64
 	hash  string
@@ -146,11 +145,7 @@ func (j *Journal) apply(batch []*request, results []result, st *batchState) erro
 		case kindResolve:
 			err = j.resolveIntent(r.name, st, b)
 		case kindForget:
-			for _, id := range r.ids {
-				if err = b.resolvedB().Delete([]byte(id)); err != nil {
-					break
-				}
-			}
+			err = forgetSegment(b.resolvedB(), r.seq)
 		case kindAck:
 			err = tx.Bucket(bucketCursors).Put([]byte(r.name), u64(r.seq))
 		case kindRebase:
@@ -272,7 +267,7 @@ func (b *buckets) watch() *bolt.Bucket {
 func (b *buckets) resolvedB() *bolt.Bucket {
 	if b.resolvedBkt == nil {
 		b.resolvedBkt = b.tx.Bucket(bucketResolved)
-		b.resolvedBkt.FillPercent = 1.0 // keys are time-ordered event ids: mostly appended
+		b.resolvedBkt.FillPercent = 1.0 // keys are log positions: mostly appended
 	}
 	return b.resolvedBkt
 }
@@ -387,4 +382,19 @@ func (j *Journal) probe() {
 			return
 		}
 	}
+}
+
+// forgetSegment removes the resolved keys of intent segment no (every key of a position in it).
+func forgetSegment(resolved *bolt.Bucket, no uint64) error {
+	var keys [][]byte // collected first: deleting under a moving cursor can skip keys
+	c := resolved.Cursor()
+	for k, _ := c.Seek(u64(position(no, 0))); k != nil && len(k) == 8 && readU64(k)>>32 == no; k, _ = c.Next() {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		if err := resolved.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

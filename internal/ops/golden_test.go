@@ -56,6 +56,7 @@ var goldenModes = map[string]goldenMode{
 	// Write-ahead intents and events that finish after the response (issue 13's journal and
 	// proxy changes): present after the scenario, values depend on timing.
 	"flowker_audit_intents_cut_total":                    modeSeries,
+	"flowker_audit_intents_foreign_total":                modeSeries,
 	"flowker_audit_intents_pending":                      modeSeries,
 	"flowker_audit_intents_recovered_total":              modeSeries,
 	"flowker_audit_intents_written_total":                modeSeries,
