@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // DefaultSecretKeys mark a secret wherever they appear inside a key (case-insensitive, matched
@@ -124,6 +125,37 @@ type Redactor struct {
 	extra []*regexp.Regexp // configured key patterns
 	keep  []*regexp.Regexp // configured keys never redacted by name
 	paths [][]string       // dot paths, lower-cased, "*" = any key or index
+	// verdicts remembers SecretKey's answer for the keys seen (shared by the copies With makes:
+	// the answer does not depend on paths). Bodies repeat the same few keys, and the checks cost
+	// two dozen substring searches per key.
+	verdicts *keyVerdicts
+}
+
+// keyVerdicts is a bounded cache of SecretKey answers: once full it stops remembering, so keys
+// sent by a client cannot grow it without bound.
+type keyVerdicts struct {
+	mu sync.RWMutex
+	m  map[string]bool
+}
+
+const (
+	maxCachedKeys   = 4096
+	maxCachedKeyLen = 64
+)
+
+func (v *keyVerdicts) get(key string) (secret, ok bool) {
+	v.mu.RLock()
+	secret, ok = v.m[key]
+	v.mu.RUnlock()
+	return secret, ok
+}
+
+func (v *keyVerdicts) put(key string, secret bool) {
+	v.mu.Lock()
+	if len(v.m) < maxCachedKeys {
+		v.m[strings.Clone(key)] = secret // key may view a request's buffer
+	}
+	v.mu.Unlock()
 }
 
 // NewRedactor builds a redactor from the default secret keys plus configured key patterns
@@ -131,7 +163,7 @@ type Redactor struct {
 // expressions of keys (matched whole) that look secret but are not: they are not redacted by
 // name (value shapes and paths still apply).
 func NewRedactor(keyPatterns, paths []string, keep ...string) (*Redactor, error) {
-	r := &Redactor{names: DefaultSecretNames, kept: DefaultKeptKeyEnds}
+	r := &Redactor{names: DefaultSecretNames, kept: DefaultKeptKeyEnds, verdicts: &keyVerdicts{m: map[string]bool{}}}
 	for _, k := range DefaultSecretKeys {
 		r.keys = append(r.keys, []byte(k))
 	}
@@ -170,6 +202,18 @@ func (r *Redactor) With(paths []string) *Redactor {
 
 // SecretKey reports whether a key or parameter name looks like it holds a secret.
 func (r *Redactor) SecretKey(key string) bool {
+	if r.verdicts == nil || len(key) > maxCachedKeyLen {
+		return r.secretKey(key)
+	}
+	if secret, ok := r.verdicts.get(key); ok {
+		return secret
+	}
+	secret := r.secretKey(key)
+	r.verdicts.put(key, secret)
+	return secret
+}
+
+func (r *Redactor) secretKey(key string) bool {
 	for _, re := range r.keep {
 		if re.MatchString(key) {
 			return false

@@ -1,8 +1,10 @@
 package capture
 
 import (
+	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestSecretKeysBroadened(t *testing.T) {
@@ -85,5 +87,44 @@ func TestQueryRedactsNamesAndShapes(t *testing.T) {
 		if got := q[k]; len(got) != 1 || got[0] != want {
 			t.Errorf("query %s = %v, want %s", k, got, want)
 		}
+	}
+}
+
+// SecretKey remembers its answers: the remembered answer is the computed one (asked twice, and
+// through a copy made by With), a key that views a buffer later overwritten is remembered by
+// value, and the memory is bounded however many keys clients send.
+func TestSecretKeyVerdictsAreRemembered(t *testing.T) {
+	r, err := NewRedactor([]string{"^internal_"}, nil, "tokenizer_mode")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"password", "name", "X-Auth-Key", "idempotencyKey", "internal_id", "tokenizer_mode", "monkey", "clientSecret"}
+	for round := range 2 {
+		for _, k := range keys {
+			for _, red := range []*Redactor{r, r.With([]string{"a.b"})} {
+				if got, want := red.SecretKey(k), red.secretKey(k); got != want {
+					t.Errorf("round %d: SecretKey(%q) = %v, computed %v", round, k, got, want)
+				}
+			}
+		}
+	}
+	buf := []byte("apiToken")
+	view := unsafe.String(&buf[0], len(buf))
+	if !r.SecretKey(view) {
+		t.Fatal("apiToken is a secret key")
+	}
+	copy(buf, "username")
+	if r.SecretKey("apiToken") != true || r.SecretKey("username") != false {
+		t.Fatal("a remembered key changed with the buffer it was read from")
+	}
+	for i := range 3 * maxCachedKeys {
+		r.SecretKey("k" + strconv.Itoa(i))
+	}
+	if n := len(r.verdicts.m); n > maxCachedKeys {
+		t.Fatalf("%d keys remembered, bound %d", n, maxCachedKeys)
+	}
+	long := strings.Repeat("x", maxCachedKeyLen) + "password"
+	if !r.SecretKey(long) {
+		t.Fatal("a long key is still checked")
 	}
 }
