@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -193,7 +194,7 @@ func (j *Journal) Intents() ([]Intent, error) {
 		if err != nil {
 			return nil, err
 		}
-		scanFrames(b, func(_ int64, in Intent) {
+		scanFrames(b, s.no, func(_ int64, in Intent) {
 			if !seen[in.ID] && l.has(in.ID) {
 				seen[in.ID] = true
 				out = append(out, in)
@@ -225,13 +226,28 @@ func (j *Journal) resolveIntent(id string, st *batchState, b *buckets) error {
 	return b.resolvedB().Put(u64(pos), []byte{})
 }
 
-// dropSegment deletes a fully resolved segment that is no longer the tail, then the keys of its
-// intents from the resolved bucket (in the next group commit). A crash in between leaves keys
-// that name no segment: Open removes them.
+// dropSegment recycles a fully resolved segment that is no longer the tail as the next spare (or
+// deletes it when a spare is ready), then removes the keys of its intents from the resolved
+// bucket (in the next group commit). The keys go only once the rename or deletion is durable: a
+// crash before that finds the segment under its old name with its keys, a crash after it finds
+// keys that name no segment, which Open removes.
 func (j *Journal) dropSegment(s *segment) {
-	if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		j.log.Warn("cannot delete a resolved intent segment", "segment", s.path, "err", err)
+	recycled, err := j.ilog.recycle(s)
+	if err != nil {
+		j.log.Warn("cannot recycle a resolved intent segment (its keys are removed at the next start)", "segment", s.path, "err", err)
 		return
+	}
+	if !recycled {
+		if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			j.log.Warn("cannot delete a resolved intent segment", "segment", s.path, "err", err)
+			return
+		}
+		if !j.opts.NoSync {
+			if err := syncDir(filepath.Dir(s.path)); err != nil {
+				j.log.Warn("cannot make the deletion of a resolved intent segment durable (its keys are removed at the next start)", "segment", s.path, "err", err)
+				return
+			}
+		}
 	}
 	j.ilog.forget(s)
 	r := &request{kind: kindForget, seq: s.no, done: make(chan result, 1)}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,7 +109,7 @@ func writeIntents(t *testing.T, path string, n int) (ids []string, offsets []int
 	if err != nil {
 		t.Fatal(err)
 	}
-	scanFrames(b, func(off int64, _ Intent) { offsets = append(offsets, off) })
+	scanFrames(b, 1, func(off int64, _ Intent) { offsets = append(offsets, off) })
 	if len(offsets) != n {
 		t.Fatalf("%d frames in the segment, want %d", len(offsets), n)
 	}
@@ -342,14 +344,14 @@ func TestResolvedSegmentsAreDeleted(t *testing.T) {
 // found (resynchronisation).
 func FuzzIntentFrames(f *testing.F) {
 	in := intent(1)
-	sound := appendFrame(nil, appendIntent(nil, &in))
+	sound := appendFrame(nil, 1, appendIntent(nil, &in))
 	f.Add([]byte{})
 	f.Add(sound[:len(sound)/2])
 	f.Add(append(append([]byte(nil), frameMagic[:]...), 0, 0, 0, 9, 1, 2, 3, 4))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		scanFrames(b, func(int64, Intent) {})
+		scanFrames(b, 1, func(int64, Intent) {})
 		var found bool
-		scanFrames(append(append([]byte(nil), b...), sound...), func(_ int64, got Intent) {
+		scanFrames(append(append([]byte(nil), b...), sound...), 1, func(_ int64, got Intent) {
 			found = found || got.ID == in.ID
 		})
 		if !found {
@@ -499,5 +501,90 @@ func TestResolutionIsKeyedByPosition(t *testing.T) {
 	got, err := j.Intents()
 	if err != nil || len(got) != 1 || got[0].ID != open1 {
 		t.Fatalf("intents: %v %+v", err, got)
+	}
+}
+
+// Resolved segments are recycled: renamed to the next number and written over, so steady
+// traffic allocates no new files; the frames of a segment's former life left after its end mark
+// are neither intents nor damage when the journal is opened again.
+func TestResolvedSegmentsAreRecycled(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "j.db")
+	small := func(o *Options) { o.IntentSegmentBytes = 8 << 10 }
+	j, _ := open(t, path, small)
+	inodes := map[uint64]bool{}
+	note := func() {
+		m, _ := filepath.Glob(filepath.Join(dir, "j.db.intents-*.log"))
+		for _, p := range m {
+			if st, err := os.Stat(p); err == nil {
+				inodes[st.Sys().(*syscall.Stat_t).Ino] = true
+			}
+		}
+	}
+	var open1 []string
+	for i := range 200 {
+		in := intent(500 + i)
+		if err := j.Intend(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		if i >= 197 {
+			open1 = append(open1, in.ID) // the last three stay unresolved, in a recycled tail
+			continue
+		}
+		d := in.Draft
+		d.Result, d.Resolves = chain.ResultSuccess, in.ID
+		if _, err := j.Append(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		note()
+	}
+	j.ilog.mu.Lock()
+	written := j.ilog.nextNo - 1
+	j.ilog.mu.Unlock()
+	if written < 6 || len(inodes) > 3 {
+		t.Fatalf("%d segments numbered, %d files made: want many segments in a few recycled files", written, len(inodes))
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, rec := open(t, path, small)
+	defer j.Close()
+	if len(rec.IntentsCut) != 0 || rec.IntentsPending != 3 {
+		t.Fatalf("reopened over recycled segments: %+v", rec)
+	}
+	got, err := j.Intents()
+	if err != nil || len(got) != 3 {
+		t.Fatalf("intents: %v %+v", err, got)
+	}
+	for _, in := range got {
+		if !slices.Contains(open1, in.ID) {
+			t.Fatalf("intent %s is not one of the unresolved %v", in.ID, open1)
+		}
+	}
+}
+
+// A write torn by a crash over a recycled segment's former frames is still a torn tail, and the
+// former frames after it are not reported.
+func TestTornWriteOverARecycledSegment(t *testing.T) {
+	in1, in2, old := intent(600), intent(601), intent(602)
+	var b []byte
+	for range 4 {
+		b = appendFrame(b, 7, appendIntent(nil, &old)) // the former life: segment 7
+	}
+	cur := appendFrame(nil, 9, appendIntent(nil, &in1))
+	torn := appendFrame(nil, 9, appendIntent(nil, &in2))
+	copy(b, cur)
+	copy(b[len(cur):], torn[:len(torn)/2]) // the second write reached the disk half-way
+	var ids []string
+	damage := scanFrames(b, 9, func(_ int64, in Intent) { ids = append(ids, in.ID) })
+	if len(ids) != 1 || ids[0] != in1.ID || len(damage) != 1 || !damage[0].Tail || damage[0].Offset != int64(len(cur)) {
+		t.Fatalf("found %v, damage %+v", ids, damage)
+	}
+	// With the end mark written after the first frame instead, the former frames end the scan.
+	copy(b[len(cur):], endMark[:])
+	ids = ids[:0]
+	if damage := scanFrames(b, 9, func(_ int64, in Intent) { ids = append(ids, in.ID) }); len(ids) != 1 || len(damage) != 0 {
+		t.Fatalf("after an end mark: found %v, damage %+v", ids, damage)
 	}
 }

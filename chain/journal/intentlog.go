@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -33,57 +34,75 @@ import (
 // since that was in the lost file with the events: they are counted, reported and deleted at
 // Open, like the lost journal's other contents, never recovered a second time.
 //
-// Frame format, repeated from the start of a segment; the preallocated rest is zeros:
+// Frame format, repeated from the start of a segment:
 //
 //	4 bytes  magic "\xffINT" (0xff never occurs in the UTF-8 text of an intent's JSON fields)
+//	uint32   the number of the segment it was written in, big-endian
 //	uint32   payload length, big-endian
-//	uint32   CRC-32C of the length and the payload, big-endian
+//	uint32   CRC-32C of the segment number, the length and the payload, big-endian
 //	payload  the intent record (appendIntent), which carries its own CRC too
 //
+// Every write of a group ends with 16 zero bytes (overwritten by the next group): the end mark.
+// Segments are recycled: a fully resolved segment is renamed to the next number and written again
+// from its start, rather than deleted and a new one zero-filled (which doubles the bytes written
+// and makes an I/O burst every 4 MiB). What is left after the end mark of a recycled segment are
+// frames of its former life, recognised by their segment number.
+//
 // At Open every segment is scanned: a frame that fails its checks is reported with its segment
-// and byte offset, and the scan resynchronises on the next offset where a sound frame starts, so
-// a valid intent after a damaged one is never dropped. Damage with no sound frame after it is a
-// torn tail (a write cut by a crash before its fdatasync, whose intent was never acknowledged).
-// Every Open starts a new tail segment (lazily, at the first intent): old segments are only read.
+// and byte offset, and the scan resynchronises on the next offset where a sound frame of this
+// segment starts, so a valid intent after a damaged one is never dropped. The written part ends at
+// an end mark (zeros), a frame of another life, or fewer bytes than a header; damage with no sound
+// frame after it is a torn tail (a write cut by a crash before its fdatasync, whose intent was
+// never acknowledged). Every Open starts a new tail segment (lazily, at the first intent): old
+// segments are only read.
 
 const (
-	frameHeader = 12
-	// DefaultIntentSegmentBytes is the preallocated size of an intent log segment.
+	frameHeader = 16
+	// DefaultIntentSegmentBytes is the size of an intent log segment, allocated on disk when the
+	// segment is first made.
 	DefaultIntentSegmentBytes = 4 << 20
 	maxIntentBatch            = 1024
+	// anySegment scans frames whatever segment number they carry.
+	anySegment = 0
 )
 
-var frameMagic = [4]byte{0xff, 'I', 'N', 'T'}
+var (
+	frameMagic = [4]byte{0xff, 'I', 'N', 'T'}
+	endMark    [frameHeader]byte
+)
 
-// appendFrame appends one frame holding payload.
-func appendFrame(dst, payload []byte) []byte {
+// appendFrame appends one frame holding payload, sealed for segment no.
+func appendFrame(dst []byte, no uint64, payload []byte) []byte {
 	start := len(dst)
 	dst = append(dst, frameMagic[:]...)
-	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	dst = append(dst, make([]byte, frameHeader-4)...)
 	dst = append(dst, payload...)
-	sealFrame(dst[start:])
+	sealFrame(dst[start:], no)
 	return dst
 }
 
-// appendIntentFrame appends the frame of in, encoded in place.
+// appendIntentFrame appends the frame of in, encoded in place and not sealed yet (the log seals
+// it when it knows the segment).
 func appendIntentFrame(dst []byte, in *Intent) []byte {
-	start := len(dst)
 	dst = append(dst, frameMagic[:]...)
-	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
-	dst = appendIntent(dst, in)
-	sealFrame(dst[start:])
-	return dst
+	dst = append(dst, make([]byte, frameHeader-4)...)
+	return appendIntent(dst, in)
 }
 
-// sealFrame fills in the length and checksum of frame (header and payload).
-func sealFrame(frame []byte) {
-	binary.BigEndian.PutUint32(frame[4:8], uint32(len(frame)-frameHeader))
-	sum := crc32.Update(crc32.Checksum(frame[4:8], castagnoli), castagnoli, frame[frameHeader:])
-	binary.BigEndian.PutUint32(frame[8:12], sum)
+// sealFrame fills in the segment number, length and checksum of frame (header and payload).
+func sealFrame(frame []byte, no uint64) {
+	binary.BigEndian.PutUint32(frame[4:8], uint32(no))
+	binary.BigEndian.PutUint32(frame[8:12], uint32(len(frame)-frameHeader))
+	sum := crc32.Update(crc32.Checksum(frame[4:12], castagnoli), castagnoli, frame[frameHeader:])
+	binary.BigEndian.PutUint32(frame[12:16], sum)
 }
 
-// frameAt decodes the frame at b[off:]: its intent and its size, or why it is not a sound frame.
-func frameAt(b []byte, off int) (Intent, int, error) {
+// errOtherLife is a sound frame written in the segment's former life (another number).
+var errOtherLife = errors.New("a frame of the segment's former life")
+
+// frameAt decodes the frame at b[off:] of segment no: its intent and its size, or why it is not
+// a sound frame of that segment (errOtherLife: sound, but of another segment number).
+func frameAt(b []byte, off int, no uint64) (Intent, int, error) {
 	rest := b[off:]
 	if len(rest) < frameHeader {
 		return Intent{}, 0, fmt.Errorf("%w: %d bytes left, a frame header needs %d", ErrCorrupt, len(rest), frameHeader)
@@ -91,13 +110,16 @@ func frameAt(b []byte, off int) (Intent, int, error) {
 	if !bytes.Equal(rest[:4], frameMagic[:]) {
 		return Intent{}, 0, fmt.Errorf("%w: no frame magic", ErrCorrupt)
 	}
-	n := binary.BigEndian.Uint32(rest[4:8])
+	n := binary.BigEndian.Uint32(rest[8:12])
 	if uint64(n) > uint64(len(rest)-frameHeader) {
 		return Intent{}, 0, fmt.Errorf("%w: frame of %d bytes, %d left", ErrCorrupt, n, len(rest)-frameHeader)
 	}
 	payload := rest[frameHeader : frameHeader+int(n)]
-	if crc32.Update(crc32.Checksum(rest[4:8], castagnoli), castagnoli, payload) != binary.BigEndian.Uint32(rest[8:12]) {
+	if crc32.Update(crc32.Checksum(rest[4:12], castagnoli), castagnoli, payload) != binary.BigEndian.Uint32(rest[12:16]) {
 		return Intent{}, 0, fmt.Errorf("%w: frame checksum mismatch", ErrCorrupt)
+	}
+	if no != anySegment && uint64(binary.BigEndian.Uint32(rest[4:8])) != no {
+		return Intent{}, frameHeader + int(n), errOtherLife
 	}
 	in, err := decodeIntent(nil, payload)
 	if err != nil {
@@ -113,54 +135,49 @@ type frameDamage struct {
 	Tail   bool // nothing sound follows it in the segment
 }
 
-// scanFrames calls fn for every sound frame of a segment's content, in order, and returns the
-// damaged regions it skipped: after a damaged frame the scan resumes at the next offset where a
-// sound frame starts. Zeros to the end are the unused preallocated space, not damage.
-func scanFrames(b []byte, fn func(off int64, in Intent)) []frameDamage {
+// scanFrames calls fn for every sound frame of segment no (anySegment: of any number) in its
+// content b, in order, and returns the damaged regions it skipped: after a damaged frame the scan
+// resumes at the next offset where a sound frame starts. The written part ends at an end mark or
+// zeros, at a frame of the segment's former life or where no header fits: what follows is not
+// damage unless a sound frame of this segment comes after it.
+func scanFrames(b []byte, no uint64, fn func(off int64, in Intent)) []frameDamage {
 	var damage []frameDamage
 	off := 0
 	for off < len(b) {
-		in, n, err := frameAt(b, off)
+		in, n, err := frameAt(b, off, no)
 		if err == nil {
 			fn(int64(off), in)
 			off += n
 			continue
 		}
-		if allZero(b[off:]) {
-			break
-		}
-		next := resync(b, off+1)
-		damage = append(damage, frameDamage{Offset: int64(off), Reason: err.Error(), Tail: next < 0})
+		next := resync(b, off+1, no)
 		if next < 0 {
+			end := len(b)-off < frameHeader || errors.Is(err, errOtherLife) || bytes.Equal(b[off:off+frameHeader], endMark[:])
+			if !end {
+				damage = append(damage, frameDamage{Offset: int64(off), Reason: err.Error(), Tail: true})
+			}
 			break
 		}
+		damage = append(damage, frameDamage{Offset: int64(off), Reason: err.Error()})
 		off = next
 	}
 	return damage
 }
 
-// resync returns the first offset at or after from where a sound frame starts, or -1.
-func resync(b []byte, from int) int {
+// resync returns the first offset at or after from where a sound frame of segment no starts, or
+// -1.
+func resync(b []byte, from int, no uint64) int {
 	for from < len(b) {
 		i := bytes.Index(b[from:], frameMagic[:])
 		if i < 0 {
 			return -1
 		}
-		if _, _, err := frameAt(b, from+i); err == nil {
+		if _, _, err := frameAt(b, from+i, no); err == nil {
 			return from + i
 		}
 		from += i + 1
 	}
 	return -1
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // segment is one intent log file.
@@ -212,6 +229,7 @@ type intentLog struct {
 	spareFile *os.File
 	preparing bool
 	prep      sync.WaitGroup
+	closed    bool // the tail and spare are closed: no spare is taken any more
 
 	buf []byte // the batch being written (run only)
 }
@@ -361,6 +379,7 @@ func (l *intentLog) closeTail() {
 	l.prep.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.closed = true
 	if l.file != nil {
 		_ = l.file.Close()
 		l.file = nil
@@ -388,8 +407,9 @@ func (l *intentLog) prepare(s *segment) {
 	l.spare, l.spareFile = s, f
 }
 
-// commit writes a batch: the frames that fit in the tail in one write and one sync, then (after
-// starting a new segment) the rest, and answers every request.
+// commit writes a batch: the frames that fit in the tail in one write (sealed with its segment
+// number, followed by an end mark when it fits) and one sync, then (after starting a new segment)
+// the rest, and answers every request.
 func (l *intentLog) commit(batch []*intentReq) {
 	buf := l.buf[:0]
 	defer func() {
@@ -402,13 +422,23 @@ func (l *intentLog) commit(batch []*intentReq) {
 		l.mu.Lock()
 		room := l.segBytes - l.off
 		needNew := l.tail == nil || l.broken
+		var no uint64
+		if l.tail != nil {
+			no = l.tail.no
+		}
 		l.mu.Unlock()
 		if i < len(batch) && !needNew && int64(len(buf)+len(batch[i].frame)) <= room {
+			start := len(buf)
 			buf = append(buf, batch[i].frame...)
+			sealFrame(buf[start:], no)
 			continue
 		}
 		if len(buf) > 0 {
-			err := l.flush(buf, batch[first:i])
+			frames := len(buf)
+			if int64(frames+len(endMark)) <= room {
+				buf = append(buf, endMark[:]...)
+			}
+			err := l.flush(buf, frames, batch[first:i])
 			for _, r := range batch[first:i] {
 				r.done <- err
 			}
@@ -428,8 +458,9 @@ func (l *intentLog) commit(batch []*intentReq) {
 	}
 }
 
-// flush writes buf at the tail, syncs it and registers its intents.
-func (l *intentLog) flush(buf []byte, reqs []*intentReq) error {
+// flush writes buf (frames bytes of frames, then the end mark if any) at the tail, syncs it and
+// registers its intents.
+func (l *intentLog) flush(buf []byte, frames int, reqs []*intentReq) error {
 	l.mu.Lock()
 	f, off, s := l.file, l.off, l.tail
 	l.mu.Unlock()
@@ -449,7 +480,7 @@ func (l *intentLog) flush(buf []byte, reqs []*intentReq) error {
 		return fmt.Errorf("%w: writing intents to %s: %w", ErrFailed, filepath.Base(s.path), err)
 	}
 	at := l.off
-	l.off += int64(len(buf))
+	l.off += int64(frames)
 	for _, r := range reqs {
 		pos := position(s.no, at)
 		at += int64(len(r.frame))
@@ -468,6 +499,58 @@ func (l *intentLog) flush(buf []byte, reqs []*intentReq) error {
 		go l.prepare(s)
 	}
 	return nil
+}
+
+// recycle renames fully resolved segment s to the next segment number and keeps it open as the
+// spare, so that the next rotation writes over it instead of allocating and zero-filling a new
+// file. It reports false (and does nothing) when a spare is ready or being prepared, or s has
+// another size; an error means s may be renamed or not.
+func (l *intentLog) recycle(s *segment) (bool, error) {
+	if st, err := os.Stat(s.path); err != nil || st.Size() != l.segBytes {
+		return false, nil
+	}
+	l.mu.Lock()
+	if l.spare != nil || l.preparing || l.closed {
+		l.mu.Unlock()
+		return false, nil
+	}
+	l.preparing = true
+	next := l.newSegmentLocked()
+	l.mu.Unlock()
+	f, err := reuseSegment(s.path, next.path, l.noSync)
+	if err == nil && !l.noSync {
+		l.m.Fsyncs.Inc()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.preparing = false
+	if err != nil {
+		return false, err
+	}
+	if l.closed {
+		_ = f.Close() // left without a frame of its number: deleted at the next Open
+		return true, nil
+	}
+	l.spare, l.spareFile = next, f
+	return true, nil
+}
+
+// reuseSegment renames segment from to to, durably, and opens it for writing.
+func reuseSegment(from, to string, noSync bool) (*os.File, error) {
+	if err := os.Rename(from, to); err != nil {
+		return nil, fmt.Errorf("renaming: %w", err)
+	}
+	f, err := os.OpenFile(to, os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening: %w", err)
+	}
+	if !noSync {
+		if err := syncDir(filepath.Dir(to)); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
 }
 
 // newSegmentLocked names the next segment.

@@ -80,7 +80,7 @@ func (j *Journal) openIntents(rec *Recovery, instance string) error {
 		if err != nil {
 			return fmt.Errorf("reading intent segment: %w", err)
 		}
-		for _, d := range scanFrames(b, func(off int64, in Intent) {
+		for _, d := range scanFrames(b, no, func(off int64, in Intent) {
 			pos := position(no, off)
 			if resolved[pos] {
 				done[in.ID] = true
@@ -106,7 +106,7 @@ func (j *Journal) openIntents(rec *Recovery, instance string) error {
 	var batch []*intentReq
 	for i := range old {
 		if _, inLog := l.pending[old[i].ID]; !inLog && !done[old[i].ID] {
-			batch = append(batch, &intentReq{id: old[i].ID, frame: appendFrame(nil, appendIntent(nil, &old[i])), done: make(chan error, 1)})
+			batch = append(batch, &intentReq{id: old[i].ID, frame: appendFrame(nil, anySegment, appendIntent(nil, &old[i])), done: make(chan error, 1)})
 		}
 	}
 	for len(batch) > 0 {
@@ -191,7 +191,7 @@ func (j *Journal) dropForeignSegments(rec *Recovery, l *intentLog, names []strin
 			return fmt.Errorf("reading intent segment of another journal: %w", err)
 		}
 		n := 0
-		scanFrames(b, func(int64, Intent) { n++ })
+		scanFrames(b, anySegment, func(int64, Intent) { n++ })
 		if err := os.Remove(path); err != nil {
 			return fmt.Errorf("deleting intent segment of another journal: %w", err)
 		}
