@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -134,39 +135,59 @@ func (j *Journal) Intend(ctx context.Context, in Intent) error {
 		return fmt.Errorf("intent id of %d bytes", len(in.ID))
 	}
 	start := time.Now()
-	frame := appendIntentFrame(make([]byte, 0, frameHeader+intentSize(&in)), &in)
-	if int64(len(frame)) > j.ilog.segBytes {
-		return fmt.Errorf("intent of %d bytes is larger than an intent segment", len(frame))
+	r := intentReqs.Get().(*intentReq)
+	r.id, r.frame = in.ID, appendIntentFrame(r.frame[:0], &in)
+	release := func() {
+		r.id = ""
+		if cap(r.frame) <= maxPooledFrame {
+			intentReqs.Put(r)
+		}
+	}
+	if int64(len(r.frame)) > j.ilog.segBytes {
+		n := len(r.frame)
+		release()
+		return fmt.Errorf("intent of %d bytes is larger than an intent segment", n)
 	}
 	j.mu.Lock()
-	failed, full := j.failed, j.bytes+reserve+int64(len(frame)) > j.opts.MaxBytes
+	failed, full := j.failed, j.bytes+reserve+int64(len(r.frame)) > j.opts.MaxBytes
 	j.mu.Unlock()
 	switch {
 	case failed != nil:
 		// The events of forwarded requests could not be journaled either.
+		release()
 		return fmt.Errorf("%w: %v", ErrFailed, failed)
 	case full:
+		release()
 		return ErrFull
 	}
 	j.submitMu.RLock()
 	if j.closed.Load() {
 		j.submitMu.RUnlock()
+		release()
 		return ErrClosed
 	}
-	r := &intentReq{id: in.ID, frame: frame, done: make(chan error, 1)}
 	select {
 	case j.ilog.reqs <- r:
 		j.submitMu.RUnlock()
 	case <-ctx.Done():
 		j.submitMu.RUnlock()
+		release()
 		return fmt.Errorf("waiting to write an intent: %w", ctx.Err())
 	}
 	err := <-r.done // once queued, awaited: the caller must know whether the intent exists
+	release()       // answered: the log has copied the frame and holds no reference to r
 	if err == nil {
 		j.m.IntentDuration.Observe(time.Since(start).Seconds())
 	}
 	return err
 }
+
+// intentReqs reuses intent requests and their frame buffers (a request's intent is about as
+// large as its captured body, and one is made per audited request).
+var intentReqs = sync.Pool{New: func() any { return &intentReq{done: make(chan error, 1)} }}
+
+// maxPooledFrame bounds the frame buffers kept for reuse.
+const maxPooledFrame = 64 << 10
 
 // Resolve resolves an intent without an event (the request turned out to need none, such as an
 // idempotent replay). Appending a Draft whose Resolves names the intent resolves it too.
