@@ -92,6 +92,9 @@ type ProxyRun struct {
 	Round  int    `json:"round"`
 	// CPU is in cores (CPU seconds per second of the window).
 	CPU CPUUse `json:"cpuCores"`
+	// Journal splits an audited run's latency by the journal's durable writes (POSTs through the
+	// sidecar only).
+	Journal *JournalWaits `json:"journal,omitempty"`
 }
 
 // CPUUse is CPU seconds per wall second over a measured window, per process.
@@ -250,6 +253,9 @@ func RunProxyBench(ctx context.Context, o ProxyBenchOptions) (*ProxyReport, erro
 		}
 		var c0, c1 [3]time.Duration
 		var w0, w1 time.Time
+		audited := method == http.MethodPost && via == "sidecar"
+		var h0, h1 histSnapshot
+		var hErr error
 		lo.OnWindow = func(start bool) {
 			s := [3]time.Duration{selfCPU()}
 			s[1], _ = processTreeCPU(pids[0])
@@ -259,12 +265,23 @@ func RunProxyBench(ctx context.Context, o ProxyBenchOptions) (*ProxyReport, erro
 			} else {
 				c1, w1 = s, time.Now()
 			}
+			if audited && hErr == nil {
+				h, err := scrapeHistograms(ctx, admin, adminURL)
+				if start {
+					h0, hErr = h, err
+				} else {
+					h1, hErr = h, err
+				}
+			}
 		}
 		res, err := Run(ctx, lo, t)
 		if err != nil {
 			return ProxyRun{}, err
 		}
 		pr := ProxyRun{Result: res, Method: method, Via: via, Round: round}
+		if audited && hErr == nil {
+			pr.Journal = journalWaits(h0, h1)
+		}
 		if wall := w1.Sub(w0).Seconds(); wall > 0 {
 			pr.CPU = CPUUse{Loadgen: (c1[0] - c0[0]).Seconds() / wall, Fake: (c1[1] - c0[1]).Seconds() / wall, Sidecar: (c1[2] - c0[2]).Seconds() / wall}
 		}
@@ -278,6 +295,10 @@ func RunProxyBench(ctx context.Context, o ProxyBenchOptions) (*ProxyReport, erro
 		}
 		logf("%-12s c=%-3d rate=%-5.0f round %d: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  errors %d (cpu: loadgen %.2f, fake %.2f, sidecar %.2f)",
 			t.Name, lo.Concurrency, lo.Rate, round, res.RPS, res.P50, res.P99, res.Errors, pr.CPU.Loadgen, pr.CPU.Fake, pr.CPU.Sidecar)
+		if w := pr.Journal; w != nil {
+			logf("  journal waits: intent p50 %.2f p99 %.2f ms, event p50 %.2f p99 %.2f ms, commit p99 %.2f ms, %.3f commits and %.3f fsyncs per request",
+				w.IntentP50Ms, w.IntentP99Ms, w.EventP50Ms, w.EventP99Ms, w.CommitP99Ms, w.CommitsPerRequest, w.FsyncsPerRequest)
+		}
 		return pr, nil
 	}
 
