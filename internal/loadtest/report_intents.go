@@ -23,6 +23,8 @@ type intentsPacedRow struct {
 	DirectP99Med     float64
 	Fsyncs           float64 // fsyncs per audited POST over every run of the build
 	ChecksOK, Checks int
+	// Waits are the medians of the paced runs' journal waits (nil when the runs have none).
+	Waits *JournalWaits
 }
 
 // proxyIntents renders section 1c: audited writes of the design before write-ahead intents
@@ -127,6 +129,7 @@ func cpuPerRequest(r *ProxyRun) float64 {
 func intentsPaced(build string, reports []*ProxyReport) intentsPacedRow {
 	row := intentsPacedRow{Build: build}
 	var direct []float64
+	var waits []JournalWaits
 	var fsyncs, posts float64
 	for _, p := range reports {
 		for i := range p.Runs {
@@ -141,6 +144,9 @@ func intentsPaced(build string, reports []*ProxyReport) intentsPacedRow {
 			row.P50 = append(row.P50, r.P50)
 			row.P99 = append(row.P99, r.P99)
 			row.Achieved = append(row.Achieved, r.RPS)
+			if r.Journal != nil {
+				waits = append(waits, *r.Journal)
+			}
 		}
 		fsyncs += p.EventCheck.Fsyncs
 		posts += float64(p.EventCheck.SidecarPOSTs)
@@ -154,6 +160,22 @@ func intentsPaced(build string, reports []*ProxyReport) intentsPacedRow {
 	}
 	if len(direct) > 0 {
 		row.DirectP99Med = median(direct)
+	}
+	if len(waits) > 0 {
+		of := func(f func(JournalWaits) float64) float64 {
+			v := make([]float64, len(waits))
+			for i, w := range waits {
+				v[i] = f(w)
+			}
+			return median(v)
+		}
+		row.Waits = &JournalWaits{
+			IntentP50Ms: of(func(w JournalWaits) float64 { return w.IntentP50Ms }),
+			IntentP99Ms: of(func(w JournalWaits) float64 { return w.IntentP99Ms }),
+			EventP50Ms:  of(func(w JournalWaits) float64 { return w.EventP50Ms }),
+			EventP99Ms:  of(func(w JournalWaits) float64 { return w.EventP99Ms }),
+			CommitP99Ms: of(func(w JournalWaits) float64 { return w.CommitP99Ms }),
+		}
 	}
 	if posts > 0 {
 		row.Fsyncs = fsyncs / posts
