@@ -271,11 +271,8 @@ func (j *Journal) dropSegment(s *segment) {
 		}
 	}
 	j.ilog.forget(s)
-	r := &request{kind: kindForget, seq: s.no, done: make(chan result, 1)}
-	if err := j.submit(context.Background(), r); err != nil {
-		return // closing: Open removes the keys
-	}
-	if err := (<-r.done).err; err != nil {
+	// In chunks, like compaction; closing stops it (Open removes the rest).
+	if _, err := j.inChunks(context.Background(), request{kind: kindForget, seq: s.no}, forgetChunkSize); err != nil && !errors.Is(err, ErrClosed) {
 		j.log.Warn("cannot remove the resolved keys of a deleted intent segment (removed at the next start)", "err", err)
 	}
 }

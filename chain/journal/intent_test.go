@@ -588,3 +588,36 @@ func TestTornWriteOverARecycledSegment(t *testing.T) {
 		t.Fatalf("after an end mark: found %v, damage %+v", ids, damage)
 	}
 }
+
+// The keys of a dropped segment are removed in chunks, and only its own.
+func TestForgetSegmentInChunks(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "j.db")
+	j, _ := open(t, path)
+	defer j.Close()
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketResolved)
+		for no := uint64(4); no <= 6; no++ {
+			for off := range 3*forgetChunkSize + 7 {
+				if err := b.Put(u64(position(no, int64(off)*100)), []byte{}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := j.inChunks(ctx, request{kind: kindForget, seq: 5}, forgetChunkSize)
+	if err != nil || n != 3*forgetChunkSize+7 {
+		t.Fatalf("forgot %d keys: %v", n, err)
+	}
+	left := map[uint64]int{}
+	_ = j.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketResolved).ForEach(func(k, _ []byte) error { left[readU64(k)>>32]++; return nil })
+	})
+	if left[5] != 0 || left[4] != 3*forgetChunkSize+7 || left[6] != 3*forgetChunkSize+7 {
+		t.Fatalf("keys left by segment: %v", left)
+	}
+}

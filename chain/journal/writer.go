@@ -145,7 +145,7 @@ func (j *Journal) apply(batch []*request, results []result, st *batchState) erro
 		case kindResolve:
 			err = j.resolveIntent(r.name, st, b)
 		case kindForget:
-			err = forgetSegment(b.resolvedB(), r.seq)
+			results[i].n, err = forgetSegment(b.resolvedB(), r.seq, forgetChunkSize)
 		case kindAck:
 			err = tx.Bucket(bucketCursors).Put([]byte(r.name), u64(r.seq))
 		case kindRebase:
@@ -384,17 +384,18 @@ func (j *Journal) probe() {
 	}
 }
 
-// forgetSegment removes the resolved keys of intent segment no (every key of a position in it).
-func forgetSegment(resolved *bolt.Bucket, no uint64) error {
+// forgetSegment removes up to max resolved keys of intent segment no (keys of positions in it)
+// and returns how many.
+func forgetSegment(resolved *bolt.Bucket, no uint64, max int) (int, error) {
 	var keys [][]byte // collected first: deleting under a moving cursor can skip keys
 	c := resolved.Cursor()
-	for k, _ := c.Seek(u64(position(no, 0))); k != nil && len(k) == 8 && readU64(k)>>32 == no; k, _ = c.Next() {
+	for k, _ := c.Seek(u64(position(no, 0))); k != nil && len(keys) < max && len(k) == 8 && readU64(k)>>32 == no; k, _ = c.Next() {
 		keys = append(keys, k)
 	}
 	for _, k := range keys {
 		if err := resolved.Delete(k); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return len(keys), nil
 }
