@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/internal/damage"
 )
 
 func intent(i int) Intent {
@@ -476,17 +476,7 @@ func TestResolutionIsKeyedByPosition(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range resolvedIDs {
-		n := 0
-		for off := 0; ; {
-			i := bytes.Index(b[off:], []byte(id))
-			if i < 0 {
-				break
-			}
-			b[off+i+3] ^= 0x20
-			off += i + len(id)
-			n++
-		}
-		if n == 0 {
+		if damage.FlipAll(b, []byte(id)) == 0 {
 			t.Fatalf("event %s not in the journal file", id)
 		}
 	}

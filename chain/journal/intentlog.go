@@ -394,17 +394,34 @@ func (l *intentLog) closeTail() {
 func (l *intentLog) prepare(s *segment) {
 	defer l.prep.Done()
 	f, err := createSegment(s.path, l.segBytes, l.noSync)
-	if err == nil && !l.noSync {
+	if err != nil {
+		l.prepareFailed()
+		l.log.Warn("cannot prepare the next intent segment (tried again when the current one is full)", "segment", s.path, "err", err)
+		return
+	}
+	l.spareReady(s, f)
+}
+
+// spareReady ends a preparation: s, open as f and durable, becomes the spare (unless the log
+// closed meanwhile: then it is left without a frame of its number, and deleted at the next Open).
+func (l *intentLog) spareReady(s *segment, f *os.File) {
+	if !l.noSync {
 		l.m.Fsyncs.Inc()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.preparing = false
-	if err != nil {
-		l.log.Warn("cannot prepare the next intent segment (tried again when the current one is full)", "segment", s.path, "err", err)
+	if l.closed {
+		_ = f.Close()
 		return
 	}
 	l.spare, l.spareFile = s, f
+}
+
+func (l *intentLog) prepareFailed() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.preparing = false
 }
 
 // commit writes a batch: the frames that fit in the tail in one write (sealed with its segment
@@ -518,20 +535,11 @@ func (l *intentLog) recycle(s *segment) (bool, error) {
 	next := l.newSegmentLocked()
 	l.mu.Unlock()
 	f, err := reuseSegment(s.path, next.path, l.noSync)
-	if err == nil && !l.noSync {
-		l.m.Fsyncs.Inc()
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.preparing = false
 	if err != nil {
+		l.prepareFailed()
 		return false, err
 	}
-	if l.closed {
-		_ = f.Close() // left without a frame of its number: deleted at the next Open
-		return true, nil
-	}
-	l.spare, l.spareFile = next, f
+	l.spareReady(next, f)
 	return true, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/internal/app"
+	"github.com/flowker-audit/flowker-audit/internal/damage"
 	"github.com/flowker-audit/flowker-audit/internal/fakeflowker"
 	"github.com/flowker-audit/flowker-audit/internal/testenv"
 )
@@ -119,17 +120,8 @@ func TestCutJournalTailAndShorterSinkKeepDelivering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := []byte(evs[9].EventID)
-	if bytes.Count(b, id) == 0 {
+	if damage.FlipAll(b, []byte(evs[9].EventID)) == 0 {
 		t.Fatal("event 10 not found in the journal file")
-	}
-	for off := 0; ; {
-		i := bytes.Index(b[off:], id)
-		if i < 0 {
-			break
-		}
-		b[off+i+3] ^= 0x20
-		off += i + len(id)
 	}
 	if err := os.WriteFile(jpath, b, 0o600); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/internal/chtest"
+	"github.com/flowker-audit/flowker-audit/internal/damage"
 	"github.com/flowker-audit/flowker-audit/internal/fakeflowker"
 	"github.com/flowker-audit/flowker-audit/internal/testenv"
 )
@@ -295,17 +296,7 @@ func flipRecord(t *testing.T, path, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for off := 0; ; {
-		i := bytes.Index(b[off:], []byte(id))
-		if i < 0 {
-			break
-		}
-		b[off+i+3] ^= 0x20
-		off += i + len(id)
-		n++
-	}
-	if n == 0 {
+	if damage.FlipAll(b, []byte(id)) == 0 {
 		t.Fatalf("event %s not in the journal file", id)
 	}
 	if err := os.WriteFile(path, b, 0o600); err != nil {
