@@ -215,10 +215,10 @@ func (j *Journal) Intents() ([]Intent, error) {
 		if err != nil {
 			return nil, err
 		}
-		scanFrames(b, s.no, func(_ int64, in Intent) {
-			if !seen[in.ID] && l.has(in.ID) {
-				seen[in.ID] = true
-				out = append(out, in)
+		scanFrames(b, s.no, func(_ int64, f frame) {
+			if !seen[f.in.ID] && l.has(f.in.ID) {
+				seen[f.in.ID] = true
+				out = append(out, f.in)
 			}
 		})
 	}
@@ -241,17 +241,44 @@ func (j *Journal) resolveIntent(id string, st *batchState, b *buckets) error {
 	}
 	if st.resolved == nil {
 		st.resolved = map[string]bool{}
+		st.bitmaps = map[uint64][]byte{}
 	}
+	no, idx := pos>>32, uint32(pos)
+	bm, loaded := st.bitmaps[no]
+	if !loaded {
+		bm = append([]byte(nil), b.resolvedB().Get(u64(no))...)
+	}
+	if need := int(idx/8) + 1; len(bm) < need {
+		bm = append(bm, make([]byte, need-len(bm))...)
+	}
+	bm[idx/8] |= 1 << (idx % 8)
+	st.bitmaps[no] = bm
 	st.resolved[id] = true
 	st.resolvedIDs = append(st.resolvedIDs, id)
-	return b.resolvedB().Put(u64(pos), []byte{})
+	return nil
+}
+
+// putBitmaps stores the resolution bitmaps a batch changed (one small value per segment touched,
+// rather than a key per intent).
+func putBitmaps(st *batchState, b *buckets) error {
+	for no, bm := range st.bitmaps {
+		if err := b.resolvedB().Put(u64(no), bm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolvedIn reports whether frame idx is marked in bitmap bm.
+func resolvedIn(bm []byte, idx uint32) bool {
+	return int(idx/8) < len(bm) && bm[idx/8]&(1<<(idx%8)) != 0
 }
 
 // dropSegment recycles a fully resolved segment that is no longer the tail as the next spare (or
-// deletes it when a spare is ready), then removes the keys of its intents from the resolved
-// bucket (in the next group commit). The keys go only once the rename or deletion is durable: a
-// crash before that finds the segment under its old name with its keys, a crash after it finds
-// keys that name no segment, which Open removes.
+// deletes it when a spare is ready), then removes its resolution bitmap from the resolved bucket
+// (in the next group commit). The bitmap goes only once the rename or deletion is durable: a
+// crash before that finds the segment under its old name with its bitmap, a crash after it finds
+// a bitmap that names no segment, which Open removes.
 func (j *Journal) dropSegment(s *segment) {
 	recycled, err := j.ilog.recycle(s)
 	if err != nil {
@@ -271,9 +298,12 @@ func (j *Journal) dropSegment(s *segment) {
 		}
 	}
 	j.ilog.forget(s)
-	// In chunks, like compaction; closing stops it (Open removes the rest).
-	if _, err := j.inChunks(context.Background(), request{kind: kindForget, seq: s.no}, forgetChunkSize); err != nil && !errors.Is(err, ErrClosed) {
-		j.log.Warn("cannot remove the resolved keys of a deleted intent segment (removed at the next start)", "err", err)
+	r := &request{kind: kindForget, seq: s.no, done: make(chan result, 1)}
+	if err := j.submit(context.Background(), r); err != nil {
+		return // closing: Open removes the bitmap
+	}
+	if err := (<-r.done).err; err != nil {
+		j.log.Warn("cannot remove the resolution bitmap of a dropped intent segment (removed at the next start)", "err", err)
 	}
 }
 

@@ -109,7 +109,7 @@ func writeIntents(t *testing.T, path string, n int) (ids []string, offsets []int
 	if err != nil {
 		t.Fatal(err)
 	}
-	scanFrames(b, 1, func(off int64, _ Intent) { offsets = append(offsets, off) })
+	scanFrames(b, 1, func(off int64, _ frame) { offsets = append(offsets, off) })
 	if len(offsets) != n {
 		t.Fatalf("%d frames in the segment, want %d", len(offsets), n)
 	}
@@ -344,15 +344,15 @@ func TestResolvedSegmentsAreDeleted(t *testing.T) {
 // found (resynchronisation).
 func FuzzIntentFrames(f *testing.F) {
 	in := intent(1)
-	sound := appendFrame(nil, 1, appendIntent(nil, &in))
+	sound := appendFrame(nil, 1, 0, appendIntent(nil, &in))
 	f.Add([]byte{})
 	f.Add(sound[:len(sound)/2])
 	f.Add(append(append([]byte(nil), frameMagic[:]...), 0, 0, 0, 9, 1, 2, 3, 4))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		scanFrames(b, 1, func(int64, Intent) {})
+		scanFrames(b, 1, func(int64, frame) {})
 		var found bool
-		scanFrames(append(append([]byte(nil), b...), sound...), 1, func(_ int64, got Intent) {
-			found = found || got.ID == in.ID
+		scanFrames(append(append([]byte(nil), b...), sound...), 1, func(_ int64, got frame) {
+			found = found || got.in.ID == in.ID
 		})
 		if !found {
 			t.Fatalf("a sound frame after %x was not found", b)
@@ -559,55 +559,100 @@ func TestResolvedSegmentsAreRecycled(t *testing.T) {
 func TestTornWriteOverARecycledSegment(t *testing.T) {
 	in1, in2, old := intent(600), intent(601), intent(602)
 	var b []byte
-	for range 4 {
-		b = appendFrame(b, 7, appendIntent(nil, &old)) // the former life: segment 7
+	for i := range 4 {
+		b = appendFrame(b, 7, uint32(i), appendIntent(nil, &old)) // the former life: segment 7
 	}
-	cur := appendFrame(nil, 9, appendIntent(nil, &in1))
-	torn := appendFrame(nil, 9, appendIntent(nil, &in2))
+	cur := appendFrame(nil, 9, 0, appendIntent(nil, &in1))
+	torn := appendFrame(nil, 9, 1, appendIntent(nil, &in2))
 	copy(b, cur)
 	copy(b[len(cur):], torn[:len(torn)/2]) // the second write reached the disk half-way
 	var ids []string
-	damage := scanFrames(b, 9, func(_ int64, in Intent) { ids = append(ids, in.ID) })
+	damage := scanFrames(b, 9, func(_ int64, f frame) { ids = append(ids, f.in.ID) })
 	if len(ids) != 1 || ids[0] != in1.ID || len(damage) != 1 || !damage[0].Tail || damage[0].Offset != int64(len(cur)) {
 		t.Fatalf("found %v, damage %+v", ids, damage)
 	}
 	// With the end mark written after the first frame instead, the former frames end the scan.
 	copy(b[len(cur):], endMark[:])
 	ids = ids[:0]
-	if damage := scanFrames(b, 9, func(_ int64, in Intent) { ids = append(ids, in.ID) }); len(ids) != 1 || len(damage) != 0 {
+	if damage := scanFrames(b, 9, func(_ int64, f frame) { ids = append(ids, f.in.ID) }); len(ids) != 1 || len(damage) != 0 {
 		t.Fatalf("after an end mark: found %v, damage %+v", ids, damage)
 	}
 }
 
-// The keys of a dropped segment are removed in chunks, and only its own.
-func TestForgetSegmentInChunks(t *testing.T) {
+// Resolutions are one bitmap per segment, indexed by the frame index each frame carries (so a
+// damaged frame skipped at Open does not shift the others): a dropped segment's bitmap goes, the
+// others stay.
+func TestResolutionBitmapsPerSegment(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "j.db")
-	j, _ := open(t, path)
+	small := func(o *Options) { o.IntentSegmentBytes = 8 << 10 }
+	j, _ := open(t, path, small)
 	defer j.Close()
-	err := j.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketResolved)
-		for no := uint64(4); no <= 6; no++ {
-			for off := range 3*forgetChunkSize + 7 {
-				if err := b.Put(u64(position(no, int64(off)*100)), []byte{}); err != nil {
-					return err
-				}
+	var kept []Intent
+	for i := range 60 {
+		in := intent(700 + i)
+		if err := j.Intend(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		if i%20 == 3 {
+			kept = append(kept, in) // one unresolved intent in each of several segments
+			continue
+		}
+		d := in.Draft
+		d.Result, d.Resolves = chain.ResultSuccess, in.ID
+		if _, err := j.Append(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bitmaps := func(j *Journal) map[uint64][]byte {
+		out := map[uint64][]byte{}
+		_ = j.db.View(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketResolved).ForEach(func(k, v []byte) error {
+				out[readU64(k)] = append([]byte(nil), v...)
+				return nil
+			})
+		})
+		return out
+	}
+	j.ilog.mu.Lock()
+	live := map[uint64]bool{}
+	for _, s := range j.ilog.segs {
+		live[s.no] = true
+	}
+	pos := map[string]uint64{}
+	for _, in := range kept {
+		pos[in.ID] = j.ilog.pending[in.ID].pos
+	}
+	j.ilog.mu.Unlock()
+	for no, bm := range bitmaps(j) {
+		if !live[no] {
+			continue // a dropped segment whose bitmap removal is still queued
+		}
+		for _, in := range kept {
+			if p := pos[in.ID]; p>>32 == no && resolvedIn(bm, uint32(p)) {
+				t.Fatalf("unresolved intent %s is marked in segment %d's bitmap", in.ID, no)
 			}
 		}
-		return nil
-	})
-	if err != nil {
+	}
+	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
-	n, err := j.inChunks(ctx, request{kind: kindForget, seq: 5}, forgetChunkSize)
-	if err != nil || n != 3*forgetChunkSize+7 {
-		t.Fatalf("forgot %d keys: %v", n, err)
+	j2, rec := open(t, path, small)
+	defer j2.Close()
+	if rec.IntentsPending != len(kept) {
+		t.Fatalf("pending after reopening: %d, want %d", rec.IntentsPending, len(kept))
 	}
-	left := map[uint64]int{}
-	_ = j.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketResolved).ForEach(func(k, _ []byte) error { left[readU64(k)>>32]++; return nil })
-	})
-	if left[5] != 0 || left[4] != 3*forgetChunkSize+7 || left[6] != 3*forgetChunkSize+7 {
-		t.Fatalf("keys left by segment: %v", left)
+	left := bitmaps(j2)
+	if len(left) == 0 {
+		t.Fatal("no bitmap left: the unresolved intents' segments have resolved frames too")
+	}
+	for no := range left {
+		found := false
+		for _, s := range j2.ilog.segs {
+			found = found || s.no == no
+		}
+		if !found {
+			t.Fatalf("bitmap of segment %d left after Open, which has no such segment", no)
+		}
 	}
 }

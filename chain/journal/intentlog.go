@@ -38,8 +38,9 @@ import (
 //
 //	4 bytes  magic "\xffINT" (0xff never occurs in the UTF-8 text of an intent's JSON fields)
 //	uint32   the number of the segment it was written in, big-endian
+//	uint32   its index among the frames of that segment (0, 1, 2 ...), big-endian
 //	uint32   payload length, big-endian
-//	uint32   CRC-32C of the segment number, the length and the payload, big-endian
+//	uint32   CRC-32C of the segment number, the index, the length and the payload, big-endian
 //	payload  the intent record (appendIntent), which carries its own CRC too
 //
 // Every write of a group ends with 16 zero bytes (overwritten by the next group): the end mark.
@@ -57,7 +58,7 @@ import (
 // segments are only read.
 
 const (
-	frameHeader = 16
+	frameHeader = 20
 	// DefaultIntentSegmentBytes is the size of an intent log segment, allocated on disk when the
 	// segment is first made.
 	DefaultIntentSegmentBytes = 4 << 20
@@ -71,13 +72,13 @@ var (
 	endMark    [frameHeader]byte
 )
 
-// appendFrame appends one frame holding payload, sealed for segment no.
-func appendFrame(dst []byte, no uint64, payload []byte) []byte {
+// appendFrame appends one frame holding payload, sealed as frame idx of segment no.
+func appendFrame(dst []byte, no uint64, idx uint32, payload []byte) []byte {
 	start := len(dst)
 	dst = append(dst, frameMagic[:]...)
 	dst = append(dst, make([]byte, frameHeader-4)...)
 	dst = append(dst, payload...)
-	sealFrame(dst[start:], no)
+	sealFrame(dst[start:], no, idx)
 	return dst
 }
 
@@ -89,43 +90,51 @@ func appendIntentFrame(dst []byte, in *Intent) []byte {
 	return appendIntent(dst, in)
 }
 
-// sealFrame fills in the segment number, length and checksum of frame (header and payload).
-func sealFrame(frame []byte, no uint64) {
+// sealFrame fills in the segment number, frame index, length and checksum of frame (header and
+// payload).
+func sealFrame(frame []byte, no uint64, idx uint32) {
 	binary.BigEndian.PutUint32(frame[4:8], uint32(no))
-	binary.BigEndian.PutUint32(frame[8:12], uint32(len(frame)-frameHeader))
-	sum := crc32.Update(crc32.Checksum(frame[4:12], castagnoli), castagnoli, frame[frameHeader:])
-	binary.BigEndian.PutUint32(frame[12:16], sum)
+	binary.BigEndian.PutUint32(frame[8:12], idx)
+	binary.BigEndian.PutUint32(frame[12:16], uint32(len(frame)-frameHeader))
+	sum := crc32.Update(crc32.Checksum(frame[4:16], castagnoli), castagnoli, frame[frameHeader:])
+	binary.BigEndian.PutUint32(frame[16:20], sum)
 }
 
 // errOtherLife is a sound frame written in the segment's former life (another number).
 var errOtherLife = errors.New("a frame of the segment's former life")
 
-// frameAt decodes the frame at b[off:] of segment no: its intent and its size, or why it is not
-// a sound frame of that segment (errOtherLife: sound, but of another segment number).
-func frameAt(b []byte, off int, no uint64) (Intent, int, error) {
+// frame is a sound frame read back: its intent and its index in its segment.
+type frame struct {
+	in  Intent
+	idx uint32
+}
+
+// frameAt decodes the frame at b[off:] of segment no: the frame and its size, or why it is not a
+// sound frame of that segment (errOtherLife: sound, but of another segment number).
+func frameAt(b []byte, off int, no uint64) (frame, int, error) {
 	rest := b[off:]
 	if len(rest) < frameHeader {
-		return Intent{}, 0, fmt.Errorf("%w: %d bytes left, a frame header needs %d", ErrCorrupt, len(rest), frameHeader)
+		return frame{}, 0, fmt.Errorf("%w: %d bytes left, a frame header needs %d", ErrCorrupt, len(rest), frameHeader)
 	}
 	if !bytes.Equal(rest[:4], frameMagic[:]) {
-		return Intent{}, 0, fmt.Errorf("%w: no frame magic", ErrCorrupt)
+		return frame{}, 0, fmt.Errorf("%w: no frame magic", ErrCorrupt)
 	}
-	n := binary.BigEndian.Uint32(rest[8:12])
+	n := binary.BigEndian.Uint32(rest[12:16])
 	if uint64(n) > uint64(len(rest)-frameHeader) {
-		return Intent{}, 0, fmt.Errorf("%w: frame of %d bytes, %d left", ErrCorrupt, n, len(rest)-frameHeader)
+		return frame{}, 0, fmt.Errorf("%w: frame of %d bytes, %d left", ErrCorrupt, n, len(rest)-frameHeader)
 	}
 	payload := rest[frameHeader : frameHeader+int(n)]
-	if crc32.Update(crc32.Checksum(rest[4:12], castagnoli), castagnoli, payload) != binary.BigEndian.Uint32(rest[12:16]) {
-		return Intent{}, 0, fmt.Errorf("%w: frame checksum mismatch", ErrCorrupt)
+	if crc32.Update(crc32.Checksum(rest[4:16], castagnoli), castagnoli, payload) != binary.BigEndian.Uint32(rest[16:20]) {
+		return frame{}, 0, fmt.Errorf("%w: frame checksum mismatch", ErrCorrupt)
 	}
 	if no != anySegment && uint64(binary.BigEndian.Uint32(rest[4:8])) != no {
-		return Intent{}, frameHeader + int(n), errOtherLife
+		return frame{}, frameHeader + int(n), errOtherLife
 	}
 	in, err := decodeIntent(nil, payload)
 	if err != nil {
-		return Intent{}, 0, err
+		return frame{}, 0, err
 	}
-	return in, frameHeader + int(n), nil
+	return frame{in: in, idx: binary.BigEndian.Uint32(rest[8:12])}, frameHeader + int(n), nil
 }
 
 // frameDamage is a region of a segment that holds no sound frame.
@@ -140,13 +149,13 @@ type frameDamage struct {
 // resumes at the next offset where a sound frame starts. The written part ends at an end mark or
 // zeros, at a frame of the segment's former life or where no header fits: what follows is not
 // damage unless a sound frame of this segment comes after it.
-func scanFrames(b []byte, no uint64, fn func(off int64, in Intent)) []frameDamage {
+func scanFrames(b []byte, no uint64, fn func(off int64, f frame)) []frameDamage {
 	var damage []frameDamage
 	off := 0
 	for off < len(b) {
-		in, n, err := frameAt(b, off, no)
+		f, n, err := frameAt(b, off, no)
 		if err == nil {
-			fn(int64(off), in)
+			fn(int64(off), f)
 			off += n
 			continue
 		}
@@ -219,6 +228,7 @@ type intentLog struct {
 	segs    []*segment               // in order
 	pending map[string]pendingIntent // unresolved intent id → where it is
 	tail    *segment                 // written by run; nil until the first intent of this run
+	frames  uint32                   // frames written in the tail (the next one's index)
 	file    *os.File                 // the tail's file
 	off     int64                    // durable end of the tail
 	broken  bool                     // the tail failed a write: the next write starts a new segment
@@ -241,8 +251,9 @@ func segmentName(prefix, instance string, no uint64) string {
 // maxSegmentNo bounds segment numbers so that a position fits the 32 high bits of a key.
 const maxSegmentNo = 1<<32 - 1
 
-// position is an intent's place in the log, and its key in the resolved bucket.
-func position(no uint64, off int64) uint64 { return no<<32 | uint64(off) }
+// position is an intent's place in the log: its segment and its frame index there. The resolved
+// bucket holds, under each segment's number, a bitmap of the frame indices resolved.
+func position(no uint64, idx uint32) uint64 { return no<<32 | uint64(idx) }
 
 // listSegments returns the numbers of this instance's segments in dir, ascending, and the file
 // names of other instances' segments.
@@ -443,11 +454,12 @@ func (l *intentLog) commit(batch []*intentReq) {
 		if l.tail != nil {
 			no = l.tail.no
 		}
+		idx := l.frames + uint32(i-first)
 		l.mu.Unlock()
 		if i < len(batch) && !needNew && int64(len(buf)+len(batch[i].frame)) <= room {
 			start := len(buf)
 			buf = append(buf, batch[i].frame...)
-			sealFrame(buf[start:], no)
+			sealFrame(buf[start:], no, idx)
 			continue
 		}
 		if len(buf) > 0 {
@@ -496,11 +508,10 @@ func (l *intentLog) flush(buf []byte, frames int, reqs []*intentReq) error {
 			"segment", s.path, "err", err)
 		return fmt.Errorf("%w: writing intents to %s: %w", ErrFailed, filepath.Base(s.path), err)
 	}
-	at := l.off
 	l.off += int64(frames)
 	for _, r := range reqs {
-		pos := position(s.no, at)
-		at += int64(len(r.frame))
+		pos := position(s.no, l.frames)
+		l.frames++
 		if _, dup := l.pending[r.id]; dup {
 			continue
 		}
@@ -599,7 +610,7 @@ func (l *intentLog) rotate() error {
 		_ = l.file.Close()
 	}
 	l.segs = append(l.segs, s)
-	l.tail, l.file, l.off, l.broken = s, f, 0, false
+	l.tail, l.file, l.off, l.broken, l.frames = s, f, 0, false, 0
 	if old != nil {
 		l.maybeDropLocked(old)
 	}

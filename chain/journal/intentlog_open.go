@@ -38,12 +38,15 @@ func (j *Journal) openIntents(rec *Recovery, instance string) error {
 	if err := j.dropForeignSegments(rec, l, foreign); err != nil {
 		return err
 	}
-	resolved := map[uint64]bool{}
+	resolved := map[uint64][]byte{} // segment number → bitmap of its resolved frame indices
+	var stale [][]byte              // keys that are no segment's bitmap
 	var old []Intent
 	err = j.db.View(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketResolved).ForEach(func(k, _ []byte) error {
+		if err := tx.Bucket(bucketResolved).ForEach(func(k, v []byte) error {
 			if len(k) == 8 {
-				resolved[readU64(k)] = true
+				resolved[readU64(k)] = append([]byte(nil), v...)
+			} else {
+				stale = append(stale, append([]byte(nil), k...))
 			}
 			return nil
 		}); err != nil {
@@ -80,12 +83,12 @@ func (j *Journal) openIntents(rec *Recovery, instance string) error {
 		if err != nil {
 			return fmt.Errorf("reading intent segment: %w", err)
 		}
-		for _, d := range scanFrames(b, no, func(off int64, in Intent) {
-			pos := position(no, off)
-			if resolved[pos] {
-				done[in.ID] = true
+		bm := resolved[no]
+		for _, d := range scanFrames(b, no, func(_ int64, f frame) {
+			if resolvedIn(bm, f.idx) {
+				done[f.in.ID] = true
 			} else {
-				frames = append(frames, frameAtPos{id: in.ID, seg: s, pos: pos})
+				frames = append(frames, frameAtPos{id: f.in.ID, seg: s, pos: position(no, f.idx)})
 			}
 		}) {
 			rec.IntentsCut = append(rec.IntentsCut, IntentDamage{Segment: filepath.Base(s.path), Position: d.Offset, Reason: d.Reason, Tail: d.Tail})
@@ -106,7 +109,7 @@ func (j *Journal) openIntents(rec *Recovery, instance string) error {
 	var batch []*intentReq
 	for i := range old {
 		if _, inLog := l.pending[old[i].ID]; !inLog && !done[old[i].ID] {
-			batch = append(batch, &intentReq{id: old[i].ID, frame: appendFrame(nil, anySegment, appendIntent(nil, &old[i])), done: make(chan error, 1)})
+			batch = append(batch, &intentReq{id: old[i].ID, frame: appendFrame(nil, anySegment, 0, appendIntent(nil, &old[i])), done: make(chan error, 1)})
 		}
 	}
 	for len(batch) > 0 {
@@ -133,13 +136,12 @@ func (j *Journal) openIntents(rec *Recovery, instance string) error {
 		keep[s.no] = true
 	}
 	l.segs = segs
-	stale := 0
-	for pos := range resolved {
-		if !keep[pos>>32] {
-			stale++
+	for no := range resolved {
+		if !keep[no] {
+			stale = append(stale, u64(no))
 		}
 	}
-	if len(old) > 0 || len(rec.IntentsCut) > 0 || stale > 0 {
+	if len(old) > 0 || len(rec.IntentsCut) > 0 || len(stale) > 0 {
 		err = j.db.Update(func(tx *bolt.Tx) error {
 			if err := tx.DeleteBucket(bucketIntents); err != nil {
 				return err
@@ -148,11 +150,9 @@ func (j *Journal) openIntents(rec *Recovery, instance string) error {
 				return err
 			}
 			b := tx.Bucket(bucketResolved)
-			for pos := range resolved {
-				if !keep[pos>>32] {
-					if err := b.Delete(u64(pos)); err != nil {
-						return err
-					}
+			for _, k := range stale {
+				if err := b.Delete(k); err != nil {
+					return err
 				}
 			}
 			return nil
@@ -191,7 +191,7 @@ func (j *Journal) dropForeignSegments(rec *Recovery, l *intentLog, names []strin
 			return fmt.Errorf("reading intent segment of another journal: %w", err)
 		}
 		n := 0
-		scanFrames(b, anySegment, func(int64, Intent) { n++ })
+		scanFrames(b, anySegment, func(int64, frame) { n++ })
 		if err := os.Remove(path); err != nil {
 			return fmt.Errorf("deleting intent segment of another journal: %w", err)
 		}

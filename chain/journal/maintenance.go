@@ -15,12 +15,10 @@ func (j *Journal) Compact(ctx context.Context, upTo uint64) (int, error) {
 
 // Chunk sizes of the maintenance requests: each is one writer transaction, shared with the
 // appends queued at that moment, so that they never wait behind a long one (at 1,000 audited
-// requests/s, compaction removes about 1,000 events of ~2 KB every second, and a fully resolved
-// intent segment about 2,000 keys every two seconds).
+// requests/s, compaction removes about 1,000 events of ~2 KB every second).
 const (
 	compactChunkSize   = 512
 	pruneOnceChunkSize = 10000
-	forgetChunkSize    = 512
 )
 
 // inChunks submits copies of r until one handles less than a full chunk, and returns the total.

@@ -99,6 +99,7 @@ type batchState struct {
 	// resolved are the intents resolved in this batch (committed: the intent log learns them).
 	resolved    map[string]bool
 	resolvedIDs []string
+	bitmaps     map[uint64][]byte // resolution bitmaps changed, by segment number
 }
 
 // commit runs one batch as one transaction (one fsync) and answers every request.
@@ -145,7 +146,7 @@ func (j *Journal) apply(batch []*request, results []result, st *batchState) erro
 		case kindResolve:
 			err = j.resolveIntent(r.name, st, b)
 		case kindForget:
-			results[i].n, err = forgetSegment(b.resolvedB(), r.seq, forgetChunkSize)
+			err = b.resolvedB().Delete(u64(r.seq))
 		case kindAck:
 			err = tx.Bucket(bucketCursors).Put([]byte(r.name), u64(r.seq))
 		case kindRebase:
@@ -173,6 +174,10 @@ func (j *Journal) apply(batch []*request, results []result, st *batchState) erro
 		if k, _ := b.events().Cursor().First(); k != nil {
 			st.firstLeft = readU64(k)
 		}
+	}
+	if err := putBitmaps(st, b); err != nil {
+		_ = tx.Rollback()
+		return err
 	}
 	if st.head != start {
 		if err := putHead(tx.Bucket(bucketMeta), st.head); err != nil {
@@ -267,7 +272,7 @@ func (b *buckets) watch() *bolt.Bucket {
 func (b *buckets) resolvedB() *bolt.Bucket {
 	if b.resolvedBkt == nil {
 		b.resolvedBkt = b.tx.Bucket(bucketResolved)
-		b.resolvedBkt.FillPercent = 1.0 // keys are log positions: mostly appended
+		b.resolvedBkt.FillPercent = 1.0 // keys are segment numbers: appended
 	}
 	return b.resolvedBkt
 }
@@ -382,20 +387,4 @@ func (j *Journal) probe() {
 			return
 		}
 	}
-}
-
-// forgetSegment removes up to max resolved keys of intent segment no (keys of positions in it)
-// and returns how many.
-func forgetSegment(resolved *bolt.Bucket, no uint64, max int) (int, error) {
-	var keys [][]byte // collected first: deleting under a moving cursor can skip keys
-	c := resolved.Cursor()
-	for k, _ := c.Seek(u64(position(no, 0))); k != nil && len(keys) < max && len(k) == 8 && readU64(k)>>32 == no; k, _ = c.Next() {
-		keys = append(keys, k)
-	}
-	for _, k := range keys {
-		if err := resolved.Delete(k); err != nil {
-			return 0, err
-		}
-	}
-	return len(keys), nil
 }
