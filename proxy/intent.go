@@ -146,15 +146,28 @@ func (p *Proxy) intentOf(x *exchange) journal.Intent {
 		// lookups): a malformed body only makes recovery match on nothing.
 		if req := x.requestSummary(); req.Complete && !req.Truncated {
 			// Read as Flowker's decoder reads them (last duplicate wins, fields match in any case).
-			if v := capture.Decode(req.Captured, nameKey); v.Found && !v.Mismatch {
+			if v := requestValue(x, req, "name", nameKey); v.Found && !v.Mismatch {
 				o.str("name", clip(capture.Sanitize(v.Text), 256))
 			}
-			if v := capture.Decode(req.Captured, providerIDKey); v.Found && !v.Mismatch {
+			if v := requestValue(x, req, "providerId", providerIDKey); v.Found && !v.Mismatch {
 				o.str("providerId", clip(capture.Sanitize(v.Text), 256))
 			}
 		}
 	}
 	return journal.Intent{ID: x.eventID, Start: x.start, Draft: d, Detail: o.bytes()}
+}
+
+// requestValue is the request body's value at name: the one the event's description already
+// read (rules name the same fields in their metadata), or read now.
+func requestValue(x *exchange, req capture.Summary, name string, path []capture.Seg) capture.Value {
+	if m := x.reqMemo; m != nil {
+		for _, mv := range m.vals {
+			if mv.src.Kind == rules.FromRequest && mv.src.Name == name {
+				return mv.v
+			}
+		}
+	}
+	return capture.Decode(req.Captured, path)
 }
 
 // stranded holds events whose request reached Flowker but whose append failed (journal full or
