@@ -96,17 +96,7 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 			ctx.str("resourceIdUnavailable", "the request failed, so no resource was created or identified")
 		}
 	}
-	ctx.str("method", capture.Sanitize(x.method))
-	ctx.str("path", capture.Text(capture.Sanitize(x.rawPath)))
-	ctx.str("route", rule.Method+" "+rule.Path)
-	ctx.str("rule", rule.Name)
-	ctx.str("requestId", x.eventID)
-	ctx.str("failMode", x.mode)
-	if q := p.redactor(rule).Query(x.query); q != nil {
-		if b, err := json.Marshal(q); err == nil {
-			ctx.raw("query", b)
-		}
-	}
+	p.commonCtx(ctx, x, src, pending)
 	if status != 0 {
 		ctx.int("status", int64(status))
 	}
@@ -131,45 +121,8 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 		}
 		ctx.raw("durationMs", dur.bytes())
 	}
-	if ua := x.hdr.Get("User-Agent"); ua != "" {
-		ctx.str("userAgent", clip(capture.Text(capture.Sanitize(ua)), 512))
-	}
-	if id := x.hdr.Get("X-Request-Id"); id != "" {
-		ctx.str("clientRequestId", clip(capture.Text(capture.Sanitize(id)), 256))
-	}
-	if k := x.hdr.Get("Idempotency-Key"); k != "" {
-		ctx.str("idempotencyKey", clip(capture.Text(capture.Sanitize(k)), 256))
-	}
-	auth := newObj(128)
-	auth.str("method", x.id.Method)
-	auth.bool("verified", x.id.Verified)
-	if x.id.Name != "" {
-		auth.str("name", capture.Sanitize(x.id.Name))
-	}
-	if x.id.Detail != "" {
-		auth.str("detail", capture.Sanitize(x.id.Detail))
-	}
-	ctx.raw("auth", auth.bytes())
-	if x.id.Peer != x.id.Actor.IPAddress || len(x.id.Forwarded) > 0 {
-		ctx.str("peer", x.id.Peer)
-		if len(x.id.Forwarded) > 0 {
-			fwd := make([]string, len(x.id.Forwarded))
-			for i, h := range x.id.Forwarded {
-				fwd[i] = capture.Sanitize(h)
-			}
-			if b, err := json.Marshal(fwd); err == nil {
-				ctx.raw("forwardedFor", b)
-			}
-		}
-	}
 	if src.unread != "" {
 		ctx.str("valuesUnread", src.unread)
-	}
-	if amb := src.ambiguousKeys(); len(amb) > 0 {
-		// The body repeats a key (exactly or in another case): Flowker applied the last one.
-		if b, err := json.Marshal(amb); err == nil {
-			ctx.raw("ambiguousKeys", b)
-		}
 	}
 	// The request's part is the same for the intent and the event when the whole body was held
 	// before forwarding: rendered once.
@@ -196,6 +149,70 @@ func (p *Proxy) describe(x *exchange, status int, respHeader http.Header, resp c
 	d.Context = canonical(c, ctx.bytes())
 	d.Metadata = canonical(c, meta.bytes())
 	return d, true
+}
+
+// commonCtx writes the context members that the intent and the event share (the request as the
+// sidecar received it and who sent it). They are written once: when the intent is described with
+// the whole request body at hand, the members are kept for the event.
+func (p *Proxy) commonCtx(ctx *obj, x *exchange, src *sourceCtx, pending bool) {
+	if x.ctxCommon != nil {
+		ctx.members(x.ctxCommon, x.ctxCommonN)
+		return
+	}
+	c := newObj(512)
+	c.str("method", capture.Sanitize(x.method))
+	c.str("path", capture.Text(capture.Sanitize(x.rawPath)))
+	c.str("route", x.rule.Method+" "+x.rule.Path)
+	c.str("rule", x.rule.Name)
+	c.str("requestId", x.eventID)
+	c.str("failMode", x.mode)
+	if q := p.redactor(x.rule).Query(x.query); q != nil {
+		if b, err := json.Marshal(q); err == nil {
+			c.raw("query", b)
+		}
+	}
+	if ua := x.hdr.Get("User-Agent"); ua != "" {
+		c.str("userAgent", clip(capture.Text(capture.Sanitize(ua)), 512))
+	}
+	if id := x.hdr.Get("X-Request-Id"); id != "" {
+		c.str("clientRequestId", clip(capture.Text(capture.Sanitize(id)), 256))
+	}
+	if k := x.hdr.Get("Idempotency-Key"); k != "" {
+		c.str("idempotencyKey", clip(capture.Text(capture.Sanitize(k)), 256))
+	}
+	auth := newObj(128)
+	auth.str("method", x.id.Method)
+	auth.bool("verified", x.id.Verified)
+	if x.id.Name != "" {
+		auth.str("name", capture.Sanitize(x.id.Name))
+	}
+	if x.id.Detail != "" {
+		auth.str("detail", capture.Sanitize(x.id.Detail))
+	}
+	c.raw("auth", auth.bytes())
+	if x.id.Peer != x.id.Actor.IPAddress || len(x.id.Forwarded) > 0 {
+		c.str("peer", x.id.Peer)
+		if len(x.id.Forwarded) > 0 {
+			fwd := make([]string, len(x.id.Forwarded))
+			for i, h := range x.id.Forwarded {
+				fwd[i] = capture.Sanitize(h)
+			}
+			if b, err := json.Marshal(fwd); err == nil {
+				c.raw("forwardedFor", b)
+			}
+		}
+	}
+	if amb := src.ambiguousKeys(); len(amb) > 0 {
+		// The body repeats a key (exactly or in another case): Flowker applied the last one.
+		if b, err := json.Marshal(amb); err == nil {
+			c.raw("ambiguousKeys", b)
+		}
+	}
+	members := c.b[1:] // without the opening brace
+	if pending && src.memo != nil {
+		x.ctxCommon, x.ctxCommonN = members, c.n
+	}
+	ctx.members(members, c.n)
 }
 
 // ambiguousKeys lists the keys a request body repeats exactly or under case folding.
@@ -341,6 +358,18 @@ func (o *obj) num(k string, v string) { o.key(k); o.b = append(o.b, v...) }
 func (o *obj) bool(k string, v bool) { o.key(k); o.b = strconv.AppendBool(o.b, v) }
 
 func (o *obj) bytes() []byte { return append(o.b, '}') }
+
+// members appends n members written by another obj (its text without the braces).
+func (o *obj) members(b []byte, n int) {
+	if n == 0 {
+		return
+	}
+	if o.n > 0 {
+		o.b = append(o.b, ',')
+	}
+	o.b = append(o.b, b...)
+	o.n += n
+}
 
 // ms renders a duration in milliseconds with microsecond precision.
 func ms(d time.Duration) string {

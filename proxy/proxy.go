@@ -137,14 +137,18 @@ type exchange struct {
 	intended bool     // the intent is durable: the event resolves it
 	reqCtx   []byte   // the request's rendering in the context, when final before forwarding
 	reqMemo  *reqMemo // what was read from the request body, when final before forwarding
-	observe  bool     // execution status read: watch the response body
-	audited  bool
-	failed   bool // ModifyResponse failed to journal (fail_closed)
-	upStatus int
-	method   string
-	rawPath  string
-	query    string
-	hdr      http.Header
+	// ctxCommon holds the context members the intent and the event share (ctxCommonN of them),
+	// when the intent's description had the whole request body.
+	ctxCommon  []byte
+	ctxCommonN int
+	observe    bool // execution status read: watch the response body
+	audited    bool
+	failed     bool // ModifyResponse failed to journal (fail_closed)
+	upStatus   int
+	method     string
+	rawPath    string
+	query      string
+	hdr        http.Header
 	// client is the incoming request's context: it ends when the client goes away, while the
 	// upstream call of an audited request runs on, detached (see serveAudited).
 	client context.Context
