@@ -524,6 +524,20 @@ func (s *Sink) listBlocks(ctx context.Context, st state, chainID string, from, t
 
 // readBlock reads the events of one summary block within [from, to], sorted by sequence.
 func (s *Sink) readBlock(ctx context.Context, st state, chainID string, b blockInfo, from, to uint64) ([]chain.Event, error) {
+	q := blockQuery(st, chainID, b, from, to)
+	events, err := s.queryEvents(ctx, st, "chain_window", q, chainID, int(min(b.rows, 2*BlockSize)))
+	if err != nil {
+		return nil, err
+	}
+	bySeq := func(i, j int) bool { return events[i].Sequence < events[j].Sequence }
+	if !sort.SliceIsSorted(events, bySeq) { // one part per block once merged: already in order
+		sort.SliceStable(events, bySeq)
+	}
+	return events, nil
+}
+
+// blockQuery selects the events of one summary block within [from, to].
+func blockQuery(st state, chainID string, b blockInfo, from, to uint64) string {
 	lo, hi := max(b.minSeq, from), b.maxSeq
 	if to != 0 {
 		hi = min(hi, to)
@@ -534,16 +548,7 @@ func (s *Sink) readBlock(ctx context.Context, st state, chainID string, b blockI
 	w.add("seq >= " + u64(lo))
 	w.add("seq <= " + u64(hi))
 	// The chain is known: its column is not read (one string less to decode per event).
-	q := fmt.Sprintf("SELECT %s FROM %s.%s%s", chainReadColumns, quoteIdent(st.db), st.l.Events(), w)
-	events, err := s.queryEvents(ctx, st, "chain_window", q, chainID, int(min(b.rows, 2*BlockSize)))
-	if err != nil {
-		return nil, err
-	}
-	bySeq := func(i, j int) bool { return events[i].Sequence < events[j].Sequence }
-	if !sort.SliceIsSorted(events, bySeq) { // one part per block once merged: already in order
-		sort.SliceStable(events, bySeq)
-	}
-	return events, nil
+	return fmt.Sprintf("SELECT %s FROM %s.%s%s", chainReadColumns, quoteIdent(st.db), st.l.Events(), w)
 }
 
 func sameEvent(a, b *chain.Event) bool {
