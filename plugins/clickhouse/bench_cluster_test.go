@@ -67,6 +67,7 @@ func BenchmarkCluster(b *testing.B) {
 	total := envInt(b, "FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS", 100_000_000)
 	ratioEvents := min(total, envInt(b, "FLOWKER_AUDIT_BENCH_CLUSTER_RATIO", 4_000_000))
 	replicas := envInt(b, "FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS", 2)
+	shape := clusterContext(b)
 	perChain := total / benchClusterChains
 	total = perChain * benchClusterChains
 	var fs syscall.Statfs_t
@@ -104,7 +105,7 @@ func BenchmarkCluster(b *testing.B) {
 	// One generator per chain, in batches.
 	gens := make([]<-chan []chain.Event, benchClusterChains)
 	for i := range gens {
-		gens[i] = generateChain(ctx, fmt.Sprintf("bench-chain-%d", i), int64(benchSeed+i), perChain, env)
+		gens[i] = generateChain(ctx, fmt.Sprintf("bench-chain-%d", i), int64(benchSeed+i), perChain, env, shape)
 	}
 
 	// 1. The ingest comparison, one chain's batch after another's.
@@ -237,8 +238,23 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
-// generateChain streams n events of chainID in batches of env.batch.
-func generateChain(ctx context.Context, chainID string, seed int64, n int, env benchEnv) <-chan []chain.Event {
+// clusterContext is the context shape of the cluster benchmarks' events:
+// FLOWKER_AUDIT_BENCH_CLUSTER_CONTEXT, proxy (default) or rich (bench_context_test.go).
+func clusterContext(b *testing.B) benchContext {
+	switch v := benchContext(os.Getenv("FLOWKER_AUDIT_BENCH_CLUSTER_CONTEXT")); v {
+	case "", contextProxy:
+		return contextProxy
+	case contextRich:
+		return contextRich
+	default:
+		b.Fatalf("FLOWKER_AUDIT_BENCH_CLUSTER_CONTEXT=%q: want proxy or rich", v)
+		return ""
+	}
+}
+
+// generateChain streams n events of chainID in batches of env.batch, with contexts of the given
+// shape.
+func generateChain(ctx context.Context, chainID string, seed int64, n int, env benchEnv, shape benchContext) <-chan []chain.Event {
 	out := make(chan []chain.Event, 1)
 	go func() {
 		defer close(out)
@@ -249,6 +265,9 @@ func generateChain(ctx context.Context, chainID string, seed int64, n int, env b
 			k := min(env.batch, n-done)
 			opts.After = last
 			batch := sinktest.GenerateChain(chainID, k, opts)
+			if shape == contextProxy {
+				withProxyContexts(batch, last)
+			}
 			last = &batch[len(batch)-1]
 			done += k
 			select {

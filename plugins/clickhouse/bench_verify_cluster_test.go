@@ -12,6 +12,8 @@ package clickhouse
 //
 //	FLOWKER_AUDIT_BENCH_VERIFY_EVENTS  events in all, over 4 chains (default 1,000,000)
 //	FLOWKER_AUDIT_BENCH_VERIFY_ROUNDS  rounds of the measurements (default 3)
+//	FLOWKER_AUDIT_BENCH_CLUSTER_CONTEXT proxy (default) or rich: the events' context shape
+//	                                    (bench_context_test.go)
 //
 // One ZooKeeper and one 18.16 replica (the cost measured is the read of one chain, which a
 // second replica does not change). Each round measures, per chain and in this order:
@@ -43,6 +45,7 @@ func BenchmarkClusterVerify(b *testing.B) {
 	total := envInt(b, "FLOWKER_AUDIT_BENCH_VERIFY_EVENTS", 1_000_000)
 	rounds := envInt(b, "FLOWKER_AUDIT_BENCH_VERIFY_ROUNDS", 3)
 	perChain := total / benchClusterChains
+	shape := clusterContext(b)
 	c := chtest.StartCluster(b, "audit", 1, chtest.WithMaxMemoryUsage(4_000_000_000))
 	srv := c.Replicas[0]
 	ctx := context.Background()
@@ -63,14 +66,14 @@ func BenchmarkClusterVerify(b *testing.B) {
 					return
 				}
 			}
-		}(generateChain(ctx, fmt.Sprintf("bench-chain-%d", i), int64(benchSeed+i), perChain, env))
+		}(generateChain(ctx, fmt.Sprintf("bench-chain-%d", i), int64(benchSeed+i), perChain, env, shape))
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
 	}
-	fmt.Printf("cluster verify: loaded %d events over %d chains in %v\n", perChain*benchClusterChains, benchClusterChains, time.Since(begin).Round(time.Second))
+	fmt.Printf("cluster verify: loaded %d events (%s contexts) over %d chains in %v\n", perChain*benchClusterChains, shape, benchClusterChains, time.Since(begin).Round(time.Second))
 	for i := 0; i < benchClusterChains; i++ {
 		if err := s.WriteWatermark(ctx, fmt.Sprintf("bench-chain-%d", i), time.Now()); err != nil {
 			b.Fatal(err)
@@ -78,6 +81,7 @@ func BenchmarkClusterVerify(b *testing.B) {
 	}
 	waitMerges(b, srv)
 	query(b, srv, fmt.Sprintf("OPTIMIZE TABLE %s.%s FINAL", benchClusterDB, local(TableChainBlocks)))
+	printStorage(b, srv, benchClusterDB, perChain*benchClusterChains, "cluster verify storage, one replica")
 
 	if d := os.Getenv("FLOWKER_AUDIT_BENCH_VERIFY_HOLD"); d != "" {
 		hold, err := time.ParseDuration(d)
