@@ -13,6 +13,10 @@ package clickhouse
 //	FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS  events in all (default 100,000,000), over 4 chains
 //	FLOWKER_AUDIT_BENCH_CLUSTER_RATIO   events of the ingest comparison (default 4,000,000 or all, if fewer)
 //	FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS replicas of the shard (default 2)
+//	FLOWKER_AUDIT_BENCH_CLUSTER_CONTEXT proxy (default) or rich: the events' context shape
+//	                                    (bench_context_test.go)
+//	FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION lz4 (default: 18.16's) or zstd, the servers'
+//	                                    <compression> for every part (deployments/clickhouse)
 //
 // The servers keep their data under $TMPDIR. Before anything is loaded the benchmark checks that
 // the filesystem has room for the data set on every replica (at 700 bytes per event and replica,
@@ -79,7 +83,7 @@ func BenchmarkCluster(b *testing.B) {
 		b.Fatalf("%d events on %d replicas need about %.1f GB under %s (700 bytes per event and replica), %.1f GB are free: set FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS lower, FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS=1 or TMPDIR elsewhere",
 			total, replicas, float64(need)/1e9, os.TempDir(), float64(free)/1e9)
 	}
-	c := chtest.StartCluster(b, "audit", replicas, chtest.WithMaxMemoryUsage(6_000_000_000))
+	c := chtest.StartCluster(b, "audit", replicas, clusterServerOptions(b, 6_000_000_000)...)
 	ctx := context.Background()
 
 	cfg := clusterConfig(c.Addrs(), benchClusterDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600})
@@ -202,6 +206,37 @@ func BenchmarkCluster(b *testing.B) {
 
 	// 5. Storage per event on the first replica.
 	printStorage(b, c.Replicas[0], benchClusterDB, total, "cluster storage, one replica")
+}
+
+// clusterServerOptions are the cluster benchmarks' server options: the memory limit and, with
+// FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION=zstd, zstd for every part instead of 18.16's lz4 (a
+// server setting; the 18.16 schema has no per-column codecs).
+func clusterServerOptions(b *testing.B, maxMemory int64) []chtest.Option {
+	opts := []chtest.Option{chtest.WithMaxMemoryUsage(maxMemory)}
+	switch v := os.Getenv("FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION"); v {
+	case "", "lz4":
+	case "zstd":
+		opts = append(opts, chtest.WithConfig("    <compression><case><method>zstd</method></case></compression>\n"))
+	default:
+		b.Fatalf("FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION=%q: want lz4 or zstd", v)
+	}
+	return opts
+}
+
+// printColumns prints the compressed bytes per event of each column of the events table on srv.
+func printColumns(b *testing.B, srv *chtest.Server, db string, events int) {
+	out := query(b, srv, fmt.Sprintf("SELECT name, data_compressed_bytes, data_uncompressed_bytes FROM system.columns WHERE database = '%s' AND table IN ('audit_events', 'audit_events_local') AND data_compressed_bytes > 0 ORDER BY data_compressed_bytes DESC", db))
+	var cols []string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		c, _ := strconv.ParseFloat(f[1], 64)
+		u, _ := strconv.ParseFloat(f[2], 64)
+		cols = append(cols, fmt.Sprintf("%s %.1f (%.1f)", f[0], c/float64(events), u/float64(events)))
+	}
+	fmt.Printf("events table per column, compressed (uncompressed) bytes/event: %s\n", strings.Join(cols, ", "))
 }
 
 // printStorage prints the bytes per event of database db on srv from system.parts (active

@@ -14,6 +14,10 @@ package clickhouse
 //	FLOWKER_AUDIT_BENCH_VERIFY_ROUNDS  rounds of the measurements (default 3)
 //	FLOWKER_AUDIT_BENCH_CLUSTER_CONTEXT proxy (default) or rich: the events' context shape
 //	                                    (bench_context_test.go)
+//	FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION lz4 (default: 18.16's) or zstd, the servers' <compression>
+//	FLOWKER_AUDIT_BENCH_VERIFY_HOLD     after loading, hold the server this long (a duration)
+//	FLOWKER_AUDIT_BENCH_VERIFY_ADDR     measure against that held server instead of loading one
+//	                                    (A/B of two builds on the same data)
 //
 // One ZooKeeper and one 18.16 replica (the cost measured is the read of one chain, which a
 // second replica does not change). Each round measures, per chain and in this order:
@@ -46,7 +50,83 @@ func BenchmarkClusterVerify(b *testing.B) {
 	rounds := envInt(b, "FLOWKER_AUDIT_BENCH_VERIFY_ROUNDS", 3)
 	perChain := total / benchClusterChains
 	shape := clusterContext(b)
-	c := chtest.StartCluster(b, "audit", 1, chtest.WithMaxMemoryUsage(4_000_000_000))
+	ctx := context.Background()
+	// Attached to the server of an earlier run held with FLOWKER_AUDIT_BENCH_VERIFY_HOLD: no
+	// load, and no server-only measure (it goes over that server's HTTP port).
+	var srv *chtest.Server
+	var s *Sink
+	if addr := os.Getenv("FLOWKER_AUDIT_BENCH_VERIFY_ADDR"); addr != "" {
+		var err error
+		if s, err = configureSink(b, clusterConfig([]string{addr}, benchClusterDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600})); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		srv, s = loadVerifyCluster(b, env, perChain, shape)
+	}
+	st, err := s.ensureReady(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rates := map[string][]float64{}
+	for r := 0; r < rounds; r++ {
+		for i := 0; i < benchClusterChains; i++ {
+			id := fmt.Sprintf("bench-chain-%d", i)
+			// verify
+			v := chain.NewVerifier(id, 1, "")
+			t0 := time.Now()
+			if err := s.ReadChain(ctx, id, 1, 0, func(e *chain.Event) error { return v.Add(e) }); err != nil {
+				b.Fatal(err)
+			}
+			if v.Checked() != uint64(perChain) {
+				b.Fatalf("verified %d events of %s, want %d", v.Checked(), id, perChain)
+			}
+			rates["verify"] = append(rates["verify"], float64(perChain)/time.Since(t0).Seconds())
+			// read only
+			n := 0
+			t0 = time.Now()
+			if err := s.ReadChain(ctx, id, 1, 0, func(*chain.Event) error { n++; return nil }); err != nil {
+				b.Fatal(err)
+			}
+			rates["read"] = append(rates["read"], float64(n)/time.Since(t0).Seconds())
+			if srv == nil {
+				continue
+			}
+			// server only: the same block queries, FORMAT Null, one after another
+			var qs []string
+			if err := s.listBlocks(ctx, st, id, 1, 0, func(bl blockInfo) bool {
+				qs = append(qs, blockQuery(st, id, bl, 1, 0)+" FORMAT Null")
+				return true
+			}); err != nil {
+				b.Fatal(err)
+			}
+			t0 = time.Now()
+			for _, q := range qs {
+				query(b, srv, q)
+			}
+			rates["server"] = append(rates["server"], float64(perChain)/time.Since(t0).Seconds())
+		}
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	var report []string
+	for _, k := range []string{"verify", "read", "server"} {
+		v := rates[k]
+		if len(v) == 0 {
+			continue
+		}
+		sort.Float64s(v)
+		med := v[len(v)/2]
+		b.ReportMetric(med, k+"-events/s")
+		report = append(report, fmt.Sprintf("%s %.0f events/s (min %.0f, max %.0f)", k, med, v[0], v[len(v)-1]))
+	}
+	fmt.Printf("cluster verify, %d events per chain, %d chains x %d rounds, medians: %s; load average %s\n",
+		perChain, benchClusterChains, rounds, strings.Join(report, "; "), strings.TrimSpace(string(load)))
+}
+
+// loadVerifyCluster starts ZooKeeper and one replica and loads perChain events into each of the
+// benchmark's chains, four writers at once; with FLOWKER_AUDIT_BENCH_VERIFY_HOLD it then holds
+// the loaded server that long (for FLOWKER_AUDIT_BENCH_VERIFY_ADDR runs).
+func loadVerifyCluster(b *testing.B, env benchEnv, perChain int, shape benchContext) (*chtest.Server, *Sink) {
+	c := chtest.StartCluster(b, "audit", 1, clusterServerOptions(b, 4_000_000_000)...)
 	srv := c.Replicas[0]
 	ctx := context.Background()
 	s, err := configureSink(b, clusterConfig(c.Addrs(), benchClusterDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600}))
@@ -82,6 +162,7 @@ func BenchmarkClusterVerify(b *testing.B) {
 	waitMerges(b, srv)
 	query(b, srv, fmt.Sprintf("OPTIMIZE TABLE %s.%s FINAL", benchClusterDB, local(TableChainBlocks)))
 	printStorage(b, srv, benchClusterDB, perChain*benchClusterChains, "cluster verify storage, one replica")
+	printColumns(b, srv, benchClusterDB, perChain*benchClusterChains)
 
 	if d := os.Getenv("FLOWKER_AUDIT_BENCH_VERIFY_HOLD"); d != "" {
 		hold, err := time.ParseDuration(d)
@@ -91,55 +172,5 @@ func BenchmarkClusterVerify(b *testing.B) {
 		fmt.Printf("holding the loaded server %s (HTTP %s) for %v\n", srv.Addr, srv.HTTPAddr, hold)
 		time.Sleep(hold)
 	}
-	st, err := s.ensureReady(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rates := map[string][]float64{}
-	for r := 0; r < rounds; r++ {
-		for i := 0; i < benchClusterChains; i++ {
-			id := fmt.Sprintf("bench-chain-%d", i)
-			// verify
-			v := chain.NewVerifier(id, 1, "")
-			t0 := time.Now()
-			if err := s.ReadChain(ctx, id, 1, 0, func(e *chain.Event) error { return v.Add(e) }); err != nil {
-				b.Fatal(err)
-			}
-			if v.Checked() != uint64(perChain) {
-				b.Fatalf("verified %d events of %s, want %d", v.Checked(), id, perChain)
-			}
-			rates["verify"] = append(rates["verify"], float64(perChain)/time.Since(t0).Seconds())
-			// read only
-			n := 0
-			t0 = time.Now()
-			if err := s.ReadChain(ctx, id, 1, 0, func(*chain.Event) error { n++; return nil }); err != nil {
-				b.Fatal(err)
-			}
-			rates["read"] = append(rates["read"], float64(n)/time.Since(t0).Seconds())
-			// server only: the same block queries, FORMAT Null, one after another
-			var qs []string
-			if err := s.listBlocks(ctx, st, id, 1, 0, func(bl blockInfo) bool {
-				qs = append(qs, blockQuery(st, id, bl, 1, 0)+" FORMAT Null")
-				return true
-			}); err != nil {
-				b.Fatal(err)
-			}
-			t0 = time.Now()
-			for _, q := range qs {
-				query(b, srv, q)
-			}
-			rates["server"] = append(rates["server"], float64(perChain)/time.Since(t0).Seconds())
-		}
-	}
-	load, _ := os.ReadFile("/proc/loadavg")
-	var report []string
-	for _, k := range []string{"verify", "read", "server"} {
-		v := rates[k]
-		sort.Float64s(v)
-		med := v[len(v)/2]
-		b.ReportMetric(med, k+"-events/s")
-		report = append(report, fmt.Sprintf("%s %.0f events/s (min %.0f, max %.0f)", k, med, v[0], v[len(v)-1]))
-	}
-	fmt.Printf("cluster verify, %d events per chain, %d chains x %d rounds, medians: %s; load average %s\n",
-		perChain, benchClusterChains, rounds, strings.Join(report, "; "), strings.TrimSpace(string(load)))
+	return srv, s
 }
