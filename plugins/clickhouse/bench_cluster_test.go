@@ -16,13 +16,14 @@ package clickhouse
 //	FLOWKER_AUDIT_BENCH_CLUSTER_CONTEXT proxy (default) or rich: the events' context shape
 //	                                    (bench_context_test.go)
 //	FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION lz4 (default: 18.16's) or zstd, the servers'
-//	                                    <compression> for every part (deployments/clickhouse)
+//	                                    <compression> for every part
+//	FLOWKER_AUDIT_BENCH_BATCH, FLOWKER_AUDIT_BENCH_GAP, FLOWKER_AUDIT_BENCH_SAMPLES as for the single-server benchmarks
 //
 // The servers keep their data under $TMPDIR. Before anything is loaded the benchmark checks that
-// the filesystem has room for the data set on every replica (at 700 bytes per event and replica,
-// the 1 M validation run's 668 plus headroom; the bare comparison's copy is dropped before the
-// rest is loaded) and stops with the figure otherwise: 100 M events on two replicas need ~140 GB.
-//	FLOWKER_AUDIT_BENCH_BATCH, FLOWKER_AUDIT_BENCH_GAP, FLOWKER_AUDIT_BENCH_SAMPLES as for the single-server benchmarks
+// the filesystem has room for the data set on every replica (bytesPerEvent: the 1 M runs' figures
+// plus headroom; the bare comparison's copy is dropped before the rest is loaded) and stops with
+// the figure otherwise: 100 M events of proxy-shaped contexts need ~60 GB per replica with 18.16's
+// lz4 and ~36 GB with zstd, so on a disk with ~40 GB free only one replica with zstd fits.
 //
 // Steps, each printed as one line:
 //  1. ingest comparison: the first RATIO events of the four chains go, batch by batch and
@@ -79,10 +80,13 @@ func BenchmarkCluster(b *testing.B) {
 		b.Fatal(err)
 	}
 	free := fs.Bavail * uint64(fs.Bsize)
-	if need := uint64(total) * 700 * uint64(replicas); need > free {
-		b.Fatalf("%d events on %d replicas need about %.1f GB under %s (700 bytes per event and replica), %.1f GB are free: set FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS lower, FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS=1 or TMPDIR elsewhere",
-			total, replicas, float64(need)/1e9, os.TempDir(), float64(free)/1e9)
+	perEvent := bytesPerEvent(shape, os.Getenv("FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION"))
+	if need := uint64(total) * perEvent * uint64(replicas); need > free {
+		b.Fatalf("%d events on %d replicas need about %.1f GB under %s (%d bytes per event and replica), %.1f GB are free: set FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS lower, FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS=1, FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION=zstd or TMPDIR elsewhere",
+			total, replicas, float64(need)/1e9, os.TempDir(), perEvent, float64(free)/1e9)
 	}
+	fmt.Printf("cluster: %d events, %d replica(s), %s contexts, disk check at %d bytes per event and replica (%.1f GB of %.1f GB free)\n",
+		total, replicas, shape, perEvent, float64(uint64(total)*perEvent*uint64(replicas))/1e9, float64(free)/1e9)
 	c := chtest.StartCluster(b, "audit", replicas, clusterServerOptions(b, 6_000_000_000)...)
 	ctx := context.Background()
 
@@ -206,6 +210,22 @@ func BenchmarkCluster(b *testing.B) {
 
 	// 5. Storage per event on the first replica.
 	printStorage(b, c.Replicas[0], benchClusterDB, total, "cluster storage, one replica")
+	printColumns(b, c.Replicas[0], benchClusterDB, total)
+}
+
+// bytesPerEvent is the disk a cluster benchmark event needs per replica, all tables, for the
+// free-space check: the 1 M runs of BenchmarkClusterVerify measured 529 bytes (proxy contexts,
+// lz4), 319 (proxy, zstd) and 666 (rich, lz4), all tables, active parts; about 10% is added for
+// parts being merged.
+func bytesPerEvent(shape benchContext, compression string) uint64 {
+	switch {
+	case shape == contextProxy && compression == "zstd":
+		return 360
+	case shape == contextProxy:
+		return 600
+	default:
+		return 740
+	}
 }
 
 // clusterServerOptions are the cluster benchmarks' server options: the memory limit and, with
