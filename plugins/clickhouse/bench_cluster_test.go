@@ -315,13 +315,23 @@ func generateChain(ctx context.Context, chainID string, seed int64, n int, env b
 		defer close(out)
 		opts := sinktest.GenOptions{Seed: seed, MeanGap: env.gap, Workflows: 100_000,
 			Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		// Rare actors (the actor_cold shape, 2 to 200 events each): the chains share 200 while
+		// that gives each at most ~100 events (up to ~10 M events in all), beyond that each chain
+		// has its own 200 (125 events each at 100 M).
+		rareSuffix := ""
+		if n*benchClusterChains/rareEvery/rareActors > 100 {
+			rareSuffix = "@" + chainID
+		}
 		var last *chain.Event
 		for done := 0; done < n; {
 			k := min(env.batch, n-done)
 			opts.After = last
 			batch := sinktest.GenerateChain(chainID, k, opts)
+			from := setRareActors(batch, done, rareSuffix)
 			if shape == contextProxy {
-				withProxyContexts(batch, last)
+				withProxyContexts(batch, last) // re-seals the whole batch
+			} else if from >= 0 {
+				resealFrom(batch, from, last)
 			}
 			last = &batch[len(batch)-1]
 			done += k
