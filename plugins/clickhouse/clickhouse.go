@@ -69,7 +69,7 @@ type Sink struct {
 	version Version
 	ready   bool
 	heads   map[string]sink.Head // last written event per chain, known from this process
-	unsure  map[string]seqRange  // per chain, sequences of failed inserts whose lookups may be missing (heal.go)
+	unsure  map[string][]row     // per chain, rows of failed inserts whose lookups may be missing (heal.go)
 	wm      watermarks           // delivery watermarks to publish (watermark.go)
 	// wmMissing: the watermarks table does not exist (an administrator's older schema).
 	wmMissing bool
@@ -600,7 +600,7 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 		}
 		s.rememberHeads(kept)
 	}
-	if err := s.healAfterWrite(ctx, st, rows); err != nil {
+	if err := s.healPending(ctx, st); err != nil {
 		return err
 	}
 	// Every row of the batch is stored now: its chains' watermarks advance (published in the

@@ -20,10 +20,12 @@ import (
 // views' blocks themselves (deduplicate_blocks_in_dependent_materialized_views), so this applies
 // to a legacy cluster only.
 //
-// The sink remembers, per chain, the sequences of inserts that failed; when a later Write of the
-// same chain succeeds, it checks each lookup for the remembered rows of that batch and inserts
-// what is missing (from the batch's own values; the summary's aggregate states from the stored
-// events). Checking first keeps this idempotent: a row the views did store is not added again,
+// The sink remembers, per chain, the rows of inserts that failed; after every later successful
+// Write and with every heartbeat (WriteWatermark) it checks the remembered rows that the events
+// table shows and inserts what each lookup lacks (from the rows' own values; the summary's
+// aggregate states from the stored events). Rows the events table does not show yet stay
+// remembered: a retry can be acknowledged through the block deduplication while the part it
+// matched is only on a replica that is down, and its views may never have run there either. Checking first keeps this idempotent: a row the views did store is not added again,
 // and a repeated repair insert is deduplicated like any other block. The check reads replicas
 // that are at most a second behind; should it still see a row as missing that a lagging view
 // part brings later, the lookups hold it twice (ReplacingMergeTree: merged away, and every read
@@ -45,13 +47,13 @@ func (st state) freshCtx(ctx context.Context) context.Context {
 	return ch.Context(ctx, ch.WithSettings(settings))
 }
 
-// seqRange is an inclusive range of sequences.
-type seqRange struct{ lo, hi uint64 }
+// maxUnsure bounds the rows remembered per chain (the oldest are forgotten first).
+const maxUnsure = 100_000
 
 // healsLookups reports whether st's layout can lose lookup rows to a retried insert.
 func healsLookups(st state) bool { return st.l.Cluster != "" && !st.version.IsModern() }
 
-// noteUnsure remembers the sequences of a failed insert.
+// noteUnsure remembers the rows of a failed insert.
 func (s *Sink) noteUnsure(st state, rows []row) {
 	if !healsLookups(st) {
 		return
@@ -59,64 +61,102 @@ func (s *Sink) noteUnsure(st state, rows []row) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.unsure == nil {
-		s.unsure = map[string]seqRange{}
+		s.unsure = map[string][]row{}
 	}
 	for _, r := range rows {
-		if u, ok := s.unsure[r.chainID]; ok {
-			s.unsure[r.chainID] = seqRange{min(u.lo, r.seq), max(u.hi, r.seq)}
-		} else {
-			s.unsure[r.chainID] = seqRange{r.seq, r.seq}
+		s.unsure[r.chainID] = append(s.unsure[r.chainID], r)
+	}
+	for id, rs := range s.unsure {
+		if len(rs) > maxUnsure {
+			s.unsure[id] = append([]row(nil), rs[len(rs)-maxUnsure:]...)
 		}
 	}
 }
 
-// healAfterWrite repairs the lookups of the rows of a successful Write that fall in a remembered
-// failed range, and forgets a chain's range once the batch covered it.
-func (s *Sink) healAfterWrite(ctx context.Context, st state, rows []row) error {
+// healPending checks the remembered rows of every chain, after a successful write or with a
+// heartbeat. Rows the events table does not show yet (stored on a replica that is down, say, and
+// acknowledged through the block deduplication of another) stay remembered and are checked
+// again next time; the others are done.
+func (s *Sink) healPending(ctx context.Context, st state) error {
 	if !healsLookups(st) {
 		return nil
 	}
 	s.mu.Lock()
-	if len(s.unsure) == 0 {
-		s.mu.Unlock()
-		return nil
-	}
-	byChain := map[string][]row{}
-	covered := map[string]seqRange{}
-	for _, r := range rows {
-		u, ok := s.unsure[r.chainID]
-		if !ok {
+	todo := s.unsure
+	s.unsure = nil
+	s.mu.Unlock()
+	var firstErr error
+	keep := map[string][]row{}
+	for id, rs := range todo {
+		if firstErr != nil {
+			keep[id] = rs
 			continue
 		}
-		if c, ok := covered[r.chainID]; ok {
-			covered[r.chainID] = seqRange{min(c.lo, r.seq), max(c.hi, r.seq)}
-		} else {
-			covered[r.chainID] = seqRange{r.seq, r.seq}
+		pending, err := s.healLookups(ctx, st, id, dedupRows(rs))
+		if err != nil {
+			firstErr = err
+			pending = rs
 		}
-		if r.seq >= u.lo && r.seq <= u.hi {
-			byChain[r.chainID] = append(byChain[r.chainID], r)
-		}
-	}
-	s.mu.Unlock()
-	for id, rs := range byChain {
-		if err := s.healLookups(ctx, st, id, rs); err != nil {
-			return err
+		if len(pending) > 0 {
+			keep[id] = pending
 		}
 	}
-	s.mu.Lock()
-	for id, c := range covered {
-		if u, ok := s.unsure[id]; ok && c.lo <= u.lo && c.hi >= u.hi {
-			delete(s.unsure, id)
+	if len(keep) > 0 {
+		s.mu.Lock()
+		if s.unsure == nil {
+			s.unsure = map[string][]row{}
 		}
+		for id, rs := range keep {
+			s.unsure[id] = append(rs, s.unsure[id]...)
+		}
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
-	return nil
+	return firstErr
 }
 
-// healLookups inserts into each lookup table the rows of chainID (stored in the events table)
-// that it lacks.
-func (s *Sink) healLookups(ctx context.Context, st state, chainID string, rows []row) error {
+// dedupRows keeps the first row of each sequence.
+func dedupRows(rs []row) []row {
+	seen := make(map[uint64]bool, len(rs))
+	out := rs[:0:0]
+	for _, r := range rs {
+		if !seen[r.seq] {
+			seen[r.seq] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// healLookups inserts into each lookup table and the summary what they lack of the rows of
+// chainID that the events table shows, and returns the rows it does not show yet.
+func (s *Sink) healLookups(ctx context.Context, st state, chainID string, all []row) (pending []row, err error) {
 	db := quoteIdent(st.db)
+	// Only rows the events table shows are checked; the others are pending.
+	lo, hi := all[0].tsUs, all[0].tsUs
+	allSeqs := make([]string, len(all))
+	for i, r := range all {
+		lo, hi = min(lo, r.tsUs), max(hi, r.tsUs)
+		allSeqs[i] = u64(r.seq)
+	}
+	var w where
+	timeConds(&w, bound{true, lo}, bound{true, hi})
+	w.add("chain_id = " + quoteString(chainID))
+	w.add("seq IN (" + strings.Join(allSeqs, ", ") + ")")
+	visible, err := s.seqSet(ctx, st, "heal_visible", fmt.Sprintf("SELECT seq FROM %s.%s%s", db, st.l.Events(), w))
+	if err != nil {
+		return nil, err
+	}
+	var rows []row
+	for _, r := range all {
+		if visible[r.seq] {
+			rows = append(rows, r)
+		} else {
+			pending = append(pending, r)
+		}
+	}
+	if len(rows) == 0 {
+		return pending, nil
+	}
 	seqs := make([]string, len(rows))
 	ids := make([]string, len(rows))
 	resources, actors := map[string]bool{}, map[string]bool{}
@@ -156,7 +196,7 @@ func (s *Sink) healLookups(ctx context.Context, st state, chainID string, rows [
 	} {
 		have, err := s.seqSet(ctx, st, "heal_find", lk.find)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var missing []row
 		for _, r := range rows {
@@ -168,18 +208,18 @@ func (s *Sink) healLookups(ctx context.Context, st state, chainID string, rows [
 			continue
 		}
 		if err := s.insertLookup(ctx, st, lk.table, lk.columns, missing, lk.values); err != nil {
-			return err
+			return nil, err
 		}
 		healed += len(missing)
 	}
 	n, err := s.healSummary(ctx, st, chainID, rows)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if healed+n > 0 {
 		s.log.Warn("restored lookup rows a deduplicated retry had skipped", "chain", chainID, "lookup_rows", healed, "summary_rows", n)
 	}
-	return nil
+	return pending, nil
 }
 
 // healSummary adds the aggregate states of rows to the chain summary, block by block, where the
