@@ -194,9 +194,11 @@ else
 fi
 
 # 6b. The replicated cluster at scale (issue 15). Its servers keep their data under $TMPDIR, on
-# two replicas: ~700 bytes per event and replica, so 100 M events need ~140 GB; the benchmark
-# checks the free space first and stops with the figure (FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS,
-# FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS=1 or another TMPDIR then).
+# two replicas by default: with the default sidecar-shaped events ~600 bytes per event and replica
+# (lz4), ~360 with FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION=zstd, so 100 M events need ~120 GB on
+# two replicas, ~36 GB on one with zstd; the benchmark checks the free space first and stops with
+# the figure (FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS, FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS=1,
+# FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION=zstd or another TMPDIR then).
 CHC_ROWS=${FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS:-100000000}
 [ "$QUICK" = 1 ] && CHC_ROWS=${FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS:-40000}
 CHC="FLOWKER_AUDIT_BENCH_CLUSTER=1 FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS=$CHC_ROWS $CH_ENV $GO test -v -run '^\$' -bench '^BenchmarkCluster\$' -benchtime 1x -timeout 0 ./plugins/clickhouse/"

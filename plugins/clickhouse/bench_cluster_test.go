@@ -13,12 +13,17 @@ package clickhouse
 //	FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS  events in all (default 100,000,000), over 4 chains
 //	FLOWKER_AUDIT_BENCH_CLUSTER_RATIO   events of the ingest comparison (default 4,000,000 or all, if fewer)
 //	FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS replicas of the shard (default 2)
+//	FLOWKER_AUDIT_BENCH_CLUSTER_CONTEXT proxy (default) or rich: the events' context shape
+//	                                    (bench_context_test.go)
+//	FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION lz4 (default: 18.16's) or zstd, the servers'
+//	                                    <compression> for every part
+//	FLOWKER_AUDIT_BENCH_BATCH, FLOWKER_AUDIT_BENCH_GAP, FLOWKER_AUDIT_BENCH_SAMPLES as for the single-server benchmarks
 //
 // The servers keep their data under $TMPDIR. Before anything is loaded the benchmark checks that
-// the filesystem has room for the data set on every replica (at 700 bytes per event and replica,
-// the 1 M validation run's 668 plus headroom; the bare comparison's copy is dropped before the
-// rest is loaded) and stops with the figure otherwise: 100 M events on two replicas need ~140 GB.
-//	FLOWKER_AUDIT_BENCH_BATCH, FLOWKER_AUDIT_BENCH_GAP, FLOWKER_AUDIT_BENCH_SAMPLES as for the single-server benchmarks
+// the filesystem has room for the data set on every replica (bytesPerEvent: the 1 M runs' figures
+// plus headroom; the bare comparison's copy is dropped before the rest is loaded) and stops with
+// the figure otherwise: 100 M events of proxy-shaped contexts need ~60 GB per replica with 18.16's
+// lz4 and ~36 GB with zstd, so on a disk with ~40 GB free only one replica with zstd fits.
 //
 // Steps, each printed as one line:
 //  1. ingest comparison: the first RATIO events of the four chains go, batch by batch and
@@ -67,6 +72,7 @@ func BenchmarkCluster(b *testing.B) {
 	total := envInt(b, "FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS", 100_000_000)
 	ratioEvents := min(total, envInt(b, "FLOWKER_AUDIT_BENCH_CLUSTER_RATIO", 4_000_000))
 	replicas := envInt(b, "FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS", 2)
+	shape := clusterContext(b)
 	perChain := total / benchClusterChains
 	total = perChain * benchClusterChains
 	var fs syscall.Statfs_t
@@ -74,11 +80,14 @@ func BenchmarkCluster(b *testing.B) {
 		b.Fatal(err)
 	}
 	free := fs.Bavail * uint64(fs.Bsize)
-	if need := uint64(total) * 700 * uint64(replicas); need > free {
-		b.Fatalf("%d events on %d replicas need about %.1f GB under %s (700 bytes per event and replica), %.1f GB are free: set FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS lower, FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS=1 or TMPDIR elsewhere",
-			total, replicas, float64(need)/1e9, os.TempDir(), float64(free)/1e9)
+	perEvent := bytesPerEvent(shape, os.Getenv("FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION"))
+	if need := uint64(total) * perEvent * uint64(replicas); need > free {
+		b.Fatalf("%d events on %d replicas need about %.1f GB under %s (%d bytes per event and replica), %.1f GB are free: set FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS lower, FLOWKER_AUDIT_BENCH_CLUSTER_REPLICAS=1, FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION=zstd or TMPDIR elsewhere",
+			total, replicas, float64(need)/1e9, os.TempDir(), perEvent, float64(free)/1e9)
 	}
-	c := chtest.StartCluster(b, "audit", replicas, chtest.WithMaxMemoryUsage(6_000_000_000))
+	fmt.Printf("cluster: %d events, %d replica(s), %s contexts, disk check at %d bytes per event and replica (%.1f GB of %.1f GB free)\n",
+		total, replicas, shape, perEvent, float64(uint64(total)*perEvent*uint64(replicas))/1e9, float64(free)/1e9)
+	c := chtest.StartCluster(b, "audit", replicas, clusterServerOptions(b, 6_000_000_000)...)
 	ctx := context.Background()
 
 	cfg := clusterConfig(c.Addrs(), benchClusterDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600})
@@ -104,7 +113,7 @@ func BenchmarkCluster(b *testing.B) {
 	// One generator per chain, in batches.
 	gens := make([]<-chan []chain.Event, benchClusterChains)
 	for i := range gens {
-		gens[i] = generateChain(ctx, fmt.Sprintf("bench-chain-%d", i), int64(benchSeed+i), perChain, env)
+		gens[i] = generateChain(ctx, fmt.Sprintf("bench-chain-%d", i), int64(benchSeed+i), perChain, env, shape)
 	}
 
 	// 1. The ingest comparison, one chain's batch after another's.
@@ -201,6 +210,53 @@ func BenchmarkCluster(b *testing.B) {
 
 	// 5. Storage per event on the first replica.
 	printStorage(b, c.Replicas[0], benchClusterDB, total, "cluster storage, one replica")
+	printColumns(b, c.Replicas[0], benchClusterDB, total)
+}
+
+// bytesPerEvent is the disk a cluster benchmark event needs per replica, all tables, for the
+// free-space check: the 1 M runs of BenchmarkClusterVerify measured 529 bytes (proxy contexts,
+// lz4), 319 (proxy, zstd) and 666 (rich, lz4), all tables, active parts; about 10% is added for
+// parts being merged.
+func bytesPerEvent(shape benchContext, compression string) uint64 {
+	switch {
+	case shape == contextProxy && compression == "zstd":
+		return 360
+	case shape == contextProxy:
+		return 600
+	default:
+		return 740
+	}
+}
+
+// clusterServerOptions are the cluster benchmarks' server options: the memory limit and, with
+// FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION=zstd, zstd for every part instead of 18.16's lz4 (a
+// server setting; the 18.16 schema has no per-column codecs).
+func clusterServerOptions(b *testing.B, maxMemory int64) []chtest.Option {
+	opts := []chtest.Option{chtest.WithMaxMemoryUsage(maxMemory)}
+	switch v := os.Getenv("FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION"); v {
+	case "", "lz4":
+	case "zstd":
+		opts = append(opts, chtest.WithConfig("    <compression><case><method>zstd</method></case></compression>\n"))
+	default:
+		b.Fatalf("FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION=%q: want lz4 or zstd", v)
+	}
+	return opts
+}
+
+// printColumns prints the compressed bytes per event of each column of the events table on srv.
+func printColumns(b *testing.B, srv *chtest.Server, db string, events int) {
+	out := query(b, srv, fmt.Sprintf("SELECT name, data_compressed_bytes, data_uncompressed_bytes FROM system.columns WHERE database = '%s' AND table IN ('audit_events', 'audit_events_local') AND data_compressed_bytes > 0 ORDER BY data_compressed_bytes DESC", db))
+	var cols []string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		c, _ := strconv.ParseFloat(f[1], 64)
+		u, _ := strconv.ParseFloat(f[2], 64)
+		cols = append(cols, fmt.Sprintf("%s %.1f (%.1f)", f[0], c/float64(events), u/float64(events)))
+	}
+	fmt.Printf("events table per column, compressed (uncompressed) bytes/event: %s\n", strings.Join(cols, ", "))
 }
 
 // printStorage prints the bytes per event of database db on srv from system.parts (active
@@ -237,18 +293,46 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
-// generateChain streams n events of chainID in batches of env.batch.
-func generateChain(ctx context.Context, chainID string, seed int64, n int, env benchEnv) <-chan []chain.Event {
+// clusterContext is the context shape of the cluster benchmarks' events:
+// FLOWKER_AUDIT_BENCH_CLUSTER_CONTEXT, proxy (default) or rich (bench_context_test.go).
+func clusterContext(b *testing.B) benchContext {
+	switch v := benchContext(os.Getenv("FLOWKER_AUDIT_BENCH_CLUSTER_CONTEXT")); v {
+	case "", contextProxy:
+		return contextProxy
+	case contextRich:
+		return contextRich
+	default:
+		b.Fatalf("FLOWKER_AUDIT_BENCH_CLUSTER_CONTEXT=%q: want proxy or rich", v)
+		return ""
+	}
+}
+
+// generateChain streams n events of chainID in batches of env.batch, with contexts of the given
+// shape.
+func generateChain(ctx context.Context, chainID string, seed int64, n int, env benchEnv, shape benchContext) <-chan []chain.Event {
 	out := make(chan []chain.Event, 1)
 	go func() {
 		defer close(out)
 		opts := sinktest.GenOptions{Seed: seed, MeanGap: env.gap, Workflows: 100_000,
 			Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+		// Rare actors (the actor_cold shape, 2 to 200 events each): the chains share 200 while
+		// that gives each at most ~100 events (up to ~10 M events in all), beyond that each chain
+		// has its own 200 (125 events each at 100 M).
+		rareSuffix := ""
+		if n*benchClusterChains/rareEvery/rareActors > 100 {
+			rareSuffix = "@" + chainID
+		}
 		var last *chain.Event
 		for done := 0; done < n; {
 			k := min(env.batch, n-done)
 			opts.After = last
 			batch := sinktest.GenerateChain(chainID, k, opts)
+			from := setRareActors(batch, done, rareSuffix)
+			if shape == contextProxy {
+				withProxyContexts(batch, last) // re-seals the whole batch
+			} else if from >= 0 {
+				resealFrom(batch, from, last)
+			}
 			last = &batch[len(batch)-1]
 			done += k
 			select {

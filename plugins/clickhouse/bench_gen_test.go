@@ -1,12 +1,14 @@
 package clickhouse
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flowker-audit/flowker-audit/chain"
+	"github.com/flowker-audit/flowker-audit/chain/jsonb"
 )
 
 // TestBenchRareActorsKeepTheChainValid: the benchmark's rare actors are spread over the data set
@@ -34,4 +36,36 @@ func TestBenchRareActorsKeepTheChainValid(t *testing.T) {
 	if i != 5000 || len(rare) != 5 {
 		t.Fatalf("%d events, rare actors %v", i, rare)
 	}
+}
+
+// TestBenchProxyContexts: the cluster benchmark's proxy-shaped contexts are canonical JSON of the
+// sidecar's keys, far smaller than sinktest's, and the re-sealed chain verifies across batches.
+func TestBenchProxyContexts(t *testing.T) {
+	t.Parallel()
+	env := benchEnv{batch: 700, gap: time.Second}
+	v := chain.NewVerifier("ctx-chain", 1, "")
+	total, n := 0, 0
+	for batch := range generateChain(context.Background(), "ctx-chain", 5, 2000, env, contextProxy) {
+		for j := range batch {
+			e := &batch[j]
+			if err := v.Add(e); err != nil {
+				t.Fatalf("event %d: %v", n, err)
+			}
+			canon, err := jsonb.Canonical(e.Context)
+			if err != nil || !bytes.Equal(canon, e.Context) {
+				t.Fatalf("event %d: context is not canonical (%v): %s", n, err, e.Context)
+			}
+			for _, k := range []string{`"method"`, `"path"`, `"route"`, `"requestId"`, `"status"`, `"auth"`, `"request"`, `"response"`} {
+				if !bytes.Contains(e.Context, []byte(k)) {
+					t.Fatalf("event %d: context lacks %s: %s", n, k, e.Context)
+				}
+			}
+			total += len(e.Context)
+			n++
+		}
+	}
+	if n != 2000 || total/n < 300 || total/n > 1200 {
+		t.Fatalf("%d events, mean context %d bytes", n, total/max(n, 1))
+	}
+	t.Logf("mean proxy-shaped context: %d bytes", total/n)
 }

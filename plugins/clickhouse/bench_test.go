@@ -141,18 +141,15 @@ func rareActor(i int) (string, bool) {
 // withRareActors gives the batch's events at data-set offset first their rare actors and re-seals
 // the chain from the first change (prev is the previous batch's last event, already final).
 func withRareActors(batch []chain.Event, first int, prev *chain.Event) {
-	from := -1
-	for j := range batch {
-		if id, ok := rareActor(first + j); ok {
-			batch[j].Actor = chain.Actor{Type: chain.ActorAPIKey, ID: id, IPAddress: batch[j].Actor.IPAddress}
-			if from < 0 {
-				from = j
-			}
-		}
-	}
+	from := setRareActors(batch, first, "")
 	if from < 0 {
 		return
 	}
+	resealFrom(batch, from, prev)
+}
+
+// resealFrom re-seals the batch's chain from index from (prev: the previous batch's last event).
+func resealFrom(batch []chain.Event, from int, prev *chain.Event) {
 	for j := from; j < len(batch); j++ {
 		switch {
 		case j > 0:
@@ -162,6 +159,22 @@ func withRareActors(batch []chain.Event, first int, prev *chain.Event) {
 		}
 		batch[j].Seal()
 	}
+}
+
+// setRareActors gives the batch's events at data-set offset first their rare actors (their ids
+// ending in suffix), without re-sealing, and returns the index of the first one changed (-1:
+// none).
+func setRareActors(batch []chain.Event, first int, suffix string) int {
+	from := -1
+	for j := range batch {
+		if id, ok := rareActor(first + j); ok {
+			batch[j].Actor = chain.Actor{Type: chain.ActorAPIKey, ID: id + suffix, IPAddress: batch[j].Actor.IPAddress}
+			if from < 0 {
+				from = j
+			}
+		}
+	}
+	return from
 }
 
 // generate streams the benchmark chain in batches to the returned channel.

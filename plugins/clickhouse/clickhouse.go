@@ -69,6 +69,7 @@ type Sink struct {
 	version Version
 	ready   bool
 	heads   map[string]sink.Head // last written event per chain, known from this process
+	unsure  map[string][]row     // per chain, rows of failed inserts whose lookups may be missing (heal.go)
 	wm      watermarks           // delivery watermarks to publish (watermark.go)
 	// wmMissing: the watermarks table does not exist (an administrator's older schema).
 	wmMissing bool
@@ -594,9 +595,13 @@ func (s *Sink) Write(ctx context.Context, events []chain.Event) error {
 	if len(kept) > 0 {
 		if err := s.insert(ctx, st, kept); err != nil {
 			s.forgetHeads(kept)
+			s.noteUnsure(st, kept)
 			return err
 		}
 		s.rememberHeads(kept)
+	}
+	if err := s.healPending(ctx, st); err != nil {
+		return err
 	}
 	// Every row of the batch is stored now: its chains' watermarks advance (published in the
 	// background at most every watermark_interval; a failure leaves them for the next batch or

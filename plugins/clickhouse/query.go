@@ -524,6 +524,20 @@ func (s *Sink) listBlocks(ctx context.Context, st state, chainID string, from, t
 
 // readBlock reads the events of one summary block within [from, to], sorted by sequence.
 func (s *Sink) readBlock(ctx context.Context, st state, chainID string, b blockInfo, from, to uint64) ([]chain.Event, error) {
+	q := blockQuery(st, chainID, b, from, to)
+	events, err := s.queryEvents(ctx, st, "chain_window", q, chainID, int(min(b.rows, 2*BlockSize)))
+	if err != nil {
+		return nil, err
+	}
+	bySeq := func(i, j int) bool { return events[i].Sequence < events[j].Sequence }
+	if !sort.SliceIsSorted(events, bySeq) { // one part per block once merged: already in order
+		sort.SliceStable(events, bySeq)
+	}
+	return events, nil
+}
+
+// blockQuery selects the events of one summary block within [from, to].
+func blockQuery(st state, chainID string, b blockInfo, from, to uint64) string {
 	lo, hi := max(b.minSeq, from), b.maxSeq
 	if to != 0 {
 		hi = min(hi, to)
@@ -534,16 +548,7 @@ func (s *Sink) readBlock(ctx context.Context, st state, chainID string, b blockI
 	w.add("seq >= " + u64(lo))
 	w.add("seq <= " + u64(hi))
 	// The chain is known: its column is not read (one string less to decode per event).
-	q := fmt.Sprintf("SELECT %s FROM %s.%s%s", chainReadColumns, quoteIdent(st.db), st.l.Events(), w)
-	events, err := s.queryEvents(ctx, st, "chain_window", q, chainID, int(min(b.rows, 2*BlockSize)))
-	if err != nil {
-		return nil, err
-	}
-	bySeq := func(i, j int) bool { return events[i].Sequence < events[j].Sequence }
-	if !sort.SliceIsSorted(events, bySeq) { // one part per block once merged: already in order
-		sort.SliceStable(events, bySeq)
-	}
-	return events, nil
+	return fmt.Sprintf("SELECT %s FROM %s.%s%s", chainReadColumns, quoteIdent(st.db), st.l.Events(), w)
 }
 
 func sameEvent(a, b *chain.Event) bool {
@@ -645,8 +650,9 @@ func (s *Sink) queryEvents(ctx context.Context, st state, name, q, chainID strin
 	}
 	defer rows.Close()
 	out := make([]chain.Event, 0, sizeHint)
+	var sc eventScanner
 	for rows.Next() {
-		e, err := scanEvent(rows, chainID)
+		e, err := sc.scan(rows, chainID)
 		if err != nil {
 			return nil, fmt.Errorf("scan event (%s): %w", name, err)
 		}
@@ -658,17 +664,25 @@ func (s *Sink) queryEvents(ctx context.Context, st state, name, q, chainID strin
 	return out, nil
 }
 
-func scanEvent(rows driver.Rows, chainID string) (chain.Event, error) {
+// eventScanner scans event rows. The hashes are read as the driver's bytes (no string copy) and
+// rendered in hex once: a row's previous hash is, in a chain read in order, the hash of the row
+// before, whose rendering is reused.
+type eventScanner struct {
+	hash, prev []byte
+	lastHash   [32]byte
+	lastHex    string
+}
+
+func (sc *eventScanner) scan(rows driver.Rows, chainID string) (chain.Event, error) {
 	var (
-		e              chain.Event
-		id             uuid.UUID
-		ts             int64
-		hash, prevHash string
+		e  chain.Event
+		id uuid.UUID
+		ts int64
 	)
 	// Context and metadata scan straight into json.RawMessage: the driver hands over the bytes
 	// of its own string copy, so they are copied once.
 	dest := [...]any{&e.ChainID, &e.Sequence, &id, &ts, &e.EventType, &e.Action, &e.Result, &e.ResourceType,
-		&e.ResourceID, &e.Actor.Type, &e.Actor.ID, &e.Actor.IPAddress, &e.Context, &e.Metadata, &hash, &prevHash}
+		&e.ResourceID, &e.Actor.Type, &e.Actor.ID, &e.Actor.IPAddress, &e.Context, &e.Metadata, &sc.hash, &sc.prev}
 	scan := dest[:]
 	if chainID != "" {
 		e.ChainID, scan = chainID, dest[1:]
@@ -684,9 +698,24 @@ func scanEvent(rows driver.Rows, chainID string) (chain.Event, error) {
 	if len(e.Metadata) == 0 {
 		e.Metadata = nil
 	}
-	e.Hash = hashHex(hash)
-	e.PreviousHash = hashHex(prevHash)
+	e.PreviousHash = sc.hex(sc.prev)
+	e.Hash = sc.hex(sc.hash)
 	return e, nil
+}
+
+// hex renders a stored hash like hashHex, reusing the last rendering for the same bytes.
+func (sc *eventScanner) hex(b []byte) string {
+	if len(b) != 32 {
+		return hashHex(string(b))
+	}
+	if sc.lastHex != "" && [32]byte(b) == sc.lastHash {
+		return sc.lastHex
+	}
+	h := hashHex(string(b)) // the conversion does not allocate: hashHex only reads it
+	if h != "" {
+		sc.lastHash, sc.lastHex = [32]byte(b), h
+	}
+	return h
 }
 
 func (s *Sink) queryKeys(ctx context.Context, st state, name, q string) ([]key, error) {

@@ -587,6 +587,23 @@ func TestReadChainAcrossBlocks(t *testing.T) {
 			t.Fatalf("ReadChain(%d, %d): %d events, want %d", r.from, r.to, got, last-r.from+1)
 		}
 	}
+
+	// A gap at a block boundary: the last event of the first block is deleted from the events
+	// table (the summary still claims it). Reading block by block, verification must stop at the
+	// missing sequence with a gap, not skip silently across the windows.
+	query(t, srv, fmt.Sprintf("ALTER TABLE %s.%s DELETE WHERE chain_id = 'chain-long' AND seq = %d", s.cfg.Database, TableEvents, BlockSize-1))
+	deadline := time.Now().Add(time.Minute)
+	for query(t, srv, fmt.Sprintf("SELECT count() FROM system.mutations WHERE database = '%s' AND table = '%s' AND is_done = 0", s.cfg.Database, TableEvents)) != "0" {
+		if time.Now().After(deadline) {
+			t.Fatal("mutation not done after a minute")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	v := chain.NewVerifier("chain-long", 1, "")
+	err := s.ReadChain(ctx, "chain-long", 1, 0, func(e *chain.Event) error { return v.Add(e) })
+	if p := v.Problem(); p == nil || p.Reason != chain.ReasonGap || p.Sequence != BlockSize-1 || !errors.Is(err, p) {
+		t.Fatalf("after deleting sequence %d: problem %v, ReadChain error %v; want a gap there", BlockSize-1, p, err)
+	}
 }
 
 // TestConflictingDuplicateReads: a second row at a stored sequence, inserted with its own valid

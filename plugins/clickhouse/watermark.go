@@ -110,6 +110,13 @@ func (s *Sink) WriteWatermark(ctx context.Context, chainID string, upTo time.Tim
 		// The host then stops sending heartbeats (and their journal transactions).
 		return fmt.Errorf("clickhouse sink: the read horizon is off: %w", sink.ErrUnsupported)
 	}
+	// An idle chain's heartbeat also finishes restoring lookups a retried insert skipped
+	// (heal.go), e.g. once the replica that held the rows is back.
+	if st, err := s.ensureReady(ctx); err != nil {
+		return err
+	} else if err := s.healPending(ctx, st); err != nil {
+		return err
+	}
 	return s.publishWatermarks(ctx, true)
 }
 
