@@ -15,7 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/flowker-audit/flowker-audit/chain"
-	"github.com/flowker-audit/flowker-audit/internal/damage"
+	"github.com/flowker-audit/flowker-audit/internal/damagetest"
 )
 
 func intent(i int) Intent {
@@ -476,7 +476,7 @@ func TestResolutionIsKeyedByPosition(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range resolvedIDs {
-		if damage.FlipAll(b, []byte(id)) == 0 {
+		if damagetest.FlipAll(b, []byte(id)) == 0 {
 			t.Fatalf("event %s not in the journal file", id)
 		}
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/internal/app"
-	"github.com/flowker-audit/flowker-audit/internal/damage"
+	"github.com/flowker-audit/flowker-audit/internal/damagetest"
 	"github.com/flowker-audit/flowker-audit/internal/fakeflowker"
 	"github.com/flowker-audit/flowker-audit/internal/testenv"
 )
@@ -120,7 +120,7 @@ func TestCutJournalTailAndShorterSinkKeepDelivering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if damage.FlipAll(b, []byte(evs[9].EventID)) == 0 {
+	if damagetest.FlipAll(b, []byte(evs[9].EventID)) == 0 {
 		t.Fatal("event 10 not found in the journal file")
 	}
 	if err := os.WriteFile(jpath, b, 0o600); err != nil {

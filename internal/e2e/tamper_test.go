@@ -20,7 +20,7 @@ import (
 	"github.com/flowker-audit/flowker-audit/chain/checkpoint"
 	"github.com/flowker-audit/flowker-audit/config"
 	"github.com/flowker-audit/flowker-audit/internal/chtest"
-	"github.com/flowker-audit/flowker-audit/internal/damage"
+	"github.com/flowker-audit/flowker-audit/internal/damagetest"
 	"github.com/flowker-audit/flowker-audit/internal/fakeflowker"
 	"github.com/flowker-audit/flowker-audit/internal/testenv"
 )
@@ -296,7 +296,7 @@ func flipRecord(t *testing.T, path, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if damage.FlipAll(b, []byte(id)) == 0 {
+	if damagetest.FlipAll(b, []byte(id)) == 0 {
 		t.Fatalf("event %s not in the journal file", id)
 	}
 	if err := os.WriteFile(path, b, 0o600); err != nil {

@@ -1,6 +1,6 @@
-// Package damage damages files the way a disk or an editor can, for tests of what the sidecar
+// Package damagetest damages files the way a disk or an editor can, for tests of what the sidecar
 // does with them.
-package damage
+package damagetest
 
 import "bytes"
 

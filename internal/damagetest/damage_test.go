@@ -1,4 +1,4 @@
-package damage
+package damagetest
 
 import "testing"
 
