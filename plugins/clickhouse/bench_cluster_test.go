@@ -158,33 +158,11 @@ func BenchmarkCluster(b *testing.B) {
 
 	// 2. The rest: four writers at once.
 	begin := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, benchClusterChains)
-	for i := range gens {
-		wg.Add(1)
-		go func(g <-chan []chain.Event) {
-			defer wg.Done()
-			for batch := range g {
-				if err := s.Write(ctx, batch); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}(gens[i])
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+	writeChains(ctx, b, s, gens)
 	rest := total - ratioRows
 	fmt.Printf("cluster load: %d more events by %d concurrent writers in %v (%.0f events/s); %d events in all\n",
 		rest, benchClusterChains, time.Since(begin).Round(time.Second), float64(rest)/time.Since(begin).Seconds(), total)
-	for i := 0; i < benchClusterChains; i++ {
-		if err := s.WriteWatermark(ctx, fmt.Sprintf("bench-chain-%d", i), time.Now()); err != nil {
-			b.Fatal(err)
-		}
-	}
+	markChains(ctx, b, s)
 	syncReplicas(b, c, Layout{Database: benchClusterDB, Cluster: "audit"})
 	waitMerges(b, c.Replicas[0])
 
@@ -374,4 +352,37 @@ func waitMerges(b *testing.B, srv *chtest.Server) {
 		time.Sleep(2 * time.Second)
 	}
 	fmt.Printf("cluster: waited %v for background merges to finish\n", time.Since(t0).Round(time.Second))
+}
+
+// writeChains writes every generator's batches through s, one writer per generator at once, and
+// fails b on the first error.
+func writeChains(ctx context.Context, b *testing.B, s *Sink, gens []<-chan []chain.Event) {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(gens))
+	for _, g := range gens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := range g {
+				if err := s.Write(ctx, batch); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+// markChains writes a watermark of now for every chain of the benchmark (all of it is stored).
+func markChains(ctx context.Context, b *testing.B, s *Sink) {
+	for i := 0; i < benchClusterChains; i++ {
+		if err := s.WriteWatermark(ctx, fmt.Sprintf("bench-chain-%d", i), time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -33,7 +33,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -144,31 +143,13 @@ func loadVerifyCluster(b *testing.B, env benchEnv, perChain int, shape benchCont
 		b.Fatal(err)
 	}
 	begin := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, benchClusterChains)
-	for i := 0; i < benchClusterChains; i++ {
-		wg.Add(1)
-		go func(g <-chan []chain.Event) {
-			defer wg.Done()
-			for batch := range g {
-				if err := s.Write(ctx, batch); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}(generateChain(ctx, fmt.Sprintf("bench-chain-%d", i), int64(benchSeed+i), perChain, env, shape))
+	gens := make([]<-chan []chain.Event, benchClusterChains)
+	for i := range gens {
+		gens[i] = generateChain(ctx, fmt.Sprintf("bench-chain-%d", i), int64(benchSeed+i), perChain, env, shape)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+	writeChains(ctx, b, s, gens)
 	fmt.Printf("cluster verify: loaded %d events (%s contexts) over %d chains in %v\n", perChain*benchClusterChains, shape, benchClusterChains, time.Since(begin).Round(time.Second))
-	for i := 0; i < benchClusterChains; i++ {
-		if err := s.WriteWatermark(ctx, fmt.Sprintf("bench-chain-%d", i), time.Now()); err != nil {
-			b.Fatal(err)
-		}
-	}
+	markChains(ctx, b, s)
 	waitMerges(b, srv)
 	query(b, srv, fmt.Sprintf("OPTIMIZE TABLE %s.%s FINAL", benchClusterDB, local(TableChainBlocks)))
 	printStorage(b, srv, benchClusterDB, perChain*benchClusterChains, "cluster verify storage, one replica")

@@ -132,12 +132,7 @@ func dedupRows(rs []row) []row {
 func (s *Sink) healLookups(ctx context.Context, st state, chainID string, all []row) (pending []row, err error) {
 	db := quoteIdent(st.db)
 	// Only rows the events table shows are checked; the others are pending.
-	lo, hi := all[0].tsUs, all[0].tsUs
-	allSeqs := make([]string, len(all))
-	for i, r := range all {
-		lo, hi = min(lo, r.tsUs), max(hi, r.tsUs)
-		allSeqs[i] = u64(r.seq)
-	}
+	lo, hi, allSeqs := rowSpan(all)
 	var w where
 	timeConds(&w, bound{true, lo}, bound{true, hi})
 	w.add("chain_id = " + quoteString(chainID))
@@ -233,12 +228,7 @@ func (s *Sink) healSummary(ctx context.Context, st state, chainID string, rows [
 	}
 	healed := 0
 	for block, rs := range byBlock {
-		lo, hi := rs[0].tsUs, rs[0].tsUs
-		seqs := make([]string, len(rs))
-		for i, r := range rs {
-			lo, hi = min(lo, r.tsUs), max(hi, r.tsUs)
-			seqs[i] = u64(r.seq)
-		}
+		lo, hi, seqs := rowSpan(rs)
 		var counted uint64
 		var sumLo, sumHi int64
 		q := fmt.Sprintf("SELECT countMerge(rows), minMerge(min_ts), maxMerge(max_ts) FROM %s.%s WHERE chain_id = %s AND block = %d",
@@ -323,4 +313,15 @@ func (s *Sink) seqSet(ctx context.Context, st state, name, q string) (map[uint64
 		return nil, classify(fmt.Errorf("read %s: %w", name, err))
 	}
 	return out, nil
+}
+
+// rowSpan returns the time range of rows (not empty) and their sequences as SQL literals.
+func rowSpan(rows []row) (lo, hi int64, seqs []string) {
+	lo, hi = rows[0].tsUs, rows[0].tsUs
+	seqs = make([]string, len(rows))
+	for i, r := range rows {
+		lo, hi = min(lo, r.tsUs), max(hi, r.tsUs)
+		seqs[i] = u64(r.seq)
+	}
+	return lo, hi, seqs
 }
