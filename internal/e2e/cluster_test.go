@@ -33,6 +33,20 @@ func TestThreeSidecarsOneCluster(t *testing.T) {
 		testenv.StartSidecar(t, first.FakeURL, testenv.Options{Config: cfg}),
 		testenv.StartSidecar(t, first.FakeURL, testenv.Options{Config: cfg})}
 
+	// Each sidecar's chain joins the read horizon with its first delivered event (before it, no
+	// sidecar can vouch for a chain it has no event of: docs/OPERATIONS.md, the horizon's limits),
+	// so every chain gets one event, shown through the horizon, before the concurrent writes.
+	for i, e := range envs {
+		body := map[string]any{"name": fmt.Sprintf("pc-%d-first", i), "providerId": "tracer",
+			"config": map[string]any{"base_url": "https://tracer.example", "api_key": "pc-secret-123456"}}
+		if r := e.Flowker("POST", "/v1/provider-configurations", body); r.Status != 201 {
+			t.Fatalf("sidecar %d first request: %d %s", i, r.Status, r.Body)
+		}
+	}
+	testenv.Eventually(t, 60*time.Second, "the first event of every chain through the read horizon", func() bool {
+		return len(first.AllEvents()) == len(envs)
+	})
+
 	// One client per sidecar, all at once: provider configurations created (201) and refused
 	// (404), each an audit event in that sidecar's chain.
 	const perSidecar = 40
