@@ -446,20 +446,13 @@ func (l *intentLog) commit(batch []*intentReq) {
 		}
 	}()
 	first := 0 // first request of buf
+	// The tail changes only here (flush, rotate): read once, and again after a rotation.
+	room, no, next, needNew := l.tailState()
 	for i := 0; i <= len(batch); i++ {
-		l.mu.Lock()
-		room := l.segBytes - l.off
-		needNew := l.tail == nil || l.broken
-		var no uint64
-		if l.tail != nil {
-			no = l.tail.no
-		}
-		idx := l.frames + uint32(i-first)
-		l.mu.Unlock()
 		if i < len(batch) && !needNew && int64(len(buf)+len(batch[i].frame)) <= room {
 			start := len(buf)
 			buf = append(buf, batch[i].frame...)
-			sealFrame(buf[start:], no, idx)
+			sealFrame(buf[start:], no, next+uint32(i-first))
 			continue
 		}
 		if len(buf) > 0 {
@@ -483,8 +476,20 @@ func (l *intentLog) commit(batch []*intentReq) {
 			}
 			return
 		}
+		room, no, next, needNew = l.tailState()
 		i-- // retry this request in the new segment
 	}
+}
+
+// tailState returns the room left in the tail, its number, the index of its next frame, and
+// whether a new segment must be started first.
+func (l *intentLog) tailState() (room int64, no uint64, next uint32, needNew bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.tail == nil || l.broken {
+		return 0, 0, 0, true
+	}
+	return l.segBytes - l.off, l.tail.no, l.frames, false
 }
 
 // flush writes buf (frames bytes of frames, then the end mark if any) at the tail, syncs it and
