@@ -120,6 +120,9 @@ func newHarness(t testing.TB, upstream http.Handler, mut ...func(*Options)) *har
 // events returns every journaled event.
 func (h *harness) events() []chain.Event {
 	h.t.Helper()
+	if err := h.journal.Flush(context.Background()); err != nil { // events completed after their answer
+		h.t.Fatal(err)
+	}
 	var out []chain.Event
 	err := h.journal.ReadRange(context.Background(), 1, 0, func(e *chain.Event) error {
 		out = append(out, *e)

@@ -51,6 +51,9 @@ func TestIntentIsDurableBeforeForwarding(t *testing.T) {
 	if err != nil || det.Rule != "workflow.create" || det.Name != "intent-first" || det.Method != "POST" {
 		t.Fatalf("intent detail: %v %+v", err, det)
 	}
+	if err := h.journal.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if n := h.journal.Pending(); n != 0 {
 		t.Fatalf("%d intents pending after the response", n)
 	}
@@ -70,6 +73,13 @@ func (f *flakyJournal) Intend(ctx context.Context, in journal.Intent) error {
 		return *e
 	}
 	return f.Journal.Intend(ctx, in)
+}
+
+func (f *flakyJournal) Complete(ctx context.Context, d journal.Draft, then func(chain.Event, error)) error {
+	if e := f.appendErr.Load(); e != nil {
+		return *e
+	}
+	return f.Journal.Complete(ctx, d, then)
 }
 
 func (f *flakyJournal) Append(ctx context.Context, d journal.Draft) (chain.Event, error) {

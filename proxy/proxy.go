@@ -47,6 +47,9 @@ type Journal interface {
 	Accepting() error
 	Intend(ctx context.Context, in journal.Intent) error
 	Resolve(ctx context.Context, id string) error
+	// Complete journals an intended request's event without waiting for it to be durable (see
+	// journal.Journal.Complete); on an error the event is appended with Append instead.
+	Complete(ctx context.Context, d journal.Draft, then func(chain.Event, error)) error
 }
 
 // Observer learns about executions (the execution watcher implements it). Both methods must
@@ -452,10 +455,10 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if !record {
 		p.resolve(resp.Request.Context(), x)
 	} else {
-		ev, err := p.append(resp.Request.Context(), x, d)
+		id, err := p.record(resp.Request.Context(), x, d)
 		switch {
 		case err == nil:
-			resp.Header.Set("X-Audit-Id", ev.EventID)
+			resp.Header.Set("X-Audit-Id", id)
 		case errors.Is(err, journal.ErrDuplicate):
 			// An idempotent replay of an execution already recorded: nothing new happened (the
 			// journal resolved the intent).
@@ -569,11 +572,36 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
-// append journals d. Losses are counted and logged with enough detail to reconstruct the event.
+// record journals the event of an answered request and returns its id. The event of an intended
+// request (without a once-key) goes through the completion log: written before the answer,
+// appended after it, so the client waits for one durable write (its intent) rather than two. Any
+// other event, or one the completion log refuses, is appended before the answer.
+func (p *Proxy) record(ctx context.Context, x *exchange, d journal.Draft) (string, error) {
+	if x.intended && d.Once == "" && d.Resolves != "" {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.AppendTimeout)
+		err := p.opts.Journal.Complete(cctx, d, func(ev chain.Event, err error) { p.appended(x, d, ev, err) })
+		cancel()
+		if err == nil {
+			return d.EventID, nil
+		}
+		p.log.Debug("event appended before the answer", "event_id", d.EventID, "reason", err)
+	}
+	ev, err := p.append(ctx, x, d)
+	return ev.EventID, err
+}
+
+// append journals d and waits for it.
 func (p *Proxy) append(ctx context.Context, x *exchange, d journal.Draft) (chain.Event, error) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.AppendTimeout)
 	defer cancel()
 	ev, err := p.opts.Journal.Append(actx, d)
+	p.appended(x, d, ev, err)
+	return ev, err
+}
+
+// appended accounts for the outcome of journaling d. Losses are counted and logged with enough
+// detail to reconstruct the event.
+func (p *Proxy) appended(x *exchange, d journal.Draft, ev chain.Event, err error) {
 	switch {
 	case err == nil:
 		p.m.Events.WithLabelValues(ev.EventType, ev.Result).Inc()
@@ -599,7 +627,6 @@ func (p *Proxy) append(ctx context.Context, x *exchange, d journal.Draft) (chain
 			"result", d.Result, "resource_id", d.ResourceID, "actor", d.Actor.ID, "route", x.route,
 			"fail_mode", x.mode, "err", err)
 	}
-	return ev, err
 }
 
 // errorHandler answers upstream failures like a well-behaved gateway and audits the attempt.

@@ -347,6 +347,9 @@ func (s stubJournal) Append(context.Context, journal.Draft) (chain.Event, error)
 func (s stubJournal) Accepting() error                             { return s.accept }
 func (s stubJournal) Intend(context.Context, journal.Intent) error { return s.intendErr }
 func (s stubJournal) Resolve(context.Context, string) error        { return nil }
+func (s stubJournal) Complete(context.Context, journal.Draft, func(chain.Event, error)) error {
+	return journal.ErrNotCompletable // appended with Append, as it stubs
+}
 
 func TestOversizedAndMalformedBodies(t *testing.T) {
 	up := &echoUpstream{}

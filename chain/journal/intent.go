@@ -34,6 +34,11 @@ type Intent struct {
 	Draft Draft
 	// Detail is opaque to the journal: what the proxy needs to learn the outcome later.
 	Detail []byte
+	// Completion, in an intent Intents returns, is its event as the sidecar observed it: the
+	// request was answered and the event written to the completion log (Complete), but the
+	// process died before the event was appended. Recovery appends it as it is. Nil when the
+	// event was never written (or lost with the machine's page cache).
+	Completion *Draft
 }
 
 // IntentDamage is a region of the intent log (or a record of the former bbolt intents bucket)
@@ -199,13 +204,16 @@ func (j *Journal) Resolve(ctx context.Context, id string) error {
 	return (<-r.done).err
 }
 
-// Intents returns every unresolved intent, each once, in id order.
+// Intents returns every unresolved intent, each once: first those with a Completion, in the order
+// their completions were written (the order their requests were answered), then the others in
+// id order.
 func (j *Journal) Intents() ([]Intent, error) {
 	l := j.ilog
 	l.mu.Lock()
 	segs := slices.Clone(l.segs)
 	l.mu.Unlock()
 	var out []Intent
+	rank := map[string]int{}
 	seen := map[string]bool{}
 	for _, s := range segs {
 		b, err := l.readSegment(s)
@@ -218,11 +226,27 @@ func (j *Journal) Intents() ([]Intent, error) {
 		scanFrames(b, s.no, func(_ int64, f frame) {
 			if !seen[f.in.ID] && l.has(f.in.ID) {
 				seen[f.in.ID] = true
-				out = append(out, f.in)
+				in := f.in
+				if d, r, ok := j.clog.completion(in.ID); ok {
+					in.Completion = &d
+					rank[in.ID] = r
+				}
+				out = append(out, in)
 			}
 		})
 	}
-	slices.SortFunc(out, func(a, b Intent) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b Intent) int {
+		switch ca, cb := a.Completion != nil, b.Completion != nil; {
+		case ca && cb:
+			return rank[a.ID] - rank[b.ID]
+		case ca != cb:
+			if ca {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	return out, nil
 }
 

@@ -155,7 +155,11 @@ type Recovery struct {
 	IntentsCut []IntentDamage
 	// IntentsForeign counts the intents of ForeignSegments: intent log segments of another
 	// journal file (this one was lost or replaced), deleted without recovering them.
-	IntentsForeign  int
+	IntentsForeign int
+	// Completions counts the pending intents whose event was found in the completion log: the
+	// request was answered and its event written, but the process died before it was appended.
+	// Recovery appends them as they were observed (Intent.Completion).
+	Completions     int
 	ForeignSegments []string
 }
 
@@ -169,6 +173,7 @@ type head struct {
 type Journal struct {
 	db      *bolt.DB
 	ilog    *intentLog
+	clog    *completionLog
 	opts    Options
 	chainID string
 	log     *slog.Logger
@@ -238,6 +243,9 @@ func Open(opts Options) (*Journal, *Recovery, error) {
 	rec, instance, err := j.recover()
 	if err == nil {
 		err = j.openIntents(rec, instance)
+	}
+	if err == nil {
+		err = j.openCompletions(rec, instance)
 	}
 	if err != nil {
 		_ = db.Close()
@@ -525,6 +533,7 @@ func (j *Journal) Close() error {
 		<-j.ilog.done
 		close(j.stop)
 		<-j.done
+		j.clog.close()
 		j.ilog.wg.Wait() // segment deletions (their key removal was answered or refused)
 		j.closeErr = j.db.Close()
 	})

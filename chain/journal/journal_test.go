@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		return
 	}
+	if dir := os.Getenv("JOURNAL_COMPLETION_CHILD"); dir != "" {
+		completionChild(dir)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -24,8 +24,11 @@ type Metrics struct {
 	IntentsPending prometheus.Gauge
 	IntentsCut     prometheus.Counter
 	IntentsForeign prometheus.Counter
+	// Completions counts events written to the completion log before their request was answered
+	// (Complete): appended to bbolt after the answer.
+	Completions prometheus.Counter
 	// IntentsRecovered counts intents found unresolved (after a crash or a journal failure) and
-	// turned into an event, by outcome (reconciled, unknown); the application increments it.
+	// turned into an event, by outcome (observed, reconciled, unknown); the application increments it.
 	IntentsRecovered *prometheus.CounterVec
 	// EventsLost counts events that should exist but could not be journaled, by reason. It must
 	// stay at zero; the proxy increments it too (fail_open losses).
@@ -76,8 +79,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Damaged intent records cut at start (each is a forwarded request whose event cannot be rebuilt; must stay 0)."}),
 		IntentsForeign: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "intents_foreign_total",
 			Help: "Intents found at start in segments of another journal file (the journal was lost or replaced): not recovered, since which of them had an event was lost with it."}),
+		Completions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "completions_total",
+			Help: "Events written to the completion log before their request was answered, and appended to the journal after the answer."}),
 		IntentsRecovered: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "intents_recovered_total",
-			Help: "Unresolved intents turned into an event after a crash or a journal failure, by outcome (reconciled: learned from Flowker; unknown)."}, []string{"outcome"}),
+			Help: "Unresolved intents turned into an event after a crash or a journal failure, by outcome (observed: the event was written before the answer and appended as it was; reconciled: learned from Flowker; unknown)."}, []string{"outcome"}),
 		EventsLost: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "events_lost_total",
 			Help: "Audit events that could not be journaled (must stay 0), by reason."}, []string{"reason"}),
 	}
@@ -86,13 +91,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, reason := range []string{"journal_full", "journal_failed", "journal_corrupt"} {
 		m.EventsLost.WithLabelValues(reason)
 	}
-	for _, outcome := range []string{"reconciled", "unknown"} {
+	for _, outcome := range []string{"observed", "reconciled", "unknown"} {
 		m.IntentsRecovered.WithLabelValues(outcome)
 	}
 	if reg != nil {
 		reg.MustRegister(m.AppendDuration, m.CommitDuration, m.GroupSize, m.Fsyncs, m.AppendedBytes, m.AppendedEvents,
 			m.Bytes, m.MaxBytes, m.Entries, m.Writable, m.Compacted, m.RecoveryCut, m.ChainSequence, m.EventsLost,
-			m.IntentDuration, m.IntentsWritten, m.IntentsPending, m.IntentsCut, m.IntentsForeign, m.IntentsRecovered)
+			m.IntentDuration, m.IntentsWritten, m.IntentsPending, m.IntentsCut, m.IntentsForeign, m.Completions, m.IntentsRecovered)
 	}
 	return m
 }

@@ -22,6 +22,7 @@ const (
 	kindPruneOnce
 	kindResolve
 	kindForget
+	kindFlush
 )
 
 type request struct {
@@ -33,6 +34,8 @@ type request struct {
 	ts    int64
 	start time.Time
 	done  chan result
+	// then, when set, is called with the result instead of sending it on done (Complete).
+	then func(chain.Event, error)
 }
 
 type result struct {
@@ -117,7 +120,14 @@ func (j *Journal) commit(batch []*request) {
 		j.committed(&st, time.Since(start))
 	}
 	for i, r := range batch {
-		r.done <- results[i]
+		if r.then == nil {
+			r.done <- results[i]
+			continue
+		}
+		if results[i].err == nil {
+			j.m.AppendDuration.Observe(time.Since(r.start).Seconds())
+		}
+		r.then(results[i].event, results[i].err)
 	}
 }
 
@@ -147,6 +157,7 @@ func (j *Journal) apply(batch []*request, results []result, st *batchState) erro
 			err = j.resolveIntent(r.name, st, b)
 		case kindForget:
 			err = b.resolvedB().Delete(u64(r.seq))
+		case kindFlush: // a barrier: answered with its batch, after every request queued before it
 		case kindAck:
 			err = tx.Bucket(bucketCursors).Put([]byte(r.name), u64(r.seq))
 		case kindRebase:
@@ -237,6 +248,7 @@ func (j *Journal) committed(st *batchState, took time.Duration) {
 		j.m.Compacted.Add(float64(st.compacted))
 	}
 	j.ilog.resolved(st.resolvedIDs)
+	j.clog.resolved(st.resolvedIDs)
 	j.publishGauges()
 }
 

@@ -65,7 +65,7 @@ func (a *App) recoverIntents(ctx context.Context) {
 		}
 		counts[outcome]++
 	}
-	a.log.Info("intent recovery done", "reconciled", counts["reconciled"], "unknown", counts["unknown"], "already_recorded", counts["duplicate"])
+	a.log.Info("intent recovery done", "observed", counts["observed"], "reconciled", counts["reconciled"], "unknown", counts["unknown"], "already_recorded", counts["duplicate"])
 	a.unresolved = nil
 }
 
@@ -75,6 +75,21 @@ func (a *App) recoverIntent(ctx context.Context, rc *reconciler, in journal.Inte
 	firstTry := time.Now()
 	backoff := 250 * time.Millisecond
 	for {
+		if in.Completion != nil {
+			// Answered, and its event written before the answer: appended as it was observed.
+			label, err := a.journalCompleted(ctx, rc, *in.Completion)
+			if err == nil {
+				return label, nil
+			}
+			a.log.Warn("appending the event of an answered request: retrying", "event_id", in.ID, "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
 		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		out, err := rc.learn(lctx, in)
 		cancel()
@@ -127,6 +142,26 @@ func (a *App) journalRecovered(ctx context.Context, rc *reconciler, in journal.I
 	a.log.Warn("event recovered from an intent", "event_id", ev.EventID, "sequence", ev.Sequence, "event_type", ev.EventType,
 		"result", ev.Result, "resource_id", ev.ResourceID, "outcome", label, "evidence", out.Evidence, "reason", out.Reason)
 	return label, nil
+}
+
+// journalCompleted appends the event of an intent whose request was answered and whose event was
+// written to the completion log before the answer, as it was (resolving the intent).
+func (a *App) journalCompleted(ctx context.Context, rc *reconciler, d journal.Draft) (string, error) {
+	ev, err := a.journal.Append(ctx, d)
+	if err != nil {
+		return "", err
+	}
+	if ev.ResourceID != "" {
+		rc.claimed[ev.ResourceID] = true
+	}
+	a.journalMetrics.IntentsRecovered.WithLabelValues("observed").Inc()
+	a.proxyMetrics.Events.WithLabelValues(ev.EventType, ev.Result).Inc()
+	if d.Watch != nil && a.watcher != nil {
+		a.watcher.Started(d.Watch.ExecutionID, d.Watch.WorkflowID)
+	}
+	a.log.Warn("event of an answered request journaled at start (the sidecar stopped between the answer and the append)",
+		"event_id", ev.EventID, "sequence", ev.Sequence, "event_type", ev.EventType, "result", ev.Result, "resource_id", ev.ResourceID, "outcome", "observed")
+	return "observed", nil
 }
 
 // recoveredDraft is the event of a recovered intent: the draft the intent holds, with the result

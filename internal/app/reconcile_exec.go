@@ -276,20 +276,24 @@ func (rc *reconciler) do(ctx context.Context, method, path string, query url.Val
 	return resp.StatusCode, nil
 }
 
-// recoveryOrder puts the intents whose execution can be looked up by key first: they are exact,
-// and the executions they claim are then no longer candidates for the starts matched by time
-// window (a keyless webhook on the same workflow).
+// recoveryOrder puts first the intents whose event was observed (Intent.Completion: appended as
+// it is, in the order the requests were answered), then those whose execution can be looked up by
+// key: both are exact, and the resources they claim are then no longer candidates for the
+// intents matched by time window (a create matched on its name, a keyless webhook on the same
+// workflow).
 func recoveryOrder(in []journal.Intent) []journal.Intent {
 	out := make([]journal.Intent, 0, len(in))
-	var later []journal.Intent
+	var keyedStarts, later []journal.Intent
 	for _, i := range in {
 		det, err := proxy.ParseIntentDetail(i.Detail)
 		_, keyed := usableKey(det.IdempotencyKey)
-		if err == nil && keyed && (det.Kind == config.KindExecutionStart || det.Rule == "execution.start" || det.Rule == "webhook.trigger") {
+		if i.Completion != nil {
 			out = append(out, i)
+		} else if err == nil && keyed && (det.Kind == config.KindExecutionStart || det.Rule == "execution.start" || det.Rule == "webhook.trigger") {
+			keyedStarts = append(keyedStarts, i)
 		} else {
 			later = append(later, i)
 		}
 	}
-	return append(out, later...)
+	return append(append(out, keyedStarts...), later...)
 }

@@ -250,6 +250,7 @@ func (r *tamperRun) awaitConflict() string {
 // a client is in the store (by id) or still held by the journal.
 func (r *tamperRun) noGenuineEventLost() {
 	r.t.Helper()
+	r.env.Flush()
 	held := map[string]bool{}
 	if err := r.env.App.Journal().ReadRange(context.Background(), 1, 0, func(e *chain.Event) error {
 		held[e.EventID] = true

@@ -11,9 +11,10 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// JournalWaits splits an audited run's latency by the journal's two durable writes, from the
+// JournalWaits splits an audited run's latency by the journal's durable writes, from the
 // sidecar's own histograms scraped before and after the measured window: how long requests waited
-// for their intent (before forwarding) and for their event (after the answer), and how many
+// for their intent (before forwarding), how long their event's append took (before the answer in
+// the design before intents; after it for an event written to the completion file), and how many
 // commits and fsyncs the window took per request. Quantiles are read from the histograms'
 // buckets (linear within a bucket), so they are as coarse as the buckets (0.1, 0.25, 0.5, 1,
 // 2.5, 5, 10 ms ...).

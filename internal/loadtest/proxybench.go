@@ -611,7 +611,10 @@ func waitSinkCaughtUp(ctx context.Context, c *http.Client, adminURL string, limi
 		if err != nil {
 			return err
 		}
-		if m["flowker_audit_sink_lag_events"] == 0 && m["flowker_audit_sink_written_events_total"] >= m["flowker_audit_journal_appended_events_total"] {
+		// No intent pending: every answered request's event is appended (it can be committed
+		// just after its answer).
+		if m["flowker_audit_sink_lag_events"] == 0 && m["flowker_audit_sink_written_events_total"] >= m["flowker_audit_journal_appended_events_total"] &&
+			m["flowker_audit_intents_pending"] == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -285,7 +285,24 @@ func (e *Env) Flowker(method, path string, body any, hdr ...string) Response {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		h[hdr[i]] = hdr[i+1]
 	}
-	return Do(e.t, method, e.ProxyURL+path, body, h)
+	r := Do(e.t, method, e.ProxyURL+path, body, h)
+	if method != "GET" && method != "HEAD" {
+		// The request's event may be committed just after its answer: tests that read the journal
+		// next see it.
+		e.Flush()
+	}
+	return r
+}
+
+// Flush waits until the journal has committed every event queued so far (the events of the
+// requests answered so far).
+func (e *Env) Flush() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.App.Journal().Flush(ctx); err != nil {
+		e.t.Fatalf("waiting for the journal's appends: %v", err)
+	}
 }
 
 // Audit calls the sidecar's audit API with the audit key.
@@ -329,6 +346,14 @@ func (e *Env) AllEvents() []chain.Event {
 func (e *Env) WaitDelivered(d time.Duration) {
 	e.t.Helper()
 	deadline := time.Now().Add(d)
+	// The events of requests answered so far are in the journal once the appends queued before
+	// this are committed (an event can be committed just after its answer).
+	fctx, cancel := context.WithDeadline(context.Background(), deadline)
+	err := e.App.Journal().Flush(fctx)
+	cancel()
+	if err != nil {
+		e.t.Fatalf("waiting for the journal's appends: %v", err)
+	}
 	for {
 		last := e.App.Journal().Last()
 		if c, _ := e.App.Journal().Cursor("store"); c >= last {
