@@ -351,13 +351,14 @@ func TestKill9WithIntentsLeavesNoChangeWithoutEvent(t *testing.T) {
 	if !strings.Contains(string(r.Body), `"isValid":true`) {
 		t.Fatalf("verify: %s", r.Body)
 	}
-	recovered := 0
+	recovered, observed := 0, 0
 	for _, l := range append(logs, proc.stderr.String()) {
 		recovered += strings.Count(l, "event recovered from an intent")
+		observed += strings.Count(l, "event of an answered request journaled at start")
 	}
 	wl.mu.Lock()
-	t.Logf("%d kills; %d changes applied by Flowker, %d events, %d acknowledged, %d client errors; %d events recovered from intents, outcomes %v",
-		rounds, changes, len(events), len(wl.acked), wl.errors, recovered, outcomes)
+	t.Logf("%d kills; %d changes applied by Flowker, %d events, %d acknowledged, %d client errors; %d events of answered requests appended at start as observed; %d events recovered from intents, outcomes %v",
+		rounds, changes, len(events), len(wl.acked), wl.errors, observed, recovered, outcomes)
 	wl.mu.Unlock()
 	if err := proc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
