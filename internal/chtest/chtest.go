@@ -137,6 +137,16 @@ type Server struct {
 	waitErr error
 }
 
+// PID is the server process's id (0 when it is not running).
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Start starts a server for t and stops it when t finishes. It fails t when the server cannot be
 // found, installed or started, and skips t only when FLOWKER_AUDIT_SKIP_CLICKHOUSE=1.
 func Start(t testing.TB, opts ...Option) *Server {

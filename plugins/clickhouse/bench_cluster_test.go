@@ -43,6 +43,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,21 +170,46 @@ func BenchmarkCluster(b *testing.B) {
 	// 3. Searches.
 	queryShapes(b, s, c.Replicas[0], benchClusterDB, total, env.samples)
 
-	// 4. Verify, chain by chain.
+	// 4. Verify, chain by chain, with where its time goes: this process's CPU (query, transfer,
+	// decode, hashing) and the first replica's server CPU per event. The first chain is then read
+	// again without verifying (query, transfer and decode alone), and with
+	// FLOWKER_AUDIT_BENCH_CLUSTER_PROFILE=FILE its verify is CPU-profiled into FILE.
+	srvPID := c.Replicas[0].PID()
 	for i := 0; i < benchClusterChains; i++ {
 		id := fmt.Sprintf("bench-chain-%d", i)
 		v := chain.NewVerifier(id, 1, "")
+		stopProfile := func() {}
+		if p := os.Getenv("FLOWKER_AUDIT_BENCH_CLUSTER_PROFILE"); p != "" && i == 0 {
+			stopProfile = startCPUProfile(b, p)
+		}
+		cpu0, srv0 := cpuTime(b), pidCPU(b, srvPID)
 		t0 := time.Now()
 		if err := s.ReadChain(ctx, id, 1, 0, func(e *chain.Event) error { return v.Add(e) }); err != nil {
 			b.Fatal(err)
 		}
 		d := time.Since(t0)
+		cpu, srv := cpuTime(b)-cpu0, pidCPU(b, srvPID)-srv0
+		stopProfile()
 		if v.Checked() != uint64(perChain) {
 			b.Fatalf("verified %d events of %s, want %d", v.Checked(), id, perChain)
 		}
 		rate := float64(v.Checked()) / d.Seconds()
 		b.ReportMetric(rate, fmt.Sprintf("verify-%d-events/s", i))
 		fmt.Printf("cluster verify %s: %d events in %v: %.0f events/s\n", id, v.Checked(), d.Round(time.Millisecond), rate)
+		n := float64(v.Checked())
+		fmt.Printf("cluster verify cost %s: CPU per event %.2f µs in this process (read, decode, verify), %.2f µs in the server; load average %s\n",
+			id, float64(cpu.Nanoseconds())/1e3/n, float64(srv.Nanoseconds())/1e3/n, loadAverage())
+		if i == 0 {
+			read, cpu0, srv0 := 0, cpuTime(b), pidCPU(b, srvPID)
+			t0 := time.Now()
+			if err := s.ReadChain(ctx, id, 1, 0, func(*chain.Event) error { read++; return nil }); err != nil {
+				b.Fatal(err)
+			}
+			d := time.Since(t0)
+			cpu, srv := cpuTime(b)-cpu0, pidCPU(b, srvPID)-srv0
+			fmt.Printf("cluster read %s without verifying: %d events in %v: %.0f events/s; CPU per event %.2f µs in this process, %.2f µs in the server\n",
+				id, read, d.Round(time.Millisecond), float64(read)/d.Seconds(), float64(cpu.Nanoseconds())/1e3/float64(read), float64(srv.Nanoseconds())/1e3/float64(read))
+		}
 	}
 
 	// 5. Storage per event on the first replica.
@@ -385,4 +411,48 @@ func markChains(ctx context.Context, b *testing.B, s *Sink) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// startCPUProfile profiles this process's CPU into path until the returned func is called.
+func startCPUProfile(b *testing.B, path string) func() {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Printf("cluster verify profile: %s\n", path)
+	}
+}
+
+// pidCPU is the CPU time (user and system) process pid used so far, from /proc/PID/stat.
+func pidCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+	_, rest, ok := strings.Cut(string(raw), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		b.Fatalf("/proc/%d/stat: %q", pid, raw)
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on every Linux ABI
+}
+
+// loadAverage is /proc/loadavg's three load averages.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
