@@ -83,10 +83,20 @@ func startSidecar(t testing.TB, upstream string, mut ...func(*proxy.Options)) *s
 	return s
 }
 
+// flush waits for the events of the requests answered so far (an event can be committed just
+// after its answer).
+func (s *sidecar) flush(t testing.TB) {
+	t.Helper()
+	if err := s.journal.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // eventsByRequestID returns the journaled events keyed by the client's X-Request-Id.
 func (s *sidecar) eventsByRequestID(t *testing.T) map[string]chain.Event {
 	t.Helper()
 	out := map[string]chain.Event{}
+	s.flush(t)
 	err := s.journal.ReadRange(context.Background(), 1, 0, func(e *chain.Event) error {
 		var c struct {
 			ClientRequestID string `json:"clientRequestId"`
@@ -466,6 +476,7 @@ func FuzzFiberDifferential(f *testing.F) {
 		status := r.send(t, strings.TrimPrefix(sc.front.URL, "http://"), id)
 		var ev chain.Event
 		recorded := false
+		sc.flush(t)
 		_ = sc.journal.ReadRange(context.Background(), before+1, 0, func(e *chain.Event) error {
 			if bytes.Contains(e.Context, []byte(`"clientRequestId": "`+id+`"`)) {
 				ev, recorded = *e, true

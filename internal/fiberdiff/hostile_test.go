@@ -371,6 +371,7 @@ func TestHostileConcurrencyNeverCutsCaptures(t *testing.T) {
 		t.Fatal(err)
 	}
 	all, missing, cut := 0, 0, 0
+	sc.flush(t)
 	err := sc.journal.ReadRange(context.Background(), 1, 0, func(e *chain.Event) error {
 		all++
 		if e.ResourceID == "" {
@@ -514,6 +515,7 @@ func TestStoredEventsKeepVerifying(t *testing.T) {
 	}
 	v := chain.NewVerifier(sc.journal.ChainID(), 1, "")
 	n := 0
+	sc.flush(t)
 	err = sc.journal.ReadRange(context.Background(), 1, 0, func(e *chain.Event) error {
 		n++
 		if e.Sequence == old.Sequence && (e.Hash != old.Hash || !bytes.Contains(e.Context, []byte(`"sha256"`))) {

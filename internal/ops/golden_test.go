@@ -60,6 +60,7 @@ var goldenModes = map[string]goldenMode{
 	"flowker_audit_intents_pending":                      modeSeries,
 	"flowker_audit_intents_recovered_total":              modeSeries,
 	"flowker_audit_intents_written_total":                modeSeries,
+	"flowker_audit_journal_completions_total":            modeSeries,
 	"flowker_audit_journal_intent_duration_seconds":      modeSeries,
 	"flowker_audit_proxy_audited_forwarded_total":        modeSeries,
 	"flowker_audit_proxy_events_late_total":              modeSeries,
