@@ -112,6 +112,7 @@ type Supervisor struct {
 	running atomic.Bool
 	acked   atomic.Uint64 // last acknowledged sequence as known to delivery
 	noWM    *sink.Client  // the plugin run that declined watermarks (watermark.go); delivery's goroutine only
+	greeted *sink.Client  // the plugin run that got its first heartbeat (watermark.go); delivery's goroutine only
 
 	mu       sync.Mutex
 	client   *sink.Client // the configured, running plugin; nil while down

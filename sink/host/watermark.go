@@ -17,9 +17,18 @@ import (
 // the journal's last sequence is still the cursor after that Ack, no event stamped at or before
 // the moment is missing. (A wall clock stepping backwards breaks it, as it breaks the journal's
 // own timestamps.) The busy chain's watermark the sink derives from the batches it stores.
+//
+// A plugin run's first heartbeat goes at once, not after an interval: a sidecar starting with an
+// empty journal vouches for its chain (no event stamped before now) before it stores any event,
+// so its chain is live in the sinks' read horizon before its first events arrive, and other
+// sidecars' newer events are held back for them.
 func (s *Supervisor) waitOrHeartbeat(ctx context.Context, c *sink.Client, cursor uint64) error {
 	if !s.caps.Watermarks || s.cfg.WatermarkInterval < 0 || s.noWM == c {
 		return s.src.Wait(ctx, cursor)
+	}
+	if s.greeted != c {
+		s.greeted = c
+		s.heartbeat(ctx, c, cursor)
 	}
 	for s.noWM != c {
 		wctx, cancel := context.WithTimeout(ctx, s.cfg.WatermarkInterval)
@@ -37,8 +46,8 @@ func (s *Supervisor) waitOrHeartbeat(ctx context.Context, c *sink.Client, cursor
 // at debug level and not retried: the next heartbeat supersedes this one. A plugin that answers
 // sink.ErrUnsupported gets no more heartbeats until it is restarted.
 func (s *Supervisor) heartbeat(ctx context.Context, c *sink.Client, cursor uint64) {
-	if cursor == 0 || s.src.Last() != cursor {
-		return // nothing delivered yet (the sink has no event of the chain to vouch for), or more to deliver
+	if s.src.Last() != cursor {
+		return // more to deliver (at cursor 0 with an empty journal the chain has no event yet: vouched for all the same)
 	}
 	now := time.Now()
 	bctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)

@@ -68,6 +68,31 @@ func TestWatermarkHeartbeat(t *testing.T) {
 	})
 }
 
+// TestWatermarkOfANewChain: a host whose journal holds no event yet sends a watermark as soon as
+// its plugin is up, before the first interval ends, so a new sidecar's chain counts in the read
+// horizon before its first event is stored; the first event stamped afterwards is above it.
+func TestWatermarkOfANewChain(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path, marks := filepath.Join(dir, "log"), filepath.Join(dir, "watermarks")
+	src := memsource.New("chain-new")
+	cfg := testConfig("new", selfLaunch(t, "applog"), map[string]any{"path": path, "watermarks": marks})
+	cfg.WatermarkInterval = time.Hour // only the first heartbeat can be seen
+	start(t, cfg, src)
+	var recs []watermarkRecord
+	waitFor(t, "the new chain's first watermark", func() bool {
+		recs = readWatermarks(t, marks)
+		return len(recs) > 0
+	})
+	if r := recs[0]; r.ChainID != "chain-new" || r.Head != 0 || r.UpTo <= 0 {
+		t.Fatalf("first watermark %+v", r)
+	}
+	first := src.Append(1, 100)
+	if ts := src.Events(first, first)[0].Timestamp.UnixMicro(); ts <= recs[0].UpTo {
+		t.Fatalf("an event stamped %d after a watermark at %d", ts, recs[0].UpTo)
+	}
+}
+
 func readWatermarks(t *testing.T, path string) []watermarkRecord {
 	t.Helper()
 	b, err := os.ReadFile(path)
