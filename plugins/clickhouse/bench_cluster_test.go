@@ -56,6 +56,7 @@ import (
 
 	"github.com/flowker-audit/flowker-audit/chain"
 	"github.com/flowker-audit/flowker-audit/internal/chtest"
+	"github.com/flowker-audit/flowker-audit/sink"
 	"github.com/flowker-audit/flowker-audit/sink/sinktest"
 )
 
@@ -381,7 +382,9 @@ func waitMerges(b *testing.B, srv *chtest.Server) {
 }
 
 // writeChains writes every generator's batches through s, one writer per generator at once, and
-// fails b on the first error.
+// fails b on the first permanent error. A retryable one (a ZooKeeper session lost on a starved
+// machine, a replica restarting) is retried after a pause, up to writeRetries times in a row, as
+// the sidecar's sink host retries a batch: a run of hours must not end on a blip.
 func writeChains(ctx context.Context, b *testing.B, s *Sink, gens []<-chan []chain.Event) {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(gens))
@@ -390,8 +393,10 @@ func writeChains(ctx context.Context, b *testing.B, s *Sink, gens []<-chan []cha
 		go func() {
 			defer wg.Done()
 			for batch := range g {
-				if err := s.Write(ctx, batch); err != nil {
+				if err := writeRetrying(ctx, s, batch); err != nil {
 					errs <- err
+					for range g { // let the generator finish
+					}
 					return
 				}
 			}
@@ -401,6 +406,20 @@ func writeChains(ctx context.Context, b *testing.B, s *Sink, gens []<-chan []cha
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
+	}
+}
+
+// writeRetries bounds writeChains' retries of one batch.
+const writeRetries = 20
+
+func writeRetrying(ctx context.Context, s *Sink, batch []chain.Event) error {
+	for try := 1; ; try++ {
+		err := s.Write(ctx, batch)
+		if err == nil || sink.IsPermanent(err) || try == writeRetries {
+			return err
+		}
+		fmt.Printf("cluster load: retrying a batch of %d events after a retryable error (try %d): %v\n", len(batch), try, err)
+		time.Sleep(time.Duration(try) * time.Second)
 	}
 }
 
