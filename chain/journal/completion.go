@@ -130,16 +130,7 @@ func (j *Journal) Complete(ctx context.Context, d Draft, then func(chain.Event, 
 // Flush returns once every append queued before it (Complete's included) has committed, or
 // failed, and its then has returned.
 func (j *Journal) Flush(ctx context.Context) error {
-	r := &request{kind: kindFlush, done: make(chan result, 1)}
-	if err := j.submit(ctx, r); err != nil {
-		return err
-	}
-	select {
-	case res := <-r.done:
-		return res.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return j.await(ctx, &request{kind: kindFlush, done: make(chan result, 1)})
 }
 
 // completionSize is about the size of d's record (watch aside).

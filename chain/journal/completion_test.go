@@ -2,16 +2,13 @@ package journal
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -340,32 +337,14 @@ func TestKill9BetweenAnswerAndAppend(t *testing.T) {
 	}
 	for round := range 3 {
 		dir := t.TempDir()
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "JOURNAL_COMPLETION_CHILD="+dir)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
 		var answered []string
-		killAt := 300 + round*700
-		for sc.Scan() {
-			if id, ok := strings.CutPrefix(sc.Text(), "answered "); ok {
+		killChildAfter(t, "JOURNAL_COMPLETION_CHILD", dir, 300+round*700, func(line string) bool {
+			id, ok := strings.CutPrefix(line, "answered ")
+			if ok {
 				answered = append(answered, id)
-				if len(answered) == killAt {
-					_ = cmd.Process.Signal(syscall.SIGKILL)
-				}
 			}
-		}
-		_ = cmd.Wait()
-		if len(answered) < killAt {
-			t.Fatalf("child died early after %d answers: %s", len(answered), stderr.String())
-		}
+			return ok
+		})
 		j, rec := open(t, filepath.Join(dir, "j.db"))
 		stored := map[string]int{}
 		if err := j.ReadRange(context.Background(), 1, 0, func(e *chain.Event) error {

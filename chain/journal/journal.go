@@ -367,7 +367,11 @@ func (j *Journal) submit(ctx context.Context, r *request) error {
 
 // Ack durably records that sink name stored every event up to seq.
 func (j *Journal) Ack(ctx context.Context, name string, seq uint64) error {
-	r := &request{kind: kindAck, name: name, seq: seq, done: make(chan result, 1)}
+	return j.await(ctx, &request{kind: kindAck, name: name, seq: seq, done: make(chan result, 1)})
+}
+
+// await submits r and waits for its answer or the end of ctx (r is answered regardless).
+func (j *Journal) await(ctx context.Context, r *request) error {
 	if err := j.submit(ctx, r); err != nil {
 		return err
 	}

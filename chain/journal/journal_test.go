@@ -503,6 +503,37 @@ func crashChild(dir string) {
 	wg.Wait()
 }
 
+// killChildAfter runs this test binary as a crash child (env=dir selects what it does, see
+// TestMain), passes fn each line it prints, and kills it with SIGKILL once fn has counted n of
+// them (fn reports whether a line counts). It fails t if the child ends before that.
+func killChildAfter(t *testing.T, env, dir string, n int, fn func(line string) bool) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env+"="+dir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	counted := 0
+	for sc.Scan() {
+		if fn(sc.Text()) {
+			if counted++; counted == n {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+			}
+		}
+	}
+	_ = cmd.Wait()
+	if counted < n {
+		t.Fatalf("child died early after %d lines: %s", counted, stderr.String())
+	}
+}
+
 // TestKill9DuringWriteBurst kills a real child process mid-burst (SIGKILL) and checks that every
 // event whose Append returned is present exactly once after recovery and the chain verifies.
 func TestKill9DuringWriteBurst(t *testing.T) {
@@ -511,40 +542,23 @@ func TestKill9DuringWriteBurst(t *testing.T) {
 	}
 	for round := 0; round < 3; round++ {
 		dir := t.TempDir()
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "JOURNAL_CRASH_CHILD="+dir)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
 		acked := map[uint64]string{}
 		killAt := 300 + round*700
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) == 3 && f[0] == "ack" {
-				seq, _ := strconv.ParseUint(f[1], 10, 64)
-				acked[seq] = f[2]
-				if len(acked) == killAt {
-					_ = cmd.Process.Signal(syscall.SIGKILL)
-				}
+		killChildAfter(t, "JOURNAL_CRASH_CHILD", dir, killAt, func(line string) bool {
+			f := strings.Fields(line)
+			if len(f) != 3 || f[0] != "ack" {
+				return false
 			}
-		}
-		_ = cmd.Wait()
-		if len(acked) < killAt {
-			t.Fatalf("child died early after %d acks: %s", len(acked), stderr.String())
-		}
+			seq, _ := strconv.ParseUint(f[1], 10, 64)
+			acked[seq] = f[2]
+			return true
+		})
 		j, rec := open(t, filepath.Join(dir, "j.db"))
 		if rec.CutCount != 0 {
 			t.Errorf("round %d: bbolt commits are atomic, yet recovery cut %d records (%s)", round, rec.CutCount, rec.CutReason)
 		}
 		stored := map[string]int{}
-		err = j.ReadRange(context.Background(), 1, 0, func(e *chain.Event) error {
+		err := j.ReadRange(context.Background(), 1, 0, func(e *chain.Event) error {
 			stored[e.EventID]++
 			return nil
 		})
