@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -294,38 +293,13 @@ func TestCompletionFilesOfALostJournalAreDeleted(t *testing.T) {
 // completionChild intends and completes from 16 goroutines until killed, printing "answered <id>"
 // each time Complete returned (the moment the proxy releases the client's response).
 func completionChild(dir string) {
-	j, _, err := Open(Options{Path: filepath.Join(dir, "j.db")})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	out := bufio.NewWriter(os.Stdout)
-	var mu sync.Mutex
-	fmt.Fprintln(out, "ready")
-	out.Flush()
-	var wg sync.WaitGroup
-	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				in := intent(w*1_000_000 + i)
-				if err := j.Intend(context.Background(), in); err != nil {
-					fmt.Fprintln(os.Stderr, err)
-					os.Exit(3)
-				}
-				if err := j.Complete(context.Background(), completed(in), func(chain.Event, error) {}); err != nil {
-					fmt.Fprintln(os.Stderr, err)
-					os.Exit(3)
-				}
-				mu.Lock()
-				fmt.Fprintf(out, "answered %s\n", in.ID)
-				out.Flush()
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	runChild(dir, func(j *Journal, w, i int) (string, error) {
+		in := intent(w*1_000_000 + i)
+		if err := j.Intend(context.Background(), in); err != nil {
+			return "", err
+		}
+		return "answered " + in.ID, j.Complete(context.Background(), completed(in), func(chain.Event, error) {})
+	})
 }
 
 // TestKill9BetweenAnswerAndAppend kills a real child process (SIGKILL) while requests are being

@@ -472,6 +472,16 @@ func TestAppendRacingClose(t *testing.T) {
 // crashChild appends from 16 goroutines until killed, printing "ack <seq> <eventId>" after each
 // Append returned (the moment a proxy would release the client's response).
 func crashChild(dir string) {
+	runChild(dir, func(j *Journal, _, i int) (string, error) {
+		e, err := j.Append(context.Background(), draft(i))
+		return fmt.Sprintf("ack %d %s", e.Sequence, e.EventID), err
+	})
+}
+
+// runChild opens the journal in dir and runs step from 16 goroutines (w: the goroutine, i: its
+// step) until the process is killed, printing each step's line once it returned; a step's error
+// ends the process with status 3.
+func runChild(dir string, step func(j *Journal, w, i int) (string, error)) {
 	j, _, err := Open(Options{Path: filepath.Join(dir, "j.db")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -482,19 +492,18 @@ func crashChild(dir string) {
 	fmt.Fprintln(out, "ready")
 	out.Flush()
 	var wg sync.WaitGroup
-	for w := 0; w < 16; w++ {
+	for w := range 16 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; ; i++ {
-				d := draft(i)
-				e, err := j.Append(context.Background(), d)
+				line, err := step(j, w, i)
 				if err != nil {
 					fmt.Fprintln(os.Stderr, err)
 					os.Exit(3)
 				}
 				mu.Lock()
-				fmt.Fprintf(out, "ack %d %s\n", e.Sequence, e.EventID)
+				fmt.Fprintln(out, line)
 				out.Flush()
 				mu.Unlock()
 			}
