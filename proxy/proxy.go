@@ -573,11 +573,12 @@ type errReader struct{ err error }
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // record journals the event of an answered request and returns its id. The event of an intended
-// request (without a once-key) goes through the completion log: written before the answer,
-// appended after it, so the client waits for one durable write (its intent) rather than two. Any
-// other event, or one the completion log refuses, is appended before the answer.
+// request goes through the completion log: written before the answer, appended after it, so the
+// client waits for one durable write (its intent) rather than two. An event the completion log
+// refuses (a once-key, a failing journal: see journal.Journal.Complete), or whose request has no
+// durable intent, is appended before the answer.
 func (p *Proxy) record(ctx context.Context, x *exchange, d journal.Draft) (string, error) {
-	if x.intended && d.Once == "" && d.Resolves != "" {
+	if x.intended {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.AppendTimeout)
 		err := p.opts.Journal.Complete(cctx, d, func(ev chain.Event, err error) { p.appended(x, d, ev, err) })
 		cancel()

@@ -107,8 +107,12 @@ func TestCompleteRefusesWhatMustBeAppended(t *testing.T) {
 	if err := j.Complete(ctx, other, never); !errors.Is(err, ErrNotCompletable) {
 		t.Fatalf("no intent: %v", err)
 	}
+	fsyncs := testutil.ToFloat64(j.m.Fsyncs)
 	if err := j.Flush(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if n := testutil.ToFloat64(j.m.Fsyncs); n != fsyncs {
+		t.Fatalf("a Flush with nothing queued before it synced (%v fsyncs, then %v)", fsyncs, n)
 	}
 	if j.Last() != 0 || j.Pending() != 1 {
 		t.Fatalf("a refused completion changed the journal: last %d, pending %d", j.Last(), j.Pending())

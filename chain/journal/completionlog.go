@@ -54,7 +54,8 @@ func doneFileName(prefix, instance string, no uint64) string {
 	return fmt.Sprintf("%s.done-%s-%06d.log", prefix, instance, no)
 }
 
-// write appends frame, the completion of intent id, to the current file.
+// write appends frame, the completion of intent id, to the current file (once per intent: the
+// proxy completes each answered request once).
 func (c *completionLog) write(id string, frame []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -71,9 +72,6 @@ func (c *completionLog) write(id string, frame []byte) error {
 		return fmt.Errorf("%w: writing a completion to %s: %w", ErrFailed, filepath.Base(c.cur.path), err)
 	}
 	c.off += int64(len(frame))
-	if old, ok := c.pending[id]; ok { // written twice (a retry after a failed submit): once counted
-		old.pending--
-	}
 	c.pending[id] = c.cur
 	c.cur.pending++
 	return nil

@@ -69,41 +69,16 @@ func (a *App) recoverIntents(ctx context.Context) {
 	a.unresolved = nil
 }
 
-// recoverIntent learns the outcome of one intent and journals its event; it retries while Flowker
-// or the journal is unavailable, until ctx ends.
+// recoverIntent journals the event of one intent: the one observed before the answer when the
+// intent has its completion, else one whose outcome is learned from Flowker. It retries while
+// Flowker or the journal is unavailable, until ctx ends.
 func (a *App) recoverIntent(ctx context.Context, rc *reconciler, in journal.Intent) (string, error) {
 	firstTry := time.Now()
 	backoff := 250 * time.Millisecond
 	for {
-		if in.Completion != nil {
-			// Answered, and its event written before the answer: appended as it was observed.
-			label, err := a.journalCompleted(ctx, rc, *in.Completion)
-			if err == nil {
-				return label, nil
-			}
-			a.log.Warn("appending the event of an answered request: retrying", "event_id", in.ID, "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-				return "", ctx.Err()
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
-			continue
-		}
-		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		out, err := rc.learn(lctx, in)
-		cancel()
-		if err != nil && ctx.Err() == nil && time.Since(firstTry) > recoveryPatience {
-			out, err = unknown("Flowker could not be asked for %s: %v", recoveryPatience, err), nil
-		} else if err != nil && !errors.Is(err, errFlowker) && ctx.Err() == nil {
-			out, err = unknown("Flowker's answer could not be used: %v", err), nil
-		}
+		label, err := a.recoverOnce(ctx, rc, in, firstTry)
 		if err == nil {
-			label, aerr := a.journalRecovered(ctx, rc, in, out)
-			if aerr == nil {
-				return label, nil
-			}
-			err = aerr
+			return label, nil
 		}
 		a.log.Warn("recovering an intent: retrying", "event_id", in.ID, "err", err, "retry_in", backoff)
 		select {
@@ -115,9 +90,34 @@ func (a *App) recoverIntent(ctx context.Context, rc *reconciler, in journal.Inte
 	}
 }
 
-// journalRecovered appends the event of a recovered intent (resolving it in the same transaction).
-func (a *App) journalRecovered(ctx context.Context, rc *reconciler, in journal.Intent, out Outcome) (string, error) {
-	d := recoveredDraft(in, out, time.Now())
+// recoverOnce makes one attempt of recoverIntent.
+func (a *App) recoverOnce(ctx context.Context, rc *reconciler, in journal.Intent, firstTry time.Time) (string, error) {
+	if in.Completion != nil {
+		// Answered, and its event written before the answer: appended as it was observed.
+		return a.journalRecovered(ctx, rc, *in.Completion, "observed", in.Completion.ResourceID)
+	}
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	out, err := rc.learn(lctx, in)
+	cancel()
+	if err != nil && ctx.Err() == nil && time.Since(firstTry) > recoveryPatience {
+		out, err = unknown("Flowker could not be asked for %s: %v", recoveryPatience, err), nil
+	} else if err != nil && !errors.Is(err, errFlowker) && ctx.Err() == nil {
+		out, err = unknown("Flowker's answer could not be used: %v", err), nil
+	}
+	if err != nil {
+		return "", err
+	}
+	label := "unknown"
+	if out.Reconciled {
+		label = "reconciled"
+	}
+	return a.journalRecovered(ctx, rc, recoveredDraft(in, out, time.Now()), label, out.ResourceID, "evidence", out.Evidence, "reason", out.Reason)
+}
+
+// journalRecovered appends d, the event of a recovered intent (resolving it in the same
+// transaction), and counts it with outcome label; claim is the resource the intent is now known
+// to have made ("" if none), no longer a candidate for the intents matched by time window.
+func (a *App) journalRecovered(ctx context.Context, rc *reconciler, d journal.Draft, label, claim string, attrs ...any) (string, error) {
 	ev, err := a.journal.Append(ctx, d)
 	switch {
 	case errors.Is(err, journal.ErrDuplicate):
@@ -127,41 +127,17 @@ func (a *App) journalRecovered(ctx context.Context, rc *reconciler, in journal.I
 	case err != nil:
 		return "", err
 	}
-	if out.ResourceID != "" {
-		rc.claimed[out.ResourceID] = true
-	}
-	label := "unknown"
-	if out.Reconciled {
-		label = "reconciled"
+	if claim != "" {
+		rc.claimed[claim] = true
 	}
 	a.journalMetrics.IntentsRecovered.WithLabelValues(label).Inc()
-	a.proxyMetrics.Events.WithLabelValues(ev.EventType, ev.Result).Inc()
-	if out.Watch != nil && a.watcher != nil {
-		a.watcher.Started(out.Watch.ExecutionID, out.Watch.WorkflowID)
-	}
-	a.log.Warn("event recovered from an intent", "event_id", ev.EventID, "sequence", ev.Sequence, "event_type", ev.EventType,
-		"result", ev.Result, "resource_id", ev.ResourceID, "outcome", label, "evidence", out.Evidence, "reason", out.Reason)
-	return label, nil
-}
-
-// journalCompleted appends the event of an intent whose request was answered and whose event was
-// written to the completion log before the answer, as it was (resolving the intent).
-func (a *App) journalCompleted(ctx context.Context, rc *reconciler, d journal.Draft) (string, error) {
-	ev, err := a.journal.Append(ctx, d)
-	if err != nil {
-		return "", err
-	}
-	if ev.ResourceID != "" {
-		rc.claimed[ev.ResourceID] = true
-	}
-	a.journalMetrics.IntentsRecovered.WithLabelValues("observed").Inc()
 	a.proxyMetrics.Events.WithLabelValues(ev.EventType, ev.Result).Inc()
 	if d.Watch != nil && a.watcher != nil {
 		a.watcher.Started(d.Watch.ExecutionID, d.Watch.WorkflowID)
 	}
-	a.log.Warn("event of an answered request journaled at start (the sidecar stopped between the answer and the append)",
-		"event_id", ev.EventID, "sequence", ev.Sequence, "event_type", ev.EventType, "result", ev.Result, "resource_id", ev.ResourceID, "outcome", "observed")
-	return "observed", nil
+	a.log.Warn("event recovered from an intent", append([]any{"event_id", ev.EventID, "sequence", ev.Sequence, "event_type", ev.EventType,
+		"result", ev.Result, "resource_id", ev.ResourceID, "outcome", label}, attrs...)...)
+	return label, nil
 }
 
 // recoveredDraft is the event of a recovered intent: the draft the intent holds, with the result

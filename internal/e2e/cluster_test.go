@@ -33,9 +33,10 @@ func TestThreeSidecarsOneCluster(t *testing.T) {
 		testenv.StartSidecar(t, first.FakeURL, testenv.Options{Config: cfg}),
 		testenv.StartSidecar(t, first.FakeURL, testenv.Options{Config: cfg})}
 
-	// Each sidecar's chain joins the read horizon with its first delivered event (before it, no
-	// sidecar can vouch for a chain it has no event of: docs/OPERATIONS.md, the horizon's limits),
-	// so every chain gets one event, shown through the horizon, before the concurrent writes.
+	// Each sidecar's chain joins the read horizon with its first watermark, sent once its sink
+	// plugin is up; events a sidecar stamps before that are outside the horizon (docs/OPERATIONS.md,
+	// the horizon's limits). So every chain gets one event, shown through the horizon, before the
+	// concurrent writes.
 	for i, e := range envs {
 		body := map[string]any{"name": fmt.Sprintf("pc-%d-first", i), "providerId": "tracer",
 			"config": map[string]any{"base_url": "https://tracer.example", "api_key": "pc-secret-123456"}}
