@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -57,6 +58,10 @@ func (e *remoteError) Unwrap() error { return e.err }
 // fromStatus turns the error of a gRPC call to a plugin back into the error the plugin returned:
 // ErrNotFound and ErrUnsupported keep their identity, permanent errors are Permanent again, and
 // deadlines and cancellation of ctx come back as ctx's error.
+//
+// A call whose deadline passed can come back as Canceled before ctx's own timer has fired: the
+// plugin's gRPC server runs the same deadline, and when it expires there first, it resets the
+// stream with CANCEL. ctxErr reads such a call as having run out of time.
 func fromStatus(ctx context.Context, op string, err error) error {
 	if err == nil {
 		return nil
@@ -84,11 +89,28 @@ func fromStatus(ctx context.Context, op string, err error) error {
 		return re
 	case codes.Canceled:
 		re.err = context.Canceled
-		if ctx.Err() != nil {
-			re.err = ctx.Err()
+		if err := ctxErr(ctx); err != nil {
+			re.err = err
 		}
 		return re
 	default:
 		return re
 	}
+}
+
+// ctxErr is ctx.Err(), except that a ctx whose deadline has passed is DeadlineExceeded even
+// before its timer has fired.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// DeadlinePassed reports whether ctx ended, or is about to end, because its deadline passed.
+func DeadlinePassed(ctx context.Context) bool {
+	return errors.Is(ctxErr(ctx), context.DeadlineExceeded)
 }

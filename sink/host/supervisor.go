@@ -646,7 +646,7 @@ func (s *Supervisor) write(ctx, dctx context.Context, c *sink.Client, events []c
 	defer stopAfter()
 	start := time.Now()
 	if err := c.Write(wctx, events); err != nil {
-		return errors.Is(wctx.Err(), context.DeadlineExceeded) && dctx.Err() == nil, err
+		return sink.DeadlinePassed(wctx) && dctx.Err() == nil, err
 	}
 	s.m.writeDur.Observe(time.Since(start).Seconds())
 	s.m.batch.Observe(float64(len(events)))
