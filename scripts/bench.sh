@@ -201,7 +201,7 @@ fi
 # FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION=zstd or another TMPDIR then).
 CHC_ROWS=${FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS:-100000000}
 [ "$QUICK" = 1 ] && CHC_ROWS=${FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS:-40000}
-CHC="FLOWKER_AUDIT_BENCH_CLUSTER=1 FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS=$CHC_ROWS $CH_ENV $GO test -v -run '^\$' -bench '^BenchmarkCluster\$' -benchtime 1x -timeout 0 ./plugins/clickhouse/"
+CHC="FLOWKER_AUDIT_BIN=$BIN FLOWKER_AUDIT_BENCH_CLUSTER=1 FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS=$CHC_ROWS $CH_ENV $GO test -v -run '^\$' -bench '^BenchmarkCluster\$' -benchtime 1x -timeout 0 ./plugins/clickhouse/"
 if grep -qs 'func BenchmarkCluster' plugins/clickhouse/*_test.go; then
 	section clickhouse-cluster "$CHC"
 else

@@ -32,9 +32,11 @@ package clickhouse
 //     through the Distributed table with insert_distributed_sync = 1, as the sink writes);
 //  2. the rest is loaded through Write by four writers at once (one per chain, like four
 //     sidecars), then every chain gets its heartbeat watermark (the read horizon is on);
-//  3. after background merges settle (bounded wait): the search shapes of BenchmarkQueries through
-//     the sink (the plugin's Search/Get, as the audit API calls them; the HTTP and gRPC hops are
-//     not included), p50/p99;
+//  3. after background merges settle (bounded wait): the search shapes of BenchmarkQueries, p50/p99,
+//     first as HTTP requests to the audit API over the bundled clickhouse plugin in its own process
+//     (FLOWKER_AUDIT_BIN, relative to the repository root, or a fresh build; the path a request
+//     takes in the sidecar, less its listener and middleware), then through the sink in this
+//     process (the store's share of that time);
 //  4. verify: ReadChain + chain.Verifier of each chain, events/s per chain;
 //  5. storage: compressed bytes on disk per event from system.parts on the first replica, for
 //     the events table alone and for every table of the database.
@@ -168,8 +170,9 @@ func BenchmarkCluster(b *testing.B) {
 	syncReplicas(b, c, Layout{Database: benchClusterDB, Cluster: "audit"})
 	waitMerges(b, c.Replicas[0])
 
-	// 3. Searches.
-	queryShapes(b, s, c.Replicas[0], benchClusterDB, total, env.samples)
+	// 3. Searches: through the audit API over the plugin process, then through the sink alone.
+	queryShapes(b, s, newAPITarget(b, cfg), "the audit API (HTTP, then gRPC to the plugin process)", c.Replicas[0], benchClusterDB, total, env.samples)
+	queryShapes(b, s, sinkTarget{s}, "the sink in this process (no HTTP or gRPC hop)", c.Replicas[0], benchClusterDB, total, env.samples)
 
 	// 4. Verify, chain by chain, with where its time goes: this process's CPU (query, transfer,
 	// decode, hashing) and the first replica's server CPU per event. The first chain is then read

@@ -356,12 +356,13 @@ func BenchmarkQueries(b *testing.B) {
 	env := benchConfig(b)
 	srv := benchServer(b)
 	s := ensureLoaded(b, srv, env)
-	queryShapes(b, s, srv, benchDB, env.events, env.samples)
+	queryShapes(b, s, sinkTarget{s}, "the sink", srv, benchDB, env.events, env.samples)
 }
 
-// queryShapes measures p50/p99 of the audit API's search shapes through s on the data set of
-// database db (events events), reading parameters through srv, and prints the report.
-func queryShapes(b *testing.B, s *Sink, srv *chtest.Server, db string, events, samples int) {
+// queryShapes measures p50/p99 of the audit API's search shapes through via (named by label in
+// the report) on the data set of database db (events events), reading parameters through srv
+// and s, and prints the report.
+func queryShapes(b *testing.B, s *Sink, via shapeTarget, label string, srv *chtest.Server, db string, events, samples int) {
 	ctx := context.Background()
 	env := struct{ events, samples int }{events, samples}
 
@@ -395,9 +396,9 @@ func queryShapes(b *testing.B, s *Sink, srv *chtest.Server, db string, events, s
 
 	search := func(q sink.Query, want int) func() error {
 		return func() error {
-			p, err := s.Search(ctx, q)
-			if err == nil && len(p.Events) < want {
-				err = fmt.Errorf("%d events, want %d", len(p.Events), want)
+			n, err := via.search(ctx, q)
+			if err == nil && n < want {
+				err = fmt.Errorf("%d events, want %d", n, want)
 			}
 			return err
 		}
@@ -435,12 +436,16 @@ func queryShapes(b *testing.B, s *Sink, srv *chtest.Server, db string, events, s
 		}},
 		{"get_event_id", func() func() error {
 			id := ids[rng.IntN(len(ids))]
-			return func() error { _, err := s.Get(ctx, id); return err }
+			return func() error { return via.get(ctx, id) }
 		}},
+	}
+	prefix := ""
+	if _, ok := via.(*apiTarget); ok {
+		prefix = "api_"
 	}
 	var report []string
 	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
+		b.Run(prefix+c.name, func(b *testing.B) {
 			if err := c.op()(); err != nil { // warm-up, not counted
 				b.Fatal(err)
 			}
@@ -461,7 +466,7 @@ func queryShapes(b *testing.B, s *Sink, srv *chtest.Server, db string, events, s
 			report = append(report, line)
 		})
 	}
-	fmt.Printf("queries on %d events:\n  %s\n", env.events, strings.Join(report, "\n  "))
+	fmt.Printf("queries on %d events through %s:\n  %s\n", env.events, label, strings.Join(report, "\n  "))
 }
 
 func BenchmarkVerify(b *testing.B) {

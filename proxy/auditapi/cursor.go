@@ -147,3 +147,10 @@ func digestFilter(f sink.Filter) filterDigest {
 func isBase64URL(c byte) bool {
 	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }
+
+// CursorAt returns the cursor that a page of the unfiltered search in order carries when its last
+// event is at pos: a search with it continues after pos. Clients get cursors from pages; this is
+// for tools that start at a known position (the cluster benchmark's deep cursor).
+func (a *API) CursorAt(pos sink.Position, order sink.Order) (string, error) {
+	return a.codec.encode(cursorState{Pos: pos, Order: order, Filter: digestFilter(sink.Filter{})})
+}

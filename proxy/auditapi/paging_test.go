@@ -315,3 +315,23 @@ func TestCursorRoundTrip(t *testing.T) {
 		t.Fatal("oversized chain id encoded")
 	}
 }
+
+func TestCursorAtContinuesAfterThePosition(t *testing.T) {
+	events := testEvents(60)
+	env := newTestAPI(t, auditapitest.NewStore(events...), nil)
+	for _, order := range []sink.Order{sink.Desc, sink.Asc} {
+		all := bruteForce(events, sink.Filter{}, order)
+		for _, k := range []int{0, 17, len(all) - 2} {
+			cur, err := env.api.CursorAt(sink.PositionOf(&all[k]), order)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := decodeList(t, env.get(t, "/v1/audit-events?"+url.Values{"sortOrder": {order.String()}, "limit": {"5"}, "cursor": {cur}}.Encode()))
+			sameIDs(t, fmt.Sprintf("%s after event %d", order, k), got.Items, all[k+1:min(k+6, len(all))])
+		}
+		cur, _ := env.api.CursorAt(sink.PositionOf(&all[0]), order)
+		if w := env.get(t, "/v1/audit-events?"+url.Values{"sortOrder": {order.String()}, "eventType": {"x"}, "cursor": {cur}}.Encode()); w.Code != 400 {
+			t.Errorf("%s: a CursorAt cursor used with a filter: status %d, want 400", order, w.Code)
+		}
+	}
+}
