@@ -58,10 +58,22 @@ func StartCluster(t testing.TB, name string, replicas int, opts ...Option) *Clus
 // of shard i+1 (each shard has weight 1 and internal_replication).
 func StartShardedCluster(t testing.TB, name string, shards []int, opts ...Option) *Cluster {
 	t.Helper()
+	return startCluster(t, t.TempDir(), name, shards, opts...)
+}
+
+// StartClusterIn is StartCluster with ZooKeeper's and the servers' files kept in dir (created if
+// needed) when t ends: a later call with the same dir, name and replicas starts the same cluster
+// on its stored data, on new ports. Benchmarks use it to load a data set once.
+func StartClusterIn(t testing.TB, dir, name string, replicas int, opts ...Option) *Cluster {
+	t.Helper()
+	return startCluster(t, dir, name, []int{replicas}, opts...)
+}
+
+func startCluster(t testing.TB, dir, name string, shards []int, opts ...Option) *Cluster {
+	t.Helper()
 	if os.Getenv(EnvSkip) == "1" {
 		t.Skipf("%v (unset it to run the ClickHouse tests)", ErrSkipped)
 	}
-	dir := t.TempDir()
 	zk, err := LaunchZooKeeper(filepath.Join(dir, "zookeeper"), t.Logf)
 	if errors.Is(err, ErrNoZooKeeper) {
 		t.Skipf("chtest: the ClickHouse cluster tests need ZooKeeper: %v", err)

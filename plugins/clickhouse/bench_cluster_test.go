@@ -17,6 +17,9 @@ package clickhouse
 //	                                    (bench_context_test.go)
 //	FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION lz4 (default: 18.16's) or zstd, the servers'
 //	                                    <compression> for every part
+//	FLOWKER_AUDIT_BENCH_CLUSTER_DIR     keep ZooKeeper's and the servers' data here; a later run of
+//	                                    the same size, replicas, context shape and compression
+//	                                    reuses the loaded data set and skips steps 1 and 2
 //	FLOWKER_AUDIT_BENCH_BATCH, FLOWKER_AUDIT_BENCH_GAP, FLOWKER_AUDIT_BENCH_SAMPLES as for the single-server benchmarks
 //
 // The servers keep their data under $TMPDIR. Before anything is loaded the benchmark checks that
@@ -45,6 +48,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -79,6 +83,18 @@ func BenchmarkCluster(b *testing.B) {
 	shape := clusterContext(b)
 	perChain := total / benchClusterChains
 	total = perChain * benchClusterChains
+	// A data set kept in FLOWKER_AUDIT_BENCH_CLUSTER_DIR by an earlier run of the same size and
+	// shape is reused: steps 1 and 2 are skipped.
+	dataDir := os.Getenv("FLOWKER_AUDIT_BENCH_CLUSTER_DIR")
+	loaded := ""
+	if dataDir != "" {
+		loaded = filepath.Join(dataDir, fmt.Sprintf("loaded-%d-%d-%s-%s", total, replicas, shape, os.Getenv("FLOWKER_AUDIT_BENCH_CLUSTER_COMPRESSION")))
+	}
+	if _, err := os.Stat(loaded); loaded != "" && err == nil {
+		fmt.Printf("cluster: %d events, %d replica(s), %s contexts, reusing the data set in %s (no ingest comparison)\n", total, replicas, shape, dataDir)
+		reuseCluster(b, dataDir, total, replicas, env)
+		return
+	}
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(os.TempDir(), &fs); err != nil {
 		b.Fatal(err)
@@ -91,7 +107,7 @@ func BenchmarkCluster(b *testing.B) {
 	}
 	fmt.Printf("cluster: %d events, %d replica(s), %s contexts, disk check at %d bytes per event and replica (%.1f GB of %.1f GB free)\n",
 		total, replicas, shape, perEvent, float64(uint64(total)*perEvent*uint64(replicas))/1e9, float64(free)/1e9)
-	c := chtest.StartCluster(b, "audit", replicas, clusterServerOptions(b, 6_000_000_000)...)
+	c := startBenchCluster(b, dataDir, replicas)
 	ctx := context.Background()
 
 	cfg := clusterConfig(c.Addrs(), benchClusterDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600})
@@ -169,7 +185,42 @@ func BenchmarkCluster(b *testing.B) {
 	markChains(ctx, b, s)
 	syncReplicas(b, c, Layout{Database: benchClusterDB, Cluster: "audit"})
 	waitMerges(b, c.Replicas[0])
+	if loaded != "" {
+		if err := os.WriteFile(loaded, nil, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	measureCluster(b, c, s, cfg, total, env)
+}
 
+// startBenchCluster starts the benchmark's cluster, in dataDir when it is set.
+func startBenchCluster(b *testing.B, dataDir string, replicas int) *chtest.Cluster {
+	if dataDir != "" {
+		return chtest.StartClusterIn(b, dataDir, "audit", replicas, clusterServerOptions(b, 6_000_000_000)...)
+	}
+	return chtest.StartCluster(b, "audit", replicas, clusterServerOptions(b, 6_000_000_000)...)
+}
+
+// reuseCluster restarts the cluster kept in dataDir, checks that it holds total events, marks the
+// chains again (their watermarks are as old as the load) and measures.
+func reuseCluster(b *testing.B, dataDir string, total, replicas int, env benchEnv) {
+	c := startBenchCluster(b, dataDir, replicas)
+	cfg := clusterConfig(c.Addrs(), benchClusterDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600})
+	s, err := configureSink(b, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got := query(b, c.Replicas[0], "SELECT count() FROM "+benchClusterDB+"."+TableEvents); got != strconv.Itoa(total) {
+		b.Fatalf("the kept data set in %s holds %s events, want %d: remove the directory", dataDir, got, total)
+	}
+	markChains(context.Background(), b, s)
+	measureCluster(b, c, s, cfg, total, env)
+}
+
+// measureCluster runs steps 3 to 5 on a loaded cluster.
+func measureCluster(b *testing.B, c *chtest.Cluster, s *Sink, cfg map[string]any, total int, env benchEnv) {
+	ctx := context.Background()
+	perChain := total / benchClusterChains
 	// 3. Searches: through the audit API over the plugin process, then through the sink alone.
 	queryShapes(b, s, newAPITarget(b, cfg), "the audit API (HTTP, then gRPC to the plugin process)", c.Replicas[0], benchClusterDB, total, env.samples)
 	queryShapes(b, s, sinkTarget{s}, "the sink in this process (no HTTP or gRPC hop)", c.Replicas[0], benchClusterDB, total, env.samples)
