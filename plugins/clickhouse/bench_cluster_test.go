@@ -95,6 +95,19 @@ func BenchmarkCluster(b *testing.B) {
 		reuseCluster(b, dataDir, total, replicas, env)
 		return
 	}
+	// A load that an earlier run started in dataDir (its ingest comparison done) continues where
+	// each chain's stored head is.
+	ratioFile := loaded + ".ratio"
+	ratioLine, err := os.ReadFile(ratioFile)
+	resume := loaded != "" && err == nil
+	if entries, _ := os.ReadDir(dataDir); dataDir != "" && !resume && len(entries) > 0 {
+		b.Fatalf("FLOWKER_AUDIT_BENCH_CLUSTER_DIR=%s holds another data set, or one whose ingest comparison did not finish: remove it or choose another directory", dataDir)
+	}
+	if resume {
+		fmt.Printf("cluster: %d events, %d replica(s), %s contexts, continuing the load kept in %s\n", total, replicas, shape, dataDir)
+		resumeCluster(b, dataDir, string(ratioLine), loaded, total, replicas, env, shape)
+		return
+	}
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(os.TempDir(), &fs); err != nil {
 		b.Fatal(err)
@@ -170,15 +183,21 @@ func BenchmarkCluster(b *testing.B) {
 	}
 	pr, br := float64(ratioRows)/plugin.Seconds(), float64(ratioRows)/bare.Seconds()
 	b.ReportMetric(pr/br, "ingest-ratio")
-	fmt.Printf("cluster ingest over %d events in batches of %d: plugin Write %.0f events/s, bare PrepareBatch %.0f events/s, ratio %.3f\n",
+	line := fmt.Sprintf("cluster ingest over %d events in batches of %d: plugin Write %.0f events/s, bare PrepareBatch %.0f events/s, ratio %.3f\n",
 		ratioRows, env.batch, pr, br, pr/br)
+	fmt.Print(line)
+	if loaded != "" {
+		if err := os.WriteFile(ratioFile, []byte(line), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
 	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+benchClusterBareDB+" ON CLUSTER audit"); err != nil {
 		b.Fatal(err)
 	}
 
 	// 2. The rest: four writers at once.
 	begin := time.Now()
-	writeChains(ctx, b, s, gens)
+	writeChains(ctx, b, s, gens, nil)
 	rest := total - ratioRows
 	fmt.Printf("cluster load: %d more events by %d concurrent writers in %v (%.0f events/s); %d events in all\n",
 		rest, benchClusterChains, time.Since(begin).Round(time.Second), float64(rest)/time.Since(begin).Seconds(), total)
@@ -199,6 +218,42 @@ func startBenchCluster(b *testing.B, dataDir string, replicas int) *chtest.Clust
 		return chtest.StartClusterIn(b, dataDir, "audit", replicas, clusterServerOptions(b, 6_000_000_000)...)
 	}
 	return chtest.StartCluster(b, "audit", replicas, clusterServerOptions(b, 6_000_000_000)...)
+}
+
+// resumeCluster restarts the cluster kept in dataDir, whose load an earlier run began, loads the
+// rest of every chain after its stored head, marks it loaded and measures.
+func resumeCluster(b *testing.B, dataDir, ratioLine, loaded string, total, replicas int, env benchEnv, shape benchContext) {
+	c := startBenchCluster(b, dataDir, replicas)
+	ctx := context.Background()
+	cfg := clusterConfig(c.Addrs(), benchClusterDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600})
+	s, err := configureSink(b, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Print("(from the run that began the load) " + ratioLine)
+	perChain := total / benchClusterChains
+	gens := make([]<-chan []chain.Event, benchClusterChains)
+	heads := make([]sink.Head, benchClusterChains)
+	stored := 0
+	for i := range gens {
+		id := fmt.Sprintf("bench-chain-%d", i)
+		if heads[i], err = s.Head(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		stored += int(heads[i].Sequence)
+		gens[i] = generateChain(ctx, id, int64(benchSeed+i), perChain, env, shape)
+	}
+	begin := time.Now()
+	writeChains(ctx, b, s, gens, heads)
+	fmt.Printf("cluster load: %d more events by %d concurrent writers in %v (%.0f events/s); %d events in all\n",
+		total-stored, benchClusterChains, time.Since(begin).Round(time.Second), float64(total-stored)/time.Since(begin).Seconds(), total)
+	markChains(ctx, b, s)
+	syncReplicas(b, c, Layout{Database: benchClusterDB, Cluster: "audit"})
+	waitMerges(b, c.Replicas[0])
+	if err := os.WriteFile(loaded, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	measureCluster(b, c, s, cfg, total, env)
 }
 
 // reuseCluster restarts the cluster kept in dataDir, checks that it holds total events, marks the
@@ -439,14 +494,35 @@ func waitMerges(b *testing.B, srv *chtest.Server) {
 // fails b on the first permanent error. A retryable one (a ZooKeeper session lost on a starved
 // machine, a replica restarting) is retried after a pause, up to writeRetries times in a row, as
 // the sidecar's sink host retries a batch: a run of hours must not end on a blip.
-func writeChains(ctx context.Context, b *testing.B, s *Sink, gens []<-chan []chain.Event) {
+//
+// With heads, generator i's events up to heads[i] are already stored and skipped; the first one
+// written must link to heads[i].Hash (the generators are deterministic).
+func writeChains(ctx context.Context, b *testing.B, s *Sink, gens []<-chan []chain.Event, heads []sink.Head) {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(gens))
-	for _, g := range gens {
+	for i, g := range gens {
+		var head sink.Head
+		if heads != nil {
+			head = heads[i]
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for batch := range g {
+				if head.Found {
+					if batch[len(batch)-1].Sequence <= head.Sequence {
+						continue
+					}
+					batch = batch[head.Sequence-batch[0].Sequence+1:]
+					if batch[0].PreviousHash != head.Hash {
+						errs <- fmt.Errorf("chain %s: the generated event %d does not link to the stored head %d: the generator changed since the load began; remove FLOWKER_AUDIT_BENCH_CLUSTER_DIR",
+							batch[0].ChainID, batch[0].Sequence, head.Sequence)
+						for range g {
+						}
+						return
+					}
+					head.Found = false
+				}
 				if err := writeRetrying(ctx, s, batch); err != nil {
 					errs <- err
 					for range g { // let the generator finish
