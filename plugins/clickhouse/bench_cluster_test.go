@@ -120,14 +120,8 @@ func BenchmarkCluster(b *testing.B) {
 	}
 	fmt.Printf("cluster: %d events, %d replica(s), %s contexts, disk check at %d bytes per event and replica (%.1f GB of %.1f GB free)\n",
 		total, replicas, shape, perEvent, float64(uint64(total)*perEvent*uint64(replicas))/1e9, float64(free)/1e9)
-	c := startBenchCluster(b, dataDir, replicas)
+	c, s, cfg := openBenchCluster(b, dataDir, replicas)
 	ctx := context.Background()
-
-	cfg := clusterConfig(c.Addrs(), benchClusterDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600})
-	s, err := configureSink(b, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
 	// The bare insert: the same DDL in another database, the same protocol settings.
 	method := map[string]ch.CompressionMethod{"none": ch.CompressionNone, "lz4": ch.CompressionLZ4, "zstd": ch.CompressionZSTD}[s.cfg.compressionMethod()]
 	conn, err := ch.Open(&ch.Options{Addr: c.Addrs(), Compression: &ch.Compression{Method: method}, ReadTimeout: 10 * time.Minute})
@@ -212,24 +206,28 @@ func BenchmarkCluster(b *testing.B) {
 	measureCluster(b, c, s, cfg, total, env)
 }
 
-// startBenchCluster starts the benchmark's cluster, in dataDir when it is set.
-func startBenchCluster(b *testing.B, dataDir string, replicas int) *chtest.Cluster {
+// openBenchCluster starts the benchmark's cluster (in dataDir when it is set) and a sink
+// configured for it, with the configuration it was given.
+func openBenchCluster(b *testing.B, dataDir string, replicas int) (*chtest.Cluster, *Sink, map[string]any) {
+	var c *chtest.Cluster
 	if dataDir != "" {
-		return chtest.StartClusterIn(b, dataDir, "audit", replicas, clusterServerOptions(b, 6_000_000_000)...)
+		c = chtest.StartClusterIn(b, dataDir, "audit", replicas, clusterServerOptions(b, 6_000_000_000)...)
+	} else {
+		c = chtest.StartCluster(b, "audit", replicas, clusterServerOptions(b, 6_000_000_000)...)
 	}
-	return chtest.StartCluster(b, "audit", replicas, clusterServerOptions(b, 6_000_000_000)...)
-}
-
-// resumeCluster restarts the cluster kept in dataDir, whose load an earlier run began, loads the
-// rest of every chain after its stored head, marks it loaded and measures.
-func resumeCluster(b *testing.B, dataDir, ratioLine, loaded string, total, replicas int, env benchEnv, shape benchContext) {
-	c := startBenchCluster(b, dataDir, replicas)
-	ctx := context.Background()
 	cfg := clusterConfig(c.Addrs(), benchClusterDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600})
 	s, err := configureSink(b, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return c, s, cfg
+}
+
+// resumeCluster restarts the cluster kept in dataDir, whose load an earlier run began, loads the
+// rest of every chain after its stored head, marks it loaded and measures.
+func resumeCluster(b *testing.B, dataDir, ratioLine, loaded string, total, replicas int, env benchEnv, shape benchContext) {
+	c, s, cfg := openBenchCluster(b, dataDir, replicas)
+	ctx := context.Background()
 	fmt.Print("(from the run that began the load) " + ratioLine)
 	perChain := total / benchClusterChains
 	gens := make([]<-chan []chain.Event, benchClusterChains)
@@ -237,6 +235,7 @@ func resumeCluster(b *testing.B, dataDir, ratioLine, loaded string, total, repli
 	stored := 0
 	for i := range gens {
 		id := fmt.Sprintf("bench-chain-%d", i)
+		var err error
 		if heads[i], err = s.Head(ctx, id); err != nil {
 			b.Fatal(err)
 		}
@@ -259,12 +258,7 @@ func resumeCluster(b *testing.B, dataDir, ratioLine, loaded string, total, repli
 // reuseCluster restarts the cluster kept in dataDir, checks that it holds total events, marks the
 // chains again (their watermarks are as old as the load) and measures.
 func reuseCluster(b *testing.B, dataDir string, total, replicas int, env benchEnv) {
-	c := startBenchCluster(b, dataDir, replicas)
-	cfg := clusterConfig(c.Addrs(), benchClusterDB, map[string]any{"read_timeout": "10m", "max_execution_time": 600})
-	s, err := configureSink(b, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, s, cfg := openBenchCluster(b, dataDir, replicas)
 	if got := query(b, c.Replicas[0], "SELECT count() FROM "+benchClusterDB+"."+TableEvents); got != strconv.Itoa(total) {
 		b.Fatalf("the kept data set in %s holds %s events, want %d: remove the directory", dataDir, got, total)
 	}
