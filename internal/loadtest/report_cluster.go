@@ -11,7 +11,8 @@ import (
 var (
 	clusterEventsOf = regexp.MustCompile(`FLOWKER_AUDIT_BENCH_CLUSTER_EVENTS=(\d+)`)
 	// The parent benchmark's own metrics are not printed (it has sub-benchmarks): its lines are.
-	clusterRatioOf  = regexp.MustCompile(`(?m)^cluster ingest over .* ratio ([0-9.]+)$`)
+	// A continued load prints the ratio of the run that began it, with a prefix saying so.
+	clusterRatioOf  = regexp.MustCompile(`(?m)^(?:\(from the run that began the load\) )?cluster ingest over .* ratio ([0-9.]+)$`)
 	clusterVerifyOf = regexp.MustCompile(`(?m)^cluster verify \S+: \d+ events in \S+: (\d+) events/s$`)
 )
 
