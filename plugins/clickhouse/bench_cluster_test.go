@@ -271,8 +271,10 @@ func measureCluster(b *testing.B, c *chtest.Cluster, s *Sink, cfg map[string]any
 	ctx := context.Background()
 	perChain := total / benchClusterChains
 	// 3. Searches: through the audit API over the plugin process, then through the sink alone.
-	queryShapes(b, s, newAPITarget(b, cfg), "the audit API (HTTP, then gRPC to the plugin process)", c.Replicas[0], benchClusterDB, total, env.samples)
-	queryShapes(b, s, sinkTarget{s}, "the sink in this process (no HTTP or gRPC hop)", c.Replicas[0], benchClusterDB, total, env.samples)
+	queryShapes(b, s, []shapeVia{
+		{target: newAPITarget(b, cfg), label: "the audit API (HTTP, then gRPC to the plugin process)", prefix: "api_"},
+		{target: sinkTarget{s}, label: "the sink in this process (no HTTP or gRPC hop)"},
+	}, c.Replicas[0], benchClusterDB, total, env.samples)
 
 	// 4. Verify, chain by chain, with where its time goes: this process's CPU (query, transfer,
 	// decode, hashing) and the first replica's server CPU per event. The first chain is then read

@@ -356,13 +356,20 @@ func BenchmarkQueries(b *testing.B) {
 	env := benchConfig(b)
 	srv := benchServer(b)
 	s := ensureLoaded(b, srv, env)
-	queryShapes(b, s, sinkTarget{s}, "the sink", srv, benchDB, env.events, env.samples)
+	queryShapes(b, s, []shapeVia{{target: sinkTarget{s}, label: "the sink"}}, srv, benchDB, env.events, env.samples)
 }
 
-// queryShapes measures p50/p99 of the audit API's search shapes through via (named by label in
-// the report) on the data set of database db (events events), reading parameters through srv
-// and s, and prints the report.
-func queryShapes(b *testing.B, s *Sink, via shapeTarget, label string, srv *chtest.Server, db string, events, samples int) {
+// shapeVia is one path queryShapes measures the search shapes through.
+type shapeVia struct {
+	target shapeTarget
+	label  string // in the printed report
+	prefix string // of the sub-benchmarks' names
+}
+
+// queryShapes measures p50/p99 of the audit API's search shapes through each of vias, in turn, on
+// the data set of database db (events events), with parameters found once through srv and s, and
+// prints a report per path.
+func queryShapes(b *testing.B, s *Sink, vias []shapeVia, srv *chtest.Server, db string, events, samples int) {
 	ctx := context.Background()
 	env := struct{ events, samples int }{events, samples}
 
@@ -397,61 +404,69 @@ func queryShapes(b *testing.B, s *Sink, via shapeTarget, label string, srv *chte
 		b.Fatal(err)
 	}
 	days := int((maxTs - minTs) / int64(24*time.Hour/time.Microsecond))
-	rng := rand.New(rand.NewPCG(1, 2))
 	b.Logf("data set: %d events; hot resource %s (%s events); cursor at depth %d: %+v; %d days", env.events, hot, hotCount, depth, cursor, days)
+	for _, v := range vias {
+		rng := rand.New(rand.NewPCG(1, 2)) // every path gets the same choices
+		measureShapes(b, v, env.events, env.samples, func(via shapeTarget) []shapeCase {
+			search := func(q sink.Query, want int) func() error {
+				return func() error {
+					n, err := via.search(ctx, q)
+					if err == nil && n < want {
+						err = fmt.Errorf("%d events, want %d", n, want)
+					}
+					return err
+				}
+			}
+			return []shapeCase{
+				{"first_page", func() func() error { return search(sink.Query{Limit: 20}, 20) }},
+				{"event_type", func() func() error {
+					return search(sink.Query{Filter: sink.Filter{EventType: types[rng.IntN(len(types))]}, Limit: 20}, 1)
+				}},
+				{"resource_hot", func() func() error { return search(sink.Query{Filter: sink.Filter{ResourceID: hot}, Limit: 20}, 20) }},
+				{"resource_cold", func() func() error {
+					return search(sink.Query{Filter: sink.Filter{ResourceID: cold[rng.IntN(len(cold))]}, Limit: 20}, 2)
+				}},
+				{"one_day", func() func() error {
+					if days < 2 { // a small data set (BENCH_QUICK) spans less than two whole days: its first day
+						day := time.UnixMicro(minTs).UTC().Truncate(24 * time.Hour)
+						return search(sink.Query{Filter: sink.Filter{From: day, To: day.Add(24*time.Hour - time.Microsecond)}, Limit: 20}, 1)
+					}
+					day := time.UnixMicro(minTs).UTC().Truncate(24*time.Hour).AddDate(0, 0, 1+rng.IntN(max(1, days-1)))
+					return search(sink.Query{Filter: sink.Filter{From: day, To: day.Add(24*time.Hour - time.Microsecond)}, Limit: 20}, 20)
+				}},
+				{fmt.Sprintf("cursor_depth_%d", depth), func() func() error { return search(sink.Query{After: &cursor, Limit: 20}, 20) }},
+				{"actor_type", func() func() error {
+					return search(sink.Query{Filter: sink.Filter{ActorType: actorTypes[rng.IntN(len(actorTypes))]}, Limit: 20}, 1)
+				}},
+				{"actor_hot", func() func() error { return search(sink.Query{Filter: sink.Filter{ActorID: hotActor}, Limit: 20}, 20) }},
+				{"actor_cold", func() func() error {
+					return search(sink.Query{Filter: sink.Filter{ActorID: coldActors[rng.IntN(len(coldActors))]}, Limit: 20}, 1)
+				}},
+				{"actor_hot_event_type", func() func() error {
+					return search(sink.Query{Filter: sink.Filter{ActorID: hotActor, EventType: types[rng.IntN(len(types))]}, Limit: 20}, 0)
+				}},
+				{"get_event_id", func() func() error {
+					id := ids[rng.IntN(len(ids))]
+					return func() error { return via.get(ctx, id) }
+				}},
+			}
+		})
+	}
+}
 
-	search := func(q sink.Query, want int) func() error {
-		return func() error {
-			n, err := via.search(ctx, q)
-			if err == nil && n < want {
-				err = fmt.Errorf("%d events, want %d", n, want)
-			}
-			return err
-		}
-	}
-	cases := []struct {
-		name string
-		op   func() func() error // returns the next call
-	}{
-		{"first_page", func() func() error { return search(sink.Query{Limit: 20}, 20) }},
-		{"event_type", func() func() error {
-			return search(sink.Query{Filter: sink.Filter{EventType: types[rng.IntN(len(types))]}, Limit: 20}, 1)
-		}},
-		{"resource_hot", func() func() error { return search(sink.Query{Filter: sink.Filter{ResourceID: hot}, Limit: 20}, 20) }},
-		{"resource_cold", func() func() error {
-			return search(sink.Query{Filter: sink.Filter{ResourceID: cold[rng.IntN(len(cold))]}, Limit: 20}, 2)
-		}},
-		{"one_day", func() func() error {
-			if days < 2 { // a small data set (BENCH_QUICK) spans less than two whole days: its first day
-				day := time.UnixMicro(minTs).UTC().Truncate(24 * time.Hour)
-				return search(sink.Query{Filter: sink.Filter{From: day, To: day.Add(24*time.Hour - time.Microsecond)}, Limit: 20}, 1)
-			}
-			day := time.UnixMicro(minTs).UTC().Truncate(24*time.Hour).AddDate(0, 0, 1+rng.IntN(max(1, days-1)))
-			return search(sink.Query{Filter: sink.Filter{From: day, To: day.Add(24*time.Hour - time.Microsecond)}, Limit: 20}, 20)
-		}},
-		{fmt.Sprintf("cursor_depth_%d", depth), func() func() error { return search(sink.Query{After: &cursor, Limit: 20}, 20) }},
-		{"actor_type", func() func() error {
-			return search(sink.Query{Filter: sink.Filter{ActorType: actorTypes[rng.IntN(len(actorTypes))]}, Limit: 20}, 1)
-		}},
-		{"actor_hot", func() func() error { return search(sink.Query{Filter: sink.Filter{ActorID: hotActor}, Limit: 20}, 20) }},
-		{"actor_cold", func() func() error {
-			return search(sink.Query{Filter: sink.Filter{ActorID: coldActors[rng.IntN(len(coldActors))]}, Limit: 20}, 1)
-		}},
-		{"actor_hot_event_type", func() func() error {
-			return search(sink.Query{Filter: sink.Filter{ActorID: hotActor, EventType: types[rng.IntN(len(types))]}, Limit: 20}, 0)
-		}},
-		{"get_event_id", func() func() error {
-			id := ids[rng.IntN(len(ids))]
-			return func() error { return via.get(ctx, id) }
-		}},
-	}
-	prefix := ""
-	if _, ok := via.(*apiTarget); ok {
-		prefix = "api_"
-	}
+// shapeCase is one search shape: op returns its next call.
+type shapeCase struct {
+	name string
+	op   func() func() error
+}
+
+// measureShapes runs every case that cases builds for v's target, samples times at least, and
+// prints the report.
+func measureShapes(b *testing.B, v shapeVia, events, samples int, cases func(shapeTarget) []shapeCase) {
+	env := struct{ events, samples int }{events, samples}
 	var report []string
-	for _, c := range cases {
-		b.Run(prefix+c.name, func(b *testing.B) {
+	for _, c := range cases(v.target) {
+		b.Run(v.prefix+c.name, func(b *testing.B) {
 			if err := c.op()(); err != nil { // warm-up, not counted
 				b.Fatal(err)
 			}
@@ -472,7 +487,7 @@ func queryShapes(b *testing.B, s *Sink, via shapeTarget, label string, srv *chte
 			report = append(report, line)
 		})
 	}
-	fmt.Printf("queries on %d events through %s:\n  %s\n", env.events, label, strings.Join(report, "\n  "))
+	fmt.Printf("queries on %d events through %s:\n  %s\n", env.events, v.label, strings.Join(report, "\n  "))
 }
 
 func BenchmarkVerify(b *testing.B) {
