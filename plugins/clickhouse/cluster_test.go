@@ -56,7 +56,7 @@ func syncReplicas(t testing.TB, c *chtest.Cluster, l Layout) {
 // the replicas converge once the killed one is back.
 func TestClusterSink(t *testing.T) {
 	t.Parallel()
-	c := chtest.StartCluster(t, "audit", 2)
+	c := chtest.StartCluster(t, "audit", 2, chtest.WithConfig(queryLogConfig), chtest.WithUsersD("log-queries.xml", logQueries))
 	r1, r2 := c.Replicas[0], c.Replicas[1]
 	db := newDatabase("cluster")
 	l := Layout{Database: db, Table: "trail", Cluster: "audit"}
@@ -243,8 +243,80 @@ func TestClusterSink(t *testing.T) {
 		}
 	})
 
+	t.Run("a chain's block reads that chain's rows only", func(t *testing.T) { blockReadsOneChain(t, r1, db) })
 	t.Run("quorum with a replica down", func(t *testing.T) { quorumReplicaDown(t, c, db) })
 	t.Run("quorum with a replica killed", func(t *testing.T) { quorumReplicaKilled(t, c, db) })
+}
+
+// queryLogConfig and logQueries turn on system.query_log for every query of the default user.
+const queryLogConfig = `
+    <query_log>
+        <database>system</database>
+        <table>query_log</table>
+        <flush_interval_milliseconds>1000</flush_interval_milliseconds>
+    </query_log>`
+
+var logQueries = []byte(`<yandex><profiles><default><log_queries>1</log_queries></default></profiles></yandex>`)
+
+// blockReadsOneChain: three chains whose events interleave in time, written by three writers
+// into their own table of db on srv's cluster and merged: each of the sink's block queries (what
+// verify and ReadChain run) reads that chain's rows and no other chain's (PartitionKey), which
+// the server's query log counts. With the events table partitioned by month alone, the merged
+// part holds the three chains and every block query reads about three rows per row it returns.
+func blockReadsOneChain(t *testing.T, srv *chtest.Server, db string) {
+	const chains, n = 3, 6000
+	s, err := configureSink(t, clusterConfig([]string{srv.Addr}, db, map[string]any{"table": "parts"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := make([][]chain.Event, chains)
+	for i := range all {
+		all[i] = sinktest.GenerateChain(fmt.Sprintf("chain-part-%d", i), n, sinktest.GenOptions{Seed: int64(60 + i)})
+	}
+	// The writers take turns, as sidecars writing at once do.
+	for lo := 0; lo < n; lo += 500 {
+		for _, evs := range all {
+			if err := s.Write(ctxT(t), evs[lo:min(lo+500, n)]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	query(t, srv, fmt.Sprintf("OPTIMIZE TABLE %s.parts_local FINAL", db))
+	if got := query(t, srv, fmt.Sprintf("SELECT count() FROM system.parts WHERE database = '%s' AND table = 'parts_local' AND active", db)); got != fmt.Sprint(chains) {
+		t.Errorf("%s active parts after OPTIMIZE FINAL, want one per chain (%d)", got, chains)
+	}
+	st, err := s.ensureReady(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, evs := range all {
+		id := evs[0].ChainID
+		var qs []string
+		if err := s.listBlocks(ctxT(t), st, id, 1, 0, func(b blockInfo) bool {
+			qs = append(qs, blockQuery(st, id, b, 1, 0))
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(qs) == 0 {
+			t.Fatalf("no blocks listed for %s", id)
+		}
+		marker := fmt.Sprintf("block_read_%s_%d", strings.ReplaceAll(id, "-", "_"), time.Now().UnixNano())
+		for _, q := range qs {
+			query(t, srv, fmt.Sprintf("SELECT count() AS %s FROM (%s)", marker, q))
+		}
+		query(t, srv, "SYSTEM FLUSH LOGS")
+		got := query(t, srv, fmt.Sprintf("SELECT sum(read_rows) FROM system.query_log WHERE type = 2 AND query LIKE '%%%s%%'", marker))
+		var read int
+		if _, err := fmt.Sscan(got, &read); err != nil {
+			t.Fatalf("read_rows %q: %v", got, err)
+		}
+		// A block's time window can start and end inside a granule (1,024 rows) of the part.
+		if limit := n + 2*1024*len(qs); read > limit || read < n {
+			t.Errorf("the block queries of %s read %d rows to return %d (want %d to %d): they read other chains' rows", id, read, n, n, limit)
+		}
+		t.Logf("%s: %d block queries read %d rows to return %d", id, len(qs), read, n)
+	}
 }
 
 // quorumReplicaDown: with insert_quorum 2 and one of the two replicas down, a write is refused as

@@ -166,6 +166,33 @@ func local(table string) string { return table + "_local" }
 // over the shards. (Hashing the sequence or the time would scatter every chain over all shards.)
 const ShardingKey = "cityHash64(chain_id)"
 
+// PartitionKey is the partition expression of the events table: monthly partitions on one server,
+// and monthly partitions per chain in a cluster layout.
+//
+// A cluster is where several sidecars write into one table, and their events interleave in time.
+// With one partition per month, every part then holds all chains, ordered by time; a granule of
+// 1,024 rows holds a little of each, and reading one chain's block (what verify does, 16,384
+// events at a time) decompresses and filters every chain's rows in its time window: four chains,
+// four times the rows read for the rows returned. With the chain in the partition key, every part
+// holds one chain, the condition chain_id = X prunes the other chains' parts (the partition key's
+// min/max index, on every version since 18.16), and a block is one contiguous range of one part.
+// Searches over all chains read one part per active chain and month instead of one per month;
+// within each part the order is the same (ts_us, chain_id, seq), so a time window is still a key
+// range. A sidecar inserts its own chain only, so an insert still makes one part. The cost is a
+// partition per chain and month: with many short-lived chains (sidecars without a kept journal
+// volume, each starting a new chain) the partition count grows with them, which ClickHouse
+// handles into the low thousands.
+//
+// On one server the partition stays the month: retention drops whole months (retention.go), and
+// one server usually has one sidecar. Reads do not depend on the partition key, so a table created
+// with the other key (an older cluster layout) is read and written unchanged.
+func PartitionKey(cluster bool) string {
+	if cluster {
+		return "(toYYYYMM(ts), chain_id)"
+	}
+	return "toYYYYMM(ts)"
+}
+
 // SchemaDDL returns the statements that create the schema of layout l for a server of version v.
 // Every statement is idempotent (IF NOT EXISTS). Servers older than Modern get the portable
 // variant, which also runs unchanged on current servers; modern servers additionally get
@@ -278,9 +305,10 @@ func SchemaDDL(v Version, l Layout) []string {
     previous_hash  FixedString(32)%[6]s
 )
 ENGINE = %[8]s
-PARTITION BY toYYYYMM(ts)
+PARTITION BY %[10]s
 ORDER BY (ts_us, chain_id, seq)%[7]s`, name(ev), lc("String"), codec("Delta, ZSTD(1)"), codec("DoubleDelta, ZSTD(1)"),
-			codec("ZSTD(3)"), extra, settingsClause("index_granularity = 1024"), engine("MergeTree", ev), tsKind),
+			codec("ZSTD(3)"), extra, settingsClause("index_granularity = 1024"), engine("MergeTree", ev), tsKind,
+			PartitionKey(cluster)),
 
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %[1]s
 (

@@ -32,8 +32,9 @@ For the sink configuration: cluster: audit_cluster, database: audit, table: audi
 Every statement runs ON CLUSTER: each table is a Replicated engine named <name>_local (ZooKeeper
 path /clickhouse/tables/{shard}/audit/<name>_local, replica {replica}: set the macros on every
 server, see macros.xml), and <name> is a Distributed table over it. The events are sharded by
-cityHash64(chain_id): one chain's rows stay on one shard. The sink writes and reads the
-Distributed tables. Print another layout with:
+cityHash64(chain_id): one chain's rows stay on one shard; and partitioned by month and chain,
+so that each part holds one chain and verifying a chain reads its rows only. The sink writes and
+reads the Distributed tables. Print another layout with:
   flowker-audit schema clickhouse --cluster NAME [--database DB] [--table TABLE] [--server-version V]
 `+note, SchemaDDL(Legacy, Layout{Database: "audit", Table: TableEvents, Cluster: "audit_cluster"})),
 		"grants.sql": SQLScript(`Application user for ClickHouse 20.5 and later (SQL access control): SELECT and INSERT on the audit
@@ -119,6 +120,7 @@ func TestClusterDDL(t *testing.T) {
 			"CREATE TABLE IF NOT EXISTS db1.trail ON CLUSTER c1 AS db1.trail_local\nENGINE = Distributed(c1, db1, trail_local, cityHash64(chain_id))",
 			"CREATE TABLE IF NOT EXISTS db1.trail_chain_blocks ON CLUSTER c1 AS db1.trail_chain_blocks_local\nENGINE = Distributed(c1, db1, trail_chain_blocks_local, cityHash64(chain_id))",
 			"ts             DateTime('UTC') DEFAULT toDateTime(intDiv(ts_us, 1000000), 'UTC')",
+			"PARTITION BY (toYYYYMM(ts), chain_id)\nORDER BY (ts_us, chain_id, seq)",
 		} {
 			if !strings.Contains(all, want) {
 				t.Errorf("%v: cluster DDL lacks %q", v, want)
@@ -142,6 +144,9 @@ func TestClusterDDL(t *testing.T) {
 		if strings.Contains(single, bad) {
 			t.Errorf("single-node DDL for table trail contains %q", bad)
 		}
+	}
+	if !strings.Contains(single, "PARTITION BY toYYYYMM(ts)\nORDER BY") {
+		t.Error("single-node DDL is not partitioned by month alone (retention drops whole months)")
 	}
 	if !strings.Contains(single, "audit.trail_chain_blocks_mv TO audit.trail_chain_blocks") {
 		t.Error("single-node DDL for table trail lacks its chain blocks view")

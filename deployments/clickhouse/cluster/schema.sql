@@ -3,8 +3,9 @@
 -- Every statement runs ON CLUSTER: each table is a Replicated engine named <name>_local (ZooKeeper
 -- path /clickhouse/tables/{shard}/audit/<name>_local, replica {replica}: set the macros on every
 -- server, see macros.xml), and <name> is a Distributed table over it. The events are sharded by
--- cityHash64(chain_id): one chain's rows stay on one shard. The sink writes and reads the
--- Distributed tables. Print another layout with:
+-- cityHash64(chain_id): one chain's rows stay on one shard; and partitioned by month and chain,
+-- so that each part holds one chain and verifying a chain reads its rows only. The sink writes and
+-- reads the Distributed tables. Print another layout with:
 --   flowker-audit schema clickhouse --cluster NAME [--database DB] [--table TABLE] [--server-version V]
 -- Generated from plugins/clickhouse (DDL, Grants) by `go test ./plugins/clickhouse -run TestDeploymentFiles -update`.
 -- Do not edit: a test compares this file with the code.
@@ -32,7 +33,7 @@ CREATE TABLE IF NOT EXISTS audit.audit_events_local ON CLUSTER audit_cluster
     previous_hash  FixedString(32)
 )
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/audit/audit_events_local', '{replica}')
-PARTITION BY toYYYYMM(ts)
+PARTITION BY (toYYYYMM(ts), chain_id)
 ORDER BY (ts_us, chain_id, seq)
 SETTINGS index_granularity = 1024;
 
