@@ -19,7 +19,10 @@ package clickhouse
 //	                                    <compression> for every part
 //	FLOWKER_AUDIT_BENCH_CLUSTER_DIR     keep ZooKeeper's and the servers' data here; a later run of
 //	                                    the same size, replicas, context shape and compression
-//	                                    reuses the loaded data set and skips steps 1 and 2
+//	                                    reuses the loaded data set and skips steps 1 and 2; an
+//	                                    events table kept from before the cluster layout was
+//	                                    partitioned by chain is re-partitioned in place first
+//	                                    (repartitionKept)
 //	FLOWKER_AUDIT_BENCH_BATCH, FLOWKER_AUDIT_BENCH_GAP, FLOWKER_AUDIT_BENCH_SAMPLES as for the single-server benchmarks
 //
 // The servers keep their data under $TMPDIR. Before anything is loaded the benchmark checks that
@@ -249,6 +252,7 @@ func resumeCluster(b *testing.B, dataDir, ratioLine, loaded string, total, repli
 	markChains(ctx, b, s)
 	syncReplicas(b, c, Layout{Database: benchClusterDB, Cluster: "audit"})
 	waitMerges(b, c.Replicas[0])
+	repartitionKept(b, c.Replicas[0])
 	if err := os.WriteFile(loaded, nil, 0o644); err != nil {
 		b.Fatal(err)
 	}
@@ -262,8 +266,68 @@ func reuseCluster(b *testing.B, dataDir string, total, replicas int, env benchEn
 	if got := query(b, c.Replicas[0], "SELECT count() FROM "+benchClusterDB+"."+TableEvents); got != strconv.Itoa(total) {
 		b.Fatalf("the kept data set in %s holds %s events, want %d: remove the directory", dataDir, got, total)
 	}
+	repartitionKept(b, c.Replicas[0])
 	markChains(context.Background(), b, s)
 	measureCluster(b, c, s, cfg, total, env)
+}
+
+// repartitionKept rewrites a kept events table that an earlier layout partitioned by month alone
+// into the current key (PartitionKey), so that a data set loaded before that change is measured
+// with today's layout without loading it again: a table with the new key under another name
+// (its own ZooKeeper path), filled month by month with INSERT ... SELECT from the kept one, each
+// month dropped from the kept one once copied (so that the disk holds one month twice at most),
+// then swapped in by name and merged. The views and lookup tables are not touched: their rows do
+// not change, and no query depends on the partition key. A table already partitioned by the new
+// key is left alone.
+func repartitionKept(b *testing.B, srv *chtest.Server) {
+	db, old, tmp := benchClusterDB, local(TableEvents), local(TableEvents)+"_repartition"
+	parts := func(table string) []string {
+		out := query(b, srv, fmt.Sprintf("SELECT DISTINCT partition FROM system.parts WHERE database = '%s' AND table = '%s' AND active ORDER BY partition", db, table))
+		if out == "" {
+			return nil
+		}
+		return strings.Split(out, "\n")
+	}
+	months := parts(old)
+	if len(months) == 0 || strings.HasPrefix(months[0], "(") {
+		return // empty, or already partitioned by month and chain
+	}
+	ctx := context.Background()
+	long := func(sql string) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Hour)
+		defer cancel()
+		if _, err := srv.Query(ctx, sql); err != nil {
+			b.Fatalf("re-partition: %s: %v", sql, err)
+		}
+	}
+	t0 := time.Now()
+	total := query(b, srv, fmt.Sprintf("SELECT count() FROM %s.%s", db, old))
+	create := SchemaDDL(Legacy, Layout{Database: db, Cluster: "audit"})[1]
+	if !strings.Contains(create, "CREATE TABLE IF NOT EXISTS "+db+"."+old+" ON CLUSTER") {
+		b.Fatalf("re-partition: the second statement of the cluster DDL is not the events table:\n%s", create)
+	}
+	long(strings.ReplaceAll(create, old, tmp))
+	for _, m := range months {
+		// Blocks of up to 2 M rows or 2 GiB (the server's default squashes to 256 MiB): fewer,
+		// larger parts to merge afterwards, within the 6 GB per-query memory limit.
+		long(fmt.Sprintf("INSERT INTO %s.%s SELECT * FROM %s.%s WHERE toYYYYMM(ts) = %s SETTINGS min_insert_block_size_rows = 2097152, min_insert_block_size_bytes = 2147483648",
+			db, tmp, db, old, m))
+		long(fmt.Sprintf("ALTER TABLE %s.%s DROP PARTITION %s", db, old, m))
+		fmt.Printf("cluster: re-partitioned month %s of the kept events table (%v so far)\n", m, time.Since(t0).Round(time.Second))
+	}
+	if got := query(b, srv, fmt.Sprintf("SELECT count() FROM %s.%s", db, tmp)); got != total {
+		b.Fatalf("re-partition: %s events copied, want %s", got, total)
+	}
+	long(fmt.Sprintf("RENAME TABLE %[1]s.%[2]s TO %[1]s.%[2]s_monthly, %[1]s.%[3]s TO %[1]s.%[2]s", db, old, tmp))
+	long(fmt.Sprintf("DROP TABLE %s.%s_monthly", db, old))
+	// The copy's parts merge in the background; measure once they have (the loaded data set's
+	// merges had finished too), for at most an hour.
+	for t1 := time.Now(); time.Since(t1) < time.Hour && query(b, srv, "SELECT count() FROM system.merges") != "0"; {
+		time.Sleep(5 * time.Second)
+	}
+	waitMerges(b, srv)
+	fmt.Printf("cluster: re-partitioned the kept events table by month and chain (%s) in %v: %s events, %d partitions\n",
+		PartitionKey(true), time.Since(t0).Round(time.Second), total, len(parts(old)))
 }
 
 // measureCluster runs steps 3 to 5 on a loaded cluster.
