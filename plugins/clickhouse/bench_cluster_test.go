@@ -308,9 +308,9 @@ func repartitionKept(b *testing.B, srv *chtest.Server) {
 	}
 	long(strings.ReplaceAll(create, old, tmp))
 	for _, m := range months {
-		// Blocks of up to 2 M rows or 2 GiB (the server's default squashes to 256 MiB): fewer,
+		// Blocks of up to 1 M rows or 1 GiB (the server's default squashes to 256 MiB): fewer,
 		// larger parts to merge afterwards, within the 6 GB per-query memory limit.
-		long(fmt.Sprintf("INSERT INTO %s.%s SELECT * FROM %s.%s WHERE toYYYYMM(ts) = %s SETTINGS min_insert_block_size_rows = 2097152, min_insert_block_size_bytes = 2147483648",
+		long(fmt.Sprintf("INSERT INTO %s.%s SELECT * FROM %s.%s WHERE toYYYYMM(ts) = %s SETTINGS min_insert_block_size_rows = 1048576, min_insert_block_size_bytes = 1073741824",
 			db, tmp, db, old, m))
 		long(fmt.Sprintf("ALTER TABLE %s.%s DROP PARTITION %s", db, old, m))
 		fmt.Printf("cluster: re-partitioned month %s of the kept events table (%v so far)\n", m, time.Since(t0).Round(time.Second))
