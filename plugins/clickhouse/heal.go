@@ -127,9 +127,29 @@ func dedupRows(rs []row) []row {
 	return out
 }
 
+// healChunkRows bounds the rows one round of checks covers. The checks list the rows' event ids,
+// sequences, resource and actor ids in their SQL, and a server refuses a statement longer than
+// its max_query_size (256 KiB by default): 1,000 rows make at most ~60 KiB per statement, where a
+// failed batch of 10,000 (and up to maxUnsure remembered rows) would not fit.
+const healChunkRows = 1000
+
 // healLookups inserts into each lookup table and the summary what they lack of the rows of
-// chainID that the events table shows, and returns the rows it does not show yet.
+// chainID that the events table shows, and returns the rows it does not show yet, checking
+// healChunkRows rows at a time. On an error nothing is returned as pending: the caller keeps all
+// of them, and the chunks already restored are found complete next time.
 func (s *Sink) healLookups(ctx context.Context, st state, chainID string, all []row) (pending []row, err error) {
+	for lo := 0; lo < len(all); lo += healChunkRows {
+		p, err := s.healChunk(ctx, st, chainID, all[lo:min(lo+healChunkRows, len(all))])
+		if err != nil {
+			return nil, err
+		}
+		pending = append(pending, p...)
+	}
+	return pending, nil
+}
+
+// healChunk is healLookups for at most healChunkRows rows.
+func (s *Sink) healChunk(ctx context.Context, st state, chainID string, all []row) (pending []row, err error) {
 	db := quoteIdent(st.db)
 	// Only rows the events table shows are checked; the others are pending.
 	lo, hi, allSeqs := rowSpan(all)
