@@ -69,3 +69,27 @@ func TestBenchProxyContexts(t *testing.T) {
 	}
 	t.Logf("mean proxy-shaped context: %d bytes", total/n)
 }
+
+// TestBenchGenerateAfterContinues: a load continued after a stored head (generateChainAfter)
+// writes the very batches an uninterrupted load writes after it.
+func TestBenchGenerateAfterContinues(t *testing.T) {
+	t.Parallel()
+	env := benchEnv{batch: 500, gap: time.Second}
+	var all []chain.Event
+	for batch := range generateChain(context.Background(), "resume-chain", 9, 2000, env, contextProxy) {
+		all = append(all, batch...)
+	}
+	head := all[999] // after two whole batches, as a load stopped there stored it
+	var rest []chain.Event
+	for batch := range generateChainAfter(context.Background(), "resume-chain", 9, 2000, env, contextProxy, &head) {
+		rest = append(rest, batch...)
+	}
+	if len(rest) != 1000 {
+		t.Fatalf("continued with %d events, want 1000", len(rest))
+	}
+	for i := range rest {
+		if !sameEvent(&rest[i], &all[1000+i]) {
+			t.Fatalf("event %d differs from the uninterrupted load's:\n%+v\n%+v", 1001+i, rest[i], all[1000+i])
+		}
+	}
+}
