@@ -26,7 +26,7 @@ func (x *renderer) clickhouseCluster() {
 		x.notMeasured(x.s("target-cluster-missing", nil))
 		return
 	}
-	x.t("clickhouse-cluster", grepLines(s.Out, "cluster ingest", "cluster load", "cluster: waited", "cluster verify", "cluster read", "cluster storage", "queries on"))
+	x.t("clickhouse-cluster", grepLines(s.Out, "cluster ingest", "cluster load", "cluster: waited", "cluster verify", "cluster read", "cluster storage", "queries on", "disk reads"))
 	x.benchTable(s.Bench)
 	events := ""
 	if m := clusterEventsOf.FindStringSubmatch(s.Cmd); m != nil {

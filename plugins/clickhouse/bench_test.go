@@ -407,6 +407,7 @@ func queryShapes(b *testing.B, s *Sink, vias []shapeVia, srv *chtest.Server, db 
 	b.Logf("data set: %d events; hot resource %s (%s events); cursor at depth %d: %+v; %d days", env.events, hot, hotCount, depth, cursor, days)
 	for _, v := range vias {
 		rng := rand.New(rand.NewPCG(1, 2)) // every path gets the same choices
+		read0 := diskSectorsRead()
 		measureShapes(b, v, env.events, env.samples, func(via shapeTarget) []shapeCase {
 			search := func(q sink.Query, want int) func() error {
 				return func() error {
@@ -451,7 +452,35 @@ func queryShapes(b *testing.B, s *Sink, vias []shapeVia, srv *chtest.Server, db 
 				}},
 			}
 		})
+		if read0 >= 0 {
+			fmt.Printf("disk reads while measuring through %s: %.1f MB (all block devices, /proc/diskstats)\n", v.label, float64(diskSectorsRead()-read0)*512/1e6)
+		}
 	}
+}
+
+// diskSectorsRead returns the 512-byte sectors read from the machine's disks so far (whole
+// devices, not partitions, from /proc/diskstats), or -1 where that is not available: what the
+// searches of a data set larger than memory read from the disk rather than the page cache.
+func diskSectorsRead() int64 {
+	data, err := os.ReadFile("/proc/diskstats")
+	if err != nil {
+		return -1
+	}
+	var total int64
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || strings.HasPrefix(f[2], "loop") || strings.HasPrefix(f[2], "ram") {
+			continue
+		}
+		if _, err := os.Stat("/sys/block/" + f[2]); err != nil {
+			continue // a partition: its reads are counted in its device's
+		}
+		n, err := strconv.ParseInt(f[5], 10, 64)
+		if err == nil {
+			total += n
+		}
+	}
+	return total
 }
 
 // shapeCase is one search shape: op returns its next call.
