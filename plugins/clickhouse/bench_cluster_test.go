@@ -196,7 +196,7 @@ func BenchmarkCluster(b *testing.B) {
 
 	// 2. The rest: four writers at once.
 	begin := time.Now()
-	writeChains(ctx, b, s, gens, nil)
+	writeChains(ctx, b, s, gens)
 	rest := total - ratioRows
 	fmt.Printf("cluster load: %d more events by %d concurrent writers in %v (%.0f events/s); %d events in all\n",
 		rest, benchClusterChains, time.Since(begin).Round(time.Second), float64(rest)/time.Since(begin).Seconds(), total)
@@ -236,31 +236,30 @@ func resumeCluster(b *testing.B, dataDir, ratioLine, loaded string, total, repli
 	fmt.Print("(from the run that began the load) " + ratioLine)
 	perChain := total / benchClusterChains
 	gens := make([]<-chan []chain.Event, benchClusterChains)
-	heads := make([]sink.Head, benchClusterChains)
 	stored := 0
 	for i := range gens {
 		id := fmt.Sprintf("bench-chain-%d", i)
-		var err error
-		if heads[i], err = s.Head(ctx, id); err != nil {
+		head, err := s.Head(ctx, id)
+		if err != nil {
 			b.Fatal(err)
 		}
-		stored += int(heads[i].Sequence)
+		stored += int(head.Sequence)
 		var after *chain.Event
-		if heads[i].Found {
-			if err := s.ReadChain(ctx, id, heads[i].Sequence, heads[i].Sequence, func(e *chain.Event) error {
+		if head.Found {
+			if err := s.ReadChain(ctx, id, head.Sequence, head.Sequence, func(e *chain.Event) error {
 				after = e
 				return nil
 			}); err != nil || after == nil {
-				b.Fatalf("read the stored head %d of %s: %v", heads[i].Sequence, id, err)
+				b.Fatalf("read the stored head %d of %s: %v", head.Sequence, id, err)
 			}
-			if heads[i].Sequence%uint64(env.batch) != 0 {
-				fmt.Printf("cluster: %s stops at %d, not after a whole batch of %d: the rest differs from an uninterrupted load's (still one valid chain)\n", id, heads[i].Sequence, env.batch)
+			if head.Sequence%uint64(env.batch) != 0 {
+				fmt.Printf("cluster: %s stops at %d, not after a whole batch of %d: the rest differs from an uninterrupted load's (still one valid chain)\n", id, head.Sequence, env.batch)
 			}
 		}
 		gens[i] = generateChainAfter(ctx, id, int64(benchSeed+i), perChain, env, shape, after)
 	}
 	begin := time.Now()
-	writeChains(ctx, b, s, gens, heads)
+	writeChains(ctx, b, s, gens)
 	fmt.Printf("cluster load: %d more events by %d concurrent writers in %v (%.0f events/s); %d events in all\n",
 		total-stored, benchClusterChains, time.Since(begin).Round(time.Second), float64(total-stored)/time.Since(begin).Seconds(), total)
 	markChains(ctx, b, s)
@@ -596,35 +595,14 @@ func waitMerges(b *testing.B, srv *chtest.Server) {
 // fails b on the first permanent error. A retryable one (a ZooKeeper session lost on a starved
 // machine, a replica restarting) is retried after a pause, up to writeRetries times in a row, as
 // the sidecar's sink host retries a batch: a run of hours must not end on a blip.
-//
-// With heads, generator i's events up to heads[i] are already stored and skipped; the first one
-// written must link to heads[i].Hash (the generators are deterministic).
-func writeChains(ctx context.Context, b *testing.B, s *Sink, gens []<-chan []chain.Event, heads []sink.Head) {
+func writeChains(ctx context.Context, b *testing.B, s *Sink, gens []<-chan []chain.Event) {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(gens))
-	for i, g := range gens {
-		var head sink.Head
-		if heads != nil {
-			head = heads[i]
-		}
+	for _, g := range gens {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for batch := range g {
-				if head.Found {
-					if batch[len(batch)-1].Sequence <= head.Sequence {
-						continue
-					}
-					batch = batch[head.Sequence-batch[0].Sequence+1:]
-					if batch[0].PreviousHash != head.Hash {
-						errs <- fmt.Errorf("chain %s: the generated event %d does not link to the stored head %d: the generator changed since the load began; remove FLOWKER_AUDIT_BENCH_CLUSTER_DIR",
-							batch[0].ChainID, batch[0].Sequence, head.Sequence)
-						for range g {
-						}
-						return
-					}
-					head.Found = false
-				}
 				if err := writeRetrying(ctx, s, batch); err != nil {
 					errs <- err
 					for range g { // let the generator finish

@@ -147,7 +147,7 @@ func loadVerifyCluster(b *testing.B, env benchEnv, perChain int, shape benchCont
 	for i := range gens {
 		gens[i] = generateChain(ctx, fmt.Sprintf("bench-chain-%d", i), int64(benchSeed+i), perChain, env, shape)
 	}
-	writeChains(ctx, b, s, gens, nil)
+	writeChains(ctx, b, s, gens)
 	fmt.Printf("cluster verify: loaded %d events (%s contexts) over %d chains in %v\n", perChain*benchClusterChains, shape, benchClusterChains, time.Since(begin).Round(time.Second))
 	markChains(ctx, b, s)
 	waitMerges(b, srv)

@@ -180,8 +180,8 @@ const ShardingKey = "cityHash64(chain_id)"
 // within each part the order is the same (ts_us, chain_id, seq), so a time window is still a key
 // range. A sidecar inserts its own chain only, so an insert still makes one part. The cost is a
 // partition per chain and month: with many short-lived chains (sidecars without a kept journal
-// volume, each starting a new chain) the partition count grows with them, which ClickHouse
-// handles into the low thousands.
+// volume, each starting a new chain) the partition count grows with them (ClickHouse's guidance:
+// about a thousand; the benchmarks here went up to 28).
 //
 // On one server the partition stays the month: retention drops whole months (retention.go), and
 // one server usually has one sidecar. Reads do not depend on the partition key, so a table created
